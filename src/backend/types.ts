@@ -19,7 +19,7 @@ export interface Tensor {
   readonly label: string;
 }
 
-export type BackendName = 'cpu' | 'webgpu' | 'gpujs';
+export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'gpujs';
 
 export interface MatmulOptions {
   /** A is stored [K, M] instead of [M, K]. */

@@ -1,0 +1,67 @@
+// Training checkpoints: model.safetensors + config.json (HF-loadable, plus `latent.*` tensors), optimizer.safetensors
+// (AdamW m/v), state.json (step, RNG, data order and position, classifier heads).
+// Atomic as a whole: everything is written into `<dir>.new/`, then the old directory is moved aside and the new one
+// renamed into place, so a crash leaves either the previous checkpoint or the new one, never a mix.
+import type { Qwen2 } from '../model/qwen2.js';
+import type { AdamW } from '../train/adamw.js';
+import { parseSafetensors, toFloat32, writeSafetensors } from '../safetensors.js';
+import { readBytes, readText, sourceExists } from '../io.js';
+
+export interface CheckpointState {
+  step: number;
+  rng: unknown;
+  order: number[];
+  cursor: number;
+  epoch: number;
+  heads: { start: unknown; end: unknown };
+  options: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export async function saveCheckpoint(dir: string, model: Qwen2, opt: AdamW | null, state: CheckpointState): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const tmp = `${dir}.new`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(tmp, { recursive: true });
+  const params = await model.exportTensors();
+  const tensors = [...params].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
+  await fs.writeFile(`${tmp}/model.safetensors`, writeSafetensors(tensors, { format: 'pt' }));
+  await fs.writeFile(`${tmp}/config.json`, JSON.stringify(model.config, null, 2));
+  if (opt) {
+    const os = await opt.exportState();
+    await fs.writeFile(`${tmp}/optimizer.safetensors`, writeSafetensors([...os.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })), { step: String(os.step) }));
+  }
+  await fs.writeFile(`${tmp}/state.json`, JSON.stringify(state));
+  const old = `${dir}.old`;
+  await fs.rm(old, { recursive: true, force: true });
+  if (await sourceExists(dir)) await fs.rename(dir, old);
+  await fs.rename(tmp, dir);
+  await fs.rm(old, { recursive: true, force: true });
+}
+
+/** Loads a checkpoint into an existing model (and optimizer); returns its state, or null if there is none. */
+export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | null): Promise<CheckpointState | null> {
+  let d = dir;
+  if (!(await sourceExists(`${d}/state.json`))) {
+    if (await sourceExists(`${dir}.old/state.json`)) d = `${dir}.old`;
+    else return null;
+  }
+  const st = parseSafetensors(await readBytes(`${d}/model.safetensors`), `${d}/model.safetensors`);
+  for (const [name, entry] of st.tensors) {
+    const data = toFloat32(entry);
+    if (!model.params.has(name)) model.addParam(name, entry.shape, data);
+    else {
+      const p = model.param(name);
+      if (p.size !== data.length) throw new Error(`${d}/model.safetensors: tensor '${name}' has ${data.length} elements, the model has ${p.size}`);
+      model.be.upload(p, data);
+    }
+  }
+  const state = JSON.parse(await readText(`${d}/state.json`)) as CheckpointState;
+  if (opt && (await sourceExists(`${d}/optimizer.safetensors`))) {
+    const os = parseSafetensors(await readBytes(`${d}/optimizer.safetensors`), `${d}/optimizer.safetensors`);
+    const m = new Map<string, Float32Array>();
+    for (const [name, entry] of os.tensors) m.set(name, toFloat32(entry));
+    opt.importState(Number(os.metadata?.step ?? state.step), m);
+  }
+  return state;
+}

@@ -1,0 +1,128 @@
+// Builds phase-1 training sequences from split GSM8K rows:
+//   question "\n" step0 <bol> latent x k <eol> step1 <bol> ... <eol> stepN "\n#### " final <eos>
+// with latents at calculator breakpoints (the place right before the calculator's result). Labels cover the
+// answer's text tokens only: not the question, not markers, not latent positions.
+//
+// The three conditions of every comparison share this builder, so data and budget are identical:
+//   'latent'  k fed-back hidden states between <bol> and <eol>   (Coconut semantics)
+//   'pause'   k learned constant embeddings between the markers  (the pause-token control)
+//   'none'    no markers and no latents (plain chain-of-thought; the k = 0 baseline)
+import { Kind } from '../model/qwen2.js';
+
+export interface SplitRow {
+  question: string;
+  steps: string[];
+  final: string;
+}
+
+export interface TextEncoder_ {
+  encode(text: string): Uint32Array | Int32Array | number[];
+}
+
+export type Condition = 'latent' | 'pause' | 'none';
+
+/** Rows of the extra-embedding table `latent.embeddings`. */
+export const EXTRA_BOL = 0;
+export const EXTRA_EOL = 1;
+export const EXTRA_PAUSE0 = 2;
+export const extraRows = (maxLatents: number) => EXTRA_PAUSE0 + maxLatents;
+
+export interface LatentSequence {
+  ids: Int32Array;
+  kind: Uint8Array;
+  extra: Int32Array;
+  labels: Int32Array;
+  /** Trunk routing for two-trunk mode: 1 at latent positions and markers. */
+  trunk: Uint8Array;
+  /** For each breakpoint with latents: the <bol> position, the latent positions, the <eol> position. */
+  spans: { bol: number; latents: number[]; eol: number; breakpoint: number }[];
+  /** Position of the first answer token after each breakpoint (the token the latents should help). */
+  afterBreak: number[];
+  /** Position of the last text token before each breakpoint (the start classifier's positives). */
+  beforeBreak: number[];
+  /** Number of answer-token labels. */
+  labelCount: number;
+}
+
+export interface BuildOptions {
+  condition: Condition;
+  /** Latents per breakpoint. */
+  k: number;
+  /** Curriculum stage: only the first `stage` breakpoints get latents (Infinity = all). */
+  stage?: number;
+  eosId?: number;
+  maxLen?: number;
+}
+
+export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptions): LatentSequence {
+  const ids: number[] = [], kind: number[] = [], extra: number[] = [], labels: number[] = [], trunk: number[] = [];
+  const spans: LatentSequence['spans'] = [], afterBreak: number[] = [], beforeBreak: number[] = [];
+  const push = (id: number, k: Kind, label: boolean, ex = -1, tr = 0) => {
+    ids.push(k === Kind.Token ? id : 0);
+    kind.push(k);
+    extra.push(ex);
+    labels.push(label ? id : -100);
+    trunk.push(tr);
+  };
+  const text = (s: string, label: boolean) => {
+    for (const id of tok.encode(s)) push(Number(id), Kind.Token, label);
+  };
+  text(row.question + '\n', false);
+  const stage = opts.stage ?? Infinity;
+  const useLatents = opts.condition !== 'none' && opts.k > 0;
+  for (let i = 0; i < row.steps.length; i++) {
+    if (i > 0) {
+      // breakpoint i-1 sits between steps[i-1] and steps[i]
+      if (ids.length > 0) beforeBreak.push(ids.length - 1);
+      if (useLatents && i - 1 < stage) {
+        const bol = ids.length;
+        push(0, Kind.Extra, false, EXTRA_BOL, 1);
+        const latents: number[] = [];
+        for (let j = 0; j < opts.k; j++) {
+          latents.push(ids.length);
+          if (opts.condition === 'latent') push(0, Kind.Latent, false, -1, 1);
+          else push(0, Kind.Extra, false, EXTRA_PAUSE0 + j, 1);
+        }
+        const eol = ids.length;
+        push(0, Kind.Extra, false, EXTRA_EOL, 1);
+        spans.push({ bol, latents, eol, breakpoint: i - 1 });
+      }
+      afterBreak.push(ids.length);
+    }
+    text(row.steps[i], true);
+  }
+  text(`\n#### ${row.final}`, true);
+  if (opts.eosId !== undefined) push(opts.eosId, Kind.Token, true);
+  let n = ids.length;
+  if (opts.maxLen && n > opts.maxLen) n = opts.maxLen;
+  const labelsArr = Int32Array.from(labels.slice(0, n));
+  let labelCount = 0;
+  for (let t = 1; t < n; t++) if (labelsArr[t] !== -100) labelCount++;
+  return {
+    ids: Int32Array.from(ids.slice(0, n)),
+    kind: Uint8Array.from(kind.slice(0, n)),
+    extra: Int32Array.from(extra.slice(0, n)),
+    labels: labelsArr,
+    trunk: Uint8Array.from(trunk.slice(0, n)),
+    spans: spans.filter((s) => s.eol < n),
+    afterBreak: afterBreak.filter((p) => p < n),
+    beforeBreak: beforeBreak.filter((p) => p < n),
+    labelCount,
+  };
+}
+
+/** The same sequence with every latent span (markers included) deleted: the "latents removed" probe. */
+export function removeLatents(seq: LatentSequence): LatentSequence {
+  const keep: number[] = [];
+  for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Token) keep.push(t);
+  const map = new Map(keep.map((t, i) => [t, i]));
+  const pick = <T extends Int32Array | Uint8Array>(a: T) => a.constructor === Int32Array ? (Int32Array.from(keep.map((t) => a[t])) as T) : (Uint8Array.from(keep.map((t) => a[t])) as T);
+  const labels = pick(seq.labels);
+  let labelCount = 0;
+  for (let t = 1; t < labels.length; t++) if (labels[t] !== -100) labelCount++;
+  return {
+    ids: pick(seq.ids), kind: pick(seq.kind), extra: pick(seq.extra), labels, trunk: new Uint8Array(keep.length),
+    spans: [], afterBreak: seq.afterBreak.map((p) => map.get(p)!).filter((p) => p !== undefined),
+    beforeBreak: seq.beforeBreak.map((p) => map.get(p)!).filter((p) => p !== undefined), labelCount,
+  };
+}

@@ -1,0 +1,336 @@
+// Phase 1: supervised training with latents at the calculator breakpoints.
+// One harness for every condition (latent / pause / none) and both experiments (full fine-tune, two-trunk),
+// so comparisons share data, order and budget. Each step: gradient accumulation over `batchSize` sequences
+// (each its own forward: latent layouts differ per row), one AdamW update; every `evalEvery` steps the usage
+// diagnostics; every `ckptEvery` steps an atomic checkpoint that `resume` continues bit-for-bit.
+import { Kind, type Qwen2 } from '../model/qwen2.js';
+import { AdamW, type AdamWConfig } from '../train/adamw.js';
+import { Rng } from '../rng.js';
+import { LogisticHead, type HeadMetrics } from './heads.js';
+import { buildSequence, extraRows, type Condition, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
+import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
+import { generate, type Decoder } from './generate.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+
+export interface Phase1Options {
+  mode: 'full' | 'two-trunk';
+  condition: Condition;
+  /** Latents per breakpoint. */
+  k: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps?: number;
+  adamw?: Partial<AdamWConfig>;
+  /** Coconut curriculum: stage s (0-based) puts latents at the first s breakpoints; stages advance every stepsPerStage. */
+  curriculumStepsPerStage?: number;
+  maxLatents?: number;
+  /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
+  markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
+  evalEvery: number;
+  evalRows: number;
+  /** Held-out rows generated with the reward checker at each eval (0 = only at the end). */
+  genRows: number;
+  genEvery?: number;
+  maxNewTokens?: number;
+  ckptEvery?: number;
+  outDir?: string;
+  resume?: boolean;
+  seed: number;
+  eosId?: number;
+  maxLen?: number;
+  /** Called with every JSON record (step and eval lines). */
+  log?: (rec: Record<string, unknown>) => void;
+  onStep?: (step: number, rec: StepRecord) => void;
+  /** Checked between steps: returning true stops after saving a checkpoint (Ctrl-C). */
+  shouldStop?: () => boolean;
+  reward?: (completion: string, gold: string) => { reward: number };
+  tokenText?: (id: number) => string;
+  /** Restrict latent decoding to these ids (e.g. the restricted vocabulary of a small model). */
+  decodeIds?: ArrayLike<number>;
+}
+
+export interface StepRecord {
+  type: 'step';
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+  tokPerSec: number;
+  stage: number;
+  startLoss?: number;
+  endLoss?: number;
+}
+
+export interface EvalRecord {
+  type: 'eval';
+  step: number;
+  testLoss: number;
+  postBreakLoss: number;
+  usage: UsageReport;
+  start?: HeadMetrics;
+  end?: HeadMetrics;
+  accuracy?: number;
+  accuracyNoLatents?: number;
+  samples?: { question: string; text: string; gold: string; reward: number }[];
+  decoded?: { example: number; span: number; latent: number; d: DecodedLatent }[];
+  typicalEmbeddingNorm?: number;
+}
+
+export interface Phase1Result {
+  steps: StepRecord[];
+  evals: EvalRecord[];
+  startHead: LogisticHead;
+  endHead: LogisticHead;
+  stoppedEarly: boolean;
+}
+
+export class Phase1Trainer {
+  readonly opt: AdamW;
+  readonly startHead: LogisticHead;
+  readonly endHead: LogisticHead;
+  step = 0;
+  private rng: Rng;
+  private order: number[] = [];
+  private cursor = 0;
+  private epoch = 0;
+  readonly steps: StepRecord[] = [];
+  readonly evals: EvalRecord[] = [];
+
+  constructor(readonly model: Qwen2, readonly tok: TextEncoder_ & Decoder, readonly train: SplitRow[], readonly test: SplitRow[], readonly o: Phase1Options) {
+    if (train.length === 0) throw new Error('phase 1: no training rows');
+    const maxLatents = o.maxLatents ?? 8;
+    if (o.k > maxLatents) throw new Error(`phase 1: k=${o.k} exceeds maxLatents=${maxLatents}`);
+    this.ensureMarkers(maxLatents);
+    // full: every weight and the marker/pause embeddings train; two-trunk: only `latent.*` (trunk copy + markers)
+    if (o.mode === 'two-trunk') model.enableTwoTrunk();
+    else model.setTrainable(() => true);
+    this.opt = new AdamW(model, { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clipNorm: 1, ...o.adamw });
+    this.startHead = new LogisticHead(model.H, 'start', 3e-3);
+    this.endHead = new LogisticHead(model.H, 'end', 3e-3);
+    this.rng = new Rng(o.seed);
+    this.reshuffle();
+  }
+
+  private ensureMarkers(maxLatents: number) {
+    const m = this.model;
+    const E = extraRows(maxLatents);
+    if (m.params.has('latent.embeddings') && m.param('latent.embeddings').size === E * m.H) return;
+    // initialised synchronously from host copies of the embedding table is not possible on GPU backends;
+    // filled in init() before the first step
+    m.addParam('latent.embeddings', [E, m.H]);
+    this.needsMarkerInit = true;
+  }
+  private needsMarkerInit = false;
+
+  /** Fills marker/pause embeddings (a token's embedding, or the mean embedding), as Coconut initialises from `<<`. */
+  async init(): Promise<void> {
+    if (!this.needsMarkerInit) return;
+    const m = this.model, H = m.H;
+    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+    const init = this.o.markerInit ?? { kind: 'mean' };
+    const row = new Float32Array(H);
+    if (init.kind === 'token') row.set(emb.subarray(init.id * H, init.id * H + H));
+    else {
+      const V = emb.length / H;
+      for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
+    }
+    const E = m.param('latent.embeddings').size / H;
+    const data = new Float32Array(E * H);
+    for (let e = 0; e < E; e++) data.set(row, e * H);
+    m.be.upload(m.param('latent.embeddings'), data);
+    this.needsMarkerInit = false;
+  }
+
+  private reshuffle() {
+    this.order = this.rng.shuffle(Array.from({ length: this.train.length }, (_, i) => i));
+    this.cursor = 0;
+  }
+
+  stage(step = this.step): number {
+    const sps = this.o.curriculumStepsPerStage;
+    return sps ? Math.floor(step / sps) : Infinity;
+  }
+
+  sequence(row: SplitRow, stage = this.stage()): LatentSequence {
+    return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen });
+  }
+
+  lrAt(step: number): number {
+    const w = this.o.warmupSteps ?? 0;
+    if (w && step <= w) return (this.o.lr * step) / w;
+    // cosine to 10% of the peak
+    const p = Math.min(1, (step - w) / Math.max(1, this.o.steps - w));
+    return this.o.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * p)));
+  }
+
+  private nextBatch(): SplitRow[] {
+    const rows: SplitRow[] = [];
+    for (let i = 0; i < this.o.batchSize; i++) {
+      if (this.cursor >= this.order.length) {
+        this.epoch++;
+        this.reshuffle();
+      }
+      rows.push(this.train[this.order[this.cursor++]]);
+    }
+    return rows;
+  }
+
+  /** Classifier examples from one forward's hidden states. */
+  private headExamples(seq: LatentSequence, hidden: Float32Array) {
+    const H = this.model.H;
+    const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
+    const before = new Set(seq.beforeBreak);
+    for (let t = 0; t < seq.ids.length; t++) {
+      // start head: text positions inside the answer (labels present at t+1) — positive right before a breakpoint
+      if (seq.kind[t] === Kind.Token && t + 1 < seq.ids.length && (seq.labels[t + 1] !== -100 || before.has(t))) {
+        sx.push(hidden.slice(t * H, (t + 1) * H));
+        sy.push(before.has(t) ? 1 : 0);
+      }
+    }
+    for (const sp of seq.spans)
+      sp.latents.forEach((p, j) => {
+        ex.push(hidden.slice(p * H, (p + 1) * H));
+        ey.push(j === sp.latents.length - 1 ? 1 : 0);
+      });
+    return { sx, sy, ex, ey };
+  }
+
+  async trainStep(): Promise<StepRecord> {
+    await this.init();
+    const t0 = performance.now();
+    const rows = this.nextBatch();
+    const stage = this.stage();
+    const seqs = rows.map((r) => this.sequence(r, stage));
+    const N = seqs.reduce((a, s) => a + s.labelCount, 0);
+    this.model.zeroGrads();
+    let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
+    for (const seq of seqs) {
+      const wantHidden = this.o.condition !== 'none';
+      const r = await this.model.forward(inputOf(seq, this.model.twoTrunk), { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
+      this.model.backward();
+      lossSum += r.lossSum;
+      tokens += seq.ids.length;
+      if (r.hidden) {
+        const e = this.headExamples(seq, r.hidden);
+        sLoss += this.startHead.step(e.sx, e.sy, 8);
+        eLoss += this.endHead.step(e.ex, e.ey, 1);
+      }
+    }
+    const loss = lossSum / Math.max(1, N);
+    const stepNo = this.step + 1;
+    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, the last good checkpoint is kept`);
+    const lr = this.lrAt(stepNo);
+    const gradNorm = await this.opt.update(lr);
+    this.step = stepNo;
+    const dt = (performance.now() - t0) / 1000;
+    const rec: StepRecord = { type: 'step', step: stepNo, loss, gradNorm, lr, tokens, tokPerSec: tokens / dt, stage: Number.isFinite(stage) ? stage : -1 };
+    if (this.o.condition !== 'none') Object.assign(rec, { startLoss: sLoss / seqs.length, endLoss: eLoss / seqs.length });
+    this.steps.push(rec);
+    this.o.log?.(rec as unknown as Record<string, unknown>);
+    return rec;
+  }
+
+  /** Diagnostics on held-out rows (always with every latent in place: the final stage). */
+  async evaluate(withGeneration = true): Promise<EvalRecord> {
+    await this.init();
+    const rows = this.test.slice(0, this.o.evalRows);
+    const seqs = rows.map((r) => this.sequence(r, Infinity));
+    const usage = await latentUsage(this.model, seqs);
+    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage };
+    if (this.o.condition !== 'none') {
+      const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
+      for (const seq of seqs) {
+        const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
+        const e = this.headExamples(seq, r.hidden!);
+        sx.push(...e.sx), sy.push(...e.sy), ex.push(...e.ex), ey.push(...e.ey);
+      }
+      rec.start = this.startHead.evaluate(sx, sy);
+      if (ex.length) rec.end = this.endHead.evaluate(ex, ey);
+      // decode the latents of the first few held-out examples
+      if (this.o.condition === 'latent' && this.o.tokenText) {
+        const dec = await LatentDecoder.create(this.model);
+        rec.typicalEmbeddingNorm = dec.typicalNorm;
+        const lat = await collectLatents(this.model, seqs.slice(0, 2));
+        rec.decoded = [];
+        lat.forEach((vs, ex) => vs.slice(0, 2 * this.o.k).forEach((v, j) => rec.decoded!.push({ example: ex, span: Math.floor(j / this.o.k), latent: j % this.o.k, d: dec.decode(v, this.o.tokenText!, 5, this.o.decodeIds) })));
+      }
+    }
+    const genRows = this.o.genRows;
+    if (withGeneration && genRows > 0 && this.o.reward) {
+      const gr = this.test.slice(0, genRows);
+      const run = async (useLatents: boolean) => {
+        let ok = 0;
+        const samples: NonNullable<EvalRecord['samples']> = [];
+        for (const row of gr) {
+          const g = await generate(this.model, this.tok, row.question + '\n', {
+            maxNewTokens: this.o.maxNewTokens ?? 96, condition: useLatents ? this.o.condition : 'none',
+            startHead: useLatents ? this.startHead : null, endHead: this.o.condition === 'latent' ? this.endHead : null,
+            latentsPerSpan: this.o.k, maxLatents: this.o.maxLatents ?? 8, eosId: this.o.eosId,
+          });
+          const r = this.o.reward!(g.plain, row.final).reward;
+          ok += r;
+          samples.push({ question: row.question, text: g.text, gold: row.final, reward: r });
+        }
+        return { acc: ok / gr.length, samples };
+      };
+      const a = await run(true);
+      rec.accuracy = a.acc;
+      rec.samples = a.samples.slice(0, 4);
+      if (this.o.condition !== 'none') rec.accuracyNoLatents = (await run(false)).acc;
+    }
+    this.evals.push(rec);
+    this.o.log?.(rec as unknown as Record<string, unknown>);
+    return rec;
+  }
+
+  checkpointState(): CheckpointState {
+    return {
+      step: this.step, rng: this.rng.state(), order: this.order, cursor: this.cursor, epoch: this.epoch,
+      heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: { mode: this.o.mode, condition: this.o.condition, k: this.o.k, seed: this.o.seed },
+    };
+  }
+
+  async save(dir: string): Promise<void> {
+    await saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
+  }
+
+  async restore(dir: string): Promise<boolean> {
+    const st = await loadCheckpoint(dir, this.model, this.opt);
+    if (!st) return false;
+    this.step = st.step;
+    this.rng = Rng.fromState(st.rng as never);
+    this.order = st.order;
+    this.cursor = st.cursor;
+    this.epoch = st.epoch;
+    const s = LogisticHead.fromJSON(st.heads.start as never), e = LogisticHead.fromJSON(st.heads.end as never);
+    this.startHead.w.set(s.w), (this.startHead.b = s.b);
+    this.endHead.w.set(e.w), (this.endHead.b = e.b);
+    this.needsMarkerInit = false;
+    return true;
+  }
+
+  /** The whole run: resume if asked, train with periodic evals and checkpoints, final eval. */
+  async run(): Promise<Phase1Result> {
+    const o = this.o;
+    const ckptDir = o.outDir ? `${o.outDir}/checkpoint` : undefined;
+    if (o.resume && ckptDir) await this.restore(ckptDir);
+    await this.init();
+    let stoppedEarly = false;
+    if (this.step === 0 && o.evalEvery > 0) await this.evaluate(false);
+    while (this.step < o.steps) {
+      const rec = await this.trainStep();
+      o.onStep?.(this.step, rec);
+      if (o.evalEvery > 0 && this.step % o.evalEvery === 0 && this.step < o.steps) await this.evaluate(!!o.genEvery && this.step % o.genEvery === 0);
+      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0) await this.save(ckptDir);
+      if (o.shouldStop?.()) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+    if (ckptDir) await this.save(ckptDir);
+    if (!stoppedEarly) await this.evaluate(true);
+    return { steps: this.steps, evals: this.evals, startHead: this.startHead, endHead: this.endHead, stoppedEarly };
+  }
+}

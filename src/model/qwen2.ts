@@ -1,0 +1,661 @@
+// Qwen2 (HF `modeling_qwen2`) forward and backward on any Backend, readable top to bottom.
+//
+// The one idea beyond a plain transformer: a forward runs as a sequence of *segments* of positions sharing
+// one KV cache per layer. A latent position p takes as input the final-norm hidden state of position p-1
+// (Coconut), which only exists once p-1 has been computed, so every latent position starts a new segment.
+// The backward walks the segments in reverse: attention adds dK/dV into per-layer gradient caches that
+// earlier segments read when their turn comes, and a latent input's gradient is added into the previous
+// segment's final-hidden gradient, so gradients flow through the whole latent chain exactly.
+// k latents after a prefix therefore cost k single-position passes, not k full passes.
+//
+// Two-trunk mode: a frozen *language* trunk (the original layers + final norm) and a trainable *latent* trunk
+// (a copy, named `latent.model.*`). Each segment is routed to one trunk; attention reads the K/V of every
+// earlier position whichever trunk produced them.
+import type { Backend, Tensor } from '../backend/types.js';
+import { Arena } from './arena.js';
+
+export interface Qwen2Config {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  tie_word_embeddings: boolean;
+  max_position_embeddings?: number;
+  [key: string]: unknown;
+}
+
+export type Trunk = 'language' | 'latent';
+
+/** Input kind of a position. */
+export const enum Kind {
+  /** Embedding of ids[p]. */
+  Token = 0,
+  /** A latent: the (fed-back) final-norm hidden state of position p-1. */
+  Latent = 1,
+  /** Row extra[p] of the learned extra-embedding table `latent.embeddings` (begin/end markers, pause tokens). */
+  Extra = 2,
+  /** A caller-supplied vector embeds[p] (diagnostics: zeroed or swapped latents). No gradient. */
+  Embed = 3,
+}
+
+export interface ForwardInput {
+  /** Sequences and positions in this call; arrays are [B*T], row-major by sequence. */
+  B: number;
+  T: number;
+  ids: Int32Array;
+  kind?: Uint8Array;
+  extra?: Int32Array;
+  /** [B*T*H] vectors used where kind == Embed. */
+  embeds?: Float32Array;
+  /** HF convention: same length as ids, shifted inside (position t predicts labels[t+1]); -100 = ignore. */
+  labels?: Int32Array;
+  /** Per-label loss weight (aligned with labels); default 1. The loss gradient is weight * lossScale * dCE. */
+  labelWeights?: Float32Array;
+  /** Routing per position in two-trunk mode (0 language, 1 latent). */
+  trunk?: Uint8Array;
+}
+
+export interface ForwardOptions {
+  /** Keep activations for backward(). */
+  grad?: boolean;
+  /** Multiplies every label's loss gradient (e.g. 1 / number of labels in the whole batch). */
+  lossScale?: number;
+  /** Return logits [B*T, V] (small models only: the fused loss head never keeps them otherwise). */
+  wantLogits?: boolean;
+  /** Return final-norm hidden states [B*T, H]. */
+  wantHidden?: boolean;
+  /** Return logits of each sequence's last position [B, V] (sampling). */
+  wantLastLogits?: boolean;
+  /** Incremental decoding: positions continue the cache (no grad). */
+  cache?: KVCache;
+}
+
+export interface ForwardResult {
+  /** Per-label losses aligned with labels: lossAt[b*T+t] = -log p(labels[t] | ..t-1); 0 where ignored. */
+  lossAt?: Float32Array;
+  lossSum: number;
+  labelCount: number;
+  logits?: Float32Array;
+  hidden?: Float32Array;
+  lastLogits?: Float32Array;
+  lastHidden?: Float32Array;
+}
+
+/** Per-layer KV cache for incremental decoding of B sequences. */
+export interface KVCache {
+  B: number;
+  cap: number;
+  len: number;
+  k: Tensor[];
+  v: Tensor[];
+  /** Final-norm hidden state of each sequence's last position: the input of a latent at position len. */
+  lastHidden: Tensor;
+}
+
+const LAYER_PARAMS = [
+  ['self_attn.q_proj.weight', 'q'], ['self_attn.q_proj.bias', 'qb'],
+  ['self_attn.k_proj.weight', 'k'], ['self_attn.k_proj.bias', 'kb'],
+  ['self_attn.v_proj.weight', 'v'], ['self_attn.v_proj.bias', 'vb'],
+  ['self_attn.o_proj.weight', 'o'],
+  ['mlp.gate_proj.weight', 'gate'], ['mlp.up_proj.weight', 'up'], ['mlp.down_proj.weight', 'down'],
+  ['input_layernorm.weight', 'ln1'], ['post_attention_layernorm.weight', 'ln2'],
+] as const;
+type LayerKey = (typeof LAYER_PARAMS)[number][1];
+type LayerTensors = Record<LayerKey, Tensor>;
+
+/** Every HF tensor name and shape of a Qwen2 model with this config. */
+export function qwen2ParamShapes(c: Qwen2Config): Map<string, number[]> {
+  const H = c.hidden_size, I = c.intermediate_size, D = H / c.num_attention_heads, KV = c.num_key_value_heads * D;
+  const m = new Map<string, number[]>();
+  m.set('model.embed_tokens.weight', [c.vocab_size, H]);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const p = `model.layers.${l}.`;
+    m.set(p + 'self_attn.q_proj.weight', [H, H]);
+    m.set(p + 'self_attn.q_proj.bias', [H]);
+    m.set(p + 'self_attn.k_proj.weight', [KV, H]);
+    m.set(p + 'self_attn.k_proj.bias', [KV]);
+    m.set(p + 'self_attn.v_proj.weight', [KV, H]);
+    m.set(p + 'self_attn.v_proj.bias', [KV]);
+    m.set(p + 'self_attn.o_proj.weight', [H, H]);
+    m.set(p + 'mlp.gate_proj.weight', [I, H]);
+    m.set(p + 'mlp.up_proj.weight', [I, H]);
+    m.set(p + 'mlp.down_proj.weight', [H, I]);
+    m.set(p + 'input_layernorm.weight', [H]);
+    m.set(p + 'post_attention_layernorm.weight', [H]);
+  }
+  m.set('model.norm.weight', [H]);
+  if (!c.tie_word_embeddings) m.set('lm_head.weight', [c.vocab_size, H]);
+  return m;
+}
+
+/** How a latent's fed-back hidden state becomes the next input embedding. Identity by default (Coconut). */
+export interface LatentFeedback {
+  readonly name: string;
+  forward(be: Backend, hidden: Tensor, hiddenOff: number, input: Tensor, inputOff: number, H: number): void;
+  /** Adds d(hidden) given d(input). */
+  backward(be: Backend, dInput: Tensor, dInputOff: number, dHidden: Tensor, dHiddenOff: number, H: number): void;
+}
+
+export const identityFeedback: LatentFeedback = {
+  name: 'identity',
+  forward: (be, h, ho, x, xo, H) => be.copy2d(h, x, 1, H, ho, H, xo, H),
+  backward: (be, dx, xo, dh, ho, H) => be.copy2d(dx, dh, 1, H, xo, H, ho, H, true),
+};
+
+interface Segment {
+  s: number;
+  e: number;
+  Tc: number;
+  rows: number;
+  trunk: Trunk;
+  pos: Tensor;
+  ids: Tensor;
+  extra: Tensor | null;
+  targets: Tensor;
+  weights: Tensor | null;
+  hasTargets: boolean;
+  /** Latent rows: (row in this segment, sequence b, absolute position p). */
+  feed: { row: number; b: number; p: number }[];
+  xs: Tensor[];
+  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor; act: Tensor }[];
+  rstdF: Tensor;
+  hf: Tensor;
+  dHf: Tensor | null;
+  losses: Tensor;
+}
+
+/** The state kept between forward({grad:true}) and backward(). */
+export interface Pass {
+  readonly input: ForwardInput;
+  segments: Segment[];
+  dK: Tensor[];
+  dV: Tensor[];
+  cap: number;
+}
+
+export class Qwen2 {
+  readonly params = new Map<string, Tensor>();
+  readonly grads = new Map<string, Tensor>();
+  readonly shapes = new Map<string, number[]>();
+  private readonly trainable = new Set<string>();
+  private readonly arena: Arena;
+  private readonly scratch: Arena;
+  /** Per-layer temporaries, recycled at every layer (ops run in queue order, so reuse is safe). */
+  private readonly tmp: Arena;
+  private logitsChunk: Tensor | null = null;
+  private pass: Pass | null = null;
+  feedback: LatentFeedback = identityFeedback;
+  twoTrunk = false;
+  readonly H: number;
+  readonly D: number;
+  readonly KV: number;
+  readonly I: number;
+  readonly V: number;
+  readonly L: number;
+
+  private constructor(readonly be: Backend, readonly config: Qwen2Config) {
+    this.arena = new Arena(be);
+    this.scratch = new Arena(be);
+    this.tmp = new Arena(be);
+    const c = config;
+    this.H = c.hidden_size;
+    this.D = c.hidden_size / c.num_attention_heads;
+    this.KV = c.num_key_value_heads * this.D;
+    this.I = c.intermediate_size;
+    this.V = c.vocab_size;
+    this.L = c.num_hidden_layers;
+  }
+
+  /** Builds a model from HF-named f32 tensors (validated against the config's expected shapes). */
+  static fromTensors(be: Backend, config: Qwen2Config, tensors: Map<string, Float32Array>, source = 'tensors'): Qwen2 {
+    const m = new Qwen2(be, config);
+    for (const [name, shape] of qwen2ParamShapes(config)) {
+      const data = tensors.get(name);
+      if (!data) throw new Error(`${source}: missing tensor '${name}' (expected shape [${shape}])`);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== n) throw new Error(`${source}: tensor '${name}' has ${data.length} elements, expected [${shape}] = ${n}`);
+      m.addParam(name, shape, data);
+    }
+    for (const [name, data] of tensors) if (name.startsWith('latent.')) m.addParam(name, [data.length], data);
+    return m;
+  }
+
+  /** Adds (or replaces) a parameter; trainable by default. */
+  addParam(name: string, shape: number[], data?: Float32Array): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const old = this.params.get(name);
+    if (old) this.be.free(old);
+    const t = this.be.alloc(n, 'f32', name);
+    if (data) this.be.upload(t, data);
+    this.params.set(name, t);
+    this.shapes.set(name, shape);
+    this.trainable.add(name);
+    return t;
+  }
+
+  param(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`no parameter '${name}'`);
+    return t;
+  }
+
+  /** Marks parameters trainable (or frozen) by a predicate; frozen parameters get no gradient buffer. */
+  setTrainable(pred: (name: string) => boolean): void {
+    this.trainable.clear();
+    for (const name of this.params.keys()) if (pred(name)) this.trainable.add(name);
+    for (const [name, g] of this.grads) if (!this.trainable.has(name)) {
+      this.be.free(g);
+      this.grads.delete(name);
+    }
+  }
+
+  isTrainable(name: string): boolean {
+    return this.trainable.has(name);
+  }
+
+  trainableNames(): string[] {
+    return [...this.params.keys()].filter((n) => this.trainable.has(n));
+  }
+
+  /** Copies the layers and final norm into a trainable latent trunk and freezes the language trunk. */
+  enableTwoTrunk(): void {
+    for (const name of [...this.params.keys()]) {
+      if (!name.startsWith('model.layers.') && name !== 'model.norm.weight') continue;
+      const latentName = `latent.${name}`;
+      if (this.params.has(latentName)) continue;
+      const t = this.be.alloc(this.param(name).size, 'f32', latentName);
+      this.be.copy2d(this.param(name), t, 1, t.size, 0, 0, 0, 0);
+      this.params.set(latentName, t);
+      this.shapes.set(latentName, this.shapes.get(name)!);
+    }
+    this.twoTrunk = true;
+    this.setTrainable((n) => n.startsWith('latent.'));
+  }
+
+  /** Zeroes (allocating if needed) the gradient of every trainable parameter. */
+  zeroGrads(): void {
+    for (const name of this.trainable) {
+      let g = this.grads.get(name);
+      if (!g) this.grads.set(name, (g = this.be.alloc(this.param(name).size, 'f32', `grad:${name}`)));
+      else this.be.zero(g);
+    }
+  }
+
+  private layer(l: number, trunk: Trunk, grads: boolean): Partial<LayerTensors> {
+    const prefix = `${trunk === 'latent' && this.twoTrunk ? 'latent.' : ''}model.layers.${l}.`;
+    const out: Partial<LayerTensors> = {};
+    for (const [suffix, key] of LAYER_PARAMS) {
+      const name = prefix + suffix;
+      if (grads) {
+        const g = this.grads.get(name);
+        if (g) out[key] = g;
+      } else out[key] = this.param(name);
+    }
+    return out;
+  }
+
+  private normName(trunk: Trunk) {
+    return trunk === 'latent' && this.twoTrunk ? 'latent.model.norm.weight' : 'model.norm.weight';
+  }
+  private lmHeadName() {
+    return this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  }
+
+  createCache(B: number, cap: number): KVCache {
+    const n = B * cap * this.KV;
+    return {
+      B, cap, len: 0,
+      k: Array.from({ length: this.L }, (_, l) => this.be.alloc(n, 'f32', `kcache${l}`)),
+      v: Array.from({ length: this.L }, (_, l) => this.be.alloc(n, 'f32', `vcache${l}`)),
+      lastHidden: this.be.alloc(B * this.H, 'f32', 'lastHidden'),
+    };
+  }
+
+  freeCache(c: KVCache): void {
+    for (const t of [...c.k, ...c.v, c.lastHidden]) this.be.free(t);
+  }
+
+  /** Splits positions [0, T) into segments: every latent position starts one; trunk changes start one. */
+  private planSegments(inp: ForwardInput, start: number): { s: number; e: number; trunk: Trunk }[] {
+    const { B, T, kind, trunk } = inp;
+    const cut = new Set<number>([0]);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++) {
+        const i = b * T + t;
+        if (kind && kind[i] === Kind.Latent) {
+          if (start + t === 0) throw new Error(`sequence ${b}: a latent cannot be the first position (it needs a previous hidden state)`);
+          cut.add(t);
+          if (t + 1 < T) cut.add(t + 1);
+        }
+        if (trunk && t > 0 && trunk[i] !== trunk[i - 1]) cut.add(t);
+      }
+    const bounds = [...cut].sort((a, b) => a - b);
+    const segs = bounds.map((s, j) => ({ s, e: j + 1 < bounds.length ? bounds[j + 1] : T, trunk: 'language' as Trunk }));
+    for (const sg of segs) {
+      if (!trunk) continue;
+      const tr = trunk[sg.s];
+      for (let b = 0; b < B; b++)
+        for (let t = sg.s; t < sg.e; t++)
+          if (trunk[b * T + t] !== tr) throw new Error(`two-trunk routing differs across the batch at position ${start + t}; run such sequences with B=1`);
+      sg.trunk = tr === 1 ? 'latent' : 'language';
+    }
+    return segs;
+  }
+
+  /**
+   * Runs the model over B sequences of T positions. With `grad`, keeps what backward() needs (one pass at a time)
+   * and computes the fused loss gradient on the fly. With `cache`, continues incremental decoding (no grad).
+   */
+  async forward(inp: ForwardInput, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    const { B, T } = inp;
+    const be = this.be, H = this.H, V = this.V;
+    if (inp.ids.length !== B * T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${B * T}`);
+    if (opts.grad && opts.cache) throw new Error('forward: grad and cache cannot be combined (gradients do not cross calls)');
+    if (opts.grad && this.pass) throw new Error('forward: the previous grad pass was not consumed by backward()');
+    const arena = opts.grad ? this.arena : this.scratch;
+    arena.reset();
+    const cache = opts.cache;
+    const start = cache ? cache.len : 0;
+    const cap = cache ? cache.cap : T;
+    if (cache && (cache.B !== B || start + T > cap)) throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
+    const kc = cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
+    const vc = cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
+    const wantLoss = !!inp.labels;
+    const lossScale = opts.lossScale ?? 1;
+
+    this.logitsChunk = null;
+    const plans = this.planSegments(inp, start);
+    const segments: Segment[] = [];
+    for (const plan of plans) {
+      const { s, e, trunk } = plan;
+      const Tc = e - s, rows = B * Tc;
+      const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
+      const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
+      const feed: Segment['feed'] = [];
+      const embedRows: [number, number][] = [];
+      let hasExtra = false, hasTargets = false;
+      for (let b = 0; b < B; b++)
+        for (let i = 0; i < Tc; i++) {
+          const t = s + i, src = b * T + t, r = b * Tc + i;
+          pos[r] = start + t;
+          const k = inp.kind ? inp.kind[src] : Kind.Token;
+          ids[r] = k === Kind.Token ? inp.ids[src] : -1;
+          if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
+          if (k === Kind.Extra) {
+            extra[r] = inp.extra![src];
+            hasExtra = true;
+          }
+          if (k === Kind.Latent) feed.push({ row: r, b, p: t });
+          if (k === Kind.Embed) embedRows.push([r, src]);
+          if (wantLoss && t + 1 < T && inp.labels![src + 1] !== -100) {
+            targets[r] = inp.labels![src + 1];
+            w[r] = (inp.labelWeights ? inp.labelWeights[src + 1] : 1) * lossScale;
+            hasTargets = true;
+          }
+        }
+      const up = (data: Int32Array | Float32Array, dtype: 'i32' | 'f32' = 'i32') => {
+        const t = arena.take(data.length, dtype);
+        be.upload(t, data);
+        return t;
+      };
+      const seg: Segment = {
+        s, e, Tc, rows, trunk, feed, hasTargets,
+        pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
+        weights: opts.grad && hasTargets ? up(w, 'f32') : null,
+        xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
+        dHf: opts.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
+      };
+      // ---- input embeddings ----
+      const x0 = arena.take(rows * H);
+      be.embedding(seg.ids, this.param('model.embed_tokens.weight'), x0, rows, H);
+      if (seg.extra) be.embedding(seg.extra, this.param('latent.embeddings'), x0, rows, H);
+      for (const [r, src] of embedRows) {
+        if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
+        be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
+      }
+      for (const f of feed) {
+        if (f.p === 0) {
+          // the previous call's last position (incremental decoding)
+          this.feedback.forward(be, cache!.lastHidden, f.b * H, x0, f.row * H, H);
+        } else {
+          const prev = segments[segments.length - 1];
+          this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+        }
+      }
+      seg.xs.push(x0);
+      // ---- layers ----
+      for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, kc[l], vc[l], B, start, cap, arena));
+      // ---- final norm and fused loss head ----
+      be.rmsNorm(seg.xs[this.L], this.param(this.normName(trunk)), seg.hf, seg.rstdF, rows, H, this.config.rms_norm_eps);
+      if (hasTargets || opts.wantLogits) this.lossHead(seg, arena, !!opts.grad, opts.wantLogits ? inp : undefined);
+      segments.push(seg);
+    }
+
+    const result: ForwardResult = { lossSum: 0, labelCount: 0 };
+    if (wantLoss) {
+      const lossAt = new Float32Array(B * T);
+      for (const seg of segments) {
+        if (!seg.hasTargets) continue;
+        const l = (await be.read(seg.losses)) as Float32Array;
+        for (let b = 0; b < B; b++)
+          for (let i = 0; i < seg.Tc; i++) if (seg.s + i + 1 < T) lossAt[b * T + seg.s + i + 1] = l[b * seg.Tc + i];
+      }
+      for (let i = 0; i < B * T; i++)
+        if (inp.labels![i] !== -100 && i % T !== 0) {
+          result.lossSum += lossAt[i];
+          result.labelCount++;
+        }
+      result.lossAt = lossAt;
+    }
+    if (this.pendingLogits) {
+      result.logits = await this.collectRows(segments, B, T, V, (s) => this.pendingLogits!.get(s)!);
+      this.pendingLogits = null;
+    }
+    if (opts.wantHidden) result.hidden = await this.collectRows(segments, B, T, H, (s) => s.hf);
+    const last = segments[segments.length - 1];
+    if (opts.wantLastLogits || cache) {
+      const lh = cache ? cache.lastHidden : arena.take(B * H);
+      be.copy2d(last.hf, lh, B, H, (last.Tc - 1) * H, last.Tc * H, 0, H);
+      if (opts.wantLastLogits) {
+        const lg = arena.take(B * V);
+        be.matmul(lh, this.param(this.lmHeadName()), lg, B, V, H, { transB: true });
+        result.lastLogits = (await be.read(lg)) as Float32Array;
+      }
+      result.lastHidden = (await be.read(lh)) as Float32Array;
+    }
+    if (cache) cache.len += T;
+    if (opts.grad) this.pass = { input: inp, segments, dK: kc.map(() => arena.take(B * cap * this.KV, 'f32', true)), dV: vc.map(() => arena.take(B * cap * this.KV, 'f32', true)), cap };
+    // keep the KV caches of a grad pass alive with it
+    if (opts.grad) Object.assign(this.pass!, { kc, vc });
+    return result;
+  }
+
+  private pendingLogits: Map<Segment, Tensor> | null = null;
+
+  private async collectRows(segments: Segment[], B: number, T: number, width: number, pick: (s: Segment) => Tensor): Promise<Float32Array> {
+    const out = new Float32Array(B * T * width);
+    for (const seg of segments) {
+      const d = (await this.be.read(pick(seg))) as Float32Array;
+      for (let b = 0; b < B; b++) out.set(d.subarray(b * seg.Tc * width, (b + 1) * seg.Tc * width), (b * T + seg.s) * width);
+    }
+    return out;
+  }
+
+  private layerForward(seg: Segment, l: number, kc: Tensor, vc: Tensor, B: number, start: number, cap: number, arena: Arena): Tensor {
+    const be = this.be, c = this.config, H = this.H, D = this.D, KV = this.KV, I = this.I, rows = seg.rows;
+    const Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    const W = this.layer(l, seg.trunk, false) as LayerTensors;
+    const x = seg.xs[l];
+    const a = {
+      xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
+      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I), act: arena.take(rows * I),
+    };
+    be.rmsNorm(x, W.ln1, a.xn, a.rstd1, rows, H, c.rms_norm_eps);
+    this.tmp.reset();
+    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV), tmp = this.tmp.take(rows * H);
+    be.matmul(a.xn, W.q, a.q, rows, H, H, { transB: true, bias: W.qb });
+    be.matmul(a.xn, W.k, k, rows, KV, H, { transB: true, bias: W.kb });
+    be.matmul(a.xn, W.v, v, rows, KV, H, { transB: true, bias: W.vb });
+    be.rope(a.q, seg.pos, rows, Hq, D, c.rope_theta);
+    be.rope(k, seg.pos, rows, Hkv, D, c.rope_theta);
+    for (let b = 0; b < B; b++) {
+      const dst = (b * cap + start + seg.s) * KV;
+      be.copy2d(k, kc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
+      be.copy2d(v, vc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
+    }
+    be.attention(a.q, kc, vc, a.att, a.lse, { B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
+    be.matmul(a.att, W.o, tmp, rows, H, H, { transB: true });
+    be.add(x, tmp, a.x2, rows * H);
+    be.rmsNorm(a.x2, W.ln2, a.xn2, a.rstd2, rows, H, c.rms_norm_eps);
+    be.matmul(a.xn2, W.gate, a.gate, rows, I, H, { transB: true });
+    be.matmul(a.xn2, W.up, a.up, rows, I, H, { transB: true });
+    be.swiglu(a.gate, a.up, a.act, rows * I);
+    const out = arena.take(rows * H);
+    be.matmul(a.act, W.down, tmp, rows, H, I, { transB: true });
+    be.add(a.x2, tmp, out, rows * H);
+    seg.acts.push(a);
+    return out;
+  }
+
+  /** Largest number of rows whose logits fit one chunk (bounded by the binding size and 64 MiB). */
+  private lossChunkRows(): number {
+    const bytes = Math.min(this.be.maxBindingBytes, 64 << 20);
+    return Math.max(1, Math.floor(bytes / 4 / this.V));
+  }
+
+  /**
+   * LM head + softmax cross-entropy, a chunk of rows at a time so the [rows, V] logits never exist at once.
+   * With grad, the gradient w.r.t. the final hidden state and the LM-head weight is formed right here.
+   */
+  private lossHead(seg: Segment, arena: Arena, grad: boolean, keepLogitsFor?: ForwardInput): void {
+    const be = this.be, H = this.H, V = this.V;
+    const Wname = this.lmHeadName();
+    const W = this.param(Wname), dW = grad ? this.grads.get(Wname) : undefined;
+    const R = this.lossChunkRows();
+    let kept: Tensor | null = null;
+    if (keepLogitsFor) {
+      kept = arena.take(seg.rows * V);
+      (this.pendingLogits ??= new Map()).set(seg, kept);
+    }
+    for (let r0 = 0; r0 < seg.rows; r0 += R) {
+      const n = Math.min(R, seg.rows - r0);
+      const logits = (this.logitsChunk ??= arena.take(R * V));
+      be.matmul(seg.hf, W, logits, n, V, H, { transB: true, aOff: r0 * H });
+      if (kept) be.copy2d(logits, kept, 1, n * V, 0, 0, r0 * V, 0);
+      const withGrad = grad && seg.weights !== null;
+      be.crossEntropy(logits, seg.targets, seg.losses, n, V, { weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
+      if (withGrad) {
+        be.matmul(logits, W, seg.dHf!, n, H, V, { cOff: r0 * H, accumulate: true });
+        if (dW) be.matmul(logits, seg.hf, dW, V, H, n, { transA: true, bOff: r0 * H, accumulate: true });
+      }
+    }
+  }
+
+  /** Backpropagates the last grad pass, accumulating into this.grads (call zeroGrads() first). */
+  backward(): void {
+    const pass = this.pass as (Pass & { kc: Tensor[]; vc: Tensor[] }) | null;
+    if (!pass) throw new Error('backward: no forward({grad: true}) pass to backpropagate');
+    const be = this.be, H = this.H, rows0 = pass.input.B;
+    const B = rows0;
+    for (let j = pass.segments.length - 1; j >= 0; j--) {
+      const seg = pass.segments[j];
+      const rows = seg.rows;
+      const normName = this.normName(seg.trunk);
+      let dx = this.arena.take(rows * H, 'f32', true);
+      be.rmsNormBackward(seg.dHf!, seg.xs[this.L], this.param(normName), seg.rstdF, dx, this.grads.get(normName) ?? this.arena.take(H), rows, H);
+      for (let l = this.L - 1; l >= 0; l--) dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
+      // dx is now the gradient of the input embeddings
+      const dEmb = this.grads.get('model.embed_tokens.weight');
+      if (dEmb) be.embeddingBackward(seg.ids, dx, dEmb, rows, H);
+      const dExtra = this.grads.get('latent.embeddings');
+      if (seg.extra && dExtra) be.embeddingBackward(seg.extra, dx, dExtra, rows, H);
+      for (const f of seg.feed) {
+        const prev = pass.segments[j - 1];
+        this.feedback.backward(be, dx, f.row * H, prev.dHf!, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, H);
+      }
+    }
+    this.pass = null;
+  }
+
+  private layerBackward(seg: Segment, l: number, dxOut: Tensor, kc: Tensor, vc: Tensor, dK: Tensor, dV: Tensor, B: number, cap: number): Tensor {
+    const be = this.be, c = this.config, H = this.H, D = this.D, KV = this.KV, I = this.I, rows = seg.rows;
+    const ar = this.tmp;
+    ar.reset();
+    const Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    const W = this.layer(l, seg.trunk, false) as LayerTensors;
+    const G = this.layer(l, seg.trunk, true);
+    const a = seg.acts[l];
+    const x = seg.xs[l];
+    const scratchH = () => ar.take(H, 'f32', true);
+    // MLP: out = x2 + down(swiglu(gate(xn2), up(xn2)))
+    const dact = ar.take(rows * I);
+    be.matmul(dxOut, W.down, dact, rows, I, H);
+    if (G.down) be.matmul(dxOut, a.act, G.down, H, I, rows, { transA: true, accumulate: true });
+    const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
+    be.swigluBackward(dact, a.gate, a.up, dgate, dup, rows * I);
+    const dxn2 = ar.take(rows * H);
+    be.matmul(dgate, W.gate, dxn2, rows, H, I);
+    be.matmul(dup, W.up, dxn2, rows, H, I, { accumulate: true });
+    if (G.gate) be.matmul(dgate, a.xn2, G.gate, I, H, rows, { transA: true, accumulate: true });
+    if (G.up) be.matmul(dup, a.xn2, G.up, I, H, rows, { transA: true, accumulate: true });
+    const dx2 = ar.take(rows * H);
+    be.copy2d(dxOut, dx2, 1, rows * H, 0, 0, 0, 0);
+    be.rmsNormBackward(dxn2, a.x2, W.ln2, a.rstd2, dx2, G.ln2 ?? scratchH(), rows, H);
+    // attention: x2 = x + o(attn(rope(q(xn)), rope(k(xn)), v(xn)))
+    const datt = ar.take(rows * H);
+    be.matmul(dx2, W.o, datt, rows, H, H);
+    if (G.o) be.matmul(dx2, a.att, G.o, H, H, rows, { transA: true, accumulate: true });
+    const dq = ar.take(rows * H, 'f32', true);
+    const shape = { B, Tq: seg.Tc, Hq, Hkv, D, qStart: seg.s, kvCap: cap };
+    be.attentionBackward(datt, a.q, kc, vc, a.att, a.lse, dq, dK, dV, shape);
+    // this segment's own rows of dK/dV are complete now: later segments ran their backward first
+    const dk = ar.take(rows * KV), dv = ar.take(rows * KV);
+    for (let b = 0; b < B; b++) {
+      const src = (b * cap + seg.s) * KV;
+      be.copy2d(dK, dk, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
+      be.copy2d(dV, dv, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
+    }
+    be.rope(dq, seg.pos, rows, Hq, D, c.rope_theta, true);
+    be.rope(dk, seg.pos, rows, Hkv, D, c.rope_theta, true);
+    const dxn = ar.take(rows * H);
+    be.matmul(dq, W.q, dxn, rows, H, H);
+    be.matmul(dk, W.k, dxn, rows, H, KV, { accumulate: true });
+    be.matmul(dv, W.v, dxn, rows, H, KV, { accumulate: true });
+    if (G.q) be.matmul(dq, a.xn, G.q, H, H, rows, { transA: true, accumulate: true });
+    if (G.k) be.matmul(dk, a.xn, G.k, KV, H, rows, { transA: true, accumulate: true });
+    if (G.v) be.matmul(dv, a.xn, G.v, KV, H, rows, { transA: true, accumulate: true });
+    if (G.qb) be.sumRows(dq, G.qb, rows, H);
+    if (G.kb) be.sumRows(dk, G.kb, rows, KV);
+    if (G.vb) be.sumRows(dv, G.vb, rows, KV);
+    const dx = this.arena.take(rows * H);
+    be.copy2d(dx2, dx, 1, rows * H, 0, 0, 0, 0);
+    be.rmsNormBackward(dxn, x, W.ln1, a.rstd1, dx, G.ln1 ?? scratchH(), rows, H);
+    return dx;
+  }
+
+  /** Reads every parameter back (HF names, f32). */
+  async exportTensors(filter: (name: string) => boolean = () => true): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, t] of this.params) if (filter(name)) out.set(name, { shape: this.shapes.get(name)!, data: (await this.be.read(t)) as Float32Array });
+    return out;
+  }
+
+  async readGrad(name: string): Promise<Float32Array> {
+    const g = this.grads.get(name);
+    if (!g) throw new Error(`no gradient for '${name}' (frozen, or zeroGrads() not called)`);
+    return (await this.be.read(g)) as Float32Array;
+  }
+
+  destroy(): void {
+    this.arena.destroy();
+    this.scratch.destroy();
+    this.tmp.destroy();
+    for (const t of [...this.params.values(), ...this.grads.values()]) this.be.free(t);
+    this.params.clear();
+    this.grads.clear();
+  }
+}
