@@ -28,8 +28,13 @@ for (const file of entries) {
   const wasmPath = join(buildDir, `${name}.wasm`);
   const tsPath = join(outDir, `${name}.wasm.ts`);
   if (existsSync(tsPath) && existsSync(wasmPath) && statSync(tsPath).mtimeMs > srcStamp && !process.env.FORCE_WASM) continue;
+  // Per-entry flags: a first line `// asc-flags: --runtime stub --enable simd` is appended to the command line
+  // (later flags override asconfig.json), so a kernel-only module can differ from the default target.
+  const firstLine = readFileSync(join(root, 'assembly', file), 'utf8').split('\n', 1)[0];
+  const m = /^\/\/\s*asc-flags:(.*)$/.exec(firstLine);
+  const extra = m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
   const { error, stderr } = await asc.main([
-    join('assembly', file), '--config', 'asconfig.json', '--target', 'release', '--outFile', join('build', `${name}.wasm`),
+    join('assembly', file), '--config', 'asconfig.json', '--target', 'release', '--outFile', join('build', `${name}.wasm`), ...extra,
   ], { stdout: process.stdout, stderr: process.stderr });
   if (error) {
     console.error(stderr.toString());

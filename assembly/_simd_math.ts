@@ -1,0 +1,104 @@
+// Shared SIMD helpers for the kernels in assembly/simd.ts: a vectorised exp, and dot/axpy over one row.
+// Pointers are byte addresses into linear memory; lengths are in f32 elements.
+
+// exp(x) for four lanes (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n via the exponent
+// bits). Relative error ~2 ulp over the normal range, which is far inside the 1e-4 the backends are held to.
+// Lanes below -87.3 (result would be denormal) return exactly 0, like a softmax over a very negative score wants.
+// @ts-ignore: decorator
+@inline
+export function expv(x: v128): v128 {
+  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.37));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  // 2^n: n is integral and in [-126, 127] after the clamp, so (n + 127) << 23 is a normal float's bit pattern.
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const res = f32x4.mul(p, pow2n);
+  return v128.and(res, f32x4.ge(x, f32x4.splat(-87.3)));
+}
+
+/** Scalar exp through the vector path, so scalar tails round exactly like the vector bodies. */
+// @ts-ignore: decorator
+@inline
+export function exps(x: f32): f32 {
+  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
+}
+
+/** Horizontal sum of four lanes. */
+// @ts-ignore: decorator
+@inline
+export function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// @ts-ignore: decorator
+@inline
+export function hmax(v: v128): f32 {
+  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+/** sum_i x[i] * y[i] over n elements (two accumulators hide the add latency). */
+export function dot(x: usize, y: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(y + o)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(x + o, 16), v128.load(y + o, 16)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(y + o)));
+  }
+  let s = hsum(f32x4.add(a0, a1));
+  for (; i < n; i++) s += load<f32>(x + (<usize>i << 2)) * load<f32>(y + (<usize>i << 2));
+  return s;
+}
+
+/** y[i] += alpha * x[i] over n elements. */
+export function axpyRow(alpha: f32, x: usize, y: usize, n: i32): void {
+  const av = f32x4.splat(alpha);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, v128.load(x + o))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + alpha * load<f32>(x + o));
+  }
+}
+
+/** Lanes 0..n-1 all-ones, the rest zero (n in 0..4). */
+// @ts-ignore: decorator
+@inline
+export function laneMask(n: i32): v128 {
+  return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(n));
+}
+
+// @ts-ignore: decorator
+@inline
+/** Loads n < 4 floats into lanes 0..n-1; the other lanes hold `fill`. Never reads past p + 4n. */
+export function loadPartial(p: usize, n: i32, fill: f32): v128 {
+  let v = f32x4.splat(fill);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+// @ts-ignore: decorator
+@inline
+/** Stores lanes 0..n-1 (n < 4). */
+export function storePartial(p: usize, v: v128, n: i32): void {
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}

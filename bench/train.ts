@@ -1,0 +1,74 @@
+// Training throughput (tokens/s of forward+backward+AdamW) of a small Qwen2 on every available backend,
+// with the plain-JS CpuBackend measured in the same run as the baseline (these machines are noisy: compare ratios).
+import type { Backend } from '../src/backend/types.js';
+import { CpuBackend } from '../src/backend/cpu.js';
+import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
+import { AdamW } from '../src/train/adamw.js';
+
+export const smallConfig: Qwen2Config = {
+  vocab_size: 512, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4,
+  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+};
+
+export function randomTensors(c: Qwen2Config, seed = 1): Map<string, Float32Array> {
+  let s = seed >>> 0;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
+  const out = new Map<string, Float32Array>();
+  for (const [n, shape] of qwen2ParamShapes(c)) {
+    const len = shape.reduce((a, b) => a * b, 1);
+    out.set(n, Float32Array.from({ length: len }, () => (n.includes('norm') ? 1 : 0.04 * rnd())));
+  }
+  return out;
+}
+
+export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4): Promise<number> {
+  const model = Qwen2.fromTensors(be, c, randomTensors(c));
+  const opt = new AdamW(model);
+  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
+  const step = async () => {
+    model.zeroGrads();
+    await model.forward({ B, T, ids, labels: ids }, { grad: true, lossScale: 1 / (B * (T - 1)) });
+    model.backward();
+    await opt.update(1e-4);
+  };
+  await step(); // warm-up: pipelines, buffers, JIT
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000 || n < 2) {
+    await step();
+    n++;
+  }
+  const tps = (n * B * T) / ((performance.now() - t0) / 1000);
+  opt.destroy();
+  model.destroy();
+  return tps;
+}
+
+export async function benchTrain(seconds = 4): Promise<{ backend: string; info: string; tokensPerSec: number; vsJs: number }[]> {
+  const rows: { backend: string; info: string; tokensPerSec: number; vsJs: number }[] = [];
+  const js = await trainTokensPerSec(new CpuBackend(), smallConfig, 4, 64, seconds);
+  rows.push({ backend: 'cpu (plain JS baseline)', info: 'CpuBackend', tokensPerSec: js, vsJs: 1 });
+  const makers: [string, () => Promise<Backend>][] = [
+    ['wasm', async () => (await import('../src/backend/wasm.js')).createWasmBackend()],
+    ['webgpu', async () => (await import('../src/backend/webgpu.js')).createWebGPUBackend()],
+    ['gpujs', async () => (await import('../src/backend/gpujs.js')).createGpujsBackend()],
+  ];
+  for (const [name, make] of makers) {
+    let be: Backend;
+    try {
+      be = await make();
+    } catch (e) {
+      rows.push({ backend: name, info: `unavailable: ${(e as Error).message.split('\n')[0]}`, tokensPerSec: NaN, vsJs: NaN });
+      continue;
+    }
+    const tps = await trainTokensPerSec(be, smallConfig, 4, 64, seconds);
+    rows.push({ backend: name, info: be.info, tokensPerSec: tps, vsJs: tps / js });
+    be.destroy();
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await benchTrain();
+  console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x' })));
+}

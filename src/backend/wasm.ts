@@ -1,0 +1,380 @@
+// The WebAssembly SIMD backend: every tensor is a byte range inside ONE WebAssembly linear memory, and the ops
+// call the v128 kernels compiled from assembly/simd.ts (blocked matmul, attention, the fused O(n) ops).
+//
+// Why: on machines without a GPU (and WebGPU on a software rasteriser) this is several times faster than plain JS;
+// see bench/cpu.ts. Semantics are exactly src/backend/cpu.ts (the conformance suite compares op by op); only the
+// summation order differs.
+//
+// Memory: a first-fit allocator with coalescing free blocks over the module's memory (64-byte aligned blocks,
+// so v128 loads never split cache lines needlessly); `memory.grow` when the top is reached, up to
+// `maxMemoryBytes` (WASM32: 4 GiB). Typed-array views are re-created whenever the buffer changes (growth
+// detaches the old ArrayBuffer).
+import simdWasm from '../generated/simd.wasm.js';
+import { instantiateEmbedded } from '../wasm.js';
+import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
+
+interface SimdExports extends WebAssembly.Exports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  MATMUL_SCRATCH: WebAssembly.Global;
+  matmul(a: number, b: number, c: number, bias: number, M: number, N: number, K: number, transA: boolean | number, transB: boolean | number, accumulate: boolean | number, scratch: number): void;
+  attention(q: number, k: number, v: number, out: number, lse: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number): void;
+  attentionBackward(g: number, q: number, k: number, v: number, out: number, lse: number, dq: number, dk: number, dv: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number): void;
+  add(a: number, b: number, out: number, n: number): void;
+  axpy(alpha: number, x: number, y: number, n: number): void;
+  scale(x: number, s: number, n: number): void;
+  copy2d(src: number, dst: number, rows: number, cols: number, srcStride: number, dstStride: number, accumulate: boolean | number): void;
+  embedding(ids: number, table: number, out: number, rows: number, dim: number): void;
+  embeddingBackward(ids: number, dOut: number, dTable: number, rows: number, dim: number): void;
+  sumRows(dY: number, dBias: number, rows: number, cols: number): void;
+  rmsNorm(x: number, w: number, y: number, rstd: number, rows: number, dim: number, eps: number): void;
+  rmsNormBackward(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, dim: number): void;
+  rope(x: number, tab: number, rows: number, heads: number, D: number): void;
+  swiglu(gate: number, up: number, out: number, n: number): void;
+  swigluBackward(dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number): void;
+  crossEntropy(logits: number, labels: number, losses: number, weights: number, rows: number, V: number): void;
+  adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, omb1: number, omb2: number, eps: number, wd: number, bc1: number, bc2: number, gradScale: number): void;
+  sumSquares(x: number, n: number): number;
+}
+
+const PAGE = 65536;
+const ALIGN = 64;
+const WASM32_MAX = 4 * 1024 * 1024 * 1024;
+
+class WasmTensor implements Tensor {
+  freed = false;
+  constructor(readonly ptr: number, readonly bytes: number, readonly size: number, readonly dtype: DType, readonly label: string, readonly owner: WasmBackend) {}
+}
+
+export interface WasmBackendOptions {
+  /** Upper bound for the linear memory (default and maximum: 4 GiB, the WASM32 limit). */
+  maxMemoryBytes?: number;
+}
+
+/** One free range of the heap. */
+interface Block {
+  ptr: number;
+  bytes: number;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  readonly info: string;
+  readonly maxBindingBytes: number;
+  private f32!: Float32Array;
+  private i32!: Int32Array;
+  private buf!: ArrayBuffer;
+  /** Free blocks below `top`, sorted by address, never adjacent to each other (coalesced on free). */
+  private free_: Block[] = [];
+  private top: number;
+  private readonly maxBytes: number;
+  private matmulScratch: number;
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+  private destroyed = false;
+
+  constructor(private readonly k: SimdExports, opts: WasmBackendOptions = {}) {
+    this.maxBytes = Math.min(opts.maxMemoryBytes ?? WASM32_MAX, WASM32_MAX);
+    this.maxBindingBytes = this.maxBytes;
+    this.top = roundUp(k.heapBase(), ALIGN);
+    this.refresh();
+    const scratchFloats = k.MATMUL_SCRATCH.value as number;
+    this.matmulScratch = this.rawAlloc(scratchFloats * 4);
+    this.info = `WebAssembly SIMD (v128 kernels, 4x8 register-blocked packed matmul, single thread; ${(this.buf.byteLength / 2 ** 20).toFixed(1)} MiB initial memory, max ${(this.maxBytes / 2 ** 30).toFixed(2)} GiB)`;
+  }
+
+  /** Bytes of linear memory in use by the module now (grows, never shrinks). */
+  get memoryBytes(): number {
+    return this.k.memory.buffer.byteLength;
+  }
+
+  // ---- memory ----
+
+  private refresh(): void {
+    const b = this.k.memory.buffer;
+    if (b !== this.buf) {
+      this.buf = b;
+      this.f32 = new Float32Array(b);
+      this.i32 = new Int32Array(b);
+    }
+  }
+  private views(): { f32: Float32Array; i32: Int32Array } {
+    if (this.k.memory.buffer !== this.buf) this.refresh();
+    return { f32: this.f32, i32: this.i32 };
+  }
+
+  private fail(msg: string): never {
+    throw new BackendError(`wasm backend: ${msg}`, 'wasm');
+  }
+
+  private rawAlloc(bytes: number): number {
+    bytes = roundUp(Math.max(bytes, ALIGN), ALIGN);
+    for (let i = 0; i < this.free_.length; i++) {
+      const b = this.free_[i];
+      if (b.bytes < bytes) continue;
+      const ptr = b.ptr;
+      if (b.bytes === bytes) this.free_.splice(i, 1);
+      else {
+        b.ptr += bytes;
+        b.bytes -= bytes;
+      }
+      this.views().f32.fill(0, ptr >>> 2, (ptr + bytes) >>> 2); // reused memory must read as zeros
+      return ptr;
+    }
+    const ptr = this.top, end = ptr + bytes;
+    if (end > this.maxBytes) this.fail(`out of memory: need ${fmtBytes(end)} of linear memory, limit is ${fmtBytes(this.maxBytes)} (maxMemoryBytes)`);
+    const have = this.k.memory.buffer.byteLength;
+    if (end > have) {
+      // Grow geometrically (x1.5) so a sequence of allocations does not grow page by page.
+      const want = Math.min(Math.max(end, Math.floor(have * 1.5)), this.maxBytes);
+      const pages = Math.ceil((want - have) / PAGE);
+      try {
+        this.k.memory.grow(pages);
+      } catch {
+        try {
+          this.k.memory.grow(Math.ceil((end - have) / PAGE));
+        } catch (e) {
+          this.fail(`memory.grow to ${fmtBytes(end)} failed (${(e as Error).message})`);
+        }
+      }
+      this.refresh();
+    }
+    this.top = end; // fresh pages are zero-filled by WebAssembly
+    return ptr;
+  }
+
+  private rawFree(ptr: number, bytes: number): void {
+    bytes = roundUp(Math.max(bytes, ALIGN), ALIGN);
+    const fl = this.free_;
+    // Binary search for the insertion point, then merge with neighbours.
+    let lo = 0, hi = fl.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (fl[mid].ptr < ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    let blk: Block = { ptr, bytes };
+    const prev = fl[lo - 1], next = fl[lo];
+    if (prev && prev.ptr + prev.bytes === ptr) {
+      prev.bytes += bytes;
+      blk = prev;
+      lo--;
+    } else fl.splice(lo, 0, blk);
+    if (next && blk.ptr + blk.bytes === next.ptr) {
+      blk.bytes += next.bytes;
+      fl.splice(lo + 1, 1);
+    }
+    // A free block that ends at the top shrinks the heap instead.
+    if (blk.ptr + blk.bytes === this.top) {
+      this.top = blk.ptr;
+      fl.splice(lo, 1);
+    }
+  }
+
+  /** A reusable scratch range of at least `bytes` (attention score rows, rope tables). */
+  private scratch(bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      if (this.scratchBytes) this.rawFree(this.scratchPtr, this.scratchBytes);
+      this.scratchBytes = roundUp(Math.max(bytes, 4096), ALIGN);
+      this.scratchPtr = this.rawAlloc(this.scratchBytes);
+    }
+    return this.scratchPtr;
+  }
+
+  alloc(size: number, dtype: DType = 'f32', label = ''): Tensor {
+    if (this.destroyed) this.fail('alloc after destroy');
+    if (!Number.isInteger(size) || size < 0) this.fail(`alloc '${label}': bad size ${size}`);
+    const bytes = size * 4;
+    return new WasmTensor(this.rawAlloc(bytes), bytes, size, dtype, label, this);
+  }
+  free(t: Tensor): void {
+    const w = this.T(t, 'free');
+    w.freed = true;
+    this.rawFree(w.ptr, w.bytes);
+  }
+
+  /** The tensor's byte address after checking it is ours, alive, and holds [off, off + n) elements. */
+  private P(t: Tensor, what: string, off = 0, n = 0): number {
+    const w = this.T(t, what);
+    if (off < 0 || off + n > w.size) this.fail(`${what}: tensor '${w.label}' (${w.size} elements) accessed at [${off}, ${off + n})`);
+    return w.ptr + off * 4;
+  }
+  private T(t: Tensor, what: string): WasmTensor {
+    if (!(t instanceof WasmTensor) || t.owner !== this) this.fail(`${what}: tensor '${t?.label}' does not belong to this backend`);
+    if (t.freed) this.fail(`${what}: tensor '${t.label}' was freed`);
+    return t;
+  }
+
+  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
+    const w = this.T(t, 'upload');
+    if (offset < 0 || offset + data.length > w.size) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${w.size})`);
+    const v = this.views();
+    if (data instanceof Int32Array) v.i32.set(data, (w.ptr >>> 2) + offset);
+    else v.f32.set(data, (w.ptr >>> 2) + offset);
+  }
+  async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
+    const w = this.T(t, 'read');
+    const n = length === undefined ? w.size - offset : length;
+    if (offset < 0 || n < 0 || offset + n > w.size) throw new RangeError(`read [${offset}, ${offset + n}) outside tensor '${t.label}' (${w.size})`);
+    const v = this.views(), s = (w.ptr >>> 2) + offset;
+    return w.dtype === 'i32' ? v.i32.slice(s, s + n) : v.f32.slice(s, s + n);
+  }
+  zero(t: Tensor, offset = 0, length?: number): void {
+    const w = this.T(t, 'zero');
+    const n = length === undefined ? w.size - offset : length;
+    this.P(t, 'zero', offset, n);
+    const s = (w.ptr >>> 2) + offset;
+    this.views().f32.fill(0, s, s + n);
+  }
+  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+    if (rows <= 0 || cols <= 0) return;
+    const s = this.P(src, 'copy2d src', srcOff, (rows - 1) * srcStride + cols);
+    const d = this.P(dst, 'copy2d dst', dstOff, (rows - 1) * dstStride + cols);
+    this.k.copy2d(s, d, rows, cols, srcStride, dstStride, accumulate ? 1 : 0);
+  }
+  async sync(): Promise<void> {}
+  destroy(): void {
+    // The memory cannot be returned to the engine piecemeal; dropping every reference lets the GC take it.
+    this.destroyed = true;
+    this.free_ = [];
+  }
+
+  // ---- elementwise ----
+  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+    this.k.add(this.P(a, 'add a', 0, n), this.P(b, 'add b', 0, n), this.P(out, 'add out', 0, n), n);
+  }
+  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+    this.k.axpy(alpha, this.P(x, 'axpy x', xOff, n), this.P(y, 'axpy y', yOff, n), n);
+  }
+  scale(x: Tensor, s: number, n: number): void {
+    this.k.scale(this.P(x, 'scale x', 0, n), s, n);
+  }
+
+  // ---- embedding ----
+  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+    this.checkIds(ids, rows, table, dim, 'embedding');
+    this.k.embedding(this.P(ids, 'embedding ids', 0, rows), this.P(table, 'embedding table'), this.P(out, 'embedding out', 0, rows * dim), rows, dim);
+  }
+  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+    this.checkIds(ids, rows, dTable, dim, 'embeddingBackward');
+    this.k.embeddingBackward(this.P(ids, 'embeddingBackward ids', 0, rows), this.P(dOut, 'embeddingBackward dOut', 0, rows * dim), this.P(dTable, 'embeddingBackward dTable'), rows, dim);
+  }
+  /** Out-of-range ids would read/write other tensors' memory, so they are an error here (rows are few). */
+  private checkIds(ids: Tensor, rows: number, table: Tensor, dim: number, what: string): void {
+    const p = this.P(ids, `${what} ids`, 0, rows) >>> 2, I = this.views().i32;
+    const nRows = Math.floor(this.T(table, what).size / dim);
+    for (let r = 0; r < rows; r++) if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
+  }
+
+  // ---- matmul ----
+  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
+    if (M <= 0 || N <= 0) return;
+    const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);
+    const pbias = opts.bias ? this.P(opts.bias, 'matmul bias', 0, N) : 0;
+    this.k.matmul(pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
+  }
+  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+    this.k.sumRows(this.P(dY, 'sumRows dY', 0, rows * cols), this.P(dBias, 'sumRows dBias', 0, cols), rows, cols);
+  }
+
+  // ---- RMSNorm ----
+  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+    const n = rows * dim;
+    this.k.rmsNorm(this.P(x, 'rmsNorm x', 0, n), this.P(w, 'rmsNorm w', 0, dim), this.P(y, 'rmsNorm y', 0, n), this.P(rstd, 'rmsNorm rstd', 0, rows), rows, dim, eps);
+  }
+  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+    const n = rows * dim;
+    this.k.rmsNormBackward(this.P(dy, 'rmsNormBackward dy', 0, n), this.P(x, 'rmsNormBackward x', 0, n), this.P(w, 'rmsNormBackward w', 0, dim), this.P(rstd, 'rmsNormBackward rstd', 0, rows), this.P(dx, 'rmsNormBackward dx', 0, n), this.P(dw, 'rmsNormBackward dw', 0, dim), rows, dim);
+  }
+
+  // ---- rope: the angle table is computed here exactly as cpu.ts does (f32 inverse frequencies and angles, f64
+  // trig rounded to f32), then the kernel applies the rotation to every head.
+  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
+    if (D % 2) this.fail(`rope: head dimension ${D} is odd`);
+    const half = D / 2;
+    const px = this.P(x, 'rope x', 0, rows * heads * D);
+    const pp = this.P(pos, 'rope pos', 0, rows) >>> 2;
+    const tab = this.scratch(rows * half * 8);
+    const { f32, i32 } = this.views();
+    const invFreq = new Float32Array(half);
+    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / D);
+    const cos0 = tab >>> 2, sin0 = cos0 + rows * half;
+    for (let r = 0; r < rows; r++) {
+      const p = i32[pp + r];
+      for (let i = 0; i < half; i++) {
+        const ang = Math.fround(p * invFreq[i]);
+        f32[cos0 + r * half + i] = Math.cos(ang);
+        const s = Math.fround(Math.sin(ang));
+        f32[sin0 + r * half + i] = inverse ? -s : s;
+      }
+    }
+    this.k.rope(px, tab, rows, heads, D);
+  }
+
+  // ---- attention ----
+  private attnPtrs(s: AttentionShape, what: string) {
+    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    if (Hq % Hkv) this.fail(`${what}: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
+    if (qStart + Tq > kvCap) this.fail(`${what}: qStart+Tq=${qStart + Tq} exceeds kvCap=${kvCap}`);
+    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, scratch: this.scratch((qStart + Tq) * 4 + 64) };
+  }
+  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
+    const { nq, nkv, nl, scratch } = this.attnPtrs(s, 'attention');
+    this.k.attention(this.P(q, 'attention q', 0, nq), this.P(kCache, 'attention kCache', 0, nkv), this.P(vCache, 'attention vCache', 0, nkv), this.P(out, 'attention out', 0, nq), this.P(lse, 'attention lse', 0, nl), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+  }
+  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
+    const { nq, nkv, nl, scratch } = this.attnPtrs(s, 'attentionBackward');
+    const w = 'attentionBackward';
+    this.k.attentionBackward(this.P(dOut, `${w} dOut`, 0, nq), this.P(q, `${w} q`, 0, nq), this.P(kCache, `${w} kCache`, 0, nkv), this.P(vCache, `${w} vCache`, 0, nkv), this.P(out, `${w} out`, 0, nq), this.P(lse, `${w} lse`, 0, nl), this.P(dq, `${w} dq`, 0, nq), this.P(dkCache, `${w} dkCache`, 0, nkv), this.P(dvCache, `${w} dvCache`, 0, nkv), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+  }
+
+  // ---- SwiGLU ----
+  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+    this.k.swiglu(this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
+  }
+  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+    this.k.swigluBackward(this.P(dOut, 'swigluBackward dOut', 0, n), this.P(gate, 'swigluBackward gate', 0, n), this.P(up, 'swigluBackward up', 0, n), this.P(dGate, 'swigluBackward dGate', 0, n), this.P(dUp, 'swigluBackward dUp', 0, n), n);
+  }
+
+  // ---- cross-entropy ----
+  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
+    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
+    const pl = this.P(labels, 'crossEntropy labels', labelOff, rows);
+    const I = this.views().i32;
+    for (let r = 0; r < rows; r++) {
+      const y = I[(pl >>> 2) + r];
+      if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
+    }
+    this.k.crossEntropy(this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), opts.weights ? this.P(opts.weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
+  }
+
+  // ---- optimizer ----
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
+    const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
+    this.k.adamw(this.P(param, 'adamw param', 0, n), this.P(grad, 'adamw grad', 0, n), this.P(m, 'adamw m', 0, n), this.P(v, 'adamw v', 0, n), n, h.lr, h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.eps, h.weightDecay, bc1, bc2, h.gradScale);
+  }
+  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+    const s = this.k.sumSquares(this.P(x, 'sumSquares x', 0, n), n);
+    const p = this.P(out, 'sumSquares out', outIndex, 1) >>> 2;
+    this.views().f32[p] += s;
+  }
+}
+
+function roundUp(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+function fmtBytes(b: number): string {
+  return `${(b / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** Instantiates the embedded SIMD module (throws a BackendError where WebAssembly SIMD is unsupported). */
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<Backend> {
+  let k: SimdExports;
+  try {
+    k = await instantiateEmbedded<SimdExports>(simdWasm);
+  } catch (e) {
+    throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
+  }
+  return new WasmBackend(k, opts);
+}

@@ -1,0 +1,20 @@
+// The backends every model-level test runs on. WebGPU, gpu.js and WASM are included when they can be created
+// here (each file is skipped with a printed reason otherwise); LATENTLM_TEST_BACKENDS=cpu,wasm restricts the list.
+import { CpuBackend } from '../src/backend/cpu.js';
+import type { Backend } from '../src/backend/types.js';
+
+export interface TestBackend {
+  name: string;
+  make: () => Promise<Backend>;
+}
+
+export function testBackends(): TestBackend[] {
+  const all: TestBackend[] = [
+    { name: 'cpu', make: async () => new CpuBackend() },
+    { name: 'wasm', make: async () => (await import('../src/backend/wasm.js')).createWasmBackend() },
+    { name: 'webgpu', make: async () => (await import('../src/backend/webgpu.js')).createWebGPUBackend() },
+    { name: 'gpujs', make: async () => (await import('../src/backend/gpujs.js')).createGpujsBackend() },
+  ];
+  const only = process.env.LATENTLM_TEST_BACKENDS?.split(',').map((s) => s.trim());
+  return all.filter((b) => !only || only.includes(b.name));
+}

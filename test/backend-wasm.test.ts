@@ -1,0 +1,102 @@
+// The WebAssembly SIMD backend: the op-by-op conformance suite against CpuBackend, plus what the suite's small
+// shapes cannot reach: memory growth past the initial pages, allocator reuse, bounds checks, and matmuls at
+// Qwen2-0.5B-like shapes (K and N past the kernel's cache blocks) in all four transpose variants.
+import { describe, expect, it } from 'vitest';
+import { CpuBackend } from '../src/backend/cpu.js';
+import { createWasmBackend, WasmBackend } from '../src/backend/wasm.js';
+import { backendConformance, maxRelErr, randn } from './_conformance.js';
+
+backendConformance('wasm', () => createWasmBackend());
+
+describe('wasm backend memory', () => {
+  it('grows memory past the initial pages and keeps older tensors intact', async () => {
+    const be = (await createWasmBackend()) as WasmBackend;
+    const before = be.memoryBytes;
+    const a = be.alloc(1000, 'f32', 'a');
+    const ids = be.alloc(7, 'i32', 'ids');
+    const av = randn(1000, 1);
+    const iv = new Int32Array([5, -1, 2 ** 31 - 1, 0, 3, -100, 42]);
+    be.upload(a, av);
+    be.upload(ids, iv);
+    // Several blocks, each larger than the whole initial memory, force repeated grows (which detach the views).
+    const big: ReturnType<typeof be.alloc>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const t = be.alloc(Math.ceil(before / 4) + 12345, 'f32', `big${i}`);
+      be.upload(t, new Float32Array([i + 1]), t.size - 1);
+      big.push(t);
+    }
+    expect(be.memoryBytes).toBeGreaterThan(before * 4);
+    expect(Array.from(await be.read(a))).toEqual(Array.from(av));
+    expect(Array.from(await be.read(ids))).toEqual(Array.from(iv));
+    for (let i = 0; i < 4; i++) expect(Array.from(await be.read(big[i], big[i].size - 2))).toEqual([0, i + 1]);
+    // Freed memory is reused and comes back zero-filled.
+    be.free(big[1]);
+    const again = be.alloc(1000, 'f32', 'again');
+    expect((await be.read(again)).every((v) => v === 0)).toBe(true);
+    // Ops still work on the grown memory.
+    be.axpy(2, a, again, 1000);
+    expect(maxRelErr(await be.read(again), av.map((v) => 2 * v))).toBeLessThan(1e-6);
+    be.destroy();
+  });
+
+  it('coalesces freed blocks so alternating alloc/free does not leak', async () => {
+    const be = (await createWasmBackend()) as WasmBackend;
+    const ts = Array.from({ length: 50 }, (_, i) => be.alloc(10000 + i * 17, 'f32', `t${i}`));
+    const grown = be.memoryBytes;
+    for (let round = 0; round < 20; round++) {
+      for (const t of ts.splice(0)) be.free(t);
+      for (let i = 0; i < 50; i++) ts.push(be.alloc(10000 + ((i * 31 + round) % 50) * 17, 'f32', `t${i}`));
+    }
+    expect(be.memoryBytes).toBe(grown);
+    be.destroy();
+  });
+
+  it('honours maxMemoryBytes and names the tensor on bad access', async () => {
+    const be = await createWasmBackend({ maxMemoryBytes: 8 * 2 ** 20 });
+    expect(() => be.alloc(4 * 2 ** 20, 'f32', 'too-big')).toThrow(/out of memory/);
+    const a = be.alloc(10, 'f32', 'small');
+    expect(() => be.axpy(1, a, a, 11)).toThrow(/'small'/);
+    be.free(a);
+    expect(() => be.scale(a, 2, 1)).toThrow(/freed/);
+    const ids = be.alloc(1, 'i32', 'ids'), table = be.alloc(6, 'f32', 'table'), out = be.alloc(3, 'f32', 'out');
+    be.upload(ids, new Int32Array([2]));
+    expect(() => be.embedding(ids, table, out, 1, 3)).toThrow(/id 2/);
+    be.destroy();
+  });
+});
+
+describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
+  // K = 896 spans several K blocks (256); N = 1100 spans two N blocks (1024) and ends in a partial 8-column panel;
+  // M = 37 ends in a partial 4-row panel; offsets make every operand start unaligned.
+  const M = 37, N = 1100, K = 896;
+  for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
+    it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}, bias + accumulate`, async () => {
+      const cpu = new CpuBackend(), be = await createWasmBackend();
+      const av = randn(M * K + 3, 100), bv = randn(N * K + 1, 101, 0.05), cv = randn(M * N + 2, 102), biasv = randn(N, 103);
+      const run = async (b: typeof cpu | typeof be) => {
+        const a = b.alloc(av.length), w = b.alloc(bv.length), c = b.alloc(cv.length), bias = b.alloc(N);
+        b.upload(a, av); b.upload(w, bv); b.upload(c, cv); b.upload(bias, biasv);
+        b.matmul(a, w, c, M, N, K, { transA, transB, bias, accumulate: true, aOff: 3, bOff: 1, cOff: 2 });
+        return b.read(c);
+      };
+      const [want, got] = [await run(cpu), await run(be)];
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+      be.destroy();
+    });
+  }
+
+  it('[128, 896] x [896 -> 4864] (the MLP up projection), transB', async () => {
+    const M = 128, K = 896, N = 4864;
+    const cpu = new CpuBackend(), be = await createWasmBackend();
+    const av = randn(M * K, 110), bv = randn(N * K, 111, 0.05);
+    const run = async (b: typeof cpu | typeof be) => {
+      const a = b.alloc(M * K), w = b.alloc(N * K), c = b.alloc(M * N);
+      b.upload(a, av); b.upload(w, bv);
+      b.matmul(a, w, c, M, N, K, { transB: true });
+      return b.read(c);
+    };
+    const [want, got] = [await run(cpu), await run(be)];
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    be.destroy();
+  });
+});
