@@ -20,3 +20,4 @@ for (const [title, mod, fn] of sections) {
     console.log(`(skipped: ${(e as Error).message.split('\n')[0]})`);
   }
 }
+export {};

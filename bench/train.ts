@@ -7,7 +7,7 @@ import { AdamW } from '../src/train/adamw.js';
 
 export const smallConfig: Qwen2Config = {
   vocab_size: 512, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 4096,
 };
 
 export function randomTensors(c: Qwen2Config, seed = 1): Map<string, Float32Array> {

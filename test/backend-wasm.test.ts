@@ -33,6 +33,10 @@ describe('wasm backend memory', () => {
     be.free(big[1]);
     const again = be.alloc(1000, 'f32', 'again');
     expect((await be.read(again)).every((v) => v === 0)).toBe(true);
+    // Freeing the topmost tensor lowers the heap top; what is allocated there next must not see its old data.
+    be.free(big[3]);
+    const top = be.alloc(big[3].size, 'f32', 'top');
+    expect(Array.from(await be.read(top, top.size - 2))).toEqual([0, 0]);
     // Ops still work on the grown memory.
     be.axpy(2, a, again, 1000);
     expect(maxRelErr(await be.read(again), av.map((v) => 2 * v))).toBeLessThan(1e-6);

@@ -67,6 +67,8 @@ export class WasmBackend implements Backend {
   /** Free blocks below `top`, sorted by address, never adjacent to each other (coalesced on free). */
   private free_: Block[] = [];
   private top: number;
+  /** Highest `top` ever reached: bytes below it may hold stale data. */
+  private highWater = 0;
   private readonly maxBytes: number;
   private matmulScratch: number;
   private scratchPtr = 0;
@@ -139,7 +141,11 @@ export class WasmBackend implements Backend {
       }
       this.refresh();
     }
-    this.top = end; // fresh pages are zero-filled by WebAssembly
+    // Below the high-water mark the memory held freed tensors (the top shrinks on free): zero it. Above it,
+    // pages are fresh from memory.grow and already zero.
+    if (ptr < this.highWater) this.views().f32.fill(0, ptr >>> 2, Math.min(end, this.highWater) >>> 2);
+    this.top = end;
+    if (end > this.highWater) this.highWater = end;
     return ptr;
   }
 

@@ -13,20 +13,11 @@
 // earlier position whichever trunk produced them.
 import type { Backend, Tensor } from '../backend/types.js';
 import { Arena } from './arena.js';
+import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type LoadOptions, type Qwen2Config as HfQwen2Config } from '../hf.js';
+import type { Source } from '../io.js';
 
-export interface Qwen2Config {
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  rms_norm_eps: number;
-  rope_theta: number;
-  tie_word_embeddings: boolean;
-  max_position_embeddings?: number;
-  [key: string]: unknown;
-}
+/** The HF config.json of a Qwen2 model (validated by parseQwen2Config in hf.ts). */
+export type Qwen2Config = HfQwen2Config;
 
 export type Trunk = 'language' | 'latent';
 
@@ -107,30 +98,8 @@ const LAYER_PARAMS = [
 type LayerKey = (typeof LAYER_PARAMS)[number][1];
 type LayerTensors = Record<LayerKey, Tensor>;
 
-/** Every HF tensor name and shape of a Qwen2 model with this config. */
-export function qwen2ParamShapes(c: Qwen2Config): Map<string, number[]> {
-  const H = c.hidden_size, I = c.intermediate_size, D = H / c.num_attention_heads, KV = c.num_key_value_heads * D;
-  const m = new Map<string, number[]>();
-  m.set('model.embed_tokens.weight', [c.vocab_size, H]);
-  for (let l = 0; l < c.num_hidden_layers; l++) {
-    const p = `model.layers.${l}.`;
-    m.set(p + 'self_attn.q_proj.weight', [H, H]);
-    m.set(p + 'self_attn.q_proj.bias', [H]);
-    m.set(p + 'self_attn.k_proj.weight', [KV, H]);
-    m.set(p + 'self_attn.k_proj.bias', [KV]);
-    m.set(p + 'self_attn.v_proj.weight', [KV, H]);
-    m.set(p + 'self_attn.v_proj.bias', [KV]);
-    m.set(p + 'self_attn.o_proj.weight', [H, H]);
-    m.set(p + 'mlp.gate_proj.weight', [I, H]);
-    m.set(p + 'mlp.up_proj.weight', [I, H]);
-    m.set(p + 'mlp.down_proj.weight', [H, I]);
-    m.set(p + 'input_layernorm.weight', [H]);
-    m.set(p + 'post_attention_layernorm.weight', [H]);
-  }
-  m.set('model.norm.weight', [H]);
-  if (!c.tie_word_embeddings) m.set('lm_head.weight', [c.vocab_size, H]);
-  return m;
-}
+/** Every HF tensor name and shape of a Qwen2 model with this config (one definition, in hf.ts). */
+export const qwen2ParamShapes = (c: Qwen2Config): Map<string, number[]> => expectedQwen2Tensors(c as HfQwen2Config);
 
 /** How a latent's fed-back hidden state becomes the next input embedding. Identity by default (Coconut). */
 export interface LatentFeedback {
@@ -222,6 +191,35 @@ export class Qwen2 {
     }
     for (const [name, data] of tensors) if (name.startsWith('latent.')) m.addParam(name, [data.length], data);
     return m;
+  }
+
+  /**
+   * Loads an HF Qwen2 checkpoint (directory path or URL base; config.json + model.safetensors or a sharded index;
+   * F32/BF16/F16). Each tensor is converted, uploaded and released one at a time, so peak host memory stays near
+   * one tensor beyond the file bytes. `latent.*` tensors saved by this package come back too.
+   */
+  static async load(be: Backend, source: Source, opts: LoadOptions = {}): Promise<Qwen2> {
+    const ckpt = await loadHfCheckpoint(source, opts);
+    const m = new Qwen2(be, ckpt.config);
+    const expected = qwen2ParamShapes(ckpt.config);
+    for (const [name, shape] of expected) {
+      const t = ckpt.tensors.get(name)!;
+      m.addParam(name, shape, t.data);
+      t.release();
+    }
+    for (const [name, t] of ckpt.tensors)
+      if (name.startsWith('latent.')) {
+        m.addParam(name, t.shape, t.data);
+        t.release();
+      }
+    if ([...m.params.keys()].some((n) => n.startsWith('latent.model.'))) m.twoTrunk = true;
+    return m;
+  }
+
+  /** Writes HF-compatible config.json + model.safetensors (atomically); `latent.*` tensors are included. */
+  async save(dir: string, opts: { dtype?: 'F32' | 'BF16' } = {}): Promise<void> {
+    const tensors = await this.exportTensors();
+    await saveHfCheckpoint(dir, this.config, tensors, opts);
   }
 
   /** Adds (or replaces) a parameter; trainable by default. */

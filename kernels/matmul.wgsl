@@ -1,0 +1,114 @@
+// C[M, N] (+)= op(A) op(B) (+ bias), f32 accumulation.
+//
+// Every kernel file is split into `//#kernel <name>` sections; src/backend/webgpu.ts prepends a generated header
+// to a section: the `Params` uniform struct `P`, storage bindings with accessors `ld_x(i)` (f32/i32 element),
+// `ld4_x(i)` (4 consecutive elements starting at element i; a real vec4 load when x is bound as array<vec4>, which
+// the backend only does when every such i is a multiple of 4), `st_x(i, v)`, and specialisation constants.
+// Indices are relative to the first buffer bound for x; a tensor split over several GPUBuffers is bound as a pair
+// of neighbouring chunks and the accessors pick the right one, so kernels never see the split.
+//
+// Specialisation constants: TRANS_A (A stored [K, M]), TRANS_B (B stored [N, K]), HAS_BIAS, WG_X, WG_Y.
+// Params: M, N, K; aOff, bOff, cOff (element offsets, relative to the bound chunk, u32 wrap-around arithmetic);
+// the ranges [mLo, mHi), [nLo, nHi), [kLo, kHi) this dispatch owns (a split operand restricts one of them);
+// mBase, nBase (first block origin, multiples of 4 at or below mLo, nLo); accumulate; useBias.
+//
+// The same template serves all four transpose variants: only the two tile loaders below depend on them.
+
+//#kernel blocked
+// Register blocking: each invocation computes a 4x4 block of C, keeping it in a mat4x4 and consuming K four at a
+// time as two 4x4 tiles (8 four-wide loads per 64 multiply-adds). On software rasterisers (llvmpipe) this is the
+// lever that matters: invocations are vectorised across SIMD lanes and there is no benefit from shared memory.
+// Rows or columns past the owned range are computed from whatever the (robust) loads return and never stored.
+
+// Tile of A: column kk holds A(m0..m0+3, k+kk).
+fn tile_a(m0: u32, k: u32) -> mat4x4<f32> {
+  if (TRANS_A) {
+    let o = P.aOff + k * P.M + m0;
+    return mat4x4<f32>(ld4_a(o), ld4_a(o + P.M), ld4_a(o + 2u * P.M), ld4_a(o + 3u * P.M));
+  }
+  let o = P.aOff + m0 * P.K + k;
+  return transpose(mat4x4<f32>(ld4_a(o), ld4_a(o + P.K), ld4_a(o + 2u * P.K), ld4_a(o + 3u * P.K)));
+}
+
+// Tile of B: column j holds B(k..k+3, n0+j).
+fn tile_b(k: u32, n0: u32) -> mat4x4<f32> {
+  if (TRANS_B) {
+    let o = P.bOff + n0 * P.K + k;
+    return mat4x4<f32>(ld4_b(o), ld4_b(o + P.K), ld4_b(o + 2u * P.K), ld4_b(o + 3u * P.K));
+  }
+  let o = P.bOff + k * P.N + n0;
+  return transpose(mat4x4<f32>(ld4_b(o), ld4_b(o + P.N), ld4_b(o + 2u * P.N), ld4_b(o + 3u * P.N)));
+}
+
+// A(m0..m0+3, k) and B(k, n0..n0+3) for the K tail (K not a multiple of 4).
+fn col_a(m0: u32, k: u32) -> vec4<f32> {
+  if (TRANS_A) { return ld4_a(P.aOff + k * P.M + m0); }
+  let o = P.aOff + m0 * P.K + k;
+  return vec4<f32>(ld_a(o), ld_a(o + P.K), ld_a(o + 2u * P.K), ld_a(o + 3u * P.K));
+}
+fn row_b(k: u32, n0: u32) -> vec4<f32> {
+  if (TRANS_B) {
+    let o = P.bOff + n0 * P.K + k;
+    return vec4<f32>(ld_b(o), ld_b(o + P.K), ld_b(o + 2u * P.K), ld_b(o + 3u * P.K));
+  }
+  return ld4_b(P.bOff + k * P.N + n0);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let m0 = P.mBase + 4u * gid.y;
+  let n0 = P.nBase + 4u * gid.x;
+  if (m0 >= P.mHi || n0 >= P.nHi) { return; }
+  var acc = mat4x4<f32>(); // column j = C(m0..m0+3, n0+j)
+  var k = P.kLo;
+  let k4 = P.kLo + ((P.kHi - P.kLo) & ~3u);
+  for (; k < k4; k += 4u) {
+    acc += tile_a(m0, k) * tile_b(k, n0);
+  }
+  for (; k < P.kHi; k += 1u) {
+    let a = col_a(m0, k);
+    let b = row_b(k, n0);
+    acc[0] += a * b.x;
+    acc[1] += a * b.y;
+    acc[2] += a * b.z;
+    acc[3] += a * b.w;
+  }
+  for (var j = 0u; j < 4u; j += 1u) {
+    let n = n0 + j;
+    if (n < P.nLo || n >= P.nHi) { continue; }
+    var bias = 0.0;
+    if (HAS_BIAS) { if (P.useBias != 0u) { bias = ld_bias(n); } }
+    for (var i = 0u; i < 4u; i += 1u) {
+      let m = m0 + i;
+      if (m < P.mLo || m >= P.mHi) { continue; }
+      let idx = P.cOff + m * P.N + n;
+      var v = acc[j][i] + bias;
+      if (P.accumulate != 0u) { v += ld_c(idx); }
+      st_c(idx, v);
+    }
+  }
+}
+
+//#kernel naive
+// One invocation per output element, scalar loads: the baseline the blocked kernel is measured against.
+fn a_at(m: u32, k: u32) -> f32 {
+  if (TRANS_A) { return ld_a(P.aOff + k * P.M + m); }
+  return ld_a(P.aOff + m * P.K + k);
+}
+fn b_at(k: u32, n: u32) -> f32 {
+  if (TRANS_B) { return ld_b(P.bOff + n * P.K + k); }
+  return ld_b(P.bOff + k * P.N + n);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let m = P.mBase + gid.y;
+  let n = P.nBase + gid.x;
+  if (m < P.mLo || m >= P.mHi || n < P.nLo || n >= P.nHi) { return; }
+  var s = 0.0;
+  for (var k = P.kLo; k < P.kHi; k += 1u) { s += a_at(m, k) * b_at(k, n); }
+  if (HAS_BIAS) { if (P.useBias != 0u) { s += ld_bias(n); } }
+  let idx = P.cOff + m * P.N + n;
+  if (P.accumulate != 0u) { s += ld_c(idx); }
+  st_c(idx, s);
+}

@@ -1,0 +1,984 @@
+// The WebGPU backend: every op of ./types.ts as WGSL compute kernels (kernels/*.wgsl, embedded at build time into
+// src/generated/kernels.ts), with the numerics of the CPU reference (./cpu.ts, f32 accumulation).
+//
+// How work reaches the GPU:
+// - Ops are encoded into one command encoder (one compute pass, interrupted only for copies/clears) and
+//   submitted lazily: on read/sync/upload, or when the per-batch uniform ring is full.
+// - Each dispatch's parameters get their own 256-byte slot of a uniform ring buffer (dynamic offset), written
+//   with one queue.writeBuffer just before the submit, so bind groups do not depend on the parameters and are
+//   cached by (pipeline variant, buffers).
+// - Pipelines are compiled once per (kernel, specialisation): transposes, vec4-vs-scalar bindings, split
+//   bindings, head dimension... The WGSL header (uniform struct, bindings, accessors) is generated here.
+// - Freed GPUBuffers go to a size-keyed pool and are cleared on reuse; reads copy only the requested range.
+//
+// Tensors larger than one storage binding (or one buffer) are split into chunks of `chunkElems` elements, each
+// its own GPUBuffer. Ops that must handle a split tensor (embedding table, matmul operands, adamw, sumSquares,
+// zero, upload, read, copy2d and the other elementwise maps) bind a chunk and, when a row of the op straddles a
+// boundary, its successor; the generated accessors pick the right buffer, so kernels index as if contiguous.
+// Other ops given a split tensor copy it into one temporary buffer if the device can bind that much (which is
+// what makes the conformance suite pass with an artificially tiny `maxBindingBytes`) and throw a clear error
+// otherwise. `stats.merged` counts those fallbacks.
+import { kernels as KERNEL_FILES } from '../generated/kernels.js';
+import { BackendError } from './types.js';
+import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
+import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
+
+// The numeric values of the WebGPU flag namespaces, so nothing depends on GPUBufferUsage & co. being globals.
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const MAP_MODE_READ = 0x1;
+const STAGE_COMPUTE = 0x4;
+
+const SLOT_BYTES = 256; // one dispatch's parameters; also the usual minUniformBufferOffsetAlignment
+const RING_SLOTS = 1024; // dispatches per submit at most
+const NO_SPLIT = 0xffffffff;
+
+export interface WebGPUBackendOptions {
+  /** Node/Bun: which Dawn backend ('auto' tries Vulkan, then GLES compat). */
+  adapter?: AdapterChoice;
+  powerPreference?: GPUPowerPreference;
+  /** Split tensors at this many bytes (default and maximum: what the device grants). Small values test splitting. */
+  maxBindingBytes?: number;
+  /** Refuse single allocations above this many bytes with a BackendError (default: no limit besides the device's). */
+  maxTensorBytes?: number;
+  /** Matmul kernel: register-blocked 4x4 (default) or the naive one-output-per-invocation baseline. */
+  matmulKernel?: 'blocked' | 'naive';
+  /** Bytes of freed buffers kept for reuse (default 256 MiB). */
+  poolBytes?: number;
+}
+
+type ElemType = 'f32' | 'i32' | 'vec4';
+type ParamType = 'u32' | 'i32' | 'f32';
+
+interface BufSpec {
+  name: string;
+  type?: 'f32' | 'i32';
+  rw?: boolean;
+  /** May be absent; the header then defines accessors returning 0 so the kernel still compiles. */
+  optional?: boolean;
+}
+
+interface KernelSpec {
+  file: string;
+  section: string;
+  /** Other kernel files appended whole (function libraries such as swiglu.wgsl for the generic map). */
+  libs?: string[];
+  params: [string, ParamType][];
+  bufs: BufSpec[];
+  /** Workgroup size: WG, or [WG_X, WG_Y]. */
+  wg: number | [number, number];
+}
+
+/** What one binding of a dispatch refers to: a buffer, optionally followed by the next chunk of the same tensor. */
+interface Arg {
+  b0: GPUBuffer;
+  b1?: GPUBuffer;
+  /** Elements in b0 before b1 takes over (NO_SPLIT without b1). */
+  split: number;
+  /** Bind as array<vec4<f32>> (caller guarantees every ld4 index is a multiple of 4). */
+  vec4?: boolean;
+}
+
+/** Rows [lo, hi) of an operand whose first element lies in chunk `chunk` (and may run into chunk + 1 when `pair`). */
+interface Piece {
+  lo: number;
+  hi: number;
+  chunk: number;
+  pair: boolean;
+}
+
+class GpuTensor implements Tensor {
+  freed = false;
+  constructor(
+    readonly size: number,
+    readonly dtype: DType,
+    readonly label: string,
+    readonly chunks: GPUBuffer[],
+    readonly chunkElems: number,
+  ) {}
+  get split(): boolean {
+    return this.chunks.length > 1;
+  }
+  chunkLen(c: number): number {
+    return Math.min(this.chunkElems, this.size - c * this.chunkElems);
+  }
+}
+
+interface Variant {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  fields: [string, ParamType][];
+  uniformBytes: number;
+}
+
+const bytesOf = (elems: number) => Math.max(16, Math.ceil((elems * 4) / 16) * 16);
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** Splits a kernel file into its `//#kernel <name>` sections; text before the first marker is shared by all. */
+function sectionOf(file: string, section: string): string {
+  const src = KERNEL_FILES[file];
+  if (src === undefined) throw new Error(`kernels/${file}.wgsl is not embedded (run \`npm run build:wasm\`)`);
+  const parts = src.split(/^\/\/#kernel\s+/m);
+  const prelude = parts[0];
+  for (const p of parts.slice(1)) {
+    const nl = p.indexOf('\n');
+    if (p.slice(0, nl).trim() === section) return `${prelude}\n${p.slice(nl + 1)}`;
+  }
+  throw new Error(`kernels/${file}.wgsl has no section '${section}'`);
+}
+
+/**
+ * Partitions [0, n) into segments on which every list of pieces (each a partition of [0, n)) is constant;
+ * returns for each segment the piece of every list covering it.
+ */
+function partition(lists: Piece[][], n: number): { lo: number; hi: number; pieces: Piece[] }[] {
+  if (n <= 0) return [{ lo: 0, hi: 0, pieces: lists.map(() => ({ lo: 0, hi: 0, chunk: 0, pair: false })) }];
+  const cuts = new Set<number>([0, n]);
+  for (const l of lists) for (const p of l) cuts.add(p.lo), cuts.add(p.hi);
+  const pts = [...cuts].sort((a, b) => a - b);
+  const idx = lists.map(() => 0);
+  const out: { lo: number; hi: number; pieces: Piece[] }[] = [];
+  for (let s = 0; s + 1 < pts.length; s++) {
+    const lo = pts[s], hi = pts[s + 1];
+    const pieces = lists.map((l, li) => {
+      while (l[idx[li]].hi <= lo) idx[li]++;
+      return l[idx[li]];
+    });
+    out.push({ lo, hi, pieces });
+  }
+  return out;
+}
+
+// ---- the elementwise op table: tensors wired to a body that calls the op's own WGSL functions ----
+interface MapOp {
+  libs?: string[];
+  params: [string, ParamType][];
+  /** Tensors: read ('r'), written ('w') or both ('rw'). */
+  args: Record<string, 'r' | 'w' | 'rw'>;
+  /** WGSL using r_<name> (loaded values) and assigning w_<name> (declared `var w_<name>: f32;`). */
+  body: string;
+}
+
+const MAP_OPS: Record<string, MapOp> = {
+  add: { params: [], args: { a: 'r', b: 'r', out: 'w' }, body: 'w_out = r_a + r_b;' },
+  axpy: { params: [['alpha', 'f32']], args: { x: 'r', y: 'rw' }, body: 'w_y = r_y + P.alpha * r_x;' },
+  scale: { params: [['s', 'f32']], args: { x: 'rw' }, body: 'w_x = r_x * P.s;' },
+  swiglu: { libs: ['swiglu'], params: [], args: { gate: 'r', up: 'r', out: 'w' }, body: 'w_out = swiglu(r_gate, r_up);' },
+  swigluBackward: {
+    libs: ['swiglu'],
+    params: [],
+    args: { dout: 'r', gate: 'r', up: 'r', dgate: 'rw', dup: 'rw' },
+    body: 'let d = swiglu_backward(r_dout, r_gate, r_up); w_dgate = r_dgate + d.x; w_dup = r_dup + d.y;',
+  },
+  adamw: {
+    libs: ['adamw'],
+    params: [['lr', 'f32'], ['beta1', 'f32'], ['beta2', 'f32'], ['oneMinusBeta1', 'f32'], ['oneMinusBeta2', 'f32'], ['eps', 'f32'], ['wd', 'f32'], ['bc1', 'f32'], ['bc2', 'f32'], ['gradScale', 'f32']],
+    args: { p: 'rw', g: 'r', m: 'rw', v: 'rw' },
+    body: 'let u = adamw(r_p, r_g, r_m, r_v); w_p = u.x; w_m = u.y; w_v = u.z;',
+  },
+};
+
+// ---- kernel specs of the non-map kernels ----
+const K: Record<string, KernelSpec> = {
+  copy2d: {
+    file: 'elementwise', section: 'copy2d', wg: 64,
+    params: [['rLo', 'u32'], ['rHi', 'u32'], ['cols', 'u32'], ['srcOff', 'u32'], ['srcStride', 'u32'], ['dstOff', 'u32'], ['dstStride', 'u32'], ['accumulate', 'u32']],
+    bufs: [{ name: 'src' }, { name: 'dst', rw: true }],
+  },
+  sumRows: { file: 'elementwise', section: 'sumRows', wg: 64, params: [['rows', 'u32'], ['cols', 'u32']], bufs: [{ name: 'dy' }, { name: 'db', rw: true }] },
+  ssPartial: {
+    file: 'elementwise', section: 'sumSquaresPartial', wg: 256,
+    params: [['n', 'u32'], ['xOff', 'u32'], ['nGroups', 'u32'], ['pOff', 'u32']],
+    bufs: [{ name: 'x' }, { name: 'part', rw: true }],
+  },
+  ssFinal: { file: 'elementwise', section: 'sumSquaresFinal', wg: 256, params: [['nPart', 'u32'], ['outIndex', 'u32']], bufs: [{ name: 'part' }, { name: 'out', rw: true }] },
+  embedding: {
+    file: 'embedding', section: 'forward', wg: 64,
+    params: [['rows', 'u32'], ['dim', 'u32'], ['lo', 'u32'], ['hi', 'u32'], ['base', 'u32']],
+    bufs: [{ name: 'ids', type: 'i32' }, { name: 'table' }, { name: 'out', rw: true }],
+  },
+  embeddingBackward: {
+    file: 'embedding', section: 'backward', wg: 64,
+    params: [['rows', 'u32'], ['dim', 'u32'], ['lo', 'u32'], ['hi', 'u32'], ['base', 'u32']],
+    bufs: [{ name: 'ids', type: 'i32' }, { name: 'dout' }, { name: 'dtable', rw: true }],
+  },
+  rmsNorm: {
+    file: 'rmsnorm', section: 'forward', wg: 128,
+    params: [['rows', 'u32'], ['dim', 'u32'], ['eps', 'f32']],
+    bufs: [{ name: 'x' }, { name: 'w' }, { name: 'y', rw: true }, { name: 'rstd', rw: true }],
+  },
+  rmsNormBackwardX: {
+    file: 'rmsnorm', section: 'backwardX', wg: 128,
+    params: [['rows', 'u32'], ['dim', 'u32']],
+    bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'w' }, { name: 'rstd' }, { name: 'dx', rw: true }],
+  },
+  rmsNormBackwardW: {
+    file: 'rmsnorm', section: 'backwardW', wg: 64,
+    params: [['rows', 'u32'], ['dim', 'u32']],
+    bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'rstd' }, { name: 'dw', rw: true }],
+  },
+  rope: {
+    file: 'rope', section: 'rope', wg: 64,
+    params: [['rows', 'u32'], ['heads', 'u32'], ['D', 'u32'], ['inverse', 'u32']],
+    bufs: [{ name: 'pos', type: 'i32' }, { name: 'freq' }, { name: 'x', rw: true }],
+  },
+  attention: {
+    file: 'attention', section: 'forward', wg: 64,
+    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
+    bufs: [{ name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out', rw: true }, { name: 'lse', rw: true }],
+  },
+  attentionBackwardQ: {
+    file: 'attention', section: 'backwardQ', wg: 64,
+    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
+    bufs: [{ name: 'dout' }, { name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out' }, { name: 'lse' }, { name: 'dq', rw: true }, { name: 'delta', rw: true }],
+  },
+  attentionBackwardKV: {
+    file: 'attention', section: 'backwardKV', wg: 64,
+    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
+    bufs: [{ name: 'dout' }, { name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'lse' }, { name: 'delta' }, { name: 'dk', rw: true }, { name: 'dv', rw: true }],
+  },
+  crossEntropy: {
+    file: 'crossentropy', section: 'crossEntropy', wg: 256,
+    params: [['V', 'u32'], ['rows', 'u32'], ['logitsOff', 'u32'], ['labelOff', 'u32'], ['lossOff', 'u32']],
+    bufs: [{ name: 'x', rw: true }, { name: 'labels', type: 'i32' }, { name: 'losses', rw: true }, { name: 'weights', optional: true }],
+  },
+};
+
+const MATMUL_PARAMS: [string, ParamType][] = [
+  ['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['cOff', 'u32'],
+  ['mLo', 'u32'], ['mHi', 'u32'], ['nLo', 'u32'], ['nHi', 'u32'], ['kLo', 'u32'], ['kHi', 'u32'],
+  ['mBase', 'u32'], ['nBase', 'u32'], ['accumulate', 'u32'], ['useBias', 'u32'],
+];
+const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }];
+
+/** Creates the WebGPU backend on the best adapter available (see ./webgpu-device.ts). */
+export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
+  const dev = await requestWebGPU({ adapter: opts.adapter, powerPreference: opts.powerPreference });
+  return new WebGPUBackend(dev, opts);
+}
+
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly info: string;
+  readonly maxBindingBytes: number;
+  /** Elements per chunk of a split tensor (a multiple of 4). */
+  readonly chunkElems: number;
+  /** Which matmul kernel runs (the bench switches it). */
+  matmulKernel: 'blocked' | 'naive';
+  /** Counters for tests and benchmarks. */
+  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0 };
+
+  private readonly device: GPUDevice;
+  private readonly keepAlive: GPU;
+  private readonly deviceBindingBytes: number;
+  private readonly maxTensorBytes: number;
+  private readonly poolLimit: number;
+  private readonly maxGroups: number;
+  private readonly ring: GPUBuffer;
+  private readonly ringData = new ArrayBuffer(SLOT_BYTES * RING_SLOTS);
+  private readonly ringView = new DataView(this.ringData);
+  private slot = 0;
+  private enc?: GPUCommandEncoder;
+  private pass?: GPUComputePassEncoder;
+  private readonly variants = new Map<string, Variant>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufIds = new WeakMap<GPUBuffer, number>();
+  private nextBufId = 1;
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private pooled = 0;
+  private graveyard: GPUBuffer[] = [];
+  private readonly freqCache = new Map<string, GPUBuffer>();
+  private pending: Promise<void>[] = [];
+  private fatal?: BackendError;
+  private destroyed = false;
+
+  constructor(dev: WebGPUDevice, opts: WebGPUBackendOptions = {}) {
+    this.device = dev.device;
+    this.keepAlive = dev.gpu;
+    const lim = this.device.limits;
+    this.deviceBindingBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+    const want = Math.min(opts.maxBindingBytes ?? Infinity, this.deviceBindingBytes);
+    if (!(want >= 64)) throw new BackendError(`maxBindingBytes must be at least 64 (got ${opts.maxBindingBytes})`, 'webgpu');
+    this.maxBindingBytes = Math.floor(want / 16) * 16;
+    this.chunkElems = this.maxBindingBytes / 4;
+    this.maxTensorBytes = opts.maxTensorBytes ?? Infinity;
+    this.poolLimit = opts.poolBytes ?? 256 * 1024 * 1024;
+    this.matmulKernel = opts.matmulKernel ?? 'blocked';
+    this.maxGroups = lim.maxComputeWorkgroupsPerDimension;
+    this.info = `${dev.info}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
+    this.ring = this.device.createBuffer({ size: SLOT_BYTES * RING_SLOTS, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'latentlm params ring' });
+    this.device.lost.then((i) => {
+      if (!this.destroyed) this.fatal ??= new BackendError(`WebGPU device lost (${i.reason}): ${i.message}`, 'webgpu');
+    });
+    const onError = (ev: Event) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.fatal ??= new BackendError(`WebGPU error: ${e?.message ?? String(e)}`, 'webgpu');
+    };
+    if (typeof this.device.addEventListener === 'function') this.device.addEventListener('uncapturederror', onError);
+    else (this.device as unknown as { onuncapturederror: unknown }).onuncapturederror = onError;
+  }
+
+  // ================================================================ plumbing
+
+  /** Throws the recorded device loss / GPU error, or that the backend was destroyed. */
+  private live(what: string): void {
+    if (this.destroyed) throw new BackendError(`webgpu backend used after destroy() (${what})`, 'webgpu');
+    if (this.fatal) throw this.fatal;
+  }
+
+  private T(t: Tensor, what: string): GpuTensor {
+    if (!(t instanceof GpuTensor)) throw new BackendError(`${what}: tensor '${t?.label}' was not allocated by this webgpu backend`, 'webgpu');
+    if (t.freed) throw new BackendError(`${what}: tensor '${t.label}' was freed`, 'webgpu');
+    return t;
+  }
+
+  private bufId(b: GPUBuffer): number {
+    let id = this.bufIds.get(b);
+    if (id === undefined) this.bufIds.set(b, (id = this.nextBufId++));
+    return id;
+  }
+
+  private encoder(): GPUCommandEncoder {
+    if (!this.enc) {
+      // Validation and out-of-memory errors of the whole batch are caught in scopes popped by flush().
+      this.device.pushErrorScope('validation');
+      this.device.pushErrorScope('out-of-memory');
+      this.enc = this.device.createCommandEncoder();
+    }
+    return this.enc;
+  }
+  private computePass(): GPUComputePassEncoder {
+    return (this.pass ??= this.encoder().beginComputePass());
+  }
+  /** An encoder with no open compute pass, for copies and clears. */
+  private copyEncoder(): GPUCommandEncoder {
+    const e = this.encoder();
+    this.pass?.end();
+    this.pass = undefined;
+    return e;
+  }
+
+  private watch(p: Promise<GPUError | null>, what: string): void {
+    this.pending.push(
+      p.then((e) => {
+        if (e) this.fatal ??= new BackendError(`${what}: ${e.message}`, 'webgpu');
+      }),
+    );
+  }
+
+  /** Submits everything encoded so far. */
+  private flush(): void {
+    if (!this.enc) return;
+    this.pass?.end();
+    this.pass = undefined;
+    if (this.slot) this.device.queue.writeBuffer(this.ring, 0, this.ringData, 0, this.slot * SLOT_BYTES);
+    this.device.queue.submit([this.enc.finish()]);
+    this.enc = undefined;
+    this.slot = 0;
+    this.stats.submits++;
+    this.watch(this.device.popErrorScope(), 'WebGPU out of memory while running queued ops');
+    this.watch(this.device.popErrorScope(), 'WebGPU validation error in queued ops');
+    for (const b of this.graveyard) b.destroy();
+    this.graveyard = [];
+  }
+
+  private async settle(): Promise<void> {
+    const p = this.pending;
+    this.pending = [];
+    await Promise.all(p);
+    if (this.fatal) throw this.fatal;
+  }
+
+  /** A GPUBuffer of `bytes` (multiple of 16) filled with zeros: from the pool (cleared) or freshly created. */
+  private buffer(bytes: number, label: string): GPUBuffer {
+    const list = this.pool.get(bytes);
+    if (list?.length) {
+      const b = list.pop()!;
+      this.pooled -= bytes;
+      this.copyEncoder().clearBuffer(b);
+      return b;
+    }
+    this.device.pushErrorScope('out-of-memory');
+    const b = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, label });
+    this.watch(this.device.popErrorScope(), `WebGPU out of memory allocating '${label}' (${bytes} bytes)`);
+    return b;
+  }
+
+  private release(b: GPUBuffer): void {
+    if (this.pooled + b.size <= this.poolLimit) {
+      const list = this.pool.get(b.size) ?? [];
+      list.push(b);
+      this.pool.set(b.size, list);
+      this.pooled += b.size;
+      return;
+    }
+    // Cached bind groups would keep the buffer alive; drop them (rarely happens: pool overflow).
+    const id = `#${this.bufId(b)}#`;
+    for (const k of [...this.bindGroups.keys()]) if (k.includes(id)) this.bindGroups.delete(k);
+    if (this.enc) this.graveyard.push(b);
+    else b.destroy();
+  }
+
+  // ---------------------------------------------------------------- pipelines and dispatch
+
+  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
+    const hit = this.variants.get(key);
+    if (hit) return hit;
+    const fields: [string, ParamType][] = [...spec.params, ...extraParams, ...spec.bufs.map((b): [string, ParamType] => [`${b.name}_split`, 'u32'])];
+    if (fields.length * 4 > SLOT_BYTES) throw new Error(`kernel ${spec.file}/${spec.section}: too many parameters`);
+    const lines: string[] = [];
+    if (Array.isArray(spec.wg)) lines.push(`const WG_X: u32 = ${spec.wg[0]}u;`, `const WG_Y: u32 = ${spec.wg[1]}u;`);
+    else lines.push(`const WG: u32 = ${spec.wg}u;`);
+    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
+    lines.push(`struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}`);
+    lines.push('@group(0) @binding(0) var<uniform> P: Params;');
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: Math.ceil((fields.length * 4) / 16) * 16 } },
+    ];
+    const owner = new Map<GPUBuffer, string>(); // alias detection: buffer -> buf name holding its binding
+    let binding = 1;
+    for (const b of spec.bufs) {
+      const a = args[b.name];
+      const n = b.name;
+      const st = b.type ?? 'f32';
+      if (!a) {
+        lines.push(`fn ld_${n}(i: u32) -> ${st} { return ${st}(0); }`);
+        if (st === 'f32') lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(0.0); }`);
+        if (b.rw) lines.push(`fn st_${n}(i: u32, v: ${st}) {}`);
+        continue;
+      }
+      const alias = owner.get(a.b0);
+      if (alias) {
+        // The same tensor bound twice: one binding (writable aliases must not be bound twice), forwarding accessors.
+        lines.push(`fn ld_${n}(i: u32) -> ${st} { return ld_${alias}(i); }`);
+        if (st === 'f32') lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return ld4_${alias}(i); }`);
+        if (b.rw) lines.push(`fn st_${n}(i: u32, v: ${st}) { st_${alias}(i, v); }`);
+        continue;
+      }
+      owner.set(a.b0, n);
+      if (a.b1) owner.set(a.b1, n);
+      const rw = b.rw || spec.bufs.some((o) => o.rw && o.name !== n && args[o.name]?.b0 === a.b0);
+      const et: ElemType = a.vec4 ? 'vec4' : st;
+      const wt = et === 'vec4' ? 'vec4<f32>' : et;
+      const access = rw ? 'read_write' : 'read';
+      for (let j = 0; j < (a.b1 ? 2 : 1); j++) {
+        lines.push(`@group(0) @binding(${binding}) var<storage, ${access}> ${n}_${j}: array<${wt}>;`);
+        entries.push({ binding: binding++, visibility: STAGE_COMPUTE, buffer: { type: rw ? 'storage' : 'read-only-storage' } });
+      }
+      const sp = `P.${n}_split`;
+      if (et === 'vec4') {
+        if (rw) throw new Error('vec4 bindings are read-only');
+        if (a.b1) {
+          lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { if (i < ${sp}) { return ${n}_0[i >> 2u]; } return ${n}_1[(i - ${sp}) >> 2u]; }`);
+        } else lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return ${n}_0[i >> 2u]; }`);
+        lines.push(`fn ld_${n}(i: u32) -> f32 { return ld4_${n}(i & ~3u)[i & 3u]; }`);
+      } else {
+        if (a.b1) lines.push(`fn ld_${n}(i: u32) -> ${st} { if (i < ${sp}) { return ${n}_0[i]; } return ${n}_1[i - ${sp}]; }`);
+        else lines.push(`fn ld_${n}(i: u32) -> ${st} { return ${n}_0[i]; }`);
+        if (st === 'f32') lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(ld_${n}(i), ld_${n}(i + 1u), ld_${n}(i + 2u), ld_${n}(i + 3u)); }`);
+        if (rw) {
+          if (a.b1) lines.push(`fn st_${n}(i: u32, v: ${st}) { if (i < ${sp}) { ${n}_0[i] = v; } else { ${n}_1[i - ${sp}] = v; } }`);
+          else lines.push(`fn st_${n}(i: u32, v: ${st}) { ${n}_0[i] = v; }`);
+        }
+      }
+    }
+    let body = sectionOf(spec.file, spec.section);
+    // Placeholders are whole lines `$NAME` (so comments may mention them).
+    for (const [k, v] of Object.entries(subst ?? {})) body = body.replace(new RegExp(`^[ \\t]*\\$${k}[ \\t]*$`, 'm'), () => `  ${v}`);
+    const code = [lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
+    const label = `${spec.file}/${spec.section} ${key}`;
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code, label });
+    const layout = this.device.createBindGroupLayout({ entries, label });
+    const pipeline = this.device.createComputePipeline({ layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' }, label });
+    this.watch(this.device.popErrorScope(), `WGSL kernel ${spec.file}.wgsl/${spec.section} failed to build`);
+    this.stats.pipelines++;
+    const v: Variant = { pipeline, layout, fields, uniformBytes: Math.ceil((fields.length * 4) / 16) * 16 };
+    this.variants.set(key, v);
+    return v;
+  }
+
+  /**
+   * Encodes one dispatch of `spec` with `params` and the given bindings. `consts`/`subst` specialise the WGSL;
+   * the variant key covers them and the binding layout (split pairs, vec4 views, aliases, absent optionals).
+   */
+  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
+    if (grid[0] === 0 || grid[1] === 0) return;
+    if (grid[0] > this.maxGroups || grid[1] > this.maxGroups) throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
+    const layoutKey = spec.bufs
+      .map((b) => {
+        const a = args[b.name];
+        if (!a) return '-';
+        const alias = spec.bufs.find((o) => o !== b && args[o.name]?.b0 === a.b0);
+        return `${a.vec4 ? 'v' : 's'}${a.b1 ? 2 : 1}${alias ? `=${alias.name}` : ''}`;
+      })
+      .join(',');
+    const key = `${spec.file}/${spec.section}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}`;
+    if (this.slot === RING_SLOTS) this.flush();
+    const pass = this.computePass();
+    const v = this.variant(key, spec, consts, subst, libs, args, extraParams);
+    // Parameters into this dispatch's ring slot.
+    const base = this.slot * SLOT_BYTES;
+    v.fields.forEach(([name, t], i) => {
+      let x: number;
+      if (name.endsWith('_split')) {
+        const a = args[name.slice(0, -6)];
+        x = a?.b1 ? a.split : NO_SPLIT;
+      } else {
+        x = params[name];
+        if (x === undefined || Number.isNaN(x)) throw new Error(`${spec.section}: parameter ${name} missing`);
+      }
+      if (t === 'f32') this.ringView.setFloat32(base + i * 4, x, true);
+      else if (t === 'i32') this.ringView.setInt32(base + i * 4, x, true);
+      else this.ringView.setUint32(base + i * 4, x >>> 0, true);
+    });
+    // Bind group: cached per (variant, buffers).
+    const bufs: GPUBuffer[] = [];
+    const seen = new Set<GPUBuffer>();
+    for (const b of spec.bufs) {
+      const a = args[b.name];
+      if (!a || seen.has(a.b0)) continue;
+      seen.add(a.b0);
+      bufs.push(a.b0);
+      if (a.b1) seen.add(a.b1), bufs.push(a.b1);
+    }
+    const bgKey = `${key}|${bufs.map((b) => `#${this.bufId(b)}#`).join('')}`;
+    let bg = this.bindGroups.get(bgKey);
+    if (!bg) {
+      bg = this.device.createBindGroup({
+        layout: v.layout,
+        entries: [{ binding: 0, resource: { buffer: this.ring, offset: 0, size: v.uniformBytes } }, ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+      });
+      this.bindGroups.set(bgKey, bg);
+    }
+    pass.setPipeline(v.pipeline);
+    pass.setBindGroup(0, bg, [base]);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
+    this.slot++;
+    this.stats.dispatches++;
+  }
+
+  /** Workgroup grid covering `n` workgroups (2-D beyond the per-dimension limit; kernels flatten it). */
+  private grid(groups: number): [number, number] {
+    if (groups <= 0) return [0, 0];
+    const x = Math.min(groups, this.maxGroups);
+    return [x, cdiv(groups, x)];
+  }
+
+  /**
+   * Rows r < nRows of tensor t, row r being elements [off + r*stride, +len): grouped by the chunk holding each
+   * row's first element. A row may run into the next chunk (`pair`), never further (len <= chunkElems).
+   */
+  private pieces(t: GpuTensor, off: number, stride: number, len: number, nRows: number, what: string): Piece[] {
+    if (nRows <= 0) return [];
+    const last = off + (nRows - 1) * stride + len;
+    if (off < 0 || last > t.size) throw new BackendError(`${what}: range [${off}, ${last}) is outside tensor '${t.label}' (${t.size} elements)`, 'webgpu');
+    if (!t.split) return [{ lo: 0, hi: nRows, chunk: 0, pair: false }];
+    const ce = t.chunkElems;
+    if (len > ce) throw new BackendError(`${what}: rows of ${len} elements of tensor '${t.label}' exceed one binding (${ce} elements); this op cannot split them`, 'webgpu');
+    const out: Piece[] = [];
+    for (let r = 0; r < nRows; ) {
+      const c = Math.floor((off + r * stride) / ce);
+      let end = stride === 0 ? nRows : Math.min(nRows, Math.ceil(((c + 1) * ce - off) / stride));
+      if (end <= r) end = r + 1;
+      out.push({ lo: r, hi: end, chunk: c, pair: off + (end - 1) * stride + len > (c + 1) * ce });
+      r = end;
+    }
+    return out;
+  }
+
+  private argOf(t: GpuTensor, p: Piece, vec4 = false): Arg {
+    return p.pair ? { b0: t.chunks[p.chunk], b1: t.chunks[p.chunk + 1], split: t.chunkLen(p.chunk), vec4 } : { b0: t.chunks[p.chunk], split: NO_SPLIT, vec4 };
+  }
+
+  /**
+   * Runs `body` with `whole(t, rw)` giving a binding of the entire tensor: the buffer itself, or, for a split
+   * tensor, a temporary contiguous copy (copied back afterwards when written) if the device can bind it.
+   */
+  private withWhole(what: string, body: (whole: (t: GpuTensor, rw: boolean) => Arg) => void): void {
+    const temps = new Map<GpuTensor, { buf: GPUBuffer; rw: boolean }>();
+    const whole = (t: GpuTensor, rw: boolean): Arg => {
+      if (!t.split) return { b0: t.chunks[0], split: NO_SPLIT };
+      let tmp = temps.get(t);
+      if (!tmp) {
+        const bytes = bytesOf(t.size);
+        if (bytes > this.deviceBindingBytes) throw new BackendError(`${what}: tensor '${t.label}' (${t.size * 4} bytes) is larger than one binding (${this.deviceBindingBytes} bytes) and ${what} does not split tensors`, 'webgpu');
+        const buf = this.buffer(bytes, `${t.label} (merged)`);
+        const e = this.copyEncoder();
+        t.chunks.forEach((c, i) => e.copyBufferToBuffer(c, 0, buf, i * t.chunkElems * 4, t.chunkLen(i) * 4));
+        temps.set(t, (tmp = { buf, rw }));
+        this.stats.merged++;
+      }
+      tmp.rw ||= rw;
+      return { b0: tmp.buf, split: NO_SPLIT };
+    };
+    body(whole);
+    for (const [t, { buf, rw }] of temps) {
+      if (rw) {
+        const e = this.copyEncoder();
+        t.chunks.forEach((c, i) => e.copyBufferToBuffer(buf, i * t.chunkElems * 4, c, 0, t.chunkLen(i) * 4));
+      }
+      this.release(buf);
+    }
+  }
+
+  // ================================================================ memory
+
+  alloc(size: number, dtype: DType = 'f32', label = ''): Tensor {
+    this.live('alloc');
+    if (!Number.isInteger(size) || size < 0) throw new BackendError(`alloc '${label}': size must be a non-negative integer (got ${size})`, 'webgpu');
+    if (dtype !== 'f32' && dtype !== 'i32') throw new BackendError(`alloc '${label}': unknown dtype ${dtype}`, 'webgpu');
+    if (size * 4 > this.maxTensorBytes) throw new BackendError(`alloc '${label}': ${size * 4} bytes exceed maxTensorBytes (${this.maxTensorBytes})`, 'webgpu');
+    const ce = this.chunkElems;
+    const n = Math.max(1, cdiv(size, ce));
+    const chunks: GPUBuffer[] = [];
+    for (let c = 0; c < n; c++) chunks.push(this.buffer(bytesOf(Math.min(ce, size - c * ce)), n > 1 ? `${label}[${c}]` : label));
+    return new GpuTensor(size, dtype, label, chunks, ce);
+  }
+
+  free(t: Tensor): void {
+    if (this.destroyed) return;
+    const g = this.T(t, 'free');
+    g.freed = true;
+    for (const b of g.chunks) this.release(b);
+  }
+
+  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
+    this.live('upload');
+    const g = this.T(t, 'upload');
+    if (offset < 0 || offset + data.length > g.size) throw new BackendError(`upload of ${data.length} elements at ${offset} overflows tensor '${g.label}' (${g.size})`, 'webgpu');
+    // queue.writeBuffer runs before the next submit, i.e. before ops already encoded: submit those first.
+    this.flush();
+    for (const p of this.pieces(g, offset, 1, 1, data.length, 'upload')) {
+      const start = offset + p.lo;
+      this.device.queue.writeBuffer(g.chunks[p.chunk], (start - p.chunk * g.chunkElems) * 4, data as Float32Array<ArrayBuffer>, p.lo, p.hi - p.lo);
+    }
+  }
+
+  async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
+    this.live('read');
+    const g = this.T(t, 'read');
+    const len = length ?? g.size - offset;
+    if (offset < 0 || len < 0 || offset + len > g.size) throw new BackendError(`read of ${len} elements at ${offset} is outside tensor '${g.label}' (${g.size})`, 'webgpu');
+    const out = g.dtype === 'i32' ? new Int32Array(len) : new Float32Array(len);
+    if (len === 0) {
+      await this.sync();
+      return out;
+    }
+    const staging = this.device.createBuffer({ size: len * 4, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
+    const e = this.copyEncoder();
+    for (const p of this.pieces(g, offset, 1, 1, len, 'read')) {
+      e.copyBufferToBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 4, staging, p.lo * 4, (p.hi - p.lo) * 4);
+    }
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_MODE_READ);
+    } catch (err) {
+      await this.settle().catch(() => {});
+      throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
+    }
+    const src = staging.getMappedRange();
+    if (g.dtype === 'i32') (out as Int32Array).set(new Int32Array(src));
+    else (out as Float32Array).set(new Float32Array(src));
+    staging.unmap();
+    staging.destroy();
+    await this.settle();
+    return out;
+  }
+
+  zero(t: Tensor, offset = 0, length?: number): void {
+    this.live('zero');
+    const g = this.T(t, 'zero');
+    const len = length ?? g.size - offset;
+    const ps = this.pieces(g, offset, 1, 1, len, 'zero');
+    if (!ps.length) return;
+    const e = this.copyEncoder();
+    for (const p of ps) e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 4, (p.hi - p.lo) * 4);
+  }
+
+  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+    this.live('copy2d');
+    const s = this.T(src, 'copy2d'), d = this.T(dst, 'copy2d');
+    if (rows <= 0 || cols <= 0) return;
+    const sp = this.pieces(s, srcOff, srcStride, cols, rows, 'copy2d src');
+    const dp = this.pieces(d, dstOff, dstStride, cols, rows, 'copy2d dst');
+    for (const seg of partition([sp, dp], rows)) {
+      const [a, b] = seg.pieces;
+      if (s === d && (a.chunk !== b.chunk || a.pair !== b.pair)) throw new BackendError(`copy2d within split tensor '${s.label}' across chunks is not supported`, 'webgpu');
+      this.run(K.copy2d, {
+        rLo: seg.lo, rHi: seg.hi, cols, srcOff: srcOff - a.chunk * s.chunkElems, srcStride, dstOff: dstOff - b.chunk * d.chunkElems, dstStride, accumulate: accumulate ? 1 : 0,
+      }, { src: this.argOf(s, a), dst: this.argOf(d, b) }, this.grid(cdiv((seg.hi - seg.lo) * cols, 64)));
+    }
+  }
+
+  async sync(): Promise<void> {
+    this.live('sync');
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.settle();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    try {
+      this.flush();
+    } catch {
+      /* the device may already be gone */
+    }
+    this.destroyed = true;
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    for (const b of this.freqCache.values()) b.destroy();
+    this.bindGroups.clear();
+    this.device.destroy();
+    void this.keepAlive;
+  }
+
+  // ================================================================ elementwise (the MAP_OPS table)
+
+  private map(op: string, n: number, tensors: Record<string, [Tensor, number]>, params: Record<string, number> = {}): void {
+    this.live(op);
+    const def = MAP_OPS[op];
+    if (n <= 0) return;
+    const names = Object.keys(def.args);
+    const ts = names.map((k) => this.T(tensors[k][0], op));
+    const offs = names.map((k) => tensors[k][1]);
+    const lists = ts.map((t, i) => this.pieces(t, offs[i], 1, 1, n, `${op} '${names[i]}'`));
+    const spec: KernelSpec = {
+      file: 'elementwise', section: 'map', wg: 64, params: def.params,
+      bufs: names.map((k) => ({ name: k, rw: def.args[k] !== 'r' })),
+    };
+    const subst = {
+      LOADS: names.filter((k) => def.args[k] !== 'w').map((k) => `let r_${k} = ld_${k}(P.o_${k} + i);`).join('\n  '),
+      BODY: `${names.filter((k) => def.args[k] !== 'r').map((k) => `var w_${k}: f32;`).join(' ')}\n  ${def.body}`,
+      STORES: names.filter((k) => def.args[k] !== 'r').map((k) => `st_${k}(P.o_${k} + i, w_${k});`).join('\n  '),
+    };
+    const extra: [string, ParamType][] = [['n', 'u32'], ...names.map((k): [string, ParamType] => [`o_${k}`, 'u32'])];
+    for (const seg of partition(lists, n)) {
+      const p: Record<string, number> = { ...params, n: seg.hi - seg.lo };
+      const args: Record<string, Arg> = {};
+      names.forEach((k, i) => {
+        const pc = seg.pieces[i];
+        p[`o_${k}`] = offs[i] + seg.lo - pc.chunk * ts[i].chunkElems;
+        args[k] = this.argOf(ts[i], pc);
+      });
+      // Aliased tensors (e.g. add(a, b, a)) must land in the same chunk to share one binding.
+      names.forEach((k, i) => names.forEach((k2, j) => {
+        if (j > i && ts[i] === ts[j] && seg.pieces[i].chunk !== seg.pieces[j].chunk) throw new BackendError(`${op}: '${k}' and '${k2}' are the same split tensor at offsets in different chunks`, 'webgpu');
+      }));
+      this.run(spec, p, args, this.grid(cdiv(seg.hi - seg.lo, 64)), {}, subst, def.libs, extra);
+    }
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+    this.map('add', n, { a: [a, 0], b: [b, 0], out: [out, 0] });
+  }
+  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+    this.map('axpy', n, { x: [x, xOff], y: [y, yOff] }, { alpha });
+  }
+  scale(x: Tensor, s: number, n: number): void {
+    this.map('scale', n, { x: [x, 0] }, { s });
+  }
+  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+    this.map('swiglu', n, { gate: [gate, 0], up: [up, 0], out: [out, 0] });
+  }
+  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+    this.map('swigluBackward', n, { dout: [dOut, 0], gate: [gate, 0], up: [up, 0], dgate: [dGate, 0], dup: [dUp, 0] });
+  }
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
+    this.map('adamw', n, { p: [param, 0], g: [grad, 0], m: [m, 0], v: [v, 0] }, {
+      lr: h.lr, beta1: h.beta1, beta2: h.beta2, oneMinusBeta1: 1 - h.beta1, oneMinusBeta2: 1 - h.beta2, eps: h.eps, wd: h.weightDecay,
+      bc1: 1 - Math.pow(h.beta1, h.step), bc2: 1 - Math.pow(h.beta2, h.step), gradScale: h.gradScale,
+    });
+  }
+
+  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+    this.live('sumSquares');
+    const g = this.T(x, 'sumSquares'), o = this.T(out, 'sumSquares');
+    if (outIndex < 0 || outIndex >= o.size) throw new BackendError(`sumSquares: outIndex ${outIndex} outside '${o.label}'`, 'webgpu');
+    const ps = this.pieces(g, 0, 1, 1, n, 'sumSquares');
+    // Stage 1: per piece, up to 256 workgroups of 256 each write one partial; stage 2 adds them up in order.
+    const groups = ps.map((p) => Math.min(256, Math.max(1, cdiv(p.hi - p.lo, 256 * 8))));
+    const total = groups.reduce((s, v) => s + v, 0);
+    if (!total) return;
+    const part = this.buffer(bytesOf(total), 'sumSquares partials');
+    const partArg: Arg = { b0: part, split: NO_SPLIT };
+    let pOff = 0;
+    ps.forEach((p, i) => {
+      this.run(K.ssPartial, { n: p.hi - p.lo, xOff: p.lo - p.chunk * g.chunkElems, nGroups: groups[i], pOff }, { x: this.argOf(g, p), part: partArg }, [groups[i], 1]);
+      pOff += groups[i];
+    });
+    this.withWhole('sumSquares', (whole) => this.run(K.ssFinal, { nPart: total, outIndex }, { part: partArg, out: whole(o, true) }, [1, 1]));
+    this.release(part);
+  }
+
+  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+    this.live('sumRows');
+    const g = this.T(dY, 'sumRows'), d = this.T(dBias, 'sumRows');
+    this.withWhole('sumRows', (whole) => this.run(K.sumRows, { rows, cols }, { dy: whole(g, false), db: whole(d, true) }, this.grid(cdiv(cols, 64))));
+  }
+
+  // ================================================================ embedding
+
+  private embeddingOp(which: 'embedding' | 'embeddingBackward', ids: Tensor, table: Tensor, other: Tensor, rows: number, dim: number): void {
+    this.live(which);
+    const it = this.T(ids, which), tt = this.T(table, which), ot = this.T(other, which);
+    if (rows <= 0 || dim <= 0) return;
+    if (it.dtype !== 'i32') throw new BackendError(`${which}: ids tensor '${it.label}' must be i32`, 'webgpu');
+    const tableRows = Math.floor(tt.size / dim);
+    this.withWhole(which, (whole) => {
+      const idsArg = whole(it, false);
+      const otherArg = whole(ot, which === 'embedding');
+      for (const p of this.pieces(tt, 0, dim, dim, tableRows, which)) {
+        const params = { rows, dim, lo: p.lo, hi: p.hi, base: p.chunk * tt.chunkElems };
+        if (which === 'embedding') this.run(K.embedding, params, { ids: idsArg, table: this.argOf(tt, p), out: otherArg }, this.grid(cdiv(rows * dim, 64)));
+        else this.run(K.embeddingBackward, params, { ids: idsArg, dout: otherArg, dtable: this.argOf(tt, p) }, this.grid(cdiv(dim, 64)));
+      }
+    });
+  }
+
+  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+    this.embeddingOp('embedding', ids, table, out, rows, dim);
+  }
+  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+    this.embeddingOp('embeddingBackward', ids, dTable, dOut, rows, dim);
+  }
+
+  // ================================================================ matmul
+
+  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+    this.live('matmul');
+    const A = this.T(a, 'matmul A'), B = this.T(b, 'matmul B'), C = this.T(c, 'matmul C');
+    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
+    const bias = opts.bias ? this.T(opts.bias, 'matmul bias') : undefined;
+    if (M <= 0 || N <= 0) return;
+    if (C === A || C === B) throw new BackendError(`matmul: output '${C.label}' aliases an input`, 'webgpu');
+    const naive = this.matmulKernel === 'naive';
+    // Each operand is a list of rows along one of the dims m, n, k; a split operand cuts that dim into pieces.
+    const aP = this.pieces(A, aOff, transA ? M : K, transA ? M : K, transA ? K : M, `matmul A '${A.label}'`);
+    const bP = this.pieces(B, bOff, transB ? K : N, transB ? K : N, transB ? N : K, `matmul B '${B.label}'`);
+    const cP = this.pieces(C, cOff, N, N, M, `matmul C '${C.label}'`);
+    const full = (n: number): Piece[] => (n > 0 ? [{ lo: 0, hi: n, chunk: 0, pair: false }] : []);
+    const mSeg = partition([transA ? full(M) : aP, cP], M);
+    const nSeg = partition([transB ? bP : full(N)], N);
+    const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
+    const spec: KernelSpec = { file: 'matmul', section: naive ? 'naive' : 'blocked', wg: naive ? [16, 4] : [8, 8], params: MATMUL_PARAMS, bufs: MATMUL_BUFS };
+    const consts = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    this.withWhole('matmul', (whole) => {
+      const biasArg = bias ? whole(bias, false) : undefined;
+      // k pieces outermost: the one starting at k = 0 writes (or accumulates as asked) and adds the bias, the
+      // others accumulate onto it.
+      for (const ks of kSeg)
+        for (const ms of mSeg)
+          for (const ns of nSeg) {
+            const pa = transA ? ks.pieces[0] : ms.pieces[0];
+            const pb = transB ? ns.pieces[0] : ks.pieces[1];
+            const pc = ms.pieces[1];
+            const aRel = aOff - pa.chunk * A.chunkElems, bRel = bOff - pb.chunk * B.chunkElems, cRel = cOff - pc.chunk * C.chunkElems;
+            const first = ks.lo === 0;
+            const vecA = !naive && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
+            const vecB = !naive && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
+            const mBase = naive ? ms.lo : ms.lo & ~3, nBase = naive ? ns.lo : ns.lo & ~3;
+            const params = {
+              M, N, K, aOff: aRel, bOff: bRel, cOff: cRel, mLo: ms.lo, mHi: ms.hi, nLo: ns.lo, nHi: ns.hi, kLo: ks.lo, kHi: ks.hi,
+              mBase, nBase, accumulate: accumulate || !first ? 1 : 0, useBias: bias && first ? 1 : 0,
+            };
+            const [wx, wy] = spec.wg as [number, number];
+            const per = naive ? 1 : 4;
+            const grid: [number, number] = [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
+            this.run(spec, params, { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg }, grid, consts);
+          }
+    });
+  }
+
+  // ================================================================ RMSNorm, RoPE
+
+  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+    this.live('rmsNorm');
+    const [X, W, Y, R] = [x, w, y, rstd].map((t) => this.T(t, 'rmsNorm'));
+    this.withWhole('rmsNorm', (whole) =>
+      this.run(K.rmsNorm, { rows, dim, eps }, { x: whole(X, false), w: whole(W, false), y: whole(Y, true), rstd: whole(R, true) }, this.grid(rows)));
+  }
+
+  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+    this.live('rmsNormBackward');
+    const [G, X, W, R, DX, DW] = [dy, x, w, rstd, dx, dw].map((t) => this.T(t, 'rmsNormBackward'));
+    this.withWhole('rmsNormBackward', (whole) => {
+      this.run(K.rmsNormBackwardX, { rows, dim }, { dy: whole(G, false), x: whole(X, false), w: whole(W, false), rstd: whole(R, false), dx: whole(DX, true) }, this.grid(rows));
+      this.run(K.rmsNormBackwardW, { rows, dim }, { dy: whole(G, false), x: whole(X, false), rstd: whole(R, false), dw: whole(DW, true) }, this.grid(cdiv(dim, 64)));
+    });
+  }
+
+  /** f_i = theta^(-2i/D) rounded to f32 once on the host, as the CPU reference does; cached per (theta, D). */
+  private freqs(theta: number, D: number): GPUBuffer {
+    const key = `${theta}/${D}`;
+    let b = this.freqCache.get(key);
+    if (!b) {
+      const f = new Float32Array(Math.max(4, D / 2));
+      for (let i = 0; i < D / 2; i++) f[i] = 1 / Math.pow(theta, (2 * i) / D);
+      b = this.device.createBuffer({ size: bytesOf(f.length), usage: USAGE.STORAGE | USAGE.COPY_DST, label: `rope freqs ${key}` });
+      // A fresh buffer no queued op uses yet, so writing it ahead of the pending batch is safe.
+      this.device.queue.writeBuffer(b, 0, f);
+      this.freqCache.set(key, b);
+    }
+    return b;
+  }
+
+  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
+    this.live('rope');
+    const X = this.T(x, 'rope'), Pt = this.T(pos, 'rope');
+    if (D % 2) throw new BackendError(`rope: head dimension ${D} must be even`, 'webgpu');
+    const freq: Arg = { b0: this.freqs(theta, D), split: NO_SPLIT };
+    this.withWhole('rope', (whole) =>
+      this.run(K.rope, { rows, heads, D, inverse: inverse ? 1 : 0 }, { pos: whole(Pt, false), freq, x: whole(X, true) }, this.grid(cdiv(rows * (D / 2), 64))));
+  }
+
+  // ================================================================ attention
+
+  private attnParams(s: AttentionShape, what: string) {
+    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    if (Hq % Hkv) throw new BackendError(`${what}: Hq (${Hq}) must be a multiple of Hkv (${Hkv})`, 'webgpu');
+    if (qStart + Tq > kvCap) throw new BackendError(`${what}: qStart + Tq (${qStart + Tq}) exceeds kvCap (${kvCap})`, 'webgpu');
+    return { B, Tq, Hq, Hkv, qStart, kvCap, scale: 1 / Math.sqrt(D) };
+  }
+
+  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
+    this.live('attention');
+    const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map((t) => this.T(t, 'attention'));
+    const p = this.attnParams(s, 'attention');
+    this.withWhole('attention', (whole) =>
+      this.run(K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) }, this.grid(cdiv(s.B * s.Hq * s.Tq, 64)), { D: s.D }));
+  }
+
+  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
+    this.live('attentionBackward');
+    const [G, Q, Kc, Vc, O, L, DQ, DK, DV] = [dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache].map((t) => this.T(t, 'attentionBackward'));
+    const p = this.attnParams(s, 'attentionBackward');
+    const nq = s.B * s.Hq * s.Tq;
+    if (!nq) return;
+    const delta: Arg = { b0: this.buffer(bytesOf(nq), 'attention delta'), split: NO_SPLIT };
+    // Key pass: d-chunks of 16 columns give a real GPU enough invocations; each recomputes the full dots.
+    const DC = s.D % 16 === 0 && s.D > 16 ? 16 : s.D;
+    this.withWhole('attentionBackward', (whole) => {
+      const g = whole(G, false), qa = whole(Q, false), ka = whole(Kc, false), va = whole(Vc, false), la = whole(L, false);
+      this.run(K.attentionBackwardQ, p, { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta }, this.grid(cdiv(nq, 64)), { D: s.D });
+      const nkv = s.B * s.Hkv * (s.qStart + s.Tq) * (s.D / DC);
+      this.run(K.attentionBackwardKV, p, { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) }, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
+    });
+    this.release(delta.b0);
+  }
+
+  // ================================================================ loss
+
+  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
+    this.live('crossEntropy');
+    const X = this.T(logits, 'crossEntropy'), Y = this.T(labels, 'crossEntropy'), L = this.T(losses, 'crossEntropy');
+    const W = opts.weights ? this.T(opts.weights, 'crossEntropy') : undefined;
+    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
+    if (rows <= 0) return;
+    if (Y.dtype !== 'i32') throw new BackendError(`crossEntropy: labels '${Y.label}' must be i32`, 'webgpu');
+    if (logitsOff + rows * V > X.size) throw new BackendError(`crossEntropy: ${rows} x ${V} logits at ${logitsOff} overflow '${X.label}' (${X.size})`, 'webgpu');
+    this.withWhole('crossEntropy', (whole) =>
+      this.run(K.crossEntropy, { V, rows, logitsOff, labelOff, lossOff },
+        { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined }, this.grid(rows), { HAS_W: !!W }));
+  }
+}
