@@ -101,22 +101,35 @@ let decCap: usize = 0;
 export function decodedPtr(): usize { return decPtr; }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Vocabulary: id -> bytes (offsets into the loaded blob) and bytes -> id (open addressing on an FNV-1a hash)
+// Vocabulary: id -> bytes (offsets into the loaded blob) and bytes -> id (open addressing).
+//
+// The hash is polynomial (h = h * P + byte, mod 2^32), so the hash of a concatenation follows from the parts:
+// h(ab) = h(a) * P^len(b) + h(b). With each token's hash kept, "which token is bytes(a) + bytes(b)?" costs one
+// probe and no copying; that is how merges are found when the blob uses implicit merges (below).
 
 let blobPtr: usize = 0;
 let nIds: u32 = 0;
 let tokOff: usize = 0; // u32[nIds + 1], offsets relative to tokBase
 let tokBase: usize = 0;
+let tokHash: usize = 0; // u32[nIds]
+let powP: usize = 0; // u32[maxLen + 1]: P^k
+let maxTokLen: usize = 0;
+let tShift: u32 = 32;
 let tMask: u32 = 0;
 let tSlots: usize = 0; // (hash u32, id + 1 u32) per slot; id + 1 == 0 marks empty
 const byteId: usize = memory.data(256 * 4);
 const MISSING: u32 = 0xfffffffe; // id for a byte the vocabulary lacks; dropped from output as HF drops it
 let haveMissing = false;
+const P: u32 = 0x01000193;
 
 @inline function hashBytes(p: usize, n: usize): u32 {
-  let h: u32 = 0x811c9dc5 ^ <u32>n;
-  for (let k: usize = 0; k < n; k++) h = (h ^ <u32>load<u8>(p + k)) * 0x01000193;
-  return h ^ (h >> 15);
+  let h: u32 = 0;
+  for (let k: usize = 0; k < n; k++) h = h * P + <u32>load<u8>(p + k);
+  return h;
+}
+/** Slot of a hash: Fibonacci hashing takes the well-mixed high bits of the product. */
+@inline function tSlot(h: u32): u32 {
+  return (h * 0x9e3779b1) >> tShift;
 }
 
 @inline function tokLen(id: u32): usize {
@@ -127,7 +140,7 @@ let haveMissing = false;
 }
 
 function tokFindH(p: usize, n: usize, h: u32): i32 {
-  let i = h & tMask;
+  let i = tSlot(h);
   while (true) {
     const s = tSlots + (<usize>i << 3);
     const id1 = load<u32>(s + 4);
@@ -143,23 +156,51 @@ function tokFindH(p: usize, n: usize, h: u32): i32 {
   return tokFindH(p, n, hashBytes(p, n));
 }
 
+/** The token whose bytes are bytes(a) + bytes(b), or -1. */
+function tokPairFind(a: u32, b: u32): i32 {
+  const la = tokLen(a);
+  const lb = tokLen(b);
+  if (la + lb > maxTokLen) return -1;
+  const h = load<u32>(tokHash + (<usize>a << 2)) * load<u32>(powP + (lb << 2)) + load<u32>(tokHash + (<usize>b << 2));
+  let i = tSlot(h);
+  while (true) {
+    const s = tSlots + (<usize>i << 3);
+    const id1 = load<u32>(s + 4);
+    if (id1 == 0) return -1;
+    if (load<u32>(s) == h) {
+      const z = id1 - 1;
+      const pz = tokPtr(z);
+      if (tokLen(z) == la + lb && memory.compare(pz, tokPtr(a), la) == 0 && memory.compare(pz + la, tokPtr(b), lb) == 0) return <i32>z;
+    }
+    i = (i + 1) & tMask;
+  }
+}
+
 function tokInsert(id: u32): void {
   const p = tokPtr(id);
   const n = tokLen(id);
   const h = hashBytes(p, n);
+  store<u32>(tokHash + (<usize>id << 2), h);
   if (tokFindH(p, n, h) >= 0) return; // first id wins for duplicate byte strings
-  let i = h & tMask;
+  let i = tSlot(h);
   while (load<u32>(tSlots + (<usize>i << 3) + 4) != 0) i = (i + 1) & tMask;
   store<u32>(tSlots + (<usize>i << 3), h);
   store<u32>(tSlots + (<usize>i << 3) + 4, id + 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Merges: (left id, right id) -> (rank << 32) | merged id, open addressing keyed by the packed pair.
+// Merges: (left id, right id) -> (rank << 32) | merged id.
+// Implicit mode (Qwen2, GPT-2 style vocabularies: merge r makes token mergeBase + r): no merge table at all. The
+// pair (a, b) merges iff z = token(bytes(a) + bytes(b)) exists, z - mergeBase is a rank, and that merge splits z
+// where a ends (byte strings are unique, so this identifies the pair). This keeps startup to one pass over the
+// tokens. Explicit mode: an open-addressing table keyed by the packed pair, filled from the blob's pairs.
 
+let implicitMerges = false;
+let mergeBase: u32 = 0;
+let nMergesG: u32 = 0;
+let splitAt: usize = 0; // u16[nMerges] (implicit): length in bytes of the left part of merge r
 let mMask: u32 = 0;
-let mKeys: usize = 0; // u64 keys; U64_MAX = empty (ids never reach 0xffffffff)
-let mVals: usize = 0;
+let mKeys: usize = 0; // (u64 key, u64 value) slots; key U64_MAX = empty (ids never reach 0xffffffff)
 const NO_MERGE: u64 = U64_MAX;
 
 @inline function mergeSlot(key: u64): u32 {
@@ -167,26 +208,36 @@ const NO_MERGE: u64 = U64_MAX;
 }
 
 @inline function mergeGet(a: u32, b: u32): u64 {
+  if (implicitMerges) return mergeGetImplicit(a, b);
   const key = (<u64>a << 32) | <u64>b;
   let i = mergeSlot(key) & mMask;
   while (true) {
-    const k = load<u64>(mKeys + (<usize>i << 3));
-    if (k == key) return load<u64>(mVals + (<usize>i << 3));
+    const k = load<u64>(mKeys + (<usize>i << 4));
+    if (k == key) return load<u64>(mKeys + (<usize>i << 4) + 8);
     if (k == U64_MAX) return NO_MERGE;
     i = (i + 1) & mMask;
   }
+}
+
+function mergeGetImplicit(a: u32, b: u32): u64 {
+  if (a >= nIds || b >= nIds) return NO_MERGE; // MISSING bytes
+  const z = tokPairFind(a, b);
+  if (z < 0) return NO_MERGE;
+  const r = <u32>z - mergeBase;
+  if (<u32>z < mergeBase || r >= nMergesG || <usize>load<u16>(splitAt + (<usize>r << 1)) != tokLen(a)) return NO_MERGE;
+  return (<u64>r << 32) | <u64>z;
 }
 
 function mergePut(a: u32, b: u32, rank: u32, id: u32): void {
   const key = (<u64>a << 32) | <u64>b;
   let i = mergeSlot(key) & mMask;
   while (true) {
-    const k = load<u64>(mKeys + (<usize>i << 3));
+    const k = load<u64>(mKeys + (<usize>i << 4));
     if (k == key || k == U64_MAX) break; // a repeated pair: the later rank wins, as in HF's HashMap build
     i = (i + 1) & mMask;
   }
-  store<u64>(mKeys + (<usize>i << 3), key);
-  store<u64>(mVals + (<usize>i << 3), (<u64>rank << 32) | <u64>id);
+  store<u64>(mKeys + (<usize>i << 4), key);
+  store<u64>(mKeys + (<usize>i << 4) + 8, (<u64>rank << 32) | <u64>id);
 }
 
 function pow2Above(n: u32): u32 {
@@ -214,7 +265,7 @@ function varint(): u32 {
 }
 
 let loadErrIndex: i32 = -1;
-/** Index of the merge (or token) an error from loadModel refers to. */
+/** Index of the merge an error from loadModel refers to. */
 export function loadErrorIndex(): i32 { return loadErrIndex; }
 
 /** Allocates n bytes that JS fills with a blob and hands to loadModel (which keeps it). */
@@ -238,24 +289,33 @@ export function loadModel(ptr: usize, len: usize): i32 {
   const nMerges = varint();
   const mode = varint();
   const base = varint();
-  if (rBad || n > 0x4000000 || nMerges > 0x4000000) return -2;
+  if (rBad || n > 0x4000000 || nMerges > 0x4000000 || mode > 1) return -2;
   blobPtr = ptr;
   nIds = n;
   tokOff = heap.alloc((<usize>n + 1) << 2);
   let off: u32 = 0;
+  maxTokLen = 0;
   for (let i: u32 = 0; i < n; i++) {
     store<u32>(tokOff + (<usize>i << 2), off);
-    off += varint();
+    const l = varint();
+    if (<usize>l > maxTokLen) maxTokLen = l;
+    off += l;
   }
   store<u32>(tokOff + (<usize>n << 2), off);
   tokBase = rp;
   rp += off;
   if (rBad || rp > rEnd) return -2;
+  powP = heap.alloc((maxTokLen + 1) << 2);
+  let pw: u32 = 1;
+  for (let k: usize = 0; k <= maxTokLen; k++) { store<u32>(powP + (k << 2), pw); pw *= P; }
 
-  const tCap = pow2Above(n * 2 + 2);
+  // ~60% load: a miss (most BPE pair probes miss) still stops within a cache line or two
+  const tCap = pow2Above(n + (n >> 1) + 2);
   tMask = tCap - 1;
+  tShift = 32 - <u32>ctz(tCap);
   tSlots = heap.alloc(<usize>tCap << 3);
   memory.fill(tSlots, 0, <usize>tCap << 3);
+  tokHash = heap.alloc(<usize>max<u32>(n, 1) << 2);
   for (let i: u32 = 0; i < n; i++) if (tokLen(i) > 0) tokInsert(i);
   haveMissing = false;
   for (let b: u32 = 0; b < 256; b++) {
@@ -265,35 +325,36 @@ export function loadModel(ptr: usize, len: usize): i32 {
     if (id < 0) haveMissing = true;
   }
 
-  const mCap = pow2Above(nMerges * 2 + 2);
-  mMask = mCap - 1;
-  mKeys = heap.alloc(<usize>mCap << 3);
-  mVals = heap.alloc(<usize>mCap << 3);
-  memory.fill(mKeys, 0xff, <usize>mCap << 3);
-  for (let r: u32 = 0; r < nMerges; r++) {
-    let a: i32, b: i32, z: i32;
-    if (mode == 1) {
-      const split = <usize>varint();
-      z = <i32>(base + r);
-      if (<u32>z >= n) { loadErrIndex = r; return -4; }
-      const zl = tokLen(z);
-      if (split == 0 || split >= zl) { loadErrIndex = r; return -2; }
-      a = tokFind(tokPtr(z), split);
-      b = tokFind(tokPtr(z) + split, zl - split);
-      if (a < 0 || b < 0) { loadErrIndex = r; return -3; }
-    } else {
-      a = <i32>varint();
-      b = <i32>varint();
-      if (<u32>a >= n || <u32>b >= n || tokLen(a) == 0 || tokLen(b) == 0) { loadErrIndex = r; return -3; }
-      const la = tokLen(a), lb = tokLen(b);
-      const tmp = inputBuffer(la + lb);
-      memory.copy(tmp, tokPtr(a), la);
-      memory.copy(tmp + la, tokPtr(b), lb);
-      z = tokFind(tmp, la + lb);
-      if (z < 0) { loadErrIndex = r; return -4; }
+  nMergesG = nMerges;
+  mergeBase = base;
+  if (mode == 1) {
+    implicitMerges = true;
+    splitAt = heap.alloc(<usize>max<u32>(nMerges, 1) << 1);
+    for (let r: u32 = 0; r < nMerges; r++) {
+      const split = varint();
+      const z = base + r;
+      if (rBad) return -2;
+      if (z >= n || z < base) { loadErrIndex = r; return -4; }
+      if (split == 0 || <usize>split >= tokLen(z)) { loadErrIndex = r; return -2; }
+      store<u16>(splitAt + (<usize>r << 1), <u16>split);
     }
-    if (rBad) return -2;
-    mergePut(a, b, r, z);
+    // The gen script checked that both halves of every merge are tokens; a merge whose halves are not would
+    // simply never be found by mergeGetImplicit.
+  } else {
+    implicitMerges = false;
+    const mCap = pow2Above(nMerges * 2 + 2);
+    mMask = mCap - 1;
+    mKeys = heap.alloc(<usize>mCap << 4);
+    memory.fill(mKeys, 0xff, <usize>mCap << 4);
+    for (let r: u32 = 0; r < nMerges; r++) {
+      const a = varint();
+      const b = varint();
+      if (rBad) return -2;
+      if (a >= n || b >= n || tokLen(a) == 0 || tokLen(b) == 0) { loadErrIndex = r; return -3; }
+      const z = tokPairFind(a, b);
+      if (z < 0) { loadErrIndex = r; return -4; }
+      mergePut(a, b, r, z);
+    }
   }
   cacheInit();
   return 0;
@@ -408,7 +469,7 @@ export function cacheClear(): void {
 
 /** Returns the entry (u32 nBytes, u32 nIds, bytes padded to 4, ids) or 0. */
 @inline function cacheGet(p: usize, n: usize, h: u32): usize {
-  let i = h & (CACHE_SLOTS - 1);
+  let i = (h * 0x9e3779b1) >> 16; // CACHE_SLOTS = 2^16
   while (true) {
     const s = cSlots + (<usize>i << 3);
     const e1 = load<u32>(s + 4);
@@ -429,7 +490,7 @@ function cachePut(p: usize, n: usize, h: u32, ids: usize, k: usize): void {
   store<u32>(ent + 4, <u32>k);
   memory.copy(ent + 8, p, n);
   memory.copy(ent + 8 + ((n + 3) & ~(<usize>3)), ids, k << 2);
-  let i = h & (CACHE_SLOTS - 1);
+  let i = (h * 0x9e3779b1) >> 16; // CACHE_SLOTS = 2^16
   while (load<u32>(cSlots + (<usize>i << 3) + 4) != 0) i = (i + 1) & (CACHE_SLOTS - 1);
   store<u32>(cSlots + (<usize>i << 3), h);
   store<u32>(cSlots + (<usize>i << 3) + 4, <u32>arenaPos + 1);

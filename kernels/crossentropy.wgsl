@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let rr = min(r, P.rows - 1u);
   let y = ld_labels(P.labelOff + rr);
   let o = P.logitsOff + rr * P.V;
-  var mx = -3.4028235e38;
+  var mx = -3.4028e38;
   for (var c = lid; c < P.V; c += WG) { mx = max(mx, ld_x(o + c)); }
   red[lid] = mx;
   mx = reduce_max(lid);
