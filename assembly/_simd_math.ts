@@ -2,13 +2,18 @@
 // Pointers are byte addresses into linear memory; lengths are in f32 elements.
 
 // exp(x) for four lanes (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n via the exponent
-// bits). Relative error ~2 ulp over the normal range, which is far inside the 1e-4 the backends are held to.
-// Lanes below -87.3 (result would be denormal) return exactly 0, like a softmax over a very negative score wants.
+// bits). Relative error ~2 ulp over the normal range, far inside the 1e-4 the backends are held to. Lanes below
+// -87.3 (result would be denormal) return exactly 0, as a softmax over a very negative score wants.
+// Written for V8's code generator: pmin/pmax are single instructions where min/max (NaN/-0 semantics) are ~7, and
+// rounding by adding 1.5*2^23 replaces nearest + trunc_sat (a long sequence on x64): after t = x*log2e + magic,
+// the integer n sits in t's low mantissa bits, so n = t - magic as a float and bits(t) - bits(magic) as an int.
 // @ts-ignore: decorator
 @inline
 export function expv(x: v128): v128 {
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.37));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.37));
+  const magic = f32x4.splat(12582912.0);
+  const t = f32x4.add(f32x4.mul(xc, f32x4.splat(1.44269504088896341)), magic);
+  const n = f32x4.sub(t, magic);
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -18,10 +23,9 @@ export function expv(x: v128): v128 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
-  // 2^n: n is integral and in [-126, 127] after the clamp, so (n + 127) << 23 is a normal float's bit pattern.
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  const res = f32x4.mul(p, pow2n);
-  return v128.and(res, f32x4.ge(x, f32x4.splat(-87.3)));
+  // 2^n: n in [-126, 127] after the clamp, so (n + 127) << 23 is a normal float's bit pattern.
+  const pow2n = i32x4.shl(i32x4.add(i32x4.sub(t, magic), i32x4.splat(127)), 23);
+  return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x, f32x4.splat(-87.3)));
 }
 
 /** Scalar exp through the vector path, so scalar tails round exactly like the vector bodies. */

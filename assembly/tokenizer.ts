@@ -107,7 +107,7 @@ export function decodedPtr(): usize { return decPtr; }
 // h(ab) = h(a) * P^len(b) + h(b). With each token's hash kept, "which token is bytes(a) + bytes(b)?" costs one
 // probe and no copying; that is how merges are found when the blob uses implicit merges (below).
 
-let blobPtr: usize = 0;
+let loaded = false;
 let nIds: u32 = 0;
 let tokOff: usize = 0; // u32[nIds + 1], offsets relative to tokBase
 let tokBase: usize = 0;
@@ -279,7 +279,7 @@ export function allocBlob(n: usize): usize {
  * the vocabulary (loadErrorIndex() gives the merge), -5 already loaded.
  */
 export function loadModel(ptr: usize, len: usize): i32 {
-  if (blobPtr != 0) return -5;
+  if (loaded) return -5;
   if (len < 4 || load<u32>(ptr) != 0x4b544c4c) return -1;
   rp = ptr + 4;
   rEnd = ptr + len;
@@ -289,8 +289,8 @@ export function loadModel(ptr: usize, len: usize): i32 {
   const nMerges = varint();
   const mode = varint();
   const base = varint();
-  if (rBad || n > 0x4000000 || nMerges > 0x4000000 || mode > 1) return -2;
-  blobPtr = ptr;
+  // every token and merge takes at least one byte, which bounds the counts by the blob size
+  if (rBad || <usize>n > len || <usize>nMerges > len || mode > 1) return -2;
   nIds = n;
   tokOff = heap.alloc((<usize>n + 1) << 2);
   let off: u32 = 0;
@@ -299,6 +299,7 @@ export function loadModel(ptr: usize, len: usize): i32 {
     store<u32>(tokOff + (<usize>i << 2), off);
     const l = varint();
     if (<usize>l > maxTokLen) maxTokLen = l;
+    if (<u64>off + <u64>l > <u64>len) return -2;
     off += l;
   }
   store<u32>(tokOff + (<usize>n << 2), off);
@@ -357,10 +358,11 @@ export function loadModel(ptr: usize, len: usize): i32 {
     }
   }
   cacheInit();
+  loaded = true;
   return 0;
 }
 
-export function vocabSize(): u32 { return nIds; }
+export function vocabSize(): u32 { return loaded ? nIds : 0; }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Added tokens (e.g. <|im_start|>): matched on the text before splitting, leftmost then longest, like HF's
@@ -741,7 +743,8 @@ function encodeSpan(s: usize, e: usize): void {
  */
 export function encode(len: usize, allowSpecial: bool): i32 {
   outLen = 0;
-  if (blobPtr == 0) return -1;
+  if (!loaded) return -1;
+  if (len > inCap) len = inCap;
   const mask = allowSpecial ? maskAll : maskPlain;
   const e = inPtr + len;
   let start = inPtr;
@@ -773,6 +776,7 @@ export function encode(len: usize, allowSpecial: bool): i32 {
 
 /** Bytes of n u32 ids at inputBuffer, concatenated at decodedPtr(); unknown ids are skipped as HF does. */
 export function decode(n: usize): i32 {
+  if (n > (inCap >> 2)) n = inCap >> 2;
   let total: usize = 0;
   for (let pass = 0; pass < 2; pass++) {
     let w: usize = 0;
@@ -792,7 +796,7 @@ export function decode(n: usize): i32 {
           }
         }
       }
-      if (!found && id < nIds) { src = tokPtr(id); len = tokLen(id); }
+      if (!found && loaded && id < nIds) { src = tokPtr(id); len = tokLen(id); }
       if (pass == 1) memory.copy(decPtr + w, src, len);
       w += len;
     }
@@ -806,8 +810,8 @@ export function decode(n: usize): i32 {
 
 /** Id of the token whose bytes are the len bytes at inputBuffer, or -1. */
 export function tokenId(len: usize): i32 {
-  if (blobPtr == 0 || len == 0) return -1;
+  if (!loaded || len == 0 || len > inCap) return -1;
   return tokFind(inPtr, len);
 }
-export function tokenPtr(id: u32): usize { return id < nIds ? tokPtr(id) : 0; }
-export function tokenLen(id: u32): i32 { return id < nIds ? <i32>tokLen(id) : -1; }
+export function tokenPtr(id: u32): usize { return loaded && id < nIds ? tokPtr(id) : 0; }
+export function tokenLen(id: u32): i32 { return loaded && id < nIds ? <i32>tokLen(id) : -1; }

@@ -70,7 +70,7 @@ export async function benchTokenizer(): Promise<TokenizerBenchRow[]> {
     return n;
   };
   await runRust();
-  const rs = await timePasses(3, runRust);
+  const rs = await timePasses(2, runRust);
 
   const hfjs = new HfJsTokenizer(JSON.parse(qwen2TokenizerJson()), {});
   const runHfJs = () => {
@@ -79,7 +79,7 @@ export async function benchTokenizer(): Promise<TokenizerBenchRow[]> {
     return n;
   };
   runHfJs();
-  const hj = await timePasses(3, runHfJs);
+  const hj = await timePasses(1, runHfJs);
 
   const rate = (tokens: number, ms: number) => Math.round((tokens / ms) * 1000);
   const rustRate = rate(rs.tokens, rs.best);

@@ -264,6 +264,8 @@ export class WebGPUBackend implements Backend {
   readonly chunkElems: number;
   /** Which matmul kernel runs (the bench switches it). */
   matmulKernel: 'blocked' | 'naive';
+  /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
+  matmulWorkgroup: [number, number] = [8, 8];
   /** Counters for tests and benchmarks. */
   readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0 };
 
@@ -861,7 +863,7 @@ export class WebGPUBackend implements Backend {
     const mSeg = partition([transA ? full(M) : aP, cP], M);
     const nSeg = partition([transB ? bP : full(N)], N);
     const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
-    const spec: KernelSpec = { file: 'matmul', section: naive ? 'naive' : 'blocked', wg: naive ? [16, 4] : [8, 8], params: MATMUL_PARAMS, bufs: MATMUL_BUFS };
+    const spec: KernelSpec = { file: 'matmul', section: naive ? 'naive' : 'blocked', wg: naive ? [16, 4] : this.matmulWorkgroup, params: MATMUL_PARAMS, bufs: MATMUL_BUFS };
     const consts = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
     this.withWhole('matmul', (whole) => {
       const biasArg = bias ? whole(bias, false) : undefined;

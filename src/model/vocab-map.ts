@@ -6,8 +6,36 @@
 export interface FullTokenizer {
   encode(text: string): Uint32Array | Int32Array | number[];
   decode(ids: ArrayLike<number>): string;
-  /** Byte-level pieces of a token id (the ids of its single-byte tokens). */
-  tokenBytes?(id: number): number[];
+  /** Byte-level vocabulary strings (every char of one stands for one byte and is itself a token). */
+  idToToken(id: number): string | undefined;
+  tokenToId(token: string): number | undefined;
+}
+
+/** The ids of the single-byte tokens that spell token `id` (byte-level BPE: one vocabulary char per byte). */
+export function byteTokens(tok: FullTokenizer, id: number): number[] | undefined {
+  const s = tok.idToToken(id);
+  if (s === undefined) return undefined;
+  const out: number[] = [];
+  for (const ch of s) {
+    const b = tok.tokenToId(ch);
+    if (b === undefined) return undefined;
+    out.push(b);
+  }
+  return out;
+}
+
+/** The 256 single-byte tokens of a byte-level vocabulary (kept in every restricted vocabulary). */
+export function allByteTokens(tok: FullTokenizer): number[] {
+  const out: number[] = [];
+  // GPT-2 byte-to-unicode: printable Latin-1 map to themselves, the rest to U+0100 + n in order
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const ch = printable ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
+    const id = tok.tokenToId(ch);
+    if (id !== undefined) out.push(id);
+  }
+  return out;
 }
 
 export class VocabMap {
@@ -52,7 +80,7 @@ export class RestrictedTokenizer {
       const s = this.map.toSmall.get(Number(f));
       if (s !== undefined) out.push(s);
       else {
-        const bytes = this.full.tokenBytes?.(Number(f));
+        const bytes = byteTokens(this.full, Number(f));
         if (!bytes) throw new Error(`token ${f} (${JSON.stringify(this.full.decode([Number(f)]))}) is outside this model's vocabulary`);
         for (const b of bytes) {
           const sb = this.map.toSmall.get(b);

@@ -1,0 +1,115 @@
+// What every entry point (examples, CLI, browser demo) needs before training: a backend, a model with its
+// tokenizer, and split data — the embedded defaults when nothing is given, HF directories / GSM8K files otherwise.
+import { createBackend } from '../backend/index.js';
+import type { Backend, BackendName } from '../backend/types.js';
+import { joinSource, readText, sourceExists, type Source } from '../io.js';
+import { Qwen2 } from '../model/qwen2.js';
+import { RestrictedTokenizer, VocabMap } from '../model/vocab-map.js';
+import { parseSafetensors, toFloat32 } from '../safetensors.js';
+import { Tokenizer } from '../tokenizer.js';
+import type { SplitRow } from '../latent/sequence.js';
+import { splitRow, loadGsm8k } from '../gsm8k.js';
+import { generateProblems, SYNTH_PRESETS } from '../synth.js';
+
+export const EOS_ID = 151643; // <|endoftext|>
+
+/** The tokenizer a model speaks: the full Qwen2 one, or the restricted vocabulary of a small model. */
+export interface ModelTokenizer {
+  encode(text: string): Int32Array | Uint32Array;
+  decode(ids: ArrayLike<number>): string;
+  tokenText(id: number): string;
+  /** The model-space id of <|endoftext|>. */
+  eosId: number;
+  /** Model-space id of a Qwen2 token, if the model has it. */
+  fromFull(id: number): number | undefined;
+  vocabSize: number;
+}
+
+export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
+  if (map) {
+    const rt = new RestrictedTokenizer(full, map);
+    const eos = map.toSmall.get(EOS_ID);
+    if (eos === undefined) throw new Error('vocabulary map lacks <|endoftext|>');
+    return { encode: (t) => rt.encode(t), decode: (ids) => rt.decode(ids), tokenText: (i) => rt.tokenText(i), eosId: eos, fromFull: (i) => map.toSmall.get(i), vocabSize: map.size };
+  }
+  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId: EOS_ID, fromFull: (i) => i, vocabSize: full.vocabSize };
+}
+
+export async function pickBackend(prefer: string | undefined, log: (l: string) => void): Promise<Backend> {
+  const p = (prefer ?? 'auto') as BackendName | 'auto';
+  if (p !== 'auto') return createBackend({ prefer: p, log });
+  // auto for small models: a real GPU via WebGPU wins; a software WebGPU adapter (llvmpipe, SwiftShader) runs at
+  // JS-loop speed, where the WASM SIMD backend is several times faster (see `npm run bench`).
+  const be = await createBackend({ prefer: 'auto', log: () => {} });
+  const software = /llvmpipe|swiftshader|lavapipe|software|cpu/i.test(be.info);
+  if (be.name === 'webgpu' && !software) {
+    log(`backend: webgpu — ${be.info}`);
+    return be;
+  }
+  be.destroy();
+  try {
+    const { createWasmBackend } = await import('../backend/wasm.js');
+    const w = await createWasmBackend();
+    log(`backend: wasm — ${w.info} (chosen over ${be.name}: ${be.name === 'webgpu' ? 'software adapter' : 'no GPU adapter'})`);
+    return w;
+  } catch (e) {
+    return createBackend({ prefer: 'auto', log });
+  }
+}
+
+export interface LoadedModel {
+  model: Qwen2;
+  tok: ModelTokenizer;
+  source: string;
+  vocabMap?: VocabMap;
+}
+
+/** The committed default model (models/default), embedded in the bundle. */
+export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
+  const mod = (await import('../generated/default-model.js')).default as null | { config: never; vocabMap: { full_ids: number[] }; safetensors: string };
+  if (!mod) throw new Error('the default model is not built in this checkout: run `npx tsx examples/pretrain.ts` (or pass --model DIR)');
+  const { base64ToBytes } = await import('../wasm.js');
+  const st = parseSafetensors(base64ToBytes(mod.safetensors), 'default/model.safetensors');
+  const tensors = new Map<string, Float32Array>();
+  for (const [n, e] of st.tensors) tensors.set(n, toFloat32(e));
+  const model = Qwen2.fromTensors(be, mod.config, tensors, 'default/model.safetensors');
+  const map = VocabMap.fromJSON(mod.vocabMap, 'default/vocab-map.json');
+  return { model, tok: wrapTokenizer(await Tokenizer.load(), map), source: 'embedded default', vocabMap: map };
+}
+
+/** An HF directory or URL (config.json + safetensors); a vocab-map.json beside it marks a restricted vocabulary. */
+export async function loadModel(be: Backend, source?: Source): Promise<LoadedModel> {
+  if (!source) return loadDefaultModel(be);
+  const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`) });
+  const mapFile = joinSource(source, 'vocab-map.json');
+  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(JSON.parse(await readText(mapFile)), mapFile) : undefined;
+  const tokFile = joinSource(source, 'tokenizer.json');
+  const full = await Tokenizer.load((await sourceExists(tokFile)) ? tokFile : undefined);
+  return { model, tok: wrapTokenizer(full, map), source: String(source), vocabMap: map };
+}
+
+export interface Data {
+  train: SplitRow[];
+  test: SplitRow[];
+  source: string;
+}
+
+/** Synthetic problems (default) or GSM8K: a .jsonl file (test = its last 10%) or a directory with train/test.jsonl. */
+export async function loadData(source: Source | undefined, opts: { seed: number; trainCount?: number; testCount?: number; preset?: string } = { seed: 0 }): Promise<Data> {
+  if (!source) {
+    const preset = SYNTH_PRESETS[(opts.preset ?? 'default') as keyof typeof SYNTH_PRESETS];
+    if (!preset) throw new Error(`unknown synthetic preset '${opts.preset}' (have: ${Object.keys(SYNTH_PRESETS).join(', ')})`);
+    const test = generateProblems({ ...preset, seed: opts.seed, count: opts.testCount ?? 200, split: 'test' }).map(splitRow);
+    const train = generateProblems({ ...preset, seed: opts.seed, count: opts.trainCount ?? 5000, split: 'train' }).map(splitRow);
+    return { train, test, source: `synthetic (${opts.preset ?? 'default'} preset, seed ${opts.seed})` };
+  }
+  const s = String(source);
+  if (/\.jsonl$/i.test(s)) {
+    const rows = (await loadGsm8k(s)).rows;
+    const nTest = Math.max(1, Math.floor(rows.length / 10));
+    return { train: rows.slice(0, rows.length - nTest), test: rows.slice(rows.length - nTest), source: s };
+  }
+  const train = (await loadGsm8k(s, { split: 'train' })).rows;
+  const test = (await loadGsm8k(s, { split: 'test' })).rows;
+  return { train, test, source: s };
+}

@@ -1,0 +1,606 @@
+// Phase 2: GRPO-style reinforcement learning with verifiable rewards.
+//
+// Per step: Q questions x G sampled completions (the policy writes text and decides itself when to enter and leave
+// latent mode); only the text's final answer is graded (src/rl/rewards.ts); advantages are normalised within each
+// group; the clipped policy-gradient objective is applied token-level over every policy action (text tokens AND
+// start/end decisions), optionally with a k3 KL penalty to a frozen reference policy.
+//
+// The objective, per action i with advantage A (its completion's), ratio r = exp(logp_i - logp_old_i):
+//   J_i = min(r A, clip(r, 1 - eps, 1 + epsHigh) A)          KL_i = exp(ref_i - logp_i) - (ref_i - logp_i) - 1 (k3)
+//   L   = (1/N) sum_i [ -J_i + beta KL_i ]                   N = policy actions in the batch (token-level, as DAPO)
+// Its derivative w.r.t. logp_i:
+//   dL/dlogp_i = (1/N) [ -c_i + beta (1 - exp(ref_i - logp_i)) ],   c_i = r A if the unclipped branch is active, else 0
+// The fused cross-entropy head computes d(weight * lossScale * CE_i) with CE_i = -logp_i, i.e. it contributes
+// -weight * lossScale * dlogp_i. Matching the two with lossScale = 1/N gives the label weight
+//   w_i = c_i + beta (exp(ref_i - logp_i) - 1)                                      (policyWeight below)
+// On-policy with one update per batch (ppoEpochs = 1, beta = 0) r = 1 and w_i = A: no extra forward is needed.
+// Otherwise a no-grad forward first gives logp_i (forward's lossAt = -logp), then the weights.
+// The start/end heads are host-side logistic heads on detached hidden states: the same weights times
+// dlogp/dz = (decision - p) give their gradient, applied with a host Adam step.
+//
+// "Old" log-probs are the policy's own (untempered) log-probs measured at the first replay of the batch, stored as
+// numbers: no copy of the model. The reference model exists only when beta > 0.
+import { Qwen2 } from '../model/qwen2.js';
+import { AdamW, type AdamWConfig } from '../train/adamw.js';
+import { Rng } from '../rng.js';
+import { LogisticHead } from '../latent/heads.js';
+import { extraRows, type Condition } from '../latent/sequence.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
+import { canBatch, markedText, replay, sampleGroup, type Completion, type PolicyOptions } from './policy.js';
+import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// The algorithm's pieces, as plain functions (tested by hand values)
+
+export interface GroupAdvantages {
+  adv: Float64Array;
+  mean: Float64Array;
+  std: Float64Array;
+  /** Per group: every reward equal (no learning signal). */
+  zeroVariance: boolean[];
+}
+
+/**
+ * (r - mean) / (std + eps) within each group of G consecutive rewards. std is the sample (n - 1) standard deviation,
+ * as torch.std in TRL's GRPO. scale = false gives r - mean (Dr. GRPO). A zero-variance group gets advantages 0.
+ */
+export function groupAdvantages(rewards: ArrayLike<number>, G: number, o: { eps?: number; scale?: boolean } = {}): GroupAdvantages {
+  const n = rewards.length;
+  if (G < 1 || n % G !== 0) throw new Error(`groupAdvantages: ${n} rewards do not split into groups of ${G}`);
+  const eps = o.eps ?? 1e-4, scale = o.scale ?? true, groups = n / G;
+  const adv = new Float64Array(n), mean = new Float64Array(groups), std = new Float64Array(groups), zeroVariance: boolean[] = [];
+  for (let g = 0; g < groups; g++) {
+    let m = 0;
+    for (let i = 0; i < G; i++) m += rewards[g * G + i];
+    m /= G;
+    let ss = 0;
+    for (let i = 0; i < G; i++) ss += (rewards[g * G + i] - m) ** 2;
+    const s = G > 1 ? Math.sqrt(ss / (G - 1)) : 0;
+    const zero = G < 2 || rewards.length === 0 || Array.from({ length: G }, (_, i) => rewards[g * G + i]).every((r) => r === rewards[g * G]);
+    mean[g] = m, std[g] = s, zeroVariance.push(zero);
+    for (let i = 0; i < G; i++) adv[g * G + i] = zero ? 0 : (rewards[g * G + i] - m) / (scale ? s + eps : 1);
+  }
+  return { adv, mean, std, zeroVariance };
+}
+
+export interface ClipTerm {
+  ratio: number;
+  /** J = min(r A, clip(r) A). */
+  obj: number;
+  /** dJ/dlogp: r A where the unclipped branch is active, else 0. */
+  coef: number;
+  clipped: boolean;
+}
+
+export function clippedTerm(logp: number, logpOld: number, A: number, eps: number, epsHigh = eps): ClipTerm {
+  const ratio = Math.exp(logp - logpOld);
+  const un = ratio * A, cl = Math.min(Math.max(ratio, 1 - eps), 1 + epsHigh) * A;
+  const clipped = cl < un;
+  return { ratio, obj: clipped ? cl : un, coef: clipped ? 0 : un, clipped };
+}
+
+/** k3 estimator of KL(policy || ref) at one sampled action, and its derivative w.r.t. logp. */
+export function k3(logp: number, logpRef: number): { kl: number; dlogp: number } {
+  const d = logpRef - logp;
+  return { kl: Math.exp(d) - d - 1, dlogp: 1 - Math.exp(d) };
+}
+
+/** Label weight for the fused CE path (lossScale = 1/N): w = c + beta (exp(ref - logp) - 1). */
+export function policyWeight(t: ClipTerm, beta: number, logp: number, logpRef?: number): number {
+  return t.coef + (beta > 0 && logpRef !== undefined ? beta * (Math.exp(logpRef - logp) - 1) : 0);
+}
+
+/** The per-action loss -J + beta KL (summed and divided by N it is the objective). */
+export function actionLoss(t: ClipTerm, beta: number, logp: number, logpRef?: number): number {
+  return -t.obj + (beta > 0 && logpRef !== undefined ? beta * k3(logp, logpRef).kl : 0);
+}
+
+/** Adam on a logistic head's host parameters (state serialisable for checkpoints). */
+export class HeadAdam {
+  m: Float64Array;
+  v: Float64Array;
+  t = 0;
+  /** The gradient of the last step [w..., b] (for inspection and tests). */
+  lastGrad: Float64Array | null = null;
+  constructor(readonly dim: number, public lr: number, readonly beta1 = 0.9, readonly beta2 = 0.999, readonly eps = 1e-8) {
+    this.m = new Float64Array(dim + 1);
+    this.v = new Float64Array(dim + 1);
+  }
+  /** gw: gradient of the loss w.r.t. w (length dim), gb w.r.t. the bias. */
+  step(head: LogisticHead, gw: Float64Array, gb: number): void {
+    this.lastGrad = Float64Array.from([...gw, gb]);
+    this.t++;
+    const bc1 = 1 - this.beta1 ** this.t, bc2 = 1 - this.beta2 ** this.t;
+    for (let i = 0; i <= this.dim; i++) {
+      const g = i < this.dim ? gw[i] : gb;
+      this.m[i] = this.beta1 * this.m[i] + (1 - this.beta1) * g;
+      this.v[i] = this.beta2 * this.v[i] + (1 - this.beta2) * g * g;
+      const d = (this.lr * this.m[i]) / bc1 / (Math.sqrt(this.v[i] / bc2) + this.eps);
+      if (i < this.dim) head.w[i] -= d;
+      else head.b -= d;
+    }
+  }
+  toJSON() {
+    return { t: this.t, m: Array.from(this.m), v: Array.from(this.v) };
+  }
+  load(j: { t: number; m: number[]; v: number[] }) {
+    this.t = j.t;
+    this.m.set(j.m);
+    this.v.set(j.v);
+  }
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+const logit = (p: number) => Math.log(p / (1 - p));
+
+// ---------------------------------------------------------------------------------------------------------------
+// The trainer
+
+export interface Task {
+  question: string;
+  /** The gold final answer (what follows `#### `). */
+  gold: string;
+}
+
+export interface TokenizerLike {
+  encode(text: string): Uint32Array | Int32Array | number[];
+  decode(ids: ArrayLike<number>): string;
+}
+
+export interface GrpoOptions {
+  steps: number;
+  /** Completions per question (G). */
+  group: number;
+  /** Questions per step (Q); a step trains on Q x G completions. */
+  questionsPerStep: number;
+  lr: number;
+  /** KL coefficient (0: no reference model at all). */
+  beta: number;
+  /** Lower clip epsilon (and the upper one unless epsHigh is set). */
+  eps: number;
+  epsHigh?: number;
+  /** Policy updates per sampled batch (1 = on-policy). */
+  ppoEpochs: number;
+  advEps?: number;
+  /** Divide advantages by the group std (default true). */
+  scaleRewards?: boolean;
+  /** Leave zero-variance groups out of the loss and its normaliser N (they are still reported). */
+  filterZeroVariance?: boolean;
+  condition: Condition;
+  maxNewTokens: number;
+  temperature: number;
+  topP?: number;
+  maxLatents: number;
+  latentBudget: number;
+  latentsPerSpan?: number;
+  rewards: RewardShaping;
+  /** Train the start/end heads with the policy gradient (default true when condition != 'none'). */
+  trainHeads?: boolean;
+  headLr?: number;
+  /** Initial probabilities of fresh (untrained) heads. */
+  freshStartProb?: number;
+  freshEndProb?: number;
+  /** Completions per replay forward (default: the group size); two-trunk mode batches only identical routings. */
+  microBatch?: number;
+  adamw?: Partial<AdamWConfig>;
+  seed: number;
+  /** Log a sample of completions every N steps (0 = never). */
+  sampleEvery?: number;
+  samplesPerLog?: number;
+  outDir?: string;
+  ckptEvery?: number;
+  resume?: boolean;
+  eosId?: number;
+  /** Prompt template (default: question + "\n", the phase-1 layout). */
+  prompt?: (question: string) => string;
+  /** Stop a completion once its `#### answer` line is complete (default true). */
+  stopAtAnswer?: boolean;
+  log?: (rec: Record<string, unknown>) => void;
+  shouldStop?: () => boolean;
+}
+
+export interface GrpoStepRecord {
+  type: 'step';
+  step: number;
+  reward: number;
+  accuracy: number;
+  formatRate: number;
+  latentsPerAnswer: number;
+  spansPerAnswer: number;
+  /** Fraction of start decisions that opened a span; of end decisions that closed one. */
+  startRate: number;
+  endRate: number;
+  completionTokens: number;
+  /** Mean token-level k3 KL to the reference (0 when beta = 0). */
+  kl: number;
+  /** Fraction of (action, epoch) terms on the clipped branch. */
+  clipFrac: number;
+  zeroVarianceGroups: number;
+  groups: number;
+  /** The objective (1/N) sum(-J + beta KL) at the first update. */
+  loss: number;
+  /** Every epoch's loss (the values resume-equivalence compares). */
+  losses: number[];
+  gradNorm: number;
+  policyActions: number;
+  tokPerSec: number;
+  genSec: number;
+  trainSec: number;
+  /** Mean |sampled logp - replayed logp| of text tokens (temperature 1, topP 1 only): KV-cache vs replay agreement. */
+  samplerMismatch?: number;
+}
+
+interface Scored {
+  task: Task;
+  comp: Completion;
+  score: ShapedReward;
+}
+
+export class GrpoTrainer {
+  readonly opt: AdamW;
+  readonly startHead: LogisticHead | null;
+  readonly endHead: LogisticHead | null;
+  readonly startOpt: HeadAdam | null;
+  readonly endOpt: HeadAdam | null;
+  step = 0;
+  readonly records: GrpoStepRecord[] = [];
+  private dataRng: Rng;
+  private sampleRng: Rng;
+  private order: number[] = [];
+  private cursor = 0;
+  private epoch = 0;
+  private reference: Qwen2 | null;
+  private refHeads: { start: LogisticHead | null; end: LogisticHead | null } = { start: null, end: null };
+  private initialised = false;
+
+  constructor(
+    readonly model: Qwen2,
+    readonly tok: TokenizerLike,
+    readonly tasks: Task[],
+    readonly check: Checker,
+    readonly o: GrpoOptions,
+    heads: { start?: LogisticHead | null; end?: LogisticHead | null } = {},
+    reference: Qwen2 | null = null,
+  ) {
+    if (tasks.length === 0) throw new Error('rl: no tasks');
+    if (o.group < 2) throw new Error(`rl: group size must be >= 2 (advantages are relative within a group), got ${o.group}`);
+    if (o.ppoEpochs < 1) throw new Error(`rl: ppoEpochs must be >= 1, got ${o.ppoEpochs}`);
+    // two-trunk: only the latent trunk and the markers learn; full: everything
+    if (model.twoTrunk) model.setTrainable((n) => n.startsWith('latent.'));
+    else model.setTrainable(() => true);
+    if (o.condition !== 'none' && !model.params.has('latent.embeddings')) {
+      // a plain model: marker/pause rows start at the mean token embedding (filled in init())
+      model.addParam('latent.embeddings', [extraRows(o.maxLatents), model.H]);
+      this.needsMarkers = true;
+    }
+    this.opt = new AdamW(model, { lr: o.lr, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, clipNorm: 1, ...o.adamw });
+    const useHeads = o.condition !== 'none';
+    const fresh = (name: string, p: number) => {
+      const h = new LogisticHead(model.H, name);
+      h.b = logit(p);
+      return h;
+    };
+    this.startHead = useHeads ? (heads.start ?? fresh('start', o.freshStartProb ?? 0.02)) : null;
+    this.endHead = useHeads && o.condition === 'latent' ? (heads.end ?? fresh('end', o.freshEndProb ?? 0.25)) : null;
+    const trainHeads = o.trainHeads ?? useHeads;
+    this.startOpt = trainHeads && this.startHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
+    this.endOpt = trainHeads && this.endHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
+    for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
+    this.reference = reference;
+    this.dataRng = new Rng(o.seed);
+    this.sampleRng = new Rng(o.seed + 7919);
+    this.reshuffle();
+  }
+  private needsMarkers = false;
+
+  private get policy(): PolicyOptions {
+    const o = this.o;
+    return {
+      condition: o.condition, startHead: this.startHead, endHead: this.endHead, maxNewTokens: o.maxNewTokens, temperature: o.temperature,
+      topP: o.topP ?? 1, maxLatents: o.maxLatents, latentBudget: o.latentBudget, latentsPerSpan: o.latentsPerSpan, eosId: o.eosId,
+      stop: o.stopAtAnswer === false ? undefined : (t) => /(^|\n)#### [^\n]*\n$/.test(this.tok.decode(t.slice(-24))),
+    };
+  }
+
+  /** Marker init, reference snapshot (beta > 0 only). Idempotent. */
+  async init(): Promise<void> {
+    if (this.initialised) return;
+    const m = this.model;
+    if (this.needsMarkers) {
+      const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+      const H = m.H, V = emb.length / H, row = new Float32Array(H);
+      for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
+      const E = m.param('latent.embeddings').size / H, data = new Float32Array(E * H);
+      for (let e = 0; e < E; e++) data.set(row, e * H);
+      m.be.upload(m.param('latent.embeddings'), data);
+      this.needsMarkers = false;
+    }
+    if (this.o.beta > 0) {
+      if (!this.reference) {
+        if (this.step > 0) throw new Error('rl: resuming with beta > 0 needs the reference (initial) model: pass it to GrpoTrainer');
+        const t = await m.exportTensors();
+        this.reference = Qwen2.fromTensors(m.be, m.config, new Map([...t].map(([k, v]) => [k, v.data])), 'reference');
+        this.reference.twoTrunk = m.twoTrunk;
+        this.reference.setTrainable(() => false);
+      }
+      if (!this.refHeads.start && this.startHead) this.refHeads.start = LogisticHead.fromJSON(this.startHead.toJSON());
+      if (!this.refHeads.end && this.endHead) this.refHeads.end = LogisticHead.fromJSON(this.endHead.toJSON());
+    }
+    this.initialised = true;
+  }
+
+  private reshuffle() {
+    this.order = this.dataRng.shuffle(Array.from({ length: this.tasks.length }, (_, i) => i));
+    this.cursor = 0;
+  }
+
+  private nextTasks(): Task[] {
+    const out: Task[] = [];
+    for (let i = 0; i < this.o.questionsPerStep; i++) {
+      if (this.cursor >= this.order.length) {
+        this.epoch++;
+        this.reshuffle();
+      }
+      out.push(this.tasks[this.order[this.cursor++]]);
+    }
+    return out;
+  }
+
+  /** Samples and grades Q groups (exposed for evaluation and tests). */
+  async sample(tasks: Task[], G = this.o.group): Promise<Scored[]> {
+    await this.init();
+    const out: Scored[] = [];
+    const prompt = this.o.prompt ?? ((q: string) => q + '\n');
+    for (const task of tasks) {
+      const comps = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), G, this.policy, this.sampleRng);
+      for (const comp of comps) out.push({ task, comp, score: shapeReward(this.check, this.tok.decode(comp.tokens), task.gold, comp.latents, this.o.rewards) });
+    }
+    return out;
+  }
+
+  /** Chunks of completions that can share one replay forward. */
+  private chunks(idx: number[], comps: Completion[]): number[][] {
+    const mb = Math.max(1, this.o.microBatch ?? this.o.group);
+    const out: number[][] = [];
+    for (let i = 0; i < idx.length; i += mb) {
+      const c = idx.slice(i, i + mb);
+      if (canBatch(this.model, c.map((j) => comps[j]))) out.push(c);
+      else for (const j of c) out.push([j]);
+    }
+    return out;
+  }
+
+  /**
+   * One GRPO update on already-sampled, graded completions (the part tests check against finite differences).
+   * Returns per-epoch losses and statistics.
+   */
+  async update(scored: Scored[], G = this.o.group) {
+    await this.init();
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const comps = scored.map((s) => s.comp);
+    const ga = groupAdvantages(scored.map((s) => s.score.reward), G, { eps: o.advEps, scale: o.scaleRewards });
+    const included = comps.map((_, i) => !(o.filterZeroVariance && ga.zeroVariance[Math.floor(i / G)]));
+    const heads = { start: this.startOpt ? this.startHead : null, end: this.endOpt ? this.endHead : null };
+    const isTrained = (a: Completion['actions'][number]) => a.type === 'token' || (a.type === 'start' ? !!heads.start : !!heads.end);
+    let N = 0;
+    comps.forEach((c, i) => {
+      if (included[i]) for (const a of c.actions) if (isTrained(a)) N++;
+    });
+    // completions whose every action has zero gradient (A = 0 and no KL) need no replay
+    const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || beta > 0));
+    const wantHidden = !!(heads.start || heads.end);
+    // reference log-probs (beta > 0): once per batch
+    const refTok = new Map<number, Float64Array>(), refDec = new Map<number, number[]>();
+    if (beta > 0 && this.reference) {
+      for (const ch of this.chunks(active, comps)) {
+        const r = await replay(this.reference, ch.map((j) => comps[j]), { wantHidden });
+        ch.forEach((j, k) => {
+          refTok.set(j, r.tokenLogp[k]);
+          refDec.set(j, decisionLogps(comps[j], r.decisionHidden[k], this.refHeads));
+        });
+      }
+    }
+    const oldTok = new Map<number, Float64Array>(), oldDec = new Map<number, number[]>();
+    const losses: number[] = [];
+    let gradNorm = 0, clipped = 0, terms = 0, klSum = 0, klN = 0, mismatch = 0, mismatchN = 0;
+    for (let epoch = 0; epoch < o.ppoEpochs; epoch++) {
+      this.model.zeroGrads();
+      const gS = heads.start ? new Float64Array(this.model.H + 1) : null, gE = heads.end ? new Float64Array(this.model.H + 1) : null;
+      let lossSum = 0;
+      for (const ch of this.chunks(active, comps)) {
+        const cs = ch.map((j) => comps[j]);
+        // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
+        const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
+        const weights = ch.map((j, k) => {
+          const A = ga.adv[j];
+          const cur = pre ? pre.tokenLogp[k] : null;
+          const old = oldTok.get(j) ?? cur;
+          const ref = refTok.get(j);
+          const n = comps[j].actions.filter((a) => a.type === 'token').length;
+          return Float64Array.from({ length: n }, (_, t) => {
+            if (!cur) return A; // r = 1, no KL
+            return policyWeight(clippedTerm(cur[t], old![t], A, eps, epsHigh), beta, cur[t], ref?.[t]);
+          });
+        });
+        const r = await replay(this.model, cs, { grad: true, lossScale: 1 / Math.max(1, N), weights, wantHidden });
+        this.model.backward();
+        ch.forEach((j, k) => {
+          const A = ga.adv[j], cur = r.tokenLogp[k];
+          if (epoch === 0) oldTok.set(j, pre ? pre.tokenLogp[k] : cur);
+          const old = oldTok.get(j)!, ref = refTok.get(j);
+          for (let t = 0; t < cur.length; t++) {
+            const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
+            lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
+            clipped += term.clipped ? 1 : 0;
+            terms++;
+            if (ref && epoch === 0) (klSum += k3(cur[t], ref[t]).kl), klN++;
+          }
+          if (epoch === 0 && o.temperature === 1 && (o.topP ?? 1) >= 1) {
+            let t = 0;
+            for (const a of comps[j].actions) if (a.type === 'token') (mismatch += Math.abs(a.logp - cur[t++])), mismatchN++;
+          }
+          // heads: same objective on log p(decision), gradient through the logit only (hidden states are detached)
+          const dec = comps[j].actions.filter((a) => a.type !== 'token');
+          const hs = r.decisionHidden[k];
+          const curDec = decisionLogps(comps[j], hs, this.heads);
+          if (epoch === 0) oldDec.set(j, curDec);
+          const oldD = oldDec.get(j)!, refD = refDec.get(j);
+          dec.forEach((a, d) => {
+            const head = a.type === 'start' ? heads.start : heads.end;
+            const g = a.type === 'start' ? gS : gE;
+            if (!head || !g) return;
+            const term = clippedTerm(curDec[d], oldD[d], A, eps, epsHigh);
+            const w = policyWeight(term, beta, curDec[d], refD?.[d]);
+            lossSum += actionLoss(term, beta, curDec[d], refD?.[d]);
+            clipped += term.clipped ? 1 : 0;
+            terms++;
+            const yes = a.type === 'start' ? a.take : a.stop;
+            // dL/dz = -(1/N) w (y - p)
+            const dz = (-w * ((yes ? 1 : 0) - sigmoid(head.logit(hs[d])))) / Math.max(1, N);
+            for (let i = 0; i < head.dim; i++) g[i] += dz * hs[d][i];
+            g[head.dim] += dz;
+          });
+        });
+      }
+      losses.push(lossSum / Math.max(1, N));
+      // nothing to learn from (every group zero-variance, no KL): no step, so Adam momentum does not move the weights
+      if (active.length === 0) break;
+      const norm = await this.opt.update(o.lr);
+      if (epoch === 0) gradNorm = norm;
+      if (heads.start && gS) this.startOpt!.step(heads.start, gS.subarray(0, this.model.H), gS[this.model.H]);
+      if (heads.end && gE) this.endOpt!.step(heads.end, gE.subarray(0, this.model.H), gE[this.model.H]);
+    }
+    return {
+      losses, gradNorm, N, advantages: ga, clipFrac: terms ? clipped / terms : 0, kl: klN ? klSum / klN : 0,
+      samplerMismatch: mismatchN ? mismatch / mismatchN : undefined, replayed: active.length,
+    };
+  }
+
+  private get heads() {
+    return { start: this.startHead, end: this.endHead };
+  }
+
+  async trainStep(): Promise<GrpoStepRecord> {
+    await this.init();
+    const t0 = performance.now();
+    const tasks = this.nextTasks();
+    const scored = await this.sample(tasks);
+    const t1 = performance.now();
+    const u = await this.update(scored);
+    const t2 = performance.now();
+    this.step++;
+    const n = scored.length, mean = (f: (s: Scored) => number) => scored.reduce((a, s) => a + f(s), 0) / Math.max(1, n);
+    let starts = 0, takes = 0, ends = 0, stops = 0;
+    for (const s of scored)
+      for (const a of s.comp.actions) {
+        if (a.type === 'start') (starts++, (takes += a.take ? 1 : 0));
+        if (a.type === 'end') (ends++, (stops += a.stop ? 1 : 0));
+      }
+    const tokens = scored.reduce((a, s) => a + s.comp.tokens.length, 0);
+    const rec: GrpoStepRecord = {
+      type: 'step', step: this.step, reward: mean((s) => s.score.reward), accuracy: mean((s) => s.score.correct), formatRate: mean((s) => s.score.format),
+      latentsPerAnswer: mean((s) => s.comp.latents), spansPerAnswer: mean((s) => s.comp.spans.length), startRate: starts ? takes / starts : 0, endRate: ends ? stops / ends : 0,
+      completionTokens: tokens / Math.max(1, n), kl: u.kl, clipFrac: u.clipFrac, zeroVarianceGroups: u.advantages.zeroVariance.filter(Boolean).length,
+      groups: tasks.length, loss: u.losses[0], losses: u.losses, gradNorm: u.gradNorm, policyActions: u.N,
+      tokPerSec: tokens / ((t2 - t0) / 1000), genSec: (t1 - t0) / 1000, trainSec: (t2 - t1) / 1000,
+    };
+    if (u.samplerMismatch !== undefined) rec.samplerMismatch = u.samplerMismatch;
+    if (!Number.isFinite(rec.loss)) throw new Error(`rl step ${this.step}: loss is ${rec.loss}; stopping (the last checkpoint is kept)`);
+    this.records.push(rec);
+    this.o.log?.(rec as unknown as Record<string, unknown>);
+    const se = this.o.sampleEvery ?? 0;
+    if (se > 0 && (this.step % se === 0 || this.step === 1)) {
+      const k = this.o.samplesPerLog ?? 4;
+      this.o.log?.({
+        type: 'samples', step: this.step,
+        samples: scored.slice(0, k).map((s) => ({ question: s.task.question, gold: s.task.gold, text: markedText(s.comp, (t) => this.tok.decode(t)), reward: s.score.reward, correct: s.score.correct, extracted: s.score.extracted, latents: s.comp.latents, finish: s.comp.finish })),
+      });
+    }
+    return rec;
+  }
+
+  checkpointState(): CheckpointState {
+    return {
+      kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
+      heads: { start: this.startHead?.toJSON() ?? null, end: this.endHead?.toJSON() ?? null },
+      headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
+      refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
+      options: { condition: this.o.condition, group: this.o.group, seed: this.o.seed, beta: this.o.beta, mode: this.model.twoTrunk ? 'two-trunk' : 'full' },
+    };
+  }
+
+  async save(dir: string): Promise<void> {
+    await saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
+  }
+
+  /** Restores an RL checkpoint written by save(); false if there is none. */
+  async restore(dir: string): Promise<boolean> {
+    const st = await loadCheckpoint(dir, this.model, this.opt);
+    if (!st) return false;
+    if (st.kind !== 'rl') throw new Error(`${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`);
+    const rng = st.rng as { data: unknown; sample: unknown };
+    this.step = st.step;
+    this.dataRng = Rng.fromState(rng.data as never);
+    this.sampleRng = Rng.fromState(rng.sample as never);
+    this.order = st.order;
+    this.cursor = st.cursor;
+    this.epoch = st.epoch;
+    const setHead = (h: LogisticHead | null, j: unknown) => {
+      if (!h || !j) return;
+      const x = LogisticHead.fromJSON(j as never);
+      h.w.set(x.w), (h.b = x.b);
+    };
+    setHead(this.startHead, st.heads.start), setHead(this.endHead, st.heads.end);
+    const ho = st.headOpt as { start: never; end: never } | undefined;
+    if (ho?.start && this.startOpt) this.startOpt.load(ho.start);
+    if (ho?.end && this.endOpt) this.endOpt.load(ho.end);
+    const rh = st.refHeads as { start: never; end: never } | undefined;
+    if (rh?.start) this.refHeads.start = LogisticHead.fromJSON(rh.start);
+    if (rh?.end) this.refHeads.end = LogisticHead.fromJSON(rh.end);
+    this.needsMarkers = false;
+    return true;
+  }
+
+  /** The whole run: resume if asked, train with periodic checkpoints. */
+  async run(): Promise<{ records: GrpoStepRecord[]; stoppedEarly: boolean }> {
+    const o = this.o;
+    const ckptDir = o.outDir ? `${o.outDir}/checkpoint` : undefined;
+    if (o.resume && ckptDir) await this.restore(ckptDir);
+    await this.init();
+    let stoppedEarly = false;
+    while (this.step < o.steps) {
+      await this.trainStep();
+      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0) await this.save(ckptDir);
+      if (o.shouldStop?.()) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+    if (ckptDir) await this.save(ckptDir);
+    return { records: this.records, stoppedEarly };
+  }
+
+  destroy(): void {
+    this.reference?.destroy();
+    this.opt.destroy();
+  }
+}
+
+/** log p of each decision action of a completion under the given heads, on the given hidden states. */
+function decisionLogps(c: Completion, hs: Float32Array[], heads: { start: LogisticHead | null; end: LogisticHead | null }): number[] {
+  const out: number[] = [];
+  let d = 0;
+  for (const a of c.actions) {
+    if (a.type === 'token') continue;
+    const head = a.type === 'start' ? heads.start : heads.end;
+    const h = hs[d++];
+    if (!head || !h) {
+      out.push(a.logp);
+      continue;
+    }
+    const z = head.logit(h), yes = a.type === 'start' ? a.take : a.stop;
+    // log sigmoid(z) / log(1 - sigmoid(z)) without overflow
+    out.push(yes ? -Math.log1p(Math.exp(-z)) : -Math.log1p(Math.exp(z)));
+  }
+  return out;
+}
