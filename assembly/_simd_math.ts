@@ -7,25 +7,40 @@
 // Written for V8's code generator: pmin/pmax are single instructions where min/max (NaN/-0 semantics) are ~7, and
 // rounding by adding 1.5*2^23 replaces nearest + trunc_sat (a long sequence on x64): after t = x*log2e + magic,
 // the integer n sits in t's low mantissa bits, so n = t - magic as a float and bits(t) - bits(magic) as an int.
+// The constants live in memory, not in the code: V8 materialises each v128.const with ~4 instructions on every
+// use, while a load is one (and binaryen cannot fold loads back into constants). Measured ~1.5x faster.
+const EXP_C: usize = memory.data<f32>([
+  -87.3, -87.3, -87.3, -87.3, 88.37, 88.37, 88.37, 88.37,
+  12582912.0, 12582912.0, 12582912.0, 12582912.0, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,
+  0.693359375, 0.693359375, 0.693359375, 0.693359375, -2.12194440e-4, -2.12194440e-4, -2.12194440e-4, -2.12194440e-4,
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,
+  1.0, 1.0, 1.0, 1.0,
+], 16);
+
 // @ts-ignore: decorator
 @inline
 export function expv(x: v128): v128 {
-  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.37));
-  const magic = f32x4.splat(12582912.0);
-  const t = f32x4.add(f32x4.mul(xc, f32x4.splat(1.44269504088896341)), magic);
+  const lo = v128.load(EXP_C, 0);
+  const xc = f32x4.pmin(f32x4.pmax(x, lo), v128.load(EXP_C, 16));
+  const magic = v128.load(EXP_C, 32);
+  const t = f32x4.add(f32x4.mul(xc, v128.load(EXP_C, 48)), magic);
   const n = f32x4.sub(t, magic);
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
-  // 2^n: n in [-126, 127] after the clamp, so (n + 127) << 23 is a normal float's bit pattern.
-  const pow2n = i32x4.shl(i32x4.add(i32x4.sub(t, magic), i32x4.splat(127)), 23);
-  return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x, f32x4.splat(-87.3)));
+  let r = f32x4.sub(xc, f32x4.mul(n, v128.load(EXP_C, 64)));
+  r = f32x4.sub(r, f32x4.mul(n, v128.load(EXP_C, 80)));
+  let p = v128.load(EXP_C, 96);
+  p = f32x4.add(f32x4.mul(p, r), v128.load(EXP_C, 112));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(EXP_C, 128));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(EXP_C, 144));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(EXP_C, 160));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(EXP_C, 176));
+  const one = v128.load(EXP_C, 192);
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), one);
+  // 2^n: n in [-126, 127] after the clamp, so (n + 127) << 23 is a normal float's bit pattern; 127 << 23 is
+  // the bit pattern of 1.0, so adding `one`'s bits after the shift does the bias.
+  const pow2n = i32x4.add(i32x4.shl(i32x4.sub(t, magic), 23), one);
+  return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x, lo));
 }
 
 /** Scalar exp through the vector path, so scalar tails round exactly like the vector bodies. */

@@ -1,0 +1,190 @@
+// Latent mode and phase 1 on tiny random models: sequence building, two-trunk routing, classifier heads,
+// generation with the caps, the usage probes, and resume equivalence.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CpuBackend } from '../src/backend/cpu.js';
+import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
+import { buildSequence, removeLatents, EXTRA_BOL, EXTRA_EOL, type SplitRow } from '../src/latent/sequence.js';
+import { LogisticHead } from '../src/latent/heads.js';
+import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
+import { generate } from '../src/latent/generate.js';
+import { latentUsage } from '../src/latent/diagnostics.js';
+import { Rng } from '../src/rng.js';
+
+/** A character-level tokenizer over a fixed alphabet: enough to exercise everything without the real vocabulary. */
+const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
+const EOS = ALPHA.length;
+const charTok = {
+  encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
+  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : ALPHA[i] ?? '?')).join(''),
+};
+
+const config: Qwen2Config = {
+  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
+  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
+};
+
+function tinyModel(seed = 1): Qwen2 {
+  const rng = new Rng(seed);
+  const t = new Map<string, Float32Array>();
+  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())));
+  return Qwen2.fromTensors(new CpuBackend(), config, t);
+}
+
+function rows(n: number, seed: number): SplitRow[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => {
+    const a = rng.int(2, 9), b = rng.int(2, 9), c = rng.int(2, 9);
+    return { question: `what is ${a}*${b}+${c}?`, steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`], final: String(a * b + c) };
+  });
+}
+
+describe('phase-1 sequences', () => {
+  const row: SplitRow = { question: 'q?', steps: ['2*3 = ', '6 then 6+1 = ', '7.'], final: '7' };
+  it('places <bol> latent x k <eol> at each breakpoint, labels only answer text', () => {
+    const s = buildSequence(row, charTok, { condition: 'latent', k: 2, eosId: EOS });
+    expect(s.spans.length).toBe(2);
+    for (const sp of s.spans) {
+      expect(s.kind[sp.bol]).toBe(Kind.Extra);
+      expect(s.extra[sp.bol]).toBe(EXTRA_BOL);
+      expect(sp.latents.map((p) => s.kind[p])).toEqual([Kind.Latent, Kind.Latent]);
+      expect(s.extra[sp.eol]).toBe(EXTRA_EOL);
+      for (const p of [sp.bol, ...sp.latents, sp.eol]) expect(s.labels[p]).toBe(-100);
+    }
+    // question unlabeled; answer text after the first breakpoint starts with the calculator result
+    expect(Array.from(s.labels.slice(0, 3))).toEqual([-100, -100, -100]);
+    expect(charTok.decode([s.ids[s.afterBreak[0]]])).toBe('6');
+    expect(charTok.decode(s.ids.filter((_, t) => s.kind[t] === Kind.Token))).toBe('q?\n2*3 = 6 then 6+1 = 7.\n#### 7');
+  });
+  it('pause uses learned constants, none has no markers, curriculum stage limits the spans', () => {
+    const p = buildSequence(row, charTok, { condition: 'pause', k: 3 });
+    expect(p.spans[0].latents.map((t) => p.kind[t])).toEqual([Kind.Extra, Kind.Extra, Kind.Extra]);
+    const n = buildSequence(row, charTok, { condition: 'none', k: 3 });
+    expect(n.spans.length).toBe(0);
+    expect(n.kind.every((k) => k === Kind.Token)).toBe(true);
+    expect(buildSequence(row, charTok, { condition: 'latent', k: 1, stage: 1 }).spans.length).toBe(1);
+    const removed = removeLatents(buildSequence(row, charTok, { condition: 'latent', k: 2 }));
+    expect(Array.from(removed.ids)).toEqual(Array.from(n.ids));
+    expect(removed.labelCount).toBe(n.labelCount);
+  });
+});
+
+describe('two-trunk routing', () => {
+  it('frozen language weights never change; text-only sequences never touch the latent trunk', async () => {
+    const model = tinyModel();
+    const before = await model.exportTensors((n) => n.startsWith('model.'));
+    const train = rows(6, 1);
+    const trainer = new Phase1Trainer(model, charTok, train, rows(4, 2), { mode: 'two-trunk', condition: 'latent', k: 2, steps: 3, batchSize: 2, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 0, eosId: EOS } as Phase1Options);
+    expect(model.trainableNames().every((n) => n.startsWith('latent.'))).toBe(true);
+    // a sequence without latents: gradients reach no latent-trunk weight
+    model.zeroGrads();
+    const plain = buildSequence(train[0], charTok, { condition: 'none', k: 0 });
+    await model.forward({ B: 1, T: plain.ids.length, ids: plain.ids, labels: plain.labels, trunk: plain.trunk }, { grad: true, lossScale: 1 });
+    model.backward();
+    for (const n of model.trainableNames()) expect((await model.readGrad(n)).every((x) => x === 0), n).toBe(true);
+    // with latents the latent trunk does get gradient (through the K/V that text positions attend to)
+    model.zeroGrads();
+    const lat = buildSequence(train[0], charTok, { condition: 'latent', k: 2 });
+    await model.forward({ B: 1, T: lat.ids.length, ids: lat.ids, kind: lat.kind, extra: lat.extra, labels: lat.labels, trunk: lat.trunk }, { grad: true, lossScale: 1 });
+    model.backward();
+    const g = await model.readGrad('latent.model.layers.0.self_attn.k_proj.weight');
+    expect(g.some((x) => x !== 0)).toBe(true);
+    for (let i = 0; i < 3; i++) await trainer.trainStep();
+    const after = await model.exportTensors((n) => n.startsWith('model.'));
+    for (const [n, t] of before) expect(Array.from(after.get(n)!.data), n).toEqual(Array.from(t.data));
+    const latentAfter = await model.exportTensors((n) => n === 'latent.model.layers.0.mlp.up_proj.weight');
+    expect(Array.from(latentAfter.values())[0].data).not.toEqual(before.get('model.layers.0.mlp.up_proj.weight')!.data);
+    // optimizer state exists only for the latent trunk and markers
+    expect([...trainer.opt.m.keys()].every((n) => n.startsWith('latent.'))).toBe(true);
+  });
+});
+
+describe('classifier heads', () => {
+  it('a logistic head learns a linearly separable toy task and reports P/R/F1', () => {
+    const rng = new Rng(3);
+    const head = new LogisticHead(8, 'toy', 5e-2);
+    const make = (n: number) => {
+      const xs: Float32Array[] = [], ys: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const x = Float32Array.from({ length: 8 }, () => rng.normal());
+        xs.push(x);
+        ys.push(x[0] + 0.5 * x[3] > 0.8 ? 1 : 0);
+      }
+      return { xs, ys };
+    };
+    const tr = make(400), te = make(200);
+    const before = head.evaluate(te.xs, te.ys);
+    for (let e = 0; e < 200; e++) head.step(tr.xs, tr.ys, 2);
+    const m = head.evaluate(te.xs, te.ys);
+    expect(m.f1).toBeGreaterThan(0.8);
+    expect(m.f1).toBeGreaterThan(before.f1);
+    expect(LogisticHead.fromJSON(head.toJSON()).prob(te.xs[0])).toBeCloseTo(head.prob(te.xs[0]), 6);
+  });
+});
+
+describe('generation', () => {
+  it('never exceeds maxLatents in a span, marks spans, and returns the latent vectors', async () => {
+    const model = tinyModel(5);
+    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(2, 2), { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0, maxLatents: 3 } as Phase1Options);
+    await trainer.init();
+    const always = new LogisticHead(model.H, 'start');
+    always.b = 50; // always start
+    const never = new LogisticHead(model.H, 'end');
+    never.b = -50; // never stop: the cap must
+    const g = await generate(model, charTok, 'what is 2*3?\n', { maxNewTokens: 6, condition: 'latent', startHead: always, endHead: never, maxLatents: 3, latentBudget: 100 });
+    expect(g.spans.length).toBeGreaterThan(0);
+    for (const s of g.spans) {
+      expect(s.count).toBe(3);
+      expect(s.vectors.length).toBe(3);
+      expect(s.vectors[0].length).toBe(model.H);
+    }
+    expect(g.text).toContain('⟨3 latents⟩');
+    const budgeted = await generate(model, charTok, 'what is 2*3?\n', { maxNewTokens: 6, condition: 'latent', startHead: always, endHead: never, maxLatents: 3, latentBudget: 4 });
+    expect(budgeted.spans.reduce((a, s) => a + s.count, 0)).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('usage probes', () => {
+  it('zeroed / swapped / removed losses differ from normal when latents carry information', async () => {
+    const model = tinyModel(7);
+    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(4, 2), { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 4, genRows: 0, seed: 0 } as Phase1Options);
+    await trainer.init();
+    const seqs = rows(4, 2).map((r) => trainer.sequence(r, Infinity));
+    const u = await latentUsage(model, seqs);
+    expect(u.zeroed && u.swapped && u.removed).toBeTruthy();
+    // a random model's latents are arbitrary vectors: replacing them changes the loss
+    expect(Math.abs(u.gapZeroed!)).toBeGreaterThan(1e-4);
+    expect(Number.isFinite(u.normal.postBreakLoss)).toBe(true);
+  });
+});
+
+describe('checkpoint and resume', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'latentlm-resume-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  it('N steps straight equal N/2 + save + resume + N/2 (same losses, same weights)', async () => {
+    const opts = (out?: string) => ({ mode: 'full', condition: 'latent', k: 1, steps: 4, batchSize: 2, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 9, outDir: out } as Phase1Options);
+    const train = rows(5, 1), test = rows(2, 2);
+    const a = new Phase1Trainer(tinyModel(), charTok, train, test, opts());
+    const straight: number[] = [];
+    for (let i = 0; i < 4; i++) straight.push((await a.trainStep()).loss);
+    const b1 = new Phase1Trainer(tinyModel(), charTok, train, test, opts());
+    const first: number[] = [];
+    for (let i = 0; i < 2; i++) first.push((await b1.trainStep()).loss);
+    await b1.save(join(tmp, 'ckpt'));
+    const b2 = new Phase1Trainer(tinyModel(99), charTok, train, test, opts());
+    expect(await b2.restore(join(tmp, 'ckpt'))).toBe(true);
+    for (let i = 0; i < 2; i++) first.push((await b2.trainStep()).loss);
+    expect(first).toEqual(straight);
+    const wa = await a.model.exportTensors(), wb = await b2.model.exportTensors();
+    for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
+  });
+  it('a NaN loss stops training with a message naming the step', async () => {
+    const model = tinyModel();
+    const tr = new Phase1Trainer(model, charTok, rows(3, 1), rows(1, 2), { mode: 'full', condition: 'none', k: 0, steps: 2, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0 } as Phase1Options);
+    const emb = model.param('model.embed_tokens.weight');
+    model.be.upload(emb, new Float32Array(emb.size).fill(NaN));
+    await expect(tr.trainStep()).rejects.toThrow(/step 1: loss is NaN/);
+  });
+});
