@@ -1,7 +1,8 @@
-// Causal grouped-query attention, forward and backward, one query row at a time (the [Tq, Tk] score matrix is
-// never stored: one row of nk scores lives in the caller-provided scratch). Inner loops run over the head
-// dimension with v128 (dot / axpyRow), and the exps of a whole score row go through the vector exp.
-import { axpyRow, dot, expv, hsum, laneMask, loadPartial, storePartial } from './_simd_math';
+// Causal grouped-query attention, forward and backward. The [Tq, Tk] score matrix is never stored: the forward
+// keeps one row of nk scores in the caller-provided scratch, the backward a block of QB rows. Scores come four
+// keys at a time (dots4), a score row's exps go through the vector exp, P.V and dS.K keep the output row in
+// registers (weightedRowSum), and dK/dV rows are updated once per block of QB query rows.
+import { axpyRow, dot, expv, hmax, hsum, laneMask, loadPartial, storePartial } from './_simd_math';
 
 /** In place: s[j] = exp(s[j] - sub) for j < n; returns the sum of the results. */
 function expRow(s: usize, n: i32, sub: f32): f32 {
@@ -24,6 +25,87 @@ function expRow(s: usize, n: i32, sub: f32): f32 {
   return sum;
 }
 
+/**
+ * Four dot products at once: lane t = x . rows[t] for the rows at r, r + stride, r + 2 stride, r + 3 stride
+ * (D % 4 == 0). x is loaded once per four keys, and the four accumulators are reduced with one 4x4 transpose
+ * instead of four horizontal sums.
+ */
+// @ts-ignore: decorator
+@inline
+function dots4(x: usize, r: usize, stride: usize, D: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const r1 = r + stride, r2 = r + 2 * stride, r3 = r + 3 * stride;
+  for (let d = 0; d < D; d += 4) {
+    const o = <usize>d << 2;
+    const xv = v128.load(x + o);
+    a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(r + o)));
+    a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(r1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(r2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(r3 + o)));
+  }
+  // (a0 a1 a2 a3) -> lane t = sum of a_t's lanes.
+  const t0 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)); // a0[0+2] a1[0+2] a0[1+3] a1[1+3]
+  const t1 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+}
+
+/** s[j] = scale * (x . row_j) for j < n, rows at r + j*stride; returns the max. */
+function scoreRow(x: usize, r: usize, stride: usize, D: i32, n: i32, scale: f32, s: usize): f32 {
+  let mx: f32 = -Infinity;
+  let j = 0;
+  if ((D & 3) == 0) {
+    const sv = f32x4.splat(scale);
+    let mv = f32x4.splat(-Infinity);
+    for (; j + 4 <= n; j += 4) {
+      const v = f32x4.mul(dots4(x, r + <usize>j * stride, stride, D), sv);
+      v128.store(s + (<usize>j << 2), v);
+      mv = f32x4.pmax(mv, v);
+    }
+    mx = hmax(mv);
+  }
+  for (; j < n; j++) {
+    const sj = dot(x, r + <usize>j * stride, D) * scale;
+    store<f32>(s + (<usize>j << 2), sj);
+    mx = max(mx, sj);
+  }
+  return mx;
+}
+
+/**
+ * out[0..D) (+)= alpha * sum_j p[j] * row_j (rows at r + j*stride). The output is held in registers 16 floats
+ * at a time while all n rows stream past, instead of a load/store of the whole row per key.
+ */
+function weightedRowSum(p: usize, r: usize, stride: usize, n: i32, D: i32, alpha: f32, out: usize, accumulate: bool): void {
+  const av = f32x4.splat(alpha);
+  let d = 0;
+  for (; d + 16 <= D; d += 16) {
+    const o = <usize>d << 2;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let rj = r + o;
+    for (let j = 0; j < n; j++) {
+      const pj = v128.load32_splat(p + (<usize>j << 2));
+      a0 = f32x4.add(a0, f32x4.mul(pj, v128.load(rj)));
+      a1 = f32x4.add(a1, f32x4.mul(pj, v128.load(rj, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(pj, v128.load(rj, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(pj, v128.load(rj, 48)));
+      rj += stride;
+    }
+    a0 = f32x4.mul(a0, av); a1 = f32x4.mul(a1, av); a2 = f32x4.mul(a2, av); a3 = f32x4.mul(a3, av);
+    if (accumulate) {
+      a0 = f32x4.add(a0, v128.load(out + o)); a1 = f32x4.add(a1, v128.load(out + o, 16));
+      a2 = f32x4.add(a2, v128.load(out + o, 32)); a3 = f32x4.add(a3, v128.load(out + o, 48));
+    }
+    v128.store(out + o, a0); v128.store(out + o, a1, 16); v128.store(out + o, a2, 32); v128.store(out + o, a3, 48);
+  }
+  for (; d < D; d++) {
+    // Remainder columns (D % 16) one at a time: rare shapes only.
+    const o = <usize>d << 2;
+    let acc: f32 = 0;
+    for (let j = 0; j < n; j++) acc += load<f32>(p + (<usize>j << 2)) * load<f32>(r + o + <usize>j * stride);
+    store<f32>(out + o, (accumulate ? load<f32>(out + o) : 0) + alpha * acc);
+  }
+}
+
 /** q, out [B, Tq, Hq, D]; k, v [B, kvCap, Hkv, D]; lse [B, Hq, Tq]; scratch >= qStart + Tq f32. */
 export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize): void {
   const rep = Hq / Hkv;
@@ -38,47 +120,88 @@ export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, 
         const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
         const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
         const nk = qStart + i + 1;
-        let mx: f32 = -Infinity;
-        for (let j = 0; j < nk; j++) {
-          const sj = dot(qo, kBase + <usize>j * kvRow, D) * scale;
-          store<f32>(scratch + (<usize>j << 2), sj);
-          mx = max(mx, sj);
-        }
+        const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
         const sum = expRow(scratch, nk, mx);
-        memory.fill(oo, 0, <usize>D << 2);
-        const inv: f32 = 1.0 / sum;
-        for (let j = 0; j < nk; j++) axpyRow(load<f32>(scratch + (<usize>j << 2)) * inv, vBase + <usize>j * kvRow, oo, D);
+        weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
         store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
       }
     }
 }
 
-/** dq, dk, dv accumulate (+=). scratch >= qStart + Tq f32. */
+/** Query rows per block in the backward: dK/dV rows are read-modified-written once per block, not per row. */
+const QB = 4;
+
+/**
+ * dq, dk, dv accumulate (+=). scratch >= 2 * QB * kvCap f32: per query row of a block, its probabilities p_j and
+ * then its dS_j = p_j (dP_j - delta) scale (zero past the row's causal limit, up to the block's).
+ */
 export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize): void {
   const rep = Hq / Hkv;
   const scale = <f32>(1.0 / Math.sqrt(<f64>D));
   const kvRow = <usize>(Hkv * D) << 2;
+  const qRow = <usize>(Hq * D) << 2; // bytes between consecutive query rows of one head
+  const cap = <usize>kvCap << 2;
+  const dsBase = scratch + <usize>QB * cap;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < Hq; h++) {
       const kh = h / rep;
       const off = <usize>((b * kvCap * Hkv + kh) * D) << 2;
-      for (let i = 0; i < Tq; i++) {
-        const ro = <usize>(((b * Tq + i) * Hq + h) * D) << 2;
-        const qo = q + ro, go = g + ro, dqo = dq + ro;
-        const nk = qStart + i + 1;
-        const l = load<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2));
-        const delta = dot(go, out + ro, D);
-        // p_j = exp(q.k_j * scale - lse), recomputed rather than stored (flash-attention style).
-        for (let j = 0; j < nk; j++) store<f32>(scratch + (<usize>j << 2), dot(qo, k + off + <usize>j * kvRow, D) * scale);
-        expRow(scratch, nk, l);
-        for (let j = 0; j < nk; j++) {
-          const p = load<f32>(scratch + (<usize>j << 2));
-          const kj = k + off + <usize>j * kvRow, vj = v + off + <usize>j * kvRow;
-          const dp = dot(go, vj, D);
-          axpyRow(p, go, dv + off + <usize>j * kvRow, D);
-          const ds = p * (dp - delta) * scale;
-          axpyRow(ds, kj, dqo, D);
-          axpyRow(ds, qo, dk + off + <usize>j * kvRow, D);
+      for (let i0 = 0; i0 < Tq; i0 += QB) {
+        const nb = min(QB, Tq - i0);
+        const nkMax = qStart + i0 + nb;
+        for (let t = 0; t < nb; t++) {
+          const i = i0 + t;
+          const ro = <usize>(((b * Tq + i) * Hq + h) * D) << 2;
+          const qo = q + ro, go = g + ro;
+          const nk = qStart + i + 1;
+          const pRow = scratch + <usize>t * cap, dsRow = dsBase + <usize>t * cap;
+          const l = load<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2));
+          const delta = dot(go, out + ro, D);
+          // p_j = exp(q.k_j * scale - lse), recomputed rather than stored (flash-attention style).
+          scoreRow(qo, k + off, kvRow, D, nk, scale, pRow);
+          expRow(pRow, nk, l);
+          scoreRow(go, v + off, kvRow, D, nk, 1, dsRow);
+          for (let j = 0; j < nk; j++) {
+            const o = <usize>j << 2;
+            store<f32>(dsRow + o, load<f32>(pRow + o) * (load<f32>(dsRow + o) - delta) * scale);
+          }
+          const pad = <usize>(nkMax - nk) << 2;
+          memory.fill(pRow + (<usize>nk << 2), 0, pad);
+          memory.fill(dsRow + (<usize>nk << 2), 0, pad);
+          // dq_i += sum_j dS_j k_j, with the dq row held in registers.
+          weightedRowSum(dsRow, k + off, kvRow, nk, D, 1, dq + ro, true);
+        }
+        // dk_j += sum_t dS_tj q_t;  dv_j += sum_t p_tj g_t over the block's rows.
+        const r0 = <usize>(((b * Tq + i0) * Hq + h) * D) << 2;
+        if ((D & 3) == 0 && nb == QB) {
+          const q0 = q + r0, q1 = q0 + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
+          const g0 = g + r0, g1 = g0 + qRow, g2 = g1 + qRow, g3 = g2 + qRow;
+          for (let j = 0; j < nkMax; j++) {
+            const o = <usize>j << 2;
+            const p0 = v128.load32_splat(scratch + o), p1 = v128.load32_splat(scratch + cap + o);
+            const p2 = v128.load32_splat(scratch + 2 * cap + o), p3 = v128.load32_splat(scratch + 3 * cap + o);
+            const s0 = v128.load32_splat(dsBase + o), s1 = v128.load32_splat(dsBase + cap + o);
+            const s2 = v128.load32_splat(dsBase + 2 * cap + o), s3 = v128.load32_splat(dsBase + 3 * cap + o);
+            const dkj = dk + off + <usize>j * kvRow, dvj = dv + off + <usize>j * kvRow;
+            for (let d = 0; d < D; d += 4) {
+              const c = <usize>d << 2;
+              let x = v128.load(dvj + c);
+              x = f32x4.add(x, f32x4.add(f32x4.add(f32x4.mul(p0, v128.load(g0 + c)), f32x4.mul(p1, v128.load(g1 + c))), f32x4.add(f32x4.mul(p2, v128.load(g2 + c)), f32x4.mul(p3, v128.load(g3 + c)))));
+              v128.store(dvj + c, x);
+              let y = v128.load(dkj + c);
+              y = f32x4.add(y, f32x4.add(f32x4.add(f32x4.mul(s0, v128.load(q0 + c)), f32x4.mul(s1, v128.load(q1 + c))), f32x4.add(f32x4.mul(s2, v128.load(q2 + c)), f32x4.mul(s3, v128.load(q3 + c)))));
+              v128.store(dkj + c, y);
+            }
+          }
+        } else {
+          for (let t = 0; t < nb; t++) {
+            const ro = r0 + <usize>t * qRow;
+            for (let j = 0; j < nkMax; j++) {
+              const kvo = off + <usize>j * kvRow, o = <usize>t * cap + (<usize>j << 2);
+              axpyRow(load<f32>(scratch + o), g + ro, dv + kvo, D);
+              axpyRow(load<f32>(dsBase + o), q + ro, dk + kvo, D);
+            }
+          }
         }
       }
     }

@@ -43,13 +43,6 @@ export function expv(x: v128): v128 {
   return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x, lo));
 }
 
-/** Scalar exp through the vector path, so scalar tails round exactly like the vector bodies. */
-// @ts-ignore: decorator
-@inline
-export function exps(x: f32): f32 {
-  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
-}
-
 /** Horizontal sum of four lanes. */
 // @ts-ignore: decorator
 @inline

@@ -174,7 +174,7 @@ let goldStart: usize = 0;
 let goldEnd: usize = 0;
 let goldNeg: bool = false;
 
-/** Parses the whole gold string [s, e) as one number (blanks around, optional sign and '$'); false if not. */
+/** Parses the whole gold string [s, e) as one number (blanks around, optional sign and '$', a final '.'); false if not. */
 function parseGold(s: usize, e: usize): bool {
   let a = s, b = e;
   while (a < b && isWs(cu(a))) a++;
@@ -183,7 +183,8 @@ function parseGold(s: usize, e: usize): bool {
   if (a < b && isMinus(cu(a))) { neg = true; a++; }
   if (a < b && cu(a) == DOLLAR) a++;
   if (!neg && a < b && isMinus(cu(a))) { neg = true; a++; }
-  if (a >= b || !scanBody(a, b) || bodyEnd != b) return false;
+  // A trailing full stop is allowed ("5." is 5), as it is after a number in a completion.
+  if (a >= b || !scanBody(a, b) || (bodyEnd != b && !(bodyEnd == b - 1 && cu(b - 1) == DOT))) return false;
   goldStart = a; goldEnd = b; goldNeg = neg;
   return true;
 }

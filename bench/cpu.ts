@@ -63,8 +63,79 @@ export async function benchCpu(opts: { budgetMs?: number; log?: (line: string) =
   return rows;
 }
 
+export interface OpRow {
+  op: string;
+  jsMs: number;
+  wasmMs: number;
+}
+
+/** Milliseconds (best of a few runs) for the non-matmul ops that matter per training step. */
+export async function benchCpuOps(opts: { log?: (line: string) => void } = {}): Promise<OpRow[]> {
+  const js = new CpuBackend(), wasm = await createWasmBackend();
+  const best = (f: () => void, reps: number) => {
+    f();
+    let b = Infinity;
+    for (let i = 0; i < reps; i++) {
+      const s = performance.now();
+      f();
+      b = Math.min(b, performance.now() - s);
+    }
+    return b;
+  };
+  const ops: { op: string; reps: number; run: (be: Backend) => () => void }[] = [];
+  for (const s of [{ B: 4, Tq: 128, Hq: 4, Hkv: 2, D: 16, qStart: 0, kvCap: 128 }, { B: 1, Tq: 128, Hq: 14, Hkv: 2, D: 64, qStart: 0, kvCap: 128 }]) {
+    const nq = s.B * s.Tq * s.Hq * s.D, nkv = s.B * s.kvCap * s.Hkv * s.D;
+    ops.push({
+      op: `attention fwd+bwd B=${s.B} T=${s.Tq} H=${s.Hq}/${s.Hkv} D=${s.D}`, reps: 3,
+      run: (be) => {
+        const [q, k, v, o, g, dq, dk, dv] = [nq, nkv, nkv, nq, nq, nq, nkv, nkv].map((n, i) => filled(be, n, i));
+        const lse = be.alloc(s.B * s.Hq * s.Tq);
+        return () => { be.attention(q, k, v, o, lse, s); be.attentionBackward(g, q, k, v, o, lse, dq, dk, dv, s); };
+      },
+    });
+  }
+  ops.push({
+    op: 'crossEntropy + gradient 32 x 151936', reps: 3,
+    run: (be) => {
+      const x = filled(be, 32 * 151936, 1), labels = be.alloc(32, 'i32'), losses = be.alloc(32), w = filled(be, 32, 2);
+      be.upload(labels, Int32Array.from({ length: 32 }, (_, i) => i * 4099));
+      return () => be.crossEntropy(x, labels, losses, 32, 151936, { weights: w });
+    },
+  });
+  ops.push({
+    op: 'swiglu fwd+bwd 128 x 4864', reps: 5,
+    run: (be) => {
+      const n = 128 * 4864, [a, b, c, d, e] = [0, 1, 2, 3, 4].map((i) => filled(be, n, i));
+      return () => { be.swiglu(a, b, c, n); be.swigluBackward(c, a, b, d, e, n); };
+    },
+  });
+  ops.push({
+    op: 'adamw + sumSquares 4.9M params', reps: 3,
+    run: (be) => {
+      const n = 4_900_000, [p, g, m] = [0, 1, 2].map((i) => filled(be, n, i)), v = be.alloc(n), out = be.alloc(1);
+      return () => { be.adamw(p, g, m, v, n, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 1 }); be.sumSquares(g, n, out, 0); };
+    },
+  });
+  const rows: OpRow[] = [];
+  for (const o of ops) {
+    const row = { op: o.op, jsMs: best(o.run(js), o.reps), wasmMs: best(o.run(wasm), o.reps * 4) };
+    rows.push(row);
+    opts.log?.(`${row.op.padEnd(44)} js ${row.jsMs.toFixed(2).padStart(8)} ms  wasm ${row.wasmMs.toFixed(2).padStart(7)} ms  x${(row.jsMs / row.wasmMs).toFixed(1)}`);
+  }
+  wasm.destroy();
+  return rows;
+}
+
+function filled(be: Backend, n: number, seed: number) {
+  const t = be.alloc(n);
+  be.upload(t, Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + seed) * 0.5));
+  return t;
+}
+
 const isMain = typeof process !== 'undefined' && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
 if (isMain) {
   console.log(`matmul GFLOP/s, CpuBackend (plain JS) vs WasmBackend (WebAssembly SIMD), best of ~0.3 s per shape`);
   await benchCpu({ log: (l) => console.log(l) });
+  console.log(`\nother ops, best time`);
+  await benchCpuOps({ log: (l) => console.log(l) });
 }

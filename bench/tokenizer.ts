@@ -39,8 +39,10 @@ async function timePasses(passes: number, run: () => Promise<number> | number): 
   return { best, tokens };
 }
 
+/** Runs the benchmark, prints the rows and returns them. */
 export async function benchTokenizer(): Promise<TokenizerBenchRow[]> {
   const { texts: data, note } = texts();
+  console.log(`tokenizer bench: ${data.length} texts, ${note}`);
   const rows: TokenizerBenchRow[] = [];
 
   // Startup: the first load also compiles the WASM module; later loads show the steady cost.
@@ -92,14 +94,9 @@ export async function benchTokenizer(): Promise<TokenizerBenchRow[]> {
   const sorted = [...loads].sort((a, b) => a - b);
   rows.push({ name: 'Tokenizer.load() first (incl. WASM compile), ms', tokensPerSec: 0, ms: +loads[0].toFixed(1) });
   rows.push({ name: 'Tokenizer.load() median of 5, ms', tokensPerSec: 0, ms: +sorted[2].toFixed(1) });
+  console.table(rows);
   return rows;
 }
 
 const isMain = typeof process !== 'undefined' && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
-if (isMain) {
-  console.log(`tokenizer bench (${data_note()})`);
-  console.table(await benchTokenizer());
-}
-function data_note() {
-  return gsm8kRows('train') ? 'GSM8K train' : '../shared absent: synthetic text';
-}
+if (isMain) await benchTokenizer();

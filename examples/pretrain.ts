@@ -3,17 +3,15 @@
 //   npx tsx examples/pretrain.ts [--steps 1200] [--out models/default] [--backend wasm] [--seed 0]
 // The recipe (config, data, optimizer) is saved beside the weights as recipe.json, with the loss curve.
 import { parseArgs } from 'node:util';
-import { pickBackend, EOS_ID, wrapTokenizer } from '../src/app/setup.ts';
+import { pickBackend, EOS_ID, wrapTokenizer, splitRow } from '../src/app/setup.ts';
 import { mkdirp, writeFileAtomic } from '../src/io.ts';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
 import { VocabMap, allByteTokens } from '../src/model/vocab-map.ts';
 import { AdamW } from '../src/train/adamw.ts';
 import { Tokenizer } from '../src/tokenizer.ts';
 import { generateProblems, SYNTH_PRESETS } from '../src/synth.ts';
-import { splitRow } from '../src/gsm8k.ts';
 import { linePlot } from '../src/plot.ts';
 import { Rng } from '../src/rng.ts';
-import { createProgress } from '../src/progress.ts';
 import { generate } from '../src/latent/generate.ts';
 import { reward } from '../src/reward.ts';
 
@@ -90,7 +88,7 @@ const testBatch = (() => {
 const lrAt = (s: number) => (s <= 50 ? (peakLr * s) / 50 : peakLr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (s - 50)) / Math.max(1, steps - 50)))));
 const log: { step: number; loss: number; test?: number }[] = [];
 await mkdirp(out);
-const progress = await createProgress({ total: steps, label: 'pretrain' });
+const progress = await (await import('../src/progress.ts')).createProgress({ total: steps, label: 'pretrain' });
 for (let step = 1; step <= steps; step++) {
   const ts = performance.now();
   const batch = batchOf();

@@ -157,13 +157,14 @@ export function parseGsm8k(text: string, opts: { onError?: 'throw' | 'skip'; sou
 
 /** Whether a path/URL names a JSONL file (by extension) rather than a directory of split files. */
 function namesFile(source: string): boolean {
+  if (/^(data|blob):/i.test(source)) return true;
   const path = isUrl(source) ? new URL(source).pathname : source;
   return /\.jsonl?$/i.test(path);
 }
 
 /**
  * Loads GSM8K rows from a JSONL file (path or URL), a directory holding `<split>.jsonl` files
- * (`loadGsm8k(dir, {split: 'test'})`; any source not ending in .jsonl/.json is taken as a directory), or an
+ * (`loadGsm8k(dir, {split: 'test'})`; a path or http(s) URL not ending in .jsonl/.json is taken as a directory), or an
  * in-memory string (`{text}`). Malformed rows (bad JSON, missing field, no `####` line) are reported with
  * their line number: rejected (default) or skipped and listed in `errors`.
  */

@@ -19,6 +19,6 @@ export async function instantiateEmbedded<T extends WebAssembly.Exports>(b64: st
     },
     ...(imports.env ?? {}),
   };
-  const { instance } = await WebAssembly.instantiate(bytes, { ...imports, env });
+  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, { ...imports, env })) as unknown as WebAssembly.WebAssemblyInstantiatedSource;
   return instance.exports as T;
 }

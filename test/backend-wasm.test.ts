@@ -104,3 +104,23 @@ describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
     be.destroy();
   });
 });
+
+describe('wasm attention at a Qwen2-0.5B head shape vs CpuBackend', () => {
+  // D = 64 takes the 16-float register blocks of the kernel (the conformance suite's D = 8/16 do not all);
+  // Tq = 10 ends in a partial query block of the backward; qStart > 0 reads a KV-cache prefix.
+  it('B=2 Tq=10 Hq=14 Hkv=2 D=64 qStart=5', async () => {
+    const s = { B: 2, Tq: 10, Hq: 14, Hkv: 2, D: 64, qStart: 5, kvCap: 17 };
+    const nq = s.B * s.Tq * s.Hq * s.D, nkv = s.B * s.kvCap * s.Hkv * s.D, nl = s.B * s.Hq * s.Tq;
+    const inputs = { q: randn(nq, 120), k: randn(nkv, 121), v: randn(nkv, 122), g: randn(nq, 123), dq: randn(nq, 124), dk: randn(nkv, 125), dv: randn(nkv, 126) };
+    const run = async (b: Awaited<ReturnType<typeof createWasmBackend>>) => {
+      const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => { const x = b.alloc(v.length, 'f32', k); b.upload(x, v); return [k, x]; }));
+      const out = b.alloc(nq), lse = b.alloc(nl);
+      b.attention(t.q, t.k, t.v, out, lse, s);
+      b.attentionBackward(t.g, t.q, t.k, t.v, out, lse, t.dq, t.dk, t.dv, s);
+      return Promise.all([out, lse, t.dq, t.dk, t.dv].map((x) => b.read(x)));
+    };
+    const want = await run(new CpuBackend()), be = await createWasmBackend(), got = await run(be);
+    ['out', 'lse', 'dq', 'dk', 'dv'].forEach((name, i) => expect(maxRelErr(got[i], want[i]), name).toBeLessThan(1e-5));
+    be.destroy();
+  });
+});

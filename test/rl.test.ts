@@ -11,7 +11,7 @@ import { LogisticHead } from '../src/latent/heads.js';
 import { EXTRA_BOL, EXTRA_EOL, extraRows } from '../src/latent/sequence.js';
 import { actionLoss, clippedTerm, GrpoTrainer, groupAdvantages, k3, policyWeight, type GrpoOptions, type Task } from '../src/rl/grpo.js';
 import { replay, sampleGroup, type Action, type Completion } from '../src/rl/policy.js';
-import { loadChecker, shapeReward, type Checker } from '../src/rl/rewards.js';
+import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
 
 // ---- a 1-layer model and a character tokenizer -----------------------------------------------------------------
 const ALPHABET = '0123456789+=?# \n';
@@ -26,7 +26,7 @@ const charTok = {
 };
 const config: Qwen2Config = {
   vocab_size: ALPHABET.length + 1, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 256,
 };
 function lcg(seed: number) {
   let s = seed >>> 0;
@@ -118,9 +118,9 @@ describe('group normalisation', () => {
     // group 1: all equal
     expect(g.zeroVariance).toEqual([false, true, false]);
     expect(Array.from(g.adv.slice(4, 8))).toEqual([0, 0, 0, 0]);
-    // group 2: mean 1, std sqrt(2/3) = 0.816496580927726 -> +-1 / 0.816596580927726
-    expect(g.adv[8]).toBeCloseTo(1.2245943232, 9);
-    expect(g.adv[9]).toBeCloseTo(-1.2245943232, 9);
+    // group 2: mean 1, std sqrt(2/3) = 0.816496580927726 -> +-1 / 0.816596580927726 = 1.2245948897605
+    expect(g.adv[8]).toBeCloseTo(1.2245948897605, 9);
+    expect(g.adv[9]).toBeCloseTo(-1.2245948897605, 9);
     expect(g.adv[10]).toBe(0);
     // unscaled (Dr. GRPO): r - mean
     expect(Array.from(groupAdvantages([3, 1], 2, { scale: false }).adv)).toEqual([1, -1]);
@@ -129,21 +129,21 @@ describe('group normalisation', () => {
 
   it('clipped term, k3 and the label weight follow the formulas (hand values)', () => {
     // A > 0, r = e^0.1 = 1.1051709 inside [0.8, 1.2]: unclipped, weight r A
-    let t = clippedTerm(-1, -1.1, 0.7);
+    let t = clippedTerm(-1, -1.1, 0.7, 0.2);
     expect(t.clipped).toBe(false);
     expect(t.coef).toBeCloseTo(0.7 * 1.1051709180756477, 12);
     expect(policyWeight(t, 0, -1)).toBeCloseTo(0.7736196426529534, 12);
     // A > 0, r = e^0.5 = 1.6487 > 1.2: clipped, J = 1.2 A, weight 0
-    t = clippedTerm(-1, -1.5, 0.7);
+    t = clippedTerm(-1, -1.5, 0.7, 0.2);
     expect(t.clipped).toBe(true);
     expect(t.obj).toBeCloseTo(0.84, 12);
     expect(t.coef).toBe(0);
     // A < 0, r = e^-0.5 = 0.6065 < 0.8: clipped (min picks 0.8 A)
-    t = clippedTerm(-1.5, -1, -0.7);
+    t = clippedTerm(-1.5, -1, -0.7, 0.2);
     expect(t.clipped).toBe(true);
     expect(t.obj).toBeCloseTo(-0.56, 12);
     // A < 0, r = 1.6487 > 1.2: NOT clipped (min picks r A, the pessimistic bound)
-    t = clippedTerm(-1, -1.5, -0.7);
+    t = clippedTerm(-1, -1.5, -0.7, 0.2);
     expect(t.clipped).toBe(false);
     expect(t.coef).toBeCloseTo(-0.7 * 1.6487212707001282, 12);
     // higher upper clip (epsHigh 0.28): r = 1.2586 (logp diff 0.23) passes with A > 0
@@ -154,7 +154,7 @@ describe('group normalisation', () => {
     expect(k.kl).toBeCloseTo(Math.exp(0.3) - 1.3, 12);
     expect(k.dlogp).toBeCloseTo(1 - Math.exp(0.3), 12);
     // weight with KL: c + beta (e^(ref - logp) - 1) = 0.7 + 0.1 * 0.3498588
-    t = clippedTerm(-1, -1, 0.7);
+    t = clippedTerm(-1, -1, 0.7, 0.2);
     expect(policyWeight(t, 0.1, -1, -0.7)).toBeCloseTo(0.7 + 0.1 * (Math.exp(0.3) - 1), 12);
     expect(actionLoss(t, 0.1, -1, -0.7)).toBeCloseTo(-0.7 + 0.1 * (Math.exp(0.3) - 1.3), 12);
   });
@@ -313,19 +313,8 @@ describe('reward shaping', () => {
     expect(() => shapeReward(double, '', '7', -1)).toThrow(/latents/);
   });
 
-  let checker: Checker | null = null;
-  let why = '';
-  it('the WASM checker (src/reward.ts) through the shaping: right / wrong / missing answers', async (ctx) => {
-    try {
-      checker = await loadChecker();
-    } catch (e) {
-      why = (e as Error).message;
-    }
-    if (!checker) {
-      console.warn(`skipping: ${why}`);
-      ctx.skip();
-      return;
-    }
+  it('the WASM checker (src/reward.ts) through the shaping: right / wrong / missing answers', () => {
+    const checker = wasmChecker;
     const o = { formatReward: 0.1, latentCost: 0.01 };
     expect(shapeReward(checker, 'She has 3 + 4 = 7 apples.\n#### 7', '7', 2, o)).toMatchObject({ correct: 1, format: 1 });
     expect(shapeReward(checker, 'She has 3 + 4 = 7 apples.\n#### 7', '7', 2, o).reward).toBeCloseTo(1.08, 12);
@@ -333,6 +322,9 @@ describe('reward shaping', () => {
     expect(shapeReward(checker, 'So 3 + 4 = 8.\n#### 8', '7', 0, o)).toMatchObject({ correct: 0, format: 1 });
     expect(shapeReward(checker, 'I do not know.', '7', 1, o)).toMatchObject({ correct: 0, format: 0 });
     expect(shapeReward(checker, 'I do not know.', '7', 1, o).reward).toBeCloseTo(-0.01, 12);
+    // no `####`: the last number counts unless strict; the format reward is not paid either way
+    expect(shapeReward(checker, 'the answer is 7', '7', 0, o)).toMatchObject({ correct: 1, format: 0, reward: 1, extracted: '7' });
+    expect(shapeReward(checker, 'the answer is 7', '7', 0, { ...o, strict: true })).toMatchObject({ correct: 0, format: 0, reward: 0, extracted: null });
   });
 });
 
@@ -341,17 +333,13 @@ describe('sampling with the KV cache', () => {
   const tasks: Task[] = [
     { question: '12+3', gold: '15' }, { question: '4+4', gold: '8' }, { question: '20+1', gold: '21' }, { question: '9+9', gold: '18' },
   ];
-  const checker: Checker = (c, gold) => {
-    const m = /#### *(\d+)/.exec(c);
-    return { reward: m && m[1] === gold ? 1 : 0, format: !!m, extracted: m?.[1] ?? null };
-  };
   const opts = (o: Partial<GrpoOptions> = {}): GrpoOptions => ({
     steps: 4, group: 4, questionsPerStep: 1, lr: 1e-2, beta: 0, eps: 0.2, ppoEpochs: 1, condition: 'latent', maxNewTokens: 8, temperature: 1,
     maxLatents: 3, latentBudget: 5, rewards: { formatReward: 0.1 }, seed: 11, freshStartProb: 0.3, freshEndProb: 0.4, ...o,
   });
 
-  for (const twoTrunk of [false, true])
-    it(`batched group sampling (latents, markers, padding${twoTrunk ? ', two-trunk mixed steps' : ''}) agrees with replay`, async () => {
+  for (const [twoTrunk, condition] of [[false, 'latent'], [true, 'latent'], [false, 'pause']] as const)
+    it(`batched group sampling (${condition}, markers, padding${twoTrunk ? ', two-trunk mixed steps' : ''}) agrees with replay`, async () => {
       const model = makeModel(7);
       if (twoTrunk) model.enableTwoTrunk();
       const start = new LogisticHead(config.hidden_size, 'start'), end = new LogisticHead(config.hidden_size, 'end');
@@ -359,12 +347,13 @@ describe('sampling with the KV cache', () => {
       const r = lcg(4);
       const rng = { float: () => (r() + 1) / 2 };
       const comps = await sampleGroup(model, charTok.encode('12+3\n'), 6, {
-        condition: 'latent', startHead: start, endHead: end, maxNewTokens: 10, temperature: 1, topP: 1, maxLatents: 3, latentBudget: 5, eosId: EOS,
+        condition, startHead: start, endHead: condition === 'latent' ? end : null, latentsPerSpan: condition === 'pause' ? 2 : undefined, maxNewTokens: 10, temperature: 1, topP: 1, maxLatents: 3, latentBudget: 5, eosId: EOS,
       }, rng);
       expect(comps.some((c) => c.latents > 0)).toBe(true);
       for (const c of comps) {
         expect(c.latents).toBeLessThanOrEqual(5);
-        for (const s of c.spans) expect(s.count).toBeLessThanOrEqual(3);
+        for (const s of c.spans) expect(s.count).toBeLessThanOrEqual(condition === 'pause' ? 2 : 3);
+        if (condition === 'pause') expect(c.seq.kind.includes(Kind.Latent)).toBe(false);
         // one at a time (no padding, no mixing): sampled token logp == replayed logp; decision p == head(hidden)
         const rp = await replay(model, [c], { wantHidden: true });
         const toks = c.actions.filter((a) => a.type === 'token'), dec = c.actions.filter((a) => a.type !== 'token');
@@ -379,21 +368,25 @@ describe('sampling with the KV cache', () => {
     try {
       const init = tinyTensors(13);
       const fresh = () => Qwen2.fromTensors(be, config, new Map([...init].map(([k, v]) => [k, v.slice()])), 'tiny');
-      const o = opts({ beta: 0.05, ppoEpochs: 2, eosId: EOS, epsHigh: 0.28 });
+      // an untrained model never writes `#### n`: grade "mentions the gold's last digit" so groups have variance
+      const lenient: Checker = (c, gold) => ({ reward: c.includes(gold.slice(-1)) ? 1 : 0, format: c.includes('#'), extracted: null });
+      const o = opts({ beta: 0.05, ppoEpochs: 2, eosId: EOS, epsHigh: 0.28, rewards: { formatReward: 0.1, latentCost: 0.05 } });
       const straightModel = fresh(), straightRef = fresh();
-      const straight = new GrpoTrainer(straightModel, charTok, tasks, checker, o, {}, straightRef);
+      const straight = new GrpoTrainer(straightModel, charTok, tasks, lenient, o, {}, straightRef);
       for (let s = 0; s < 4; s++) await straight.trainStep();
       const a = straight.records.map((r) => r.losses);
       expect(straight.records.some((r) => r.latentsPerAnswer > 0)).toBe(true);
       // the updates must do something for the comparison to mean anything
       expect(a.flat().some((x) => x !== 0)).toBe(true);
+      expect(straight.records.some((r) => r.clipFrac > 0 || r.kl > 0)).toBe(true);
+      console.log('resume test losses per step [epoch 0, epoch 1]:', JSON.stringify(a));
 
       const m1 = fresh(), r1 = fresh();
-      const first = new GrpoTrainer(m1, charTok, tasks, checker, o, {}, r1);
+      const first = new GrpoTrainer(m1, charTok, tasks, lenient, o, {}, r1);
       for (let s = 0; s < 2; s++) await first.trainStep();
       await first.save(join(dir, 'ckpt'));
       const m2 = fresh(), r2 = fresh(); // resumes into a freshly initialised model: everything must come from the checkpoint
-      const second = new GrpoTrainer(m2, charTok, tasks, checker, o, {}, r2);
+      const second = new GrpoTrainer(m2, charTok, tasks, lenient, o, {}, r2);
       expect(await second.restore(join(dir, 'ckpt'))).toBe(true);
       expect(second.step).toBe(2);
       for (let s = 0; s < 2; s++) await second.trainStep();

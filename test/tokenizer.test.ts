@@ -108,6 +108,29 @@ describe('loaders', () => {
     same(await Tokenizer.load({ vocab: readFileSync(`${shared}/vocab.json`, 'utf8'), merges }), tok, 'plain text only, 123 abc');
   });
 
+  it('the Llama-3 variant of the split regex (\\p{N}{1,3}) and ignore_merges, like HF', async () => {
+    // tiny vocabulary with a digit merge "1 2" -> "12": digit grouping now changes the ids
+    const make = (llama: boolean) => {
+      const tj = JSON.parse(tinyTokenizerJson());
+      const split = tj.pre_tokenizer.pretokenizers[0];
+      if (llama) split.pattern.Regex = split.pattern.Regex.replace('|\\p{N}|', '|\\p{N}{1,3}|');
+      tj.model.ignore_merges = llama;
+      tj.model.vocab['12'] = Object.keys(tj.model.vocab).length;
+      tj.model.merges.push(['1', '2']);
+      return JSON.stringify(tj);
+    };
+    for (const llama of [false, true]) {
+      const json = make(llama);
+      const t = await Tokenizer.load({ tokenizerJson: json });
+      const ref = RustTokenizer.fromString(json);
+      for (const text of ['1212', '121212 12 1 2', 'aab12aaab', SAMPLE]) {
+        const theirs = (await ref.encode(text, null, { addSpecialTokens: false })).getIds();
+        expect(Array.from(t.encode(text)), `${llama ? 'llama' : 'qwen'}: ${text}`).toEqual(theirs);
+      }
+      expect(Array.from(t.encode('1212')).map((i) => t.idToToken(i))).toEqual(llama ? ['12', '1', '2'] : ['1', '2', '1', '2']);
+    }
+  });
+
   it('errors name the file and the problem', async () => {
     const d = tmp();
     await expect(Tokenizer.load(d)).rejects.toThrow(/no tokenizer\.json, nor vocab\.json \+ merges\.txt/);

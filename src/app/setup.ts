@@ -8,10 +8,16 @@ import { RestrictedTokenizer, VocabMap } from '../model/vocab-map.js';
 import { parseSafetensors, toFloat32 } from '../safetensors.js';
 import { Tokenizer } from '../tokenizer.js';
 import type { SplitRow } from '../latent/sequence.js';
-import { splitRow, loadGsm8k } from '../gsm8k.js';
+import { splitAnswer, loadGsm8k } from '../gsm8k.js';
 import { generateProblems, SYNTH_PRESETS } from '../synth.js';
 
 export const EOS_ID = 151643; // <|endoftext|>
+
+/** A {question, answer} row (GSM8K format) split at its calculator annotations by the WASM splitter. */
+export function splitRow(r: { question: string; answer: string }): SplitRow {
+  const s = splitAnswer(r.answer);
+  return { question: r.question, steps: s.steps, final: s.final };
+}
 
 /** The tokenizer a model speaks: the full Qwen2 one, or the restricted vocabulary of a small model. */
 export interface ModelTokenizer {

@@ -215,8 +215,8 @@ export class WasmBackend implements Backend {
     const w = this.T(t, 'upload');
     if (offset < 0 || offset + data.length > w.size) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${w.size})`);
     const v = this.views();
-    if (data instanceof Int32Array) v.i32.set(data, (w.ptr >>> 2) + offset);
-    else v.f32.set(data, (w.ptr >>> 2) + offset);
+    // Like CpuBackend (TypedArray.set converts values): f32 data into an i32 tensor is converted, not bit-cast.
+    (w.dtype === 'i32' ? v.i32 : v.f32).set(data, (w.ptr >>> 2) + offset);
   }
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
     const w = this.T(t, 'read');
@@ -323,7 +323,7 @@ export class WasmBackend implements Backend {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     if (Hq % Hkv) this.fail(`${what}: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
     if (qStart + Tq > kvCap) this.fail(`${what}: qStart+Tq=${qStart + Tq} exceeds kvCap=${kvCap}`);
-    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, scratch: this.scratch((qStart + Tq) * 4 + 64) };
+    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, scratch: this.scratch(8 * kvCap * 4 + 64) /* 2 x 4 score rows (assembly/_simd_attention.ts) */ };
   }
   attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
     const { nq, nkv, nl, scratch } = this.attnPtrs(s, 'attention');

@@ -74,7 +74,7 @@ export async function requestWebGPU(opts: WebGPUDeviceOptions = {}): Promise<Web
   const isNodeLike = typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node;
   if (isNodeLike && !nav?.gpu) {
     let dawn: Awaited<ReturnType<typeof import('../node/dawn.js').loadDawn>> | undefined;
-    let prepareGles: (() => void) | undefined;
+    let prepareGles: (() => Promise<void>) | undefined;
     try {
       const m = await import('../node/dawn.js');
       prepareGles = m.prepareGles;
@@ -96,7 +96,7 @@ export async function requestWebGPU(opts: WebGPUDeviceOptions = {}): Promise<Web
     }
     if (dawn && (choice === 'gles' || choice === 'auto')) {
       try {
-        prepareGles?.();
+        await prepareGles?.();
         const gpu = dawn.create(['backend=opengles']);
         const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility', powerPreference: opts.powerPreference } as GPURequestAdapterOptions);
         if (adapter) return await deviceFor(gpu, adapter, 'Dawn GLES compat', tried);

@@ -265,7 +265,7 @@ export class WebGPUBackend implements Backend {
   /** Which matmul kernel runs (the bench switches it). */
   matmulKernel: 'blocked' | 'naive';
   /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
-  matmulWorkgroup: [number, number] = [8, 8];
+  matmulWorkgroup: [number, number] = [16, 4];
   /** Counters for tests and benchmarks. */
   readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0 };
 
@@ -621,6 +621,11 @@ export class WebGPUBackend implements Backend {
       }
       this.release(buf);
     }
+  }
+
+  /** How many GPUBuffers hold tensor t (1 unless it is larger than maxBindingBytes). */
+  chunkCount(t: Tensor): number {
+    return this.T(t, 'chunkCount').chunks.length;
   }
 
   // ================================================================ memory

@@ -22,9 +22,9 @@ export function phase1Report(title: string, steps: StepRecord[], evals: EvalReco
     panels.push(linePlot({ title: 'latent usage: post-breakpoint loss gap (> 0: latents are used)', xLabel: 'step', yLabel: 'loss gap (nats)', series: usageSeries }));
   const last = [...evals].reverse().find((e) => e.accuracy !== undefined);
   if (last) {
-    const bars = [{ label: 'with latents', value: last.accuracy! }];
-    if (last.accuracyNoLatents !== undefined) bars.push({ label: 'latents off', value: last.accuracyNoLatents });
-    panels.push(barPlot({ title: `held-out accuracy at step ${last.step}`, yLabel: 'accuracy', bars }));
+    const categories = ['with latents'], values = [last.accuracy!];
+    if (last.accuracyNoLatents !== undefined) categories.push('latents off'), values.push(last.accuracyNoLatents);
+    panels.push(barPlot({ title: `held-out accuracy at step ${last.step}`, yLabel: 'accuracy', categories, series: [{ name: 'accuracy', values }] }));
   }
   return multiPanel(panels, Math.min(panels.length, 3));
 }

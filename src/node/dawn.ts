@@ -20,7 +20,25 @@ export function loadDawn(): Promise<DawnModule> {
   return cached;
 }
 
-/** Dawn's GLES backend needs a display-less EGL platform on headless machines; set before the first create(). */
-export function prepareGles(): void {
-  if (typeof process !== 'undefined' && process.env && !process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = 'surfaceless';
+/**
+ * Dawn's GLES backend needs a display-less EGL platform on headless machines (EGL_PLATFORM=surfaceless), read
+ * by Mesa with getenv() when the first GLES adapter is requested. Node's process.env writes through to the C
+ * environment; Bun's does not, so there libc setenv() is called through bun:ffi.
+ */
+export async function prepareGles(): Promise<void> {
+  if (typeof process === 'undefined' || !process.env || process.env.EGL_PLATFORM) return;
+  process.env.EGL_PLATFORM = 'surfaceless';
+  if (typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined') {
+    try {
+      const spec = 'bun:ffi';
+      const ffi = (await import(/* @vite-ignore */ spec)) as {
+        dlopen(lib: string, syms: Record<string, { args: string[]; returns: string }>): { symbols: { setenv(k: Uint8Array, v: Uint8Array, o: number): number } };
+      };
+      const libc = ffi.dlopen('libc.so.6', { setenv: { args: ['ptr', 'ptr', 'i32'], returns: 'i32' } });
+      const z = (s: string) => new TextEncoder().encode(`${s}\0`);
+      libc.symbols.setenv(z('EGL_PLATFORM'), z('surfaceless'), 0);
+    } catch {
+      /* not glibc Linux: leave it to the caller's environment */
+    }
+  }
 }

@@ -287,8 +287,9 @@ export class GrpoTrainer {
     this.endOpt = trainHeads && this.endHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
     for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
     this.reference = reference;
-    this.dataRng = new Rng(o.seed);
-    this.sampleRng = new Rng(o.seed + 7919);
+    // independent streams: the data order never depends on how many numbers sampling drew
+    this.dataRng = new Rng(o.seed).fork('rl-data');
+    this.sampleRng = new Rng(o.seed).fork('rl-sample');
     this.reshuffle();
   }
   private needsMarkers = false;
@@ -356,6 +357,27 @@ export class GrpoTrainer {
       for (const comp of comps) out.push({ task, comp, score: shapeReward(this.check, this.tok.decode(comp.tokens), task.gold, comp.latents, this.o.rewards) });
     }
     return out;
+  }
+
+  /**
+   * Held-out accuracy: one completion per task, on its own random stream (so evaluating never changes the training
+   * trajectory). temperature 0 = greedy text; the start/end decisions are still sampled from the heads.
+   */
+  async evaluate(tasks: Task[], o: { temperature?: number; seed?: number } = {}) {
+    await this.init();
+    const rng = new Rng(this.o.seed).fork(`rl-eval/${o.seed ?? this.step}`);
+    const prompt = this.o.prompt ?? ((q: string) => q + '\n');
+    const policy = { ...this.policy, temperature: o.temperature ?? 0 };
+    let correct = 0, format = 0, latents = 0, reward = 0;
+    const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
+    for (const task of tasks) {
+      const [c] = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), 1, policy, rng);
+      const s = shapeReward(this.check, this.tok.decode(c.tokens), task.gold, c.latents, this.o.rewards);
+      (correct += s.correct), (format += s.format), (latents += c.latents), (reward += s.reward);
+      if (samples.length < 4) samples.push({ question: task.question, gold: task.gold, text: markedText(c, (t) => this.tok.decode(t)), correct: s.correct, latents: c.latents });
+    }
+    const n = Math.max(1, tasks.length);
+    return { type: 'eval' as const, step: this.step, accuracy: correct / n, formatRate: format / n, latentsPerAnswer: latents / n, reward: reward / n, n: tasks.length, samples };
   }
 
   /** Chunks of completions that can share one replay forward. */

@@ -156,6 +156,30 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
   return { logits, hidden };
 }
 
+/**
+ * The shared prompt runs once (B = 1) and its K/V rows are copied into every row of the group's cache: G times
+ * less prefill compute than running G identical prompts.
+ */
+async function prefill(model: Qwen2, cache: KVCache, promptIds: ArrayLike<number>): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const G = cache.B, P = promptIds.length, KV = model.KV, H = model.H, V = model.V, be = model.be;
+  const one = model.createCache(1, P);
+  try {
+    const r = await model.forward({ B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined }, { cache: one, wantLastLogits: true });
+    for (let l = 0; l < model.L; l++)
+      for (let b = 0; b < G; b++) {
+        be.copy2d(one.k[l], cache.k[l], 1, P * KV, 0, 0, b * cache.cap * KV, 0);
+        be.copy2d(one.v[l], cache.v[l], 1, P * KV, 0, 0, b * cache.cap * KV, 0);
+      }
+    for (let b = 0; b < G; b++) be.copy2d(one.lastHidden, cache.lastHidden, 1, H, 0, 0, b * H, 0);
+    cache.len = P;
+    const logits = new Float32Array(G * V), hidden = new Float32Array(G * H);
+    for (let b = 0; b < G; b++) logits.set(r.lastLogits!, b * V), hidden.set(r.lastHidden!, b * H);
+    return { logits, hidden };
+  } finally {
+    model.freeCache(one);
+  }
+}
+
 type Last = 'text' | 'bol' | 'latent' | 'eol';
 
 /** Samples G completions of one prompt, batched with the KV cache. */
@@ -177,9 +201,7 @@ export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G:
   }));
   const cache = model.createCache(G, cap);
   try {
-    const ids = new Int32Array(G * P);
-    for (let b = 0; b < G; b++) for (let t = 0; t < P; t++) ids[b * P + t] = Number(promptIds[t]);
-    let res = await cachedStep(model, cache, { B: G, T: P, ids }, model.twoTrunk ? new Uint8Array(G) : null);
+    let res = await prefill(model, cache, promptIds);
     const nIds = new Int32Array(G), nKind = new Uint8Array(G), nExtra = new Int32Array(G), nTrunk = new Uint8Array(G);
     for (;;) {
       for (let b = 0; b < G; b++) {

@@ -7,13 +7,15 @@
 // `correct` and `format` are 0/1. With formatReward = 0 and latentCost = 0 (the defaults) the reward is plain
 // correctness, as in the GSM8K RLVR recipes.
 
+import { reward } from '../reward.js';
+
 /** What the answer checker returns for one completion. */
 export interface CheckResult {
   /** 1 if the extracted answer equals the gold answer, else 0 (the checker's own notion of correctness). */
   reward: number;
   /** Whether the completion has the expected answer format (`#### <number>`); boolean or 0/1. */
   format: number | boolean;
-  /** The answer the checker extracted, or null/undefined if none. */
+  /** The answer the checker extracted; null, undefined or '' if none. */
   extracted?: string | null;
 }
 
@@ -43,28 +45,8 @@ export function shapeReward(check: Checker, text: string, gold: string, latents:
   const correct = r.reward > 0 ? 1 : 0;
   const format = r.format === true || (typeof r.format === 'number' && r.format > 0) ? 1 : 0;
   const reward = correct + (o.formatReward ?? 0) * format - (o.latentCost ?? 0) * latents;
-  return { reward, correct, format, latents, extracted: r.extracted ?? null };
+  return { reward, correct, format, latents, extracted: r.extracted ? r.extracted : null };
 }
 
-/**
- * The package's WASM checker (src/reward.ts), loaded lazily so this module stays usable (with an injected checker)
- * in builds and tests where the checker is not available. Accepts either a synchronous `reward` export or a
- * `createChecker()`/`loadReward()` factory returning one.
- */
-export async function loadChecker(): Promise<Checker> {
-  const path = '../reward.js';
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(/* @vite-ignore */ path)) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`rl: cannot load the answer checker (src/reward.ts): ${(e as Error).message}`);
-  }
-  for (const f of ['init', 'initReward', 'ready']) if (typeof mod[f] === 'function') await (mod[f] as () => Promise<unknown>)();
-  for (const f of ['createChecker', 'loadReward', 'loadChecker']) {
-    if (typeof mod[f] !== 'function') continue;
-    const c = (await (mod[f] as () => Promise<unknown>)()) as Checker | { reward: Checker };
-    return typeof c === 'function' ? c : (c.reward.bind(c) as Checker);
-  }
-  if (typeof mod.reward === 'function') return mod.reward as Checker;
-  throw new Error(`rl: src/reward.ts exports no 'reward' function (exports: ${Object.keys(mod).join(', ')})`);
-}
+/** The package's WASM GSM8K checker (src/reward.ts) as a Checker. */
+export const wasmChecker: Checker = (completion, gold, opts) => reward(completion, gold, opts);

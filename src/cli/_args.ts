@@ -1,0 +1,81 @@
+// Shared CLI plumbing: the command shape, flag parsing with readable errors, and JSON-lines I/O.
+// Flags are node:util parseArgs (strict); its error messages are reworded to name the command and --help.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+export interface Command {
+  name: string;
+  /** One line for `latentlm --help`. */
+  summary: string;
+  help: string;
+  /** argv after the command name; resolves to the exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+/** A mistake in how the command was called: printed with a pointer to --help, exit code 2. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Parses argv with the given options plus -h/--help. At most `maxPositionals` positionals are accepted.
+ * Throws UsageError for unknown flags, missing values and extra arguments.
+ */
+export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O, maxPositionals = 0) {
+  try {
+    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    if (r.positionals.length > maxPositionals) {
+      const extra = r.positionals.slice(maxPositionals).map((p) => `'${p}'`).join(', ');
+      throw new UsageError(`${cmd}: unexpected argument${r.positionals.length - maxPositionals > 1 ? 's' : ''} ${extra}`);
+    }
+    return r as typeof r & { values: { help?: boolean } };
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const err = e as Error & { code?: string };
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const m = /'([^']+)'/.exec(err.message);
+      throw new UsageError(`${cmd}: unknown option ${m ? `'${m[1]}'` : ''}`.trimEnd());
+    }
+    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new UsageError(`${cmd}: ${err.message.split('\n')[0]}`);
+    throw new UsageError(`${cmd}: ${err.message}`);
+  }
+}
+
+/**
+ * Lines of a file, or of stdin when no file is given (or '-'), without their '\n' / '\r\n'. Streams, so a
+ * producer can pipe rows in while results come out. A file that cannot be read throws "cannot read FILE: ...".
+ */
+export async function* readLines(file?: string): AsyncGenerator<string> {
+  const input = file && file !== '-' ? createReadStream(file) : process.stdin;
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of rl) yield line;
+  } catch (e) {
+    if (file && file !== '-') throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    rl.close();
+  }
+}
+
+/** Writes lines to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends the process quietly. */
+export function lineWriter(): { write(line: string): Promise<void> | void; end(): Promise<void> } {
+  let broken = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') {
+      broken = true;
+      process.exit(0);
+    }
+    throw e;
+  });
+  return {
+    write(line: string) {
+      if (broken) return;
+      if (!process.stdout.write(line + '\n')) return new Promise<void>((res) => process.stdout.once('drain', () => res()));
+    },
+    end() {
+      return new Promise<void>((res) => process.stdout.write('', () => res()));
+    },
+  };
+}

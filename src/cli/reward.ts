@@ -1,0 +1,48 @@
+// `latentlm reward`: {"completion","gold"} lines in, {"reward","format","extracted"} lines out (see src/reward.ts).
+import { reward, type Gold } from '../reward.js';
+import { lineWriter, parseFlags, readLines, type Command } from './_args.js';
+
+const help = `latentlm reward [--strict] [FILE]
+
+Reads JSON lines {"completion": "...", "gold": "72"} from FILE (or stdin) and prints one line per input:
+  {"reward": 1|0, "format": 1|0, "extracted": "72"}
+The answer is the number after the last "####" (format 1), else the last number in the completion (format 0).
+'$' and ',' are ignored and numbers compare exactly as decimals (7.50 = 7.5, 072 = 72, -3 != 3).
+  --strict   only "#### N" counts: no fallback to the last number
+Blank lines are skipped. A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+
+export const rewardCommand: Command = {
+  name: 'reward',
+  summary: 'score completions against gold answers (JSONL in, JSONL out)',
+  help,
+  async run(argv) {
+    const { values, positionals } = parseFlags('reward', argv, { strict: { type: 'boolean' } }, 1);
+    if (values.help) {
+      console.log(help);
+      return 0;
+    }
+    const out = lineWriter();
+    let bad = 0;
+    let n = 0;
+    for await (const line of readLines(positionals[0])) {
+      n++;
+      if (!line.trim()) continue;
+      let text: string;
+      try {
+        const v = JSON.parse(line) as { completion?: unknown; gold?: unknown } | null;
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('line is not a JSON object');
+        if (typeof v.completion !== 'string') throw new Error('"completion" must be a string');
+        if (typeof v.gold !== 'string' && typeof v.gold !== 'number') throw new Error('"gold" must be a string or number');
+        text = JSON.stringify(reward(v.completion, v.gold as Gold, { strict: values.strict }));
+      } catch (e) {
+        bad++;
+        const msg = (e as Error).message;
+        text = JSON.stringify({ error: e instanceof SyntaxError ? `bad JSON: ${msg}` : msg, line: n });
+      }
+      await out.write(text);
+    }
+    await out.end();
+    if (bad) console.error(`latentlm reward: ${bad} malformed line${bad > 1 ? 's' : ''}`);
+    return bad ? 1 : 0;
+  },
+};

@@ -1,0 +1,243 @@
+// `latentlm rl` and `examples/rl.ts`: phase 2, GRPO-style RL with verifiable rewards. The policy writes text and
+// latent spans freely (the start/end heads' decisions are sampled); only the text's final answer is graded.
+// Writes OUT/metrics.jsonl (step, eval and sample records), OUT/report.svg, OUT/summary.json, OUT/checkpoint/.
+import { parseArgs } from 'node:util';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import type { Backend } from '../backend/types.js';
+import { sourceExists, writeFileAtomic } from '../io.js';
+import { loadCheckpoint } from '../latent/checkpoint.js';
+import { LogisticHead } from '../latent/heads.js';
+import type { Condition } from '../latent/sequence.js';
+import type { Qwen2 } from '../model/qwen2.js';
+import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '../rl/grpo.js';
+import { wasmChecker } from '../rl/rewards.js';
+import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
+
+export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
+
+Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno run -A examples/rl.ts, latentlm rl)
+
+  --steps N            policy updates (default 300)
+  --group G            completions per question (default 8)
+  --questions Q        questions per step (default 2): a step trains on Q x G completions
+  --lr X               learning rate (default 2e-5 for the default model, 1e-6 with --model)
+  --beta X             KL coefficient to the frozen initial policy, k3 estimator (default 0: no reference model)
+  --eps X              clip epsilon (default 0.2)
+  --eps-high X         upper clip epsilon (default = --eps; DAPO uses 0.28)
+  --ppo-epochs N       updates per sampled batch (default 1: on-policy)
+  --latent-cost X      reward penalty per latent used (default 0)
+  --format-reward X    reward for writing the answer as '#### N' (default 0)
+  --strict             grade only '#### N' answers (no last-number fallback)
+  --filter-zero-variance  leave groups whose rewards are all equal out of the loss
+  --condition C        latent | pause | none (default: the --init checkpoint's, else latent)
+  --mode M             full | two-trunk (default: the --init checkpoint's, else full)
+  --max-latents N      cap on latents per span (default 8)
+  --latent-budget N    cap on latents per answer (default 24)
+  --max-new N          cap on text tokens per answer (default 160)
+  --temperature X      sampling temperature for text (default 1)
+  --head-lr X          Adam learning rate of the start/end heads (default 1e-3)
+  --micro-batch N      completions per replay forward (default = --group; lower it to save activation memory)
+  --init DIR           a phase-1 checkpoint (runs/train/checkpoint): weights, markers and start/end heads
+  --model DIR|URL      an HF Qwen2 directory (config.json + model.safetensors) instead of the embedded default
+  --data PATH|URL      a GSM8K .jsonl file or a directory with train.jsonl/test.jsonl (default: synthetic problems)
+  --preset P           synthetic difficulty: easy | default | hard (default: default)
+  --out DIR            output directory (default runs/rl)
+  --eval-every N       steps between held-out evaluations (default 50; 0 = start and end only)
+  --eval-rows N        held-out problems per evaluation (default 32)
+  --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
+  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run)
+  --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --seed N             data order and sampling (default 0)
+  --help               this text
+
+Ctrl-C stops after the current step and saves a checkpoint.`;
+
+interface Initial {
+  model: Qwen2;
+  tok: ModelTokenizer;
+  source: string;
+  heads: { start?: LogisticHead; end?: LogisticHead };
+  phase1?: Record<string, unknown>;
+}
+
+/** The initial policy: the base model (default or --model), then a phase-1 checkpoint over it (--init). */
+async function loadInitial(be: Backend, model: string | undefined, init: string | undefined): Promise<Initial> {
+  const loaded = await loadModel(be, model);
+  const out: Initial = { model: loaded.model, tok: loaded.tok, source: loaded.source, heads: {} };
+  if (init) {
+    const st = await loadCheckpoint(init, loaded.model, null);
+    if (!st) throw new Error(`--init ${init}: no checkpoint there (expected state.json + model.safetensors)`);
+    if (st.kind === 'rl') throw new Error(`--init ${init}: this is an RL checkpoint; continue it with --out <its run directory> --resume`);
+    if ([...loaded.model.params.keys()].some((n) => n.startsWith('latent.model.'))) loaded.model.twoTrunk = true;
+    const h = st.heads as { start?: unknown; end?: unknown } | undefined;
+    if (h?.start) out.heads.start = LogisticHead.fromJSON(h.start as never);
+    if (h?.end) out.heads.end = LogisticHead.fromJSON(h.end as never);
+    out.phase1 = st.options;
+    out.source += ` + phase-1 checkpoint ${init} (step ${st.step})`;
+  }
+  return out;
+}
+
+export async function rlMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
+      eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
+      'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
+      mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
+      temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
+      preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(rlHelp);
+    return 0;
+  }
+  const num = (v: string | undefined, d: number, name: string) => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`--${name} expects a number, got '${v}'`);
+    return n;
+  };
+  const seed = num(values.seed, 0, 'seed');
+  const out = values.out ?? 'runs/rl';
+  const t0 = performance.now();
+  const be = await pickBackend(values.backend, (l) => console.log(l));
+  let initial: Initial;
+  try {
+    initial = await loadInitial(be, values.model, values.init);
+  } catch (e) {
+    if (!values.model && /default model|default-model/i.test((e as Error).message)) {
+      console.error(`The embedded default model (models/default) is not built in this checkout, so there is nothing to train.\n` +
+        `Build it first (npx tsx examples/pretrain.ts), or run on a real Qwen2 with --model DIR --data PATH.\n(${(e as Error).message})`);
+      be.destroy();
+      return 2;
+    }
+    throw e;
+  }
+  const { model, tok } = initial;
+  const p1 = initial.phase1 ?? {};
+  const condition = (values.condition ?? (p1.condition as string | undefined) ?? 'latent') as Condition;
+  if (!['latent', 'pause', 'none'].includes(condition)) throw new Error(`--condition must be latent, pause or none, got '${condition}'`);
+  const mode = values.mode ?? (model.twoTrunk ? 'two-trunk' : 'full');
+  if (mode !== 'full' && mode !== 'two-trunk') throw new Error(`--mode must be full or two-trunk, got '${values.mode}'`);
+  if (mode === 'two-trunk' && !model.twoTrunk) model.enableTwoTrunk();
+  if (mode === 'full' && model.twoTrunk) throw new Error('--mode full: the --init checkpoint is a two-trunk model; use --mode two-trunk');
+  const data = await loadData(values.data, { seed, preset: values.preset });
+  const toTask = (r: { question: string; final: string }): Task => ({ question: r.question, gold: r.final });
+  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, num(values['eval-rows'], 32, 'eval-rows')).map(toTask);
+  const steps = num(values.steps, 300, 'steps');
+  const beta = num(values.beta, 0, 'beta');
+  console.log(`model: ${initial.source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}, ${mode}); data: ${data.source} (${tasks.length} train / ${data.test.length} test)`);
+
+  // beta > 0 on resume: the reference is the INITIAL policy, loaded again (the checkpoint holds the trained one)
+  let reference: Qwen2 | null = null;
+  if (values.resume && beta > 0 && (await sourceExists(`${out}/checkpoint/state.json`))) {
+    reference = (await loadInitial(be, values.model, values.init)).model;
+    if (mode === 'two-trunk' && !reference.twoTrunk) reference.enableTwoTrunk();
+  }
+  await mkdir(out, { recursive: true });
+  const metrics = `${out}/metrics.jsonl`;
+  if (!values.resume) await writeFile(metrics, '');
+  let pending = '';
+  const log = (rec: Record<string, unknown>) => {
+    pending += JSON.stringify(rec) + '\n';
+  };
+  const flush = async () => {
+    if (pending) await appendFile(metrics, pending);
+    pending = '';
+  };
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.log('\nCtrl-C: finishing this step and saving a checkpoint (again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  const evalEvery = num(values['eval-every'], 50, 'eval-every');
+  const opts: GrpoOptions = {
+    steps, beta, seed, condition,
+    group: num(values.group, 8, 'group'),
+    questionsPerStep: num(values.questions, 2, 'questions'),
+    lr: num(values.lr, values.model ? 1e-6 : 2e-5, 'lr'),
+    eps: num(values.eps, 0.2, 'eps'),
+    epsHigh: values['eps-high'] !== undefined ? num(values['eps-high'], 0.2, 'eps-high') : undefined,
+    ppoEpochs: num(values['ppo-epochs'], 1, 'ppo-epochs'),
+    filterZeroVariance: !!values['filter-zero-variance'],
+    maxNewTokens: num(values['max-new'], 160, 'max-new'),
+    temperature: num(values.temperature, 1, 'temperature'),
+    maxLatents: num(values['max-latents'], 8, 'max-latents'),
+    latentBudget: num(values['latent-budget'], 24, 'latent-budget'),
+    latentsPerSpan: typeof p1.k === 'number' && p1.k > 0 ? p1.k : undefined,
+    rewards: { latentCost: num(values['latent-cost'], 0, 'latent-cost'), formatReward: num(values['format-reward'], 0, 'format-reward'), strict: !!values.strict },
+    headLr: num(values['head-lr'], 1e-3, 'head-lr'),
+    microBatch: values['micro-batch'] !== undefined ? num(values['micro-batch'], 8, 'micro-batch') : undefined,
+    sampleEvery: num(values['sample-every'], 25, 'sample-every'),
+    samplesPerLog: 4,
+    outDir: out,
+    ckptEvery: 25,
+    resume: !!values.resume,
+    eosId: tok.eosId,
+    log,
+    shouldStop: () => stop,
+  };
+  const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
+  const ckptDir = `${out}/checkpoint`;
+  if (opts.resume && (await trainer.restore(ckptDir))) console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
+  console.log(`rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`);
+  const evals: { step: number; accuracy: number; latentsPerAnswer: number }[] = [];
+  const runEval = async () => {
+    const e = await trainer.evaluate(evalTasks);
+    log(e as unknown as Record<string, unknown>);
+    evals.push(e);
+    console.log(`[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`);
+    for (const s of e.samples.slice(0, 1)) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`);
+    await flush();
+  };
+  if (evalTasks.length && trainer.step === 0) await runEval();
+  let stoppedEarly = false;
+  while (trainer.step < steps) {
+    const r: GrpoStepRecord = await trainer.trainStep();
+    console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
+    if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
+    if (opts.ckptEvery && r.step % opts.ckptEvery === 0) await trainer.save(ckptDir);
+    await flush();
+    if (stop) {
+      stoppedEarly = true;
+      break;
+    }
+  }
+  await trainer.save(ckptDir);
+  if (!stoppedEarly && evalTasks.length) await runEval();
+  await flush();
+  process.off('SIGINT', onSigint);
+  const recs = trainer.records;
+  const window = (a: GrpoStepRecord[]) => (a.length ? a.reduce((s, r) => s + r.reward, 0) / a.length : NaN);
+  const k = Math.max(1, Math.min(20, Math.floor(recs.length / 4)));
+  const summary = {
+    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined },
+    rewardFirst: window(recs.slice(0, k)), rewardLast: window(recs.slice(-k)), windowSteps: k, evals,
+  };
+  await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
+  try {
+    const { rlReport } = await import('../rl/report.js');
+    await writeFileAtomic(`${out}/report.svg`, rlReport(`RL (${mode}, ${condition})`, recs, evals));
+  } catch (e) {
+    console.error(`warning: no report.svg (${(e as Error).message})`);
+  }
+  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps of this session) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
+  trainer.destroy();
+  model.destroy();
+  be.destroy();
+  return 0;
+}
+
+export const rlCommand = {
+  name: 'rl',
+  summary: 'phase 2: GRPO-style RL with verifiable rewards; the policy decides when to think in latents',
+  help: rlHelp,
+  run: rlMain,
+};

@@ -1,0 +1,52 @@
+// `latentlm tokenize`: JSON strings in, JSON arrays of token ids out (or the reverse with --decode).
+import { lineWriter, parseFlags, readLines, type Command } from './_args.js';
+
+const help = `latentlm tokenize [--tokenizer PATH] [--decode] [FILE]
+
+Reads one JSON string per line from FILE (or stdin) and prints its token ids as a JSON array per line.
+  --tokenizer PATH   tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt
+                     (default: the embedded Qwen2 tokenizer)
+  --decode           the reverse: each line a JSON array of ids, printed as a JSON string
+Blank lines are skipped. A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+
+export const tokenizeCommand: Command = {
+  name: 'tokenize',
+  summary: 'text to token ids and back (JSONL in, JSONL out)',
+  help,
+  async run(argv) {
+    const { values, positionals } = parseFlags('tokenize', argv, { tokenizer: { type: 'string' }, decode: { type: 'boolean' } }, 1);
+    if (values.help) {
+      console.log(help);
+      return 0;
+    }
+    // Imported here so that other commands do not pay for the embedded vocabulary at startup.
+    const { Tokenizer } = await import('../tokenizer.js');
+    const tok = await Tokenizer.load(values.tokenizer);
+    const out = lineWriter();
+    let bad = 0;
+    let n = 0;
+    for await (const line of readLines(positionals[0])) {
+      n++;
+      if (!line.trim()) continue;
+      let text: string;
+      try {
+        const v: unknown = JSON.parse(line);
+        if (values.decode) {
+          if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new Error('line must be a JSON array of non-negative integer ids');
+          text = JSON.stringify(tok.decode(v as number[]));
+        } else {
+          if (typeof v !== 'string') throw new Error('line must be a JSON string');
+          text = JSON.stringify(Array.from(tok.encode(v)));
+        }
+      } catch (e) {
+        bad++;
+        const msg = (e as Error).message;
+        text = JSON.stringify({ error: e instanceof SyntaxError ? `bad JSON: ${msg}` : msg, line: n });
+      }
+      await out.write(text);
+    }
+    await out.end();
+    if (bad) console.error(`latentlm tokenize: ${bad} malformed line${bad > 1 ? 's' : ''}`);
+    return bad ? 1 : 0;
+  },
+};
