@@ -5,10 +5,11 @@
 //   deno run -A examples/rl.ts                   (Deno)
 // `--help` lists the flags; `--init runs/train/checkpoint` starts from a phase-1 run;
 // `--model DIR --data PATH` runs on a real Qwen2 and GSM8K.
+import { UsageError } from '../src/cli/_args.ts';
 import { rlMain } from '../src/cli/rl.ts';
 
 const code = await rlMain(process.argv.slice(2)).catch((e: Error) => {
-  console.error(`error: ${e.message}`);
-  return 1;
+  console.error(`error: ${e.message}${e instanceof UsageError ? ' (see --help)' : ''}`);
+  return e instanceof UsageError ? 2 : 1;
 });
 process.exit(code);

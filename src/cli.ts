@@ -7,8 +7,10 @@ import { dumpCommand } from './cli/dump.js';
 import { rewardCommand } from './cli/reward.js';
 import { splitCommand } from './cli/split.js';
 import { tokenizeCommand } from './cli/tokenize.js';
+import { trainCommand } from './cli/train.js';
+import { rlCommand } from './cli/rl.js';
 
-const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand];
+const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

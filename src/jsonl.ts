@@ -34,8 +34,9 @@ export function toJsonLine(value: unknown, where = 'jsonl'): string {
 type NodeFs = typeof import('node:fs');
 
 export interface JsonlWriterOptions {
-  /** Start a fresh file instead of appending (default false: append, so resumed runs continue their log). */
-  truncate?: boolean;
+  /** Append to an existing file (default true, so nothing is ever lost and resumed runs continue their log); false
+   *  starts a fresh file. */
+  append?: boolean;
   /** fsync after every line (survives power loss, slower). Default false. */
   fsync?: boolean;
 }
@@ -58,7 +59,7 @@ export class JsonlWriter {
     const fs = (await import('node:fs')) as NodeFs;
     let fd: number;
     try {
-      fd = fs.openSync(path, opts.truncate ? 'w' : 'a');
+      fd = fs.openSync(path, opts.append === false ? 'w' : 'a');
     } catch (e) {
       throw new Error(`JsonlWriter: cannot open ${path}: ${(e as Error).message}`);
     }

@@ -167,7 +167,7 @@ interface Layout {
 function titleAndLabels(o: { title?: string; xLabel?: string; yLabel?: string }, width: number, height: number, L: Layout): string[] {
   const out: string[] = [];
   if (o.title) out.push(`<text x="${n(width / 2)}" y="20" text-anchor="middle" font-size="15" font-weight="bold" ${FONT}>${escapeXml(o.title)}</text>`);
-  if (o.xLabel) out.push(`<text x="${n((L.left + width - L.right) / 2)}" y="${n(height - 8)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(o.xLabel)}</text>`);
+  if (o.xLabel) out.push(`<text x="${n((L.left + width - L.right) / 2)}" y="${n(height - L.bottom + 36)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(o.xLabel)}</text>`);
   if (o.yLabel) {
     const cy = (L.top + height - L.bottom) / 2;
     out.push(`<text x="14" y="${n(cy)}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${n(cy)})" ${FONT}>${escapeXml(o.yLabel)}</text>`);
@@ -206,9 +206,16 @@ export function linePlot(o: LinePlotOptions): string {
   const xt = empty ? niceTicks(0, 1) : niceTicks(xMin, xMax, Math.max(3, Math.round(width / 110)));
   const yt = logY ? (empty ? logTicks(1, 10) : logTicks(yMin, yMax)) : empty ? niceTicks(0, 1) : niceTicks(yMin, yMax, Math.max(3, Math.round(height / 70)));
 
+  // Legend to the right of the plot, or below it when the names are long enough to squeeze the plot area.
   const legendW = o.series.length ? Math.max(...o.series.map((s) => textWidth(s.name))) + 44 : 0;
+  const legendBelow = legendW > width * 0.28;
   const yLabelW = Math.max(...yt.labels.map((l) => textWidth(l, 11)));
-  const L: Layout = { left: 26 + yLabelW + (o.yLabel ? 10 : 0), right: 16 + legendW, top: o.title ? 36 : 14, bottom: o.xLabel ? 48 : 32 };
+  const L: Layout = {
+    left: 26 + yLabelW + (o.yLabel ? 10 : 0),
+    right: 16 + (legendBelow ? 0 : legendW),
+    top: o.title ? 36 : 14,
+    bottom: (o.xLabel ? 48 : 32) + (legendBelow ? 18 * o.series.length + 4 : 0),
+  };
   const pw = Math.max(10, width - L.left - L.right), ph = Math.max(10, height - L.top - L.bottom);
   const [x0, x1] = [xt.values[0]!, xt.values[xt.values.length - 1]!];
   const [y0, y1] = [yt.values[0]!, yt.values[yt.values.length - 1]!];
@@ -251,7 +258,9 @@ export function linePlot(o: LinePlotOptions): string {
   });
   if (empty) body.push(`<text x="${n(L.left + pw / 2)}" y="${n(L.top + ph / 2)}" text-anchor="middle" font-size="13" fill="#999" ${FONT}>no data</text>`);
 
-  body.push(...legend(o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length]!, dashed: s.dashed, swatch: 'line' as const })), width - L.right + 12, L.top + 10));
+  const items = o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length]!, dashed: s.dashed, swatch: 'line' as const }));
+  if (legendBelow) body.push(...legend(items, L.left, L.top + ph + (o.xLabel ? 54 : 36)));
+  else body.push(...legend(items, width - L.right + 12, L.top + 10));
   body.push(...titleAndLabels(o, width, height, L));
   return frame(width, height, body);
 }

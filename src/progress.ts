@@ -114,7 +114,12 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
 
   // ---- bar mode (interactive terminal) ----
   if (mode === 'bar') {
-    const mod = (await import('cli-progress')) as typeof import('cli-progress') & { default?: typeof import('cli-progress') };
+    // The specifier is a variable (and marked ignore for Vite/webpack) so app bundlers don't pull cli-progress and its
+    // node:readline use into browser chunks; bar mode never runs there anyway (no TTY).
+    const specifier = 'cli-progress';
+    const mod = (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as typeof import('cli-progress') & {
+      default?: typeof import('cli-progress');
+    };
     const cp = mod.default ?? mod;
     const bar = new cp.SingleBar(
       {

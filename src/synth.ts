@@ -38,9 +38,9 @@ export interface SynthOptions {
   /** Which split; the splits are disjoint (see the file comment). Default 'train'. */
   split?: 'train' | 'test';
   /** Calculation steps per problem: a number or an inclusive [min, max] range. */
-  steps?: number | [number, number];
+  steps?: number | readonly [number, number];
   /** Operations to use (division is always exact). */
-  ops?: SynthOp[];
+  ops?: readonly SynthOp[];
   /** Smallest fresh operand (the starting amount and each b); at least 2, so nouns are always plural. */
   minOperand?: number;
   /** Largest fresh operand. */

@@ -2,6 +2,10 @@
 // in Node without the `gl` package) and in its plain-JS 'cpu' mode, plus the tiling/chunking paths that the suite's
 // small shapes never reach at the default 2^22-element slice size: run with a tiny `maxSpan`, every matmul is tiled
 // in M, N and K, embeddings read the table in chunks, attention processes a few query rows at a time, and so on.
+// Where a Chromium binary exists, the conformance suite also runs inside headless Chromium, where gpu.js compiles
+// the kernels to WebGL2 shaders (SwiftShader on these machines) — the path browsers without WebGPU take.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { createGpujsBackend, GpujsBackend } from '../src/backend/gpujs.js';
@@ -131,5 +135,44 @@ describe('gpujs backend errors', () => {
   it('refuses a mode gpu.js cannot run here instead of silently degrading', async () => {
     // No WebGL in Node; gpu.js would otherwise fall back without saying so.
     await expect(createGpujsBackend({ mode: 'webgl2' })).rejects.toThrow(/webgl2/);
+  });
+});
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.log(`[backend-gpujs] skipping the WebGL2 (headless Chromium) run: no browser at ${CHROMIUM} (set CHROMIUM_PATH)`);
+
+describe.skipIf(!haveChromium)('gpujs backend in headless Chromium (gpu.js WebGL2 kernels)', () => {
+  it('passes the conformance suite at the default and at 1200-element slices', async () => {
+    const { build } = await import('esbuild');
+    const { chromium } = await import('playwright-core');
+    const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+    // Bundle the suite for the page; 'vitest' becomes a small shim, 'gpu.js' resolves to its browser build.
+    const out = await build({
+      entryPoints: [here('./_gpujs-browser-entry.ts')],
+      bundle: true,
+      write: false,
+      platform: 'browser',
+      format: 'iife',
+      alias: { vitest: here('./_gpujs-browser-shim.ts') },
+      logLevel: 'silent',
+    });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.setContent('<html><body></body></html>');
+      await page.addScriptTag({ content: out.outputFiles[0].text });
+      const { infos, results } = await page.evaluate(() => (globalThis as unknown as { __gpujsConformance: () => Promise<{ infos: string[]; results: string[] }> }).__gpujsConformance());
+      console.log(`[backend-gpujs] in Chromium: ${infos[0]}`);
+      expect(infos.length).toBe(2);
+      for (const info of infos) expect(info).toMatch(/^gpu\.js webgl2 kernels/);
+      expect(results.length).toBeGreaterThan(30);
+      expect(results.filter((r) => !r.startsWith('PASS'))).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 });

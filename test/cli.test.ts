@@ -122,13 +122,14 @@ describe.concurrent('latentlm CLI', () => {
     expect(lines(s.stdout)).toEqual(items.map((x) => reward(x.completion, x.gold, { strict: true })));
     expect(lines(s.stdout)[1]).toEqual({ reward: 0, format: 0, extracted: '' });
 
-    const bad = await cli(['reward'], `${JSON.stringify(items[0])}\n{"completion": "x"}\n{"completion": "#### 1", "gold": "one"}\n[]\n`);
+    const bad = await cli(['reward'], `${JSON.stringify(items[0])}\n{"completion": "x"}\n{"completion": "#### 1", "gold": "one"}\n[]\n{"completion": 5, "gold": "5"}\n`);
     expect(bad.code).toBe(1);
     expect(lines(bad.stdout)).toEqual([
       { reward: 1, format: 1, extracted: '7.5' },
-      { line: 2, error: '"gold" must be a string or number' },
+      { line: 2, error: 'missing field "gold"' },
       { line: 3, error: 'reward: gold "one" is not a number' },
       { line: 4, error: 'line is not a JSON object' },
+      { line: 5, error: '"completion" must be a string' },
     ]);
   });
 

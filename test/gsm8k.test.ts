@@ -229,6 +229,17 @@ describe('fuzz: the WASM splitter never crashes or hangs, and agrees with a rege
     fc.assert(fc.property(fc.uint8Array({ maxLength: 500, size: 'max' }), (b) => check(new TextDecoder('latin1').decode(b))), { numRuns: 1000 });
   });
 
+  it('batches of random answers (buffers grow and shrink between calls)', () => {
+    const piece = fc.constantFrom('<<', '>>', '=', '1', ' ', '\n', '#### ', '####', 'a');
+    const answer = fc.array(piece, { maxLength: 40, size: 'max' }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(fc.array(answer, { maxLength: 50, size: 'max' }), (as) => {
+        expect(splitAnswers(as)).toEqual(as.map(refSplit));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('structured random answers round-trip exactly', () => {
     const text = fc.string({ unit: fc.constantFrom('a', ' ', '1', ',', '.', '$', '\n', '+', '*'), maxLength: 20 }).filter((s) => !/(^|\n)####/.test(s));
     const ann = fc.record({ expr: fc.string({ unit: fc.constantFrom('1', '+', '*', '(', ')', '.'), maxLength: 10 }), result: fc.string({ unit: fc.constantFrom('1', '2', '.', '-'), maxLength: 6 }) });

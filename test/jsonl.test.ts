@@ -18,12 +18,12 @@ describe('JsonlWriter', () => {
     w.close();
     expect(readFileSync(path, 'utf8').split('\n').length).toBe(3);
     expect(() => w.write({})).toThrow(/after close/);
-    // Appends by default (a resumed run continues its log); truncate starts fresh.
+    // Appends by default (a resumed run continues its log); append: false starts fresh.
     const w2 = await JsonlWriter.open(path);
     w2.write({ step: 3 });
     w2.close();
     expect(readJsonl(readFileSync(path, 'utf8'))).toEqual([{ step: 1, loss: 2.5 }, { step: 2, note: 'multi\nline' }, { step: 3 }]);
-    const w3 = await JsonlWriter.open(path, { truncate: true, fsync: true });
+    const w3 = await JsonlWriter.open(path, { append: false, fsync: true });
     w3.write([1, 'ü', { a: null }]);
     w3.close();
     expect(await readJsonlFile(path)).toEqual([[1, 'ü', { a: null }]]);

@@ -18,14 +18,18 @@
 //   type on the GL paths (and the webasm path does index arithmetic in f32), so every index must stay below
 //   2^24 to be exact; (3) the webasm path copies every argument into its wasm memory per call, so slicing
 //   keeps Qwen2-0.5B's 545 MB embedding from being copied whole for a 64-row gather.
+// - matmul is one strided kernel for all four transpose variants (strides are arguments), register-blocked:
+//   each thread returns an Array(4) holding four rows of one output column (matmul4), so one loaded B element
+//   feeds four products; tiles with fewer than 4 rows use the one-output kernel. Tiles larger than MAX_SPAN
+//   are split in M, N and K; K tiles after the first add into C.
 // - No integer division in kernels (GPUs get 9/3 = 2.999 wrong): index decomposition uses 2-D/3-D outputs
 //   (this.thread.x/y/z), and the GQA head map h -> h / (Hq/Hkv) is a small lookup array computed on the host.
 // - Reductions that a fragment-shader model cannot scatter (no atomics):
 //   * embeddingBackward: the host sorts the row ids (index bookkeeping only), a kernel sums the dOut rows of
 //     each distinct id, and the host adds those sums into dTable rows.
 //   * sumSquares: a kernel reduces 1024-element segments; the host adds the few partial sums (f64).
-//   * attention: scores are materialised per chunk of query rows (at most MAX_SPAN scores at a time) and the
-//     softmax / weighted sums run as separate kernels. The flash-style single pass of the WebGPU backend needs
+//   * attention: scores are materialised per chunk of query rows (at most MAX_SPAN scores at a time, so the
+//     full [Tq, Tk] matrix never is) and the softmax / weighted sums run as separate kernels. The flash-style single pass of the WebGPU backend needs
 //     per-thread loops over keys with running state per output column, which a one-value-per-thread kernel
 //     would repeat D times.
 // - rope: the cos/sin table is computed on the host in f64, exactly as the reference does, and the kernel does
@@ -55,6 +59,8 @@ export interface GpujsBackendOptions {
 export const MAX_SPAN = 1 << 22;
 /** gpu.js caps loops whose bounds are not literals at this many iterations (GLSL needs a constant bound). */
 const LOOP_MAX = (1 << 24) + 1;
+/** Compiled webasm modules (one per size signature) each kernel keeps; see GpujsBackend.run. */
+const MODULE_CACHE = 16;
 /** sumSquares reduces segments of this many elements per kernel thread. */
 const SEG = 1024;
 
@@ -488,9 +494,11 @@ export class GpujsBackend implements Backend {
     kern.setOutput(output);
     try {
       const r = kern(...args);
-      // The webasm path caches one compiled module per size signature (8 by default); training cycles through
-      // more shapes than that per step, so allow more before it evicts and recompiles.
-      if (kern.kernel && typeof kern.kernel.moduleCacheLimit === 'number' && kern.kernel.moduleCacheLimit < 32) kern.kernel.moduleCacheLimit = 32;
+      // The webasm path compiles and caches one module (with its own wasm memory holding the arguments) per
+      // size signature, 8 by default. A training step cycles through ~15 matmul shapes, so allow a few more;
+      // not many more, since each cached module pins its memory (up to ~50 MB at 2^22-element slices), and a
+      // recompile costs only ~20 ms against hundreds of ms of arithmetic at those shapes.
+      if (kern.kernel && typeof kern.kernel.moduleCacheLimit === 'number' && kern.kernel.moduleCacheLimit < MODULE_CACHE) kern.kernel.moduleCacheLimit = MODULE_CACHE;
       return r;
     } catch (e) {
       this.fail(`kernel '${name}' over [${output.join(', ')}] failed: ${(e as Error).message}`);

@@ -31,6 +31,7 @@ export const rewardCommand: Command = {
       try {
         const v = JSON.parse(line) as { completion?: unknown; gold?: unknown } | null;
         if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('line is not a JSON object');
+        for (const k of ['completion', 'gold'] as const) if (v[k] === undefined) throw new Error(`missing field "${k}"`);
         if (typeof v.completion !== 'string') throw new Error('"completion" must be a string');
         if (typeof v.gold !== 'string' && typeof v.gold !== 'number') throw new Error('"gold" must be a string or number');
         text = JSON.stringify(reward(v.completion, v.gold as Gold, { strict: values.strict }));

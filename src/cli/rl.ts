@@ -1,7 +1,6 @@
 // `latentlm rl` and `examples/rl.ts`: phase 2, GRPO-style RL with verifiable rewards. The policy writes text and
 // latent spans freely (the start/end heads' decisions are sampled); only the text's final answer is graded.
 // Writes OUT/metrics.jsonl (step, eval and sample records), OUT/report.svg, OUT/summary.json, OUT/checkpoint/.
-import { parseArgs } from 'node:util';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import type { Backend } from '../backend/types.js';
 import { sourceExists, writeFileAtomic } from '../io.js';
@@ -12,6 +11,7 @@ import type { Qwen2 } from '../model/qwen2.js';
 import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '../rl/grpo.js';
 import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
+import { parseFlags, UsageError } from './_args.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -36,7 +36,8 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --max-new N          cap on text tokens per answer (default 160)
   --temperature X      sampling temperature for text (default 1)
   --head-lr X          Adam learning rate of the start/end heads (default 1e-3)
-  --micro-batch N      completions per replay forward (default = --group; lower it to save activation memory)
+  --micro-batch N      text-only completions per replay forward (default = --group; lower it to save activation
+                       memory); completions with latent spans always replay one at a time
   --init DIR           a phase-1 checkpoint (runs/train/checkpoint): weights, markers and start/end heads
   --model DIR|URL      an HF Qwen2 directory (config.json + model.safetensors) instead of the embedded default
   --data PATH|URL      a GSM8K .jsonl file or a directory with train.jsonl/test.jsonl (default: synthetic problems)
@@ -79,18 +80,14 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
 }
 
 export async function rlMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+  const { values } = parseFlags('rl', argv, {
       steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
       eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
       'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
   });
   if (values.help) {
     console.log(rlHelp);
@@ -99,7 +96,7 @@ export async function rlMain(argv: string[]): Promise<number> {
   const num = (v: string | undefined, d: number, name: string) => {
     if (v === undefined) return d;
     const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`--${name} expects a number, got '${v}'`);
+    if (!Number.isFinite(n)) throw new UsageError(`rl: --${name} expects a number, got '${v}'`);
     return n;
   };
   const seed = num(values.seed, 0, 'seed');
@@ -121,9 +118,9 @@ export async function rlMain(argv: string[]): Promise<number> {
   const { model, tok } = initial;
   const p1 = initial.phase1 ?? {};
   const condition = (values.condition ?? (p1.condition as string | undefined) ?? 'latent') as Condition;
-  if (!['latent', 'pause', 'none'].includes(condition)) throw new Error(`--condition must be latent, pause or none, got '${condition}'`);
+  if (!['latent', 'pause', 'none'].includes(condition)) throw new UsageError(`rl: --condition must be latent, pause or none, got '${condition}'`);
   const mode = values.mode ?? (model.twoTrunk ? 'two-trunk' : 'full');
-  if (mode !== 'full' && mode !== 'two-trunk') throw new Error(`--mode must be full or two-trunk, got '${values.mode}'`);
+  if (mode !== 'full' && mode !== 'two-trunk') throw new UsageError(`rl: --mode must be full or two-trunk, got '${values.mode}'`);
   if (mode === 'two-trunk' && !model.twoTrunk) model.enableTwoTrunk();
   if (mode === 'full' && model.twoTrunk) throw new Error('--mode full: the --init checkpoint is a two-trunk model; use --mode two-trunk');
   const data = await loadData(values.data, { seed, preset: values.preset });
