@@ -16,6 +16,9 @@ export default defineConfig({
   splitting: true,
   sourcemap: false,
   clean: true,
-  external: ['webgpu', 'gpu.js', /^node:/],
+  external: ['webgpu', 'gpu.js', /^node:/, /^bun:/],
+  // Keep `node:fs/promises` as written: tsup strips the prefix by default, and a bare `fs/promises` is what a
+  // browser bundler then tries (and fails) to resolve, and what Deno accepts only inside npm packages.
+  removeNodeProtocol: false,
   loader: { '.wgsl': 'text' },
 });

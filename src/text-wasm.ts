@@ -31,7 +31,7 @@ const imports = {
 /** Compiles and instantiates the text module asynchronously (needed once on a browser main thread). */
 export function initTextWasm(): Promise<void> {
   if (wasm) return Promise.resolve();
-  pending ??= WebAssembly.instantiate(base64ToBytes(wasmB64) as BufferSource, imports).then(({ instance }) => (wasm = instance.exports as unknown as TextExports));
+  pending ??= WebAssembly.instantiate(base64ToBytes(wasmB64) as BufferSource, imports).then(({ instance }) => (wasm ??= instance.exports as unknown as TextExports));
   return pending.then(() => undefined);
 }
 

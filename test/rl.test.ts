@@ -10,7 +10,7 @@ import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { EXTRA_BOL, EXTRA_EOL, extraRows } from '../src/latent/sequence.js';
 import { actionLoss, clippedTerm, GrpoTrainer, groupAdvantages, k3, policyWeight, type GrpoOptions, type Task } from '../src/rl/grpo.js';
-import { replay, sampleGroup, type Action, type Completion } from '../src/rl/policy.js';
+import { canBatch, replay, sampleGroup, type Action, type Completion, type ReplayOptions, type ReplayResult } from '../src/rl/policy.js';
 import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
 
 // ---- a 1-layer model and a character tokenizer -----------------------------------------------------------------
@@ -76,6 +76,17 @@ function handCompletion(prompt: number[], items: (number | { latents: number })[
     }
   }
   return { seq, promptLength: prompt.length, tokens, actions, spans, latents, finish: 'eos' };
+}
+
+/** replay() as one batch where the routing allows it, else one completion at a time (two-trunk with latents). */
+async function replayEach(model: Qwen2, comps: Completion[], o: ReplayOptions = {}): Promise<ReplayResult> {
+  if (canBatch(model, comps)) return replay(model, comps, o);
+  const out: ReplayResult = { tokenLogp: [], decisionHidden: [] };
+  for (const c of comps) {
+    const r = await replay(model, [c], o);
+    out.tokenLogp.push(...r.tokenLogp), out.decisionHidden.push(...r.decisionHidden);
+  }
+  return out;
 }
 
 const fdParams: [string, number[]][] = [
@@ -203,8 +214,10 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
     model.destroy();
   });
 
-  it('trainer.update (on-policy, r = 1): model gradient == finite difference; head gradient == finite difference', async () => {
+  for (const mode of ['full', 'two-trunk'] as const)
+  it(`trainer.update (${mode}, on-policy, r = 1): model gradient == finite difference; head gradient == finite difference`, async () => {
     const model = makeModel(5);
+    if (mode === 'two-trunk') model.enableTwoTrunk();
     const t0 = await model.exportTensors();
     const start = new LogisticHead(config.hidden_size, 'start'), end = new LogisticHead(config.hidden_size, 'end');
     const r = lcg(9);
@@ -223,19 +236,23 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
     const A = Array.from(u.advantages.adv);
     // model gradient (left in model.grads by the update) vs FD of the token part at the pre-update weights
     const ref = Qwen2.fromTensors(be, config, new Map([...t0].map(([k, v]) => [k, v.data])), 'pre-update');
-    const old = (await replay(ref, [c0, c1])).tokenLogp;
+    ref.twoTrunk = model.twoTrunk;
+    const old = (await replayEach(ref, [c0, c1])).tokenLogp;
     const objective = async () => {
-      const lp = (await replay(ref, [c0, c1])).tokenLogp;
+      const lp = (await replayEach(ref, [c0, c1])).tokenLogp;
       let L = 0;
       lp.forEach((x, b) => x.forEach((v, t) => (L -= clippedTerm(v, old[b][t], A[b], 0.2).obj)));
       return L / N;
     };
-    for (const [name, idx] of fdParams) {
+    // two-trunk: only the latent trunk and the marker embeddings learn; the language trunk gets no gradient at all
+    const params = mode === 'full' ? fdParams : fdParams.filter(([n]) => n !== 'model.embed_tokens.weight').map(([n, i]) => [n.startsWith('model.') ? `latent.${n}` : n, i] as [string, number[]]);
+    if (mode === 'two-trunk') await expect(model.readGrad('model.layers.0.mlp.down_proj.weight')).rejects.toThrow(/no gradient/);
+    for (const [name, idx] of params) {
       const g = await model.readGrad(name);
       for (const i of idx) relClose(g[i], await fd(ref, name, i, objective), `${name}[${i}]`);
     }
     // head gradient vs FD over the head parameters, hidden states fixed (the heads are detached from the trunk)
-    const hs = (await replay(ref, [c0, c1], { wantHidden: true })).decisionHidden;
+    const hs = (await replayEach(ref, [c0, c1], { wantHidden: true })).decisionHidden;
     const headObjective = (which: 'start' | 'end', head: LogisticHead) => {
       let L = 0;
       [c0, c1].forEach((c, b) => {
@@ -350,6 +367,9 @@ describe('sampling with the KV cache', () => {
         condition, startHead: start, endHead: condition === 'latent' ? end : null, latentsPerSpan: condition === 'pause' ? 2 : undefined, maxNewTokens: 10, temperature: 1, topP: 1, maxLatents: 3, latentBudget: 5, eosId: EOS,
       }, rng);
       expect(comps.some((c) => c.latents > 0)).toBe(true);
+      // one padded batch (where the routing allows it) == one at a time
+      const batched = await replayEach(model, comps), single = await Promise.all(comps.map((c) => replay(model, [c])));
+      comps.forEach((_, b) => batched.tokenLogp[b].forEach((x, t) => expect(Math.abs(x - single[b].tokenLogp[0][t])).toBeLessThan(1e-5)));
       for (const c of comps) {
         expect(c.latents).toBeLessThanOrEqual(5);
         for (const s of c.spans) expect(s.count).toBeLessThanOrEqual(condition === 'pause' ? 2 : 3);

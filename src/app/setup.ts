@@ -41,26 +41,9 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
   return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId: EOS_ID, fromFull: (i) => i, vocabSize: full.vocabSize };
 }
 
+/** The fastest available backend unless one is named (see createBackend's 'fastest'). */
 export async function pickBackend(prefer: string | undefined, log: (l: string) => void): Promise<Backend> {
-  const p = (prefer ?? 'auto') as BackendName | 'auto';
-  if (p !== 'auto') return createBackend({ prefer: p, log });
-  // auto for small models: a real GPU via WebGPU wins; a software WebGPU adapter (llvmpipe, SwiftShader) runs at
-  // JS-loop speed, where the WASM SIMD backend is several times faster (see `npm run bench`).
-  const be = await createBackend({ prefer: 'auto', log: () => {} });
-  const software = /llvmpipe|swiftshader|lavapipe|software|cpu/i.test(be.info);
-  if (be.name === 'webgpu' && !software) {
-    log(`backend: webgpu — ${be.info}`);
-    return be;
-  }
-  be.destroy();
-  try {
-    const { createWasmBackend } = await import('../backend/wasm.js');
-    const w = await createWasmBackend();
-    log(`backend: wasm — ${w.info} (chosen over ${be.name}: ${be.name === 'webgpu' ? 'software adapter' : 'no GPU adapter'})`);
-    return w;
-  } catch (e) {
-    return createBackend({ prefer: 'auto', log });
-  }
+  return createBackend({ prefer: (prefer ?? 'fastest') as BackendName | 'fastest', log });
 }
 
 export interface LoadedModel {

@@ -6,8 +6,12 @@ export type { Backend, BackendName, Tensor } from './types.js';
 export { CpuBackend } from './cpu.js';
 
 export interface CreateBackendOptions {
-  /** Force one backend ('webgpu' | 'gpujs' | 'cpu'), or 'auto' (default) for the fallback chain. */
-  prefer?: BackendName | 'auto';
+  /**
+   * Force one backend, or choose: 'auto' (default) is WebGPU where any adapter exists, then gpu.js, then plain JS;
+   * 'fastest' is WebGPU on a hardware adapter, else WebAssembly SIMD (a software WebGPU adapter such as llvmpipe or
+   * SwiftShader runs at about JS-loop speed, several times slower than the SIMD kernels; see `npm run bench`).
+   */
+  prefer?: BackendName | 'auto' | 'fastest';
   /** Called with one line per attempt (which adapter, why one was skipped). */
   log?: (line: string) => void;
 }
@@ -16,6 +20,18 @@ export async function createBackend(opts: CreateBackendOptions = {}): Promise<Ba
   const prefer = opts.prefer ?? 'auto';
   const log = opts.log ?? (() => {});
   const tried: string[] = [];
+  if (prefer === 'fastest') return createFastest(log);
+  if (prefer === 'wasm') {
+    const { createWasmBackend } = await import('./wasm.js');
+    const be = await createWasmBackend();
+    log(`backend: wasm — ${be.info}`);
+    return be;
+  }
+  if (prefer === 'cpu') {
+    const be = new CpuBackend();
+    log(`backend: cpu — ${be.info}`);
+    return be;
+  }
   if (prefer === 'webgpu' || prefer === 'auto') {
     try {
       const { createWebGPUBackend } = await import('./webgpu.js');
@@ -45,4 +61,32 @@ export async function createBackend(opts: CreateBackendOptions = {}): Promise<Ba
   const be = new CpuBackend();
   log(`backend: cpu — ${be.info}${tried.length ? ` (fallback: ${tried.join('; ')})` : ''}`);
   return be;
+}
+
+/** Adapter descriptions of software WebGPU implementations. */
+export const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|microsoft basic/i;
+
+async function createFastest(log: (l: string) => void): Promise<Backend> {
+  let why = 'no WebGPU adapter';
+  try {
+    const { createWebGPUBackend } = await import('./webgpu.js');
+    const be = await createWebGPUBackend();
+    if (!SOFTWARE_ADAPTER.test(be.info)) {
+      log(`backend: webgpu — ${be.info}`);
+      return be;
+    }
+    why = `WebGPU adapter is a software one (${be.info.split(':')[0]})`;
+    be.destroy();
+  } catch (e) {
+    why = `WebGPU unavailable: ${(e as Error).message.split('\n')[0]}`;
+  }
+  try {
+    const { createWasmBackend } = await import('./wasm.js');
+    const be = await createWasmBackend();
+    log(`backend: wasm — ${be.info} (${why})`);
+    return be;
+  } catch (e) {
+    log(`backend: wasm unavailable: ${(e as Error).message}`);
+    return createBackend({ prefer: 'auto', log });
+  }
 }
