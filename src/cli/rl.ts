@@ -20,7 +20,7 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --steps N            policy updates (default 300)
   --group G            completions per question (default 8)
   --questions Q        questions per step (default 2): a step trains on Q x G completions
-  --lr X               learning rate (default 2e-5 for the default model, 1e-6 with --model)
+  --lr X               learning rate (default 5e-5 for the default model, 1e-6 with --model)
   --beta X             KL coefficient to the frozen initial policy, k3 estimator (default 0: no reference model)
   --eps X              clip epsilon (default 0.2)
   --eps-high X         upper clip epsilon (default = --eps; DAPO uses 0.28)
@@ -159,7 +159,7 @@ export async function rlMain(argv: string[]): Promise<number> {
     steps, beta, seed, condition,
     group: num(values.group, 8, 'group'),
     questionsPerStep: num(values.questions, 2, 'questions'),
-    lr: num(values.lr, values.model ? 1e-6 : 2e-5, 'lr'),
+    lr: num(values.lr, values.model ? 1e-6 : 5e-5, 'lr'),
     eps: num(values.eps, 0.2, 'eps'),
     epsHigh: values['eps-high'] !== undefined ? num(values['eps-high'], 0.2, 'eps-high') : undefined,
     ppoEpochs: num(values['ppo-epochs'], 1, 'ppo-epochs'),
