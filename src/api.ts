@@ -14,7 +14,7 @@ export { createBackend, CpuBackend } from './backend/index.js';
 export type { Backend, BackendName, Tensor } from './backend/index.js';
 export type { AdamWParams, AttentionShape, MatmulOptions } from './backend/types.js';
 
-export { Qwen2, Kind, identityFeedback, qwen2ParamShapes } from './model/qwen2.js';
+export { Qwen2, Kind, identityFeedback, scaledFeedback, qwen2ParamShapes } from './model/qwen2.js';
 export type { ForwardInput, ForwardOptions, ForwardResult, KVCache, LatentFeedback, Qwen2Config, Trunk } from './model/qwen2.js';
 export { VocabMap, RestrictedTokenizer } from './model/vocab-map.js';
 export { parseSafetensors, writeSafetensors, toFloat32 } from './safetensors.js';

@@ -188,3 +188,26 @@ describe('checkpoint and resume', () => {
     await expect(tr.trainStep()).rejects.toThrow(/step 1: loss is NaN/);
   });
 });
+
+describe('latent feedback variants', () => {
+  it('scaled feedback: gradients through the chain match finite differences', async () => {
+    const { scaledFeedback } = await import('../src/model/qwen2.js');
+    const model = tinyModel(11);
+    model.feedback = scaledFeedback(0.37);
+    const seq = buildSequence(rows(1, 3)[0], charTok, { condition: 'latent', k: 2 });
+    const inp = { B: 1, T: seq.ids.length, ids: seq.ids, kind: seq.kind, labels: seq.labels, extra: seq.extra };
+    model.addParam('latent.embeddings', [4, model.H], Float32Array.from({ length: 4 * model.H }, (_, i) => Math.sin(i)));
+    model.zeroGrads();
+    const r = await model.forward(inp, { grad: true, lossScale: 1 / seq.labelCount });
+    model.backward();
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const P = (model.param(name) as unknown as { data: Float32Array }).data, G = await model.readGrad(name);
+    const loss = async () => { const x = await model.forward(inp); return x.lossSum / x.labelCount; };
+    expect(r.lossSum / r.labelCount).toBeCloseTo(await loss(), 5);
+    for (const i of [3, 77, 200]) {
+      const o = P[i], h = 1e-2;
+      P[i] = o + h; const lp = await loss(); P[i] = o - h; const lm = await loss(); P[i] = o;
+      expect(Math.abs((lp - lm) / (2 * h) - G[i])).toBeLessThan(2e-3 + 0.02 * Math.abs(G[i]));
+    }
+  });
+});

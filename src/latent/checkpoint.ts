@@ -56,6 +56,7 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
       model.be.upload(p, data);
     }
   }
+  if ([...st.tensors.keys()].some((n) => n.startsWith('latent.model.'))) model.twoTrunk = true;
   const state = JSON.parse(await readText(`${d}/state.json`)) as CheckpointState;
   if (opt && (await sourceExists(`${d}/optimizer.safetensors`))) {
     const os = parseSafetensors(await readBytes(`${d}/optimizer.safetensors`), `${d}/optimizer.safetensors`);

@@ -125,7 +125,8 @@ export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: Ge
             span.vectors.push(fed);
             span.count++;
             latentsUsed++;
-            if (o.endHead && condition === 'latent') {
+            // the last allowed latent closes the span anyway: no decision to record there
+            if (o.endHead && condition === 'latent' && j < limit - 1) {
               const pe = o.endHead.prob(res.lastHidden!);
               const stop = o.sampleDecisions ? rng.float() < pe : pe > 0.5;
               events.push({ type: 'end', stop, p: pe, pos: seq.ids.length - 1 });

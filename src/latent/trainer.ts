@@ -3,7 +3,7 @@
 // so comparisons share data, order and budget. Each step: gradient accumulation over `batchSize` sequences
 // (each its own forward: latent layouts differ per row), one AdamW update; every `evalEvery` steps the usage
 // diagnostics; every `ckptEvery` steps an atomic checkpoint that `resume` continues bit-for-bit.
-import { Kind, type Qwen2 } from '../model/qwen2.js';
+import { Kind, scaledFeedback, type Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { Rng } from '../rng.js';
 import { LogisticHead, type HeadMetrics } from './heads.js';
@@ -25,6 +25,11 @@ export interface Phase1Options {
   /** Coconut curriculum: stage s (0-based) puts latents at the first s breakpoints; stages advance every stepsPerStage. */
   curriculumStepsPerStage?: number;
   maxLatents?: number;
+  /**
+   * How a latent's hidden state enters as the next input: 'identity' (Coconut) or 'scaled' (multiplied by
+   * typical-embedding-norm / typical-hidden-norm, measured once at the start).
+   */
+  feedback?: 'identity' | 'scaled';
   /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
   markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
   evalEvery: number;
@@ -126,6 +131,7 @@ export class Phase1Trainer {
 
   /** Fills marker/pause embeddings (a token's embedding, or the mean embedding), as Coconut initialises from `<<`. */
   async init(): Promise<void> {
+    if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback(await this.measureScale());
     if (!this.needsMarkerInit) return;
     const m = this.model, H = m.H;
     const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
@@ -141,6 +147,31 @@ export class Phase1Trainer {
     for (let e = 0; e < E; e++) data.set(row, e * H);
     m.be.upload(m.param('latent.embeddings'), data);
     this.needsMarkerInit = false;
+  }
+
+  /** Typical token-embedding norm / typical final-hidden norm, over a few training rows. */
+  private async measureScale(): Promise<number> {
+    const m = this.model, H = m.H;
+    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+    let en = 0;
+    const V = emb.length / H;
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let i = 0; i < H; i++) s += emb[v * H + i] ** 2;
+      en += Math.sqrt(s) / V;
+    }
+    let hn = 0, n = 0;
+    for (const row of this.train.slice(0, 4)) {
+      const seq = buildSequence(row, this.tok, { condition: 'none', k: 0 });
+      const r = await m.forward({ B: 1, T: seq.ids.length, ids: seq.ids }, { wantHidden: true });
+      for (let t = 0; t < seq.ids.length; t++) {
+        let s = 0;
+        for (let i = 0; i < H; i++) s += r.hidden![t * H + i] ** 2;
+        hn += Math.sqrt(s);
+        n++;
+      }
+    }
+    return en / (hn / n);
   }
 
   private reshuffle() {

@@ -115,6 +115,22 @@ export const identityFeedback: LatentFeedback = {
   backward: (be, dx, xo, dh, ho, H) => be.copy2d(dx, dh, 1, H, xo, H, ho, H, true),
 };
 
+/**
+ * Feeds back `scale * h`. Final-norm hidden states have norm ~ sqrt(H) * |w| while trained token embeddings are often
+ * an order of magnitude smaller (Coconut users report latents with much larger norms than embeddings); scaling the
+ * fed-back state to the typical embedding norm keeps latents on the scale the network expects at its input.
+ */
+export function scaledFeedback(scale: number): LatentFeedback {
+  return {
+    name: `scaled(${scale.toPrecision(3)})`,
+    forward: (be, h, ho, x, xo, H) => {
+      be.zero(x, xo, H);
+      be.axpy(scale, h, x, H, ho, xo);
+    },
+    backward: (be, dx, xo, dh, ho, H) => be.axpy(scale, dx, dh, H, xo, ho),
+  };
+}
+
 interface Segment {
   s: number;
   e: number;
@@ -349,6 +365,18 @@ export class Qwen2 {
    * and computes the fused loss gradient on the fly. With `cache`, continues incremental decoding (no grad).
    */
   async forward(inp: ForwardInput, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    // forwards share scratch buffers: two at once (e.g. Promise.all) would silently corrupt each other
+    if (this.busy) throw new Error('forward: another forward on this model is still running (await it first)');
+    this.busy = true;
+    try {
+      return await this.forwardImpl(inp, opts);
+    } finally {
+      this.busy = false;
+    }
+  }
+  private busy = false;
+
+  private async forwardImpl(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
     const { B, T } = inp;
     const be = this.be, H = this.H, V = this.V;
     if (inp.ids.length !== B * T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${B * T}`);

@@ -1,0 +1,53 @@
+// The sources run unchanged in Node (tsx), Bun and Deno: the public-API smoke script in each, then the main job
+// `examples/train.ts --steps 3` in each (on the embedded default model; skipped while it is not built).
+// Each run's backend is printed: what `createBackend()` and the trainer's default pick in that runtime.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, TMP, run } from './_dist.js';
+
+const BIN = join(ROOT, 'node_modules', '.bin');
+const RUNTIMES = [
+  { name: 'node (tsx)', bin: join(BIN, 'tsx'), args: [] as string[] },
+  { name: 'bun', bin: join(BIN, 'bun'), args: ['run'] },
+  { name: 'deno', bin: join(BIN, 'deno'), args: ['run', '-A'] },
+];
+const secs = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+
+const generated = join(ROOT, 'src', 'generated', 'default-model.ts');
+const haveDefaultModel = existsSync(generated) && !/export default null/.test(readFileSync(generated, 'utf8').slice(0, 400));
+if (!haveDefaultModel) console.log('[runtimes] skipping `examples/train.ts --steps 3`: the default model is not built (models/default absent; src/generated/default-model.ts is empty)');
+
+for (const rt of RUNTIMES) {
+  const have = existsSync(rt.bin);
+  if (!have) console.log(`[runtimes] skipping ${rt.name}: ${rt.bin} is not installed (npm ci)`);
+
+  describe.skipIf(!have)(rt.name, () => {
+    it('runs the public-API smoke script (tokenizer, GSM8K split, reward, tiny Qwen2 forward on CPU)', async () => {
+      const t0 = performance.now();
+      const { stdout } = await run(rt.bin, [...rt.args, 'test/_runtime-smoke.ts'], { cwd: ROOT, maxBuffer: 64 << 20 });
+      const line = stdout.split('\n').find((l) => l.startsWith('SMOKE '));
+      expect(line, `no SMOKE line in:\n${stdout}`).toBeDefined();
+      const s = JSON.parse(line!.slice(6));
+      console.log(`[runtimes] ${rt.name}: smoke ok (${s.checks.length} checks), createBackend() -> ${s.autoBackend} (${secs(t0)})`);
+      expect(s.ok).toBe(true);
+      expect(s.checks.length).toBe(8);
+    });
+
+    it.skipIf(!haveDefaultModel)('runs examples/train.ts --steps 3 on the default model', async () => {
+      const out = join(TMP, `train-${rt.name.split(' ')[0]}`);
+      rmSync(out, { recursive: true, force: true });
+      const t0 = performance.now();
+      const args = ['examples/train.ts', '--steps', '3', '--batch', '2', '--eval-every', '0', '--eval-rows', '4', '--gen-rows', '2', '--out', out];
+      const { stdout } = await run(rt.bin, [...rt.args, ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
+      const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+      const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'step');
+      console.log(`[runtimes] ${rt.name}: train.ts --steps 3 on backend ${summary.backend}: loss ${steps.map((s) => s.loss.toFixed(3)).join(' -> ')} (${secs(t0)})\n${stdout.split('\n').filter((l) => /^backend:/.test(l)).join('\n')}`);
+      expect(summary.steps).toBe(3);
+      expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
+      for (const s of steps) expect(Number.isFinite(s.loss) && s.loss > 0).toBe(true);
+      expect(existsSync(join(out, 'report.svg'))).toBe(true);
+      expect(existsSync(join(out, 'checkpoint'))).toBe(true);
+    }, 600_000);
+  });
+}
