@@ -12,6 +12,7 @@ import { Tokenizer } from '../src/tokenizer.ts';
 import { generateProblems, SYNTH_PRESETS } from '../src/synth.ts';
 import { linePlot } from '../src/plot.ts';
 import { Rng } from '../src/rng.ts';
+import { createProgress } from '../src/progress.ts';
 import { generate } from '../src/latent/generate.ts';
 import { reward } from '../src/reward.ts';
 
@@ -88,7 +89,7 @@ const testBatch = (() => {
 const lrAt = (s: number) => (s <= 50 ? (peakLr * s) / 50 : peakLr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (s - 50)) / Math.max(1, steps - 50)))));
 const log: { step: number; loss: number; test?: number }[] = [];
 await mkdirp(out);
-const progress = await (await import('../src/progress.ts')).createProgress({ total: steps, label: 'pretrain' });
+const progress = await createProgress({ total: steps, label: 'pretrain' });
 for (let step = 1; step <= steps; step++) {
   const ts = performance.now();
   const batch = batchOf();

@@ -148,6 +148,7 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
 
   it('trains on WebGPU (SwiftShader) in the worker: losses appear and fall, a question gets an answer', tinyRun('webgpu'), 600_000);
   it('trains on gpu.js (WebGL2) in the worker: losses appear and fall, a question gets an answer', tinyRun('gpujs'), 600_000);
+  it('trains on WebAssembly SIMD in the worker: losses appear and fall, a question gets an answer', tinyRun('wasm'), 600_000);
 
   it.skipIf(!haveDefaultModel)('trains the embedded default model on WebGPU for a few steps', async () => {
     const r = await trainOnPage('webgpu', { steps: '4', evalEvery: '0', evalRows: '2' });
@@ -158,7 +159,9 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
       expect(r.state.steps.length).toBe(4);
       for (const s of r.state.steps) expect(Number.isFinite(s.loss)).toBe(true);
       expect(await r.page.locator('#facts').textContent()).toContain('embedded default');
-      await r.page.screenshot({ path: join(TMP, 'demo-default-webgpu.png'), fullPage: true });
+      const answer = await askAndShoot(r.page, 'default-webgpu');
+      console.log(`[browser] default model answers: ${JSON.stringify(answer)}`);
+      expect(answer.trim().length).toBeGreaterThan(0);
     } finally {
       await r.page.close();
     }

@@ -112,6 +112,8 @@ function onMessage(m: WorkerOut) {
         ['model', `${m.model.source}: ${m.model.layers} layers, hidden ${m.model.hidden}, vocabulary ${m.model.vocab}, ${(m.model.params / 1e6).toFixed(2)} M parameters`],
         ['data', `${m.data.source}: ${m.data.train} training / ${m.data.test} held-out problems`],
       ];
+      if (m.backend.name === 'webgpu' && /swiftshader|llvmpipe|lavapipe|software/i.test(m.backend.info))
+        facts.push(['note', 'this WebGPU adapter is a software renderer: WebAssembly SIMD is usually several times faster here']);
       $('#facts').innerHTML = facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
       const ta = askForm.elements.namedItem('question') as HTMLTextAreaElement;
       if (!ta.value && m.questions[0]) ta.value = m.questions[0];
@@ -150,7 +152,8 @@ function render() {
   $('#stat-step').textContent = last ? String(last.step) : '–';
   $('#stat-loss').textContent = fmt(last?.loss);
   $('#stat-test').textContent = fmt(lastEval?.testLoss);
-  $('#stat-gap').textContent = lastEval?.usage.gapZeroed === undefined ? '–' : (lastEval.usage.gapZeroed >= 0 ? '+' : '') + fmt(lastEval.usage.gapZeroed);
+  const gap = lastEval?.usage.gapZeroed;
+  $('#stat-gap').textContent = gap === undefined || !Number.isFinite(gap) ? '–' : Math.abs(gap) < 5e-4 ? '0.000' : (gap > 0 ? '+' : '') + fmt(gap);
   $('#stat-tps').textContent = last ? String(Math.round(last.tokPerSec)) : '–';
   const acc = [...evals].reverse().find((e) => e.accuracy !== undefined);
   $('#stat-acc').textContent = acc ? `${fmt(acc.accuracy! * 100, 0)}%${acc.accuracyNoLatents !== undefined ? ` (${fmt(acc.accuracyNoLatents * 100, 0)}% without)` : ''}` : '–';
@@ -177,7 +180,9 @@ function render() {
   if (withLatents) {
     $('#latents-step').textContent = `(evaluation at step ${withLatents.step})`;
     $('#typical-norm').textContent = fmt(withLatents.typicalEmbeddingNorm, 2);
-    const chip = (t: string, v: string) => `<span class="tok">${esc(JSON.stringify(t).slice(1, -1))}<i>${esc(v)}</i></span>`;
+    // whitespace made visible: a leading space is how BPE marks a word start
+    const shown = (t: string) => JSON.stringify(t).slice(1, -1).replace(/ /g, '␣').replace(/\\n/g, '⏎') || '∅';
+    const chip = (t: string, v: string) => `<span class="tok">${esc(shown(t))}${v ? `<i>${esc(v)}</i>` : ''}</span>`;
     tbody.innerHTML = withLatents.decoded!.map((d) => `<tr><td>${d.example + 1}</td><td>${d.span + 1}</td><td>${d.latent + 1}</td><td>${fmt(d.d.norm, 2)}</td>`
       + `<td>${d.d.nearest.map((n) => chip(n.token, n.cos.toFixed(2))).join('')}</td><td>${d.d.lmTop.map((n) => chip(n.token, '')).join('')}</td></tr>`).join('');
   } else {

@@ -3,7 +3,7 @@
 import { createBackend } from '../backend/index.js';
 import type { Backend, BackendName } from '../backend/types.js';
 import { joinSource, readText, sourceExists, type Source } from '../io.js';
-import { Qwen2 } from '../model/qwen2.js';
+import { Qwen2, type Qwen2Config } from '../model/qwen2.js';
 import { RestrictedTokenizer, VocabMap } from '../model/vocab-map.js';
 import { parseSafetensors, toFloat32 } from '../safetensors.js';
 import { Tokenizer } from '../tokenizer.js';
@@ -55,7 +55,7 @@ export interface LoadedModel {
 
 /** The committed default model (models/default), embedded in the bundle. */
 export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
-  const mod = (await import('../generated/default-model.js')).default as null | { config: never; vocabMap: { full_ids: number[] }; safetensors: string };
+  const mod = (await import('../generated/default-model.js')).default as unknown as null | { config: Qwen2Config; vocabMap: { full_ids: number[] }; safetensors: string };
   if (!mod) throw new Error('the default model is not built in this checkout: run `npx tsx examples/pretrain.ts` (or pass --model DIR)');
   const { base64ToBytes } = await import('../wasm.js');
   const st = parseSafetensors(base64ToBytes(mod.safetensors), 'default/model.safetensors');

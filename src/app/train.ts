@@ -17,6 +17,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --mode M           full | two-trunk (default full)
   --latents K        latents per breakpoint (default 2; 0 = plain chain-of-thought)
   --baseline B       none | pause: 'pause' fills the same slots with K learned constant embeddings (default none)
+  --feedback F       identity | scaled: how a latent's hidden state re-enters (scaled = to the typical embedding norm)
   --batch N          sequences per step (default 8)
   --lr X             peak learning rate (default 1e-3 for the default model, 1e-5 with --model)
   --curriculum N     Coconut stages: stage s puts latents at the first s breakpoints, advancing every N steps (default off)
@@ -41,7 +42,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-      resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      resume: { type: 'boolean' }, feedback: { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -59,6 +60,8 @@ export async function trainMain(argv: string[]): Promise<number> {
   const baseline = values.baseline ?? 'none';
   if (baseline !== 'none' && baseline !== 'pause') throw new Error(`--baseline must be none or pause, got '${baseline}'`);
   const k = num(values.latents, 2, 'latents');
+  const feedback = (values.feedback ?? 'identity') as 'identity' | 'scaled';
+  if (feedback !== 'identity' && feedback !== 'scaled') throw new Error(`--feedback must be identity or scaled, got '${values.feedback}'`);
   const seed = num(values.seed, 0, 'seed');
   const out = values.out ?? 'runs/train';
   const t0 = performance.now();
@@ -84,7 +87,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   if (typeof process !== 'undefined' && process.on) process.on('SIGINT', onSigint);
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps,
+    mode, condition, k, steps, feedback,
     batchSize: num(values.batch, 8, 'batch'),
     lr: num(values.lr, values.model ? 1e-5 : 1e-3, 'lr'),
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
