@@ -27,7 +27,7 @@ export type { Condition, LatentSequence, SplitRow } from './latent/sequence.js';
 export { LogisticHead } from './latent/heads.js';
 export { generate } from './latent/generate.js';
 export type { Generation, GenerateOptions } from './latent/generate.js';
-export { latentUsage, LatentDecoder, collectLatents } from './latent/diagnostics.js';
+export { latentUsage, LatentDecoder, collectLatents, usageVerdict } from './latent/diagnostics.js';
 export { Phase1Trainer } from './latent/trainer.js';
 export type { Phase1Options, StepRecord, EvalRecord } from './latent/trainer.js';
 export { phase1Report } from './latent/report.js';

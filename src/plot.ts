@@ -35,6 +35,8 @@ export interface BarPlotOptions {
   series: BarSeries[];
   width?: number;
   height?: number;
+  /** With all values >= 0, the y axis reaches at least this high (e.g. 1 for accuracies that may all be 0). */
+  minTop?: number;
   /** Print each bar's value above it (default true). */
   valueLabels?: boolean;
 }
@@ -277,8 +279,8 @@ function formatValue(v: number): string {
 export function barPlot(o: BarPlotOptions): string {
   const width = o.width ?? 480, height = o.height ?? 320;
   const vals = o.series.flatMap((s) => s.values.filter(Number.isFinite));
-  const lo = Math.min(0, ...vals), hi = Math.max(0, ...vals);
-  const yt = vals.length ? niceTicks(lo, hi, Math.max(3, Math.round(height / 70))) : niceTicks(0, 1);
+  const lo = Math.min(0, ...vals), hi = Math.max(0, ...vals, lo === 0 ? o.minTop ?? 0 : 0);
+  const yt = vals.length && hi > lo ? niceTicks(lo, hi, Math.max(3, Math.round(height / 70))) : niceTicks(0, 1);
   const legendW = o.series.length > 1 ? Math.max(...o.series.map((s) => textWidth(s.name))) + 44 : 0;
   const yLabelW = Math.max(...yt.labels.map((l) => textWidth(l, 11)));
   const L: Layout = { left: 26 + yLabelW + (o.yLabel ? 10 : 0), right: 16 + legendW, top: o.title ? 36 : 14, bottom: 32 };

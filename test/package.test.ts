@@ -3,7 +3,7 @@
 // Bun and Deno and run the public-API smoke script (test/_runtime-smoke.ts, its import pointed at 'latentlm'),
 // run the `latentlm` bin, type-check a consumer against the shipped .d.ts. Also: the browser entry's static
 // module graph contains no Node built-in.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,25 @@ describe('npm pack', () => {
     const pkg = JSON.parse(readFileSync(join(proj, 'node_modules', 'latentlm', 'package.json'), 'utf8'));
     expect(pkg.bin.latentlm).toBe('./dist/cli.js');
     expect(readFileSync(join(proj, 'node_modules', 'latentlm', 'dist', 'cli.js'), 'utf8').split('\n', 1)[0]).toBe('#!/usr/bin/env node');
+  });
+});
+
+describe('changesets', () => {
+  it('`changeset version` turns the pending changesets into a CHANGELOG and a version bump (in a temp copy)', async () => {
+    const cs = join(dir, 'changeset-copy');
+    mkdirSync(join(cs, '.changeset'), { recursive: true });
+    copyFileSync(join(ROOT, 'package.json'), join(cs, 'package.json'));
+    const pending = readdirSync(join(ROOT, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md');
+    expect(pending.length).toBeGreaterThan(0);
+    for (const f of [...pending, 'config.json']) copyFileSync(join(ROOT, '.changeset', f), join(cs, '.changeset', f));
+    await run(join(BIN, 'changeset'), ['version'], { cwd: cs });
+    const log = readFileSync(join(cs, 'CHANGELOG.md'), 'utf8');
+    const version = JSON.parse(readFileSync(join(cs, 'package.json'), 'utf8')).version;
+    console.log(`[package] changeset version: ${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version} -> ${version}`);
+    expect(log).toMatch(new RegExp(`^# latentlm\\n\\n## ${version.replace(/\./g, '\\.')}\\n`));
+    expect(log).toContain('Initial release');
+    // the changesets were consumed
+    expect(readdirSync(join(cs, '.changeset')).filter((f) => f.endsWith('.md'))).toEqual([]);
   });
 });
 

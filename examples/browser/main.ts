@@ -47,6 +47,7 @@ function readConfig(): DemoConfig {
     backend: f.get('backend') as DemoConfig['backend'],
     modelUrl: f.get('model') === 'url' ? String(f.get('modelUrl') ?? '').trim() : '',
     mode: f.get('mode') as DemoConfig['mode'],
+    feedback: f.get('feedback') as DemoConfig['feedback'],
     k: num('k'), steps: num('steps'), batch: num('batch'), lr: num('lr'), evalEvery: num('evalEvery'), evalRows: num('evalRows'), genRows: num('genRows'),
     seed: 0,
   };

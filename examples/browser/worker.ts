@@ -14,6 +14,8 @@ export interface DemoConfig {
   /** '' = the embedded default model; else an HF directory URL (config.json + model.safetensors [+ vocab-map.json]). */
   modelUrl: string;
   mode: 'full' | 'two-trunk';
+  /** How a latent's hidden state re-enters: as is, or scaled to the typical token-embedding norm. */
+  feedback: 'identity' | 'scaled';
   k: number;
   steps: number;
   batch: number;
@@ -76,7 +78,7 @@ async function start(cfg: DemoConfig) {
   const data = await loadData(undefined, { seed: cfg.seed, trainCount: 2000, testCount: Math.max(64, cfg.evalRows, cfg.genRows) });
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode: cfg.mode, condition: cfg.k === 0 ? 'none' : 'latent', k: cfg.k, steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr,
+    mode: cfg.mode, feedback: cfg.feedback, condition: cfg.k === 0 ? 'none' : 'latent', k: cfg.k, steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr,
     warmupSteps: Math.min(20, Math.floor(cfg.steps / 10)),
     markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
     evalEvery: cfg.evalEvery, evalRows: cfg.evalRows, genRows: cfg.genRows, maxNewTokens: 96, seed: cfg.seed, eosId: tok.eosId,

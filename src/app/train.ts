@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { mkdirp, writeFileAtomic } from '../io.js';
 import { Phase1Trainer, type EvalRecord, type Phase1Options } from '../latent/trainer.js';
 import { phase1Report } from '../latent/report.js';
+import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../reward.js';
 import { createProgress } from '../progress.js';
 import { loadData, loadModel, pickBackend } from './setup.js';
@@ -122,7 +123,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   await writeFileAtomic(`${out}/report.svg`, svg);
   const last = result.evals[result.evals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition, k, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
+  const summary = { mode, condition, k, feedback, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   lines.push(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${out}/metrics.jsonl, ${out}/summary.json, ${out}/checkpoint/`);
   console.log(lines.join('\n'));
@@ -139,6 +140,7 @@ export function printEval(e: EvalRecord): void {
   const u = e.usage;
   console.log(`\n[eval @ step ${e.step}] test loss ${fmt(e.testLoss)}  post-breakpoint loss ${fmt(e.postBreakLoss)}`);
   if (u.zeroed) console.log(`  latent usage (post-breakpoint loss): normal ${fmt(u.normal.postBreakLoss)} | zeroed ${fmt(u.zeroed.postBreakLoss)} (+${fmt(u.gapZeroed)}) | swapped ${fmt(u.swapped?.postBreakLoss)} (+${fmt(u.gapSwapped)}) | removed ${fmt(u.removed?.postBreakLoss)} (+${fmt(u.gapRemoved)})`);
+  if (u.zeroed) console.log(`  verdict: ${usageVerdict(u)}`);
   if (e.start) console.log(`  start head: precision ${fmt(e.start.precision, 2)} recall ${fmt(e.start.recall, 2)} F1 ${fmt(e.start.f1, 2)}${e.end ? `; end head accuracy ${fmt(e.end.accuracy, 2)}` : ''}`);
   if (e.decoded?.length) {
     console.log(`  decoded latents (typical token-embedding norm ${fmt(e.typicalEmbeddingNorm, 2)}):`);

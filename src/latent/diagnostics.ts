@@ -104,6 +104,18 @@ export async function latentUsage(model: Qwen2, seqs: LatentSequence[], afterTok
   };
 }
 
+/**
+ * One line reading the probes: information use needs the *swapped* gap (another example's latents hurt);
+ * zeroed/removed gaps alone only show the slots matter (extra positions, or a distribution shift), as pause tokens do.
+ */
+export function usageVerdict(u: UsageReport, margin = 0.05): string {
+  if (!u.zeroed) return 'no latent spans';
+  if ((u.gapSwapped ?? 0) > margin) return `latents carry example-specific information the model uses (swapped +${u.gapSwapped!.toFixed(3)} nats)`;
+  if ((u.gapRemoved ?? 0) > margin || (u.gapZeroed ?? 0) > margin)
+    return `the latent slots matter but their content is interchangeable between examples (swapped ${(u.gapSwapped ?? 0).toFixed(3)}, removed +${(u.gapRemoved ?? 0).toFixed(3)}): pause-like use, not reasoning in latents`;
+  return 'latents are ignored (all probe gaps below the margin)';
+}
+
 export interface DecodedLatent {
   norm: number;
   /** Nearest vocabulary tokens by cosine similarity with the input-embedding matrix. */

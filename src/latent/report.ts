@@ -5,7 +5,7 @@ import type { EvalRecord, StepRecord } from './trainer.js';
 export function phase1Report(title: string, steps: StepRecord[], evals: EvalRecord[]): string {
   const ev = evals.filter((e) => Number.isFinite(e.testLoss));
   const loss = linePlot({
-    title: `${title}: loss`, xLabel: 'step', yLabel: 'cross-entropy (nats/token)',
+    title: `${title}: loss`, xLabel: 'step', yLabel: 'cross-entropy (nats/token)', logY: true,
     series: [
       { name: 'train', points: steps.map((s) => [s.step, s.loss] as [number, number]) },
       { name: 'test', points: ev.map((e) => [e.step, e.testLoss] as [number, number]) },
@@ -24,7 +24,7 @@ export function phase1Report(title: string, steps: StepRecord[], evals: EvalReco
   if (last) {
     const categories = ['with latents'], values = [last.accuracy!];
     if (last.accuracyNoLatents !== undefined) categories.push('latents off'), values.push(last.accuracyNoLatents);
-    panels.push(barPlot({ title: `held-out accuracy at step ${last.step}`, yLabel: 'accuracy', categories, series: [{ name: 'accuracy', values }] }));
+    panels.push(barPlot({ title: `held-out accuracy at step ${last.step}`, yLabel: 'accuracy', categories, series: [{ name: 'accuracy', values }], minTop: 1 }));
   }
   return multiPanel(panels, Math.min(panels.length, 3));
 }
