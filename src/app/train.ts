@@ -147,6 +147,7 @@ export function printEval(e: EvalRecord): void {
     for (const d of e.decoded.slice(0, 4))
       console.log(`    ex${d.example} span${d.span} #${d.latent}: norm ${fmt(d.d.norm, 2)}  nearest ${d.d.nearest.map((n) => `${JSON.stringify(n.token)}(${n.cos.toFixed(2)})`).join(' ')}  lm-head ${d.d.lmTop.map((n) => JSON.stringify(n.token)).join(' ')}`);
   }
-  if (e.accuracy !== undefined) console.log(`  accuracy: ${fmt(e.accuracy * 100, 1)}% with latents${e.accuracyNoLatents !== undefined ? `, ${fmt(e.accuracyNoLatents * 100, 1)}% with latents off` : ''}`);
+  if (e.accuracy !== undefined)
+    console.log(`  accuracy: ${fmt(e.accuracy * 100, 1)}%${e.accuracyNoLatents !== undefined ? ` with latents, ${fmt(e.accuracyNoLatents * 100, 1)}% with latents off` : ''} (greedy, held-out, WASM reward checker)`);
   for (const s of e.samples?.slice(0, 2) ?? []) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ')}  [gold ${s.gold}: ${s.reward ? 'right' : 'wrong'}]`);
 }
