@@ -136,6 +136,23 @@ describe('the installed tarball', () => {
     expect(s.checks.length).toBe(8);
   });
 
+  it('resolves to dist/browser.js for a browser bundler, which bundles it without Node built-ins', async () => {
+    const { build } = await import('esbuild');
+    writeFileSync(join(proj, 'page.js'), "import { linePlot, Tokenizer } from 'latentlm';\nconsole.log(linePlot({ series: [] }).length, typeof Tokenizer);\n");
+    const res = await build({
+      entryPoints: [join(proj, 'page.js')], absWorkingDir: proj, bundle: true, write: false, platform: 'browser', format: 'esm', splitting: true,
+      outdir: join(proj, 'out'), metafile: true, logLevel: 'silent',
+      // only the Node-only dynamic imports may stay unresolved
+      external: ['node:*'],
+    });
+    const inputs = Object.keys(res.metafile!.inputs);
+    expect(inputs).toContain('node_modules/latentlm/dist/browser.js');
+    expect(inputs).not.toContain('node_modules/latentlm/dist/index.js');
+    // gpu.js comes in through its browser build, never its Node entry (which needs the native `gl`)
+    expect(inputs.some((f) => f.startsWith('node_modules/gpu.js/dist/gpu-browser'))).toBe(true);
+    expect(inputs.filter((f) => f.startsWith('node_modules/gpu.js/src/'))).toEqual([]);
+  });
+
   it('runs the `latentlm` bin through npx', async () => {
     const { stdout } = await run('npx', ['--no-install', 'latentlm', '--help'], { cwd: proj });
     for (const cmd of ['tokenize', 'split', 'reward', 'train', 'rl']) expect(stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
