@@ -211,3 +211,21 @@ describe('latent feedback variants', () => {
     }
   });
 });
+
+describe('latent supervision', () => {
+  it("labels latent j's output with the j-th token after the span; training excludes them from the reported loss", async () => {
+    const row: SplitRow = { question: 'q?', steps: ['2*3 = ', '6 then 6+1 = ', '7.'], final: '7' };
+    const s = buildSequence(row, charTok, { condition: 'latent', k: 2, superviseLatents: true });
+    const sp = s.spans[0];
+    // output of latent 0 is read at latent 1, output of latent 1 at <eol>: targets '6' and ' '
+    expect(s.auxLabels).toEqual([sp.latents[1], sp.eol, s.spans[1].latents[1], s.spans[1].eol]);
+    expect(charTok.decode([s.labels[sp.latents[1]], s.labels[sp.eol]])).toBe('6 ');
+    expect(buildSequence(row, charTok, { condition: 'latent', k: 2 }).auxLabels).toBeUndefined();
+    const model = tinyModel(3);
+    const base = { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 2, lr: 0, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0 } as Phase1Options;
+    const a = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), base).trainStep();
+    const b = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), { ...base, latentSupervision: 0.5 }).trainStep();
+    expect(b.loss).toBeCloseTo(a.loss, 5); // same text loss (lr 0), the aux terms only add gradient
+    expect(b.gradNorm).not.toBeCloseTo(a.gradNorm, 5);
+  });
+});

@@ -19,6 +19,8 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --latents K        latents per breakpoint (default 2; 0 = plain chain-of-thought)
   --baseline B       none | pause: 'pause' fills the same slots with K learned constant embeddings (default none)
   --feedback F       identity | scaled: how a latent's hidden state re-enters (scaled = to the typical embedding norm)
+  --supervise-latents W  weight of an auxiliary loss asking latent j's output to predict the j-th result token
+                     (default 0 = off): forces the fed-back states to carry the result
   --batch N          sequences per step (default 8)
   --lr X             peak learning rate (default 1e-3 for the default model, 1e-5 with --model)
   --curriculum N     Coconut stages: stage s puts latents at the first s breakpoints, advancing every N steps (default off)
@@ -43,7 +45,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-      resume: { type: 'boolean' }, feedback: { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      resume: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -88,7 +90,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   if (typeof process !== 'undefined' && process.on) process.on('SIGINT', onSigint);
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps, feedback,
+    mode, condition, k, steps, feedback, latentSupervision: num(values['supervise-latents'], 0, 'supervise-latents'),
     batchSize: num(values.batch, 8, 'batch'),
     lr: num(values.lr, values.model ? 1e-5 : 1e-3, 'lr'),
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
@@ -123,7 +125,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   await writeFileAtomic(`${out}/report.svg`, svg);
   const last = result.evals[result.evals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition, k, feedback, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
+  const summary = { mode, condition, k, feedback, latentSupervision: opts.latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   lines.push(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${out}/metrics.jsonl, ${out}/summary.json, ${out}/checkpoint/`);
   console.log(lines.join('\n'));

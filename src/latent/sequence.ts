@@ -42,6 +42,11 @@ export interface LatentSequence {
   beforeBreak: number[];
   /** Number of answer-token labels. */
   labelCount: number;
+  /**
+   * Latent supervision (optional): positions whose label is an auxiliary target — the output of latent j is asked to
+   * predict the j-th token of the text that follows the span (the calculator result). Weighted separately.
+   */
+  auxLabels?: number[];
 }
 
 export interface BuildOptions {
@@ -52,11 +57,16 @@ export interface BuildOptions {
   stage?: number;
   eosId?: number;
   maxLen?: number;
+  /**
+   * Ask each latent's output to predict the next result token (latent j -> j-th token after the span), so the
+   * fed-back states must carry the result (a step-level decoding objective in the spirit of SIM-CoT).
+   */
+  superviseLatents?: boolean;
 }
 
 export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptions): LatentSequence {
   const ids: number[] = [], kind: number[] = [], extra: number[] = [], labels: number[] = [], trunk: number[] = [];
-  const spans: LatentSequence['spans'] = [], afterBreak: number[] = [], beforeBreak: number[] = [];
+  const spans: LatentSequence['spans'] = [], afterBreak: number[] = [], beforeBreak: number[] = [], aux: number[] = [];
   const push = (id: number, k: Kind, label: boolean, ex = -1, tr = 0) => {
     ids.push(k === Kind.Token ? id : 0);
     kind.push(k);
@@ -89,7 +99,19 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
       }
       afterBreak.push(ids.length);
     }
+    const stepStart = ids.length;
     text(row.steps[i], true);
+    if (opts.superviseLatents && spans.length && spans[spans.length - 1].eol === stepStart - 1) {
+      const sp = spans[spans.length - 1];
+      // outputs of latents 0..k-1 are read at positions latents[1..k-1], eol
+      const targets = [...sp.latents.slice(1), sp.eol];
+      targets.forEach((pos, j) => {
+        if (stepStart + j < ids.length && kind[stepStart + j] === Kind.Token) {
+          labels[pos] = ids[stepStart + j];
+          aux.push(pos);
+        }
+      });
+    }
   }
   text(`\n#### ${row.final}`, true);
   if (opts.eosId !== undefined) push(opts.eosId, Kind.Token, true);
@@ -98,7 +120,9 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
   const labelsArr = Int32Array.from(labels.slice(0, n));
   let labelCount = 0;
   for (let t = 1; t < n; t++) if (labelsArr[t] !== -100) labelCount++;
+  const auxLabels = aux.filter((p) => p < n);
   return {
+    auxLabels: auxLabels.length ? auxLabels : undefined,
     ids: Int32Array.from(ids.slice(0, n)),
     kind: Uint8Array.from(kind.slice(0, n)),
     extra: Int32Array.from(extra.slice(0, n)),

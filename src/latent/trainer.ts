@@ -30,6 +30,8 @@ export interface Phase1Options {
    * typical-embedding-norm / typical-hidden-norm, measured once at the start).
    */
   feedback?: 'identity' | 'scaled';
+  /** Weight of the latent-supervision loss (0 = off): each latent's output predicts the next result token. */
+  latentSupervision?: number;
   /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
   markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
   evalEvery: number;
@@ -184,8 +186,10 @@ export class Phase1Trainer {
     return sps ? Math.floor(step / sps) : Infinity;
   }
 
-  sequence(row: SplitRow, stage = this.stage()): LatentSequence {
-    return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen });
+  /** A training sequence; `forTraining` adds the latent-supervision targets (evaluation never has them). */
+  sequence(row: SplitRow, stage = this.stage(), forTraining = false): LatentSequence {
+    const supervise = forTraining && (this.o.latentSupervision ?? 0) > 0 && this.o.condition === 'latent';
+    return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen, superviseLatents: supervise });
   }
 
   lrAt(step: number): number {
@@ -233,15 +237,23 @@ export class Phase1Trainer {
     const t0 = performance.now();
     const rows = this.nextBatch();
     const stage = this.stage();
-    const seqs = rows.map((r) => this.sequence(r, stage));
-    const N = seqs.reduce((a, s) => a + s.labelCount, 0);
+    const seqs = rows.map((r) => this.sequence(r, stage, true));
+    // the auxiliary latent targets are weighted separately and left out of the reported text loss
+    const N = seqs.reduce((a, s) => a + s.labelCount - (s.auxLabels?.length ?? 0), 0);
     this.model.zeroGrads();
     let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
     for (const seq of seqs) {
       const wantHidden = this.o.condition !== 'none';
-      const r = await this.model.forward(inputOf(seq, this.model.twoTrunk), { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
+      let labelWeights: Float32Array | undefined;
+      if (seq.auxLabels) {
+        labelWeights = new Float32Array(seq.ids.length).fill(1);
+        for (const p of seq.auxLabels) labelWeights[p] = this.o.latentSupervision!;
+      }
+      const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
       this.model.backward();
-      lossSum += r.lossSum;
+      let aux = 0;
+      for (const p of seq.auxLabels ?? []) aux += r.lossAt![p];
+      lossSum += r.lossSum - aux;
       tokens += seq.ids.length;
       if (r.hidden) {
         const e = this.headExamples(seq, r.hidden);
