@@ -14,8 +14,13 @@ for (const [title, mod, fn] of sections) {
   console.log(`\n## ${title}`);
   try {
     const m = await import(mod);
-    const rows = await m[fn]();
-    if (Array.isArray(rows)) console.table(rows);
+    // sections that print their own table are not printed twice
+    let printed = 0;
+    const { log, table } = console;
+    console.log = (...a: unknown[]) => (printed++, log(...a));
+    console.table = (...a: Parameters<typeof table>) => (printed++, table(...a));
+    const rows = await m[fn]().finally(() => Object.assign(console, { log, table }));
+    if (Array.isArray(rows) && !printed) console.table(rows);
   } catch (e) {
     console.log(`(skipped: ${(e as Error).message.split('\n')[0]})`);
   }

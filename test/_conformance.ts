@@ -36,8 +36,8 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 type Init = Float32Array | Int32Array | number;
 
-/** Runs `op` on both backends with the same inputs and returns the named outputs of both. */
-async function both(ref: Backend, dut: Backend, inputs: Record<string, Init>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[]) {
+/** Runs `op` on both backends with the same inputs and returns the named outputs of both ([dut, ref]). */
+export async function both(ref: Backend, dut: Backend, inputs: Record<string, Init>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[]) {
   const res: Record<string, [Float32Array | Int32Array, Float32Array | Int32Array]> = {};
   const run = async (b: Backend) => {
     const t: Record<string, Tensor> = {};

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { createGpujsBackend, GpujsBackend } from '../src/backend/gpujs.js';
 import type { AttentionShape, Backend, Tensor } from '../src/backend/types.js';
-import { backendConformance, maxRelErr, randn } from './_conformance.js';
+import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
 
 backendConformance('gpujs (auto mode)', () => createGpujsBackend());
 backendConformance('gpujs (cpu mode)', () => createGpujsBackend({ mode: 'cpu' }));
@@ -18,24 +18,10 @@ backendConformance('gpujs (cpu mode)', () => createGpujsBackend({ mode: 'cpu' })
 // Qwen2-like matmul is tiled.
 backendConformance('gpujs (auto mode, 1200-element slices)', () => createGpujsBackend({ maxSpan: 1200 }));
 
-/** Runs `op` on a fresh CpuBackend and on `dut` with the same inputs; returns [dut, ref] per output. */
+/** Runs `op` on `dut` and a fresh CpuBackend with the same inputs; the relative error of each output. */
 async function compare(dut: Backend, inputs: Record<string, Float32Array | Int32Array | number>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[]) {
-  const runOn = async (b: Backend) => {
-    const t: Record<string, Tensor> = {};
-    for (const [k, v] of Object.entries(inputs)) {
-      if (typeof v === 'number') t[k] = b.alloc(v, 'f32', k);
-      else {
-        t[k] = b.alloc(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
-        b.upload(t[k], v);
-      }
-    }
-    op(b, t);
-    const res: (Float32Array | Int32Array)[] = [];
-    for (const k of outputs) res.push(await b.read(t[k]));
-    return res;
-  };
-  const d = await runOn(dut), r = await runOn(new CpuBackend());
-  return outputs.map((k, i) => ({ k, err: maxRelErr(d[i], r[i]) }));
+  const res = await both(new CpuBackend(), dut, inputs, op, outputs);
+  return outputs.map((k) => ({ k, err: maxRelErr(res[k][0], res[k][1]) }));
 }
 
 describe('gpujs backend with 64-element kernel slices (every op tiled or chunked)', () => {

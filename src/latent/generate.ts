@@ -5,6 +5,7 @@
 import { Kind, type Qwen2 } from '../model/qwen2.js';
 import { Rng } from '../rng.js';
 import type { LogisticHead } from './heads.js';
+import { sampleToken } from '../rl/policy.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from './sequence.js';
 
 export interface Decoder {
@@ -50,34 +51,6 @@ export interface Generation {
   seq: { ids: number[]; kind: number[]; extra: number[] };
   events: GenEvent[];
   promptLength: number;
-}
-
-function sampleFrom(logits: Float32Array, temperature: number, topP: number, rng: Rng): { id: number; logp: number } {
-  const V = logits.length;
-  let mx = -Infinity, arg = 0;
-  for (let i = 0; i < V; i++) if (logits[i] > mx) (mx = logits[i]), (arg = i);
-  const t = temperature > 0 ? temperature : 1;
-  let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp((logits[i] - mx) / t);
-  const logZ = Math.log(sum);
-  const logp = (i: number) => (logits[i] - mx) / t - logZ;
-  if (temperature <= 0) return { id: arg, logp: logp(arg) };
-  // nucleus: sort candidates by probability until topP mass
-  const idx = Array.from({ length: V }, (_, i) => i).filter((i) => logits[i] - mx > -30 * t);
-  idx.sort((a, b) => logits[b] - logits[a]);
-  let mass = 0;
-  const keep: number[] = [];
-  for (const i of idx) {
-    keep.push(i);
-    mass += Math.exp(logp(i));
-    if (mass >= topP) break;
-  }
-  let u = rng.float() * mass;
-  for (const i of keep) {
-    u -= Math.exp(logp(i));
-    if (u <= 0) return { id: i, logp: logp(i) };
-  }
-  return { id: keep[keep.length - 1], logp: logp(keep[keep.length - 1]) };
 }
 
 export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: GenerateOptions = {}): Promise<Generation> {
@@ -140,7 +113,7 @@ export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: Ge
         }
       }
       // ---- next token ----
-      const { id, logp } = sampleFrom(res.lastLogits!, o.temperature ?? 0, o.topP ?? 1, rng);
+      const { id, logp } = sampleToken(res.lastLogits!, 0, res.lastLogits!.length, o.temperature ?? 0, o.topP ?? 1, rng);
       events.push({ type: 'token', id, logp, pos: seq.ids.length });
       if (id === o.eosId) break;
       tokenIds.push(id);
