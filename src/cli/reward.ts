@@ -1,6 +1,6 @@
 // `latentlm reward`: {"completion","gold"} lines in, {"reward","format","extracted"} lines out (see src/reward.ts).
 import { reward, type Gold } from '../reward.js';
-import { lineWriter, parseFlags, readLines, type Command } from './_args.js';
+import { mapJsonLines, parseFlags, type Command } from './_args.js';
 
 const help = `latentlm reward [--strict] [FILE]
 
@@ -21,29 +21,13 @@ export const rewardCommand: Command = {
       console.log(help);
       return 0;
     }
-    const out = lineWriter();
-    let bad = 0;
-    let n = 0;
-    for await (const line of readLines(positionals[0])) {
-      n++;
-      if (!line.trim()) continue;
-      let text: string;
-      try {
-        const v = JSON.parse(line) as { completion?: unknown; gold?: unknown } | null;
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('line is not a JSON object');
-        for (const k of ['completion', 'gold'] as const) if (v[k] === undefined) throw new Error(`missing field "${k}"`);
-        if (typeof v.completion !== 'string') throw new Error('"completion" must be a string');
-        if (typeof v.gold !== 'string' && typeof v.gold !== 'number') throw new Error('"gold" must be a string or number');
-        text = JSON.stringify(reward(v.completion, v.gold as Gold, { strict: values.strict }));
-      } catch (e) {
-        bad++;
-        const msg = (e as Error).message;
-        text = JSON.stringify({ error: e instanceof SyntaxError ? `bad JSON: ${msg}` : msg, line: n });
-      }
-      await out.write(text);
-    }
-    await out.end();
-    if (bad) console.error(`latentlm reward: ${bad} malformed line${bad > 1 ? 's' : ''}`);
-    return bad ? 1 : 0;
+    return mapJsonLines('reward', positionals[0], (line) => {
+      const v = JSON.parse(line) as { completion?: unknown; gold?: unknown } | null;
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('line is not a JSON object');
+      for (const k of ['completion', 'gold'] as const) if (v[k] === undefined) throw new Error(`missing field "${k}"`);
+      if (typeof v.completion !== 'string') throw new Error('"completion" must be a string');
+      if (typeof v.gold !== 'string' && typeof v.gold !== 'number') throw new Error('"gold" must be a string or number');
+      return JSON.stringify(reward(v.completion, v.gold as Gold, { strict: values.strict }));
+    });
   },
 };

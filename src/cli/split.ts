@@ -1,6 +1,6 @@
 // `latentlm split`: GSM8K JSONL rows in, {"question","steps","final"} lines out (see src/gsm8k.ts).
 import { parseGsm8kLine } from '../gsm8k.js';
-import { lineWriter, parseFlags, readLines, type Command } from './_args.js';
+import { mapJsonLines, parseFlags, type Command } from './_args.js';
 
 const help = `latentlm split [--annotations] [FILE]
 
@@ -21,24 +21,17 @@ export const splitCommand: Command = {
       console.log(help);
       return 0;
     }
-    const out = lineWriter();
-    let bad = 0;
-    let n = 0;
-    for await (const line of readLines(positionals[0])) {
-      n++;
-      if (!line.trim()) continue;
-      const r = parseGsm8kLine(line);
-      if (typeof r === 'string') {
-        bad++;
-        await out.write(JSON.stringify({ error: r, line: n }));
-        continue;
-      }
-      const o: Record<string, unknown> = { question: r.question, steps: r.steps, final: r.final };
-      if (values.annotations) o.annotations = r.annotations;
-      await out.write(JSON.stringify(o));
-    }
-    await out.end();
-    if (bad) console.error(`latentlm split: ${bad} malformed row${bad > 1 ? 's' : ''}`);
-    return bad ? 1 : 0;
+    return mapJsonLines(
+      'split',
+      positionals[0],
+      (line) => {
+        const r = parseGsm8kLine(line);
+        if (typeof r === 'string') throw new Error(r);
+        const o: Record<string, unknown> = { question: r.question, steps: r.steps, final: r.final };
+        if (values.annotations) o.annotations = r.annotations;
+        return JSON.stringify(o);
+      },
+      'row',
+    );
   },
 };

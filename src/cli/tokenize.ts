@@ -1,5 +1,5 @@
 // `latentlm tokenize`: JSON strings in, JSON arrays of token ids out (or the reverse with --decode).
-import { lineWriter, parseFlags, readLines, type Command } from './_args.js';
+import { mapJsonLines, parseFlags, type Command } from './_args.js';
 
 const help = `latentlm tokenize [--tokenizer PATH] [--decode] [FILE]
 
@@ -22,31 +22,14 @@ export const tokenizeCommand: Command = {
     // Imported here so that other commands do not pay for the embedded vocabulary at startup.
     const { Tokenizer } = await import('../tokenizer.js');
     const tok = await Tokenizer.load(values.tokenizer);
-    const out = lineWriter();
-    let bad = 0;
-    let n = 0;
-    for await (const line of readLines(positionals[0])) {
-      n++;
-      if (!line.trim()) continue;
-      let text: string;
-      try {
-        const v: unknown = JSON.parse(line);
-        if (values.decode) {
-          if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new Error('line must be a JSON array of non-negative integer ids');
-          text = JSON.stringify(tok.decode(v as number[]));
-        } else {
-          if (typeof v !== 'string') throw new Error('line must be a JSON string');
-          text = JSON.stringify(Array.from(tok.encode(v)));
-        }
-      } catch (e) {
-        bad++;
-        const msg = (e as Error).message;
-        text = JSON.stringify({ error: e instanceof SyntaxError ? `bad JSON: ${msg}` : msg, line: n });
+    return mapJsonLines('tokenize', positionals[0], (line) => {
+      const v: unknown = JSON.parse(line);
+      if (values.decode) {
+        if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new Error('line must be a JSON array of non-negative integer ids');
+        return JSON.stringify(tok.decode(v as number[]));
       }
-      await out.write(text);
-    }
-    await out.end();
-    if (bad) console.error(`latentlm tokenize: ${bad} malformed line${bad > 1 ? 's' : ''}`);
-    return bad ? 1 : 0;
+      if (typeof v !== 'string') throw new Error('line must be a JSON string');
+      return JSON.stringify(Array.from(tok.encode(v)));
+    });
   },
 };
