@@ -293,6 +293,15 @@ export function writeSafetensors(tensors: readonly WriteTensor[], metadata?: Rec
   return out;
 }
 
+/** The bf16 value nearest each f32 (round to nearest even), as f32: what bf16 storage holds. */
+export function roundToBf16(data: Float32Array): Float32Array {
+  const src = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Float32Array(data.length);
+  const dst = new Uint32Array(out.buffer);
+  for (let i = 0; i < out.length; i++) dst[i] = f32BitsToBf16(src[i]) << 16;
+  return out;
+}
+
 /** f32 -> raw bf16 bits (round to nearest even). */
 export function toBf16Bits(data: Float32Array): Uint16Array {
   const src = new Uint32Array(data.buffer, data.byteOffset, data.length);

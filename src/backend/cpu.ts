@@ -2,6 +2,7 @@
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
 import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
+import { roundToBf16 } from '../safetensors.js';
 
 class CpuTensor implements Tensor {
   constructor(readonly data: Float32Array | Int32Array, readonly dtype: DType, readonly label: string) {}
@@ -25,7 +26,7 @@ export class CpuBackend implements Backend {
   upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
     const d = (t as CpuTensor).data;
     if (offset + data.length > d.length) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${d.length})`);
-    d.set(data as never, offset);
+    d.set((t.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data) as never, offset);
   }
   async read(t: Tensor, offset = 0, length?: number) {
     const d = (t as CpuTensor).data;

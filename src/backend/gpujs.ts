@@ -42,6 +42,7 @@
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
 import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
+import { roundToBf16 } from '../safetensors.js';
 
 export type GpujsMode = 'gpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
 
@@ -540,7 +541,7 @@ export class GpujsBackend implements Backend {
   upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
     const d = this.T(t, 'upload').data;
     if (offset < 0 || offset + data.length > d.length) this.fail(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${d.length})`);
-    d.set(data as never, offset);
+    d.set((t.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data) as never, offset);
   }
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
     const d = this.T(t, 'read').data;

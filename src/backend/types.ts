@@ -11,7 +11,12 @@
 // - Tensors may be larger than one GPU binding (Qwen2-0.5B's embedding is 545 MB in f32): backends split
 //   them internally; callers never see it.
 
-export type DType = 'f32' | 'i32';
+/**
+ * 'bf16' is weight storage: bfloat16 where the backend can keep it (WebGPU: 2 bytes per element, packed in pairs;
+ * the host backends keep f32 arrays holding bf16-rounded values, so results are identical everywhere). A bf16 tensor
+ * is read-only for ops (an input, never an output); `upload` rounds to nearest even, `read` returns f32.
+ */
+export type DType = 'f32' | 'i32' | 'bf16';
 
 export interface Tensor {
   readonly size: number;

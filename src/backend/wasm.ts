@@ -10,6 +10,7 @@
 // `maxMemoryBytes` (WASM32: 4 GiB). Typed-array views are re-created whenever the buffer changes (growth
 // detaches the old ArrayBuffer).
 import simdWasm from '../generated/simd.wasm.js';
+import { roundToBf16 } from '../safetensors.js';
 import { instantiateEmbedded } from '../wasm.js';
 import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
 
@@ -216,7 +217,8 @@ export class WasmBackend implements Backend {
     if (offset < 0 || offset + data.length > w.size) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${w.size})`);
     const v = this.views();
     // Like CpuBackend (TypedArray.set converts values): f32 data into an i32 tensor is converted, not bit-cast.
-    (w.dtype === 'i32' ? v.i32 : v.f32).set(data, (w.ptr >>> 2) + offset);
+    // bf16 weights are kept as f32 holding bf16-rounded values (the kernels read f32)
+    (w.dtype === 'i32' ? v.i32 : v.f32).set(w.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data, (w.ptr >>> 2) + offset);
   }
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
     const w = this.T(t, 'read');

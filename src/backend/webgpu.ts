@@ -20,6 +20,7 @@
 // otherwise. `stats.merged` counts those fallbacks.
 import { kernels as KERNEL_FILES } from '../generated/kernels.js';
 import { BackendError } from './types.js';
+import { toBf16Bits } from '../safetensors.js';
 import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
 
@@ -76,6 +77,8 @@ interface Arg {
   split: number;
   /** Bind as array<vec4<f32>> (caller guarantees every ld4 index is a multiple of 4). */
   vec4?: boolean;
+  /** A bf16 tensor: bound as array<u32> holding element pairs, unpacked by the accessors (read-only). */
+  bf16?: boolean;
 }
 
 /** Rows [lo, hi) of an operand whose first element lies in chunk `chunk` (and may run into chunk + 1 when `pair`). */
@@ -110,7 +113,10 @@ interface Variant {
   uniformBytes: number;
 }
 
-const bytesOf = (elems: number) => Math.max(16, Math.ceil((elems * 4) / 16) * 16);
+/** Buffer bytes for `elems` elements of `eb` bytes, rounded up to 16 (a bf16 tensor can then always be read in u32s). */
+const bytesOf = (elems: number, eb = 4) => Math.max(16, Math.ceil((elems * eb) / 16) * 16);
+/** Bytes per element as stored. */
+const elemBytes = (dtype: DType) => (dtype === 'bf16' ? 2 : 4);
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
 
 /** Splits a kernel file into its `//#kernel <name>` sections; text before the first marker is shared by all. */
@@ -267,7 +273,8 @@ export class WebGPUBackend implements Backend {
   /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
   matmulWorkgroup: [number, number] = [16, 4];
   /** Counters for tests and benchmarks. */
-  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0 };
+  /** liveBytes/peakBytes: bytes of buffers in use (tensors and temporaries), not counting the reuse pool. */
+  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0 };
 
   private readonly device: GPUDevice;
   private readonly keepAlive: GPU;
@@ -392,6 +399,8 @@ export class WebGPUBackend implements Backend {
 
   /** A GPUBuffer of `bytes` (multiple of 16) filled with zeros: from the pool (cleared) or freshly created. */
   private buffer(bytes: number, label: string): GPUBuffer {
+    this.stats.liveBytes += bytes;
+    this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.liveBytes);
     const list = this.pool.get(bytes);
     if (list?.length) {
       const b = list.pop()!;
@@ -406,6 +415,7 @@ export class WebGPUBackend implements Backend {
   }
 
   private release(b: GPUBuffer): void {
+    this.stats.liveBytes -= b.size;
     if (this.pooled + b.size <= this.poolLimit) {
       const list = this.pool.get(b.size) ?? [];
       list.push(b);
@@ -459,6 +469,18 @@ export class WebGPUBackend implements Backend {
       owner.set(a.b0, n);
       if (a.b1) owner.set(a.b1, n);
       const rw = b.rw || spec.bufs.some((o) => o.rw && o.name !== n && args[o.name]?.b0 === a.b0);
+      if (a.bf16) {
+        // Two bf16 values per u32 (element i in the low half when i is even); bf16 -> f32 is a 16-bit shift.
+        if (rw) throw new BackendError(`${spec.file}/${spec.section}: '${n}' is a bf16 tensor, which ops only read`, 'webgpu');
+        for (let j = 0; j < (a.b1 ? 2 : 1); j++) {
+          lines.push(`@group(0) @binding(${binding}) var<storage, read> ${n}_${j}: array<u32>;`);
+          entries.push({ binding: binding++, visibility: STAGE_COMPUTE, buffer: { type: 'read-only-storage' } });
+        }
+        const word = a.b1 ? `select(${n}_1[(i - P.${n}_split) >> 1u], ${n}_0[i >> 1u], i < P.${n}_split)` : `${n}_0[i >> 1u]`;
+        lines.push(`fn ld_${n}(i: u32) -> f32 { let w = ${word}; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`);
+        lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(ld_${n}(i), ld_${n}(i + 1u), ld_${n}(i + 2u), ld_${n}(i + 3u)); }`);
+        continue;
+      }
       const et: ElemType = a.vec4 ? 'vec4' : st;
       const wt = et === 'vec4' ? 'vec4<f32>' : et;
       const access = rw ? 'read_write' : 'read';
@@ -511,7 +533,7 @@ export class WebGPUBackend implements Backend {
         const a = args[b.name];
         if (!a) return '-';
         const alias = spec.bufs.find((o) => o !== b && args[o.name]?.b0 === a.b0);
-        return `${a.vec4 ? 'v' : 's'}${a.b1 ? 2 : 1}${alias ? `=${alias.name}` : ''}`;
+        return `${a.bf16 ? 'h' : a.vec4 ? 'v' : 's'}${a.b1 ? 2 : 1}${alias ? `=${alias.name}` : ''}`;
       })
       .join(',');
     const key = `${spec.file}/${spec.section}|wg${spec.wg}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}`;
@@ -589,7 +611,9 @@ export class WebGPUBackend implements Backend {
   }
 
   private argOf(t: GpuTensor, p: Piece, vec4 = false): Arg {
-    return p.pair ? { b0: t.chunks[p.chunk], b1: t.chunks[p.chunk + 1], split: t.chunkLen(p.chunk), vec4 } : { b0: t.chunks[p.chunk], split: NO_SPLIT, vec4 };
+    const bf16 = t.dtype === 'bf16';
+    if (bf16) vec4 = false;
+    return p.pair ? { b0: t.chunks[p.chunk], b1: t.chunks[p.chunk + 1], split: t.chunkLen(p.chunk), vec4, bf16 } : { b0: t.chunks[p.chunk], split: NO_SPLIT, vec4, bf16 };
   }
 
   /**
@@ -599,19 +623,22 @@ export class WebGPUBackend implements Backend {
   private withWhole(what: string, body: (whole: (t: GpuTensor, rw: boolean) => Arg) => void): void {
     const temps = new Map<GpuTensor, { buf: GPUBuffer; rw: boolean }>();
     const whole = (t: GpuTensor, rw: boolean): Arg => {
-      if (!t.split) return { b0: t.chunks[0], split: NO_SPLIT };
+      const bf16 = t.dtype === 'bf16', eb = elemBytes(t.dtype);
+      if (!t.split) return { b0: t.chunks[0], split: NO_SPLIT, bf16 };
       let tmp = temps.get(t);
       if (!tmp) {
-        const bytes = bytesOf(t.size);
-        if (bytes > this.deviceBindingBytes) throw new BackendError(`${what}: tensor '${t.label}' (${t.size * 4} bytes) is larger than one binding (${this.deviceBindingBytes} bytes) and ${what} does not split tensors`, 'webgpu');
+        const bytes = bytesOf(t.size, eb);
+        if (bytes > this.deviceBindingBytes) throw new BackendError(`${what}: tensor '${t.label}' (${t.size * eb} bytes) is larger than one binding (${this.deviceBindingBytes} bytes) and ${what} does not split tensors`, 'webgpu');
+        if (bf16 && rw) throw new BackendError(`${what}: '${t.label}' is a bf16 tensor, which ops only read`, 'webgpu');
         const buf = this.buffer(bytes, `${t.label} (merged)`);
         const e = this.copyEncoder();
-        t.chunks.forEach((c, i) => e.copyBufferToBuffer(c, 0, buf, i * t.chunkElems * 4, t.chunkLen(i) * 4));
+        // chunk byte lengths are multiples of 4 (chunks hold an even number of bf16 elements; buffers round up)
+        t.chunks.forEach((c, i) => e.copyBufferToBuffer(c, 0, buf, i * t.chunkElems * eb, Math.ceil((t.chunkLen(i) * eb) / 4) * 4));
         temps.set(t, (tmp = { buf, rw }));
         this.stats.merged++;
       }
       tmp.rw ||= rw;
-      return { b0: tmp.buf, split: NO_SPLIT };
+      return { b0: tmp.buf, split: NO_SPLIT, bf16 };
     };
     body(whole);
     for (const [t, { buf, rw }] of temps) {
@@ -633,12 +660,14 @@ export class WebGPUBackend implements Backend {
   alloc(size: number, dtype: DType = 'f32', label = ''): Tensor {
     this.live('alloc');
     if (!Number.isInteger(size) || size < 0) throw new BackendError(`alloc '${label}': size must be a non-negative integer (got ${size})`, 'webgpu');
-    if (dtype !== 'f32' && dtype !== 'i32') throw new BackendError(`alloc '${label}': unknown dtype ${dtype}`, 'webgpu');
-    if (size * 4 > this.maxTensorBytes) throw new BackendError(`alloc '${label}': ${size * 4} bytes exceed maxTensorBytes (${this.maxTensorBytes})`, 'webgpu');
-    const ce = this.chunkElems;
+    if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'bf16') throw new BackendError(`alloc '${label}': unknown dtype ${dtype}`, 'webgpu');
+    const eb = elemBytes(dtype);
+    if (size * eb > this.maxTensorBytes) throw new BackendError(`alloc '${label}': ${size * eb} bytes exceed maxTensorBytes (${this.maxTensorBytes})`, 'webgpu');
+    // a chunk holds the same bytes whatever the dtype: twice the elements for bf16 (an even count)
+    const ce = this.chunkElems * (4 / eb);
     const n = Math.max(1, cdiv(size, ce));
     const chunks: GPUBuffer[] = [];
-    for (let c = 0; c < n; c++) chunks.push(this.buffer(bytesOf(Math.min(ce, size - c * ce)), n > 1 ? `${label}[${c}]` : label));
+    for (let c = 0; c < n; c++) chunks.push(this.buffer(bytesOf(Math.min(ce, size - c * ce), eb), n > 1 ? `${label}[${c}]` : label));
     return new GpuTensor(size, dtype, label, chunks, ce);
   }
 
@@ -655,10 +684,50 @@ export class WebGPUBackend implements Backend {
     if (offset < 0 || offset + data.length > g.size) throw new BackendError(`upload of ${data.length} elements at ${offset} overflows tensor '${g.label}' (${g.size})`, 'webgpu');
     // queue.writeBuffer runs before the next submit, i.e. before ops already encoded: submit those first.
     this.flush();
+    if (g.dtype === 'bf16') return this.uploadBf16(g, data, offset);
     for (const p of this.pieces(g, offset, 1, 1, data.length, 'upload')) {
       const start = offset + p.lo;
       this.device.queue.writeBuffer(g.chunks[p.chunk], (start - p.chunk * g.chunkElems) * 4, data as Float32Array<ArrayBuffer>, p.lo, p.hi - p.lo);
     }
+  }
+
+  /** bf16 upload: rounded to nearest even and packed in pairs; writes are whole u32s, so offsets must be even. */
+  private uploadBf16(g: GpuTensor, data: Float32Array | Int32Array, offset: number): void {
+    if (offset % 2 !== 0 || (data.length % 2 !== 0 && offset + data.length !== g.size)) {
+      throw new BackendError(`upload to bf16 tensor '${g.label}': offset and length must be even (or reach the end)`, 'webgpu');
+    }
+    const bits = toBf16Bits(data instanceof Float32Array ? data : Float32Array.from(data));
+    for (const p of this.pieces(g, offset, 1, 1, data.length, 'upload')) {
+      const n = p.hi - p.lo;
+      const words = new Uint16Array(n + (n % 2)); // the buffer is rounded up to 16 bytes, so the pad stays inside
+      words.set(bits.subarray(p.lo, p.hi));
+      this.device.queue.writeBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 2, words.buffer as ArrayBuffer, 0, words.byteLength);
+    }
+  }
+
+  /** bf16 read: whole u32s around the range (chunk borders are even, buffers round up), widened to f32. */
+  private async readBf16(g: GpuTensor, offset: number, len: number): Promise<Float32Array> {
+    const lo = offset & ~1, hi = (offset + len + 1) & ~1, real = Math.min(hi, g.size) - lo;
+    const staging = this.device.createBuffer({ size: (hi - lo) * 2, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
+    const e = this.copyEncoder();
+    for (const p of this.pieces(g, lo, 1, 1, real, 'read')) {
+      e.copyBufferToBuffer(g.chunks[p.chunk], (lo + p.lo - p.chunk * g.chunkElems) * 2, staging, p.lo * 2, Math.ceil(((p.hi - p.lo) * 2) / 4) * 4);
+    }
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_MODE_READ);
+    } catch (err) {
+      await this.settle().catch(() => {});
+      throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
+    }
+    const half = new Uint16Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    await this.settle();
+    const out = new Float32Array(len);
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < len; i++) bits[i] = half[offset - lo + i] << 16;
+    return out;
   }
 
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
@@ -666,6 +735,7 @@ export class WebGPUBackend implements Backend {
     const g = this.T(t, 'read');
     const len = length ?? g.size - offset;
     if (offset < 0 || len < 0 || offset + len > g.size) throw new BackendError(`read of ${len} elements at ${offset} is outside tensor '${g.label}' (${g.size})`, 'webgpu');
+    if (g.dtype === 'bf16' && len > 0) return this.readBf16(g, offset, len);
     const out = g.dtype === 'i32' ? new Int32Array(len) : new Float32Array(len);
     if (len === 0) {
       await this.sync();
@@ -696,10 +766,12 @@ export class WebGPUBackend implements Backend {
     this.live('zero');
     const g = this.T(t, 'zero');
     const len = length ?? g.size - offset;
+    if (g.dtype === 'bf16' && (offset !== 0 || len !== g.size)) throw new BackendError(`zero of bf16 tensor '${g.label}': only the whole tensor`, 'webgpu');
+    const eb = elemBytes(g.dtype);
     const ps = this.pieces(g, offset, 1, 1, len, 'zero');
     if (!ps.length) return;
     const e = this.copyEncoder();
-    for (const p of ps) e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 4, (p.hi - p.lo) * 4);
+    for (const p of ps) e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
   }
 
   copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {

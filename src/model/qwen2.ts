@@ -214,15 +214,17 @@ export class Qwen2 {
    * F32/BF16/F16). Each tensor is converted, uploaded and released one at a time, so peak host memory stays near
    * one tensor beyond the file bytes. `latent.*` tensors saved by this package come back too.
    */
-  static async load(be: Backend, source: Source, opts: LoadOptions = {}): Promise<Qwen2> {
+  static async load(be: Backend, source: Source, opts: LoadOptions & { storage?: 'f32' | 'bf16' } = {}): Promise<Qwen2> {
     const ckpt = await loadHfCheckpoint(source, opts);
     const m = new Qwen2(be, ckpt.config);
     const expected = qwen2ParamShapes(ckpt.config);
+    // storage 'bf16': every weight kept as bf16 and frozen (inference, or the frozen trunk of two-trunk training)
     for (const [name, shape] of expected) {
       const t = ckpt.tensors.get(name)!;
-      m.addParam(name, shape, t.data);
+      m.addParam(name, shape, t.data, opts.storage ?? 'f32');
       t.release();
     }
+    if (opts.storage === 'bf16') m.setTrainable(() => false);
     for (const [name, t] of ckpt.tensors)
       if (name.startsWith('latent.')) {
         m.addParam(name, t.shape, t.data);
@@ -239,11 +241,11 @@ export class Qwen2 {
   }
 
   /** Adds (or replaces) a parameter; trainable by default. */
-  addParam(name: string, shape: number[], data?: Float32Array): Tensor {
+  addParam(name: string, shape: number[], data?: Float32Array, dtype: 'f32' | 'bf16' = 'f32'): Tensor {
     const n = shape.reduce((a, b) => a * b, 1);
     const old = this.params.get(name);
     if (old) this.be.free(old);
-    const t = this.be.alloc(n, 'f32', name);
+    const t = this.be.alloc(n, dtype, name);
     if (data) this.be.upload(t, data);
     this.params.set(name, t);
     this.shapes.set(name, shape);
@@ -273,6 +275,25 @@ export class Qwen2 {
 
   trainableNames(): string[] {
     return [...this.params.keys()].filter((n) => this.trainable.has(n));
+  }
+
+  /**
+   * Re-stores every frozen parameter as bf16 (half the device memory on WebGPU: the frozen language trunk in two-trunk
+   * mode, or the whole model for inference). Trainable parameters stay f32: AdamW needs f32 master weights.
+   * Returns the number of elements converted.
+   */
+  async storeFrozenAs(dtype: 'bf16'): Promise<number> {
+    let n = 0;
+    for (const [name, t] of [...this.params]) {
+      if (this.trainable.has(name) || t.dtype === dtype) continue;
+      const data = (await this.be.read(t)) as Float32Array;
+      const h = this.be.alloc(t.size, dtype, name);
+      this.be.upload(h, data);
+      this.be.free(t);
+      this.params.set(name, h);
+      n += t.size;
+    }
+    return n;
   }
 
   /** Copies the layers and final norm into a trainable latent trunk and freezes the language trunk. */
