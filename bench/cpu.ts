@@ -12,7 +12,7 @@ export interface BenchRow {
   wasmGflops: number;
 }
 
-interface Case {
+export interface MatmulCase {
   shape: string;
   M: number;
   N: number;
@@ -20,8 +20,8 @@ interface Case {
   opts: MatmulOptions;
 }
 
-function cases(): Case[] {
-  const out: Case[] = [];
+function cases(): MatmulCase[] {
+  const out: MatmulCase[] = [];
   const linear = (model: string, rows: number, inF: number, outF: number) => {
     out.push({ shape: `${model} fwd   [${rows}x${inF}] -> ${outF} (transB)`, M: rows, N: outF, K: inF, opts: { transB: true } });
     out.push({ shape: `${model} dX    [${rows}x${outF}] -> ${inF} (plain)`, M: rows, N: inF, K: outF, opts: { accumulate: true } });
@@ -32,13 +32,16 @@ function cases(): Case[] {
   return out;
 }
 
-/** Best-of timing: repeats until `budgetMs` is used (at least once), returns GFLOP/s of the fastest run. */
-function time(be: Backend, c: Case, budgetMs: number): number {
+/**
+ * Best-of timing of one synchronous matmul: repeats until `budgetMs` is used (at least once), returns GFLOP/s of the
+ * fastest run. Shared by the wasm and gpu.js benches (both run matmul synchronously; WebGPU has its own async timer).
+ */
+export function timeMatmul(be: Backend, c: MatmulCase, budgetMs: number): number {
   const a = be.alloc(c.M * c.K), b = be.alloc(c.N * c.K), out = be.alloc(c.M * c.N);
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1);
   be.upload(a, fill(c.M * c.K));
   be.upload(b, fill(c.N * c.K));
-  be.matmul(a, b, out, c.M, c.N, c.K, c.opts); // warm-up (JIT tier-up, memory growth)
+  be.matmul(a, b, out, c.M, c.N, c.K, c.opts); // warm-up: JIT tier-up, memory growth, gpu.js kernel compile for this shape
   let best = Infinity;
   const t0 = performance.now();
   do {
@@ -55,7 +58,7 @@ export async function benchCpu(opts: { budgetMs?: number; log?: (line: string) =
   const js = new CpuBackend(), wasm = await createWasmBackend();
   const rows: BenchRow[] = [];
   for (const c of cases()) {
-    const row = { shape: c.shape, jsGflops: time(js, c, budget), wasmGflops: time(wasm, c, budget) };
+    const row = { shape: c.shape, jsGflops: timeMatmul(js, c, budget), wasmGflops: timeMatmul(wasm, c, budget) };
     rows.push(row);
     opts.log?.(`${row.shape.padEnd(44)} js ${row.jsGflops.toFixed(2).padStart(6)}  wasm ${row.wasmGflops.toFixed(2).padStart(6)} GFLOP/s  x${(row.wasmGflops / row.jsGflops).toFixed(1)}`);
   }

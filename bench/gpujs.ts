@@ -6,7 +6,7 @@
 // Run: npx tsx bench/gpujs.ts
 import { CpuBackend } from '../src/backend/cpu.js';
 import { createGpujsBackend } from '../src/backend/gpujs.js';
-import type { Backend, MatmulOptions } from '../src/backend/types.js';
+import { type MatmulCase, timeMatmul } from './cpu.js';
 
 export interface GpujsBenchRow {
   shape: string;
@@ -16,36 +16,11 @@ export interface GpujsBenchRow {
   ratio: number;
 }
 
-interface Case {
-  shape: string;
-  M: number;
-  N: number;
-  K: number;
-  opts: MatmulOptions;
-}
-
-const CASES: Case[] = [
+const CASES: MatmulCase[] = [
   { shape: 'fwd [64x896] x W^T[896x896] (transB)', M: 64, N: 896, K: 896, opts: { transB: true } },
   { shape: 'dX  [64x896] x W[896x896] (plain)', M: 64, N: 896, K: 896, opts: { accumulate: true } },
   { shape: 'dW  dY^T[896x64] x X[64x896] (transA)', M: 896, N: 896, K: 64, opts: { transA: true, accumulate: true } },
 ];
-
-function time(be: Backend, c: Case, budgetMs: number): number {
-  const a = be.alloc(c.M * c.K), b = be.alloc(c.N * c.K), out = be.alloc(c.M * c.N);
-  const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1);
-  be.upload(a, fill(c.M * c.K));
-  be.upload(b, fill(c.N * c.K));
-  be.matmul(a, b, out, c.M, c.N, c.K, c.opts); // warm-up: JIT, kernel compile for this shape
-  let best = Infinity;
-  const t0 = performance.now();
-  do {
-    const s = performance.now();
-    be.matmul(a, b, out, c.M, c.N, c.K, c.opts);
-    best = Math.min(best, performance.now() - s);
-  } while (performance.now() - t0 < budgetMs);
-  be.free(a); be.free(b); be.free(out);
-  return (2 * c.M * c.N * c.K) / (best * 1e-3) / 1e9;
-}
 
 export async function benchGpujs(opts: { budgetMs?: number; log?: (line: string) => void } = {}): Promise<GpujsBenchRow[]> {
   const budget = opts.budgetMs ?? 1000;
@@ -54,7 +29,7 @@ export async function benchGpujs(opts: { budgetMs?: number; log?: (line: string)
   const rows: GpujsBenchRow[] = [];
   try {
     for (const c of CASES) {
-      const jsG = time(js, c, budget), gjG = time(gj, c, budget);
+      const jsG = timeMatmul(js, c, budget), gjG = timeMatmul(gj, c, budget);
       const row = { shape: `${c.shape} [${(gj as { mode?: string }).mode ?? 'gpujs'}]`, jsGflops: +jsG.toFixed(3), gpujsGflops: +gjG.toFixed(3), ratio: +(gjG / jsG).toFixed(2) };
       rows.push(row);
       opts.log?.(`${row.shape.padEnd(52)} js ${jsG.toFixed(2).padStart(6)}  gpujs ${gjG.toFixed(2).padStart(6)} GFLOP/s  x${row.ratio}`);

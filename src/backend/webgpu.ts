@@ -705,13 +705,16 @@ export class WebGPUBackend implements Backend {
     }
   }
 
-  /** bf16 read: whole u32s around the range (chunk borders are even, buffers round up), widened to f32. */
-  private async readBf16(g: GpuTensor, offset: number, len: number): Promise<Float32Array> {
-    const lo = offset & ~1, hi = (offset + len + 1) & ~1, real = Math.min(hi, g.size) - lo;
-    const staging = this.device.createBuffer({ size: (hi - lo) * 2, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
+  /**
+   * Copies elements [from, from+count) of `g` (element size `eb` bytes) into one mappable staging buffer, waits for it
+   * and returns its bytes. Copy sizes are rounded up to whole u32s (WebGPU's copy granularity; buffers are padded).
+   * A failed map (lost device, OOM) becomes a BackendError naming the tensor instead of a hang.
+   */
+  private async readStaged(g: GpuTensor, from: number, count: number, eb: number): Promise<ArrayBuffer> {
+    const staging = this.device.createBuffer({ size: Math.ceil((count * eb) / 4) * 4, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
     const e = this.copyEncoder();
-    for (const p of this.pieces(g, lo, 1, 1, real, 'read')) {
-      e.copyBufferToBuffer(g.chunks[p.chunk], (lo + p.lo - p.chunk * g.chunkElems) * 2, staging, p.lo * 2, Math.ceil(((p.hi - p.lo) * 2) / 4) * 4);
+    for (const p of this.pieces(g, from, 1, 1, count, 'read')) {
+      e.copyBufferToBuffer(g.chunks[p.chunk], (from + p.lo - p.chunk * g.chunkElems) * eb, staging, p.lo * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
     }
     this.flush();
     try {
@@ -720,14 +723,11 @@ export class WebGPUBackend implements Backend {
       await this.settle().catch(() => {});
       throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
     }
-    const half = new Uint16Array(staging.getMappedRange().slice(0));
+    const bytes = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
     await this.settle();
-    const out = new Float32Array(len);
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < len; i++) bits[i] = half[offset - lo + i] << 16;
-    return out;
+    return bytes;
   }
 
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
@@ -735,30 +735,18 @@ export class WebGPUBackend implements Backend {
     const g = this.T(t, 'read');
     const len = length ?? g.size - offset;
     if (offset < 0 || len < 0 || offset + len > g.size) throw new BackendError(`read of ${len} elements at ${offset} is outside tensor '${g.label}' (${g.size})`, 'webgpu');
-    if (g.dtype === 'bf16' && len > 0) return this.readBf16(g, offset, len);
-    const out = g.dtype === 'i32' ? new Int32Array(len) : new Float32Array(len);
     if (len === 0) {
       await this.sync();
-      return out;
+      return g.dtype === 'i32' ? new Int32Array(0) : new Float32Array(0);
     }
-    const staging = this.device.createBuffer({ size: len * 4, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
-    const e = this.copyEncoder();
-    for (const p of this.pieces(g, offset, 1, 1, len, 'read')) {
-      e.copyBufferToBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 4, staging, p.lo * 4, (p.hi - p.lo) * 4);
-    }
-    this.flush();
-    try {
-      await staging.mapAsync(MAP_MODE_READ);
-    } catch (err) {
-      await this.settle().catch(() => {});
-      throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
-    }
-    const src = staging.getMappedRange();
-    if (g.dtype === 'i32') (out as Int32Array).set(new Int32Array(src));
-    else (out as Float32Array).set(new Float32Array(src));
-    staging.unmap();
-    staging.destroy();
-    await this.settle();
+    if (g.dtype === 'i32') return new Int32Array(await this.readStaged(g, offset, len, 4));
+    if (g.dtype === 'f32') return new Float32Array(await this.readStaged(g, offset, len, 4));
+    // bf16: read whole u32s around the range (chunk borders are even, buffers round up), widen to f32.
+    const lo = offset & ~1, hi = (offset + len + 1) & ~1;
+    const half = new Uint16Array(await this.readStaged(g, lo, Math.min(hi, g.size) - lo, 2), 0, hi - lo);
+    const out = new Float32Array(len);
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < len; i++) bits[i] = half[offset - lo + i] << 16;
     return out;
   }
 
