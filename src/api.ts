@@ -31,6 +31,7 @@ export { latentUsage, LatentDecoder, collectLatents, usageVerdict } from './late
 export { Phase1Trainer } from './latent/trainer.js';
 export type { Phase1Options, StepRecord, EvalRecord } from './latent/trainer.js';
 export { phase1Report } from './latent/report.js';
+export { compareRuns, type RunForComparison, type RunComparison } from './latent/compare.js';
 export { linePlot, barPlot, multiPanel } from './plot.js';
 export { loadDefaultModel, loadModel, loadData, splitRow, wrapTokenizer } from './app/setup.js';
 export type { ModelTokenizer } from './app/setup.js';

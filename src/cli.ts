@@ -3,6 +3,7 @@
 // Each command lives in src/cli/<name>.ts and exports a Command ({name, summary, help, run}); adding one is
 // one import and one entry in COMMANDS.
 import { UsageError, type Command } from './cli/_args.js';
+import { compareCommand } from './cli/compare.js';
 import { dumpCommand } from './cli/dump.js';
 import { rewardCommand } from './cli/reward.js';
 import { splitCommand } from './cli/split.js';
@@ -10,7 +11,7 @@ import { tokenizeCommand } from './cli/tokenize.js';
 import { trainCommand } from './cli/train.js';
 import { rlCommand } from './cli/rl.js';
 
-const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand];
+const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand, compareCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -51,7 +51,7 @@ describe.concurrent('latentlm CLI', () => {
   });
 
   it('every command has --help', async () => {
-    for (const c of ['tokenize', 'split', 'reward']) {
+    for (const c of ['tokenize', 'split', 'reward', 'compare']) {
       const r = await cli([c, '--help']);
       expect(r.code, c).toBe(0);
       expect(r.stdout, c).toMatch(new RegExp(`^latentlm ${c} `));
@@ -166,5 +166,46 @@ describe.concurrent('latentlm CLI', () => {
     const missing = await cli(['tokenize', '--tokenizer', '/nonexistent/tok'], input);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/latentlm tokenize: .*\/nonexistent\/tok/);
+  });
+
+  it('compare: overlays run directories in one SVG and prints their last evaluations; bad runs are named', async () => {
+    const { mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const dir = join(ROOT, 'test', '.tmp', 'cli-compare');
+    rmSync(dir, { recursive: true, force: true });
+    const ev = (step: number, post: number, gaps?: [number, number, number], acc?: [number, number]) =>
+      JSON.stringify({
+        type: 'eval', step, testLoss: post / 4, postBreakLoss: post,
+        usage: gaps ? { gapZeroed: gaps[0], gapSwapped: gaps[1], gapRemoved: gaps[2] } : {},
+        ...(acc ? { accuracy: acc[0], accuracyNoLatents: acc[1] } : {}),
+      });
+    const step = (n: number) => JSON.stringify({ type: 'step', step: n, loss: 1 });
+    mkdirSync(join(dir, 'plain'), { recursive: true });
+    mkdirSync(join(dir, 'lat'), { recursive: true });
+    mkdirSync(join(dir, 'broken'), { recursive: true });
+    writeFileSync(join(dir, 'plain', 'metrics.jsonl'), [step(1), ev(0, 1.3), step(2), ev(200, 0.91, undefined, [0.25, NaN])].join('\n') + '\n');
+    writeFileSync(join(dir, 'lat', 'metrics.jsonl'), [ev(0, 6.5, [0.2, -0.1, -5]), ev(200, 0.875, [3, 0.0125, 1.25], [0.5, 0])].join('\n') + '\n');
+    writeFileSync(join(dir, 'broken', 'metrics.jsonl'), ev(0, 1) + '\n{"type":"eval",\n');
+    const out = join(dir, 'cmp.svg');
+    const r = await cli(['compare', join(dir, 'plain'), join(dir, 'lat') + '/', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('| plain | 200 | 0.228 | 0.910 | – | – | – | 25.0 % / – |');
+    expect(r.stdout).toContain('| lat | 200 | 0.219 | 0.875 | +3.000 | +0.013 | +1.250 | 50.0 % / 0.0 % |');
+    const svg = readFileSync(out, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    // five panels: post-break loss, test loss, swapped gap, removed gap, accuracy
+    expect(svg.match(/<svg/g)!.length).toBe(6);
+    expect(svg).not.toMatch(/NaN/);
+    const named = await cli(['compare', join(dir, 'plain'), join(dir, 'lat'), '--names', 'a,b', '--out', out]);
+    expect(named.stdout).toMatch(/^\| a \| 200 /m);
+    const badNames = await cli(['compare', join(dir, 'plain'), '--names', 'a,b']);
+    expect(badNames.code).toBe(2);
+    const broken = await cli(['compare', join(dir, 'broken'), '--out', out]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/broken\/metrics\.jsonl:2: invalid JSON/);
+    const missing = await cli(['compare', join(dir, 'nope')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/nope\/metrics\.jsonl: not found/);
+    const none = await cli(['compare']);
+    expect(none.code).toBe(2);
   });
 });
