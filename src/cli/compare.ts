@@ -1,8 +1,8 @@
 // `latentlm compare RUN_DIR...`: phase-1 runs (examples/train.ts --out DIR) overlaid in one SVG, plus a markdown table
 // of their last evaluations. The usual use: a latent run against its `--latents 0` and `--baseline pause` controls.
 import { basename } from 'node:path';
-import { readText, sourceExists, writeFileAtomic } from '../io.js';
-import { readJsonl } from '../jsonl.js';
+import { joinSource, sourceExists, writeFileAtomic } from '../io.js';
+import { readJsonlFile } from '../jsonl.js';
 import { compareRuns, type RunForComparison } from '../latent/compare.js';
 import type { EvalRecord } from '../latent/trainer.js';
 import { type Command, parseFlags, UsageError } from './_args.js';
@@ -31,9 +31,9 @@ export const compareCommand: Command = {
     if (names.length !== positionals.length) throw new UsageError(`compare: --names has ${names.length} labels for ${positionals.length} runs`);
     const runs: RunForComparison[] = [];
     for (const [i, dir] of positionals.entries()) {
-      const file = `${dir.replace(/[/\\]+$/, '')}/metrics.jsonl`;
+      const file = joinSource(dir, 'metrics.jsonl');
       if (!(await sourceExists(file))) throw new Error(`${file}: not found (is ${dir} a run directory from examples/train.ts --out?)`);
-      const rows = readJsonl<{ type?: string }>(await readText(file), { file });
+      const rows = await readJsonlFile<{ type?: string }>(file);
       const evals = rows.filter((r): r is EvalRecord => r.type === 'eval');
       if (!evals.length) throw new Error(`${file}: no evaluation lines ({"type":"eval",...}); a phase-1 run writes one every --eval-every steps`);
       runs.push({ name: names[i]!, evals });
