@@ -404,3 +404,24 @@ export function expansionReport(rows: { annotations: Annotation[]; line?: number
   });
   return report;
 }
+
+const pct = (k: number, n: number) => (n ? ((100 * k) / n).toFixed(1) : '0.0') + '%';
+
+/** The report as text: totals, then each failure reason with its count and up to `examples` rows (rows whose
+ *  details differ in more than their numbers and expressions first, so different causes show). */
+export function formatExpandReport(r: ExpandReport, examples = 2): string {
+  const out = [
+    `annotations ${r.annotations}`,
+    `expanded    ${r.expanded} (${pct(r.expanded, r.annotations)}), of which trivial (one step) ${r.trivial} (${pct(r.trivial, r.annotations)})`,
+    `kept as written ${r.annotations - r.expanded} (${pct(r.annotations - r.expanded, r.annotations)}):`,
+  ];
+  for (const [reason, n] of Object.entries(r.failures)) {
+    out.push(`  ${reason.padEnd(12)} ${n}`);
+    const all = r.rows.filter((x) => x.reason === reason);
+    const kind = (x: (typeof all)[number]) => x.detail.replace(/'[^']*'|[\d./]+/g, '');
+    const distinct = all.filter((x, i) => all.findIndex((y) => kind(y) === kind(x)) === i);
+    const shown = [...distinct, ...all.filter((x) => !distinct.includes(x))].slice(0, examples);
+    for (const x of shown) out.push(`      line ${x.line} #${x.index}: <<${x.expr}=${x.result}>>  ${x.detail}`);
+  }
+  return out.join('\n');
+}
