@@ -114,16 +114,17 @@ describe.concurrent('latentlm CLI', () => {
     ]);
     const r = await cli(['split', '--report', '--max-steps', '2'], input);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^\{"error":.*"line":3\}\nannotations 3\nexpanded    0 \(0\.0%\)/);
+    expect(r.stdout).toMatch(/^annotations 3\nexpanded    0 \(0\.0%\)/);
+    expect(r.stdout).toMatch(/\nmalformed rows 1 \(not counted above\):\n  line 3: bad JSON/);
+    expect(r.stderr).toMatch(/1 malformed row/);
     expect(r.stdout).toMatch(/too-long +1\n +line 1 #0: <<48\*37=1776>> +3 steps \(max 2\)/);
     expect(r.stdout).toMatch(/wrong-result +1\n/);
-    const both = await cli(['split', '--expand', '--report'], JSON.stringify(row));
-    expect(both.code).toBe(0);
-    expect(lines(both.stdout)).toHaveLength(1);
-    expect(both.stderr).toMatch(/^annotations 3\nexpanded    1 \(33\.3%\), of which trivial \(one step\) 0/);
     const bad = await cli(['split', '--max-steps', '0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--max-steps must be a positive integer, got '0'/);
+    const both = await cli(['split', '--report', '--expand']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--report prints only the summary/);
   });
 
   it.skipIf(!haveData)('split FILE: the whole GSM8K test split matches the library', async () => {

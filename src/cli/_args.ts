@@ -82,25 +82,25 @@ export function lineWriter(): { write(line: string): Promise<void> | void; end()
 
 /**
  * The JSON-lines loop every filter command shares: each non-blank input line goes through `map`, whose return value
- * is printed (null prints nothing); a line `map` throws on prints {"error", "line"} in its place (bad JSON is labelled
- * as such), and the exit code is 1 if any line was malformed. `map` also gets the 1-based line number.
+ * is printed; a line `map` throws on prints {"error", "line"} in its place (bad JSON is labelled as such), and the
+ * exit code is 1 if any line was malformed.
  */
-export async function mapJsonLines(cmd: string, file: string | undefined, map: (line: string, lineNo: number) => string | null, what = 'line'): Promise<number> {
+export async function mapJsonLines(cmd: string, file: string | undefined, map: (line: string) => string, what = 'line'): Promise<number> {
   const out = lineWriter();
   let bad = 0;
   let n = 0;
   for await (const line of readLines(file)) {
     n++;
     if (!line.trim()) continue;
-    let text: string | null;
+    let text: string;
     try {
-      text = map(line, n);
+      text = map(line);
     } catch (e) {
       bad++;
       const msg = (e as Error).message;
       text = JSON.stringify({ error: e instanceof SyntaxError ? `bad JSON: ${msg}` : msg, line: n });
     }
-    if (text !== null) await out.write(text);
+    await out.write(text);
   }
   await out.end();
   if (bad) console.error(`latentlm ${cmd}: ${bad} malformed ${what}${bad > 1 ? 's' : ''}`);

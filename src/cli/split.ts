@@ -1,7 +1,7 @@
 // `latentlm split`: GSM8K JSONL rows in, {"question","steps","final"} lines out (see src/gsm8k.ts).
 import { parseGsm8kLine, type Annotation } from '../gsm8k.js';
 import { expandAnnotations, expansionReport, formatExpandReport, DEFAULT_MAX_STEPS } from '../expand.js';
-import { mapJsonLines, parseFlags, UsageError, type Command } from './_args.js';
+import { mapJsonLines, parseFlags, readLines, UsageError, type Command } from './_args.js';
 
 const help = `latentlm split [--annotations] [--expand] [--report] [--max-steps N] [FILE]
 
@@ -12,7 +12,7 @@ cut starts with the result), without the final "#### N" line; final is N without
   --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
   --expand        also print "expansions": one per annotation, {"ok":true,"steps":["48 * 30 = 1440", ...]} or
                   {"ok":false,"reason","detail"} (reasons: unparsed, wrong-result, too-long, unsupported, no-result)
-  --report        print a coverage summary of the expansion instead of the rows (to stderr with --expand)
+  --report        print only a coverage summary of the expansion (share expanded, failures by reason with examples)
   --max-steps N   longest expansion accepted (default ${DEFAULT_MAX_STEPS}); longer ones are 'too-long'
 Blank lines are skipped. A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
@@ -33,15 +33,16 @@ export const splitCommand: Command = {
     }
     const maxSteps = values['max-steps'] === undefined ? DEFAULT_MAX_STEPS : Number(values['max-steps']);
     if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new UsageError(`split: --max-steps must be a positive integer, got '${values['max-steps']}'`);
-    const seen: { annotations: Annotation[]; line: number }[] = [];
-    const code = await mapJsonLines(
+    if (values.report) {
+      if (values.expand || values.annotations) throw new UsageError('split: --report prints only the summary; run it without --expand/--annotations');
+      return reportCoverage(positionals[0], maxSteps);
+    }
+    return mapJsonLines(
       'split',
       positionals[0],
-      (line, lineNo) => {
+      (line) => {
         const r = parseGsm8kLine(line);
         if (typeof r === 'string') throw new Error(r);
-        if (values.report) seen.push({ annotations: r.annotations, line: lineNo });
-        if (values.report && !values.expand) return null;
         const o: Record<string, unknown> = { question: r.question, steps: r.steps, final: r.final };
         if (values.annotations) o.annotations = r.annotations;
         if (values.expand) o.expansions = expandAnnotations(r.annotations, { maxSteps });
@@ -49,7 +50,24 @@ export const splitCommand: Command = {
       },
       'row',
     );
-    if (values.report) (values.expand ? console.error : console.log)(formatExpandReport(expansionReport(seen, { maxSteps })));
-    return code;
   },
 };
+
+/** `split --report`: expands every annotation of FILE and prints the summary; malformed rows are listed, exit 1. */
+async function reportCoverage(file: string | undefined, maxSteps: number): Promise<number> {
+  const rows: { annotations: Annotation[]; line: number }[] = [];
+  const malformed: string[] = [];
+  let n = 0;
+  for await (const line of readLines(file)) {
+    n++;
+    if (!line.trim()) continue;
+    const r = parseGsm8kLine(line);
+    if (typeof r === 'string') malformed.push(`line ${n}: ${r}`);
+    else rows.push({ annotations: r.annotations, line: n });
+  }
+  console.log(formatExpandReport(expansionReport(rows, { maxSteps })));
+  if (!malformed.length) return 0;
+  console.log(`malformed rows ${malformed.length} (not counted above):\n${malformed.map((m) => `  ${m}`).join('\n')}`);
+  console.error(`latentlm split: ${malformed.length} malformed row${malformed.length > 1 ? 's' : ''}`);
+  return 1;
+}
