@@ -7,7 +7,7 @@
 import wasmB64 from './generated/text.wasm.js';
 import { base64ToBytes } from './wasm.js';
 
-interface TextExports {
+export interface TextExports {
   memory: WebAssembly.Memory;
   ensureInput(units: number): number;
   ensureTable(ints: number): number;
@@ -125,4 +125,9 @@ export function rewardRaw(completions: readonly string[], golds: readonly string
     res.push({ reward: out[4 * r], format: out[4 * r + 1], extracted: len ? dec.decode(ascii.subarray(a, a + len)) : '' });
   }
   return res;
+}
+
+/** The instance, for entry points whose JS side lives in their own file (annotation expansion: src/expand.ts). */
+export function textWasmExports<T>(): TextExports & T {
+  return mod() as TextExports & T;
 }

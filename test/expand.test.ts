@@ -124,6 +124,11 @@ describe('expandAnnotation: golden cases', () => {
     expect(ok('50/200*100', '25%')).toEqual(['200 * 0.2 = 40', '50 - 40 = 10', '200 * 0.05 = 10', '10 - 10 = 0', '0.2 + 0.05 = 0.25', '0.25 * 100 = 25']);
   });
 
+  it('in a chain each factor is worked out just before it is combined', () => {
+    expect(ok('6*5*(10/100)', '3')).toEqual(['6 * 5 = 30', '10 / 100 = 0.1', '30 * 0.1 = 3']);
+    expect(ok('(1/2)/(1/4)', '2')).toEqual(['1 / 2 = 0.5', '4 * 0.2 = 0.8', '1 - 0.8 = 0.2', '4 * 0.05 = 0.2', '0.2 - 0.2 = 0', '0.2 + 0.05 = 0.25', '0.5 / 0.25 = 2']);
+  });
+
   it('negative values are written with a minus sign', () => {
     expect(ok('5-8', '-3')).toEqual(['5 - 8 = -3']);
     expect(ok('-3+10', '7')).toEqual(['-3 + 10 = 7']);
@@ -145,7 +150,21 @@ describe('expandAnnotation: golden cases', () => {
     expect(expandAnnotation({ expr: '8/0', result: '0' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('division by zero') });
     expect(expandAnnotation({ expr: '1/3+2/3', result: '1' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('not a finite decimal') });
     expect(expandAnnotation({ expr: '72', result: '72' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('no operation') });
-    expect(expandAnnotation({ expr: '123456*654321', result: '80779853376' }, { maxSteps: 4 })).toMatchObject({ ok: false, reason: 'too-long' });
+    expect(expandAnnotation({ expr: '123456*654321', result: '80779853376' }, { maxSteps: 4 })).toEqual({ ok: false, reason: 'too-long', detail: '11 steps (max 4)' });
+    expect(expandAnnotation({ expr: '2 3', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '2 3': unexpected '3' at position 2" });
+    expect(expandAnnotation({ expr: '5+', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '5+' ends early" });
+    expect(expandAnnotation({ expr: '560//10', result: '56' })).toMatchObject({ ok: false, reason: 'unparsed' });
+    expect(expandAnnotation({ expr: '3/4', result: '3/4' })).toEqual({ ok: false, reason: 'unparsed', detail: "result '3/4' is not a number" });
+    // Past i64: refused, never a wrong step. Nesting is capped so no input can exhaust the WASM stack.
+    expect(expandAnnotation({ expr: '99999999999*99999999999', result: '9999999999800000000001' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('too large') });
+    expect(expandAnnotation({ expr: '('.repeat(101) + '1+1' + ')'.repeat(101), result: '2' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('nested deeper') });
+    expect(expandAnnotation({ expr: '('.repeat(100) + '1+1' + ')'.repeat(100), result: '2' })).toEqual({ ok: true, steps: ['1 + 1 = 2'] });
+  });
+
+  it('bad options and non-annotations are rejected with a clear error', () => {
+    expect(() => expandAnnotations([{ expr: '1+1', result: '2' }], { maxSteps: 0 })).toThrow(/maxSteps must be a positive integer, got 0/);
+    expect(() => expandAnnotations([{ expr: '1+1', result: '2' }, { expr: 3 } as never])).toThrow(/annotation 1 is not \{expr: string, result: string\}/);
+    expect(expandAnnotations([])).toEqual([]);
   });
 
   it('expansionReport counts outcomes and lists each failure with its row and index', () => {
@@ -213,6 +232,8 @@ describe('expandAnnotation: property', () => {
   it('every expansion is true step by step and ends at the result; failures are only the documented ones', () => {
     let expanded = 0;
     let runs = 0;
+    let tooLarge = 0;
+    const seen: { expr: string; result: string }[] = [];
     fc.assert(
       fc.property(expr(4), (g) => {
         if (g.v[1] === 0n) return; // a division by zero somewhere
@@ -220,19 +241,24 @@ describe('expandAnnotation: property', () => {
         if (result === null) return; // not a finite decimal: a rounded result, tested in the golden cases
         if (!/[-+*/%]/.test(g.text.slice(1))) return; // a bare number has no operation to expand
         runs++;
+        seen.push({ expr: g.text, result });
         const e = expandAnnotation({ expr: g.text, result }, { maxSteps: 10_000 });
         if (e.ok) {
           expanded++;
           checkExpansion(e, result);
         } else {
-          // Only a division by zero inside, or a value on the way that is not a finite decimal.
+          // Only a division by zero inside, a value on the way that is not a finite decimal, or one past i64.
           expect(e.reason).toBe('unsupported');
-          expect(e.detail).toMatch(/not a finite decimal|division by zero/);
+          expect(e.detail).toMatch(/not a finite decimal|division by zero|numbers too large/);
+          if (/too large/.test(e.detail)) tooLarge++;
         }
       }),
       { numRuns: 400, seed: 11 },
     );
     expect(expanded).toBeGreaterThan(runs * 0.7);
+    expect(tooLarge).toBeLessThan(runs * 0.05);
+    // One batch gives what one call per annotation gives (no state leaks from one annotation to the next).
+    expect(expandAnnotations(seen, { maxSteps: 10_000 })).toEqual(seen.map((a) => expandAnnotation(a, { maxSteps: 10_000 })));
   });
 
   it('a result off by any nonzero amount is a wrong-result, never an expansion', () => {
