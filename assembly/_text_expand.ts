@@ -300,10 +300,8 @@ function putExact(n: i64, d: i64): void {
   putInt(d);
 }
 
-let steps: i32 = 0;
-function step(a: i32, op: u32, b: i32, c: i32): void {
-  if (ovf) return;
-  if (steps > 0) putc(10);
+/** Writes `A op B = ` (the value after it is the caller's). */
+function putLhs(a: i32, op: u32, b: i32): void {
   putNum(sn(a), sd(a));
   putc(32);
   putc(op);
@@ -312,6 +310,13 @@ function step(a: i32, op: u32, b: i32, c: i32): void {
   putc(32);
   putc(61);
   putc(32);
+}
+
+let steps: i32 = 0;
+function step(a: i32, op: u32, b: i32, c: i32): void {
+  if (ovf) return;
+  if (steps > 0) putc(10);
+  putLhs(a, op, b);
   putNum(sn(c), sd(c));
   steps++;
 }
@@ -402,27 +407,16 @@ function scanNumber(p: usize, neg: bool): bool {
   return true;
 }
 
-function parseExpr(): i32 {
-  let a = parseTerm();
+/** A left-associative run of operands at one precedence level: 0 is + and -, 1 is * and /. */
+function parseLevel(level: i32): i32 {
+  let a = level == 0 ? parseLevel(1) : parseFactor();
   while (a >= 0) {
     const c = peek();
-    if (c != PLUS && c != MINUS) break;
+    if (level == 0 ? c != PLUS && c != MINUS : c != STAR && c != SLASH) break;
     pos++;
-    const b = parseTerm();
+    const b = level == 0 ? parseLevel(1) : parseFactor();
     if (b < 0) return -1;
-    a = binary(K_SUM, c, a, b);
-  }
-  return a;
-}
-function parseTerm(): i32 {
-  let a = parseFactor();
-  while (a >= 0) {
-    const c = peek();
-    if (c != STAR && c != SLASH) break;
-    pos++;
-    const b = parseFactor();
-    if (b < 0) return -1;
-    a = binary(K_MULDIV, c, a, b);
+    a = binary(level == 0 ? K_SUM : K_MULDIV, c, a, b);
   }
   return a;
 }
@@ -443,7 +437,7 @@ function parsePrimary(): i32 {
       return -1;
     }
     pos++;
-    const a = parseExpr();
+    const a = parseLevel(0);
     if (a < 0) return -1;
     if (peek() != RPAREN) {
       pErr = SUB_RPAREN;
@@ -736,7 +730,7 @@ function expandOne(eOff: usize, eLen: usize, rOff: usize, rLen: usize, maxSteps:
   }
   pos = eOff;
   end = eOff + eLen;
-  let root = parseExpr();
+  let root = parseLevel(0);
   if (root >= 0 && peek() != 0) {
     pErr = SUB_UNEXPECTED;
     pErrAt = pos;
@@ -778,14 +772,7 @@ function expandOne(eOff: usize, eLen: usize, rOff: usize, rLen: usize, maxSteps:
     txtLen = start;
     if (eSub == SUB_NOT_FINITE) {
       for (let i = 0; i < 9; i++) putc(<u32>"quotient ".charCodeAt(i));
-      putNum(sn(eA), sd(eA));
-      putc(32);
-      putc(SLASH);
-      putc(32);
-      putNum(sn(eB), sd(eB));
-      putc(32);
-      putc(61);
-      putc(32);
+      putLhs(eA, SLASH, eB);
       putExact(eQn, eQd);
     }
     return fail(UNSUPPORTED, eSub, 0);

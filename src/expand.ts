@@ -85,25 +85,22 @@ export function expandAnnotations(anns: Annotation[], opts: ExpandOptions = {}):
   if (!Number.isInteger(maxSteps) || maxSteps < 1 || maxSteps > 0x7fffffff) throw new Error(`expand: maxSteps must be a positive integer, got ${maxSteps}`);
   const n = anns.length;
   const w = textWasmExports<ExpandExports>();
-  let total = 0;
-  for (const a of anns) {
-    if (typeof a?.expr !== 'string' || typeof a?.result !== 'string') throw new Error(`expand: annotation ${anns.indexOf(a)} is not {expr: string, result: string}`);
-    total += a.expr.length + a.result.length;
-  }
+  anns.forEach((a, i) => {
+    if (typeof a?.expr !== 'string' || typeof a?.result !== 'string') throw new Error(`expand: annotation ${i} is not {expr: string, result: string}`);
+  });
+  // Every expression and result back to back; the table gives each one's (offset, length).
+  const all = anns.map((a) => a.expr + a.result).join('');
   // Views are taken after every allocation of this call: growing memory detaches older views.
-  const inPtr = w.ensureInput(total);
+  const inPtr = w.ensureInput(all.length);
   const tabPtr = w.ensureTable(n * 4);
-  const u16 = new Uint16Array(w.memory.buffer, inPtr, total);
+  const u16 = new Uint16Array(w.memory.buffer, inPtr, all.length);
   const table = new Int32Array(w.memory.buffer, tabPtr, n * 4);
+  for (let i = 0; i < all.length; i++) u16[i] = all.charCodeAt(i);
   let off = 0;
-  for (let r = 0; r < n; r++) {
-    for (const [k, s] of [[0, anns[r].expr], [2, anns[r].result]] as const) {
-      table[4 * r + k] = off;
-      table[4 * r + k + 1] = s.length;
-      for (let i = 0; i < s.length; i++) u16[off + i] = s.charCodeAt(i);
-      off += s.length;
-    }
-  }
+  anns.forEach((a, r) => {
+    table.set([off, a.expr.length, off + a.expr.length, a.result.length], 4 * r);
+    off += a.expr.length + a.result.length;
+  });
   const textPtr = w.expandRows(n, maxSteps);
   const out = new Int32Array(w.memory.buffer, w.outputPtr(), n * 5);
   const bytes = new Uint8Array(w.memory.buffer);

@@ -1,7 +1,7 @@
 // JS side of assembly/text.ts: copies strings into WASM memory as UTF-16 code units (so every offset that
 // comes back is a JS string index), runs one batch per call, and reads the results.
 //
-// The module is small (about 7 KiB), so it is compiled synchronously on first use: that works in Node, Deno,
+// The module is small (about 15 KiB), so it is compiled synchronously on first use: that works in Node, Deno,
 // Bun and web workers. A browser main thread may refuse synchronous compilation of modules over 4 KiB;
 // there, `await initTextWasm()` once before the synchronous APIs (loadGsm8k does it for you).
 import wasmB64 from './generated/text.wasm.js';
