@@ -18,7 +18,8 @@
 //               decimals); text = the exact value (a decimal, or n/d when it is not a finite decimal)
 //   TOO_LONG    3, 0, steps
 //   UNSUPPORTED 4, sub: 1 division by zero | 2 a quotient on the way is not a finite decimal (text
-//               "quotient A / B = n/d") | 3 a bare number, no operation | 4 numbers too large | 5 nested too deep
+//               "quotient A / B = n/d") | 3 a bare number, no operation | 4 numbers too large | 5 nested too deep |
+//               6 the steps end elsewhere than the exact value (a bug guard: never expected; text = where)
 //   NO_RESULT   5 (the result is empty)
 import { cu, tab, ensureOutput, putOut } from './_text_buf';
 
@@ -40,6 +41,7 @@ const SUB_NOT_FINITE: i32 = 2;
 const SUB_NO_OP: i32 = 3;
 const SUB_TOO_LARGE: i32 = 4;
 const SUB_TOO_DEEP: i32 = 5;
+const SUB_INTERNAL: i32 = 6;
 
 const MAX_DEPTH: i32 = 100;
 const LIMIT: i64 = 1 << 62;
@@ -763,7 +765,7 @@ function expandOne(eOff: usize, eLen: usize, rOff: usize, rLen: usize, maxSteps:
     }
     return fail(WRONG, close && (dx < 0 || dx > rDecimals) ? SUB_ROUNDED : SUB_PLAIN, 0);
   }
-  emit(root);
+  const last = emit(root);
   if (ovf) {
     txtLen = start;
     return fail(UNSUPPORTED, SUB_TOO_LARGE, 0);
@@ -776,6 +778,11 @@ function expandOne(eOff: usize, eLen: usize, rOff: usize, rLen: usize, maxSteps:
       putExact(eQn, eQd);
     }
     return fail(UNSUPPORTED, eSub, 0);
+  }
+  if (sn(last) != xn || sd(last) != xd) {
+    txtLen = start;
+    putExact(sn(last), sd(last));
+    return fail(UNSUPPORTED, SUB_INTERNAL, 0);
   }
   if (steps > maxSteps) {
     txtLen = start;

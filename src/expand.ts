@@ -73,7 +73,8 @@ function detail(code: number, sub: number, aux: number, text: string, ann: Annot
       if (sub === 2) return `'${expr}': ${text} is not a finite decimal`;
       if (sub === 3) return `expression '${expr}' has no operation`;
       if (sub === 4) return `'${expr}': numbers too large for exact 64-bit arithmetic`;
-      return `'${expr}': parentheses nested deeper than 100`;
+      if (sub === 5) return `'${expr}': parentheses nested deeper than 100`;
+      return `'${expr}': internal error, the steps end at ${text} instead of the exact value`;
     default:
       return `annotation '${expr}' has no result`;
   }
