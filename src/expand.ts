@@ -46,6 +46,8 @@ export interface ExpandOptions {
 }
 
 export const DEFAULT_MAX_STEPS = 24;
+/** Longest annotation (expression + result, in UTF-16 code units) sent to the expander. */
+export const MAX_ANNOTATION_UNITS = 4096;
 
 // The JS side of assembly/_text_expand.ts. The module reports a code, a sub-code and a number per annotation,
 // plus ASCII text (the steps, or a value for the detail); the detail sentences are written here, where the
@@ -89,8 +91,12 @@ export function expandAnnotations(anns: Annotation[], opts: ExpandOptions = {}):
   anns.forEach((a, i) => {
     if (typeof a?.expr !== 'string' || typeof a?.result !== 'string') throw new Error(`expand: annotation ${i} is not {expr: string, result: string}`);
   });
+  // An annotation over MAX_ANNOTATION_UNITS is refused here (GSM8K's longest is under 60 characters), so a
+  // pathological input cannot make the WASM node pool or its text outgrow memory; it is sent as an empty one.
+  const fits = anns.map((a) => a.expr.length + a.result.length <= MAX_ANNOTATION_UNITS);
+  const sent = anns.map((a, r) => (fits[r] ? a : { expr: '', result: '' }));
   // Every expression and result back to back; the table gives each one's (offset, length).
-  const all = anns.map((a) => a.expr + a.result).join('');
+  const all = sent.map((a) => a.expr + a.result).join('');
   // Views are taken after every allocation of this call: growing memory detaches older views.
   const inPtr = w.ensureInput(all.length);
   const tabPtr = w.ensureTable(n * 4);
@@ -98,18 +104,24 @@ export function expandAnnotations(anns: Annotation[], opts: ExpandOptions = {}):
   const table = new Int32Array(w.memory.buffer, tabPtr, n * 4);
   for (let i = 0; i < all.length; i++) u16[i] = all.charCodeAt(i);
   let off = 0;
-  anns.forEach((a, r) => {
+  sent.forEach((a, r) => {
     table.set([off, a.expr.length, off + a.expr.length, a.result.length], 4 * r);
     off += a.expr.length + a.result.length;
   });
   const textPtr = w.expandRows(n, maxSteps);
   const out = new Int32Array(w.memory.buffer, w.outputPtr(), n * 5);
-  const bytes = new Uint8Array(w.memory.buffer);
-  const dec = new TextDecoder();
+  // The text is ASCII, so one decode of the whole batch gives a string whose indices are the byte offsets.
+  const textEnd = n ? out[5 * (n - 1) + 3] + out[5 * (n - 1) + 4] : 0;
+  const allText = new TextDecoder().decode(new Uint8Array(w.memory.buffer, textPtr, textEnd));
   const res: Expansion[] = [];
   for (let r = 0; r < n; r++) {
     const [code, sub, aux, tOff, tLen] = out.subarray(5 * r, 5 * r + 5);
-    const text = dec.decode(bytes.subarray(textPtr + tOff, textPtr + tOff + tLen));
+    const text = allText.slice(tOff, tOff + tLen);
+    if (!fits[r]) {
+      const units = anns[r].expr.length + anns[r].result.length;
+      res.push({ ok: false, reason: 'unsupported', detail: `annotation is ${units} characters long (limit ${MAX_ANNOTATION_UNITS})` });
+      continue;
+    }
     res.push(code === 0 ? { ok: true, steps: text.split('\n') } : { ok: false, reason: REASONS[code], detail: detail(code, sub, aux, text, anns[r], maxSteps) });
   }
   return res;

@@ -181,6 +181,13 @@ describe('expandAnnotation: golden cases', () => {
     expect(() => expandAnnotations([{ expr: '1+1', result: '2' }], { maxSteps: 0 })).toThrow(/maxSteps must be a positive integer, got 0/);
     expect(() => expandAnnotations([{ expr: '1+1', result: '2' }, { expr: 3 } as never])).toThrow(/annotation 1 is not \{expr: string, result: string\}/);
     expect(expandAnnotations([])).toEqual([]);
+    const huge = { expr: '1+'.repeat(3000) + '1', result: '3001' };
+    expect(expandAnnotations([huge, { expr: '2*3', result: '6' }])).toEqual([
+      { ok: false, reason: 'unsupported', detail: 'annotation is 6005 characters long (limit 4096)' },
+      { ok: true, steps: ['2 * 3 = 6'] },
+    ]);
+    // Just under the limit: 1,999 additions, refused only as too long for maxSteps.
+    expect(expandAnnotation({ expr: '1+'.repeat(1999) + '1', result: '2000' })).toEqual({ ok: false, reason: 'too-long', detail: '1999 steps (max 24)' });
   });
 
   it('expansionReport counts outcomes and lists each failure with its row and index', () => {
@@ -275,6 +282,19 @@ describe('expandAnnotation: property', () => {
     expect(tooLarge).toBeLessThan(runs * 0.05);
     // One batch gives what one call per annotation gives (no state leaks from one annotation to the next).
     expect(expandAnnotations(seen, { maxSteps: 10_000 })).toEqual(seen.map((a) => expandAnnotation(a, { maxSteps: 10_000 })));
+  });
+
+  it('any string: never throws; whatever expands is exact', () => {
+    const alphabet = fc.constantFrom(...'0123456789+-*/().%x$, '.split(''), '×', '÷', '\u00a0', 'é', '😀');
+    const text = fc.oneof(fc.string({ unit: alphabet, maxLength: 24 }), fc.string({ unit: 'binary', maxLength: 12 }));
+    fc.assert(
+      fc.property(text, text, (expr, result) => {
+        const e = expandAnnotation({ expr, result }, { maxSteps: 10_000 });
+        if (e.ok) checkExpansion(e, result);
+        else expect(e.detail.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 1500, seed: 13 },
+    );
   });
 
   it('a result off by any nonzero amount is a wrong-result, never an expansion', () => {
