@@ -63,7 +63,7 @@ function detail(code: number, sub: number, aux: number, text: string, ann: Annot
   switch (code) {
     case 1:
       if (sub === 1) return `result '${result}' is not a number`;
-      if (sub === 2) return `expression '${expr}': unexpected '${expr[aux]}' at position ${aux}`;
+      if (sub === 2) return `expression '${expr}': unexpected '${String.fromCodePoint(expr.codePointAt(aux) ?? 0)}' at position ${aux}`;
       if (sub === 3) return `expression '${expr}': expected ')' at position ${aux}`;
       return `expression '${expr}' ends early`;
     case 2:

@@ -169,6 +169,7 @@ describe('expandAnnotation: golden cases', () => {
     expect(expandAnnotation({ expr: '123456*654321', result: '80779853376' }, { maxSteps: 4 })).toEqual({ ok: false, reason: 'too-long', detail: '11 steps (max 4)' });
     expect(expandAnnotation({ expr: '2 3', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '2 3': unexpected '3' at position 2" });
     expect(expandAnnotation({ expr: '5+', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '5+' ends early" });
+    expect(expandAnnotation({ expr: '2+😀', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '2+😀': unexpected '😀' at position 2" });
     expect(expandAnnotation({ expr: '560//10', result: '56' })).toMatchObject({ ok: false, reason: 'unparsed' });
     expect(expandAnnotation({ expr: '3/4', result: '3/4' })).toEqual({ ok: false, reason: 'unparsed', detail: "result '3/4' is not a number" });
     // Past i64: refused, never a wrong step. Nesting is capped so no input can exhaust the WASM stack.
