@@ -19,7 +19,8 @@
 //   TOO_LONG    3, 0, steps
 //   UNSUPPORTED 4, sub: 1 division by zero | 2 a quotient on the way is not a finite decimal (text
 //               "quotient A / B = n/d") | 3 a bare number, no operation | 4 numbers too large | 5 nested too deep |
-//               6 the steps end elsewhere than the exact value (a bug guard: never expected; text = where)
+//               6 the steps end elsewhere than the exact value (a bug guard: never expected; text = where) |
+//               7 too complex (nested chains past the work budget)
 //   NO_RESULT   5 (the result is empty)
 import { cu, tab, ensureOutput, putOut } from './_text_buf';
 
@@ -42,6 +43,7 @@ const SUB_NO_OP: i32 = 3;
 const SUB_TOO_LARGE: i32 = 4;
 const SUB_TOO_DEEP: i32 = 5;
 const SUB_INTERNAL: i32 = 6;
+const SUB_TOO_COMPLEX: i32 = 7;
 
 const MAX_DEPTH: i32 = 100;
 const LIMIT: i64 = 1 << 62;
@@ -600,16 +602,48 @@ function chainSteps(base: i32, count: i32): i32 {
     vd = rd;
     if (!finite(vd)) leftToRight = false;
   }
-  // Each factor is written just before it is combined, so the steps read like a calculator run.
-  if (leftToRight) {
-    let acc = emit(iget(base + 1));
-    for (let k: i32 = 1; k < count && acc >= 0; k++) {
-      const x = emit(iget(base + 2 * k + 1));
-      if (x < 0) return -1;
-      acc = iget(base + 2 * k) == <i32>STAR ? mulSteps(acc, x) : divSteps(acc, x);
-    }
-    return acc;
+  if (!leftToRight) return productsFirst(base, count);
+  let hasDivision = false;
+  for (let k: i32 = 1; k < count; k++) if (iget(base + 2 * k) == <i32>SLASH) hasDivision = true;
+  if (!hasDivision) return leftToRightSteps(base, count);
+  // Both ways are exact; the shorter is written (1/8*192: 1 * 192, then 192 / 8 by long division, instead of
+  // the long division of 1/8 = 0.125 and a three-part product). A tie goes to left to right.
+  const markTxt = txtLen;
+  const markSteps = steps;
+  const markVals = valTop;
+  const markOvf = ovf;
+  const r1 = leftToRightSteps(base, count);
+  const n1 = r1 >= 0 && !ovf ? steps - markSteps : -1;
+  rollback(markTxt, markSteps, markVals, markOvf);
+  const r2 = productsFirst(base, count);
+  const n2 = r2 >= 0 && !ovf ? steps - markSteps : -1;
+  if (n2 >= 0 && (n1 < 0 || n2 < n1)) return r2;
+  rollback(markTxt, markSteps, markVals, markOvf);
+  return leftToRightSteps(base, count);
+}
+
+/** Forgets what was written since the marks (to write a chain another way). */
+function rollback(markTxt: usize, markSteps: i32, markVals: i32, markOvf: bool): void {
+  txtLen = markTxt;
+  steps = markSteps;
+  valTop = markVals;
+  ovf = markOvf;
+  eSub = 0;
+}
+
+/** Left to right; each factor is written just before it is combined, so the steps read like a calculator run. */
+function leftToRightSteps(base: i32, count: i32): i32 {
+  let acc = emit(iget(base + 1));
+  for (let k: i32 = 1; k < count && acc >= 0; k++) {
+    const x = emit(iget(base + 2 * k + 1));
+    if (x < 0) return -1;
+    acc = iget(base + 2 * k) == <i32>STAR ? mulSteps(acc, x) : divSteps(acc, x);
   }
+  return acc;
+}
+
+/** The product of the multiplied factors, the product of the divisors, then one division. */
+function productsFirst(base: i32, count: i32): i32 {
   const num = productOf(base, count, STAR);
   if (num < 0) return -1;
   const den = productOf(base, count, SLASH);
@@ -644,12 +678,10 @@ function emitChain(node: i32): i32 {
     const markTxt = txtLen;
     const markSteps = steps;
     const markVals = valTop;
+    const markOvf = ovf;
     r = chainSteps(base, count);
     if (r < 0 && eSub == SUB_NOT_FINITE) {
-      txtLen = markTxt;
-      steps = markSteps;
-      valTop = markVals;
-      eSub = 0;
+      rollback(markTxt, markSteps, markVals, markOvf);
       itop = base;
       flatten(node, STAR);
       r = chainSteps(base, (itop - base) / 2);
@@ -659,7 +691,16 @@ function emitChain(node: i32): i32 {
   return r;
 }
 
+// Trying two ways of writing a chain re-writes its factors, so nested chains could cost 3^depth: every emit
+// counts against a budget per annotation, and past it the annotation is 'unsupported' (too complex).
+const WORK_LIMIT: i32 = 200000;
+let work: i32 = 0;
+
 function emit(node: i32): i32 {
+  if (++work > WORK_LIMIT) {
+    eSub = SUB_TOO_COMPLEX;
+    return -1;
+  }
   const kind = nKind(node);
   if (kind == K_NUM) return slot(nN(node), nD(node));
   if (kind == K_PCT) {
@@ -712,6 +753,7 @@ function expandOne(eOff: usize, eLen: usize, rOff: usize, rLen: usize, maxSteps:
   itop = 0;
   nodeTop = 0;
   steps = 0;
+  work = 0;
   ovf = false;
   eSub = 0;
   pErr = 0;

@@ -20,14 +20,17 @@
 //    long division over the quotient's place values: for each part q_i, `b * q_i = p_i` and `r - p_i = r'`
 //    (starting from r = a and ending at 0), then the parts are added left to right:
 //    1776/48 -> 48 * 30 = 1440, 1776 - 1440 = 336, 48 * 7 = 336, 336 - 336 = 0, 30 + 7 = 37.
-//  - A chain of products and quotients (a/b*c) whose left-to-right value would pass through a number that is not
-//    a finite decimal (1/3*60) is written instead as (product of the multiplied factors) / (product of the
-//    divisors): 1 * 60 = 60, 60 / 3 = 20. Products and quotients in parentheses are merged into the chain when
+//  - A chain of products and quotients with a division (a/b*c) is written left to right or as (product of the
+//    multiplied factors) / (product of the divisors), whichever takes fewer steps (a tie: left to right), and
+//    always the latter when left to right would pass through a number that is not a finite decimal:
+//    1/3*60 -> 1 * 60 = 60, 60 / 3 = 20; 1/8*192 -> 1 * 192 = 192, then 192 / 8 by long division. Products and quotients in parentheses are merged into the chain when
 //    written as they stand they would pass through such a value (3*(2/3) -> 3 * 2 = 6, 6 / 3 = 2). Any other
 //    step whose value is not a finite decimal (1/3+2/3) -> 'unsupported'.
 //  - A bare number (`<<12=12>>`, 433 of GSM8K's 27,998 annotations) has no operation to expand -> 'unsupported'.
 //  - Exactness is i64 numerator / denominator (WASM): a value past 2^62, or with more than 18 decimals, gives
 //    'unsupported' ("numbers too large") instead of a step; GSM8K's largest values (2.9e9) are far below that.
+//    Chains nested on the right inside each other (1/(1/(1/(...)))) are capped by a work budget ('unsupported',
+//    "too complex"); annotations over MAX_ANNOTATION_UNITS are refused before any work.
 // Results: the stated result must equal the exact value ('$', ',' and blanks ignored; `N%` is accepted when
 // the expression equals N or N/100). A result that is the exact value rounded or truncated to its stated
 // decimals (100/3 = 33.33) is NOT accepted as an expansion, because its last step would be false: it is a
@@ -76,6 +79,7 @@ function detail(code: number, sub: number, aux: number, text: string, ann: Annot
       if (sub === 3) return `expression '${expr}' has no operation`;
       if (sub === 4) return `'${expr}': numbers too large for exact 64-bit arithmetic`;
       if (sub === 5) return `'${expr}': parentheses nested deeper than 100`;
+      if (sub === 7) return `'${expr}': too complex to expand (nested products and quotients)`;
       return `'${expr}': internal error, the steps end at ${text} instead of the exact value`;
     default:
       return `annotation '${expr}' has no result`;

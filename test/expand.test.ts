@@ -99,6 +99,9 @@ describe('expandAnnotation: golden cases', () => {
   it('a chain through a non-terminating quotient multiplies first, then divides', () => {
     expect(ok('1/3*60', '20')).toEqual(['1 * 60 = 60', '60 / 3 = 20']);
     expect(ok('2/3*9', '6')).toEqual(['2 * 9 = 18', '18 / 3 = 6']);
+    // Both ways exact: the shorter is written (6 steps here instead of 13 through 1/8 = 0.125); a tie keeps
+    // left to right (2/5*50).
+    expect(ok('1/8*192', '24')).toEqual(['1 * 192 = 192', '8 * 20 = 160', '192 - 160 = 32', '8 * 4 = 32', '32 - 32 = 0', '20 + 4 = 24']);
     // Parenthesised products and quotients are merged into the chain only when needed (GSM8K train line 68).
     expect(ok('3*(2/3)', '2')).toEqual(['3 * 2 = 6', '6 / 3 = 2']);
     expect(ok('12/(2*3)', '2')).toEqual(['2 * 3 = 6', '12 / 6 = 2']);
@@ -176,6 +179,8 @@ describe('expandAnnotation: golden cases', () => {
     expect(expandAnnotation({ expr: '99999999999*99999999999', result: '9999999999800000000001' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('too large') });
     expect(expandAnnotation({ expr: '('.repeat(101) + '1+1' + ')'.repeat(101), result: '2' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('nested deeper') });
     expect(expandAnnotation({ expr: '('.repeat(100) + '1+1' + ')'.repeat(100), result: '2' })).toEqual({ ok: true, steps: ['1 + 1 = 2'] });
+    // Chains nested on the right are tried two ways at every level: a work budget bounds that.
+    expect(expandAnnotation({ expr: '1/('.repeat(12) + '1/2' + ')'.repeat(12), result: '0.5' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('too complex') });
   });
 
   it('bad options and non-annotations are rejected with a clear error', () => {
