@@ -188,11 +188,16 @@ export function formatExpandReport(r: ExpandReport, examples = 2): string {
   ];
   for (const [reason, n] of Object.entries(r.failures)) {
     out.push(`  ${reason.padEnd(12)} ${n}`);
-    const all = r.rows.filter((x) => x.reason === reason);
-    const kind = (x: (typeof all)[number]) => x.detail.replace(/'[^']*'|[\d./]+/g, '');
-    const distinct = all.filter((x, i) => all.findIndex((y) => kind(y) === kind(x)) === i);
-    const shown = [...distinct, ...all.filter((x) => !distinct.includes(x))].slice(0, examples);
-    for (const x of shown) out.push(`      line ${x.line} #${x.index}: <<${x.expr}=${x.result}>>  ${x.detail}`);
+    const kinds = new Set<string>();
+    const distinct: ExpandReport['rows'] = [];
+    const others: ExpandReport['rows'] = [];
+    for (const x of r.rows) {
+      if (x.reason !== reason) continue;
+      const kind = x.detail.replace(/'[^']*'|[\d./]+/g, '');
+      (kinds.has(kind) ? others : distinct).push(x);
+      kinds.add(kind);
+    }
+    for (const x of [...distinct, ...others].slice(0, examples)) out.push(`      line ${x.line} #${x.index}: <<${x.expr}=${x.result}>>  ${x.detail}`);
   }
   return out.join('\n');
 }
