@@ -9,11 +9,11 @@ Reads GSM8K JSONL rows {"question","answer"} from FILE (or stdin) and prints one
   {"question": ..., "steps": [...], "final": "N"}
 steps are the answer cut at each calculator annotation <<expr=result>> (the annotation removed; the text after a
 cut starts with the result), without the final "#### N" line; final is N without commas.
-  --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
   --expand        also print "expansions": one per annotation, {"ok":true,"steps":["48 * 30 = 1440", ...]} or
                   {"ok":false,"reason","detail"} (reasons: unparsed, wrong-result, too-long, unsupported, no-result)
   --report        print only a coverage summary of the expansion (share expanded, failures by reason with examples)
   --max-steps N   longest expansion accepted (default ${DEFAULT_MAX_STEPS}); longer ones are 'too-long'
+  --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
 Blank lines are skipped. A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
 export const splitCommand: Command = {
