@@ -10,6 +10,8 @@ import { Tokenizer } from '../tokenizer.js';
 import type { SplitRow } from '../latent/sequence.js';
 import { splitAnswer, loadGsm8k } from '../gsm8k.js';
 import { generateProblems, SYNTH_PRESETS } from '../synth.js';
+import { resolveQwen2Source } from '../hf.js';
+import { hubRepoOf, loadHubDataset } from '../hub/dataset.js';
 
 export const EOS_ID = 151643; // <|endoftext|>
 
@@ -69,12 +71,19 @@ export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
 /** An HF directory or URL (config.json + safetensors); a vocab-map.json beside it marks a restricted vocabulary. */
 export async function loadModel(be: Backend, source?: Source): Promise<LoadedModel> {
   if (!source) return loadDefaultModel(be);
+  const label = String(source);
+  source = await resolveQwen2Source(source); // a Hub id -> its snapshot in the HF cache (downloaded if needed)
   const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`) });
   const mapFile = joinSource(source, 'vocab-map.json');
   const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(JSON.parse(await readText(mapFile)), mapFile) : undefined;
   const tokFile = joinSource(source, 'tokenizer.json');
-  const full = await Tokenizer.load((await sourceExists(tokFile)) ? tokFile : undefined);
-  return { model, tok: wrapTokenizer(full, map), source: String(source), vocabMap: map };
+  const hasTok = await sourceExists(tokFile);
+  const full = await Tokenizer.load(hasTok ? tokFile : undefined);
+  // Every id the tokenizer can produce needs an embedding row (Qwen2 pads vocab_size up; fine-tunes add tokens).
+  if (!map && full.vocabSize > model.V) {
+    throw new Error(`${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`);
+  }
+  return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map };
 }
 
 export interface Data {
@@ -93,6 +102,16 @@ export async function loadData(source: Source | undefined, opts: { seed: number;
     return { train, test, source: `synthetic (${opts.preset ?? 'default'} preset, seed ${opts.seed})` };
   }
   const s = String(source);
+  const repo = await hubRepoOf(s, 'dataset');
+  if (repo) {
+    // `openai/gsm8k`: the train/test parquet splits from the Hub (through the HF cache), checked like JSONL rows.
+    const ds = await loadHubDataset(repo, ['train', 'test']);
+    const rows = async (split: string) => {
+      const text = ds.splits[split].map((r) => JSON.stringify({ question: r.question, answer: r.answer })).join('\n');
+      return (await loadGsm8k({ text, source: `${repo.name} ${split} row` })).rows;
+    };
+    return { train: await rows('train'), test: await rows('test'), source: ds.source };
+  }
   if (/\.jsonl$/i.test(s)) {
     const rows = (await loadGsm8k(s)).rows;
     const nTest = Math.max(1, Math.floor(rows.length / 10));

@@ -1,0 +1,323 @@
+// Models and data sets by Hub id, without the internet: a mock Hub on 127.0.0.1 in the Hub's URL layout (repo API,
+// /resolve/ with ETag, X-Repo-Commit and Range, one gated file), and HF caches laid out as huggingface_hub writes them.
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp, mkdir, readFile, readlink, rm, stat, symlink, writeFile, readdir, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type Qwen2Config } from '../src/hf.ts';
+import { parseRepoId } from '../src/hub/id.ts';
+import { loadHubDataset } from '../src/hub/dataset.ts';
+import { cachedFetch, type CacheStorageLike } from '../src/hub/browser-cache.ts';
+import { loadData } from '../src/app/setup.ts';
+
+const MODEL = 'test-org/tiny-qwen2';
+const DATASET = 'test-org/tiny-gsm8k';
+const COMMIT = 'a'.repeat(40);
+const DCOMMIT = 'b'.repeat(40);
+const TOKEN = 'hf_testtoken';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const gitSha1 = (b: Uint8Array) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+
+interface MockFile { bytes: Uint8Array; lfs: boolean; gated?: boolean }
+interface Repo { commit: string; files: Map<string, MockFile> }
+
+/** A mock Hub: records every request; `cutAfter` / `corrupt` make the next download of a file fail as asked. */
+class MockHub {
+  server!: Server;
+  url = '';
+  log: string[] = [];
+  repos = new Map<string, Repo>();
+  cutAfter = new Map<string, number>();
+  corrupt = new Set<string>();
+
+  async start() {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((ok) => this.server.listen(0, '127.0.0.1', ok));
+    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+  stop() {
+    this.server.closeAllConnections();
+    return new Promise<void>((ok) => this.server.close(() => ok()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse) {
+    const u = new URL(req.url!, this.url);
+    this.log.push(`${req.method} ${u.pathname}${req.headers.range ? ` ${req.headers.range}` : ''}`);
+    const path = decodeURIComponent(u.pathname);
+    let m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path);
+    if (m) {
+      const repo = this.repos.get(`${m[1] === 'models' ? '' : 'datasets/'}${m[2]}`);
+      if (!repo || (m[3] !== 'main' && m[3] !== repo.commit)) return this.send(res, 404, { 'X-Error-Code': 'RepoNotFound' }, '{"error":"Repository not found"}');
+      const body = { _id: 'x', id: m[2], sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: '2024-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) };
+      return this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(body));
+    }
+    m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const repo = m && this.repos.get(m[1]);
+    const file = repo && (m![2] === 'main' || m![2] === repo.commit) ? repo.files.get(m![3]) : undefined;
+    if (!m || !file) return this.send(res, 404, { 'X-Error-Code': 'EntryNotFound' }, 'Entry not found');
+    if (file.gated && req.headers.authorization !== `Bearer ${TOKEN}`) return this.send(res, 401, { 'X-Error-Code': 'GatedRepo' }, 'Access to this file is restricted');
+    const etag = file.lfs ? sha256(file.bytes) : gitSha1(file.bytes);
+    const key = `${m[1]}/${m[3]}`;
+    let bytes = file.bytes;
+    if (this.corrupt.has(key) && req.headers.range !== 'bytes=0-0') {
+      this.corrupt.delete(key);
+      bytes = new Uint8Array(bytes); // a copy (Buffer#slice would be a view)
+      bytes[bytes.length >> 1] ^= 0xff;
+    }
+    const headers: Record<string, string> = { ETag: `"${etag}"`, 'X-Repo-Commit': repo!.commit, 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' };
+    if (file.lfs) headers['X-Linked-Etag'] = `"${etag}"`;
+    let start = 0, end = bytes.length - 1, status = 200;
+    const r = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (r) {
+      start = Number(r[1]);
+      end = r[2] ? Math.min(Number(r[2]), end) : end;
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${bytes.length}`;
+    }
+    const body = bytes.subarray(start, end + 1);
+    headers['Content-Length'] = String(body.length);
+    res.writeHead(status, headers);
+    const cut = this.cutAfter.get(key);
+    if (cut !== undefined && status === 200) {
+      this.cutAfter.delete(key);
+      res.write(body.subarray(0, cut), () => res.destroy()); // the connection drops mid-file
+      return;
+    }
+    res.end(body);
+  }
+  private send(res: ServerResponse, status: number, headers: Record<string, string>, body: string) {
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+}
+
+const hub = new MockHub();
+let tmp = '';
+let modelDir = '';
+const savedEnv = { ...process.env };
+
+const tinyConfig = {
+  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 300, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
+  num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+} as Qwen2Config;
+
+const ROWS = {
+  train: [
+    { question: 'Natalia sold 48 clips and then half as many. How many?', answer: 'She sold 48/2 = <<48/2=24>>24 more.\n48+24 = <<48+24=72>>72\n#### 72' },
+    { question: 'Weng earns $12 an hour. How much for 3 hours?', answer: '12*3 = <<12*3=36>>36\n#### 36' },
+  ],
+  test: [{ question: 'Betty has 5 apples and eats 2. How many are left?', answer: '5-2 = <<5-2=3>>3\n#### 3' }],
+};
+
+function parquetOf(rows: { question: string; answer: string }[]): Uint8Array {
+  return new Uint8Array(parquetWriteBuffer({ columnData: [
+    { name: 'question', data: rows.map((r) => r.question), type: 'STRING' },
+    { name: 'answer', data: rows.map((r) => r.answer), type: 'STRING' },
+  ] }));
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'latentlm-hub-'));
+  modelDir = join(tmp, 'src-model');
+  const tensors = new Map<string, Float32Array>();
+  let seed = 1;
+  for (const [name, shape] of expectedQwen2Tensors(tinyConfig)) {
+    const t = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < t.length; i++) t[i] = ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.1;
+    tensors.set(name, t);
+  }
+  await saveHfCheckpoint(modelDir, tinyConfig, tensors);
+  const files = new Map<string, MockFile>();
+  files.set('config.json', { bytes: await readFile(join(modelDir, 'config.json')), lfs: false });
+  files.set('model.safetensors', { bytes: await readFile(join(modelDir, 'model.safetensors')), lfs: true });
+  files.set('README.md', { bytes: new TextEncoder().encode('# tiny\n'), lfs: false });
+  files.set('pytorch_model.bin', { bytes: new Uint8Array(10), lfs: true }); // never fetched: not a file the loader reads
+  hub.repos.set(MODEL, { commit: COMMIT, files });
+  hub.repos.set(`${MODEL}-gated`, { commit: COMMIT, files: new Map([...files].map(([k, v]) => [k, { ...v, gated: k === 'model.safetensors' }])) });
+  hub.repos.set('test-org/tiny-qwen3', { commit: COMMIT, files: new Map([
+    ['config.json', { bytes: new TextEncoder().encode(JSON.stringify({ ...tinyConfig, model_type: 'qwen3' })), lfs: false }],
+    ['model.safetensors', files.get('model.safetensors')!],
+  ]) });
+  hub.repos.set(`datasets/${DATASET}`, { commit: DCOMMIT, files: new Map([
+    ['README.md', { bytes: new TextEncoder().encode('# data\n'), lfs: false }],
+    ['main/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
+    ['main/test-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+    ['socratic/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+  ]) });
+  await hub.start();
+});
+
+afterAll(async () => {
+  process.env = savedEnv;
+  await hub.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const opts = (cacheDir: string, extra: object = {}) => ({ hub: { endpoint: hub.url, cacheDir, ...extra } });
+
+describe('hub ids', () => {
+  it('parses org/name[@revision] and rejects paths and bad names', () => {
+    expect(parseRepoId('Qwen/Qwen2-0.5B', 'model')).toEqual({ type: 'model', name: 'Qwen/Qwen2-0.5B', revision: 'main' });
+    expect(parseRepoId('openai/gsm8k@refs/convert/parquet', 'dataset')).toEqual({ type: 'dataset', name: 'openai/gsm8k', revision: 'refs/convert/parquet' });
+    for (const bad of ['./a/b', '/abs/dir', 'a/b/c', 'a--x/b', 'a/b..c', 'runs', 'a/b@../x']) expect(parseRepoId(bad, 'model')).toBeNull();
+  });
+});
+
+describe('models from a mock Hub', () => {
+  it('downloads into the HF cache layout, reuses it, and loads the same tensors as the directory', async () => {
+    const cache = join(tmp, 'cache1');
+    hub.log = [];
+    const ck = await loadHfCheckpoint(MODEL, opts(cache));
+    const repoDir = join(cache, 'models--test-org--tiny-qwen2');
+    expect(await readFile(join(repoDir, 'refs', 'main'), 'utf8')).toBe(COMMIT);
+    const weights = await readFile(join(modelDir, 'model.safetensors'));
+    const link = await readlink(join(repoDir, 'snapshots', COMMIT, 'model.safetensors'));
+    expect(link).toBe(`../../blobs/${sha256(weights)}`); // relative, as huggingface_hub writes it
+    expect(await readlink(join(repoDir, 'snapshots', COMMIT, 'config.json'))).toBe(`../../blobs/${gitSha1(await readFile(join(modelDir, 'config.json')))}`);
+    expect((await readdir(join(repoDir, 'blobs'))).length).toBe(2); // README.md and pytorch_model.bin were not fetched
+    const direct = await loadHfCheckpoint(modelDir);
+    for (const [n, t] of direct.tensors) expect(ck.tensors.get(n)!.data).toEqual(t.data);
+    // the endpoints @huggingface/hub calls, and ours
+    expect(hub.log).toContain(`GET /api/models/${MODEL}/revision/main`);
+    expect(hub.log).toContain(`GET /${MODEL}/resolve/${COMMIT}/model.safetensors bytes=0-0`);
+    expect(hub.log).toContain(`GET /${MODEL}/resolve/${COMMIT}/model.safetensors`);
+    // second load: only the revision is asked for, nothing downloaded
+    hub.log = [];
+    await loadHfCheckpoint(`${MODEL}@main`, opts(cache));
+    expect(hub.log).toEqual([`GET /api/models/${MODEL}/revision/main`]);
+  });
+
+  it('offline: a pre-filled huggingface_hub cache works with no request; missing files are named', async () => {
+    const cache = join(tmp, 'cache-python');
+    const repoDir = join(cache, 'models--test-org--tiny-qwen2');
+    const commit = 'c'.repeat(40);
+    await mkdir(join(repoDir, 'blobs'), { recursive: true });
+    await mkdir(join(repoDir, 'snapshots', commit), { recursive: true });
+    await mkdir(join(repoDir, 'refs'), { recursive: true });
+    await writeFile(join(repoDir, 'refs', 'main'), commit);
+    for (const f of ['config.json', 'model.safetensors']) {
+      const b = await readFile(join(modelDir, f));
+      const blob = f.endsWith('.json') ? gitSha1(b) : sha256(b);
+      await writeFile(join(repoDir, 'blobs', blob), b);
+      if (f === 'config.json') await symlink(`../../blobs/${blob}`, join(repoDir, 'snapshots', commit, f));
+    }
+    hub.log = [];
+    await expect(loadHfCheckpoint(MODEL, opts(cache, { offline: true }))).rejects.toThrow(/HF_HUB_OFFLINE is set.*lacks model\.safetensors/);
+    await symlink(`../../blobs/${sha256(await readFile(join(modelDir, 'model.safetensors')))}`, join(repoDir, 'snapshots', commit, 'model.safetensors'));
+    process.env.HF_HUB_OFFLINE = '1';
+    try {
+      const ck = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url, cacheDir: cache } });
+      expect(ck.source).toBe(join(repoDir, 'snapshots', commit));
+      await expect(loadHfCheckpoint('test-org/not-cached', { hub: { endpoint: hub.url, cacheDir: cache } })).rejects.toThrow(/test-org\/not-cached: HF_HUB_OFFLINE is set, and it is not in the cache \(no .*refs.main\)/);
+    } finally {
+      delete process.env.HF_HUB_OFFLINE;
+    }
+    expect(hub.log).toEqual([]);
+  });
+
+  it('an interrupted download resumes with a Range request', async () => {
+    const cache = join(tmp, 'cache-resume');
+    const key = `${MODEL}/model.safetensors`;
+    hub.cutAfter.set(key, 3000);
+    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(/model\.safetensors: download (interrupted|incomplete)/);
+    const blob = join(cache, 'models--test-org--tiny-qwen2', 'blobs', sha256(await readFile(join(modelDir, 'model.safetensors'))));
+    expect((await stat(`${blob}.incomplete`)).size).toBe(3000);
+    await expect(stat(blob)).rejects.toThrow(); // no half blob under the real name
+    hub.log = [];
+    const ck = await loadHfCheckpoint(MODEL, opts(cache));
+    expect(hub.log).toContain(`GET /${MODEL}/resolve/${COMMIT}/model.safetensors bytes=3000-`);
+    expect(ck.tensors.size).toBeGreaterThan(0);
+    await expect(stat(`${blob}.incomplete`)).rejects.toThrow();
+  });
+
+  it('a corrupted download is detected against the ETag and not kept', async () => {
+    const cache = join(tmp, 'cache-corrupt');
+    hub.corrupt.add(`${MODEL}/model.safetensors`);
+    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(/model\.safetensors: corrupted download: sha256 is [0-9a-f]{64}, the Hub's ETag says [0-9a-f]{64}/);
+    const blobs = await readdir(join(cache, 'models--test-org--tiny-qwen2', 'blobs'));
+    const good = sha256(await readFile(join(modelDir, 'model.safetensors')));
+    expect(blobs.some((b) => b.startsWith(good))).toBe(false);
+    await loadHfCheckpoint(MODEL, opts(cache)); // the next try downloads it cleanly
+  });
+
+  it('a truncated blob already in the cache is fetched again', async () => {
+    const cache = join(tmp, 'cache-truncated');
+    await loadHfCheckpoint(MODEL, opts(cache));
+    const blob = join(cache, 'models--test-org--tiny-qwen2', 'blobs', sha256(await readFile(join(modelDir, 'model.safetensors'))));
+    await rm(join(cache, 'models--test-org--tiny-qwen2', 'snapshots', COMMIT, 'model.safetensors'));
+    await truncate(blob, 100);
+    hub.log = [];
+    const ck = await loadHfCheckpoint(MODEL, opts(cache));
+    expect((await stat(blob)).size).toBe((await stat(join(modelDir, 'model.safetensors'))).size);
+    expect(ck.tensors.size).toBeGreaterThan(0);
+  });
+
+  it('a gated file needs HF_TOKEN; unknown repos and architectures fail clearly', async () => {
+    const cache = join(tmp, 'cache-gated');
+    await expect(loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).rejects.toThrow(/tiny-qwen2-gated: cannot get model\.safetensors: HTTP 401: the repo is gated or private; set HF_TOKEN/);
+    process.env.HF_TOKEN = TOKEN;
+    try {
+      expect((await loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).tensors.size).toBeGreaterThan(0);
+    } finally {
+      delete process.env.HF_TOKEN;
+    }
+    await expect(loadHfCheckpoint('test-org/missing', opts(cache))).rejects.toThrow(/test-org\/missing: cannot list the repo: not found on the Hub \(HTTP 404\)/);
+    hub.log = [];
+    await expect(loadHfCheckpoint('test-org/tiny-qwen3', opts(cache))).rejects.toThrow(/config\.json: model_type "qwen3" is not supported .*q_norm\/k_norm/);
+    expect(hub.log.some((l) => l.includes('model.safetensors'))).toBe(false); // rejected before the weights were fetched
+  });
+});
+
+describe('data sets from a mock Hub', () => {
+  it('reads the parquet splits of config main; --data with an id goes through loadData', async () => {
+    const cache = join(tmp, 'cache-data');
+    const ds = await loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['train', 'test'], { endpoint: hub.url, cacheDir: cache });
+    expect(ds.config).toBe('main');
+    expect(ds.splits.train).toEqual(ROWS.train);
+    expect(ds.splits.test).toEqual(ROWS.test);
+    expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'main'), 'utf8')).toBe(DCOMMIT);
+    const soc = await loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['train'], { endpoint: hub.url, cacheDir: cache, config: 'socratic' });
+    expect(soc.splits.train).toEqual(ROWS.test);
+    await expect(loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['validation'], { endpoint: hub.url, cacheDir: cache })).rejects.toThrow(/no parquet files for config 'main' split validation/);
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.HF_HUB_CACHE = cache;
+    try {
+      const data = await loadData(DATASET, { seed: 0 });
+      expect(data.train.map((r) => r.final)).toEqual(['72', '36']);
+      expect(data.test[0].steps.length).toBeGreaterThan(0);
+      expect(data.source).toMatch(/test-org\/tiny-gsm8k \(config main, commit bbbbbbb\)/);
+      process.env.HF_HUB_OFFLINE = '1';
+      hub.log = [];
+      expect((await loadData(DATASET, { seed: 0 })).test.length).toBe(1);
+      expect(hub.log).toEqual([]);
+    } finally {
+      delete process.env.HF_ENDPOINT;
+      delete process.env.HF_HUB_CACHE;
+      delete process.env.HF_HUB_OFFLINE;
+    }
+  });
+});
+
+describe('browser Cache API', () => {
+  it('serves immutable /resolve/<commit>/ URLs from the cache after the first fetch; branch URLs always fetch', async () => {
+    const store = new Map<string, Response>();
+    const fake: CacheStorageLike = { open: async () => ({ match: async (u: string) => store.get(u)?.clone(), put: async (u: string, r: Response) => void store.set(u, r) }) };
+    let fetches = 0;
+    const f = ((u: string) => {
+      fetches++;
+      return fetch(u);
+    }) as typeof fetch;
+    const url = `${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`;
+    const a = await (await cachedFetch(url, undefined, fake, f)).text();
+    const b = await (await cachedFetch(url, undefined, fake, f)).text();
+    expect(b).toBe(a);
+    expect(fetches).toBe(1);
+    await cachedFetch(`${hub.url}/${MODEL}/resolve/main/config.json`, undefined, fake, f);
+    await cachedFetch(`${hub.url}/${MODEL}/resolve/main/config.json`, undefined, fake, f);
+    expect(fetches).toBe(3);
+  });
+});
