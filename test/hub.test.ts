@@ -11,7 +11,11 @@ import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type Qwen2Con
 import { parseRepoId } from '../src/hub/id.ts';
 import { loadHubDataset } from '../src/hub/dataset.ts';
 import { cachedFetch, type CacheStorageLike } from '../src/hub/browser-cache.ts';
-import { loadData } from '../src/app/setup.ts';
+import { applyChatTemplate, loadData, loadModel } from '../src/app/setup.ts';
+import { CpuBackend } from '../src/backend/cpu.ts';
+import { Kind } from '../src/model/qwen2.ts';
+import { qwen2TokenizerJson } from './_tokenizer-ref.ts';
+import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
 
 const MODEL = 'test-org/tiny-qwen2';
 const DATASET = 'test-org/tiny-gsm8k';
@@ -120,6 +124,39 @@ function parquetOf(rows: { question: string; answer: string }[]): Uint8Array {
   ] }));
 }
 
+/** GPT-2's bytes_to_unicode: the ByteLevel alphabet a byte-level BPE vocabulary is written in. */
+function byteLevelChars(): string[] {
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    out.push(String.fromCodePoint(printable ? b : 256 + n++));
+  }
+  return out;
+}
+
+/**
+ * A fine-tune's tokenizer.json: Qwen2's normalizer and pre-tokenizer, a 258-token byte-level vocabulary (256 bytes,
+ * 'he', 'll'), Qwen2's three special tokens renumbered, and one extra added token a fine-tune introduced.
+ */
+function tinyTokenizerJson(): string {
+  const tj = JSON.parse(qwen2TokenizerJson());
+  const vocab: Record<string, number> = {};
+  byteLevelChars().forEach((c, i) => (vocab[c] = i));
+  vocab.he = 256;
+  vocab.ll = 257;
+  tj.model = { ...tj.model, vocab, merges: ['h e', 'l l'] };
+  const added = (id: number, content: string, special: boolean) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special, special });
+  tj.added_tokens = [added(258, '<|endoftext|>', true), added(259, '<|im_start|>', true), added(260, '<|im_end|>', true), added(261, '<think>', false)];
+  return JSON.stringify(tj);
+}
+
+// Qwen2-Instruct's ChatML template (tokenizer_config.json)
+const CHATML = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+// The fields a Qwen2.5 config.json adds over Qwen2's (same model_type 'qwen2').
+const QWEN25_FIELDS = { attention_dropout: 0.0, bos_token_id: 258, eos_token_id: 258, hidden_act: 'silu', initializer_range: 0.02, max_window_layers: 1, rope_theta: 1000000.0, sliding_window: 128, use_cache: true, use_sliding_window: false, rope_scaling: null, transformers_version: '4.43.1' };
+
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'latentlm-hub-'));
   modelDir = join(tmp, 'src-model');
@@ -148,6 +185,20 @@ beforeAll(async () => {
     ['main/test-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
     ['socratic/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
   ]) });
+  const enc = new TextEncoder();
+  for (const [name, vocab] of [['tiny-qwen25-instruct', 300], ['tiny-qwen25-small-vocab', 260]] as const) {
+    const cfg = { ...JSON.parse(new TextDecoder().decode(files.get('config.json')!.bytes)), ...QWEN25_FIELDS, vocab_size: vocab, torch_dtype: 'bfloat16' };
+    const dir = join(tmp, name);
+    const t = new Map<string, Float32Array>();
+    for (const [n, shape] of expectedQwen2Tensors(cfg)) t.set(n, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (n.endsWith('norm.weight') ? 1 : Math.sin(i * 0.37) * 0.05)));
+    await saveHfCheckpoint(dir, cfg, t, { dtype: 'BF16' });
+    hub.repos.set(`test-org/${name}`, { commit: COMMIT, files: new Map([
+      ['config.json', { bytes: await readFile(join(dir, 'config.json')), lfs: false }],
+      ['model.safetensors', { bytes: await readFile(join(dir, 'model.safetensors')), lfs: true }],
+      ['tokenizer.json', { bytes: enc.encode(tinyTokenizerJson()), lfs: false }],
+      ['tokenizer_config.json', { bytes: enc.encode(JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null })), lfs: false }],
+    ]) });
+  }
   await hub.start();
 });
 
@@ -319,5 +370,43 @@ describe('browser Cache API', () => {
     await cachedFetch(`${hub.url}/${MODEL}/resolve/main/config.json`, undefined, fake, f);
     await cachedFetch(`${hub.url}/${MODEL}/resolve/main/config.json`, undefined, fake, f);
     expect(fetches).toBe(3);
+  });
+});
+
+describe('the tokenizer and chat template from the model repo', () => {
+  it("a Qwen2.5-style fine-tune loads with its own tokenizer.json (checked against HF tokenizers), trains a step, and applies its chat template", async () => {
+    const cache = join(tmp, 'cache-tok');
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.HF_HUB_CACHE = cache;
+    const be = new CpuBackend();
+    try {
+      const { model, tok, dir } = await loadModel(be, 'test-org/tiny-qwen25-instruct');
+      const ref = RustTokenizer.fromString(tinyTokenizerJson());
+      for (const text of ['hello world<|im_end|>', '<think>shell 48/2</think>', 'héllo\n\n  wells']) {
+        expect(Array.from(tok.encode(text))).toEqual((await ref.encode(text, null, { addSpecialTokens: false })).getIds());
+      }
+      expect(tok.eosId).toBe(258);
+      expect(tok.vocabSize).toBe(262);
+      // one training step's forward and backward through the BF16 checkpoint
+      const ids = Int32Array.from(tok.encode('hello hello'));
+      model.zeroGrads();
+      const r = await model.forward({ B: 1, T: ids.length, ids, labels: ids, kind: new Uint8Array(ids.length).fill(Kind.Text) }, { grad: true, lossScale: 1 });
+      model.backward();
+      expect(Number.isFinite(r.lossSum) && r.lossSum > 0).toBe(true);
+      const grad = await model.readGrad('model.embed_tokens.weight');
+      expect(grad.some((g) => g !== 0)).toBe(true);
+      model.destroy();
+
+      const data = { train: [{ question: 'What is 2+3?', steps: [], final: '5' }], test: [{ question: 'Q?', steps: [], final: '1' }], source: 'x' };
+      expect(await applyChatTemplate(data, dir)).toMatch(/tokenizer_config\.json$/);
+      // the sequence builder appends "\n" after the question: together they end exactly at the assistant turn
+      expect(data.train[0].question + '\n').toBe('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n');
+      await expect(loadModel(be, 'test-org/tiny-qwen25-small-vocab')).rejects.toThrow(/tokenizer\.json has 262 token ids but the model's embedding has 260 rows \(vocab_size in .*config\.json\)/);
+      await expect(applyChatTemplate(data, modelDir)).rejects.toThrow(/has no chat template/);
+    } finally {
+      be.destroy();
+      delete process.env.HF_ENDPOINT;
+      delete process.env.HF_HUB_CACHE;
+    }
   });
 });

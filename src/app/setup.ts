@@ -40,7 +40,8 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
     if (eos === undefined) throw new Error('vocabulary map lacks <|endoftext|>');
     return { encode: (t) => rt.encode(t), decode: (ids) => rt.decode(ids), tokenText: (i) => rt.tokenText(i), eosId: eos, fromFull: (i) => map.toSmall.get(i), vocabSize: map.size };
   }
-  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId: EOS_ID, fromFull: (i) => i, vocabSize: full.vocabSize };
+  const eosId = full.tokenToId('<|endoftext|>') ?? EOS_ID; // a model's own tokenizer.json may number it differently
+  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId, fromFull: (i) => i, vocabSize: full.vocabSize };
 }
 
 /** The fastest available backend unless one is named (see createBackend's 'fastest'). */
@@ -53,6 +54,8 @@ export interface LoadedModel {
   tok: ModelTokenizer;
   source: string;
   vocabMap?: VocabMap;
+  /** The directory (or URL base) its files were read from: for a Hub id, the snapshot in the HF cache. */
+  dir?: string;
 }
 
 /** The committed default model (models/default), embedded in the bundle. */
@@ -83,7 +86,7 @@ export async function loadModel(be: Backend, source?: Source): Promise<LoadedMod
   if (!map && full.vocabSize > model.V) {
     throw new Error(`${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`);
   }
-  return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map };
+  return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map, dir: String(source) };
 }
 
 export interface Data {
@@ -120,4 +123,20 @@ export async function loadData(source: Source | undefined, opts: { seed: number;
   const train = (await loadGsm8k(s, { split: 'train' })).rows;
   const test = (await loadGsm8k(s, { split: 'test' })).rows;
   return { train, test, source: s };
+}
+
+/**
+ * `--chat`: every question becomes the user turn of the model's chat template (tokenizer_config.json), ending at the
+ * assistant's turn, so an instruct model is trained and asked in the format it knows. The sequence builder appends
+ * "\n" after the question, so the template's own final newline is dropped here. Returns the template's source.
+ */
+export async function applyChatTemplate(data: Data, modelDir: string | undefined): Promise<string> {
+  if (!modelDir) throw new Error('--chat needs --model (the embedded default model has no chat template)');
+  const { loadChatTemplate } = await import('../chat-template.js');
+  const tpl = await loadChatTemplate(modelDir);
+  if (!tpl) throw new Error(`--chat: ${modelDir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): a base model, not an instruct one`);
+  const wrap = (r: SplitRow): SplitRow => ({ ...r, question: tpl.render([{ role: 'user', content: r.question }]).replace(/\n$/, '') });
+  data.train = data.train.map(wrap);
+  data.test = data.test.map(wrap);
+  return tpl.source;
 }
