@@ -354,6 +354,26 @@ describe('data sets from a mock Hub', () => {
 });
 
 describe('browser Cache API', () => {
+  it('in a browser a Hub id loads from /resolve/<commit>/ URLs, and a second load comes from the Cache API', async () => {
+    const store = new Map<string, Response>();
+    const g = globalThis as { document?: unknown; caches?: CacheStorageLike };
+    g.caches = { open: async () => ({ match: async (u: string) => store.get(u)?.clone(), put: async (u: string, r: Response) => void store.set(u, r) }) };
+    g.document = {}; // what io.ts and the hub module take for "a browser"
+    try {
+      hub.log = [];
+      const a = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
+      expect(a.source).toBe(`${hub.url}/${MODEL}/resolve/${COMMIT}/`);
+      expect([...store.keys()].sort()).toEqual([`${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`, `${hub.url}/${MODEL}/resolve/${COMMIT}/model.safetensors`]);
+      hub.log = [];
+      const b = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
+      expect(hub.log).toEqual([`GET /api/models/${MODEL}/revision/main`]); // only the commit lookup goes out
+      for (const [n, t] of a.tensors) expect(b.tensors.get(n)!.data).toEqual(t.data);
+    } finally {
+      delete g.document;
+      delete g.caches;
+    }
+  });
+
   it('serves immutable /resolve/<commit>/ URLs from the cache after the first fetch; branch URLs always fetch', async () => {
     const store = new Map<string, Response>();
     const fake: CacheStorageLike = { open: async () => ({ match: async (u: string) => store.get(u)?.clone(), put: async (u: string, r: Response) => void store.set(u, r) }) };

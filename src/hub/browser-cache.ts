@@ -36,7 +36,8 @@ export async function cachedFetch(url: string, init?: RequestInit, storage: Cach
   }
   const hit = await cache.match(url);
   if (hit) return hit;
-  const res = await fetchFn(url, init?.method === 'HEAD' ? undefined : init);
+  if (init?.method === 'HEAD') return fetchFn(url, init); // an existence check: nothing to store
+  const res = await fetchFn(url, init);
   if (res.ok && res.status === 200) {
     try {
       await cache.put(url, res.clone());
