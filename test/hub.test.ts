@@ -323,6 +323,26 @@ describe('models from a mock Hub', () => {
   });
 });
 
+describe('latentlm dump --model ID', () => {
+  it('gives the same tensors as with the directory', async () => {
+    const { dumpCommand } = await import('../src/cli/dump.ts');
+    const { parseSafetensors } = await import('../src/safetensors.ts');
+    await writeFile(join(tmp, 'case.json'), JSON.stringify({ ids: [1, 5, 9, 2], latent: [2] }));
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.HF_HUB_CACHE = join(tmp, 'cache-dump');
+    try {
+      expect(await dumpCommand.run(['--model', MODEL, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'by-id.safetensors'), '--backend', 'cpu'])).toBe(0);
+    } finally {
+      delete process.env.HF_ENDPOINT;
+      delete process.env.HF_HUB_CACHE;
+    }
+    expect(await dumpCommand.run(['--model', modelDir, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'by-dir.safetensors'), '--backend', 'cpu'])).toBe(0);
+    const a = parseSafetensors(await readFile(join(tmp, 'by-id.safetensors')), 'a'), b = parseSafetensors(await readFile(join(tmp, 'by-dir.safetensors')), 'b');
+    expect([...a.tensors.keys()].length).toBeGreaterThan(3);
+    for (const [n, t] of b.tensors) expect(Buffer.from(a.tensors.get(n)!.data)).toEqual(Buffer.from(t.data));
+  });
+});
+
 describe('data sets from a mock Hub', () => {
   it('reads the parquet splits of config main; --data with an id goes through loadData', async () => {
     const cache = join(tmp, 'cache-data');
