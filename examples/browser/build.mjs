@@ -27,9 +27,6 @@ export async function buildDemo(outDir = join(root, 'build', 'demo')) {
       name: 'latentlm-dist',
       setup(b) {
         b.onResolve({ filter: /^latentlm$/ }, () => ({ path: dist }));
-        // @huggingface/hub's package.json maps its browser build through the "browser" field only, which esbuild
-        // does not apply after resolving "exports": point at that build directly (Hub ids in the demo).
-        b.onResolve({ filter: /^@huggingface\/hub$/ }, () => ({ path: join(root, 'node_modules', '@huggingface', 'hub', 'dist', 'browser', 'index.mjs') }));
       },
     }],
     metafile: true,

@@ -29,6 +29,16 @@ export interface ResolveRequest {
   missing?: (dir: string, present: string[]) => Promise<string[]>;
 }
 
+/**
+ * @huggingface/hub, loaded by a computed specifier: its package maps the browser build only through the "browser"
+ * field, which bundlers skip after resolving "exports", so a literal import here would pull its Node build (os, path,
+ * fs) into every browser bundle of latentlm. This module runs only in Node/Deno/Bun, where the runtime resolves it.
+ */
+async function hubLibrary(): Promise<Hub> {
+  const spec = '@huggingface/hub';
+  return (await import(/* @vite-ignore */ /* webpackIgnore: true */ spec)) as Hub;
+}
+
 async function fs() {
   return await import('node:fs/promises');
 }
@@ -51,7 +61,7 @@ export async function cacheRoot(opts: HubOptions, hub: Hub): Promise<string> {
 
 /** `<cache>/models--org--name` (or `datasets--…`). */
 export async function repoCacheDir(r: HubRepo, opts: HubOptions = {}): Promise<string> {
-  const hub = await import('@huggingface/hub');
+  const hub = await hubLibrary();
   return (await path()).join(await cacheRoot(opts, hub), hub.getRepoFolderName({ type: r.type, name: r.name }));
 }
 
@@ -116,7 +126,7 @@ function hubError(r: HubRepo, e: unknown, what: string, tokenSet: boolean): Erro
 export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: HubOptions = {}): Promise<ResolvedRepo> {
   const opts = hubOptionsFromEnv(options);
   if (opts.offline) return resolveFromCache(r, req, opts, 'HF_HUB_OFFLINE is set');
-  const hub = await import('@huggingface/hub');
+  const hub = await hubLibrary();
   const creds = { hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch };
   let info: { sha?: string; siblings?: { rfilename: string }[]; filePaths?: string[] };
   try {

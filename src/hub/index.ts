@@ -34,15 +34,15 @@ export async function resolveRepo(repo: HubRepo, req: ResolveRequest, options: H
     const r = await resolveInCache(repo, req, options);
     return { base: r.dir, commit: r.commit, files: r.files };
   }
-  // Browser: ask the Hub which commit the revision is, so the file URLs are immutable and cacheable.
+  // Browser: ask the Hub which commit the revision is, so the file URLs are immutable and cacheable. (One plain
+  // request to the repo API rather than @huggingface/hub, whose browser build bundlers cannot find; see cache.ts.)
   const opts = hubOptionsFromEnv(options);
-  const hub = await import('@huggingface/hub');
-  const creds = { hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch };
-  const info: { sha?: string; filePaths?: string[]; siblings?: { rfilename: string }[] } = repo.type === 'model'
-    ? await hub.modelInfo({ ...creds, name: repo.name, revision: repo.revision, additionalFields: ['sha', 'filePaths'] })
-    : ((await hub.datasetInfo({ ...creds, name: repo.name, revision: repo.revision, additionalFields: ['sha', 'siblings'] as never[] })) as never);
+  const api = `${opts.endpoint}/api/${repo.type}s/${repo.name}/revision/${encodeURIComponent(repo.revision)}`;
+  const res = await (opts.fetch ?? fetch)(api, { headers: opts.token ? { Authorization: `Bearer ${opts.token}` } : {} });
+  if (!res.ok) throw new Error(`${repoLabel(repo)}: cannot list the repo: HTTP ${res.status}${res.status === 401 || res.status === 403 ? ' (gated or private: pass a token)' : res.status === 404 ? ' (not found: check the id and revision)' : ''} (${api})`);
+  const info = (await res.json()) as { sha?: string; siblings?: { rfilename: string }[] };
   const commit = info.sha && COMMIT_HASH.test(info.sha) ? info.sha : repo.revision;
-  const files = req.pick(info.filePaths ?? (info.siblings ?? []).map((s) => s.rfilename));
+  const files = req.pick((info.siblings ?? []).map((s) => s.rfilename));
   if (files.length === 0) throw new Error(`${repoLabel(repo)}: none of the repo's files is usable here`);
   const base = resolveUrl(opts.endpoint, repo, commit, 'x').replace(/x$/, '');
   return { base, commit, files };
