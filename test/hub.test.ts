@@ -449,3 +449,24 @@ describe('the tokenizer and chat template from the model repo', () => {
     }
   });
 });
+
+describe('examples/train.ts by id', () => {
+  it('trainMain runs with --model ID --data ID --chat', async () => {
+    const { trainMain } = await import('../src/app/train.ts');
+    const out = join(tmp, 'run');
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.HF_HUB_CACHE = join(tmp, 'cache-train');
+    try {
+      const args = ['--model', 'test-org/tiny-qwen25-instruct', '--data', DATASET, '--chat', '--steps', '2', '--batch', '1', '--eval-every', '2', '--eval-rows', '1', '--gen-rows', '0', '--backend', 'cpu', '--out', out];
+      expect(await trainMain(args)).toBe(0);
+    } finally {
+      delete process.env.HF_ENDPOINT;
+      delete process.env.HF_HUB_CACHE;
+    }
+    const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+    expect(summary.model).toBe('test-org/tiny-qwen25-instruct');
+    expect(summary.data).toMatch(/^dataset test-org\/tiny-gsm8k \(config main/);
+    expect(summary.steps).toBe(2);
+    expect(Number.isFinite(summary.lastTrainLoss)).toBe(true);
+  });
+});
