@@ -267,6 +267,11 @@ describe('models from a mock Hub', () => {
       delete process.env.HF_HUB_OFFLINE;
     }
     expect(hub.log).toEqual([]);
+    // online but the Hub unreachable: the cache, with a warning
+    const warnings: string[] = [];
+    const ck = await loadHfCheckpoint(MODEL, { hub: { endpoint: 'http://127.0.0.1:9', cacheDir: cache, log: (l) => warnings.push(l) } });
+    expect(ck.source).toBe(join(repoDir, 'snapshots', commit));
+    expect(warnings.join('\n')).toMatch(/http:\/\/127\.0\.0\.1:9 is unreachable .*using the cached test-org\/tiny-qwen2/);
   });
 
   it('an interrupted download resumes with a Range request', async () => {
@@ -382,11 +387,18 @@ describe('browser Cache API', () => {
       hub.log = [];
       const a = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
       expect(a.source).toBe(`${hub.url}/${MODEL}/resolve/${COMMIT}/`);
-      expect([...store.keys()].sort()).toEqual([`${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`, `${hub.url}/${MODEL}/resolve/${COMMIT}/model.safetensors`]);
+      expect([...store.keys()].sort()).toEqual([
+        `${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`, `${hub.url}/${MODEL}/resolve/${COMMIT}/model.safetensors`,
+        `${hub.url}/api/models/${MODEL}/revision/main`, // the last commit lookup, for offline visits
+      ].sort());
       hub.log = [];
       const b = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
       expect(hub.log).toEqual([`GET /api/models/${MODEL}/revision/main`]); // only the commit lookup goes out
       for (const [n, t] of a.tensors) expect(b.tensors.get(n)!.data).toEqual(t.data);
+      // offline page: the revision lookup comes from its last copy, the files from the cache
+      const down = (() => Promise.reject(new TypeError('fetch failed'))) as typeof fetch;
+      const c = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url, fetch: down } });
+      expect(c.source).toBe(a.source);
     } finally {
       delete g.document;
       delete g.caches;

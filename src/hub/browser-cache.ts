@@ -47,3 +47,21 @@ export async function cachedFetch(url: string, init?: RequestInit, storage: Cach
   }
   return res;
 }
+
+/**
+ * For the one mutable request, the repo API's revision -> commit lookup: the network when it answers (and a copy
+ * kept), the last copy when it does not, so a page loaded offline still finds the commit whose files are cached.
+ */
+export async function networkFirst(url: string, init?: RequestInit, storage: CacheStorageLike | undefined = defaultCaches(), fetchFn: typeof fetch = fetch): Promise<Response> {
+  const cache = storage ? await storage.open(HUB_CACHE_NAME).catch(() => undefined) : undefined;
+  let res: Response;
+  try {
+    res = await fetchFn(url, init);
+  } catch (e) {
+    const hit = await cache?.match(url);
+    if (hit) return hit;
+    throw e;
+  }
+  if (res.ok && cache) await cache.put(url, res.clone()).catch(() => undefined);
+  return res;
+}

@@ -38,7 +38,8 @@ export async function resolveRepo(repo: HubRepo, req: ResolveRequest, options: H
   // request to the repo API rather than @huggingface/hub, whose browser build bundlers cannot find; see cache.ts.)
   const opts = hubOptionsFromEnv(options);
   const api = `${opts.endpoint}/api/${repo.type}s/${repo.name}/revision/${encodeURIComponent(repo.revision)}`;
-  const res = await (opts.fetch ?? fetch)(api, { headers: opts.token ? { Authorization: `Bearer ${opts.token}` } : {} });
+  const { networkFirst } = await import('./browser-cache.js');
+  const res = await networkFirst(api, { headers: opts.token ? { Authorization: `Bearer ${opts.token}` } : {} }, undefined, opts.fetch);
   if (!res.ok) throw new Error(`${repoLabel(repo)}: cannot list the repo: HTTP ${res.status}${res.status === 401 || res.status === 403 ? ' (gated or private: pass a token)' : res.status === 404 ? ' (not found: check the id and revision)' : ''} (${api})`);
   const info = (await res.json()) as { sha?: string; siblings?: { rfilename: string }[] };
   const commit = info.sha && COMMIT_HASH.test(info.sha) ? info.sha : repo.revision;
