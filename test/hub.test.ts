@@ -47,20 +47,28 @@ class MockHub {
     return new Promise<void>((ok) => this.server.close(() => ok()));
   }
 
+  /** A repo at a revision: 'main', its commit, or another branch registered as `id@branch`. */
+  private find(id: string, rev: string): Repo | undefined {
+    const branch = this.repos.get(`${id}@${rev}`);
+    if (branch) return branch;
+    for (const [key, repo] of this.repos) if ((key === id || key.startsWith(`${id}@`)) && repo.commit === rev) return repo;
+    return rev === 'main' ? this.repos.get(id) : undefined;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse) {
     const u = new URL(req.url!, this.url);
     this.log.push(`${req.method} ${u.pathname}${req.headers.range ? ` ${req.headers.range}` : ''}`);
     const path = decodeURIComponent(u.pathname);
     let m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path);
     if (m) {
-      const repo = this.repos.get(`${m[1] === 'models' ? '' : 'datasets/'}${m[2]}`);
-      if (!repo || (m[3] !== 'main' && m[3] !== repo.commit)) return this.send(res, 404, { 'X-Error-Code': 'RepoNotFound' }, '{"error":"Repository not found"}');
+      const repo = this.find(`${m[1] === 'models' ? '' : 'datasets/'}${m[2]}`, m[3]);
+      if (!repo) return this.send(res, 404, { 'X-Error-Code': 'RepoNotFound' }, '{"error":"Repository not found"}');
       const body = { _id: 'x', id: m[2], sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: '2024-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) };
       return this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(body));
     }
     m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    const repo = m && this.repos.get(m[1]);
-    const file = repo && (m![2] === 'main' || m![2] === repo.commit) ? repo.files.get(m![3]) : undefined;
+    const repo = m ? this.find(m[1], m[2]) : undefined;
+    const file = repo?.files.get(m![3]);
     if (!m || !file) return this.send(res, 404, { 'X-Error-Code': 'EntryNotFound' }, 'Entry not found');
     if (file.gated && req.headers.authorization !== `Bearer ${TOKEN}`) return this.send(res, 401, { 'X-Error-Code': 'GatedRepo' }, 'Access to this file is restricted');
     const etag = file.lfs ? sha256(file.bytes) : gitSha1(file.bytes);
@@ -198,6 +206,11 @@ beforeAll(async () => {
       ['tokenizer_config.json', { bytes: enc.encode(JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null })), lfs: false }],
     ]) });
   }
+  // the Hub's parquet conversion branch: <config>/<split>/0000.parquet
+  hub.repos.set(`datasets/${DATASET}@refs/convert/parquet`, { commit: 'd'.repeat(40), files: new Map([
+    ['main/train/0000.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
+    ['main/test/0000.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+  ]) });
   await hub.start();
 });
 
@@ -357,6 +370,9 @@ describe('data sets from a mock Hub', () => {
     expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'main'), 'utf8')).toBe(DCOMMIT);
     const soc = await loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['train'], { endpoint: hub.url, cacheDir: cache, config: 'socratic' });
     expect(soc.splits.train).toEqual(ROWS.test);
+    const conv = await loadHubDataset(parseRepoId(`${DATASET}@refs/convert/parquet`, 'dataset')!, ['train', 'test'], { endpoint: hub.url, cacheDir: cache });
+    expect(conv.splits).toEqual(ROWS);
+    expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'refs', 'convert', 'parquet'), 'utf8')).toBe('d'.repeat(40));
     await expect(loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['validation'], { endpoint: hub.url, cacheDir: cache })).rejects.toThrow(/no parquet files for config 'main' split validation/);
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = cache;
