@@ -66,6 +66,24 @@ class MockHub {
       const body = { _id: 'x', id: m[2], sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: '2024-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) };
       return this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(body));
     }
+    m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/paths-info\/(.+)$/.exec(path);
+    if (m && req.method === 'POST') {
+      const repo = this.find(`${m[1] === 'models' ? '' : 'datasets/'}${m[2]}`, m[3]);
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (!repo) return this.send(res, 404, { 'X-Error-Code': 'RevisionNotFound' }, '{"error":"Revision not found"}');
+        const paths = (JSON.parse(body) as { paths: string[] }).paths;
+        if (paths.some((p) => repo.files.get(p)?.gated) && req.headers.authorization !== `Bearer ${TOKEN}`) return this.send(res, 401, {}, '{"error":"Access to this repo is restricted"}');
+        const out = paths.filter((p) => repo.files.has(p)).map((p) => {
+          const f = repo.files.get(p)!;
+          const lfs = f.lfs ? { oid: sha256(f.bytes), size: f.bytes.length, pointerSize: 134 } : undefined;
+          return { type: 'file', path: p, oid: gitSha1(f.lfs ? new TextEncoder().encode(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(f.bytes)}\nsize ${f.bytes.length}\n`) : f.bytes), size: f.lfs ? 134 : f.bytes.length, lfs };
+        });
+        this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(out));
+      });
+      return;
+    }
     m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     const repo = m ? this.find(m[1], m[2]) : undefined;
     const file = repo?.files.get(m![3]);
@@ -246,7 +264,7 @@ describe('models from a mock Hub', () => {
     for (const [n, t] of direct.tensors) expect(ck.tensors.get(n)!.data).toEqual(t.data);
     // the endpoints @huggingface/hub calls, and ours
     expect(hub.log).toContain(`GET /api/models/${MODEL}/revision/main`);
-    expect(hub.log).toContain(`GET /${MODEL}/resolve/${COMMIT}/model.safetensors bytes=0-0`);
+    expect(hub.log).toContain(`POST /api/models/${MODEL}/paths-info/${COMMIT}`);
     expect(hub.log).toContain(`GET /${MODEL}/resolve/${COMMIT}/model.safetensors`);
     // second load: only the revision is asked for, nothing downloaded
     hub.log = [];
@@ -302,10 +320,10 @@ describe('models from a mock Hub', () => {
     await expect(stat(`${blob}.incomplete`)).rejects.toThrow();
   });
 
-  it('a corrupted download is detected against the ETag and not kept', async () => {
+  it("a corrupted download is detected against the Hub's sha256 and not kept", async () => {
     const cache = join(tmp, 'cache-corrupt');
     hub.corrupt.add(`${MODEL}/model.safetensors`);
-    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(/model\.safetensors: corrupted download: sha256 is [0-9a-f]{64}, the Hub's ETag says [0-9a-f]{64}/);
+    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(/model\.safetensors: corrupted download: sha256 is [0-9a-f]{64}, the Hub's hash is [0-9a-f]{64}/);
     const blobs = await readdir(join(cache, 'models--test-org--tiny-qwen2', 'blobs'));
     const good = sha256(await readFile(join(modelDir, 'model.safetensors')));
     expect(blobs.some((b) => b.startsWith(good))).toBe(false);
@@ -326,7 +344,7 @@ describe('models from a mock Hub', () => {
 
   it('a gated file needs HF_TOKEN; unknown repos and architectures fail clearly', async () => {
     const cache = join(tmp, 'cache-gated');
-    await expect(loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).rejects.toThrow(/tiny-qwen2-gated: cannot get model\.safetensors: HTTP 401: the repo is gated or private; set HF_TOKEN/);
+    await expect(loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).rejects.toThrow(/tiny-qwen2-gated: cannot get config\.json, model\.safetensors: HTTP 401: the repo is gated or private; set HF_TOKEN/);
     process.env.HF_TOKEN = TOKEN;
     try {
       expect((await loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).tensors.size).toBeGreaterThan(0);

@@ -4,7 +4,7 @@
 //   <cache>/models--org--name/snapshots/<commit>/<file>  a relative symlink to ../../blobs/<etag>
 //   <cache>/models--org--name/blobs/<etag>               the bytes (etag: sha256 for LFS files, git blob sha1 otherwise)
 // Datasets live under datasets--org--name. @huggingface/hub gives the cache root, the folder names, the repo
-// listing (commit + files) and each file's ETag/size/URL; what it lacks we add here: its downloadFileToCacheDir always
+// listing (commit + files) and each file's blob hash and size (paths-info); what it lacks we add here: its downloadFileToCacheDir always
 // asks the Hub first (no offline mode), never writes refs/<branch> (so Python's offline mode cannot find our
 // downloads), restarts interrupted downloads from zero, checks no hash and shows no progress.
 import { COMMIT_HASH, hubOptionsFromEnv, repoLabel, resolveUrl, type HubOptions, type HubRepo } from './id.js';
@@ -156,36 +156,54 @@ export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: H
     await f.rename(tmp, ref);
   }
   const dir = p.join(repoDir, 'snapshots', commit);
+  const lacking: string[] = [];
+  for (const file of files) if (!(await exists(p.join(dir, ...file.split('/'))))) lacking.push(file);
+  const blobs = await blobNames(r, commit, lacking, opts, hub);
   const first = (req.first ?? []).filter((x) => files.includes(x));
-  for (const file of first) await ensureFile(r, repoDir, commit, file, opts, hub);
+  for (const file of first) if (blobs.has(file)) await ensureFile(r, repoDir, commit, file, blobs.get(file)!, opts);
   if (req.check) await req.check(dir);
-  for (const file of files) if (!first.includes(file)) await ensureFile(r, repoDir, commit, file, opts, hub);
+  for (const file of files) if (!first.includes(file) && blobs.has(file)) await ensureFile(r, repoDir, commit, file, blobs.get(file)!, opts);
   return { dir, commit, files };
 }
 
-/** ETag header -> blob name: strips W/ and quotes (huggingface_hub's _normalize_etag). */
-export function normalizeEtag(etag: string): string {
-  return etag.replace(/^W\//, '').replace(/^"|"$/g, '');
+interface BlobInfo {
+  /** What huggingface_hub names the blob: the sha256 of an LFS file, the git blob sha1 of any other. */
+  etag: string;
+  size: number;
 }
 
-async function ensureFile(r: HubRepo, repoDir: string, commit: string, file: string, opts: ReturnType<typeof hubOptionsFromEnv>, hub: Hub): Promise<void> {
+/**
+ * Blob names and sizes of files at a commit, in one paths-info request (as @huggingface/hub's own
+ * downloadFileToCacheDir gets them): unlike a file response's ETag header, which for a non-xet LFS file comes from
+ * the CDN it redirects to, these are the hashes huggingface_hub names blobs by, so the cache stays shared.
+ */
+async function blobNames(r: HubRepo, commit: string, files: string[], opts: ReturnType<typeof hubOptionsFromEnv>, hub: Hub): Promise<Map<string, BlobInfo>> {
+  const out = new Map<string, BlobInfo>();
+  if (files.length === 0) return out;
+  let infos: Awaited<ReturnType<Hub['pathsInfo']>>;
+  try {
+    infos = await hub.pathsInfo({ repo: { type: r.type, name: r.name }, paths: files, revision: commit, expand: true, hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch });
+  } catch (e) {
+    throw hubError(r, e, `cannot get ${files.join(', ')}`, !!opts.token);
+  }
+  for (const i of infos) {
+    const etag = i.lfs?.oid ?? i.oid;
+    const size = i.lfs?.size ?? i.size;
+    if (typeof etag === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(etag) && Number.isSafeInteger(size)) out.set(i.path, { etag, size });
+  }
+  const missing = files.filter((f) => !out.has(f));
+  if (missing.length) throw new Error(`${repoLabel(r)}: the Hub gave no hash for ${missing.join(', ')} at ${commit}`);
+  return out;
+}
+
+async function ensureFile(r: HubRepo, repoDir: string, commit: string, file: string, info: BlobInfo, opts: ReturnType<typeof hubOptionsFromEnv>): Promise<void> {
   const f = await fs(), p = await path();
   const pointer = p.join(repoDir, 'snapshots', commit, ...file.split('/'));
-  if (await exists(pointer)) return;
   const label = `${repoLabel(r)}: ${file}`;
-  let meta: Awaited<ReturnType<Hub['fileDownloadInfo']>>;
-  try {
-    meta = await hub.fileDownloadInfo({ repo: { type: r.type, name: r.name }, path: file, revision: commit, hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch });
-  } catch (e) {
-    throw hubError(r, e, `cannot get ${file}`, !!opts.token);
-  }
-  if (!meta) throw new Error(`${label}: listed by the Hub but not downloadable (404)`);
-  const etag = normalizeEtag(meta.etag);
-  if (!/^[\w.-]+$/.test(etag)) throw new Error(`${label}: unusable ETag ${JSON.stringify(meta.etag)}`);
-  const blob = p.join(repoDir, 'blobs', etag);
+  const blob = p.join(repoDir, 'blobs', info.etag);
   await f.mkdir(p.dirname(blob), { recursive: true });
   const stat = await f.stat(blob).catch(() => null);
-  if (!stat || stat.size !== meta.size) await downloadBlob(label, resolveUrl(opts.endpoint, r, commit, file), blob, etag, meta.size, opts);
+  if (!stat || stat.size !== info.size) await downloadBlob(label, resolveUrl(opts.endpoint, r, commit, file), blob, info.etag, info.size, opts);
   await f.mkdir(p.dirname(pointer), { recursive: true });
   await f.rm(pointer, { force: true }); // a dangling link left by a deleted blob
   await f.symlink(p.relative(p.dirname(pointer), blob), pointer);
@@ -203,7 +221,7 @@ async function fileDigest(file: string, size: number, kind: 'sha256' | 'sha1'): 
 
 /**
  * Downloads into `<blob>.incomplete` (resuming with a Range request from what an interrupted run left, as
- * huggingface_hub does), checks size and hash against the ETag, then renames it into place: a blob is complete
+ * huggingface_hub does), checks size and hash against what the Hub lists, then renames it into place: a blob is complete
  * and verified or absent.
  */
 async function downloadBlob(label: string, url: string, blob: string, etag: string, size: number, opts: ReturnType<typeof hubOptionsFromEnv>): Promise<void> {
@@ -223,6 +241,9 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
   const mb = (n: number) => Math.round(n / 1e5) / 10;
   if (have < size) {
     const res = await fetchFn(url, { headers });
+    if (res.status === 401 || res.status === 403) {
+      throw new Error(`${label}: download failed: HTTP ${res.status}: the repo is gated or private; ${opts.token ? 'HF_TOKEN was sent but is not granted access' : 'set HF_TOKEN to a token with access'}`);
+    }
     if (!res.ok || !res.body) throw new Error(`${label}: download failed: HTTP ${res.status} ${res.statusText} (${url})`);
     const resumed = res.status === 206;
     if (!resumed) have = 0; // the server ignored the Range: start over
@@ -261,7 +282,7 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
     const digest = await fileDigest(partial, size, kind);
     if (digest !== etag) {
       await f.rm(partial, { force: true });
-      throw new Error(`${label}: corrupted download: ${kind === 'sha256' ? 'sha256' : 'git blob sha1'} is ${digest}, the Hub's ETag says ${etag} (deleted; run again)`);
+      throw new Error(`${label}: corrupted download: ${kind === 'sha256' ? 'sha256' : 'git blob sha1'} is ${digest}, the Hub's hash is ${etag} (deleted; run again)`);
     }
   }
   await f.rename(partial, blob);
