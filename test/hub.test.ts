@@ -270,6 +270,10 @@ describe('models from a mock Hub', () => {
     hub.log = [];
     await loadHfCheckpoint(`${MODEL}@main`, opts(cache));
     expect(hub.log).toEqual([`GET /api/models/${MODEL}/revision/main`]);
+    // pinned to a commit that is cached: no request at all
+    hub.log = [];
+    await loadHfCheckpoint(`${MODEL}@${COMMIT}`, opts(cache));
+    expect(hub.log).toEqual([]);
   });
 
   it('offline: a pre-filled huggingface_hub cache works with no request; missing files are named', async () => {
@@ -351,7 +355,7 @@ describe('models from a mock Hub', () => {
     } finally {
       delete process.env.HF_TOKEN;
     }
-    await expect(loadHfCheckpoint('test-org/missing', opts(cache))).rejects.toThrow(/test-org\/missing: cannot list the repo: not found on the Hub \(HTTP 404\)/);
+    await expect(loadHfCheckpoint('test-org/missing', opts(cache))).rejects.toThrow(/test-org\/missing: cannot list the repo: not a local path, and not found on the Hub \(HTTP 404\)/);
     hub.log = [];
     await expect(loadHfCheckpoint('test-org/tiny-qwen3', opts(cache))).rejects.toThrow(/config\.json: model_type "qwen3" is not supported .*q_norm\/k_norm/);
     expect(hub.log.some((l) => l.includes('model.safetensors'))).toBe(false); // rejected before the weights were fetched

@@ -4,9 +4,9 @@
 //   <cache>/models--org--name/snapshots/<commit>/<file>  a relative symlink to ../../blobs/<etag>
 //   <cache>/models--org--name/blobs/<etag>               the bytes (etag: sha256 for LFS files, git blob sha1 otherwise)
 // Datasets live under datasets--org--name. @huggingface/hub gives the cache root, the folder names, the repo
-// listing (commit + files) and each file's blob hash and size (paths-info); what it lacks we add here: its downloadFileToCacheDir always
-// asks the Hub first (no offline mode), never writes refs/<branch> (so Python's offline mode cannot find our
-// downloads), restarts interrupted downloads from zero, checks no hash and shows no progress.
+// listing (commit + files) and each file's blob hash and size (paths-info); what it lacks we add here: its
+// downloadFileToCacheDir always asks the Hub first (no offline mode), never writes refs/<branch> (so Python's offline
+// mode cannot find our downloads), restarts interrupted downloads from zero, checks no hash and shows no progress.
 import { COMMIT_HASH, hubOptionsFromEnv, repoLabel, resolveUrl, type HubOptions, type HubRepo } from './id.js';
 
 type Hub = typeof import('@huggingface/hub');
@@ -114,7 +114,7 @@ function hubError(r: HubRepo, e: unknown, what: string, tokenSet: boolean): Erro
   if (status === 401 || status === 403) {
     return new Error(`${label}: ${what}: HTTP ${status}: the repo is gated or private; ${tokenSet ? 'HF_TOKEN was sent but is not granted access (accept the terms on the repo page)' : 'set HF_TOKEN to a token with access'}`);
   }
-  if (status === 404) return new Error(`${label}: ${what}: not found on the Hub (HTTP 404): check the ${r.type} id and revision`);
+  if (status === 404) return new Error(`${label}: ${what}: not a local path, and not found on the Hub (HTTP 404): check the ${r.type} id and revision`);
   return new Error(`${label}: ${what}: ${(e as Error).message}`);
 }
 
@@ -126,6 +126,14 @@ function hubError(r: HubRepo, e: unknown, what: string, tokenSet: boolean): Erro
 export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: HubOptions = {}): Promise<ResolvedRepo> {
   const opts = hubOptionsFromEnv(options);
   if (opts.offline) return resolveFromCache(r, req, opts, 'HF_HUB_OFFLINE is set');
+  if (COMMIT_HASH.test(r.revision)) {
+    // a commit's files never change: a complete cached snapshot needs no request (as in huggingface_hub)
+    try {
+      return await resolveFromCache(r, req, opts, 'pinned');
+    } catch {
+      // not (fully) cached: ask the Hub
+    }
+  }
   const hub = await hubLibrary();
   const creds = { hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch };
   let info: { sha?: string; siblings?: { rfilename: string }[]; filePaths?: string[] };
