@@ -103,9 +103,11 @@ async function resolveFromCache(r: HubRepo, req: ResolveRequest, opts: HubOption
   return { dir, commit, files };
 }
 
+/** fetch's own failure (no connection), as opposed to an HTTP error or a bad argument such as a malformed token. */
 function isNetworkError(e: unknown): boolean {
-  const err = e as { name?: string; cause?: { code?: string }; statusCode?: number };
-  return err?.statusCode === undefined && (err?.name === 'TypeError' || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/.test(String(err?.cause?.code)));
+  const err = e as { name?: string; message?: string; cause?: { code?: string }; statusCode?: number };
+  if (err?.statusCode !== undefined) return false;
+  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|UND_ERR/.test(String(err?.cause?.code)) || (err?.name === 'TypeError' && /fetch failed|network|Failed to fetch/i.test(String(err?.message)));
 }
 
 function hubError(r: HubRepo, e: unknown, what: string, tokenSet: boolean): Error {
@@ -248,7 +250,9 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
   const { createProgress } = await import('../progress.js');
   const mb = (n: number) => Math.round(n / 1e5) / 10;
   if (have < size) {
-    const res = await fetchFn(url, { headers });
+    const res = await fetchFn(url, { headers }).catch((e: Error) => {
+      throw new Error(`${label}: cannot download ${url}: ${e.message}${have ? ` (${have} bytes kept in ${partial} for the next try)` : ''}`);
+    });
     if (res.status === 401 || res.status === 403) {
       throw new Error(`${label}: download failed: HTTP ${res.status}: the repo is gated or private; ${opts.token ? 'HF_TOKEN was sent but is not granted access' : 'set HF_TOKEN to a token with access'}`);
     }
