@@ -13,7 +13,6 @@ import { loadHubDataset } from '../src/hub/dataset.ts';
 import { cachedFetch, type CacheStorageLike } from '../src/hub/browser-cache.ts';
 import { applyChatTemplate, loadData, loadModel } from '../src/app/setup.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
-import { qwen2TokenizerJson } from './_tokenizer-ref.ts';
 import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
 
 const MODEL = 'test-org/tiny-qwen2';
@@ -165,15 +164,25 @@ function byteLevelChars(): string[] {
  * 'he', 'll'), Qwen2's three special tokens renumbered, and one extra added token a fine-tune introduced.
  */
 function tinyTokenizerJson(): string {
-  const tj = JSON.parse(qwen2TokenizerJson());
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
   const vocab: Record<string, number> = {};
   byteLevelChars().forEach((c, i) => (vocab[c] = i));
   vocab.he = 256;
   vocab.ll = 257;
-  tj.model = { ...tj.model, vocab, merges: ['h e', 'l l'] };
   const added = (id: number, content: string, special: boolean) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special, special });
-  tj.added_tokens = [added(258, '<|endoftext|>', true), added(259, '<|im_start|>', true), added(260, '<|im_end|>', true), added(261, '<think>', false)];
-  return JSON.stringify(tj);
+  return JSON.stringify({
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [added(258, '<|endoftext|>', true), added(259, '<|im_start|>', true), added(260, '<|im_end|>', true), added(261, '<think>', false)],
+    normalizer: { type: 'NFC' },
+    // Qwen2's tokenizer.json pre-tokenizer, verbatim
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
+      byteLevel,
+    ] },
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: ['h e', 'l l'] },
+  });
 }
 
 // Qwen2-Instruct's ChatML template (tokenizer_config.json)
