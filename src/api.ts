@@ -37,3 +37,8 @@ export { compareRuns, type RunForComparison, type RunComparison } from './latent
 export { linePlot, barPlot, multiPanel } from './plot.js';
 export { loadDefaultModel, loadModel, loadData, splitRow, wrapTokenizer } from './app/setup.js';
 export type { ModelTokenizer } from './app/setup.js';
+export { resolveQwen2Source } from './hf.js';
+export { hubRepoOf, parseRepoId, resolveRepo, type HubOptions, type HubRepo } from './hub/index.js';
+export { loadHubDataset, type HubDataset } from './hub/dataset.js';
+export { loadChatTemplate, type ChatMessage, type ChatTemplate } from './chat-template.js';
+export { applyChatTemplate } from './app/setup.js';

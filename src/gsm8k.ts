@@ -168,11 +168,11 @@ function namesFile(source: string): boolean {
  * in-memory string (`{text}`). Malformed rows (bad JSON, missing field, no `####` line) are reported with
  * their line number: rejected (default) or skipped and listed in `errors`.
  */
-export async function loadGsm8k(source: Source | { text: string }, opts: Gsm8kLoadOptions = {}): Promise<Gsm8kDataset> {
+export async function loadGsm8k(source: Source | { text: string; source?: string }, opts: Gsm8kLoadOptions = {}): Promise<Gsm8kDataset> {
   await initTextWasm();
   if (typeof source === 'object' && !(source instanceof URL)) {
     if (typeof source.text !== 'string') throw new Error('gsm8k: an in-memory source must be {text: string}');
-    return parseGsm8k(source.text, { onError: opts.onError, source: '<text>' });
+    return parseGsm8k(source.text, { onError: opts.onError, source: source.source ?? '<text>' });
   }
   let src = String(source);
   if (namesFile(src)) {

@@ -4,6 +4,7 @@
 // at load time rather than as NaNs mid-training. Sources are directory paths or URL bases (see io.ts), so the
 // same code loads from disk in Node/Deno/Bun and over HTTP in a browser.
 import { joinSource, readBytes, readText, sourceExists, writeFileAtomic, type Source } from './io.js';
+import { resolveModelSource, type HubOptions } from './hub/index.js';
 import { parseSafetensors, toFloat32, type Dtype, type SafetensorsEntry, type WriteTensor, writeSafetensors } from './safetensors.js';
 
 /** The HF config.json fields we use (all others are kept and written back unchanged). */
@@ -30,12 +31,23 @@ export interface Qwen2Config {
 /** HF Qwen2Config defaults for fields a config.json may omit. */
 const DEFAULTS = { max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false };
 
+/** What the nearest relatives of Qwen2 add, for the error message. */
+const UNSUPPORTED_MODEL_TYPES: Record<string, string> = {
+  qwen3: 'normalizes queries and keys per head (q_norm/k_norm), has no q/k/v biases and sets head_dim separately',
+  qwen2_moe: 'replaces the MLP with a mixture of experts',
+  qwen3_moe: 'has q/k norms and a mixture of experts',
+  qwen2_vl: 'is a vision-language model (multimodal rotary embeddings)',
+  llama: 'has no q/k/v biases',
+  mistral: 'has no q/k/v biases and uses sliding-window attention',
+};
+
 /** Validates and normalizes a parsed config.json (defaults filled in). Errors name `file` and the field. */
 export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Config {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: not a JSON object`);
   const c = json as Record<string, unknown>;
   if (c.model_type !== undefined && c.model_type !== 'qwen2') {
-    throw new Error(`${file}: model_type ${JSON.stringify(c.model_type)} is not supported (this loader implements 'qwen2')`);
+    const why = UNSUPPORTED_MODEL_TYPES[String(c.model_type)];
+    throw new Error(`${file}: model_type ${JSON.stringify(c.model_type)} is not supported (this loader implements 'qwen2', which Qwen2 and Qwen2.5 checkpoints use${why ? `; ${c.model_type} ${why}` : ''})`);
   }
   const int = (key: string, fallback?: number): number => {
     const v = c[key] ?? fallback;
@@ -208,6 +220,22 @@ export interface LoadOptions {
   validate?: boolean;
   /** Called with each warning (they are also returned in `warnings`). */
   onWarning?: (message: string) => void;
+  /** Hub endpoint/token/cache/offline for a `org/name[@revision]` source (default: the HF_* environment variables). */
+  hub?: HubOptions;
+}
+
+/**
+ * A Hub id (`Qwen/Qwen2-0.5B[@revision]`) -> its snapshot directory in the HF cache (URL base in browsers),
+ * downloading what is missing; config.json is checked before the weights are fetched. Other sources pass through.
+ */
+export async function resolveQwen2Source(source: Source, hub: HubOptions = {}): Promise<Source> {
+  return resolveModelSource(source, {
+    ...hub,
+    check: async (dir) => {
+      const file = joinSource(dir, 'config.json');
+      parseQwen2Config(await readJson(file), file);
+    },
+  });
 }
 
 async function readJson(src: string): Promise<unknown> {
@@ -224,7 +252,7 @@ async function readJson(src: string): Promise<unknown> {
  * or URL base. Tensors keep their stored bytes; `tensors.get(name).data` converts to f32 on demand.
  */
 export async function loadHfCheckpoint(source: Source, opts: LoadOptions = {}): Promise<HfCheckpoint> {
-  const base = String(source);
+  const base = String(await resolveQwen2Source(source, opts.hub));
   const configFile = joinSource(base, 'config.json');
   if (!(await sourceExists(configFile))) throw new Error(`${base}: no config.json found (${configFile})`);
   const config = parseQwen2Config(await readJson(configFile), configFile);

@@ -2,6 +2,8 @@
 // which Node, Deno and Bun all provide; in a browser a path is fetched relative to the page).
 // node:fs is only ever reached through a dynamic import, so the browser bundle carries none of it.
 
+import { cachedFetch } from './hub/browser-cache.js';
+
 export type Source = string | URL;
 
 const isBrowser = () => typeof (globalThis as { document?: unknown }).document !== 'undefined' || typeof (globalThis as { importScripts?: unknown }).importScripts === 'function';
@@ -25,7 +27,7 @@ async function nodeFs() {
 export async function readBytes(source: Source): Promise<Uint8Array> {
   const s = String(source);
   if (isUrl(source) || isBrowser()) {
-    const res = await fetch(s);
+    const res = await cachedFetch(s); // Hub files stay in the browser's Cache API between visits
     if (!res.ok) throw new Error(`cannot fetch ${s}: HTTP ${res.status} ${res.statusText}`);
     return new Uint8Array(await res.arrayBuffer());
   }
@@ -46,7 +48,7 @@ export async function sourceExists(source: Source): Promise<boolean> {
   const s = String(source);
   if (isUrl(source) || isBrowser()) {
     try {
-      const res = await fetch(s, { method: 'HEAD' });
+      const res = await cachedFetch(s, { method: 'HEAD' });
       return res.ok;
     } catch {
       return false;

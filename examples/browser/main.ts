@@ -78,7 +78,7 @@ function fail(message: string) {
 cfgForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const cfg = readConfig();
-  if (modelSel.value === 'url' && !cfg.modelUrl) return setStatus('enter the URL of an HF model directory', true);
+  if (modelSel.value === 'url' && !cfg.modelUrl) return setStatus('enter a Hub id (Qwen/Qwen2-0.5B) or the URL of an HF model directory', true);
   Object.assign(state, { phase: 'loading', steps: [], evals: [], t0: performance.now(), backend: undefined });
   $('#facts').innerHTML = '';
   render();

@@ -1,6 +1,6 @@
 // The demo's training loop, in a Web Worker so the page stays responsive while WebGPU / gpu.js / WASM kernels run.
 // It uses the built package (`latentlm` is dist/browser.js, see build.mjs) exactly as src/app/train.ts drives the
-// CLI: a backend, the embedded default model or an HF directory URL, synthetic problems, Phase1Trainer with
+// CLI: a backend, the embedded default model, a Hub id or an HF directory URL, synthetic problems, Phase1Trainer with
 // `evaluate` / `trainStep`; plus `generate` for questions typed on the page.
 // Protocol (see main.ts): in  {type:'start', cfg} | {type:'stop'} | {type:'ask', question}
 //                         out {type:'status'|'ready'|'step'|'eval'|'answer'|'done'|'error', ...}
@@ -11,7 +11,10 @@ import {
 
 export interface DemoConfig {
   backend: BackendName;
-  /** '' = the embedded default model; else an HF directory URL (config.json + model.safetensors [+ vocab-map.json]). */
+  /**
+   * '' = the embedded default model; else a Hub id (`Qwen/Qwen2-0.5B[@rev]`, fetched from huggingface.co and kept in
+   * the Cache API) or an HF directory URL (config.json + model.safetensors [+ vocab-map.json]).
+   */
   modelUrl: string;
   mode: 'full' | 'two-trunk';
   /** How a latent's hidden state re-enters: as is, or scaled to the typical token-embedding norm. */

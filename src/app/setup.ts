@@ -10,6 +10,8 @@ import { Tokenizer } from '../tokenizer.js';
 import type { SplitRow } from '../latent/sequence.js';
 import { splitAnswer, loadGsm8k } from '../gsm8k.js';
 import { generateProblems, SYNTH_PRESETS } from '../synth.js';
+import { resolveQwen2Source } from '../hf.js';
+import { hubRepoOf, loadHubDataset } from '../hub/dataset.js';
 
 export const EOS_ID = 151643; // <|endoftext|>
 
@@ -38,7 +40,8 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
     if (eos === undefined) throw new Error('vocabulary map lacks <|endoftext|>');
     return { encode: (t) => rt.encode(t), decode: (ids) => rt.decode(ids), tokenText: (i) => rt.tokenText(i), eosId: eos, fromFull: (i) => map.toSmall.get(i), vocabSize: map.size };
   }
-  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId: EOS_ID, fromFull: (i) => i, vocabSize: full.vocabSize };
+  const eosId = full.tokenToId('<|endoftext|>') ?? EOS_ID; // a model's own tokenizer.json may number it differently
+  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId, fromFull: (i) => i, vocabSize: full.vocabSize };
 }
 
 /** The fastest available backend unless one is named (see createBackend's 'fastest'). */
@@ -51,6 +54,8 @@ export interface LoadedModel {
   tok: ModelTokenizer;
   source: string;
   vocabMap?: VocabMap;
+  /** The directory (or URL base) its files were read from: for a Hub id, the snapshot in the HF cache. */
+  dir?: string;
 }
 
 /** The committed default model (models/default), embedded in the bundle. */
@@ -69,12 +74,19 @@ export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
 /** An HF directory or URL (config.json + safetensors); a vocab-map.json beside it marks a restricted vocabulary. */
 export async function loadModel(be: Backend, source?: Source): Promise<LoadedModel> {
   if (!source) return loadDefaultModel(be);
+  const label = String(source);
+  source = await resolveQwen2Source(source); // a Hub id -> its snapshot in the HF cache (downloaded if needed)
   const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`) });
   const mapFile = joinSource(source, 'vocab-map.json');
   const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(JSON.parse(await readText(mapFile)), mapFile) : undefined;
   const tokFile = joinSource(source, 'tokenizer.json');
-  const full = await Tokenizer.load((await sourceExists(tokFile)) ? tokFile : undefined);
-  return { model, tok: wrapTokenizer(full, map), source: String(source), vocabMap: map };
+  const hasTok = await sourceExists(tokFile);
+  const full = await Tokenizer.load(hasTok ? tokFile : undefined);
+  // Every id the tokenizer can produce needs an embedding row (Qwen2 pads vocab_size up; fine-tunes add tokens).
+  if (!map && full.vocabSize > model.V) {
+    throw new Error(`${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`);
+  }
+  return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map, dir: String(source) };
 }
 
 export interface Data {
@@ -93,6 +105,16 @@ export async function loadData(source: Source | undefined, opts: { seed: number;
     return { train, test, source: `synthetic (${opts.preset ?? 'default'} preset, seed ${opts.seed})` };
   }
   const s = String(source);
+  const repo = await hubRepoOf(s, 'dataset');
+  if (repo) {
+    // `openai/gsm8k`: the train/test parquet splits from the Hub (through the HF cache), checked like JSONL rows.
+    const ds = await loadHubDataset(repo, ['train', 'test']);
+    const rows = async (split: string) => {
+      const text = ds.splits[split].map((r) => JSON.stringify({ question: r.question, answer: r.answer })).join('\n');
+      return (await loadGsm8k({ text, source: `${repo.name} ${split} row` })).rows;
+    };
+    return { train: await rows('train'), test: await rows('test'), source: ds.source };
+  }
   if (/\.jsonl$/i.test(s)) {
     const rows = (await loadGsm8k(s)).rows;
     const nTest = Math.max(1, Math.floor(rows.length / 10));
@@ -101,4 +123,20 @@ export async function loadData(source: Source | undefined, opts: { seed: number;
   const train = (await loadGsm8k(s, { split: 'train' })).rows;
   const test = (await loadGsm8k(s, { split: 'test' })).rows;
   return { train, test, source: s };
+}
+
+/**
+ * `--chat`: every question becomes the user turn of the model's chat template (tokenizer_config.json), ending at the
+ * assistant's turn, so an instruct model is trained and asked in the format it knows. The sequence builder appends
+ * "\n" after the question, so the template's own final newline is dropped here. Returns the template's source.
+ */
+export async function applyChatTemplate(data: Data, modelDir: string | undefined): Promise<string> {
+  if (!modelDir) throw new Error('--chat needs --model (the embedded default model has no chat template)');
+  const { loadChatTemplate } = await import('../chat-template.js');
+  const tpl = await loadChatTemplate(modelDir);
+  if (!tpl) throw new Error(`--chat: ${modelDir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): a base model, not an instruct one`);
+  const wrap = (r: SplitRow): SplitRow => ({ ...r, question: tpl.render([{ role: 'user', content: r.question }]).replace(/\n$/, '') });
+  data.train = data.train.map(wrap);
+  data.test = data.test.map(wrap);
+  return tpl.source;
 }

@@ -8,7 +8,7 @@ import { phase1Report } from '../latent/report.js';
 import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../reward.js';
 import { createProgress } from '../progress.js';
-import { loadData, loadModel, pickBackend } from './setup.js';
+import { applyChatTemplate, loadData, loadModel, pickBackend } from './setup.js';
 
 export const trainHelp = `latentlm train — phase 1: supervised training with latent tokens at calculator breakpoints
 
@@ -24,8 +24,12 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --batch N          sequences per step (default 8)
   --lr X             peak learning rate (default 1e-3 for the default model, 1e-5 with --model)
   --curriculum N     Coconut stages: stage s puts latents at the first s breakpoints, advancing every N steps (default off)
-  --model DIR|URL    an HF Qwen2 directory (config.json + model.safetensors) instead of the embedded default
-  --data PATH|URL    a GSM8K .jsonl file or a directory with train.jsonl/test.jsonl (default: synthetic problems)
+  --model DIR|URL|ID an HF Qwen2 directory (config.json + model.safetensors) or a Hub id such as Qwen/Qwen2-0.5B[@rev]
+                     (from the HF cache, downloaded into it if missing; HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply)
+                     instead of the embedded default
+  --data PATH|URL|ID a GSM8K .jsonl file, a directory with train.jsonl/test.jsonl, or a Hub data set id such as
+                     openai/gsm8k (its config main train/test parquet splits) (default: synthetic problems)
+  --chat             wrap each question in the model's chat template (tokenizer_config.json; instruct models)
   --out DIR          where metrics.jsonl, report.svg, summary.json and checkpoint/ go (default runs/train)
   --eval-every N     steps between evaluations (default 40)
   --eval-rows N      held-out rows per evaluation (default 32)
@@ -45,7 +49,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-      resume: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      resume: { type: 'boolean' }, chat: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -70,8 +74,9 @@ export async function trainMain(argv: string[]): Promise<number> {
   const t0 = performance.now();
 
   const be = await pickBackend(values.backend, (l) => console.log(l));
-  const { model, tok, source } = await loadModel(be, values.model);
+  const { model, tok, source, dir } = await loadModel(be, values.model);
   const data = await loadData(values.data, { seed });
+  if (values.chat) console.log(`chat template: ${await applyChatTemplate(data, dir)}`);
   const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
   console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
   console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);

@@ -3,11 +3,15 @@
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/types.js';
+import { resolveQwen2Source } from '../hf.js';
 import { readText, writeFileAtomic } from '../io.js';
 import { Kind, Qwen2 } from '../model/qwen2.js';
 import { writeSafetensors, type WriteTensor } from '../safetensors.js';
 
-const help = `latentlm dump --model DIR --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu]
+const help = `latentlm dump --model DIR|ID --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu]
+
+--model: an HF directory, or a Hub id (Qwen/Qwen2-0.5B[@rev]) taken from the HF cache (downloaded into it if missing;
+HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply); its snapshot directory is printed for qwen2_ref.py --model.
 
 Runs one sequence through the model (forward + backward) and writes F32 tensors:
   logits [T,V]   loss [1]   hidden [T,H] (final-norm)   grad.<HF name> for every parameter
@@ -44,7 +48,9 @@ export const dumpCommand = {
       kind[p] = Kind.Latent;
     }
     const be = await createBackend({ prefer: (values.backend as BackendName | undefined) ?? 'auto', log: (l) => console.error(l) });
-    const model = await Qwen2.load(be, values.model!, { onWarning: (w) => console.error(`warning: ${w}`) });
+    const dir = String(await resolveQwen2Source(values.model!));
+    if (dir !== values.model) console.error(`dump: ${values.model} is ${dir}`);
+    const model = await Qwen2.load(be, dir, { onWarning: (w) => console.error(`warning: ${w}`) });
     let valid = 0;
     for (let t = 1; t < T; t++) if (labels[t] !== -100) valid++;
     model.zeroGrads();

@@ -39,8 +39,10 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --micro-batch N      text-only completions per replay forward (default = --group; lower it to save activation
                        memory); completions with latent spans always replay one at a time
   --init DIR           a phase-1 checkpoint (runs/train/checkpoint): weights, markers and start/end heads
-  --model DIR|URL      an HF Qwen2 directory (config.json + model.safetensors) instead of the embedded default
-  --data PATH|URL      a GSM8K .jsonl file or a directory with train.jsonl/test.jsonl (default: synthetic problems)
+  --model DIR|URL|ID   an HF Qwen2 directory (config.json + model.safetensors) or a Hub id (Qwen/Qwen2-0.5B, through
+                       the HF cache) instead of the embedded default
+  --data PATH|URL|ID   a GSM8K .jsonl file, a directory with train.jsonl/test.jsonl, or a Hub data set id
+                       (openai/gsm8k) (default: synthetic problems)
   --preset P           synthetic difficulty: easy | default | hard (default: default)
   --out DIR            output directory (default runs/rl)
   --eval-every N       steps between held-out evaluations (default 50; 0 = start and end only)
