@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
-import { backendConformance, maxRelErr, randn } from './_conformance.js';
+import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
+import { MATMUL_TILES } from '../src/backend/webgpu-kernels.js';
 
 let unavailable = '';
 try {
@@ -26,12 +27,17 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     be.matmulKernel = 'naive';
     return be;
   });
+  // Each kernel family forced, whatever the adapter (auto picks 'simple' on the software adapters here).
+  backendConformance('webgpu (tiled kernels)', () => createWebGPUBackend({ kernels: 'tiled' }));
+  backendConformance('webgpu (tiled kernels, tensors split at 1 KiB)', () => createWebGPUBackend({ kernels: 'tiled', maxBindingBytes: 1024 }));
+  backendConformance('webgpu (simple kernels)', () => createWebGPUBackend({ kernels: 'simple' }));
 
-  describe('split tensors (256-byte chunks: 64 elements, rows straddle chunk boundaries)', () => {
+  for (const kernels of ['simple', 'tiled'] as const)
+  describe(`split tensors, ${kernels} kernels (256-byte chunks: 64 elements, rows straddle chunk boundaries)`, () => {
     const ref = new CpuBackend();
     /** Runs op on both backends; checks the outputs agree and that the webgpu run needed no merge fallback. */
     async function same(inputs: Record<string, Float32Array | Int32Array>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[], expectSplit: string[]) {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       try {
         const res: Record<string, Float32Array | Int32Array>[] = [];
         for (const b of [ref, be] as Backend[]) {
@@ -97,7 +103,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         b.copy2d(t.y, t.c, 4, 20, 3, 70, 1, 66, true);
         b.upload(t.c, randn(90, 24), 120);
       }, ['p', 'm', 'v', 'out', 'a', 'y', 'd', 'dg', 'du', 'c'], ['p', 'g', 'm', 'v', 'a', 'y', 'c']);
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       const t = be.alloc(200);
       const data = randn(200, 25);
       be.upload(t, data);
@@ -106,10 +112,83 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     });
 
     it('an op that cannot split refuses a row longer than a chunk with a clear error', async () => {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       const a = be.alloc(4 * 100), b = be.alloc(8 * 100), c = be.alloc(32);
       expect(() => be.matmul(a, b, c, 4, 8, 100, { transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
       be.destroy();
+    });
+  });
+
+  describe('kernel variants', () => {
+    it('auto picks by adapter kind; an option or LATENTLM_WEBGPU_KERNELS forces a family; unknown names are refused', async () => {
+      const auto = await createWebGPUBackend({ kernels: 'auto' });
+      const software = /software adapter/.test(auto.info);
+      expect(auto.kernels).toBe(software ? 'simple' : 'tiled');
+      expect(auto.matmulKernel).toBe(software ? 'blocked' : 'tiled');
+      auto.destroy();
+      const tiled = await createWebGPUBackend({ kernels: 'tiled' });
+      expect([tiled.kernels, tiled.matmulKernel]).toEqual(['tiled', 'tiled']);
+      expect(tiled.info).toMatch(/tiled kernels/);
+      tiled.destroy();
+      const saved = process.env.LATENTLM_WEBGPU_KERNELS;
+      try {
+        process.env.LATENTLM_WEBGPU_KERNELS = 'tiled';
+        const env = await createWebGPUBackend();
+        expect(env.kernels).toBe('tiled');
+        env.destroy();
+        const opt = await createWebGPUBackend({ kernels: 'simple' }); // an explicit option wins over the variable
+        expect(opt.kernels).toBe('simple');
+        opt.destroy();
+        process.env.LATENTLM_WEBGPU_KERNELS = 'fast';
+        await expect(createWebGPUBackend()).rejects.toThrow(/LATENTLM_WEBGPU_KERNELS=fast.*tiled, simple, auto/);
+      } finally {
+        if (saved === undefined) delete process.env.LATENTLM_WEBGPU_KERNELS;
+        else process.env.LATENTLM_WEBGPU_KERNELS = saved;
+      }
+    });
+
+    // Several tiles in every dimension with ragged edges, all transpose forms, bias then accumulate, per tile shape.
+    const ref = new CpuBackend();
+    for (const [tileName, tile] of Object.entries(MATMUL_TILES)) {
+      it(`tiled matmul ${tileName} over several tiles (M=130, N=140, K=70), all transposes`, async () => {
+        const be = await createWebGPUBackend({ kernels: 'tiled' });
+        be.matmulTile = tile;
+        try {
+          const M = 130, N = 140, K = 70;
+          for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+            const res = await both(ref, be, { a: randn(M * K, 1), b: randn(N * K, 2), c: randn(M * N, 3), bias: randn(N, 4) }, (b, t) => {
+              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias });
+              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true });
+            }, ['c']);
+            expect(maxRelErr(...res.c), `transA=${transA} transB=${transB}`).toBeLessThanOrEqual(1e-5);
+          }
+        } finally {
+          be.destroy();
+        }
+      });
+    }
+
+    it('f16 tiles (shader-f16): products of half-rounded inputs, f32 accumulation; refused without the feature', async () => {
+      const probe = await createWebGPUBackend({ kernels: 'tiled' });
+      const hasF16 = probe.features.has('shader-f16');
+      probe.destroy();
+      if (!hasF16) {
+        await expect(createWebGPUBackend({ kernels: 'tiled', matmulF16: true })).rejects.toThrow(/matmulF16 needs the 'shader-f16' feature/);
+        console.log('backend-webgpu: this adapter has no shader-f16; f16 tiles are tested under Deno (test/runtimes.test.ts)');
+        return;
+      }
+      const be = await createWebGPUBackend({ kernels: 'tiled', matmulF16: true });
+      try {
+        const M = 70, N = 68, K = 96;
+        const a = randn(M * K, 5), b = randn(N * K, 6);
+        const res = await both(ref, be, { a, b, c: M * N }, (x, t) => x.matmul(t.a, t.b, t.c, M, N, K, { transB: true }), ['c']);
+        // Half rounding of the inputs (relative 2^-11 each) bounds the error; an f32 kernel would be ~1e-7.
+        const err = maxRelErr(...res.c);
+        expect(err).toBeLessThanOrEqual(5e-3);
+        expect(err).toBeGreaterThan(1e-6); // the f16 path really ran
+      } finally {
+        be.destroy();
+      }
     });
   });
 

@@ -23,6 +23,7 @@ import { BackendError } from './types.js';
 import { toBf16Bits } from '../safetensors.js';
 import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
+import { chooseKernels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile } from './webgpu-kernels.js';
 
 // The numeric values of the WebGPU flag namespaces, so nothing depends on GPUBufferUsage & co. being globals.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -32,6 +33,7 @@ const STAGE_COMPUTE = 0x4;
 const SLOT_BYTES = 256; // one dispatch's parameters; also the usual minUniformBufferOffsetAlignment
 const RING_SLOTS = 1024; // dispatches per submit at most
 const NO_SPLIT = 0xffffffff;
+const STAGING_KEEP_BYTES = 16 * 1024 * 1024; // readback buffers up to this size are kept for reuse
 
 export interface WebGPUBackendOptions {
   /** Node/Bun: which Dawn backend ('auto' tries Vulkan, then GLES compat). */
@@ -41,8 +43,17 @@ export interface WebGPUBackendOptions {
   maxBindingBytes?: number;
   /** Refuse single allocations above this many bytes with a BackendError (default: no limit besides the device's). */
   maxTensorBytes?: number;
-  /** Matmul kernel: register-blocked 4x4 (default) or the naive one-output-per-invocation baseline. */
-  matmulKernel?: 'blocked' | 'naive';
+  /**
+   * Kernel family (see ./webgpu-kernels.ts): 'tiled' (workgroup-memory tiles, flash attention: for hardware GPUs),
+   * 'simple' (register blocking, no workgroup memory: what runs fastest on software rasterisers), or 'auto'
+   * (default): 'simple' on a software adapter, 'tiled' otherwise. The environment variable
+   * LATENTLM_WEBGPU_KERNELS=tiled|simple|auto stands in for an absent option (so test suites can force one).
+   */
+  kernels?: KernelFamily | 'auto';
+  /** Matmul kernel (default: from `kernels`): tiled, register-blocked 4x4, or the naive one-output-per-invocation baseline. */
+  matmulKernel?: MatmulKernel;
+  /** Tiled matmul: stage tiles as f16 (needs the adapter's `shader-f16`; products still accumulate in f32). Default false. */
+  matmulF16?: boolean;
   /** Bytes of freed buffers kept for reuse (default 256 MiB). */
   poolBytes?: number;
 }
@@ -63,6 +74,8 @@ interface KernelSpec {
   section: string;
   /** Other kernel files appended whole (function libraries such as swiglu.wgsl for the generic map). */
   libs?: string[];
+  /** WGSL extensions the kernel needs (`enable f16;`). */
+  enable?: string[];
   params: [string, ParamType][];
   bufs: BufSpec[];
   /** Workgroup size: WG, or [WG_X, WG_Y]. */
@@ -268,13 +281,25 @@ export class WebGPUBackend implements Backend {
   readonly maxBindingBytes: number;
   /** Elements per chunk of a split tensor (a multiple of 4). */
   readonly chunkElems: number;
+  /** The kernel family in use ('tiled' or 'simple'; see WebGPUBackendOptions.kernels). */
+  readonly kernels: KernelFamily;
   /** Which matmul kernel runs (the bench switches it). */
-  matmulKernel: 'blocked' | 'naive';
+  matmulKernel: MatmulKernel;
+  /** Tile shape of the tiled matmul; tunable for benchmarks. */
+  matmulTile: MatmulTile = { ...TILED_MATMUL };
+  /** Stage the tiled matmul's tiles as f16 (only when `features` has shader-f16). */
+  matmulF16: boolean;
+  /** Optional device features enabled (shader-f16, subgroups). */
+  readonly features: ReadonlySet<string>;
   /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
   matmulWorkgroup: [number, number] = [16, 4];
-  /** Counters for tests and benchmarks. */
-  /** liveBytes/peakBytes: bytes of buffers in use (tensors and temporaries), not counting the reuse pool. */
-  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0 };
+  /**
+   * Counters for tests and benchmarks (the dispatch economy: take differences around a training step).
+   * liveBytes/peakBytes: bytes of buffers in use (tensors and temporaries), not counting the reuse pool;
+   * buffersCreated/bindGroupsCreated: GPU objects created (0 per step once warm: pools and caches serve them);
+   * readBytes/reads: bytes and number of device-to-host readbacks.
+   */
+  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0, buffersCreated: 0, bindGroupsCreated: 0, readBytes: 0, reads: 0 };
 
   private readonly device: GPUDevice;
   private readonly keepAlive: GPU;
@@ -293,6 +318,7 @@ export class WebGPUBackend implements Backend {
   private readonly bufIds = new WeakMap<GPUBuffer, number>();
   private nextBufId = 1;
   private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly staging = new Map<number, GPUBuffer[]>();
   private pooled = 0;
   private graveyard: GPUBuffer[] = [];
   private readonly freqCache = new Map<string, GPUBuffer>();
@@ -311,9 +337,13 @@ export class WebGPUBackend implements Backend {
     this.chunkElems = this.maxBindingBytes / 4;
     this.maxTensorBytes = opts.maxTensorBytes ?? Infinity;
     this.poolLimit = opts.poolBytes ?? 256 * 1024 * 1024;
-    this.matmulKernel = opts.matmulKernel ?? 'blocked';
+    this.features = dev.features;
+    this.kernels = chooseKernels(opts.kernels, dev.software);
+    this.matmulKernel = opts.matmulKernel ?? (this.kernels === 'tiled' ? 'tiled' : 'blocked');
+    if (opts.matmulF16 && !dev.features.has('shader-f16')) throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
+    this.matmulF16 = !!opts.matmulF16;
     this.maxGroups = lim.maxComputeWorkgroupsPerDimension;
-    this.info = `${dev.info}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
+    this.info = `${dev.info}; ${this.kernels} kernels${dev.software ? ' (software adapter)' : ''}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
     this.ring = this.device.createBuffer({ size: SLOT_BYTES * RING_SLOTS, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'latentlm params ring' });
     this.device.lost.then((i) => {
       if (!this.destroyed) this.fatal ??= new BackendError(`WebGPU device lost (${i.reason}): ${i.message}`, 'webgpu');
@@ -410,6 +440,7 @@ export class WebGPUBackend implements Backend {
     }
     this.device.pushErrorScope('out-of-memory');
     const b = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, label });
+    this.stats.buffersCreated++;
     this.watch(this.device.popErrorScope(), `WebGPU out of memory allocating '${label}' (${bytes} bytes)`);
     return b;
   }
@@ -432,7 +463,7 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- pipelines and dispatch
 
-  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
+  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean | string>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
     const hit = this.variants.get(key);
     if (hit) return hit;
     const fields: [string, ParamType][] = [...spec.params, ...extraParams, ...spec.bufs.map((b): [string, ParamType] => [`${b.name}_split`, 'u32'])];
@@ -440,7 +471,7 @@ export class WebGPUBackend implements Backend {
     const lines: string[] = [];
     if (Array.isArray(spec.wg)) lines.push(`const WG_X: u32 = ${spec.wg[0]}u;`, `const WG_Y: u32 = ${spec.wg[1]}u;`);
     else lines.push(`const WG: u32 = ${spec.wg}u;`);
-    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
+    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'string' ? `alias ${k} = ${v};` : typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
     lines.push(`struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}`);
     lines.push('@group(0) @binding(0) var<uniform> P: Params;');
     const entries: GPUBindGroupLayoutEntry[] = [
@@ -508,7 +539,7 @@ export class WebGPUBackend implements Backend {
     let body = sectionOf(spec.file, spec.section);
     // Placeholders are whole lines `$NAME` (so comments may mention them).
     for (const [k, v] of Object.entries(subst ?? {})) body = body.replace(new RegExp(`^[ \\t]*\\$${k}[ \\t]*$`, 'm'), () => `  ${v}`);
-    const code = [lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
+    const code = [...(spec.enable ?? []).map((e) => `enable ${e};`), lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
     const label = `${spec.file}/${spec.section} ${key}`;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
@@ -525,7 +556,7 @@ export class WebGPUBackend implements Backend {
    * Encodes one dispatch of `spec` with `params` and the given bindings. `consts`/`subst` specialise the WGSL;
    * the variant key covers them and the binding layout (split pairs, vec4 views, aliases, absent optionals).
    */
-  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
+  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean | string> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
     if (grid[0] === 0 || grid[1] === 0) return;
     if (grid[0] > this.maxGroups || grid[1] > this.maxGroups) throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
     const layoutKey = spec.bufs
@@ -573,6 +604,7 @@ export class WebGPUBackend implements Backend {
         entries: [{ binding: 0, resource: { buffer: this.ring, offset: 0, size: v.uniformBytes } }, ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
       });
       this.bindGroups.set(bgKey, bg);
+      this.stats.bindGroupsCreated++;
     }
     pass.setPipeline(v.pipeline);
     pass.setBindGroup(0, bg, [base]);
@@ -711,7 +743,10 @@ export class WebGPUBackend implements Backend {
    * A failed map (lost device, OOM) becomes a BackendError naming the tensor instead of a hang.
    */
   private async readStaged(g: GpuTensor, from: number, count: number, eb: number): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ size: Math.ceil((count * eb) / 4) * 4, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
+    const size = Math.ceil((count * eb) / 4) * 4;
+    const staging = this.stagingBuffer(size);
+    this.stats.reads++;
+    this.stats.readBytes += size;
     const e = this.copyEncoder();
     for (const p of this.pieces(g, from, 1, 1, count, 'read')) {
       e.copyBufferToBuffer(g.chunks[p.chunk], (from + p.lo - p.chunk * g.chunkElems) * eb, staging, p.lo * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
@@ -723,11 +758,30 @@ export class WebGPUBackend implements Backend {
       await this.settle().catch(() => {});
       throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
     }
-    const bytes = staging.getMappedRange().slice(0);
+    const bytes = staging.getMappedRange(0, size).slice(0);
     staging.unmap();
-    staging.destroy();
+    this.returnStaging(staging);
     await this.settle();
     return bytes;
+  }
+
+  /**
+   * A mappable buffer of at least `size` bytes for one readback: reused (readbacks of a training step are the
+   * same few sizes every step, so once warm none is created), rounded up to a power of two from 256 bytes.
+   */
+  private stagingBuffer(size: number): GPUBuffer {
+    const cap = Math.max(256, 2 ** Math.ceil(Math.log2(size)));
+    const list = this.staging.get(cap);
+    if (list?.length) return list.pop()!;
+    this.stats.buffersCreated++;
+    return this.device.createBuffer({ size: cap, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `readback ${cap}` });
+  }
+  /** Keeps a staging buffer for the next readback of its size (a few per size; large ones are dropped). */
+  private returnStaging(b: GPUBuffer): void {
+    const list = this.staging.get(b.size) ?? [];
+    if (list.length >= 4 || b.size > STAGING_KEEP_BYTES) return b.destroy();
+    list.push(b);
+    this.staging.set(b.size, list);
   }
 
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
@@ -795,6 +849,8 @@ export class WebGPUBackend implements Backend {
     for (const list of this.pool.values()) for (const b of list) b.destroy();
     this.pool.clear();
     for (const b of this.freqCache.values()) b.destroy();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
     this.bindGroups.clear();
     this.device.destroy();
     void this.keepAlive;
@@ -919,7 +975,9 @@ export class WebGPUBackend implements Backend {
     const bias = opts.bias ? this.T(opts.bias, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;
     if (C === A || C === B) throw new BackendError(`matmul: output '${C.label}' aliases an input`, 'webgpu');
-    const naive = this.matmulKernel === 'naive';
+    const kind = this.matmulKernel;
+    const naive = kind === 'naive', tiled = kind === 'tiled';
+    const tile = this.matmulTile, f16 = tiled && this.matmulF16;
     // Each operand is a list of rows along one of the dims m, n, k; a split operand cuts that dim into pieces.
     const aP = this.pieces(A, aOff, transA ? M : K, transA ? M : K, transA ? K : M, `matmul A '${A.label}'`);
     const bP = this.pieces(B, bOff, transB ? K : N, transB ? K : N, transB ? N : K, `matmul B '${B.label}'`);
@@ -928,8 +986,10 @@ export class WebGPUBackend implements Backend {
     const mSeg = partition([transA ? full(M) : aP, cP], M);
     const nSeg = partition([transB ? bP : full(N)], N);
     const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
-    const spec: KernelSpec = { file: 'matmul', section: naive ? 'naive' : 'blocked', wg: naive ? [16, 4] : this.matmulWorkgroup, params: MATMUL_PARAMS, bufs: MATMUL_BUFS };
-    const consts = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    const wg: [number, number] = tiled ? [tile.bn / tile.rn, tile.bm / tile.rm] : naive ? [16, 4] : this.matmulWorkgroup;
+    const spec: KernelSpec = { file: 'matmul', section: kind, wg, params: MATMUL_PARAMS, bufs: MATMUL_BUFS, enable: f16 ? ['f16'] : undefined };
+    const consts: Record<string, number | boolean | string> = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    if (tiled) Object.assign(consts, { BM: tile.bm, BN: tile.bn, BK: tile.bk, RM: tile.rm, RN: tile.rn, TILE: f16 ? 'f16' : 'f32' });
     this.withWhole('matmul', (whole) => {
       const biasArg = bias ? whole(bias, false) : undefined;
       // k pieces outermost: the one starting at k = 0 writes (or accumulates as asked) and adds the bias, the
@@ -942,8 +1002,8 @@ export class WebGPUBackend implements Backend {
             const pc = ms.pieces[1];
             const aRel = aOff - pa.chunk * A.chunkElems, bRel = bOff - pb.chunk * B.chunkElems, cRel = cOff - pc.chunk * C.chunkElems;
             const first = ks.lo === 0;
-            const vecA = !naive && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
-            const vecB = !naive && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
+            const vecA = kind === 'blocked' && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
+            const vecB = kind === 'blocked' && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
             const mBase = naive ? ms.lo : ms.lo & ~3, nBase = naive ? ns.lo : ns.lo & ~3;
             const params = {
               M, N, K, aOff: aRel, bOff: bRel, cOff: cRel, mLo: ms.lo, mHi: ms.hi, nLo: ns.lo, nHi: ns.hi, kLo: ks.lo, kHi: ks.hi,
@@ -951,7 +1011,7 @@ export class WebGPUBackend implements Backend {
             };
             const [wx, wy] = spec.wg as [number, number];
             const per = naive ? 1 : 4;
-            const grid: [number, number] = [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
+            const grid: [number, number] = tiled ? [cdiv(ns.hi - nBase, tile.bn), cdiv(ms.hi - mBase, tile.bm)] : [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
             this.run(spec, params, { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg }, grid, consts);
           }
     });
@@ -983,6 +1043,7 @@ export class WebGPUBackend implements Backend {
       const f = new Float32Array(Math.max(4, D / 2));
       for (let i = 0; i < D / 2; i++) f[i] = 1 / Math.pow(theta, (2 * i) / D);
       b = this.device.createBuffer({ size: bytesOf(f.length), usage: USAGE.STORAGE | USAGE.COPY_DST, label: `rope freqs ${key}` });
+      this.stats.buffersCreated++;
       // A fresh buffer no queued op uses yet, so writing it ahead of the pending batch is safe.
       this.device.queue.writeBuffer(b, 0, f);
       this.freqCache.set(key, b);

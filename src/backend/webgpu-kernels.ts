@@ -1,0 +1,54 @@
+// Which WGSL kernel variants the WebGPU backend runs, per adapter.
+// Two families, each passing the same conformance and parity suites:
+// - 'simple': no workgroup memory. Matmul keeps a 4x4 block per invocation in registers, attention walks the keys
+//   one by one per query. On software rasterisers (llvmpipe, lavapipe, SwiftShader) invocations are vectorised
+//   across SIMD lanes and workgroup memory is ordinary memory plus barriers, so this is what runs fastest there.
+// - 'tiled': workgroup-memory tiles. Matmul stages BM x BK and BK x BN tiles and computes RM x RN outputs per
+//   invocation; attention stages key/value tiles shared by a block of queries (and, for grouped-query attention,
+//   by every query head of a KV group) and skips tiles the causal mask hides. This is what a hardware GPU needs:
+//   its global memory bandwidth is far below its arithmetic rate, and workgroup memory is where reuse happens.
+// 'auto' picks 'simple' on a software adapter and 'tiled' otherwise.
+import { BackendError } from './types.js';
+
+export type KernelFamily = 'tiled' | 'simple';
+export type MatmulKernel = 'tiled' | 'blocked' | 'naive';
+
+/** Shape of the tiled matmul: a BM x BN tile of C per workgroup of (BN/RN) x (BM/RM) invocations, K in steps of BK. */
+export interface MatmulTile {
+  bm: number;
+  bn: number;
+  bk: number;
+  rm: number;
+  rn: number;
+}
+
+/** 64x64 tiles, 4x4 outputs per invocation (256 invocations, 8 KiB of workgroup memory: within every adapter's defaults). */
+export const TILED_MATMUL: MatmulTile = { bm: 64, bn: 64, bk: 16, rm: 4, rn: 4 };
+
+/** Tile shapes the GPU bench compares (all within WebGPU's default limits: 256 invocations, 16 KiB workgroup memory). */
+export const MATMUL_TILES: Record<string, MatmulTile> = {
+  '64x64/4x4': TILED_MATMUL,
+  '128x64/8x4': { bm: 128, bn: 64, bk: 16, rm: 8, rn: 4 },
+  '128x128/8x8': { bm: 128, bn: 128, bk: 8, rm: 8, rn: 8 },
+};
+
+const FAMILIES = ['tiled', 'simple', 'auto'] as const;
+
+/** The environment variable that forces a family where no option is given (tests run each suite per family). */
+export const KERNELS_ENV = 'LATENTLM_WEBGPU_KERNELS';
+
+function fromEnv(): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.[KERNELS_ENV] || undefined;
+}
+
+/** Resolves the requested family ('auto' or absent: by adapter kind); throws on an unknown name. */
+export function chooseKernels(requested: KernelFamily | 'auto' | undefined, software: boolean): KernelFamily {
+  const want = requested ?? fromEnv() ?? 'auto';
+  if (!(FAMILIES as readonly string[]).includes(want)) {
+    const where = requested === undefined ? `${KERNELS_ENV}=${want}` : `kernels: '${want}'`;
+    throw new BackendError(`unknown kernel family (${where}); expected one of ${FAMILIES.join(', ')}`, 'webgpu');
+  }
+  if (want === 'auto') return software ? 'simple' : 'tiled';
+  return want as KernelFamily;
+}
