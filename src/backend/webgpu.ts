@@ -269,6 +269,30 @@ const MATMUL_PARAMS: [string, ParamType][] = [
 ];
 const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }];
 
+/**
+ * Workgroup layout of the flash attention kernels (kernels/attention.wgsl, flash*) for one shape: BQ query
+ * positions x REP query heads per workgroup (about 64 invocations), K/V tiles of BKV rows, and for the key pass
+ * BKK keys x (D / DC) column chunks per workgroup with query tiles of BQT rows. Tiles stay within 8-12 KiB of
+ * workgroup memory at D = 64 (the WebGPU default limit is 16 KiB).
+ */
+function flashShape(s: AttentionShape, DC = s.D) {
+  const rep = s.Hq / s.Hkv;
+  const BQ = Math.max(1, Math.floor(64 / rep));
+  const clamp = (x: number, hi: number) => Math.max(1, Math.min(hi, Math.floor(x)));
+  const BKV = clamp(1024 / s.D, 32), BKK = clamp(1024 / s.D, 16), BQT = clamp(512 / s.D, 16);
+  const spec = (section: string, wg: number): KernelSpec => ({ ...K[FLASH_OF[section]], section, wg });
+  const wgQ = rep * BQ, wgKV = BKK * (s.D / DC);
+  return {
+    forward: spec('flashForward', wgQ), backwardQ: spec('flashBackwardQ', wgQ), backwardKV: spec('flashBackwardKV', wgKV),
+    consts: { D: s.D, REP: rep, BQ, BKV },
+    kvConsts: { D: s.D, REP: rep, DC, BKK, BQT },
+    queryGroups: s.B * s.Hkv * cdiv(s.Tq, BQ),
+    keyGroups: s.B * s.Hkv * cdiv(s.qStart + s.Tq, BKK),
+  };
+}
+/** The simple kernel whose parameters and bindings each flash kernel shares. */
+const FLASH_OF: Record<string, string> = { flashForward: 'attention', flashBackwardQ: 'attentionBackwardQ', flashBackwardKV: 'attentionBackwardKV' };
+
 /** Creates the WebGPU backend on the best adapter available (see ./webgpu-device.ts). */
 export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   const dev = await requestWebGPU({ adapter: opts.adapter, powerPreference: opts.powerPreference });
@@ -1073,8 +1097,10 @@ export class WebGPUBackend implements Backend {
     this.live('attention');
     const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map((t) => this.T(t, 'attention'));
     const p = this.attnParams(s, 'attention');
+    const flash = this.kernels === 'tiled' ? flashShape(s) : undefined;
     this.withWhole('attention', (whole) =>
-      this.run(K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) }, this.grid(cdiv(s.B * s.Hq * s.Tq, 64)), { D: s.D }));
+      this.run(flash ? flash.forward : K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
+        this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)), flash ? flash.consts : { D: s.D }));
   }
 
   attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
@@ -1086,11 +1112,19 @@ export class WebGPUBackend implements Backend {
     const delta: Arg = { b0: this.buffer(bytesOf(nq), 'attention delta'), split: NO_SPLIT };
     // Key pass: d-chunks of 16 columns give a real GPU enough invocations; each recomputes the full dots.
     const DC = s.D % 16 === 0 && s.D > 16 ? 16 : s.D;
+    const flash = this.kernels === 'tiled' ? flashShape(s, DC) : undefined;
     this.withWhole('attentionBackward', (whole) => {
       const g = whole(G, false), qa = whole(Q, false), ka = whole(Kc, false), va = whole(Vc, false), la = whole(L, false);
-      this.run(K.attentionBackwardQ, p, { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta }, this.grid(cdiv(nq, 64)), { D: s.D });
+      const qArgs = { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta };
+      const kvArgs = { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) };
+      if (flash) {
+        this.run(flash.backwardQ, p, qArgs, this.grid(flash.queryGroups), flash.consts);
+        this.run(flash.backwardKV, p, kvArgs, this.grid(flash.keyGroups), flash.kvConsts);
+        return;
+      }
+      this.run(K.attentionBackwardQ, p, qArgs, this.grid(cdiv(nq, 64)), { D: s.D });
       const nkv = s.B * s.Hkv * (s.qStart + s.Tq) * (s.D / DC);
-      this.run(K.attentionBackwardKV, p, { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) }, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
+      this.run(K.attentionBackwardKV, p, kvArgs, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
     });
     this.release(delta.b0);
   }
