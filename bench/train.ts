@@ -59,9 +59,11 @@ export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T =
   return (await measureTraining(be, c, B, T, seconds)).tokensPerSec;
 }
 
-/** Tokens/s of training steps after `warmup` steps, and the economy of the first step after them. */
-export async function measureTraining(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4, warmup = 2): Promise<{ tokensPerSec: number; economy?: StepEconomy }> {
-  const model = Qwen2.fromTensors(be, c, randomTensors(c));
+/**
+ * Tokens/s of training steps after `warmup` steps, and the economy of the first step after them. `model`
+ * (destroyed at the end) defaults to random weights of config `c`.
+ */
+export async function measureTraining(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4, warmup = 2, model = Qwen2.fromTensors(be, c, randomTensors(c))): Promise<{ tokensPerSec: number; economy?: StepEconomy; steps: number }> {
   const opt = new AdamW(model);
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
   const step = async () => {
@@ -81,7 +83,7 @@ export async function measureTraining(be: Backend, c = smallConfig, B = 4, T = 6
   const tps = (n * B * T) / ((performance.now() - t0) / 1000);
   opt.destroy();
   model.destroy();
-  return { tokensPerSec: tps, economy };
+  return { tokensPerSec: tps, economy, steps: n };
 }
 
 export interface TrainRow extends Partial<StepEconomy> {
