@@ -174,7 +174,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       probe.destroy();
       if (!hasF16) {
         await expect(createWebGPUBackend({ kernels: 'tiled', matmulF16: true })).rejects.toThrow(/matmulF16 needs the 'shader-f16' feature/);
-        console.log('backend-webgpu: this adapter has no shader-f16; f16 tiles are tested under Deno (test/runtimes.test.ts)');
+        console.log('backend-webgpu: this adapter has no shader-f16; f16 tiles are tested under Deno (test/webgpu-variants.test.ts)');
         return;
       }
       const be = await createWebGPUBackend({ kernels: 'tiled', matmulF16: true });
