@@ -97,7 +97,9 @@ const variants: [string, WebGPUBackendOptions, number][] = [
   ...(hasF16 ? ([['tiled f16', { kernels: 'tiled', matmulF16: true }, 5e-3]] as [string, WebGPUBackendOptions, number][]) : []),
 ];
 // Arguments restrict the run to the named variants (e.g. `tiled 'tiled f16'`); unknown names are an error.
-const args: string[] = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+// In a browser: the query string, `?v=tiled&v=simple`.
+const g = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] }; location?: { search: string } };
+const args: string[] = g.Deno?.args ?? g.process?.argv.slice(2) ?? new URLSearchParams(g.location?.search ?? '').getAll('v');
 for (const a of args) if (a !== 'tiled f16' && !variants.some(([n]) => n === a)) throw new Error(`unknown variant '${a}' (known: ${variants.map(([n]) => n).join(', ')})`);
 const ref = new CpuBackend();
 for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.includes(n))) {
@@ -112,6 +114,7 @@ for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.i
     if (opts.matmulF16 && c.name.startsWith('matmul') && !(err > 1e-6)) report.failures.push(`${vname}: ${c.name}: error ${err} is f32-exact, so f16 tiles did not run`);
   }
   report.variants[vname] = errs;
+  console.log(`variant ${vname}: worst relative error ${Math.max(...Object.values(errs)).toExponential(2)}`);
   be.destroy();
 }
 console.log(`VARIANTS ${JSON.stringify(report)}`);
