@@ -34,7 +34,7 @@ export interface WebGPUDevice {
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups'] as const;
 
 /** Adapter names of software implementations (what adapter.info reports for them across Dawn, wgpu and Chrome). */
-const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|warp\b|cpu/i;
+export const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|warp\b/i;
 
 /** True for a software adapter: the fallback flag where the runtime sets it, else the adapter's name. */
 export function isSoftwareAdapter(a: GPUAdapter): boolean {
