@@ -168,6 +168,22 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       });
     }
 
+    for (const kernels of ['simple', 'tiled'] as const) {
+      it(`crossEntropy over Qwen2's 151,936 classes with the fused gradient (${kernels} kernels)`, async () => {
+        const be = await createWebGPUBackend({ kernels });
+        try {
+          const rows = 3, V = 151936;
+          const res = await both(ref, be, { x: randn(rows * V, 7, 12), labels: new Int32Array([5, 151935, 70000]), w: new Float32Array([1, 0.5, 2]), l: rows }, (b, t) => {
+            b.crossEntropy(t.x, t.labels, t.l, rows, V, { weights: t.w });
+          }, ['x', 'l']);
+          expect(maxRelErr(...res.l), 'losses').toBeLessThanOrEqual(1e-5);
+          expect(maxRelErr(...res.x), 'gradient').toBeLessThanOrEqual(1e-4);
+        } finally {
+          be.destroy();
+        }
+      });
+    }
+
     it('f16 tiles (shader-f16): products of half-rounded inputs, f32 accumulation; refused without the feature', async () => {
       const probe = await createWebGPUBackend({ kernels: 'tiled' });
       const hasF16 = probe.features.has('shader-f16');

@@ -1139,8 +1139,9 @@ export class WebGPUBackend implements Backend {
     if (rows <= 0) return;
     if (Y.dtype !== 'i32') throw new BackendError(`crossEntropy: labels '${Y.label}' must be i32`, 'webgpu');
     if (logitsOff + rows * V > X.size) throw new BackendError(`crossEntropy: ${rows} x ${V} logits at ${logitsOff} overflow '${X.label}' (${X.size})`, 'webgpu');
+    const spec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
     this.withWhole('crossEntropy', (whole) =>
-      this.run(K.crossEntropy, { V, rows, logitsOff, labelOff, lossOff },
+      this.run(spec, { V, rows, logitsOff, labelOff, lossOff },
         { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined }, this.grid(rows), { HAS_W: !!W }));
   }
 }
