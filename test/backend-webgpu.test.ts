@@ -7,7 +7,7 @@ import { CpuBackend } from '../src/backend/cpu.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
-import { MATMUL_TILES } from '../src/backend/webgpu-kernels.js';
+import { MATMUL_TILES, TILED_NEEDS, chooseKernels } from '../src/backend/webgpu-kernels.js';
 
 let unavailable = '';
 try {
@@ -145,6 +145,15 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         if (saved === undefined) delete process.env.LATENTLM_WEBGPU_KERNELS;
         else process.env.LATENTLM_WEBGPU_KERNELS = saved;
       }
+    });
+
+    it('auto takes the simple family where the limits cannot hold the tiles; forcing tiled there is refused', () => {
+      const compat = { maxComputeInvocationsPerWorkgroup: 128, maxComputeWorkgroupStorageSize: 16384 };
+      expect(chooseKernels('auto', false, TILED_NEEDS)).toBe('tiled');
+      expect(chooseKernels('auto', true, TILED_NEEDS)).toBe('simple');
+      expect(chooseKernels('auto', false, compat)).toBe('simple');
+      expect(chooseKernels('simple', false, compat)).toBe('simple');
+      expect(() => chooseKernels('tiled', false, compat)).toThrow(/tiled kernels need more .*maxComputeInvocationsPerWorkgroup 128 < 256/);
     });
 
     // Several tiles in every dimension with ragged edges, all transpose forms, bias then accumulate, per tile shape.

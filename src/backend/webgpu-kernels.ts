@@ -7,7 +7,7 @@
 //   invocation; attention stages key/value tiles shared by a block of queries (and, for grouped-query attention,
 //   by every query head of a KV group) and skips tiles the causal mask hides. This is what a hardware GPU needs:
 //   its global memory bandwidth is far below its arithmetic rate, and workgroup memory is where reuse happens.
-// 'auto' picks 'simple' on a software adapter and 'tiled' otherwise.
+// 'auto' picks 'simple' on a software adapter or one whose limits cannot hold the tiles, and 'tiled' otherwise.
 import { BackendError } from './types.js';
 
 export type KernelFamily = 'tiled' | 'simple';
@@ -42,13 +42,29 @@ function fromEnv(): string | undefined {
   return env?.[KERNELS_ENV] || undefined;
 }
 
-/** Resolves the requested family ('auto' or absent: by adapter kind); throws on an unknown name. */
-export function chooseKernels(requested: KernelFamily | 'auto' | undefined, software: boolean): KernelFamily {
+/** What the tiled family needs: 256 invocations and 16 KiB of workgroup memory (WebGPU's core defaults). */
+export const TILED_NEEDS = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384 } as const;
+
+/** The limits of TILED_NEEDS this device falls short of, as a readable list ('' when none). */
+export function tiledShortfall(limits: Partial<Record<keyof typeof TILED_NEEDS, number>>): string {
+  return Object.entries(TILED_NEEDS)
+    .filter(([k, need]) => !((limits[k as keyof typeof TILED_NEEDS] ?? 0) >= need))
+    .map(([k, need]) => `${k} ${limits[k as keyof typeof TILED_NEEDS]} < ${need}`)
+    .join(', ');
+}
+
+/**
+ * Resolves the requested family ('auto' or absent: by adapter kind and limits); throws on an unknown name, or
+ * when 'tiled' is forced on a device whose limits cannot run it.
+ */
+export function chooseKernels(requested: KernelFamily | 'auto' | undefined, software: boolean, limits: Partial<Record<keyof typeof TILED_NEEDS, number>> = TILED_NEEDS): KernelFamily {
   const want = requested ?? fromEnv() ?? 'auto';
   if (!(FAMILIES as readonly string[]).includes(want)) {
     const where = requested === undefined ? `${KERNELS_ENV}=${want}` : `kernels: '${want}'`;
     throw new BackendError(`unknown kernel family (${where}); expected one of ${FAMILIES.join(', ')}`, 'webgpu');
   }
-  if (want === 'auto') return software ? 'simple' : 'tiled';
+  const short = tiledShortfall(limits);
+  if (want === 'auto') return software || short ? 'simple' : 'tiled';
+  if (want === 'tiled' && short) throw new BackendError(`the tiled kernels need more than this device grants (${short})`, 'webgpu');
   return want as KernelFamily;
 }

@@ -296,7 +296,12 @@ const FLASH_OF: Record<string, string> = { flashForward: 'attention', flashBackw
 /** Creates the WebGPU backend on the best adapter available (see ./webgpu-device.ts). */
 export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   const dev = await requestWebGPU({ adapter: opts.adapter, powerPreference: opts.powerPreference });
-  return new WebGPUBackend(dev, opts);
+  try {
+    return new WebGPUBackend(dev, opts);
+  } catch (e) {
+    dev.device.destroy(); // a refused option must not leak the device
+    throw e;
+  }
 }
 
 export class WebGPUBackend implements Backend {
@@ -362,7 +367,7 @@ export class WebGPUBackend implements Backend {
     this.maxTensorBytes = opts.maxTensorBytes ?? Infinity;
     this.poolLimit = opts.poolBytes ?? 256 * 1024 * 1024;
     this.features = dev.features;
-    this.kernels = chooseKernels(opts.kernels, dev.software);
+    this.kernels = chooseKernels(opts.kernels, dev.software, lim);
     this.matmulKernel = opts.matmulKernel ?? (this.kernels === 'tiled' ? 'tiled' : 'blocked');
     if (opts.matmulF16 && !dev.features.has('shader-f16')) throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
     this.matmulF16 = !!opts.matmulF16;
