@@ -123,8 +123,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Staged loads outside the owned ranges are zeros, so the K tail and the M/N edges need no special case.
 // TILE is f32, or f16 with `shader-f16` (F16: inputs rounded to half when staged, products accumulated in f32).
 // Constants: BM, BN, BK, RM, RN with WG_X = BN / RN, WG_Y = BM / RM.
-var<workgroup> As: array<TILE, BK * BM>; // As[k * BM + m]
-var<workgroup> Bs: array<TILE, BK * BN>; // Bs[k * BN + n]
+// Tile rows are padded by one word: loads contiguous along K (A as stored [M, K], B as [N, K]) then write with an
+// odd stride, which keeps those stores free of bank conflicts too.
+const SA: u32 = BM + 1u;
+const SB: u32 = BN + 1u;
+var<workgroup> As: array<TILE, BK * SA>; // As[k * SA + m]
+var<workgroup> Bs: array<TILE, BK * SB>; // Bs[k * SB + n]
 
 fn a_at(m: u32, k: u32) -> f32 {
   if (m < P.mLo || m >= P.mHi || k >= P.kHi) { return 0.0; }
@@ -150,18 +154,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var mm: u32;
       var kk: u32;
       if (TRANS_A) { mm = e % BM; kk = e / BM; } else { kk = e % BK; mm = e / BK; }
-      As[kk * BM + mm] = TILE(a_at(m0 + mm, k0 + kk));
+      As[kk * SA + mm] = TILE(a_at(m0 + mm, k0 + kk));
     }
     for (var e = li; e < BK * BN; e += WG_X * WG_Y) {
       var nn: u32;
       var kk: u32;
       if (TRANS_B) { kk = e % BK; nn = e / BK; } else { nn = e % BN; kk = e / BN; }
-      Bs[kk * BN + nn] = TILE(b_at(k0 + kk, n0 + nn));
+      Bs[kk * SB + nn] = TILE(b_at(k0 + kk, n0 + nn));
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk += 1u) {
-      for (var i = 0u; i < RM; i += 1u) { a[i] = f32(As[kk * BM + lid.y + i * WG_Y]); }
-      for (var j = 0u; j < RN; j += 1u) { b[j] = f32(Bs[kk * BN + lid.x + j * WG_X]); }
+      for (var i = 0u; i < RM; i += 1u) { a[i] = f32(As[kk * SA + lid.y + i * WG_Y]); }
+      for (var j = 0u; j < RN; j += 1u) { b[j] = f32(Bs[kk * SB + lid.x + j * WG_X]); }
       for (var i = 0u; i < RM; i += 1u) {
         for (var j = 0u; j < RN; j += 1u) { acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]); }
       }

@@ -22,7 +22,7 @@ export interface MatmulTile {
   rn: number;
 }
 
-/** 64x64 tiles, 4x4 outputs per invocation (256 invocations, 8 KiB of workgroup memory: within every adapter's defaults). */
+/** 64x64 tiles, 4x4 outputs per invocation (256 invocations, about 8 KiB of workgroup memory: within the WebGPU defaults). */
 export const TILED_MATMUL: MatmulTile = { bm: 64, bn: 64, bk: 16, rm: 4, rn: 4 };
 
 /** Tile shapes the GPU bench compares (all within WebGPU's default limits: 256 invocations, 16 KiB workgroup memory). */
