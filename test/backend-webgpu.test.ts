@@ -217,6 +217,32 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     });
   });
 
+  describe('dispatch economy counters', () => {
+    it('count dispatches, submits, creations and readback bytes; repeated work creates nothing', async () => {
+      const be = await createWebGPUBackend();
+      try {
+        const a = be.alloc(64 * 32), b = be.alloc(48 * 32), c = be.alloc(64 * 48);
+        be.upload(a, randn(64 * 32, 1));
+        be.upload(b, randn(48 * 32, 2));
+        const work = async () => {
+          be.matmul(a, b, c, 64, 48, 32, { transB: true });
+          be.scale(c, 0.5, 64 * 48);
+          await be.read(c, 10, 25);
+        };
+        await work(); // first time: pipelines, bind groups, a readback buffer
+        const s0 = { ...be.stats };
+        await work();
+        const d = (k: keyof typeof s0) => be.stats[k] - s0[k];
+        expect(d('dispatches')).toBe(2);
+        expect(d('submits')).toBe(1);
+        expect(d('buffersCreated') + d('bindGroupsCreated')).toBe(0);
+        expect([d('reads'), d('readBytes')]).toEqual([1, 100]);
+      } finally {
+        be.destroy();
+      }
+    });
+  });
+
   describe('errors and reporting', () => {
     it('reports which adapter it uses and why', async () => {
       const be = await createWebGPUBackend();
