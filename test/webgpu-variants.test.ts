@@ -13,10 +13,11 @@ const haveDeno = existsSync(DENO);
 if (!haveDeno) console.log(`[webgpu-variants] skipping: ${DENO} is not installed (npm ci)`);
 
 describe.skipIf(!haveDeno)('webgpu kernel variants under Deno', () => {
-  it('simple, tiled, tiled with split tensors and (where the adapter has shader-f16) f16 tiles match the CPU reference', async () => {
+  // tiled and f16 tiles only (to keep the suite fast): Node's conformance suite covers both families whole and split
+  it('tiled and (where the adapter has shader-f16) f16 tiles match the CPU reference', async () => {
     let stdout = '', why = '';
     try {
-      ({ stdout } = await run(DENO, ['run', '-A', 'test/_webgpu-variants.ts'], { cwd: ROOT, maxBuffer: 16 << 20 }));
+      ({ stdout } = await run(DENO, ['run', '-A', 'test/_webgpu-variants.ts', 'tiled', 'tiled f16'], { cwd: ROOT, maxBuffer: 16 << 20 }));
     } catch (e) {
       const err = e as { stdout?: string; stderr?: string; message: string };
       stdout = err.stdout ?? '';
@@ -28,7 +29,7 @@ describe.skipIf(!haveDeno)('webgpu kernel variants under Deno', () => {
       return;
     }
     expect(line, `no VARIANTS line:\n${stdout}\n${why}`).toBeDefined();
-    check('deno', line!, ['simple', 'tiled', 'tiled, split at 1 KiB']);
+    check('deno', line!, ['tiled', 'tiled f16']);
   }, 300_000);
 });
 
@@ -37,8 +38,8 @@ function check(runtime: string, line: string, expected: string[]): void {
     console.log(`[webgpu-variants] ${runtime}: ${r.adapter.split(';')[0]}; features [${r.features}]; auto -> ${r.auto}; variants: ${Object.keys(r.variants).join(', ')}`);
     for (const [v, errs] of Object.entries(r.variants as Record<string, Record<string, number>>)) console.log(`[webgpu-variants]   ${v}: worst ${Math.max(...Object.values(errs)).toExponential(2)}`);
     expect(r.failures).toEqual([]);
-    expect(Object.keys(r.variants)).toEqual(expect.arrayContaining(expected));
-    if (expected.length > 1 && r.features.includes('shader-f16')) expect(Object.keys(r.variants)).toContain('tiled f16');
+    // 'tiled f16' runs exactly where the adapter has shader-f16
+    expect(Object.keys(r.variants).sort()).toEqual(expected.filter((v) => v !== 'tiled f16' || r.features.includes('shader-f16')).sort());
     expect(r.auto).toBe(/software adapter/.test(r.adapter) ? 'simple' : 'tiled');
 }
 
