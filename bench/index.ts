@@ -3,7 +3,7 @@
 // whose backend is unavailable say so and the rest still runs.
 const sections: [string, string, string][] = [
   ['tokenizer: encode tokens/s (ours vs Rust HF binding vs @huggingface/tokenizers)', './tokenizer.js', 'benchTokenizer'],
-  ['matmul GFLOP/s on WebGPU (naive vs register-blocked vs plain JS)', './matmul.js', 'benchMatmul'],
+  ['matmul GFLOP/s on WebGPU (naive vs register-blocked vs workgroup-tiled vs plain JS)', './matmul.js', 'benchMatmul'],
   ['matmul GFLOP/s on CPU (plain JS vs WASM SIMD)', './cpu.js', 'benchCpu'],
   ['matmul GFLOP/s on gpu.js vs plain JS', './gpujs.js', 'benchGpujs'],
   ['training tokens/s, small Qwen2 (H=128, L=4, V=512, B=4, T=64)', './train.js', 'benchTrain'],

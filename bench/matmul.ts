@@ -1,4 +1,5 @@
-// Matmul GFLOP/s on the WebGPU backend (naive one-output-per-invocation vs register-blocked 4x4) against the
+// Matmul GFLOP/s on the WebGPU backend (naive one-output-per-invocation vs register-blocked 4x4, what the 'simple'
+// family runs, vs the workgroup-memory tiled kernel of the 'tiled' family, for hardware GPUs) against the
 // plain-JS CpuBackend measured in the same run, at Qwen2-0.5B shapes (M tokens x [in -> out], weights stored
 // [out, in] as in HF, i.e. transB). `npx tsx bench/matmul.ts [quick]`, or via `npm run bench matmul`.
 import { CpuBackend } from '../src/backend/cpu.js';
@@ -10,6 +11,7 @@ interface Row {
   'js GFLOP/s': string;
   'naive GFLOP/s': string;
   'blocked GFLOP/s': string;
+  'tiled GFLOP/s': string;
   'blocked / js': string;
 }
 
@@ -69,7 +71,9 @@ export async function benchMatmul(quick = false): Promise<Row[]> {
     const naive = await time(gpu, M, N, K, budget);
     gpu.matmulKernel = 'blocked';
     const blocked = await time(gpu, M, N, K, budget);
-    rows.push({ shape: `M=${M} ${K}->${N} (${label})`, 'js GFLOP/s': g(flop, js), 'naive GFLOP/s': g(flop, naive), 'blocked GFLOP/s': g(flop, blocked), 'blocked / js': (js / blocked).toFixed(1) + 'x' });
+    gpu.matmulKernel = 'tiled';
+    const tiled = await time(gpu, M, N, K, budget);
+    rows.push({ shape: `M=${M} ${K}->${N} (${label})`, 'js GFLOP/s': g(flop, js), 'naive GFLOP/s': g(flop, naive), 'blocked GFLOP/s': g(flop, blocked), 'tiled GFLOP/s': g(flop, tiled), 'blocked / js': (js / blocked).toFixed(1) + 'x' });
   }
   gpu.destroy();
   return rows;

@@ -2,19 +2,13 @@
 // loaded back through the real loader, then forward + backward on a short sequence. Reports load time, seconds per
 // token and peak memory. Not part of `npm test` (it needs ~10 GB of RAM and minutes on a software adapter).
 //   npx tsx bench/qwen2-05b.ts [--backend webgpu|wasm|cpu] [--tokens 16] [--dir /tmp/qwen2-0.5b-random] [--bf16]
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
-import { saveHfCheckpoint, type Qwen2Config } from '../src/hf.js';
-import { Qwen2, qwen2ParamShapes } from '../src/model/qwen2.js';
-import { Rng } from '../src/rng.js';
+import { Qwen2 } from '../src/model/qwen2.js';
+import { QWEN2_05B, ensureRandomCheckpoint } from './random-checkpoint.js';
 
-export const QWEN2_05B: Qwen2Config = {
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864,
-  num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rms_norm_eps: 1e-6,
-  rope_theta: 1000000, tie_word_embeddings: true, torch_dtype: 'bfloat16',
-};
+export { QWEN2_05B };
 
 const { values } = parseArgs({ args: process.argv.slice(2), options: { backend: { type: 'string' }, tokens: { type: 'string' }, dir: { type: 'string' }, bf16: { type: 'boolean' } } });
 const dir = values.dir ?? '/tmp/qwen2-0.5b-random';
@@ -23,22 +17,7 @@ let peakRss = 0;
 const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
 const timer = setInterval(sample, 200);
 
-if (!existsSync(`${dir}/model.safetensors`)) {
-  const t0 = performance.now();
-  const rng = new Rng(0);
-  const tensors = new Map<string, Float32Array>();
-  let n = 0;
-  for (const [name, shape] of qwen2ParamShapes(QWEN2_05B)) {
-    const len = shape.reduce((a, b) => a * b, 1);
-    const t = new Float32Array(len);
-    if (name.includes('norm')) t.fill(1);
-    else for (let i = 0; i < len; i++) t[i] = 0.02 * (rng.float() * 2 - 1) * 1.7;
-    tensors.set(name, t);
-    n += len;
-  }
-  await saveHfCheckpoint(dir, QWEN2_05B, tensors, { dtype: 'BF16' });
-  console.log(`wrote ${dir}: ${(n / 1e6).toFixed(1)}M parameters as bf16 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-}
+await ensureRandomCheckpoint(dir, QWEN2_05B);
 
 const be = await createBackend({ prefer: (values.backend as BackendName) ?? 'webgpu', log: (l) => console.log(l) });
 let t0 = performance.now();

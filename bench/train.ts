@@ -1,5 +1,9 @@
 // Training throughput (tokens/s of forward+backward+AdamW) of a small Qwen2 on every available backend,
 // with the plain-JS CpuBackend measured in the same run as the baseline (these machines are noisy: compare ratios).
+// For a backend that counts its work (WebGPU), also the dispatch economy of one training step after warm-up:
+// dispatches, queue submits, GPU objects created (buffers + bind groups; 0 once warm) and bytes read back.
+//   npx tsx bench/train.ts [--json] [--backend webgpu|wasm|gpujs] [--seconds 4]
+import { parseArgs } from 'node:util';
 import type { Backend } from '../src/backend/types.js';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
@@ -21,8 +25,45 @@ export function randomTensors(c: Qwen2Config, seed = 1): Map<string, Float32Arra
   return out;
 }
 
+/** What one training step costs in GPU work items (see WebGPUBackend.stats); `created` = buffers + bind groups. */
+export interface StepEconomy {
+  dispatches: number;
+  submits: number;
+  created: number;
+  buffersCreated: number;
+  bindGroupsCreated: number;
+  reads: number;
+  readBytes: number;
+}
+
+type Counters = Omit<StepEconomy, 'created'>;
+const countersOf = (be: Backend): Counters | undefined => (be as { stats?: Counters }).stats;
+
+/** Counts what `step` costs on a backend with WebGPU-style stats (undefined on the others). */
+export async function stepEconomy(be: Backend, step: () => Promise<void>): Promise<StepEconomy | undefined> {
+  const s = countersOf(be);
+  if (!s || typeof s.buffersCreated !== 'number') {
+    await step();
+    return undefined;
+  }
+  const before = { ...s };
+  await step();
+  const d = (k: keyof Counters) => s[k] - before[k];
+  return {
+    dispatches: d('dispatches'), submits: d('submits'), created: d('buffersCreated') + d('bindGroupsCreated'), buffersCreated: d('buffersCreated'),
+    bindGroupsCreated: d('bindGroupsCreated'), reads: d('reads'), readBytes: d('readBytes'),
+  };
+}
+
 export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4): Promise<number> {
-  const model = Qwen2.fromTensors(be, c, randomTensors(c));
+  return (await measureTraining(be, c, B, T, seconds)).tokensPerSec;
+}
+
+/**
+ * Tokens/s of training steps after `warmup` steps, and the economy of the first step after them. `model`
+ * (destroyed at the end) defaults to random weights of config `c`.
+ */
+export async function measureTraining(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4, warmup = 2, model = Qwen2.fromTensors(be, c, randomTensors(c))): Promise<{ tokensPerSec: number; economy?: StepEconomy; steps: number }> {
   const opt = new AdamW(model);
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
   const step = async () => {
@@ -31,7 +72,8 @@ export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T =
     model.backward();
     await opt.update(1e-4);
   };
-  await step(); // warm-up: pipelines, buffers, JIT
+  for (let i = 0; i < warmup; i++) await step(); // warm-up: pipelines, buffers, bind groups, AdamW state, JIT
+  const economy = await stepEconomy(be, step);
   const t0 = performance.now();
   let n = 0;
   while (performance.now() - t0 < seconds * 1000 || n < 2) {
@@ -41,11 +83,19 @@ export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T =
   const tps = (n * B * T) / ((performance.now() - t0) / 1000);
   opt.destroy();
   model.destroy();
-  return tps;
+  return { tokensPerSec: tps, economy, steps: n };
 }
 
-export async function benchTrain(seconds = 4): Promise<{ backend: string; info: string; tokensPerSec: number; vsJs: number }[]> {
-  const rows: { backend: string; info: string; tokensPerSec: number; vsJs: number }[] = [];
+export interface TrainRow extends Partial<StepEconomy> {
+  backend: string;
+  info: string;
+  tokensPerSec: number;
+  vsJs: number;
+}
+
+/** The plain-JS baseline, then each backend of `only` (default: all) that can be created here. */
+export async function benchTrain(seconds = 4, only?: string[]): Promise<TrainRow[]> {
+  const rows: TrainRow[] = [];
   const js = await trainTokensPerSec(new CpuBackend(), smallConfig, 4, 64, seconds);
   rows.push({ backend: 'cpu (plain JS baseline)', info: 'CpuBackend', tokensPerSec: js, vsJs: 1 });
   const makers: [string, () => Promise<Backend>][] = [
@@ -54,6 +104,7 @@ export async function benchTrain(seconds = 4): Promise<{ backend: string; info: 
     ['gpujs', async () => (await import('../src/backend/gpujs.js')).createGpujsBackend()],
   ];
   for (const [name, make] of makers) {
+    if (only && !only.includes(name)) continue;
     let be: Backend;
     try {
       be = await make();
@@ -61,14 +112,18 @@ export async function benchTrain(seconds = 4): Promise<{ backend: string; info: 
       rows.push({ backend: name, info: `unavailable: ${(e as Error).message.split('\n')[0]}`, tokensPerSec: NaN, vsJs: NaN });
       continue;
     }
-    const tps = await trainTokensPerSec(be, smallConfig, 4, 64, seconds);
-    rows.push({ backend: name, info: be.info, tokensPerSec: tps, vsJs: tps / js });
+    const { tokensPerSec: tps, economy } = await measureTraining(be, smallConfig, 4, 64, seconds);
+    rows.push({ backend: name, info: be.info, tokensPerSec: tps, vsJs: tps / js, ...economy });
     be.destroy();
   }
   return rows;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await benchTrain();
-  console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x' })));
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { json: { type: 'boolean' }, backend: { type: 'string', multiple: true }, seconds: { type: 'string' } } });
+  const seconds = Number(values.seconds ?? 4);
+  if (!(seconds > 0)) throw new Error(`--seconds must be a positive number (got ${values.seconds})`);
+  const rows = await benchTrain(seconds, values.backend?.flatMap((b) => b.split(',')));
+  if (values.json) for (const r of rows) console.log(JSON.stringify({ bench: 'train', config: 'H=128 L=4 V=512 B=4 T=64', ...r }));
+  console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x', info: r.info.slice(0, 60) })));
 }

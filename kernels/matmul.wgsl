@@ -112,3 +112,78 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (P.accumulate != 0u) { s += ld_c(idx); }
   st_c(idx, s);
 }
+
+//#kernel tiled
+// Workgroup-memory tiling for hardware GPUs: a workgroup of WG_X x WG_Y invocations owns a BM x BN tile of C,
+// each invocation RM x RN outputs of it (rows lid.y + i*WG_Y, columns lid.x + j*WG_X: neighbouring invocations
+// read neighbouring tile words, so the inner loop is free of bank conflicts). K is consumed BK at a time: the
+// workgroup stages A(BM x BK) and B(BK x BN) in workgroup memory with loads that are contiguous along each
+// operand's stored row (coalesced for all four transpose forms), then every invocation runs BK rank-1 updates
+// from the staged tiles: each loaded element feeds BM (or BN) multiply-adds instead of one.
+// Staged loads outside the owned ranges are zeros, so the K tail and the M/N edges need no special case.
+// TILE is f32, or f16 with `shader-f16` (F16: inputs rounded to half when staged, products accumulated in f32).
+// Constants: BM, BN, BK, RM, RN with WG_X = BN / RN, WG_Y = BM / RM.
+// Tile rows are padded by one word: loads contiguous along K (A as stored [M, K], B as [N, K]) then write with an
+// odd stride, which keeps those stores free of bank conflicts too.
+const SA: u32 = BM + 1u;
+const SB: u32 = BN + 1u;
+var<workgroup> As: array<TILE, BK * SA>; // As[k * SA + m]
+var<workgroup> Bs: array<TILE, BK * SB>; // Bs[k * SB + n]
+
+fn a_at(m: u32, k: u32) -> f32 {
+  if (m < P.mLo || m >= P.mHi || k >= P.kHi) { return 0.0; }
+  if (TRANS_A) { return ld_a(P.aOff + k * P.M + m); }
+  return ld_a(P.aOff + m * P.K + k);
+}
+fn b_at(k: u32, n: u32) -> f32 {
+  if (n < P.nLo || n >= P.nHi || k >= P.kHi) { return 0.0; }
+  if (TRANS_B) { return ld_b(P.bOff + n * P.K + k); }
+  return ld_b(P.bOff + k * P.N + n);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let m0 = P.mBase + wid.y * BM;
+  let n0 = P.nBase + wid.x * BN;
+  var acc: array<f32, RM * RN>;
+  var a: array<f32, RM>;
+  var b: array<f32, RN>;
+  // The K loop bounds are uniform (parameters), so every barrier is reached by the whole workgroup.
+  for (var k0 = P.kLo; k0 < P.kHi; k0 += BK) {
+    for (var e = li; e < BM * BK; e += WG_X * WG_Y) {
+      var mm: u32;
+      var kk: u32;
+      if (TRANS_A) { mm = e % BM; kk = e / BM; } else { kk = e % BK; mm = e / BK; }
+      As[kk * SA + mm] = TILE(a_at(m0 + mm, k0 + kk));
+    }
+    for (var e = li; e < BK * BN; e += WG_X * WG_Y) {
+      var nn: u32;
+      var kk: u32;
+      if (TRANS_B) { kk = e % BK; nn = e / BK; } else { nn = e % BN; kk = e / BN; }
+      Bs[kk * SB + nn] = TILE(b_at(k0 + kk, n0 + nn));
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk += 1u) {
+      for (var i = 0u; i < RM; i += 1u) { a[i] = f32(As[kk * SA + lid.y + i * WG_Y]); }
+      for (var j = 0u; j < RN; j += 1u) { b[j] = f32(Bs[kk * SB + lid.x + j * WG_X]); }
+      for (var i = 0u; i < RM; i += 1u) {
+        for (var j = 0u; j < RN; j += 1u) { acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < RN; j += 1u) {
+    let n = n0 + lid.x + j * WG_X;
+    if (n < P.nLo || n >= P.nHi) { continue; }
+    var bias = 0.0;
+    if (HAS_BIAS) { if (P.useBias != 0u) { bias = ld_bias(n); } }
+    for (var i = 0u; i < RM; i += 1u) {
+      let m = m0 + lid.y + i * WG_Y;
+      if (m < P.mLo || m >= P.mHi) { continue; }
+      let idx = P.cOff + m * P.N + n;
+      var v = acc[i * RN + j] + bias;
+      if (P.accumulate != 0u) { v += ld_c(idx); }
+      st_c(idx, v);
+    }
+  }
+}

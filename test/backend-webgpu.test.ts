@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
-import { backendConformance, maxRelErr, randn } from './_conformance.js';
+import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
+import { MATMUL_TILES, TILED_NEEDS, chooseKernels } from '../src/backend/webgpu-kernels.js';
 
 let unavailable = '';
 try {
@@ -26,12 +27,17 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     be.matmulKernel = 'naive';
     return be;
   });
+  // Each kernel family forced, whatever the adapter (auto picks 'simple' on the software adapters here).
+  backendConformance('webgpu (tiled kernels)', () => createWebGPUBackend({ kernels: 'tiled' }));
+  backendConformance('webgpu (tiled kernels, tensors split at 1 KiB)', () => createWebGPUBackend({ kernels: 'tiled', maxBindingBytes: 1024 }));
+  backendConformance('webgpu (simple kernels)', () => createWebGPUBackend({ kernels: 'simple' }));
 
-  describe('split tensors (256-byte chunks: 64 elements, rows straddle chunk boundaries)', () => {
+  for (const kernels of ['simple', 'tiled'] as const)
+  describe(`split tensors, ${kernels} kernels (256-byte chunks: 64 elements, rows straddle chunk boundaries)`, () => {
     const ref = new CpuBackend();
     /** Runs op on both backends; checks the outputs agree and that the webgpu run needed no merge fallback. */
     async function same(inputs: Record<string, Float32Array | Int32Array>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[], expectSplit: string[]) {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       try {
         const res: Record<string, Float32Array | Int32Array>[] = [];
         for (const b of [ref, be] as Backend[]) {
@@ -97,7 +103,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         b.copy2d(t.y, t.c, 4, 20, 3, 70, 1, 66, true);
         b.upload(t.c, randn(90, 24), 120);
       }, ['p', 'm', 'v', 'out', 'a', 'y', 'd', 'dg', 'du', 'c'], ['p', 'g', 'm', 'v', 'a', 'y', 'c']);
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       const t = be.alloc(200);
       const data = randn(200, 25);
       be.upload(t, data);
@@ -106,10 +112,134 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     });
 
     it('an op that cannot split refuses a row longer than a chunk with a clear error', async () => {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256 });
+      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       const a = be.alloc(4 * 100), b = be.alloc(8 * 100), c = be.alloc(32);
       expect(() => be.matmul(a, b, c, 4, 8, 100, { transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
       be.destroy();
+    });
+  });
+
+  describe('kernel variants', () => {
+    it('auto picks by adapter kind; an option or LATENTLM_WEBGPU_KERNELS forces a family; unknown names are refused', async () => {
+      const auto = await createWebGPUBackend({ kernels: 'auto' });
+      const software = /software adapter/.test(auto.info);
+      expect(auto.kernels).toBe(software ? 'simple' : 'tiled');
+      expect(auto.matmulKernel).toBe(software ? 'blocked' : 'tiled');
+      auto.destroy();
+      const tiled = await createWebGPUBackend({ kernels: 'tiled' });
+      expect([tiled.kernels, tiled.matmulKernel]).toEqual(['tiled', 'tiled']);
+      expect(tiled.info).toMatch(/tiled kernels/);
+      tiled.destroy();
+      const saved = process.env.LATENTLM_WEBGPU_KERNELS;
+      try {
+        process.env.LATENTLM_WEBGPU_KERNELS = 'tiled';
+        const env = await createWebGPUBackend();
+        expect(env.kernels).toBe('tiled');
+        env.destroy();
+        const opt = await createWebGPUBackend({ kernels: 'simple' }); // an explicit option wins over the variable
+        expect(opt.kernels).toBe('simple');
+        opt.destroy();
+        process.env.LATENTLM_WEBGPU_KERNELS = 'fast';
+        await expect(createWebGPUBackend()).rejects.toThrow(/LATENTLM_WEBGPU_KERNELS=fast.*tiled, simple, auto/);
+      } finally {
+        if (saved === undefined) delete process.env.LATENTLM_WEBGPU_KERNELS;
+        else process.env.LATENTLM_WEBGPU_KERNELS = saved;
+      }
+    });
+
+    it('auto takes the simple family where the limits cannot hold the tiles; forcing tiled there is refused', () => {
+      const compat = { maxComputeInvocationsPerWorkgroup: 128, maxComputeWorkgroupStorageSize: 16384 };
+      expect(chooseKernels('auto', false, TILED_NEEDS)).toBe('tiled');
+      expect(chooseKernels('auto', true, TILED_NEEDS)).toBe('simple');
+      expect(chooseKernels('auto', false, compat)).toBe('simple');
+      expect(chooseKernels('simple', false, compat)).toBe('simple');
+      expect(() => chooseKernels('tiled', false, compat)).toThrow(/tiled kernels need more .*maxComputeInvocationsPerWorkgroup 128 < 256/);
+    });
+
+    // Several tiles in every dimension with ragged edges, all transpose forms, bias then accumulate, per tile shape.
+    const ref = new CpuBackend();
+    for (const [tileName, tile] of Object.entries(MATMUL_TILES)) {
+      it(`tiled matmul ${tileName} over several tiles (M=130, N=140, K=70), all transposes`, async () => {
+        const be = await createWebGPUBackend({ kernels: 'tiled' });
+        be.matmulTile = tile;
+        try {
+          const M = 130, N = 140, K = 70;
+          for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+            const res = await both(ref, be, { a: randn(M * K, 1), b: randn(N * K, 2), c: randn(M * N, 3), bias: randn(N, 4) }, (b, t) => {
+              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias });
+              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true });
+            }, ['c']);
+            expect(maxRelErr(...res.c), `transA=${transA} transB=${transB}`).toBeLessThanOrEqual(1e-5);
+          }
+        } finally {
+          be.destroy();
+        }
+      });
+    }
+
+    for (const kernels of ['simple', 'tiled'] as const) {
+      it(`crossEntropy over Qwen2's 151,936 classes with the fused gradient (${kernels} kernels)`, async () => {
+        const be = await createWebGPUBackend({ kernels });
+        try {
+          const rows = 3, V = 151936;
+          const res = await both(ref, be, { x: randn(rows * V, 7, 12), labels: new Int32Array([5, 151935, 70000]), w: new Float32Array([1, 0.5, 2]), l: rows }, (b, t) => {
+            b.crossEntropy(t.x, t.labels, t.l, rows, V, { weights: t.w });
+          }, ['x', 'l']);
+          expect(maxRelErr(...res.l), 'losses').toBeLessThanOrEqual(1e-5);
+          expect(maxRelErr(...res.x), 'gradient').toBeLessThanOrEqual(1e-4);
+        } finally {
+          be.destroy();
+        }
+      });
+    }
+
+    it('f16 tiles (shader-f16): products of half-rounded inputs, f32 accumulation; refused without the feature', async () => {
+      const probe = await createWebGPUBackend({ kernels: 'tiled' });
+      const hasF16 = probe.features.has('shader-f16');
+      probe.destroy();
+      if (!hasF16) {
+        await expect(createWebGPUBackend({ kernels: 'tiled', matmulF16: true })).rejects.toThrow(/matmulF16 needs the 'shader-f16' feature/);
+        console.log('backend-webgpu: this adapter has no shader-f16; f16 tiles are tested under Deno (test/webgpu-variants.test.ts)');
+        return;
+      }
+      const be = await createWebGPUBackend({ kernels: 'tiled', matmulF16: true });
+      try {
+        const M = 70, N = 68, K = 96;
+        const a = randn(M * K, 5), b = randn(N * K, 6);
+        const res = await both(ref, be, { a, b, c: M * N }, (x, t) => x.matmul(t.a, t.b, t.c, M, N, K, { transB: true }), ['c']);
+        // Half rounding of the inputs (relative 2^-11 each) bounds the error; an f32 kernel would be ~1e-7.
+        const err = maxRelErr(...res.c);
+        expect(err).toBeLessThanOrEqual(5e-3);
+        expect(err).toBeGreaterThan(1e-6); // the f16 path really ran
+      } finally {
+        be.destroy();
+      }
+    });
+  });
+
+  describe('dispatch economy counters', () => {
+    it('count dispatches, submits, creations and readback bytes; repeated work creates nothing', async () => {
+      const be = await createWebGPUBackend();
+      try {
+        const a = be.alloc(64 * 32), b = be.alloc(48 * 32), c = be.alloc(64 * 48);
+        be.upload(a, randn(64 * 32, 1));
+        be.upload(b, randn(48 * 32, 2));
+        const work = async () => {
+          be.matmul(a, b, c, 64, 48, 32, { transB: true });
+          be.scale(c, 0.5, 64 * 48);
+          await be.read(c, 10, 25);
+        };
+        await work(); // first time: pipelines, bind groups, a readback buffer
+        const s0 = { ...be.stats };
+        await work();
+        const d = (k: keyof typeof s0) => be.stats[k] - s0[k];
+        expect(d('dispatches')).toBe(2);
+        expect(d('submits')).toBe(1);
+        expect(d('buffersCreated') + d('bindGroupsCreated')).toBe(0);
+        expect([d('reads'), d('readBytes')]).toEqual([1, 100]);
+      } finally {
+        be.destroy();
+      }
     });
   });
 

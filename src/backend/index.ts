@@ -1,6 +1,7 @@
 // createBackend: WebGPU where an adapter exists, else gpu.js, else plain JS — and it says which and why.
 import { CpuBackend } from './cpu.js';
 import type { Backend, BackendName } from './types.js';
+import { SOFTWARE_ADAPTER } from './webgpu-device.js';
 
 export type { Backend, BackendName, Tensor } from './types.js';
 export { CpuBackend } from './cpu.js';
@@ -63,8 +64,8 @@ export async function createBackend(opts: CreateBackendOptions = {}): Promise<Ba
   return be;
 }
 
-/** Adapter descriptions of software WebGPU implementations. */
-export const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|microsoft basic/i;
+/** Adapter descriptions of software WebGPU implementations (one list, shared with the kernel-family choice). */
+export { SOFTWARE_ADAPTER };
 
 async function createFastest(log: (l: string) => void): Promise<Backend> {
   let why = 'no WebGPU adapter';

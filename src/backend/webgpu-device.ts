@@ -21,6 +21,26 @@ export interface WebGPUDevice {
   info: string;
   /** Keeps the Dawn instance alive as long as the device. */
   gpu: GPU;
+  /**
+   * A software rasteriser (llvmpipe, lavapipe, SwiftShader, WARP...) rather than a hardware GPU: decides which
+   * kernel variants the backend picks by default (see WebGPUBackendOptions.kernels).
+   */
+  software: boolean;
+  /** Optional features enabled on the device (those of OPTIONAL_FEATURES the adapter has). */
+  features: Set<string>;
+}
+
+/** Features requested whenever the adapter offers them; kernels use them only when asked or auto-selected. */
+const OPTIONAL_FEATURES = ['shader-f16', 'subgroups'] as const;
+
+/** Adapter names of software implementations (what adapter.info reports for them across Dawn, wgpu and Chrome). */
+export const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|warp\b/i;
+
+/** True for a software adapter: the fallback flag where the runtime sets it, else the adapter's name. */
+export function isSoftwareAdapter(a: GPUAdapter): boolean {
+  const i = (a as GPUAdapter & { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info;
+  if ((a as { isFallbackAdapter?: boolean }).isFallbackAdapter || i?.isFallbackAdapter) return true;
+  return SOFTWARE_ADAPTER.test(describeAdapter(a));
 }
 
 /** Limits copied from the adapter into requiredLimits (never more than it grants, never the low defaults). */
@@ -52,8 +72,10 @@ async function deviceFor(gpu: GPU, adapter: GPUAdapter, label: string, why: stri
     const v = (adapter.limits as unknown as Record<string, number | undefined>)[k];
     if (typeof v === 'number') requiredLimits[k] = v;
   }
-  const device = await adapter.requestDevice({ requiredLimits, label: 'latentlm' });
-  return { device, adapter, gpu, info: `${label} (${describeAdapter(adapter)})${why.length ? `: ${why.join('; ')}` : ''}` };
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features?.has(f)) as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'latentlm' });
+  const features = new Set(requiredFeatures.filter((f) => device.features?.has(f)));
+  return { device, adapter, gpu, software: isSoftwareAdapter(adapter), features, info: `${label} (${describeAdapter(adapter)})${why.length ? `: ${why.join('; ')}` : ''}` };
 }
 
 const msg = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];

@@ -23,6 +23,7 @@ import { BackendError } from './types.js';
 import { toBf16Bits } from '../safetensors.js';
 import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
+import { chooseKernels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile } from './webgpu-kernels.js';
 
 // The numeric values of the WebGPU flag namespaces, so nothing depends on GPUBufferUsage & co. being globals.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -32,6 +33,7 @@ const STAGE_COMPUTE = 0x4;
 const SLOT_BYTES = 256; // one dispatch's parameters; also the usual minUniformBufferOffsetAlignment
 const RING_SLOTS = 1024; // dispatches per submit at most
 const NO_SPLIT = 0xffffffff;
+const STAGING_KEEP_BYTES = 16 * 1024 * 1024; // readback buffers up to this size are kept for reuse
 
 export interface WebGPUBackendOptions {
   /** Node/Bun: which Dawn backend ('auto' tries Vulkan, then GLES compat). */
@@ -41,8 +43,17 @@ export interface WebGPUBackendOptions {
   maxBindingBytes?: number;
   /** Refuse single allocations above this many bytes with a BackendError (default: no limit besides the device's). */
   maxTensorBytes?: number;
-  /** Matmul kernel: register-blocked 4x4 (default) or the naive one-output-per-invocation baseline. */
-  matmulKernel?: 'blocked' | 'naive';
+  /**
+   * Kernel family (see ./webgpu-kernels.ts): 'tiled' (workgroup-memory tiles, flash attention: for hardware GPUs),
+   * 'simple' (register blocking, no workgroup memory: what runs fastest on software rasterisers), or 'auto'
+   * (default): 'simple' on a software adapter, 'tiled' otherwise. The environment variable
+   * LATENTLM_WEBGPU_KERNELS=tiled|simple|auto stands in for an absent option (so test suites can force one).
+   */
+  kernels?: KernelFamily | 'auto';
+  /** Matmul kernel (default: from `kernels`): tiled, register-blocked 4x4, or the naive one-output-per-invocation baseline. */
+  matmulKernel?: MatmulKernel;
+  /** Tiled matmul: stage tiles as f16 (needs the adapter's `shader-f16`; products still accumulate in f32). Default false. */
+  matmulF16?: boolean;
   /** Bytes of freed buffers kept for reuse (default 256 MiB). */
   poolBytes?: number;
 }
@@ -63,6 +74,8 @@ interface KernelSpec {
   section: string;
   /** Other kernel files appended whole (function libraries such as swiglu.wgsl for the generic map). */
   libs?: string[];
+  /** WGSL extensions the kernel needs (`enable f16;`). */
+  enable?: string[];
   params: [string, ParamType][];
   bufs: BufSpec[];
   /** Workgroup size: WG, or [WG_X, WG_Y]. */
@@ -256,10 +269,39 @@ const MATMUL_PARAMS: [string, ParamType][] = [
 ];
 const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }];
 
+/**
+ * Workgroup layout of the flash attention kernels (kernels/attention.wgsl, flash*) for one shape: BQ query
+ * positions x REP query heads per workgroup (about 64 invocations), K/V tiles of BKV rows, and for the key pass
+ * BKK keys x (D / DC) column chunks per workgroup with query tiles of BQT rows. Tiles stay within 8-12 KiB of
+ * workgroup memory at D = 64 (the WebGPU default limit is 16 KiB).
+ */
+function flashShape(s: AttentionShape, DC = s.D) {
+  const rep = s.Hq / s.Hkv;
+  const BQ = Math.max(1, Math.floor(64 / rep));
+  const clamp = (x: number, hi: number) => Math.max(1, Math.min(hi, Math.floor(x)));
+  const BKV = clamp(1024 / s.D, 32), BKK = clamp(1024 / s.D, 16), BQT = clamp(512 / s.D, 16);
+  const spec = (section: string, wg: number): KernelSpec => ({ ...K[FLASH_OF[section]], section, wg });
+  const wgQ = rep * BQ, wgKV = BKK * (s.D / DC);
+  return {
+    forward: spec('flashForward', wgQ), backwardQ: spec('flashBackwardQ', wgQ), backwardKV: spec('flashBackwardKV', wgKV),
+    consts: { D: s.D, REP: rep, BQ, BKV },
+    kvConsts: { D: s.D, REP: rep, DC, BKK, BQT },
+    queryGroups: s.B * s.Hkv * cdiv(s.Tq, BQ),
+    keyGroups: s.B * s.Hkv * cdiv(s.qStart + s.Tq, BKK),
+  };
+}
+/** The simple kernel whose parameters and bindings each flash kernel shares. */
+const FLASH_OF: Record<string, string> = { flashForward: 'attention', flashBackwardQ: 'attentionBackwardQ', flashBackwardKV: 'attentionBackwardKV' };
+
 /** Creates the WebGPU backend on the best adapter available (see ./webgpu-device.ts). */
 export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   const dev = await requestWebGPU({ adapter: opts.adapter, powerPreference: opts.powerPreference });
-  return new WebGPUBackend(dev, opts);
+  try {
+    return new WebGPUBackend(dev, opts);
+  } catch (e) {
+    dev.device.destroy(); // a refused option must not leak the device
+    throw e;
+  }
 }
 
 export class WebGPUBackend implements Backend {
@@ -268,13 +310,25 @@ export class WebGPUBackend implements Backend {
   readonly maxBindingBytes: number;
   /** Elements per chunk of a split tensor (a multiple of 4). */
   readonly chunkElems: number;
+  /** The kernel family in use ('tiled' or 'simple'; see WebGPUBackendOptions.kernels). */
+  readonly kernels: KernelFamily;
   /** Which matmul kernel runs (the bench switches it). */
-  matmulKernel: 'blocked' | 'naive';
+  matmulKernel: MatmulKernel;
+  /** Tile shape of the tiled matmul; tunable for benchmarks. */
+  matmulTile: MatmulTile = { ...TILED_MATMUL };
+  /** Stage the tiled matmul's tiles as f16 (only when `features` has shader-f16). */
+  matmulF16: boolean;
+  /** Optional device features enabled (shader-f16, subgroups). */
+  readonly features: ReadonlySet<string>;
   /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
   matmulWorkgroup: [number, number] = [16, 4];
-  /** Counters for tests and benchmarks. */
-  /** liveBytes/peakBytes: bytes of buffers in use (tensors and temporaries), not counting the reuse pool. */
-  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0 };
+  /**
+   * Counters for tests and benchmarks (the dispatch economy: take differences around a training step).
+   * liveBytes/peakBytes: bytes of buffers in use (tensors and temporaries), not counting the reuse pool;
+   * buffersCreated/bindGroupsCreated: GPU objects created (0 per step once warm: pools and caches serve them);
+   * readBytes/reads: bytes and number of device-to-host readbacks.
+   */
+  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0, buffersCreated: 0, bindGroupsCreated: 0, readBytes: 0, reads: 0 };
 
   private readonly device: GPUDevice;
   private readonly keepAlive: GPU;
@@ -293,6 +347,7 @@ export class WebGPUBackend implements Backend {
   private readonly bufIds = new WeakMap<GPUBuffer, number>();
   private nextBufId = 1;
   private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly staging = new Map<number, GPUBuffer[]>();
   private pooled = 0;
   private graveyard: GPUBuffer[] = [];
   private readonly freqCache = new Map<string, GPUBuffer>();
@@ -311,9 +366,13 @@ export class WebGPUBackend implements Backend {
     this.chunkElems = this.maxBindingBytes / 4;
     this.maxTensorBytes = opts.maxTensorBytes ?? Infinity;
     this.poolLimit = opts.poolBytes ?? 256 * 1024 * 1024;
-    this.matmulKernel = opts.matmulKernel ?? 'blocked';
+    this.features = dev.features;
+    this.kernels = chooseKernels(opts.kernels, dev.software, lim);
+    this.matmulKernel = opts.matmulKernel ?? (this.kernels === 'tiled' ? 'tiled' : 'blocked');
+    if (opts.matmulF16 && !dev.features.has('shader-f16')) throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
+    this.matmulF16 = !!opts.matmulF16;
     this.maxGroups = lim.maxComputeWorkgroupsPerDimension;
-    this.info = `${dev.info}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
+    this.info = `${dev.info}; ${this.kernels} kernels${dev.software ? ' (software adapter)' : ''}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
     this.ring = this.device.createBuffer({ size: SLOT_BYTES * RING_SLOTS, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'latentlm params ring' });
     this.device.lost.then((i) => {
       if (!this.destroyed) this.fatal ??= new BackendError(`WebGPU device lost (${i.reason}): ${i.message}`, 'webgpu');
@@ -410,6 +469,7 @@ export class WebGPUBackend implements Backend {
     }
     this.device.pushErrorScope('out-of-memory');
     const b = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, label });
+    this.stats.buffersCreated++;
     this.watch(this.device.popErrorScope(), `WebGPU out of memory allocating '${label}' (${bytes} bytes)`);
     return b;
   }
@@ -432,7 +492,7 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- pipelines and dispatch
 
-  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
+  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean | string>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
     const hit = this.variants.get(key);
     if (hit) return hit;
     const fields: [string, ParamType][] = [...spec.params, ...extraParams, ...spec.bufs.map((b): [string, ParamType] => [`${b.name}_split`, 'u32'])];
@@ -440,7 +500,7 @@ export class WebGPUBackend implements Backend {
     const lines: string[] = [];
     if (Array.isArray(spec.wg)) lines.push(`const WG_X: u32 = ${spec.wg[0]}u;`, `const WG_Y: u32 = ${spec.wg[1]}u;`);
     else lines.push(`const WG: u32 = ${spec.wg}u;`);
-    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
+    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'string' ? `alias ${k} = ${v};` : typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
     lines.push(`struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}`);
     lines.push('@group(0) @binding(0) var<uniform> P: Params;');
     const entries: GPUBindGroupLayoutEntry[] = [
@@ -508,7 +568,7 @@ export class WebGPUBackend implements Backend {
     let body = sectionOf(spec.file, spec.section);
     // Placeholders are whole lines `$NAME` (so comments may mention them).
     for (const [k, v] of Object.entries(subst ?? {})) body = body.replace(new RegExp(`^[ \\t]*\\$${k}[ \\t]*$`, 'm'), () => `  ${v}`);
-    const code = [lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
+    const code = [...(spec.enable ?? []).map((e) => `enable ${e};`), lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
     const label = `${spec.file}/${spec.section} ${key}`;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
@@ -525,7 +585,7 @@ export class WebGPUBackend implements Backend {
    * Encodes one dispatch of `spec` with `params` and the given bindings. `consts`/`subst` specialise the WGSL;
    * the variant key covers them and the binding layout (split pairs, vec4 views, aliases, absent optionals).
    */
-  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
+  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean | string> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
     if (grid[0] === 0 || grid[1] === 0) return;
     if (grid[0] > this.maxGroups || grid[1] > this.maxGroups) throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
     const layoutKey = spec.bufs
@@ -573,6 +633,7 @@ export class WebGPUBackend implements Backend {
         entries: [{ binding: 0, resource: { buffer: this.ring, offset: 0, size: v.uniformBytes } }, ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
       });
       this.bindGroups.set(bgKey, bg);
+      this.stats.bindGroupsCreated++;
     }
     pass.setPipeline(v.pipeline);
     pass.setBindGroup(0, bg, [base]);
@@ -711,7 +772,10 @@ export class WebGPUBackend implements Backend {
    * A failed map (lost device, OOM) becomes a BackendError naming the tensor instead of a hang.
    */
   private async readStaged(g: GpuTensor, from: number, count: number, eb: number): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ size: Math.ceil((count * eb) / 4) * 4, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `read ${g.label}` });
+    const size = Math.ceil((count * eb) / 4) * 4;
+    const staging = this.stagingBuffer(size);
+    this.stats.reads++;
+    this.stats.readBytes += size;
     const e = this.copyEncoder();
     for (const p of this.pieces(g, from, 1, 1, count, 'read')) {
       e.copyBufferToBuffer(g.chunks[p.chunk], (from + p.lo - p.chunk * g.chunkElems) * eb, staging, p.lo * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
@@ -723,11 +787,30 @@ export class WebGPUBackend implements Backend {
       await this.settle().catch(() => {});
       throw this.fatal ?? new BackendError(`read of '${g.label}' failed: ${(err as Error).message}`, 'webgpu');
     }
-    const bytes = staging.getMappedRange().slice(0);
+    const bytes = staging.getMappedRange(0, size).slice(0);
     staging.unmap();
-    staging.destroy();
+    this.returnStaging(staging);
     await this.settle();
     return bytes;
+  }
+
+  /**
+   * A mappable buffer of at least `size` bytes for one readback: reused (readbacks of a training step are the
+   * same few sizes every step, so once warm none is created), rounded up to a power of two from 256 bytes.
+   */
+  private stagingBuffer(size: number): GPUBuffer {
+    const cap = Math.max(256, 2 ** Math.ceil(Math.log2(size)));
+    const list = this.staging.get(cap);
+    if (list?.length) return list.pop()!;
+    this.stats.buffersCreated++;
+    return this.device.createBuffer({ size: cap, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `readback ${cap}` });
+  }
+  /** Keeps a staging buffer for the next readback of its size (a few per size; large ones are dropped). */
+  private returnStaging(b: GPUBuffer): void {
+    const list = this.staging.get(b.size) ?? [];
+    if (list.length >= 4 || b.size > STAGING_KEEP_BYTES) return b.destroy();
+    list.push(b);
+    this.staging.set(b.size, list);
   }
 
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
@@ -795,6 +878,8 @@ export class WebGPUBackend implements Backend {
     for (const list of this.pool.values()) for (const b of list) b.destroy();
     this.pool.clear();
     for (const b of this.freqCache.values()) b.destroy();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
     this.bindGroups.clear();
     this.device.destroy();
     void this.keepAlive;
@@ -919,7 +1004,9 @@ export class WebGPUBackend implements Backend {
     const bias = opts.bias ? this.T(opts.bias, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;
     if (C === A || C === B) throw new BackendError(`matmul: output '${C.label}' aliases an input`, 'webgpu');
-    const naive = this.matmulKernel === 'naive';
+    const kind = this.matmulKernel;
+    const naive = kind === 'naive', tiled = kind === 'tiled';
+    const tile = this.matmulTile, f16 = tiled && this.matmulF16;
     // Each operand is a list of rows along one of the dims m, n, k; a split operand cuts that dim into pieces.
     const aP = this.pieces(A, aOff, transA ? M : K, transA ? M : K, transA ? K : M, `matmul A '${A.label}'`);
     const bP = this.pieces(B, bOff, transB ? K : N, transB ? K : N, transB ? N : K, `matmul B '${B.label}'`);
@@ -928,8 +1015,10 @@ export class WebGPUBackend implements Backend {
     const mSeg = partition([transA ? full(M) : aP, cP], M);
     const nSeg = partition([transB ? bP : full(N)], N);
     const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
-    const spec: KernelSpec = { file: 'matmul', section: naive ? 'naive' : 'blocked', wg: naive ? [16, 4] : this.matmulWorkgroup, params: MATMUL_PARAMS, bufs: MATMUL_BUFS };
-    const consts = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    const wg: [number, number] = tiled ? [tile.bn / tile.rn, tile.bm / tile.rm] : naive ? [16, 4] : this.matmulWorkgroup;
+    const spec: KernelSpec = { file: 'matmul', section: kind, wg, params: MATMUL_PARAMS, bufs: MATMUL_BUFS, enable: f16 ? ['f16'] : undefined };
+    const consts: Record<string, number | boolean | string> = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    if (tiled) Object.assign(consts, { BM: tile.bm, BN: tile.bn, BK: tile.bk, RM: tile.rm, RN: tile.rn, TILE: f16 ? 'f16' : 'f32' });
     this.withWhole('matmul', (whole) => {
       const biasArg = bias ? whole(bias, false) : undefined;
       // k pieces outermost: the one starting at k = 0 writes (or accumulates as asked) and adds the bias, the
@@ -942,8 +1031,8 @@ export class WebGPUBackend implements Backend {
             const pc = ms.pieces[1];
             const aRel = aOff - pa.chunk * A.chunkElems, bRel = bOff - pb.chunk * B.chunkElems, cRel = cOff - pc.chunk * C.chunkElems;
             const first = ks.lo === 0;
-            const vecA = !naive && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
-            const vecB = !naive && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
+            const vecA = kind === 'blocked' && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
+            const vecB = kind === 'blocked' && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
             const mBase = naive ? ms.lo : ms.lo & ~3, nBase = naive ? ns.lo : ns.lo & ~3;
             const params = {
               M, N, K, aOff: aRel, bOff: bRel, cOff: cRel, mLo: ms.lo, mHi: ms.hi, nLo: ns.lo, nHi: ns.hi, kLo: ks.lo, kHi: ks.hi,
@@ -951,7 +1040,7 @@ export class WebGPUBackend implements Backend {
             };
             const [wx, wy] = spec.wg as [number, number];
             const per = naive ? 1 : 4;
-            const grid: [number, number] = [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
+            const grid: [number, number] = tiled ? [cdiv(ns.hi - nBase, tile.bn), cdiv(ms.hi - mBase, tile.bm)] : [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
             this.run(spec, params, { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg }, grid, consts);
           }
     });
@@ -983,6 +1072,7 @@ export class WebGPUBackend implements Backend {
       const f = new Float32Array(Math.max(4, D / 2));
       for (let i = 0; i < D / 2; i++) f[i] = 1 / Math.pow(theta, (2 * i) / D);
       b = this.device.createBuffer({ size: bytesOf(f.length), usage: USAGE.STORAGE | USAGE.COPY_DST, label: `rope freqs ${key}` });
+      this.stats.buffersCreated++;
       // A fresh buffer no queued op uses yet, so writing it ahead of the pending batch is safe.
       this.device.queue.writeBuffer(b, 0, f);
       this.freqCache.set(key, b);
@@ -1012,8 +1102,10 @@ export class WebGPUBackend implements Backend {
     this.live('attention');
     const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map((t) => this.T(t, 'attention'));
     const p = this.attnParams(s, 'attention');
+    const flash = this.kernels === 'tiled' ? flashShape(s) : undefined;
     this.withWhole('attention', (whole) =>
-      this.run(K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) }, this.grid(cdiv(s.B * s.Hq * s.Tq, 64)), { D: s.D }));
+      this.run(flash ? flash.forward : K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
+        this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)), flash ? flash.consts : { D: s.D }));
   }
 
   attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
@@ -1025,11 +1117,19 @@ export class WebGPUBackend implements Backend {
     const delta: Arg = { b0: this.buffer(bytesOf(nq), 'attention delta'), split: NO_SPLIT };
     // Key pass: d-chunks of 16 columns give a real GPU enough invocations; each recomputes the full dots.
     const DC = s.D % 16 === 0 && s.D > 16 ? 16 : s.D;
+    const flash = this.kernels === 'tiled' ? flashShape(s, DC) : undefined;
     this.withWhole('attentionBackward', (whole) => {
       const g = whole(G, false), qa = whole(Q, false), ka = whole(Kc, false), va = whole(Vc, false), la = whole(L, false);
-      this.run(K.attentionBackwardQ, p, { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta }, this.grid(cdiv(nq, 64)), { D: s.D });
+      const qArgs = { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta };
+      const kvArgs = { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) };
+      if (flash) {
+        this.run(flash.backwardQ, p, qArgs, this.grid(flash.queryGroups), flash.consts);
+        this.run(flash.backwardKV, p, kvArgs, this.grid(flash.keyGroups), flash.kvConsts);
+        return;
+      }
+      this.run(K.attentionBackwardQ, p, qArgs, this.grid(cdiv(nq, 64)), { D: s.D });
       const nkv = s.B * s.Hkv * (s.qStart + s.Tq) * (s.D / DC);
-      this.run(K.attentionBackwardKV, p, { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) }, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
+      this.run(K.attentionBackwardKV, p, kvArgs, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
     });
     this.release(delta.b0);
   }
@@ -1044,8 +1144,9 @@ export class WebGPUBackend implements Backend {
     if (rows <= 0) return;
     if (Y.dtype !== 'i32') throw new BackendError(`crossEntropy: labels '${Y.label}' must be i32`, 'webgpu');
     if (logitsOff + rows * V > X.size) throw new BackendError(`crossEntropy: ${rows} x ${V} logits at ${logitsOff} overflow '${X.label}' (${X.size})`, 'webgpu');
+    const spec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
     this.withWhole('crossEntropy', (whole) =>
-      this.run(K.crossEntropy, { V, rows, logitsOff, labelOff, lossOff },
+      this.run(spec, { V, rows, logitsOff, labelOff, lossOff },
         { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined }, this.grid(rows), { HAS_W: !!W }));
   }
 }

@@ -21,7 +21,9 @@ export class Arena {
 
   /** Returns every tensor taken since the last reset to the free lists. */
   reset(): void {
-    for (const t of this.used) {
+    // In reverse, so the next pass's take() sequence gets the same tensors in the same roles: a backend that
+    // caches per-buffer objects (WebGPU bind groups) then creates nothing in steady state.
+    for (const t of this.used.reverse()) {
       const key = `${t.dtype}:${t.size}`;
       let list = this.free.get(key);
       if (!list) this.free.set(key, (list = []));

@@ -1,0 +1,87 @@
+// The WebGPU kernel variants on the other runtimes' WebGPU: test/_webgpu-variants.ts run as a plain Deno script
+// (wgpu on Mesa lavapipe/llvmpipe here) and, bundled with esbuild, in headless Chromium (SwiftShader). Deno is
+// where the f16 tiles are checked: its adapter has `shader-f16`, Dawn's GLES adapter in Node does not.
+// (Node's variants: test/backend-webgpu.test.ts runs the full conformance suite per family.)
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, TMP, run } from './_dist.js';
+
+const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
+const haveDeno = existsSync(DENO);
+if (!haveDeno) console.log(`[webgpu-variants] skipping: ${DENO} is not installed (npm ci)`);
+
+describe.skipIf(!haveDeno)('webgpu kernel variants under Deno', () => {
+  // tiled and f16 tiles only (to keep the suite fast): Node's conformance suite covers both families whole and split
+  it('tiled and (where the adapter has shader-f16) f16 tiles match the CPU reference', async () => {
+    let stdout = '', why = '';
+    try {
+      ({ stdout } = await run(DENO, ['run', '-A', 'test/_webgpu-variants.ts', 'tiled', 'tiled f16'], { cwd: ROOT, maxBuffer: 16 << 20 }));
+    } catch (e) {
+      const err = e as { stdout?: string; stderr?: string; message: string };
+      stdout = err.stdout ?? '';
+      why = `${err.message}\n${err.stderr ?? ''}`;
+    }
+    const line = stdout.split('\n').find((l) => l.startsWith('VARIANTS '));
+    if (!line && /no WebGPU adapter|requestAdapter/.test(why)) {
+      console.log(`[webgpu-variants] skipped: Deno has no WebGPU adapter here: ${why.split('\n')[0]}`);
+      return;
+    }
+    expect(line, `no VARIANTS line:\n${stdout}\n${why}`).toBeDefined();
+    check('deno', line!, ['tiled', 'tiled f16']);
+  }, 300_000);
+});
+
+function check(runtime: string, line: string, expected: string[]): void {
+    const r = JSON.parse(line.slice(9));
+    console.log(`[webgpu-variants] ${runtime}: ${r.adapter.split(';')[0]}; features [${r.features}]; auto -> ${r.auto}; variants: ${Object.keys(r.variants).join(', ')}`);
+    for (const [v, errs] of Object.entries(r.variants as Record<string, Record<string, number>>)) console.log(`[webgpu-variants]   ${v}: worst ${Math.max(...Object.values(errs)).toExponential(2)}`);
+    expect(r.failures).toEqual([]);
+    // 'tiled f16' runs exactly where the adapter has shader-f16
+    expect(Object.keys(r.variants).sort()).toEqual(expected.filter((v) => v !== 'tiled f16' || r.features.includes('shader-f16')).sort());
+    expect(r.auto).toBe(/software adapter/.test(r.adapter) ? 'simple' : 'tiled');
+}
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.log(`[webgpu-variants] skipping Chromium: no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+
+describe.skipIf(!haveChromium)('webgpu kernel variants in headless Chromium', () => {
+  // The tiled family only: SwiftShader runs it slowly (about a minute here), and test/browser.test.ts already
+  // trains on SwiftShader with the simple family (auto's choice there). LATENTLM_VARIANTS_QUERY='?v=simple&v=tiled'
+  // picks others.
+  it('the same script, bundled, matches the CPU reference on Chromium\'s WebGPU (tiled kernels)', async () => {
+    const dir = join(TMP, 'webgpu-variants-browser');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const { build } = await import('esbuild');
+    // splitting keeps the Node-only Dawn loader (never reached in a browser) in its own chunk
+    await build({ entryPoints: [join(ROOT, 'test', '_webgpu-variants.ts')], bundle: true, format: 'esm', splitting: true, outdir: dir, platform: 'browser', target: 'es2022', external: ['webgpu', 'node:*'], logLevel: 'error' });
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><link rel="icon" href="data:,"><script type="module" src="./_webgpu-variants.js"></script>');
+    const { serve } = await import('../scripts/demo.mjs');
+    const s = await serve({ root: dir, port: 0 });
+    const { chromium } = await import('playwright-core');
+    const profile = join(tmpdir(), `latentlm-variants-${process.pid}`);
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ['--enable-unsafe-webgpu', '--no-sandbox', '--no-first-run', '--disable-background-networking'] });
+    try {
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const line = new Promise<string>((resolve) => page.on('console', (m) => { if (m.text().startsWith('VARIANTS ')) resolve(m.text()); }));
+      const query = process.env.LATENTLM_VARIANTS_QUERY ?? '?v=tiled';
+      await page.goto(`${s.url}index.html${query}`);
+      const got = await Promise.race([line, new Promise<string>((r) => setTimeout(() => r(''), 240_000)), new Promise<string>((r) => page.on('pageerror', () => r('')))]);
+      if (!got && errors.some((e) => /no WebGPU adapter/.test(e))) {
+        console.log(`[webgpu-variants] Chromium skipped: ${errors[0]}`);
+        return;
+      }
+      expect(got, `no VARIANTS line; page errors: ${errors.join('; ')}`).not.toBe('');
+      check('chromium', got, new URLSearchParams(query).getAll('v'));
+    } finally {
+      await context.close();
+      await new Promise((r) => s.server.close(r));
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
