@@ -22,7 +22,8 @@ export function wilsonInterval(successes: number, n: number, z = Z95): Interval 
   const denom = 1 + z2 / n;
   const center = (p + z2 / (2 * n)) / denom;
   const half = (z / denom) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return { lo: Math.max(0, center - half), hi: Math.min(1, center + half) };
+  // at 0 and n the bound is exactly 0 (1); the formula gives it up to rounding
+  return { lo: successes === 0 ? 0 : Math.max(0, center - half), hi: successes === n ? 1 : Math.min(1, center + half) };
 }
 
 // t_{0.975, df} for df = 1..30 (standard tables, 4 decimals); beyond 30 the Cornish-Fisher expansion below is
