@@ -1,0 +1,57 @@
+// `latentlm sweep` with the real train command: a sweep killed (SIGKILL to its whole process group, as a crash or
+// a lost terminal would) after its first cell finished resumes without redoing that cell, and completes the other.
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// two tiny cells (a few steps, 2 evaluation rows, 2 graded problems), one at a time so the kill lands between them
+const sweepArgs = (out: string) => ['--import', 'tsx', 'src/cli.ts', 'sweep', '--conditions', 'none,latent', '--seeds', '0', '--steps', '3', '--gen-rows', '2', '--jobs', '1', '--out', out, '--', '--eval-every', '0', '--eval-rows', '2', '--batch', '2'];
+
+describe('latentlm sweep', () => {
+  it('a killed sweep resumes without redoing finished cells', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'latentlm-sweep-kill-')), 'sweep');
+    const first = join(out, 'none-k0-s0', 'summary.json'), second = join(out, 'latent-k2-s0', 'summary.json');
+
+    // detached: its own process group, so one kill reaches the sweep and the train child it is running
+    const child = spawn(process.execPath, sweepArgs(out), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '', stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.setEncoding('utf8').on('data', (d) => {
+        stdout += d;
+        if (/\[1\/2\] none-k0-s0 done/.test(stdout)) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`sweep exited (${code}) before its first cell finished:\n${stdout}\n${stderr}`)));
+    });
+    process.kill(-child.pid!, 'SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const kept = readFileSync(first, 'utf8'), keptMtime = statSync(first).mtimeMs;
+    expect(() => statSync(second)).toThrow(); // the second cell was still training
+
+    const rerun = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, sweepArgs(out), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let so = '', se = '';
+      p.stdout.setEncoding('utf8').on('data', (d) => (so += d));
+      p.stderr.setEncoding('utf8').on('data', (d) => (se += d));
+      p.on('exit', (code) => resolve({ code, stdout: so, stderr: se }));
+    });
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toMatch(/none-k0-s0 already done/);
+    expect(rerun.stdout).toMatch(/latent-k2-s0 done in/);
+    // the finished cell is untouched: same bytes, same mtime, and its train log holds one run
+    expect(readFileSync(first, 'utf8')).toBe(kept);
+    expect(statSync(first).mtimeMs).toBe(keptMtime);
+    expect(readFileSync(join(out, 'none-k0-s0', 'train.log'), 'utf8').match(/^# /gm)).toHaveLength(1);
+    // the other cell ran twice (killed, then again) and is complete now
+    expect(readFileSync(join(out, 'latent-k2-s0', 'train.log'), 'utf8').match(/^# /gm)).toHaveLength(2);
+    expect(JSON.parse(readFileSync(second, 'utf8')).steps).toBe(3);
+    const table = readFileSync(join(out, 'table.md'), 'utf8');
+    expect(table).toMatch(/^\| none \| 0 \|/m);
+    expect(table).toMatch(/^\| latent k=2 \| 0 \|/m);
+  }, 60_000);
+});
