@@ -11,7 +11,41 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // two tiny cells (a few steps, 2 evaluation rows, 2 graded problems), one at a time so the kill lands between them
 const sweepArgs = (out: string) => ['--import', 'tsx', 'src/cli.ts', 'sweep', '--conditions', 'none,latent', '--seeds', '0', '--steps', '3', '--gen-rows', '2', '--jobs', '1', '--out', out, '--', '--eval-every', '0', '--eval-rows', '2', '--batch', '2'];
 
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 describe('latentlm sweep', () => {
+  it('--help, --dry-run, and clear errors for bad flags and data', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'latentlm-sweep-cli-')), 'sweep');
+    const [help, dry, badCond, badData, badFlag] = await Promise.all([
+      cli(['sweep', '--help']),
+      cli(['sweep', '--dry-run', '--conditions', 'none,latent,fast=--lr 2e-3', '--seeds', '0-1', '--out', out, '--', '--batch', '4']),
+      cli(['sweep', '--conditions', 'none,nope']),
+      cli(['sweep', '--data', join(out, 'missing'), '--out', out]),
+      cli(['sweep', '--out', out, '--', '--seed', '3']),
+    ]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^latentlm sweep /);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^none-k0-s1 +new +train --latents 0 --seed 1 --steps 240 --gen-rows 200 --batch 4 --out /m);
+    expect(dry.stdout).toMatch(/^fast-k2-s0 +new +train --lr 2e-3 --latents 2 --seed 0 /m);
+    expect(dry.stdout).toMatch(/6 cells into/);
+    expect(() => statSync(out)).toThrow(); // a dry run writes nothing
+    expect(badCond.code).toBe(2);
+    expect(badCond.stderr).toMatch(/unknown condition 'nope'/);
+    expect(badData.code).toBe(1);
+    expect(badData.stderr).toMatch(/--data .*missing: no train\.jsonl there/);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toMatch(/--seed is set by the sweep itself/);
+  });
+
   it('a killed sweep resumes without redoing finished cells', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'latentlm-sweep-kill-')), 'sweep');
     const first = join(out, 'none-k0-s0', 'summary.json'), second = join(out, 'latent-k2-s0', 'summary.json');

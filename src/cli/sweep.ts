@@ -89,15 +89,16 @@ export const sweepCommand: Command = {
     const onSigterm = () => ac.abort('SIGTERM');
     process.on('SIGINT', onSigint);
     process.on('SIGTERM', onSigterm);
+    const t0 = performance.now();
     try {
-      console.log(`sweep: ${cells.length} cells (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`);
+      console.log(`sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'} (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`);
       const r = await runSweep(spec, {
         out, jobs, signal: ac.signal, onEvent: display.event,
         // Ctrl-C in a terminal reaches the cells itself (same process group); a second SIGINT would make them quit unsaved
         interruptChildren: (reason) => reason !== 'SIGINT',
       });
       display.done();
-      console.log(`\n${r.table}\ntable: ${r.files.tableMd}, ${r.files.tableJson}; plot: ${r.files.svg}`);
+      console.log(`\n${r.table}\ntable: ${r.files.tableMd}, ${r.files.tableJson}; plot: ${r.files.svg} (sweep took ${formatDuration((performance.now() - t0) / 1000)})`);
       const failed = r.cells.filter((c) => c.status === 'failed');
       for (const f of failed) console.error(`failed: ${f.error}`);
       if (r.stopped) {

@@ -76,12 +76,18 @@ export async function defaultTrainCommand(): Promise<string[]> {
   const fromSource = /\.ts$/.test(here);
   const cli = fileURLToPath(new URL(fromSource ? '../cli.ts' : './cli.js', here));
   if (!(await sourceExists(cli))) throw new Error(`sweep: cannot find the latentlm CLI at ${cli}; pass trainCommand`);
+  const g = globalThis as { Bun?: unknown; Deno?: unknown };
+  if (g.Deno) return [process.execPath, 'run', '-A', cli, 'train'];
   const execArgv = [...process.execArgv];
-  if (fromSource && !execArgv.some((a) => /tsx/.test(a))) execArgv.push('--import', 'tsx');
+  // Node runs the TypeScript sources through tsx (Bun needs nothing)
+  if (fromSource && !g.Bun && !execArgv.some((a) => /tsx/.test(a))) execArgv.push('--import', 'tsx');
   return [process.execPath, ...execArgv, cli, 'train'];
 }
 
-/** The cell's summary.json if it records a finished run of at least `steps` steps with a final evaluation. */
+/**
+ * The cell's summary.json if it records a finished run: at least `steps` steps, and a final evaluation at the last
+ * step (a run stopped on its last step has none, and --resume then runs just that evaluation).
+ */
 export async function readCompleteSummary(dir: string, steps: number): Promise<CellSummary | undefined> {
   const file = joinSource(dir, 'summary.json');
   if (!(await sourceExists(file))) return undefined;
@@ -91,7 +97,7 @@ export async function readCompleteSummary(dir: string, steps: number): Promise<C
   } catch {
     return undefined; // not ours to judge further: rerunning the cell rewrites it atomically
   }
-  return typeof s?.steps === 'number' && s.steps >= steps && s.final && typeof s.final === 'object' ? s : undefined;
+  return typeof s?.steps === 'number' && s.steps >= steps && typeof s.final?.step === 'number' && s.final.step >= steps ? s : undefined;
 }
 
 async function readCellRecord(dir: string): Promise<CellRecord | undefined> {
