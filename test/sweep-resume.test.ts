@@ -52,17 +52,27 @@ describe('latentlm sweep', () => {
 
     // detached: its own process group, so one kill reaches the sweep and the train child it is running
     const child = spawn(process.execPath, sweepArgs(out), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
     let stdout = '', stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.setEncoding('utf8').on('data', (d) => {
-        stdout += d;
-        if (/\[1\/2\] none-k0-s0 done/.test(stdout)) resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding('utf8').on('data', (d) => {
+          stdout += d;
+          if (/\[1\/2\] none-k0-s0 done/.test(stdout)) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`sweep exited (${code}) before its first cell finished:\n${stdout}\n${stderr}`)));
       });
-      child.on('exit', (code) => reject(new Error(`sweep exited (${code}) before its first cell finished:\n${stdout}\n${stderr}`)));
-    });
-    process.kill(-child.pid!, 'SIGKILL');
+    } finally {
+      killGroup(); // also when the wait failed: a detached group would outlive the test
+    }
     expect(await exited).toBe('SIGKILL');
     const kept = readFileSync(first, 'utf8'), keptMtime = statSync(first).mtimeMs;
     expect(() => statSync(second)).toThrow(); // the second cell was still training
@@ -83,9 +93,17 @@ describe('latentlm sweep', () => {
     expect(readFileSync(join(out, 'none-k0-s0', 'train.log'), 'utf8').match(/^# /gm)).toHaveLength(1);
     // the other cell ran twice (killed, then again) and is complete now
     expect(readFileSync(join(out, 'latent-k2-s0', 'train.log'), 'utf8').match(/^# /gm)).toHaveLength(2);
-    expect(JSON.parse(readFileSync(second, 'utf8')).steps).toBe(3);
+    const done = JSON.parse(readFileSync(second, 'utf8'));
+    expect(done.steps).toBe(3);
+    // what the table needs from the final evaluation: how many problems were graded, positions and latents per answer
+    expect(done.final.accuracyRows).toBe(2);
+    expect(done.final.latentsPerAnswer).toBeGreaterThanOrEqual(0);
+    expect(done.final.positionsPerAnswer).toBeGreaterThan(done.final.latentsPerAnswer);
+    expect(JSON.parse(kept).final.latentsPerAnswer).toBe(0); // the k = 0 cell opens no latent span
+    const json = JSON.parse(readFileSync(join(out, 'table.json'), 'utf8'));
+    expect(json.rows.map((r: { accuracyPooled: { n: number } }) => r.accuracyPooled.n)).toEqual([2, 2]);
     const table = readFileSync(join(out, 'table.md'), 'utf8');
     expect(table).toMatch(/^\| none \| 0 \|/m);
     expect(table).toMatch(/^\| latent k=2 \| 0 \|/m);
-  }, 60_000);
+  });
 });

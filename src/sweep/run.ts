@@ -187,10 +187,12 @@ export async function runSweep(spec: GridSpec, opts: SweepOptions): Promise<Swee
   const synthetic = sources.every((d) => d.startsWith('synthetic'));
   const note = [
     `${finishedCells.length} of ${cells.length} cells finished${missing.length ? ` (missing: ${missing.join(', ')})` : ''}; ${spec.steps} steps each; data: ${sources.join('; ') || 'unknown'}.`,
-    synthetic
-      ? 'Synthetic data: each seed draws its own held-out problems, so the pooled problems are distinct.'
-      : 'Every seed grades the same held-out problems, so the pooled count has each problem once per seed.',
-  ].join(' ');
+    !sources.length
+      ? ''
+      : synthetic
+        ? 'Synthetic data: each seed draws its own held-out problems, so the pooled problems are distinct.'
+        : 'Every seed grades the same held-out problems, so the pooled count has each problem once per seed.',
+  ].join(' ').trim();
   const table = sweepMarkdown(rows, note);
   const files = { tableMd: join(opts.out, 'table.md'), tableJson: join(opts.out, 'table.json'), svg: join(opts.out, 'grid.svg') };
   await writeFileAtomic(files.tableMd, table);
