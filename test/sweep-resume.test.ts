@@ -9,8 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // two tiny cells (a few steps, 2 evaluation rows, 2 graded problems), one at a time so the kill lands between them
-const sweepArgs = (out: string) => ['--import', 'tsx', 'src/cli.ts', 'sweep', '--conditions', 'none,latent', '--seeds', '0', '--steps', '3', '--gen-rows', '2', '--jobs', '1', '--out', out, '--', '--eval-every', '0', '--eval-rows', '2', '--batch', '2'];
+const sweepArgs = (out: string) => ['sweep', '--conditions', 'none,latent', '--seeds', '0', '--steps', '3', '--gen-rows', '2', '--jobs', '1', '--out', out, '--', '--eval-every', '0', '--eval-rows', '2', '--batch', '2'];
 
+/** `node --import tsx src/cli.ts ...args` (what `npx tsx src/cli.ts` does), to its exit. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,7 +52,7 @@ describe('latentlm sweep', () => {
     const first = join(out, 'none-k0-s0', 'summary.json'), second = join(out, 'latent-k2-s0', 'summary.json');
 
     // detached: its own process group, so one kill reaches the sweep and the train child it is running
-    const child = spawn(process.execPath, sweepArgs(out), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...sweepArgs(out)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const killGroup = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
@@ -77,13 +78,7 @@ describe('latentlm sweep', () => {
     const kept = readFileSync(first, 'utf8'), keptMtime = statSync(first).mtimeMs;
     expect(() => statSync(second)).toThrow(); // the second cell was still training
 
-    const rerun = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, sweepArgs(out), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let so = '', se = '';
-      p.stdout.setEncoding('utf8').on('data', (d) => (so += d));
-      p.stderr.setEncoding('utf8').on('data', (d) => (se += d));
-      p.on('exit', (code) => resolve({ code, stdout: so, stderr: se }));
-    });
+    const rerun = await cli(sweepArgs(out));
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.stdout).toMatch(/none-k0-s0 already done/);
     expect(rerun.stdout).toMatch(/latent-k2-s0 done in/);
