@@ -83,6 +83,8 @@ export const sweepCommand: Command = {
       return 0;
     }
 
+    console.log(`sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'} (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`);
+    // after the header: a bar must be the last thing on the terminal
     const display = await cellDisplay(cells.length);
     const ac = new AbortController();
     const onSigint = () => (ac.signal.aborted ? process.exit(130) : ac.abort('SIGINT'));
@@ -91,7 +93,6 @@ export const sweepCommand: Command = {
     process.on('SIGTERM', onSigterm);
     const t0 = performance.now();
     try {
-      console.log(`sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'} (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`);
       const r = await runSweep(spec, {
         out, jobs, signal: ac.signal, onEvent: display.event,
         // Ctrl-C in a terminal reaches the cells itself (same process group); a second SIGINT would make them quit unsaved
@@ -107,6 +108,7 @@ export const sweepCommand: Command = {
       }
       return failed.length ? 1 : 0;
     } finally {
+      display.done(); // idempotent: also stops the bar when the sweep throws
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
     }
