@@ -186,6 +186,17 @@ describe('sweep runner (stand-in train command)', () => {
     await expect(runSweep({ ...s, steps: 8 }, { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(/latent-k2-s0 was trained with other flags/);
   });
 
+  it('refuses a second sweep into the same directory while the first runs, and takes over a dead one\'s lock', async () => {
+    const root = tmp(), out = join(root, 'sweep');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'sweep.lock'), String(process.ppid)); // a live process
+    await expect(runSweep(spec('latent', [0]), { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(new RegExp(`another sweep \\(pid ${process.ppid}\\) is running`));
+    writeFileSync(join(out, 'sweep.lock'), '999999999'); // no such process: a killed sweep's leftover
+    const r = await runSweep(spec('latent', [0]), { out, jobs: 1, trainCommand: FAKE_TRAIN });
+    expect(r.cells[0]!.status).toBe('done');
+    expect(() => statSync(join(out, 'sweep.lock'))).toThrow(); // released
+  });
+
   it('an aborted sweep starts no further cells', async () => {
     const root = tmp(), out = join(root, 'sweep');
     const ac = new AbortController();

@@ -133,6 +133,45 @@ export async function runSweep(spec: GridSpec, opts: SweepOptions): Promise<Swee
       throw new Error(`${dirOf(c)} holds a run this sweep did not start (no cell.json); use another --out or remove that directory`);
   }
   await mkdirp(opts.out);
+  const unlock = await lockSweep(join(opts.out, 'sweep.lock'));
+  try {
+    return await runCells(spec, opts, cells, jobs, trainCommand, dirOf);
+  } finally {
+    await unlock();
+  }
+}
+
+/**
+ * One sweep per output directory at a time: two would train the same cells into the same files. The lock holds the
+ * owner's pid, so a lock left by a killed sweep (its pid gone) is taken over rather than blocking forever.
+ */
+async function lockSweep(file: string): Promise<() => Promise<void>> {
+  const fs = await import('node:fs/promises');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(file, String(process.pid), { flag: 'wx' });
+      return () => fs.rm(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
+      if (pid && pid !== process.pid && isAlive(pid)) throw new Error(`${file}: another sweep (pid ${pid}) is running into this directory; wait for it or stop it`);
+      await fs.rm(file, { force: true }); // stale: its sweep was killed
+    }
+  }
+  throw new Error(`${file}: cannot take the sweep lock`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs: number, trainCommand: string[], dirOf: (c: Cell) => string): Promise<SweepResult> {
+  const { join } = await import('node:path');
   await writeFileAtomic(join(opts.out, 'sweep.json'), JSON.stringify({ ...spec, cells: cells.map((c) => c.id) }, null, 2));
 
   const outcomes: CellOutcome[] = new Array(cells.length);
