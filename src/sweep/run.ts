@@ -179,6 +179,7 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
   let finished = 0;
   const report = (e: Omit<CellEvent, 'finished' | 'total'>) => opts.onEvent?.({ ...e, finished, total: cells.length });
   const settle = (i: number, o: CellOutcome) => {
+    if (outcomes[i]) return; // settled once (an onEvent that throws must not count a cell twice)
     outcomes[i] = o;
     finished++;
     report({ type: 'finish', cell: o.cell, dir: o.dir, status: o.status, summary: o.summary, error: o.error });
@@ -211,7 +212,11 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
   // A fixed pool of `jobs` workers pulling the next cell index: at most `jobs` children at any time.
   let next = 0;
   const worker = async () => {
-    while (next < cells.length) await runCell(next++);
+    while (next < cells.length) {
+      const i = next++;
+      // a cell that cannot even be set up (unwritable directory, ...) fails alone; the others still run
+      await runCell(i).catch((e: Error) => settle(i, { cell: cells[i]!, dir: dirOf(cells[i]!), status: 'failed', error: `${cells[i]!.id}: ${e.message}` }));
+    }
   };
   try {
     await Promise.all(Array.from({ length: Math.min(jobs, cells.length) }, worker));
