@@ -74,6 +74,9 @@ describe('sweep grid', () => {
   it('defined conditions are train flags; bad names, grid flags and k = 0 are refused', () => {
     const c = parseConditions('latent,fast=--lr 2e-3 --feedback scaled');
     expect(c[1]).toEqual({ name: 'fast', flags: ['--lr', '2e-3', '--feedback', 'scaled'], usesK: true });
+    // a definition with its own --latents is one cell per seed, named by that k
+    const own = planCells({ conditions: parseConditions('p1=--baseline pause --latents 1'), seeds: [0], ks: [2, 4], steps: 3, trainFlags: [] });
+    expect(own.map((x) => [x.id, x.args.join(' ')])).toEqual([['p1-k1-s0', '--baseline pause --latents 1 --seed 0 --steps 3']]);
     expect(() => parseConditions('nope')).toThrow(/unknown condition 'nope'/);
     expect(() => parseConditions('latent,latent')).toThrow(/given twice/);
     expect(() => parseConditions('a/b=--lr 1')).toThrow(/not a usable condition name/);

@@ -16,7 +16,8 @@ summary.json) is skipped, so rerunning the same command after a crash or Ctrl-C 
 with a checkpoint continues through train --resume.
 
   --conditions LIST  comma-separated (default none,pause,latent). Known: ${Object.keys(CONDITIONS).join(', ')};
-                     or define one as name=--flag value ... (train flags, no commas), e.g. 'fast=--lr 2e-3'
+                     or define one as name=--flag value ... (train flags, no commas), e.g. 'fast=--lr 2e-3';
+                     one that sets its own --latents N is not crossed with --k
   --seeds LIST       training seeds, e.g. 0,1,2 or 0-4 (default 0,1,2)
   --k LIST           latents per breakpoint, e.g. 2 or 1,2,4 (default 2); 'none' always runs at k=0
   --steps N          optimizer steps per cell (default 240)

@@ -5,7 +5,10 @@
 export interface ConditionSpec {
   /** Train flags that select the condition (e.g. ['--baseline', 'pause']). */
   flags: string[];
-  /** Whether the condition has latent slots, so `--latents K` applies and the grid has one cell per k. */
+  /**
+   * Whether the grid's k values apply (`--latents K`, one cell per k). When not, the condition has one cell per seed,
+   * named by the `--latents` in its own flags (0 without one).
+   */
   usesK: boolean;
 }
 
@@ -51,7 +54,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*$/;
 
 /**
  * `none,pause,latent,fast=--feedback scaled --lr 2e-3`: known names from CONDITIONS, or `name=flags` (flags split
- * on whitespace, no commas; a defined condition has latent slots). Names become directory names, so they are restricted.
+ * on whitespace, no commas; crossed with the grid's k values unless they set --latents themselves). Names become
+ * directory names, so they are restricted.
  */
 export function parseConditions(text: string, known: Record<string, ConditionSpec> = CONDITIONS): NamedCondition[] {
   const out: NamedCondition[] = [];
@@ -67,8 +71,9 @@ export function parseConditions(text: string, known: Record<string, ConditionSpe
     } else {
       const flags = part.slice(eq + 1).trim().split(/\s+/).filter(Boolean);
       if (flags.length && !flags[0]!.startsWith('--')) throw new Error(`--conditions: '${name}=${part.slice(eq + 1)}' should start with a --flag`);
-      checkNoGridFlags(flags, `condition '${name}'`);
-      out.push({ name, flags, usesK: true });
+      checkNoGridFlags(flags, `condition '${name}'`, ['--latents']);
+      // a definition that sets its own --latents is not crossed with the grid's k values
+      out.push({ name, flags, usesK: !flags.some((f) => f === '--latents' || f.startsWith('--latents=')) });
     }
   }
   if (!out.length) throw new Error('--conditions: no conditions given');
@@ -91,11 +96,21 @@ export function parseIntList(text: string, flag: string): number[] {
   return vals;
 }
 
-function checkNoGridFlags(flags: string[], where: string) {
+function checkNoGridFlags(flags: string[], where: string, allowed: string[] = []) {
   for (const f of flags) {
     const name = f.split('=')[0]!;
-    if (GRID_FLAGS.includes(name)) throw new Error(`${where}: ${name} is set by the sweep itself (use the sweep's --seeds/--k/--steps/--out)`);
+    if (GRID_FLAGS.includes(name) && !allowed.includes(name)) throw new Error(`${where}: ${name} is set by the sweep itself (use the sweep's --seeds/--k/--steps/--out)`);
   }
+}
+
+/** The k a condition's own flags set (`--latents N` or `--latents=N`, the last one wins), 0 without one. */
+function ownLatents(flags: string[]): number {
+  let k = 0;
+  flags.forEach((f, i) => {
+    const v = f === '--latents' ? flags[i + 1] : f.startsWith('--latents=') ? f.slice('--latents='.length) : undefined;
+    if (v !== undefined) k = Number(v);
+  });
+  return Number.isInteger(k) && k >= 0 ? k : 0;
 }
 
 /** Every cell of the grid, conditions outermost, then k, then seed (the order they are launched in). */
@@ -106,7 +121,7 @@ export function planCells(spec: GridSpec): Cell[] {
   checkNoGridFlags(spec.trainFlags, 'train flags');
   const cells: Cell[] = [];
   for (const c of spec.conditions) {
-    for (const k of c.usesK ? spec.ks : [0]) {
+    for (const k of c.usesK ? spec.ks : [ownLatents(c.flags)]) {
       if (c.usesK && k === 0) throw new Error(`sweep: k = 0 with condition '${c.name}' has no latent slots (use the 'none' condition)`);
       for (const seed of spec.seeds) {
         const kFlags = c.usesK ? ['--latents', String(k)] : [];
