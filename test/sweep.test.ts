@@ -112,6 +112,15 @@ describe('sweep table', () => {
     expect(md).toMatch(/Student-t/);
   });
 
+  it('positions per breakpoint get a column only where the trainer reports them', () => {
+    expect(sweepMarkdown(sweepRows(finished as never))).not.toMatch(/positions \/ breakpoint/);
+    const withPos = finished.map((f, i) => ({ ...f, summary: { ...f.summary, final: { ...f.summary.final, reasoningPositions: 2 + i } } }));
+    const [r] = sweepRows(withPos as never);
+    expect(r!.positionsPerBreakpoint.mean).toBe(3);
+    expect(sweepMarkdown([r!])).toMatch(/positions \/ breakpoint \| wall time/);
+    expect(sweepMarkdown([r!])).toMatch(/\| 3\.0 \[0\.5, 5\.5\] \| 11 s/);
+  });
+
   it('a cell without a graded-problem count gives no pooled interval rather than a wrong one', () => {
     const noRows = finished.map((f) => ({ ...f, summary: { ...f.summary, final: { ...f.summary.final, accuracyRows: undefined } } }));
     const [r] = sweepRows(noRows as never);

@@ -20,6 +20,9 @@ export const CONDITIONS: Record<string, ConditionSpec> = {
   scaled: { flags: ['--feedback', 'scaled'], usesK: true },
   supervised: { flags: ['--supervise-latents', '1'], usesK: true },
   'two-trunk': { flags: ['--mode', 'two-trunk'], usesK: true },
+  // the sub-step conditions of the train command's --condition flag (issue 11, part B)
+  scratch: { flags: ['--condition', 'scratch'], usesK: false },
+  internalize: { flags: ['--condition', 'internalize'], usesK: true },
 };
 
 export interface NamedCondition extends ConditionSpec {

@@ -46,6 +46,8 @@ export interface SweepRow {
   gapSwapped: SeedMetric;
   gapRemoved: SeedMetric;
   positionsPerAnswer: SeedMetric;
+  /** Positions between a breakpoint's text and its result (slots, markers, scratch text), where the trainer reports it. */
+  positionsPerBreakpoint: SeedMetric;
   latentsPerAnswer: SeedMetric;
   /** Seconds of the train run that finished each cell. */
   seconds: SeedMetric;
@@ -95,6 +97,7 @@ export function sweepRows(finished: FinishedCell[]): SweepRow[] {
       gapSwapped: m((s) => s.final?.usage?.gapSwapped),
       gapRemoved: m((s) => s.final?.usage?.gapRemoved),
       positionsPerAnswer: m((s) => s.final?.positionsPerAnswer),
+      positionsPerBreakpoint: m((s) => (s.final as { reasoningPositions?: number } | undefined)?.reasoningPositions),
       latentsPerAnswer: m((s) => s.final?.latentsPerAnswer),
       seconds: m((s) => s.seconds),
     };
@@ -120,9 +123,12 @@ function cell(m: SeedMetric, f: (x: number | undefined | null) => string, withSe
 
 /** The markdown table with a legend saying which interval is which. */
 export function sweepMarkdown(rows: SweepRow[], note?: string): string {
+  // positions per breakpoint only where the trainer measures them
+  const perBreak = rows.some((r) => r.positionsPerBreakpoint.n > 0);
   const head = [
     'condition', 'seeds', 'accuracy %, pooled problems [Wilson 95 %]', 'accuracy %, mean of seeds [t 95 %] (per seed)',
-    'latents off %', 'post-break loss [t 95 %] (per seed)', 'zeroed', 'swapped', 'removed', 'positions / answer', 'wall time / cell',
+    'latents off %', 'post-break loss [t 95 %] (per seed)', 'zeroed', 'swapped', 'removed', 'positions / answer',
+    ...(perBreak ? ['positions / breakpoint'] : []), 'wall time / cell',
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
@@ -130,7 +136,8 @@ export function sweepMarkdown(rows: SweepRow[], note?: string): string {
     lines.push(
       `| ${[
         rowLabel(r), r.seeds.join(','), pooled, cell(r.accuracy, pct), cell(r.accuracyNoLatents, pct, false), cell(r.postBreakLoss, fix),
-        cell(r.gapZeroed, sgn, false), cell(r.gapSwapped, sgn, false), cell(r.gapRemoved, sgn, false), cell(r.positionsPerAnswer, (x) => fix(x, 1), false), cell(r.seconds, secs, false),
+        cell(r.gapZeroed, sgn, false), cell(r.gapSwapped, sgn, false), cell(r.gapRemoved, sgn, false), cell(r.positionsPerAnswer, (x) => fix(x, 1), false),
+        ...(perBreak ? [cell(r.positionsPerBreakpoint, (x) => fix(x, 1), false)] : []), cell(r.seconds, secs, false),
       ].join(' | ')} |`,
     );
   }
@@ -140,7 +147,8 @@ export function sweepMarkdown(rows: SweepRow[], note?: string): string {
     'interval (n − 1 degrees of freedom: how much it moves between training seeds; none with one seed). Losses in nats/token ' +
     'on the first tokens after each calculator breakpoint; zeroed / swapped / removed: that loss with the latents zeroed, ' +
     'taken from another example, or removed, minus the normal one (mean over seeds [t 95 %]; > 0: the latents are used). ' +
-    'Positions / answer: input positions of a generated answer with latents on (text tokens + latents + span markers). ' +
+    'Positions / answer: input positions of a generated answer with latents on (text tokens + latents + span markers)' +
+    (perBreak ? '; positions / breakpoint: between a breakpoint\'s text and its result (slots, markers, scratch text). ' : '. ') +
     'Wall time: the train run that finished the cell.';
   return [lines.join('\n'), '', legend, ...(note ? ['', note] : [])].join('\n') + '\n';
 }
