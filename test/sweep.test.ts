@@ -121,6 +121,14 @@ describe('sweep table', () => {
     expect(sweepMarkdown([r!])).toMatch(/\| 3\.0 \[0\.5, 5\.5\] \| 11 s/);
   });
 
+  it('accuracy t intervals stay inside [0, 1]', () => {
+    const low = finished.map((f, i) => ({ ...f, summary: { ...f.summary, final: { ...f.summary.final, accuracy: [0, 0.02, 0][i] } } }));
+    const [r] = sweepRows(low as never);
+    expect(r!.accuracy.ci!.lo).toBe(0);
+    expect(r!.accuracy.ci!.hi).toBeCloseTo(0.00667 + (4.3027 * 0.011547) / Math.sqrt(3), 4);
+    expect(r!.postBreakLoss.ci!.lo).toBeLessThan(1); // other quantities are not cut
+  });
+
   it('a cell without a graded-problem count gives no pooled interval rather than a wrong one', () => {
     const noRows = finished.map((f) => ({ ...f, summary: { ...f.summary, final: { ...f.summary.final, accuracyRows: undefined } } }));
     const [r] = sweepRows(noRows as never);

@@ -53,12 +53,15 @@ export interface SweepRow {
   seconds: SeedMetric;
 }
 
-function seedMetric(cells: FinishedCell[], pick: (s: CellSummary) => number | undefined): SeedMetric {
+function seedMetric(cells: FinishedCell[], pick: (s: CellSummary) => number | undefined, bounds?: Interval): SeedMetric {
   const perSeed = cells.map((c) => {
     const v = pick(c.summary);
     return v !== undefined && Number.isFinite(v) ? v : null;
   });
-  return { ...meanInterval(perSeed.map((v) => v ?? undefined)), perSeed };
+  const m = meanInterval(perSeed.map((v) => v ?? undefined));
+  // a proportion's t interval can reach past 0 or 1; what lies outside is impossible, so it is cut off
+  if (m.ci && bounds) m.ci = { lo: Math.max(bounds.lo, m.ci.lo), hi: Math.min(bounds.hi, m.ci.hi) };
+  return { ...m, perSeed };
 }
 
 function pooledAccuracy(cells: FinishedCell[]): PooledAccuracy | undefined {
@@ -83,14 +86,15 @@ export function sweepRows(finished: FinishedCell[]): SweepRow[] {
   }
   return [...groups.values()].map((cells) => {
     cells.sort((a, b) => a.cell.seed - b.cell.seed);
-    const m = (pick: (s: CellSummary) => number | undefined) => seedMetric(cells, pick);
+    const m = (pick: (s: CellSummary) => number | undefined, bounds?: Interval) => seedMetric(cells, pick, bounds);
+    const unit = { lo: 0, hi: 1 };
     return {
       condition: cells[0]!.cell.condition,
       k: cells[0]!.cell.k,
       seeds: cells.map((c) => c.cell.seed),
-      accuracy: m((s) => s.final?.accuracy),
+      accuracy: m((s) => s.final?.accuracy, unit),
       accuracyPooled: pooledAccuracy(cells),
-      accuracyNoLatents: m((s) => s.final?.accuracyNoLatents),
+      accuracyNoLatents: m((s) => s.final?.accuracyNoLatents, unit),
       testLoss: m((s) => s.final?.testLoss),
       postBreakLoss: m((s) => s.final?.postBreakLoss),
       gapZeroed: m((s) => s.final?.usage?.gapZeroed),
@@ -137,7 +141,7 @@ export function sweepMarkdown(rows: SweepRow[], note?: string): string {
       `| ${[
         rowLabel(r), r.seeds.join(','), pooled, cell(r.accuracy, pct), cell(r.accuracyNoLatents, pct, false), cell(r.postBreakLoss, fix),
         cell(r.gapZeroed, sgn, false), cell(r.gapSwapped, sgn, false), cell(r.gapRemoved, sgn, false), cell(r.positionsPerAnswer, (x) => fix(x, 1), false),
-        ...(perBreak ? [cell(r.positionsPerBreakpoint, (x) => fix(x, 1), false)] : []), cell(r.seconds, secs, false),
+        ...(perBreak ? [cell(r.positionsPerBreakpoint, (x) => fix(x, 1), false)] : []), secs(r.seconds.mean),
       ].join(' | ')} |`,
     );
   }
@@ -149,7 +153,7 @@ export function sweepMarkdown(rows: SweepRow[], note?: string): string {
     'taken from another example, or removed, minus the normal one (mean over seeds [t 95 %]; > 0: the latents are used). ' +
     'Positions / answer: input positions of a generated answer with latents on (text tokens + latents + span markers)' +
     (perBreak ? '; positions / breakpoint: between a breakpoint\'s text and its result (slots, markers, scratch text). ' : '. ') +
-    'Wall time: the train run that finished the cell.';
+    'Wall time: mean over seeds of the train run that finished each cell.';
   return [lines.join('\n'), '', legend, ...(note ? ['', note] : [])].join('\n') + '\n';
 }
 
