@@ -164,7 +164,7 @@ export function sweepSvg(rows: SweepRow[], title = 'sweep'): string {
   const panel = (t: string, yLabel: string, values: number[], errors: (Interval | null)[], minTop?: number) =>
     barPlot({ title: t, yLabel, categories, series: [{ name: yLabel, values, errors }], minTop, width: Math.max(420, 90 * rows.length + 120) });
   const panels = [
-    panel('held-out accuracy (pooled, Wilson 95 %)', 'accuracy', rows.map((r) => r.accuracyPooled?.p ?? r.accuracy.mean), rows.map((r) => r.accuracyPooled?.ci ?? ci(r.accuracy)), 1),
+    panel('held-out accuracy (pooled, Wilson 95 %)', 'accuracy', rows.map((r) => r.accuracyPooled?.p ?? r.accuracy.mean), rows.map((r) => r.accuracyPooled?.ci ?? ci(r.accuracy))),
     panel('post-breakpoint loss (mean of seeds, t 95 %)', 'nats/token', rows.map((r) => r.postBreakLoss.mean), rows.map((r) => ci(r.postBreakLoss))),
     panel('latents from another example − normal (t 95 %)', 'swapped gap (nats)', rows.map((r) => r.gapSwapped.mean), rows.map((r) => ci(r.gapSwapped))),
     panel('latents removed − normal (t 95 %)', 'removed gap (nats)', rows.map((r) => r.gapRemoved.mean), rows.map((r) => ci(r.gapRemoved))),
