@@ -2,7 +2,7 @@
 // a lost terminal would) after its first cell finished resumes without redoing that cell, and completes the other.
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +71,12 @@ describe('latentlm sweep', () => {
         });
         child.on('exit', (code) => reject(new Error(`sweep exited (${code}) before its first cell finished:\n${stdout}\n${stderr}`)));
       });
+      // and the second cell has started training (its log has the run's header line)
+      const log2 = join(out, 'latent-k2-s0', 'train.log');
+      while (!(existsSync(log2) && /^# /m.test(readFileSync(log2, 'utf8')))) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sweep exited before its second cell started:\n${stdout}\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     } finally {
       killGroup(); // also when the wait failed: a detached group would outlive the test
     }
