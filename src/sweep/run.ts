@@ -192,8 +192,6 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
 
   const runCell = async (i: number) => {
     const cell = cells[i]!, dir = dirOf(cell);
-    const done = await readCompleteSummary(dir, spec.steps);
-    if (done) return settle(i, { cell, dir, status: 'skipped', summary: done });
     if (opts.signal?.aborted) return settle(i, { cell, dir, status: 'stopped' });
     await mkdirp(dir);
     const record: CellRecord = { id: cell.id, condition: cell.condition, k: cell.k, seed: cell.seed, args: cell.args };
@@ -209,17 +207,24 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
     settle(i, { cell, dir, status, error: `${cell.id}: train ${why} without a complete summary.json; see ${join(dir, 'train.log')}` });
   };
 
-  // A fixed pool of `jobs` workers pulling the next cell index: at most `jobs` children at any time.
+  // Finished cells first, in grid order; then a fixed pool of `jobs` workers pulling the next pending cell: at most
+  // `jobs` children at any time.
+  const pending: number[] = [];
+  for (const [i, cell] of cells.entries()) {
+    const done = await readCompleteSummary(dirOf(cell), spec.steps);
+    if (done) settle(i, { cell, dir: dirOf(cell), status: 'skipped', summary: done });
+    else pending.push(i);
+  }
   let next = 0;
   const worker = async () => {
-    while (next < cells.length) {
-      const i = next++;
+    while (next < pending.length) {
+      const i = pending[next++]!;
       // a cell that cannot even be set up (unwritable directory, ...) fails alone; the others still run
       await runCell(i).catch((e: Error) => settle(i, { cell: cells[i]!, dir: dirOf(cells[i]!), status: 'failed', error: `${cells[i]!.id}: ${e.message}` }));
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(jobs, cells.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(jobs, pending.length) }, worker));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
