@@ -10,8 +10,9 @@ import { splitCommand } from './cli/split.js';
 import { tokenizeCommand } from './cli/tokenize.js';
 import { trainCommand } from './cli/train.js';
 import { rlCommand } from './cli/rl.js';
+import { sweepCommand } from './cli/sweep.js';
 
-const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand, compareCommand];
+const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand, compareCommand, sweepCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -26,6 +26,8 @@ export interface BarSeries {
   /** One value per category; NaN/Infinity leave the bar out. */
   values: number[];
   color?: string;
+  /** Optional interval per value, drawn as a whisker from lo to hi (e.g. a 95 % confidence interval); null: none. */
+  errors?: ReadonlyArray<{ lo: number; hi: number } | null | undefined>;
 }
 
 export interface BarPlotOptions {
@@ -278,8 +280,10 @@ function formatValue(v: number): string {
 /** Grouped bar chart: one group per category, one bar per series. The y axis always includes 0. */
 export function barPlot(o: BarPlotOptions): string {
   const width = o.width ?? 480, height = o.height ?? 320;
+  const whiskerEnds = o.series.flatMap((s) => (s.errors ?? []).flatMap((e) => (e ? [e.lo, e.hi] : [])));
   const vals = o.series.flatMap((s) => s.values.filter(Number.isFinite));
-  const lo = Math.min(0, ...vals), hi = Math.max(0, ...vals, lo === 0 ? o.minTop ?? 0 : 0);
+  const extent = [...vals, ...whiskerEnds.filter(Number.isFinite)];
+  const lo = Math.min(0, ...extent), hi = Math.max(0, ...extent, lo === 0 ? o.minTop ?? 0 : 0);
   const yt = vals.length && hi > lo ? niceTicks(lo, hi, Math.max(3, Math.round(height / 70))) : niceTicks(0, 1);
   const legendW = o.series.length > 1 ? Math.max(...o.series.map((s) => textWidth(s.name))) + 44 : 0;
   const yLabelW = Math.max(...yt.labels.map((l) => textWidth(l, 11)));
@@ -306,8 +310,15 @@ export function barPlot(o: BarPlotOptions): string {
       const x = gx + si * barW;
       const top = sy(Math.max(v, 0)), bottom = sy(Math.min(v, 0));
       body.push(`<rect x="${n(x + 1)}" y="${n(top)}" width="${n(Math.max(1, barW - 2))}" height="${n(Math.max(0.5, bottom - top))}" fill="${escapeXml(color)}"/>`);
+      const err = s.errors?.[ci];
+      const whisker = !!err && Number.isFinite(err.lo) && Number.isFinite(err.hi);
+      if (whisker) {
+        const cx = x + barW / 2, cap = Math.min(6, barW / 4), [ya, yb] = [sy(err.lo), sy(err.hi)];
+        body.push(`<path d="M${n(cx)} ${n(ya)}V${n(yb)}M${n(cx - cap)} ${n(ya)}H${n(cx + cap)}M${n(cx - cap)} ${n(yb)}H${n(cx + cap)}" stroke="#222" stroke-width="1.2" fill="none"/>`);
+      }
       if (o.valueLabels !== false) {
-        const ly = v >= 0 ? top - 4 : bottom + 13;
+        // above (below) the whisker too, so the label never sits on its line
+        const ly = v >= 0 ? Math.min(top, whisker ? sy(Math.max(err.lo, err.hi)) : top) - 4 : Math.max(bottom, whisker ? sy(Math.min(err.lo, err.hi)) : bottom) + 13;
         body.push(`<text x="${n(x + barW / 2)}" y="${n(ly)}" text-anchor="middle" font-size="10" fill="#333" ${FONT}>${escapeXml(formatValue(v))}</text>`);
       }
     });

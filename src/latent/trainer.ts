@@ -80,6 +80,12 @@ export interface EvalRecord {
   end?: HeadMetrics;
   accuracy?: number;
   accuracyNoLatents?: number;
+  /** Held-out problems graded for `accuracy` (the n of its binomial interval). */
+  accuracyRows?: number;
+  /** Mean input positions per generated answer with latents on (text tokens + latents + span markers): the answer's compute. */
+  positionsPerAnswer?: number;
+  /** Mean latents per generated answer with latents on. */
+  latentsPerAnswer?: number;
   samples?: { question: string; text: string; gold: string; reward: number }[];
   decoded?: { example: number; span: number; latent: number; d: DecodedLatent }[];
   typicalEmbeddingNorm?: number;
@@ -304,7 +310,7 @@ export class Phase1Trainer {
     if (withGeneration && genRows > 0 && this.o.reward) {
       const gr = this.test.slice(0, genRows);
       const run = async (useLatents: boolean) => {
-        let ok = 0;
+        let ok = 0, positions = 0, latents = 0;
         const samples: NonNullable<EvalRecord['samples']> = [];
         for (const row of gr) {
           const g = await generate(this.model, this.tok, row.question + '\n', {
@@ -314,12 +320,17 @@ export class Phase1Trainer {
           });
           const r = this.o.reward!(g.plain, row.final).reward;
           ok += r;
+          positions += g.seq.ids.length - g.promptLength;
+          latents += g.spans.reduce((a, sp) => a + sp.count, 0);
           samples.push({ question: row.question, text: g.text, gold: row.final, reward: r });
         }
-        return { acc: ok / gr.length, samples };
+        return { acc: ok / gr.length, samples, positions: positions / gr.length, latents: latents / gr.length };
       };
       const a = await run(true);
       rec.accuracy = a.acc;
+      rec.accuracyRows = gr.length;
+      rec.positionsPerAnswer = a.positions;
+      rec.latentsPerAnswer = a.latents;
       rec.samples = a.samples.slice(0, 4);
       if (this.o.condition !== 'none') rec.accuracyNoLatents = (await run(false)).acc;
     }
