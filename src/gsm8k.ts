@@ -9,7 +9,7 @@
 // answer without its annotations. The scan itself runs in WASM (assembly/_text_split.ts, which documents how
 // unusual annotations are handled: no '=', several '=', nested or unclosed '<<', stray '>>').
 import { isUrl, joinSource, readText, type Source } from './io.js';
-import { initTextWasm, splitOffsets, type SplitOffsets } from './text-wasm.js';
+import { initTextWasm, splitOffsets, STATUS_TOO_LARGE, tooLargeMessage, type SplitOffsets } from './text-wasm.js';
 
 export interface Annotation {
   /** The calculator expression, e.g. "48/2" (the body before its last '='; the whole body if it has none). */
@@ -59,6 +59,7 @@ const SPLIT_ERRORS: Record<number, string> = {
 };
 
 function fromOffsets(answer: string, o: SplitOffsets): SplitAnswer | string {
+  if (o.status === STATUS_TOO_LARGE) return `answer ${tooLargeMessage(answer.length)}`;
   if (o.status !== 0) return SPLIT_ERRORS[o.status] ?? `answer split failed (status ${o.status})`;
   const steps: string[] = [];
   const annotations: Annotation[] = [];

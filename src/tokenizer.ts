@@ -13,6 +13,7 @@ import wasmB64 from './generated/tokenizer.wasm.js';
 import { QWEN2_ADDED_TOKENS, QWEN2_VOCAB_B64 } from './generated/qwen2-vocab.js';
 import { base64ToBytes, instantiateEmbedded } from './wasm.js';
 import { joinSource, readText, sourceExists, type Source } from './io.js';
+import { nextCut } from './tokenizer-cuts.js';
 
 export interface AddedToken {
   id: number;
@@ -49,6 +50,7 @@ interface TokExports {
   tokenLen(id: number): number;
   vocabSize(): number;
   cacheClear(): void;
+  trimBuffers(): void;
 }
 
 // The split regexes the WASM scanner implements (Qwen2; Llama-3 differs only in \p{N}{1,3}).
@@ -61,6 +63,15 @@ interface Config {
   ignoreMerges: boolean;
 }
 const QWEN2_CONFIG: Config = { nfc: true, maxDigits: 1, ignoreMerges: false };
+
+// Size limits of one WASM encode call. A text longer than ENCODE_PART_UNITS is encoded in parts cut where no
+// piece can span (tokenizer-cuts.ts), so WASM memory stays bounded whatever the text's length. A part with no cut
+// in it (one huge word) is encoded whole up to MAX_PART_BYTES of UTF-8: BPE of one piece needs 36 bytes of
+// scratch per byte, and its heap keys must fit one allocator block (under 1 GiB).
+const ENCODE_PART_UNITS = 1 << 22;
+export const MAX_PART_BYTES = 1 << 24;
+// After a call whose input exceeded this, the WASM side's large buffers are freed (trimBuffers).
+const TRIM_BYTES = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------------------------
 // ByteLevel alphabet (GPT-2's bytes_to_unicode): printable bytes stand for themselves, the others for U+0100 + n.
@@ -368,11 +379,16 @@ export class Tokenizer {
     if (!toks.some((t) => text.includes(t))) return text.normalize('NFC');
     let out = '';
     let start = 0;
+    // Next occurrence of each token at or after `start`, searched again only once passed: re-searching every
+    // token from every match made a long text with many added tokens quadratic.
+    const next = toks.map((t) => text.indexOf(t));
     while (start <= text.length) {
       let best = -1;
       let bestTok = '';
-      for (const t of toks) {
-        const i = text.indexOf(t, start);
+      for (let k = 0; k < toks.length; k++) {
+        const t = toks[k];
+        if (next[k] >= 0 && next[k] < start) next[k] = text.indexOf(t, start);
+        const i = next[k];
         if (i >= 0 && (best < 0 || i < best)) {
           best = i;
           bestTok = t; // toks are longest first, so the first found at the smallest index is the longest there
@@ -388,18 +404,60 @@ export class Tokenizer {
   /** Token ids of text (no BOS/EOS are added; Qwen2 adds none). */
   encode(text: string, opts?: EncodeOptions): Uint32Array {
     const allowSpecial = opts?.allowSpecial ?? true;
+    if (text.length > ENCODE_PART_UNITS) return this.encodeLong(text, allowSpecial);
     let n = this.writeText(text);
     if (n !== text.length && this.config.nfc) {
       // Not pure ASCII (UTF-8 is longer than UTF-16): normalise, and re-write only if that changed anything.
       const norm = this.normalize(text, allowSpecial);
       if (norm !== text) n = this.writeText(norm);
     }
+    return this.encodeWritten(n, allowSpecial);
+  }
+
+  /** Runs the WASM encoder on the n bytes at the input buffer and copies the ids out. */
+  private encodeWritten(n: number, allowSpecial: boolean): Uint32Array {
+    if (n > MAX_PART_BYTES) {
+      this.trim();
+      throw new Error(`Tokenizer.encode: input too large (${n} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+    }
     const count = this.ex.encode(n, allowSpecial ? 1 : 0);
     if (count < 0) throw new Error('Tokenizer.encode: no vocabulary loaded');
     const mem = this.ex.memory.buffer;
     if (this.mem32.buffer !== mem) this.mem32 = new Uint32Array(mem);
     const at = this.ex.outputPtr() >>> 2;
-    return this.mem32.slice(at, at + count);
+    const ids = this.mem32.slice(at, at + count);
+    if (n > TRIM_BYTES) this.trim();
+    return ids;
+  }
+
+  /** A long text in parts (see ENCODE_PART_UNITS); the ids are those of the whole text. */
+  private encodeLong(text: string, allowSpecial: boolean): Uint32Array {
+    const norm = this.config.nfc ? this.normalize(text, allowSpecial) : text;
+    const tokens = allowSpecial ? this.matchAll : this.matchPlain;
+    const parts: Uint32Array[] = [];
+    let total = 0;
+    for (let start = 0; start < norm.length; ) {
+      const end = nextCut(norm, start, ENCODE_PART_UNITS, this.config.maxDigits, tokens);
+      // UTF-8 takes at least one byte per code unit: reject before copying a part that cannot fit.
+      if (end - start > MAX_PART_BYTES) throw new Error(`Tokenizer.encode: input too large (${utf8.encode(norm.slice(start, end)).length} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+      const ids = this.encodeWritten(this.writeText(norm.slice(start, end)), allowSpecial);
+      parts.push(ids);
+      total += ids.length;
+      start = end;
+    }
+    const out = new Uint32Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /** Frees the WASM side's large buffers (a huge input's memory goes back to its allocator for later calls). */
+  private trim(): void {
+    this.ex.trimBuffers();
+    this.inView = new Uint8Array(0);
   }
 
   encodeBatch(texts: string[], opts?: EncodeOptions): Uint32Array[] {
@@ -418,7 +476,9 @@ export class Tokenizer {
       this.mem32[at + i] = Number.isInteger(id) && id >= 0 && id <= 0xffffffff ? id : 0xffffffff;
     }
     const len = this.ex.decode(n);
-    return this.decoder.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len));
+    const text = this.decoder.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len));
+    if (len > TRIM_BYTES || n * 4 > TRIM_BYTES) this.trim();
+    return text;
   }
 
   /** Id of a token string in HF's form (ByteLevel chars, e.g. "Ġhello"), or of an added token's content. */

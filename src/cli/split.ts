@@ -9,7 +9,7 @@ Reads GSM8K JSONL rows {"question","answer"} from FILE (or stdin) and prints one
 steps are the answer cut at each calculator annotation <<expr=result>> (the annotation removed; the text after a
 cut starts with the result), without the final "#### N" line; final is N without commas.
   --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
-Blank lines are skipped. A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+A blank line prints a blank line (output line N answers input line N). A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
 export const splitCommand: Command = {
   name: 'split',
