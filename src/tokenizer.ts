@@ -3,10 +3,11 @@
 // What runs where:
 //  - WASM: added-token matching, the Qwen2 split regex (hand-written scanner with Oniguruma-equivalent Unicode
 //    classes), byte-level BPE by merge rank with a word cache, and id -> bytes for decoding.
-//  - JS: NFC normalisation of non-ASCII text via String.prototype.normalize (ASCII text is already NFC and skips
-//    it), UTF-8 conversion with TextEncoder.encodeInto straight into WASM memory, and UTF-8 -> string with a
-//    TextDecoder that replaces invalid sequences by U+FFFD exactly like Rust's from_utf8_lossy (both follow the
-//    WHATWG "maximal subpart" rule).
+//  - JS: NFC normalisation of non-ASCII text via String.prototype.normalize, with HF's older Unicode data for
+//    the few characters where that differs (src/nfc.ts; ASCII text is already NFC and skips it), UTF-8
+//    conversion with TextEncoder.encodeInto straight into WASM memory, and UTF-8 -> string with a TextDecoder
+//    that replaces invalid sequences by U+FFFD exactly like Rust's from_utf8_lossy (both follow the WHATWG
+//    "maximal subpart" rule).
 // HF normalises the text between added tokens, not across them (so "<|im_end|>" followed by U+0338 keeps its
 // ">"); normalize() below splits on added tokens first for the same reason.
 import wasmB64 from './generated/tokenizer.wasm.js';
@@ -14,6 +15,7 @@ import { QWEN2_ADDED_TOKENS, QWEN2_VOCAB_B64 } from './generated/qwen2-vocab.js'
 import { base64ToBytes, instantiateEmbedded } from './wasm.js';
 import { joinSource, readText, sourceExists, type Source } from './io.js';
 import { nextCut } from './tokenizer-cuts.js';
+import { nfcLikeHf } from './nfc.js';
 
 export interface AddedToken {
   id: number;
@@ -376,7 +378,7 @@ export class Tokenizer {
   /** NFC of the text between added tokens (HF normalises only the pieces between them). */
   private normalize(text: string, allowSpecial: boolean): string {
     const toks = allowSpecial ? this.matchAll : this.matchPlain;
-    if (!toks.some((t) => text.includes(t))) return text.normalize('NFC');
+    if (!toks.some((t) => text.includes(t))) return nfcLikeHf(text);
     let out = '';
     let start = 0;
     // Next occurrence of each token at or after `start`, searched again only once passed: re-searching every
@@ -395,10 +397,10 @@ export class Tokenizer {
         }
       }
       if (best < 0) break;
-      out += text.slice(start, best).normalize('NFC') + bestTok;
+      out += nfcLikeHf(text.slice(start, best)) + bestTok;
       start = best + bestTok.length;
     }
-    return out + text.slice(start).normalize('NFC');
+    return out + nfcLikeHf(text.slice(start));
   }
 
   /** Token ids of text (no BOS/EOS are added; Qwen2 adds none). */
