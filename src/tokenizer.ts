@@ -507,6 +507,11 @@ export class Tokenizer {
     return s;
   }
 
+  /** Bytes of WASM linear memory this tokenizer holds (for memory checks: it must not grow from call to call). */
+  get wasmMemoryBytes(): number {
+    return this.ex.memory.buffer.byteLength;
+  }
+
   /** The added tokens (for Qwen2: <|endoftext|>, <|im_start|>, <|im_end|>). */
   get addedTokens(): readonly AddedToken[] {
     return this.added;
