@@ -3,7 +3,7 @@
 // and memory a large input took is handed back (no growth from one large input to the next).
 import { describe, expect, it } from 'vitest';
 import { CHUNK_UNITS, MAX_ITEM_UNITS, planChunks, splitOffsets, textWasmMemoryBytes, tooLargeMessage } from '../src/text-wasm.js';
-import { parseGsm8k, splitAnswer } from '../src/gsm8k.js';
+import { parseGsm8k, parseGsm8kBytes, splitAnswer } from '../src/gsm8k.js';
 import { rewardBatch } from '../src/reward.js';
 import { MAX_PART_BYTES, Tokenizer } from '../src/tokenizer.js';
 import { nextCut } from '../src/tokenizer-cuts.js';
@@ -52,6 +52,12 @@ describe('text pipeline: chunked batches and limits', () => {
     const ds = parseGsm8k(text, { onError: 'skip' });
     expect(ds.rows).toHaveLength(n - 1);
     expect(ds.errors).toEqual([{ line: n - 1, message: "answer has no '#### N' final line" }]);
+    // Bytes parsed a line-aligned piece at a time (as loadGsm8k reads a file): same rows, errors, line numbers.
+    const withOddLines = `\uFEFF${line}\r\n\n{"question": "é", "answer": "x <<1=1>>1\\n#### 1"}\nnot json\n${line}`;
+    const bytes = new TextEncoder().encode(withOddLines);
+    const whole = parseGsm8k(withOddLines, { onError: 'skip' });
+    for (const piece of [1, 7, 100, 1 << 20]) expect(parseGsm8kBytes(bytes, { onError: 'skip', source: '<text>' }, piece)).toEqual(whole);
+    expect(whole.errors).toEqual([{ line: 4, message: expect.stringMatching(/^bad JSON/) }]);
     const completions = Array.from({ length: n }, (_, i) => `so #### ${i}`);
     const r = rewardBatch(completions, completions.map((_, i) => String(i % 2 ? i : i + 1)));
     expect(r.filter((x) => x.reward === 1)).toHaveLength(Math.floor(n / 2));
