@@ -7,8 +7,8 @@
 //   npm run fuzz -- --n 5000 --seed 7 --only reward,gsm8k.split
 //
 // Hangs: a worker publishes the index of the input it is on in shared memory; once it has loaded its target, the
-// main thread's watchdog ends a worker whose index has not moved for --hang-ms (default 10 s), reports that input as a hang and goes on with the
-// next one in a fresh worker. Memory growth: the WASM linear memory of the code under test after the last input,
+// main thread's watchdog ends a worker whose index has not moved for --hang-ms (default 10 s), reports that input
+// as a hang and goes on with the next one in a fresh worker. Memory growth: the WASM linear memory of the code under test after the last input,
 // minus after the first 10% (warm-up, when buffers reach their working size); RSS is printed beside it (it moves
 // with the JS garbage collector, so it is shown, not judged).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -114,7 +114,14 @@ async function runTarget(target: string, seed: number, n: number, hangMs: number
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '100000' }, seed: { type: 'string', default: '1' }, only: { type: 'string' }, 'hang-ms': { type: 'string', default: '10000' } } });
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string', default: '100000' },
+      seed: { type: 'string', default: '1' },
+      only: { type: 'string' },
+      'hang-ms': { type: 'string', default: '10000' },
+    },
+  });
   const n = Number(values.n);
   const seed = Number(values.seed);
   const hangMs = Number(values['hang-ms']);
@@ -143,21 +150,26 @@ async function main(): Promise<number> {
         reports.push(r);
         bad += r.crashes + r.hangs + r.mismatches + (r.wasmGrowth !== 0 ? 1 : 0);
         console.log(
-          `${r.target.padEnd(18)} ${String(r.inputs).padStart(7)} ${String(r.crashes).padStart(9)} ${String(r.hangs).padStart(6)} ${String(r.mismatches).padStart(11)} ${String(r.wasmGrowth).padStart(18)} ${r.rssGrowthMiB.toFixed(1).padStart(15)} ${(r.ms / 1000).toFixed(1).padStart(8)}`,
+          `${r.target.padEnd(18)} ${String(r.inputs).padStart(7)} ${String(r.crashes).padStart(9)} ${String(r.hangs).padStart(6)} ${String(
+            r.mismatches
+          ).padStart(11)} ${String(r.wasmGrowth).padStart(18)} ${r.rssGrowthMiB.toFixed(1).padStart(15)} ${(r.ms / 1000).toFixed(1).padStart(8)}`
         );
         for (const e of r.examples) console.log(`    ${e}`);
       }
-    }),
+    })
   );
   console.log(bad ? `fuzz: FAILED (${bad} problems)` : 'fuzz: all zero');
   return bad ? 1 : 0;
 }
 
 if (isMainThread) {
-  main().then((code) => process.exit(code), (e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    }
+  );
 } else {
   void worker(workerData as Job);
 }

@@ -61,7 +61,10 @@ const short = (v: unknown) => {
   return s.length > 300 ? s.slice(0, 300) + '...' : s;
 };
 const OK: Outcome = { kind: 'ok' };
-const mismatch = (input: unknown, ours: unknown, ref: unknown): Outcome => ({ kind: 'mismatch', detail: `input ${short(input)}: ours ${short(ours)}, reference ${short(ref)}` });
+const mismatch = (input: unknown, ours: unknown, ref: unknown): Outcome => ({
+  kind: 'mismatch',
+  detail: `input ${short(input)}: ours ${short(ours)}, reference ${short(ref)}`,
+});
 
 /** A thrown value is acceptable from a parser only as an Error with a message of its own making. */
 function judgeThrow(e: unknown, input: unknown): Outcome {
