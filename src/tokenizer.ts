@@ -74,6 +74,16 @@ const ENCODE_PART_UNITS = 1 << 22;
 export const MAX_PART_BYTES = 1 << 24;
 // After a call whose input exceeded this, the WASM side's large buffers are freed (trimBuffers).
 const TRIM_BYTES = 1 << 20;
+const REBUILD_BYTES = 64 << 20;
+
+let compiledTokenizer: WebAssembly.Module | null = null;
+/** The tokenizer module, compiled once (synchronously) for rebuilding instances. */
+function tokenizerModule(): WebAssembly.Module {
+  return (compiledTokenizer ??= new WebAssembly.Module(base64ToBytes(wasmB64) as BufferSource));
+}
+function wasmAbort(_msg: number, _file: number, line: number, col: number): never {
+  throw new Error(`latentlm wasm abort at ${line}:${col}`);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // ByteLevel alphabet (GPT-2's bytes_to_unicode): printable bytes stand for themselves, the others for U+0100 + n.
@@ -286,7 +296,11 @@ const LOAD_ERRORS: Record<number, string> = {
 // ---------------------------------------------------------------------------------------------------------------
 
 export class Tokenizer {
-  private readonly ex: TokExports;
+  private ex: TokExports;
+  /** What the WASM side was built from, kept to rebuild it after a large input (see release()). */
+  private readonly blob: Uint8Array;
+  /** WASM memory right after loading; the instance is rebuilt when a large input leaves it far above this. */
+  private readonly baseBytes: number;
   private readonly added: AddedToken[];
   private readonly config: Config;
   private readonly addedById = new Map<number, AddedToken>();
@@ -301,8 +315,10 @@ export class Tokenizer {
   /** Largest id + 1 over the vocabulary and the added tokens (HF's get_vocab_size(true)). */
   readonly vocabSize: number;
 
-  private constructor(ex: TokExports, added: AddedToken[], config: Config) {
+  private constructor(ex: TokExports, blob: Uint8Array, added: AddedToken[], config: Config) {
     this.ex = ex;
+    this.blob = blob;
+    this.baseBytes = ex.memory.buffer.byteLength;
     this.added = added;
     this.config = config;
     this.nIds = ex.vocabSize();
@@ -336,6 +352,12 @@ export class Tokenizer {
   private static async fromSpec(spec: Spec): Promise<Tokenizer> {
     const ex = await instantiateEmbedded<TokExports & WebAssembly.Exports>(wasmB64);
     const blob = typeof spec.blob === 'string' ? base64ToBytesFast(spec.blob) : spec.blob;
+    Tokenizer.loadInto(ex, blob, spec.added, spec.config);
+    return new Tokenizer(ex, blob, spec.added, spec.config);
+  }
+
+  /** Loads the vocabulary, options and added tokens into a fresh instance. */
+  private static loadInto(ex: TokExports, blob: Uint8Array, added: readonly AddedToken[], config: Config): void {
     const ptr = ex.allocBlob(blob.length);
     new Uint8Array(ex.memory.buffer, ptr, blob.length).set(blob);
     const rc = ex.loadModel(ptr, blob.length);
@@ -343,19 +365,17 @@ export class Tokenizer {
       const at = rc <= -3 ? ` (merge ${ex.loadErrorIndex()})` : '';
       throw new Error(`Tokenizer.load: ${LOAD_ERRORS[rc] ?? `error ${rc}`}${at}`);
     }
-    ex.setOptions(spec.config.maxDigits, spec.config.ignoreMerges ? 1 : 0);
-    const tok = new Tokenizer(ex, spec.added, spec.config);
-    for (const t of spec.added) {
+    ex.setOptions(config.maxDigits, config.ignoreMerges ? 1 : 0);
+    for (const t of added) {
       const m = utf8.encode(t.content);
       // HF decodes an added token through the ByteLevel decoder: its chars are mapped back to bytes when all of
       // them are in the byte alphabet, else its UTF-8 is used as is.
       const d = byteLevelToBytes(t.content) ?? m;
-      const buf = tok.input(m.length + d.length);
+      const buf = new Uint8Array(ex.memory.buffer, ex.inputBuffer(m.length + d.length), m.length + d.length);
       buf.set(m, 0);
       buf.set(d, m.length);
       ex.addToken(m.length, d.length, t.id, t.special ? 1 : 0);
     }
-    return tok;
   }
 
   /** A view of the WASM input buffer with room for n bytes (re-made only when it grows or memory moves). */
@@ -460,6 +480,17 @@ export class Tokenizer {
   private trim(): void {
     this.ex.trimBuffers();
     this.inView = new Uint8Array(0);
+    // WASM memory never shrinks: after an input that grew it by more than REBUILD_BYTES, a fresh instance with the
+    // same vocabulary (tens of ms to load) lets the JS heap take the old memory back.
+    if (this.ex.memory.buffer.byteLength - this.baseBytes <= REBUILD_BYTES) return;
+    try {
+      const ex = new WebAssembly.Instance(tokenizerModule(), { env: { abort: wasmAbort } }).exports as unknown as TokExports;
+      Tokenizer.loadInto(ex, this.blob, this.added, this.config);
+      this.ex = ex;
+      this.mem32 = new Uint32Array(0);
+    } catch {
+      // A browser main thread may refuse synchronous compilation; the freed buffers are reused instead.
+    }
   }
 
   encodeBatch(texts: string[], opts?: EncodeOptions): Uint32Array[] {
