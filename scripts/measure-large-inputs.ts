@@ -62,7 +62,7 @@ console.log(`  text WASM memory after: ${MiB(textWasmMemoryBytes())}, RSS ${rss(
 const tok = await Tokenizer.load();
 const ids = time(`tokenizer.encode of a ${MiB(big.length)} text`, () => tok.encode(big));
 console.log(`  ${ids?.length} ids; tokenizer WASM memory ${MiB(tok.wasmMemoryBytes)}, RSS ${rss()}`);
-console.log(`tokenizer WASM memory right after loading: ${MiB(tok.wasmMemoryBytes)}`);
+console.log(`tokenizer WASM memory before the words: ${MiB(tok.wasmMemoryBytes)}`);
 for (const [label, word] of [
   ['a 12 MB word', 'ab'.repeat(6e6)],
   ['the same word again', 'ab'.repeat(6e6)],
