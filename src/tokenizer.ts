@@ -75,6 +75,9 @@ export const MAX_PART_BYTES = 1 << 24;
 // After a call whose input exceeded this, the WASM side's large buffers are freed (trimBuffers).
 const TRIM_BYTES = 1 << 20;
 const REBUILD_BYTES = 64 << 20;
+// decode() takes at most this many ids per WASM call.
+const DECODE_PART_IDS = 1 << 22;
+const MAX_TOKEN_CHARS = 1 << 16;
 
 let compiledTokenizer: WebAssembly.Module | null = null;
 /** The tokenizer module, compiled once (synchronously) for rebuilding instances. */
@@ -499,17 +502,27 @@ export class Tokenizer {
 
   /** Text of ids; unknown ids are skipped and invalid UTF-8 becomes U+FFFD, as in HF (skip_special_tokens = false). */
   decode(ids: ArrayLike<number>): string {
-    const n = ids.length;
+    if (ids.length <= DECODE_PART_IDS) return this.decodePart(ids, 0, ids.length, this.decoder, false);
+    // A long id list in parts (bounded WASM memory); the streaming decoder carries a UTF-8 sequence whose bytes
+    // fall in two parts over, so the text is exactly that of one call.
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    let out = '';
+    for (let s = 0; s < ids.length; s += DECODE_PART_IDS) out += this.decodePart(ids, s, Math.min(ids.length, s + DECODE_PART_IDS), dec, true);
+    return out + dec.decode();
+  }
+
+  private decodePart(ids: ArrayLike<number>, from: number, to: number, dec: TextDecoder, stream: boolean): string {
+    const n = to - from;
     this.input(n * 4);
     const mem = this.ex.memory.buffer;
     if (this.mem32.buffer !== mem) this.mem32 = new Uint32Array(mem);
     const at = this.inView.byteOffset >>> 2;
     for (let i = 0; i < n; i++) {
-      const id = ids[i];
+      const id = ids[from + i];
       this.mem32[at + i] = Number.isInteger(id) && id >= 0 && id <= 0xffffffff ? id : 0xffffffff;
     }
     const len = this.ex.decode(n);
-    const text = this.decoder.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len));
+    const text = dec.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len), { stream });
     if (len > TRIM_BYTES || n * 4 > TRIM_BYTES) this.trim();
     return text;
   }
@@ -518,6 +531,8 @@ export class Tokenizer {
   tokenToId(token: string): number | undefined {
     const a = this.addedByContent.get(token);
     if (a) return a.id;
+    // No token is anywhere near MAX_TOKEN_CHARS long; a longer string is no token, and is never copied to WASM.
+    if (token.length > MAX_TOKEN_CHARS) return undefined;
     const b = byteLevelToBytes(token);
     if (!b || b.length === 0) return undefined;
     this.input(b.length).set(b);

@@ -110,6 +110,12 @@ describe('tokenizer: long texts in parts, limits, memory', () => {
     expect(tok.wasmMemoryBytes).toBeLessThanOrEqual(base + (16 << 20));
     tok.encode(big);
     expect(tok.wasmMemoryBytes).toBeLessThanOrEqual(base + (64 << 20));
+    // decode of more ids than one call takes: a character whose bytes are split over tokens sits on the boundary.
+    const split = [...'\u{1F9FF}\u{2F800}\u{13000}\u{1D11E}'].find((c) => tok.encode(c).length > 1)!;
+    const splitIds = Array.from(tok.encode(split));
+    const fill = (1 << 22) - 1;
+    const many = new Array<number>(fill).fill(64).concat(splitIds, [64]);
+    expect(tok.decode(many)).toBe('a'.repeat(fill) + split + 'a');
     expect(Array.from(tok.encode('hello world'))).toEqual(await ref.encode('hello world'));
   }, 60_000);
 });
