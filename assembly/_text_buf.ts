@@ -68,6 +68,29 @@ export function ensureAscii(bytes: usize): usize {
   return asciiPtr;
 }
 
+/** Makes room for `ints` i32 at the output, keeping what is already there: the splitter grows its output as it
+ * finds annotations instead of reserving the worst case (3 ints per 4 input units) up front, which for a large
+ * batch was a single block past the allocator's 1 GiB limit. */
+export function growOutput(ints: usize): void {
+  const bytes = ints << 2;
+  if (bytes <= outCap) return;
+  const cap = roundUp(bytes);
+  outPtr = outPtr == 0 ? heap.alloc(cap) : heap.realloc(outPtr, cap);
+  outCap = cap;
+}
+
+// Buffers above this size are handed back to the allocator after a call (trimBuffers), so that one huge batch
+// does not pin its buffers for the rest of the process while every later call is small.
+const KEEP_BYTES: usize = 1 << 20;
+
+/** Frees every buffer larger than KEEP_BYTES; the next call allocates what it needs again. */
+export function trimBuffers(): void {
+  if (inCap > KEEP_BYTES) { heap.free(inPtr); inPtr = 0; inCap = 0; }
+  if (tabCap > KEEP_BYTES) { heap.free(tabPtr); tabPtr = 0; tabCap = 0; }
+  if (outCap > KEEP_BYTES) { heap.free(outPtr); outPtr = 0; outCap = 0; }
+  if (asciiCap > KEEP_BYTES) { heap.free(asciiPtr); asciiPtr = 0; asciiCap = 0; }
+}
+
 export function inputPtr(): usize {
   return inPtr;
 }

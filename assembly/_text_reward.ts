@@ -185,7 +185,8 @@ function parseGold(s: usize, e: usize): bool {
   if (!neg && a < b && isMinus(cu(a))) { neg = true; a++; }
   // A trailing full stop is allowed ("5." is 5), as it is after a number in a completion.
   if (a >= b || !scanBody(a, b) || (bodyEnd != b && !(bodyEnd == b - 1 && cu(b - 1) == DOT))) return false;
-  goldStart = a; goldEnd = b; goldNeg = neg;
+  // The number ends at bodyEnd, not at b: a trailing '.' is not part of it ("7.50." is 7.5; found by the fuzzer).
+  goldStart = a; goldEnd = bodyEnd; goldNeg = neg;
   return true;
 }
 

@@ -15,7 +15,7 @@
 //     an open annotation, so a stray `<<` in prose cannot swallow the following lines.
 //  5. `<<>>` is an (empty) annotation; the text after `>>` starts the next step even if it is `>`.
 // Annotations are only searched in the steps region; the final line is reported verbatim.
-import { cu, tab, ensureOutput, putOut } from './_text_buf';
+import { cu, tab, growOutput, putOut } from './_text_buf';
 
 export const ERR_NO_FINAL: i32 = 1;
 export const ERR_EMPTY_FINAL: i32 = 2;
@@ -41,9 +41,8 @@ const EQ: u32 = 61;
  * close = index of `>>`. On error status != 0 and the rest of the header is 0 with nAnn = 0.
  * Returns the number of i32 written.
  */
-export function splitRows(n: i32, totalUnits: i32): i32 {
-  // Every annotation takes >= 4 units, so 3 ints per 4 units bounds the triples.
-  ensureOutput(<usize>n * 5 + ((<usize>totalUnits * 3) >> 2) + 8);
+export function splitRows(n: i32): i32 {
+  // The output grows per row and per annotation as they are found (see growOutput), not by the worst case.
   let w: usize = 0;
   for (let r: i32 = 0; r < n; r++) {
     const off = <usize>tab(<usize>r * 2);
@@ -54,6 +53,7 @@ export function splitRows(n: i32, totalUnits: i32): i32 {
 }
 
 function splitOne(off: usize, len: usize, w: usize): usize {
+  growOutput(w + 5); // this row's header (or its error record)
   // 1. Last line starting with ####.
   let finalLine: isize = -1;
   let lineStart: usize = 0;
@@ -95,6 +95,7 @@ function splitOne(off: usize, len: usize, w: usize): usize {
       open = <isize>i;
       sep = -1;
     } else if (c == GT && open >= 0 && i + 1 < stepsEnd && cu(off + i + 1) == GT) {
+      growOutput(w + 3);
       putOut(w, <i32>open);
       putOut(w + 1, <i32>sep);
       putOut(w + 2, <i32>i);

@@ -14,3 +14,6 @@ export function outputPtr(): usize {
 export function asciiBufPtr(): usize {
   return asciiPtr;
 }
+
+// Frees large buffers after a big batch (src/text-wasm.ts calls it), so their memory is reused by later calls.
+export { trimBuffers } from './_text_buf';

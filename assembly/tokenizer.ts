@@ -506,23 +506,41 @@ function cachePut(p: usize, n: usize, h: u32, ids: usize, k: usize): void {
 // megabyte-long run of letters stays O(n log n).
 
 const SMALL: usize = 64;
+// Scratch for one piece. A long piece needs 36 bytes per byte (sym, nxt, prv: 4 each; heap keys: up to 3 per
+// symbol, 8 bytes each); trimScratch() frees it after a call that needed more than SCRATCH_KEEP symbols, so one
+// huge word does not pin hundreds of MB for the rest of the process.
+const SCRATCH_KEEP: usize = 1 << 16;
 let symPtr: usize = 0; // u32 symbol ids
-let pairPtr: usize = 0; // u64 packed (rank << 32 | merged id) of (sym[k], sym[k+1])
+const pairPtr: usize = memory.data(<i32>(SMALL << 3)); // u64 packed (rank << 32 | merged id) of (sym[k], sym[k+1])
 let nxtPtr: usize = 0; // i32, heap variant
 let prvPtr: usize = 0; // i32
-let hKey: usize = 0; // u64 (rank << 32 | pos)
-let hVal: usize = 0; // u32 merged id
+let hKey: usize = 0; // u64 (rank << 32 | pos); the merged id is looked up again when an entry is popped
 let symCap: usize = 0;
+
+/** Replaces a scratch buffer by one of `bytes` (its contents are not needed, so no realloc copy). */
+function fresh(ptr: usize, bytes: usize): usize {
+  if (ptr != 0) heap.free(ptr);
+  return heap.alloc(bytes);
+}
 
 function ensureSym(n: usize): void {
   if (n <= symCap) return;
-  symCap = max3(n, symCap * 2, 256);
-  symPtr = grow(symPtr, symCap << 2);
-  pairPtr = grow(pairPtr, symCap << 3);
-  nxtPtr = grow(nxtPtr, symCap << 2);
-  prvPtr = grow(prvPtr, symCap << 2);
-  hKey = grow(hKey, symCap * 3 << 3);
-  hVal = grow(hVal, symCap * 3 << 2);
+  // Geometric growth for the usual small pieces; a very long piece gets exactly what it needs.
+  symCap = n > SCRATCH_KEEP ? n : max3(n, symCap * 2, 256);
+  symPtr = fresh(symPtr, symCap << 2);
+  nxtPtr = fresh(nxtPtr, symCap << 2);
+  prvPtr = fresh(prvPtr, symCap << 2);
+  hKey = fresh(hKey, symCap * 3 << 3);
+}
+
+function trimScratch(): void {
+  if (symCap <= SCRATCH_KEEP) return;
+  heap.free(symPtr);
+  heap.free(nxtPtr);
+  heap.free(prvPtr);
+  heap.free(hKey);
+  symPtr = nxtPtr = prvPtr = hKey = 0;
+  symCap = 0;
 }
 
 /** BPE of n bytes at p; the ids are written at out (room for n). Returns the count. */
@@ -560,15 +578,11 @@ let hLen: usize = 0;
   const k = load<u64>(hKey + (i << 3));
   store<u64>(hKey + (i << 3), load<u64>(hKey + (j << 3)));
   store<u64>(hKey + (j << 3), k);
-  const v = load<u32>(hVal + (i << 2));
-  store<u32>(hVal + (i << 2), load<u32>(hVal + (j << 2)));
-  store<u32>(hVal + (j << 2), v);
 }
 function hPush(v: u64, pos: u32): void {
   if (v == NO_MERGE) return;
   let i = hLen++;
   store<u64>(hKey + (i << 3), (v & 0xffffffff00000000) | <u64>pos);
-  store<u32>(hVal + (i << 2), <u32>v);
   while (i > 0) {
     const parent = (i - 1) >> 1;
     if (!hLess(i, parent)) break;
@@ -580,7 +594,6 @@ function hPop(): void {
   hLen--;
   if (hLen == 0) return;
   store<u64>(hKey, load<u64>(hKey + (hLen << 3)));
-  store<u32>(hVal, load<u32>(hVal + (hLen << 2)));
   let i: usize = 0;
   while (true) {
     const l: usize = 2 * i + 1;
@@ -605,7 +618,6 @@ function bpeLarge(p: usize, n: usize, out: usize): usize {
   for (let k: usize = 0; k + 1 < n; k++) hPush(mergeGet(load<u32>(sym + (k << 2)), load<u32>(sym + (k << 2) + 4)), <u32>k);
   while (hLen > 0) {
     const key = load<u64>(hKey);
-    const nid = load<u32>(hVal);
     hPop();
     const pos = <usize>(<u32>key);
     const a = load<u32>(sym + (pos << 2));
@@ -613,7 +625,10 @@ function bpeLarge(p: usize, n: usize, out: usize): usize {
     const nx = load<i32>(nxtPtr + (pos << 2));
     if (nx < 0) continue;
     const v = mergeGet(a, load<u32>(sym + (<usize>nx << 2)));
-    if (v == NO_MERGE || <u32>v != nid) continue; // stale entry: the pair changed since it was pushed
+    // Stale entry: the pair changed since it was pushed. A rank names exactly one merge, so the same rank means
+    // the same pair and the merged id is v's.
+    if (v == NO_MERGE || (v >> 32) != (key >> 32)) continue;
+    const nid = <u32>v;
     store<u32>(sym + (pos << 2), nid);
     store<u32>(sym + (<usize>nx << 2), DEAD);
     const nn = load<i32>(nxtPtr + (<usize>nx << 2));
@@ -768,7 +783,20 @@ export function encode(len: usize, allowSpecial: bool): i32 {
     }
   }
   encodeSpan(start, e);
+  trimScratch();
   return <i32>outLen;
+}
+
+// Buffers above this are freed by trimBuffers (src/tokenizer.ts calls it after a large input), so their memory
+// goes back to the allocator instead of staying reserved for the rest of the process.
+const KEEP_BYTES: usize = 1 << 20;
+
+/** Frees the input, output and decode buffers when larger than KEEP_BYTES, and the BPE scratch of a long piece. */
+export function trimBuffers(): void {
+  if (inCap > KEEP_BYTES) { heap.free(inPtr); inPtr = 0; inCap = 0; }
+  if ((outCap << 2) > KEEP_BYTES) { heap.free(outPtr); outPtr = 0; outCap = 0; outLen = 0; }
+  if (decCap > KEEP_BYTES) { heap.free(decPtr); decPtr = 0; decCap = 0; }
+  trimScratch();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@
 // Invariants: steps.length === annotations.length + 1, and steps.join('') + '\n#### ' + <final as written> is the
 // answer without its annotations. The scan itself runs in WASM (assembly/_text_split.ts, which documents how
 // unusual annotations are handled: no '=', several '=', nested or unclosed '<<', stray '>>').
-import { isUrl, joinSource, readText, type Source } from './io.js';
-import { initTextWasm, splitOffsets, type SplitOffsets } from './text-wasm.js';
+import { isUrl, joinSource, readBytes, type Source } from './io.js';
+import { initTextWasm, splitOffsets, STATUS_TOO_LARGE, tooLargeMessage, type SplitOffsets } from './text-wasm.js';
 
 export interface Annotation {
   /** The calculator expression, e.g. "48/2" (the body before its last '='; the whole body if it has none). */
@@ -59,6 +59,7 @@ const SPLIT_ERRORS: Record<number, string> = {
 };
 
 function fromOffsets(answer: string, o: SplitOffsets): SplitAnswer | string {
+  if (o.status === STATUS_TOO_LARGE) return `answer ${tooLargeMessage(answer.length)}`;
   if (o.status !== 0) return SPLIT_ERRORS[o.status] ?? `answer split failed (status ${o.status})`;
   const steps: string[] = [];
   const annotations: Annotation[] = [];
@@ -118,41 +119,79 @@ export function parseGsm8kLine(line: string): Gsm8kExample | string {
   return typeof s === 'string' ? s : { question: row.question, answer: row.answer, ...s };
 }
 
-/** Parses GSM8K JSONL text (blank lines are skipped; all answers are split in one WASM call). */
+/** Parses GSM8K JSONL text (blank lines are skipped; the answers are split in as few WASM calls as fit). */
 export function parseGsm8k(text: string, opts: { onError?: 'throw' | 'skip'; source?: string } = {}): Gsm8kDataset {
   const source = opts.source ?? '<text>';
-  const onError = opts.onError ?? 'throw';
-  if (onError !== 'throw' && onError !== 'skip') throw new Error(`gsm8k: onError must be 'throw' or 'skip', got ${JSON.stringify(onError)}`);
-  const errors: Gsm8kError[] = [];
+  const onError = checkOnError(opts.onError);
+  const ds: Gsm8kDataset = { source, rows: [], errors: [] };
+  parseGsm8kLines(text, 0, ds);
+  return finishParse(ds, onError);
+}
+
+function checkOnError(onError: unknown): 'throw' | 'skip' {
+  const v = onError ?? 'throw';
+  if (v !== 'throw' && v !== 'skip') throw new Error(`gsm8k: onError must be 'throw' or 'skip', got ${JSON.stringify(onError)}`);
+  return v;
+}
+
+/** Adds the rows and errors of `text` (whose first line is line lineBase + 1 of the source) to ds. */
+function parseGsm8kLines(text: string, lineBase: number, ds: Gsm8kDataset): void {
   const good: { line: number; question: string; answer: string }[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i].trim();
     if (!l) continue;
+    const line = lineBase + i + 1;
     let value: unknown;
     try {
       value = JSON.parse(l);
     } catch (e) {
-      errors.push({ line: i + 1, message: `bad JSON: ${(e as Error).message}` });
+      ds.errors.push({ line, message: `bad JSON: ${(e as Error).message}` });
       continue;
     }
     const row = checkRow(value);
-    if (typeof row === 'string') errors.push({ line: i + 1, message: row });
-    else good.push({ line: i + 1, ...row });
+    if (typeof row === 'string') ds.errors.push({ line, message: row });
+    else good.push({ line, ...row });
   }
   const offs = splitOffsets(good.map((g) => g.answer));
-  const rows: Gsm8kExample[] = [];
   for (let k = 0; k < good.length; k++) {
     const s = fromOffsets(good[k].answer, offs[k]);
-    if (typeof s === 'string') errors.push({ line: good[k].line, message: s });
-    else rows.push({ question: good[k].question, answer: good[k].answer, ...s });
+    if (typeof s === 'string') ds.errors.push({ line: good[k].line, message: s });
+    else ds.rows.push({ question: good[k].question, answer: good[k].answer, ...s });
   }
-  errors.sort((a, b) => a.line - b.line);
+}
+
+function finishParse(ds: Gsm8kDataset, onError: 'throw' | 'skip'): Gsm8kDataset {
+  const errors = ds.errors.sort((a, b) => a.line - b.line);
   if (onError === 'throw' && errors.length) {
     const more = errors.length > 1 ? ` (and ${errors.length - 1} more malformed row${errors.length > 2 ? 's' : ''})` : '';
-    throw new Error(`${source}:${errors[0].line}: ${errors[0].message}${more}`);
+    throw new Error(`${ds.source}:${errors[0].line}: ${errors[0].message}${more}`);
   }
-  return { source, rows, errors };
+  return ds;
+}
+
+// A file is decoded and parsed in pieces of about this many bytes, cut after a '\n': a JS string cannot hold
+// more than about 512 Mi code units, and one piece at a time keeps a single huge string out of memory.
+const PARSE_PIECE_BYTES = 64 << 20;
+
+/** parseGsm8k over UTF-8 bytes, a line-aligned piece at a time (same rows, errors and line numbers). */
+export function parseGsm8kBytes(bytes: Uint8Array, opts: { onError?: 'throw' | 'skip'; source?: string } = {}, pieceBytes = PARSE_PIECE_BYTES): Gsm8kDataset {
+  const onError = checkOnError(opts.onError);
+  const ds: Gsm8kDataset = { source: opts.source ?? '<bytes>', rows: [], errors: [] };
+  const dec = new TextDecoder();
+  let lineBase = 0;
+  for (let start = 0; start < bytes.length; ) {
+    let end = Math.min(bytes.length, start + pieceBytes);
+    if (end < bytes.length) {
+      const nl = bytes.indexOf(10, end - 1);
+      end = nl < 0 ? bytes.length : nl + 1;
+    }
+    const text = dec.decode(bytes.subarray(start, end));
+    parseGsm8kLines(end < bytes.length ? text.slice(0, -1) : text, lineBase, ds);
+    for (let i = start; i < end; i++) if (bytes[i] === 10) lineBase++;
+    start = end;
+  }
+  return finishParse(ds, onError);
 }
 
 /** Whether a path/URL names a JSONL file (by extension) rather than a directory of split files. */
@@ -182,5 +221,5 @@ export async function loadGsm8k(source: Source | { text: string; source?: string
     if (!/^[\w.-]+$/.test(split)) throw new Error(`gsm8k: bad split name ${JSON.stringify(split)}`);
     src = joinSource(src, `${split}.jsonl`);
   }
-  return parseGsm8k(await readText(src), { onError: opts.onError, source: src });
+  return parseGsm8kBytes(await readBytes(src), { onError: opts.onError, source: src });
 }

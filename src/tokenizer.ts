@@ -3,16 +3,19 @@
 // What runs where:
 //  - WASM: added-token matching, the Qwen2 split regex (hand-written scanner with Oniguruma-equivalent Unicode
 //    classes), byte-level BPE by merge rank with a word cache, and id -> bytes for decoding.
-//  - JS: NFC normalisation of non-ASCII text via String.prototype.normalize (ASCII text is already NFC and skips
-//    it), UTF-8 conversion with TextEncoder.encodeInto straight into WASM memory, and UTF-8 -> string with a
-//    TextDecoder that replaces invalid sequences by U+FFFD exactly like Rust's from_utf8_lossy (both follow the
-//    WHATWG "maximal subpart" rule).
+//  - JS: NFC normalisation of non-ASCII text via String.prototype.normalize, with HF's older Unicode data for
+//    the few characters where that differs (src/nfc.ts; ASCII text is already NFC and skips it), UTF-8
+//    conversion with TextEncoder.encodeInto straight into WASM memory, and UTF-8 -> string with a TextDecoder
+//    that replaces invalid sequences by U+FFFD exactly like Rust's from_utf8_lossy (both follow the WHATWG
+//    "maximal subpart" rule).
 // HF normalises the text between added tokens, not across them (so "<|im_end|>" followed by U+0338 keeps its
 // ">"); normalize() below splits on added tokens first for the same reason.
 import wasmB64 from './generated/tokenizer.wasm.js';
 import { QWEN2_ADDED_TOKENS, QWEN2_VOCAB_B64 } from './generated/qwen2-vocab.js';
 import { base64ToBytes, instantiateEmbedded } from './wasm.js';
 import { joinSource, readText, sourceExists, type Source } from './io.js';
+import { nextCut } from './tokenizer-cuts.js';
+import { nfcLikeHf } from './nfc.js';
 
 export interface AddedToken {
   id: number;
@@ -49,6 +52,7 @@ interface TokExports {
   tokenLen(id: number): number;
   vocabSize(): number;
   cacheClear(): void;
+  trimBuffers(): void;
 }
 
 // The split regexes the WASM scanner implements (Qwen2; Llama-3 differs only in \p{N}{1,3}).
@@ -61,6 +65,28 @@ interface Config {
   ignoreMerges: boolean;
 }
 const QWEN2_CONFIG: Config = { nfc: true, maxDigits: 1, ignoreMerges: false };
+
+// Size limits of one WASM encode call. A text longer than ENCODE_PART_UNITS is encoded in parts cut where no
+// piece can span (tokenizer-cuts.ts), so WASM memory stays bounded whatever the text's length. A part with no cut
+// in it (one huge word) is encoded whole up to MAX_PART_BYTES of UTF-8: BPE of one piece needs 36 bytes of
+// scratch per byte, and its heap keys must fit one allocator block (under 1 GiB).
+const ENCODE_PART_UNITS = 1 << 22;
+export const MAX_PART_BYTES = 1 << 24;
+// After a call whose input exceeded this, the WASM side's large buffers are freed (trimBuffers).
+const TRIM_BYTES = 1 << 20;
+const REBUILD_BYTES = 64 << 20;
+// decode() takes at most this many ids per WASM call.
+const DECODE_PART_IDS = 1 << 22;
+const MAX_TOKEN_CHARS = 1 << 16;
+
+let compiledTokenizer: WebAssembly.Module | null = null;
+/** The tokenizer module, compiled once (synchronously) for rebuilding instances. */
+function tokenizerModule(): WebAssembly.Module {
+  return (compiledTokenizer ??= new WebAssembly.Module(base64ToBytes(wasmB64) as BufferSource));
+}
+function wasmAbort(_msg: number, _file: number, line: number, col: number): never {
+  throw new Error(`latentlm wasm abort at ${line}:${col}`);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // ByteLevel alphabet (GPT-2's bytes_to_unicode): printable bytes stand for themselves, the others for U+0100 + n.
@@ -273,7 +299,11 @@ const LOAD_ERRORS: Record<number, string> = {
 // ---------------------------------------------------------------------------------------------------------------
 
 export class Tokenizer {
-  private readonly ex: TokExports;
+  private ex: TokExports;
+  /** What the WASM side was built from, kept to rebuild it after a large input (see release()). */
+  private readonly blob: Uint8Array;
+  /** WASM memory right after loading; the instance is rebuilt when a large input leaves it far above this. */
+  private readonly baseBytes: number;
   private readonly added: AddedToken[];
   private readonly config: Config;
   private readonly addedById = new Map<number, AddedToken>();
@@ -288,8 +318,10 @@ export class Tokenizer {
   /** Largest id + 1 over the vocabulary and the added tokens (HF's get_vocab_size(true)). */
   readonly vocabSize: number;
 
-  private constructor(ex: TokExports, added: AddedToken[], config: Config) {
+  private constructor(ex: TokExports, blob: Uint8Array, added: AddedToken[], config: Config) {
     this.ex = ex;
+    this.blob = blob;
+    this.baseBytes = ex.memory.buffer.byteLength;
     this.added = added;
     this.config = config;
     this.nIds = ex.vocabSize();
@@ -323,6 +355,12 @@ export class Tokenizer {
   private static async fromSpec(spec: Spec): Promise<Tokenizer> {
     const ex = await instantiateEmbedded<TokExports & WebAssembly.Exports>(wasmB64);
     const blob = typeof spec.blob === 'string' ? base64ToBytesFast(spec.blob) : spec.blob;
+    Tokenizer.loadInto(ex, blob, spec.added, spec.config);
+    return new Tokenizer(ex, blob, spec.added, spec.config);
+  }
+
+  /** Loads the vocabulary, options and added tokens into a fresh instance. */
+  private static loadInto(ex: TokExports, blob: Uint8Array, added: readonly AddedToken[], config: Config): void {
     const ptr = ex.allocBlob(blob.length);
     new Uint8Array(ex.memory.buffer, ptr, blob.length).set(blob);
     const rc = ex.loadModel(ptr, blob.length);
@@ -330,19 +368,17 @@ export class Tokenizer {
       const at = rc <= -3 ? ` (merge ${ex.loadErrorIndex()})` : '';
       throw new Error(`Tokenizer.load: ${LOAD_ERRORS[rc] ?? `error ${rc}`}${at}`);
     }
-    ex.setOptions(spec.config.maxDigits, spec.config.ignoreMerges ? 1 : 0);
-    const tok = new Tokenizer(ex, spec.added, spec.config);
-    for (const t of spec.added) {
+    ex.setOptions(config.maxDigits, config.ignoreMerges ? 1 : 0);
+    for (const t of added) {
       const m = utf8.encode(t.content);
       // HF decodes an added token through the ByteLevel decoder: its chars are mapped back to bytes when all of
       // them are in the byte alphabet, else its UTF-8 is used as is.
       const d = byteLevelToBytes(t.content) ?? m;
-      const buf = tok.input(m.length + d.length);
+      const buf = new Uint8Array(ex.memory.buffer, ex.inputBuffer(m.length + d.length), m.length + d.length);
       buf.set(m, 0);
       buf.set(d, m.length);
       ex.addToken(m.length, d.length, t.id, t.special ? 1 : 0);
     }
-    return tok;
   }
 
   /** A view of the WASM input buffer with room for n bytes (re-made only when it grows or memory moves). */
@@ -365,41 +401,99 @@ export class Tokenizer {
   /** NFC of the text between added tokens (HF normalises only the pieces between them). */
   private normalize(text: string, allowSpecial: boolean): string {
     const toks = allowSpecial ? this.matchAll : this.matchPlain;
-    if (!toks.some((t) => text.includes(t))) return text.normalize('NFC');
+    if (!toks.some((t) => text.includes(t))) return nfcLikeHf(text);
     let out = '';
     let start = 0;
+    // Next occurrence of each token at or after `start`, searched again only once passed: re-searching every
+    // token from every match made a long text with many added tokens quadratic.
+    const next = toks.map((t) => text.indexOf(t));
     while (start <= text.length) {
       let best = -1;
       let bestTok = '';
-      for (const t of toks) {
-        const i = text.indexOf(t, start);
+      for (let k = 0; k < toks.length; k++) {
+        const t = toks[k];
+        if (next[k] >= 0 && next[k] < start) next[k] = text.indexOf(t, start);
+        const i = next[k];
         if (i >= 0 && (best < 0 || i < best)) {
           best = i;
           bestTok = t; // toks are longest first, so the first found at the smallest index is the longest there
         }
       }
       if (best < 0) break;
-      out += text.slice(start, best).normalize('NFC') + bestTok;
+      out += nfcLikeHf(text.slice(start, best)) + bestTok;
       start = best + bestTok.length;
     }
-    return out + text.slice(start).normalize('NFC');
+    return out + nfcLikeHf(text.slice(start));
   }
 
   /** Token ids of text (no BOS/EOS are added; Qwen2 adds none). */
   encode(text: string, opts?: EncodeOptions): Uint32Array {
     const allowSpecial = opts?.allowSpecial ?? true;
+    if (text.length > ENCODE_PART_UNITS) return this.encodeLong(text, allowSpecial);
     let n = this.writeText(text);
     if (n !== text.length && this.config.nfc) {
       // Not pure ASCII (UTF-8 is longer than UTF-16): normalise, and re-write only if that changed anything.
       const norm = this.normalize(text, allowSpecial);
       if (norm !== text) n = this.writeText(norm);
     }
+    return this.encodeWritten(n, allowSpecial);
+  }
+
+  /** Runs the WASM encoder on the n bytes at the input buffer and copies the ids out. */
+  private encodeWritten(n: number, allowSpecial: boolean): Uint32Array {
+    if (n > MAX_PART_BYTES) {
+      this.trim();
+      throw new Error(`Tokenizer.encode: input too large (${n} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+    }
     const count = this.ex.encode(n, allowSpecial ? 1 : 0);
     if (count < 0) throw new Error('Tokenizer.encode: no vocabulary loaded');
     const mem = this.ex.memory.buffer;
     if (this.mem32.buffer !== mem) this.mem32 = new Uint32Array(mem);
     const at = this.ex.outputPtr() >>> 2;
-    return this.mem32.slice(at, at + count);
+    const ids = this.mem32.slice(at, at + count);
+    if (n > TRIM_BYTES) this.trim();
+    return ids;
+  }
+
+  /** A long text in parts (see ENCODE_PART_UNITS); the ids are those of the whole text. */
+  private encodeLong(text: string, allowSpecial: boolean): Uint32Array {
+    const norm = this.config.nfc ? this.normalize(text, allowSpecial) : text;
+    const tokens = allowSpecial ? this.matchAll : this.matchPlain;
+    const parts: Uint32Array[] = [];
+    let total = 0;
+    for (let start = 0; start < norm.length; ) {
+      const end = nextCut(norm, start, ENCODE_PART_UNITS, this.config.maxDigits, tokens);
+      // UTF-8 takes at least one byte per code unit: reject before copying a part that cannot fit.
+      if (end - start > MAX_PART_BYTES) throw new Error(`Tokenizer.encode: input too large (${utf8.encode(norm.slice(start, end)).length} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+      const ids = this.encodeWritten(this.writeText(norm.slice(start, end)), allowSpecial);
+      parts.push(ids);
+      total += ids.length;
+      start = end;
+    }
+    const out = new Uint32Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /** Frees the WASM side's large buffers (a huge input's memory goes back to its allocator for later calls). */
+  private trim(): void {
+    this.ex.trimBuffers();
+    this.inView = new Uint8Array(0);
+    // WASM memory never shrinks: after an input that grew it by more than REBUILD_BYTES, a fresh instance with the
+    // same vocabulary (tens of ms to load) lets the JS heap take the old memory back.
+    if (this.ex.memory.buffer.byteLength - this.baseBytes <= REBUILD_BYTES) return;
+    try {
+      const ex = new WebAssembly.Instance(tokenizerModule(), { env: { abort: wasmAbort } }).exports as unknown as TokExports;
+      Tokenizer.loadInto(ex, this.blob, this.added, this.config);
+      this.ex = ex;
+      this.mem32 = new Uint32Array(0);
+    } catch {
+      // A browser main thread may refuse synchronous compilation; the freed buffers are reused instead.
+    }
   }
 
   encodeBatch(texts: string[], opts?: EncodeOptions): Uint32Array[] {
@@ -408,23 +502,37 @@ export class Tokenizer {
 
   /** Text of ids; unknown ids are skipped and invalid UTF-8 becomes U+FFFD, as in HF (skip_special_tokens = false). */
   decode(ids: ArrayLike<number>): string {
-    const n = ids.length;
+    if (ids.length <= DECODE_PART_IDS) return this.decodePart(ids, 0, ids.length, this.decoder, false);
+    // A long id list in parts (bounded WASM memory); the streaming decoder carries a UTF-8 sequence whose bytes
+    // fall in two parts over, so the text is exactly that of one call.
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    let out = '';
+    for (let s = 0; s < ids.length; s += DECODE_PART_IDS) out += this.decodePart(ids, s, Math.min(ids.length, s + DECODE_PART_IDS), dec, true);
+    return out + dec.decode();
+  }
+
+  private decodePart(ids: ArrayLike<number>, from: number, to: number, dec: TextDecoder, stream: boolean): string {
+    const n = to - from;
     this.input(n * 4);
     const mem = this.ex.memory.buffer;
     if (this.mem32.buffer !== mem) this.mem32 = new Uint32Array(mem);
     const at = this.inView.byteOffset >>> 2;
     for (let i = 0; i < n; i++) {
-      const id = ids[i];
+      const id = ids[from + i];
       this.mem32[at + i] = Number.isInteger(id) && id >= 0 && id <= 0xffffffff ? id : 0xffffffff;
     }
     const len = this.ex.decode(n);
-    return this.decoder.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len));
+    const text = dec.decode(new Uint8Array(this.ex.memory.buffer, this.ex.decodedPtr(), len), { stream });
+    if (len > TRIM_BYTES || n * 4 > TRIM_BYTES) this.trim();
+    return text;
   }
 
   /** Id of a token string in HF's form (ByteLevel chars, e.g. "Ġhello"), or of an added token's content. */
   tokenToId(token: string): number | undefined {
     const a = this.addedByContent.get(token);
     if (a) return a.id;
+    // No token is anywhere near MAX_TOKEN_CHARS long; a longer string is no token, and is never copied to WASM.
+    if (token.length > MAX_TOKEN_CHARS) return undefined;
     const b = byteLevelToBytes(token);
     if (!b || b.length === 0) return undefined;
     this.input(b.length).set(b);
@@ -443,6 +551,11 @@ export class Tokenizer {
     let s = '';
     for (let i = 0; i < len; i++) s += BYTE_TO_CHAR[bytes[i]];
     return s;
+  }
+
+  /** Bytes of WASM linear memory this tokenizer holds (for memory checks: it must not grow from call to call). */
+  get wasmMemoryBytes(): number {
+    return this.ex.memory.buffer.byteLength;
   }
 
   /** The added tokens (for Qwen2: <|endoftext|>, <|im_start|>, <|im_end|>). */

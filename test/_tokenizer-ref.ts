@@ -3,7 +3,7 @@
 // vocab and merges) with the added tokens cut down to Qwen2's three, so exactness tests run without ../shared.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
+import { Tokenizer as RustTokenizer, nfcNormalizer } from '@anush008/tokenizers';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const SHARED = `${here}../../shared`;
@@ -23,6 +23,10 @@ export function qwen2TokenizerJson(opts: { withAdded?: boolean } = {}): string {
   tj.added_tokens = opts.withAdded === false ? [] : QWEN2_ADDED;
   return JSON.stringify(tj);
 }
+
+const hfNfcNormalizer = nfcNormalizer();
+/** HF tokenizers' own NFC (its Unicode 9.0 data), the reference for what decode(encode(s)) gives back. */
+export const hfNfc = (s: string): string => hfNfcNormalizer.normalizeString(s);
 
 export interface RefTokenizer {
   encode(text: string): Promise<number[]>;

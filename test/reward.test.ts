@@ -62,6 +62,9 @@ describe('reward: documented behaviour', () => {
     expect(reward('#### 1000', ' $1,000 ').reward).toBe(1);
     expect(reward('#### 72', 72).reward).toBe(1);
     expect(reward('#### 5', '5.').reward).toBe(1);
+    // a full stop after a gold with a fraction (found by the fuzzer: it used to be read as part of the number)
+    expect(reward('#### 7.5', '7.50.').reward).toBe(1);
+    expect(reward('#### 0.5', ' .5.').reward).toBe(1);
     expect(reward('#### -0.5', -0.5).reward).toBe(1);
     expect(() => reward('#### 1', 'one')).toThrow(/gold "one" is not a number/);
     expect(() => reward('#### 1', '1 2')).toThrow(/not a number/);

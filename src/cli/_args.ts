@@ -2,7 +2,6 @@
 // Flags are node:util parseArgs (strict); its error messages are reworded to name the command and --help.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 
 export interface Command {
   name: string;
@@ -45,18 +44,36 @@ export function parseFlags<O extends Options>(cmd: string, argv: string[], optio
 /**
  * Lines of a file, or of stdin when no file is given (or '-'), without their '\n' / '\r\n'. Streams, so a
  * producer can pipe rows in while results come out. A file that cannot be read throws "cannot read FILE: ...".
+ * Only '\n' ends a line (a lone '\r' is part of the line, unlike node:readline), so line N here is line N for
+ * `sed -n Np`, `wc -l` and every editor that reports numbers; a final line without '\n' still counts.
  */
 export async function* readLines(file?: string): AsyncGenerator<string> {
   const input = file && file !== '-' ? createReadStream(file) : process.stdin;
-  const rl = createInterface({ input, crlfDelay: Infinity });
+  const decoder = new TextDecoder();
+  let pending = '';
   try {
-    for await (const line of rl) yield line;
+    for await (const chunk of input as AsyncIterable<Uint8Array | string>) {
+      pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      let nl = pending.indexOf('\n');
+      if (nl < 0) continue;
+      let at = 0;
+      while (nl >= 0) {
+        yield stripCr(pending.slice(at, nl));
+        at = nl + 1;
+        nl = pending.indexOf('\n', at);
+      }
+      pending = pending.slice(at);
+    }
   } catch (e) {
     if (file && file !== '-') throw new Error(`cannot read ${file}: ${(e as Error).message}`);
     throw e;
-  } finally {
-    rl.close();
   }
+  pending += decoder.decode();
+  if (pending) yield stripCr(pending);
+}
+
+function stripCr(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 /** Writes lines to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends the process quietly. */
@@ -83,7 +100,8 @@ export function lineWriter(): { write(line: string): Promise<void> | void; end()
 /**
  * The JSON-lines loop every filter command shares: each non-blank input line goes through `map`, whose return value
  * is printed; a line `map` throws on prints {"error", "line"} in its place (bad JSON is labelled as such), and the
- * exit code is 1 if any line was malformed.
+ * exit code is 1 if any line was malformed. A blank input line prints a blank line, so output line N always
+ * answers input line N (paste, join and diff line up).
  */
 export async function mapJsonLines(cmd: string, file: string | undefined, map: (line: string) => string, what = 'line'): Promise<number> {
   const out = lineWriter();
@@ -91,7 +109,10 @@ export async function mapJsonLines(cmd: string, file: string | undefined, map: (
   let n = 0;
   for await (const line of readLines(file)) {
     n++;
-    if (!line.trim()) continue;
+    if (!line.trim()) {
+      await out.write('');
+      continue;
+    }
     let text: string;
     try {
       text = map(line);

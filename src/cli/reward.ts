@@ -9,7 +9,7 @@ Reads JSON lines {"completion": "...", "gold": "72"} from FILE (or stdin) and pr
 The answer is the number after the last "####" (format 1), else the last number in the completion (format 0).
 '$' and ',' are ignored and numbers compare exactly as decimals (7.50 = 7.5, 072 = 72, -3 != 3).
   --strict   only "#### N" counts: no fallback to the last number
-Blank lines are skipped. A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+A blank line prints a blank line (output line N answers input line N). A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
 export const rewardCommand: Command = {
   name: 'reward',

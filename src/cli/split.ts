@@ -14,7 +14,7 @@ cut starts with the result), without the final "#### N" line; final is N without
   --report        print only a coverage summary of the expansion (share expanded, failures by reason with examples)
   --max-steps N   longest expansion accepted (default ${DEFAULT_MAX_STEPS}); longer ones are 'too-long'
   --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
-Blank lines are skipped. A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+A blank line prints a blank line (output line N answers input line N). A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
 export const splitCommand: Command = {
   name: 'split',

@@ -7,7 +7,7 @@ Reads one JSON string per line from FILE (or stdin) and prints its token ids as 
   --tokenizer PATH   tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt
                      (default: the embedded Qwen2 tokenizer)
   --decode           the reverse: each line a JSON array of ids, printed as a JSON string
-Blank lines are skipped. A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
+A blank line prints a blank line (output line N answers input line N). A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
 export const tokenizeCommand: Command = {
   name: 'tokenize',
