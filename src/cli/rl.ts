@@ -12,6 +12,7 @@ import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '.
 import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
+import { installStopSignal, type StopSignal } from '../train/signals.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -79,8 +80,7 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
   return out;
 }
 
-export async function rlMain(argv: string[]): Promise<number> {
-  const { values } = parseFlags('rl', argv, {
+const parseRlFlags = (argv: string[]) => parseFlags('rl', argv, {
       steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
       eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
       'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
@@ -88,7 +88,10 @@ export async function rlMain(argv: string[]): Promise<number> {
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
       'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
-  });
+});
+
+export async function rlMain(argv: string[]): Promise<number> {
+  const { values } = parseRlFlags(argv);
   if (values.help) {
     console.log(rlHelp);
     return 0;
@@ -102,6 +105,16 @@ export async function rlMain(argv: string[]): Promise<number> {
   const seed = num(values.seed, 0, 'seed');
   const out = values.out ?? 'runs/rl';
   const t0 = performance.now();
+  // installed before anything slow, so a Ctrl-C while the model loads cannot end the run unsaved
+  const stop = installStopSignal({ checkpointDir: `${out}/checkpoint`, log: (l) => console.log(l) });
+  try {
+    return await rlRun(values, num, seed, out, t0, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v: string | undefined, d: number, name: string) => number, seed: number, out: string, t0: number, stop: StopSignal): Promise<number> {
   const be = await pickBackend(values.backend, (l) => console.log(l));
   let initial: Initial;
   try {
@@ -147,13 +160,6 @@ export async function rlMain(argv: string[]): Promise<number> {
     if (pending) await appendFile(metrics, pending);
     pending = '';
   };
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    console.log('\nCtrl-C: finishing this step and saving a checkpoint (again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
   const evalEvery = num(values['eval-every'], 50, 'eval-every');
   const opts: GrpoOptions = {
     steps, beta, seed, condition,
@@ -179,7 +185,7 @@ export async function rlMain(argv: string[]): Promise<number> {
     resume: !!values.resume,
     eosId: tok.eosId,
     log,
-    shouldStop: () => stop,
+    shouldStop: () => stop.requested,
   };
   const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
   const ckptDir = `${out}/checkpoint`;
@@ -200,17 +206,16 @@ export async function rlMain(argv: string[]): Promise<number> {
     const r: GrpoStepRecord = await trainer.trainStep();
     console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
-    if (opts.ckptEvery && r.step % opts.ckptEvery === 0) await trainer.save(ckptDir);
+    if (opts.ckptEvery && r.step % opts.ckptEvery === 0 && !stop.requested) await stop.guardSave(() => trainer.save(ckptDir));
     await flush();
-    if (stop) {
+    if (stop.requested) {
       stoppedEarly = true;
       break;
     }
   }
-  await trainer.save(ckptDir);
+  await stop.guardSave(() => trainer.save(ckptDir));
   if (!stoppedEarly && evalTasks.length) await runEval();
   await flush();
-  process.off('SIGINT', onSigint);
   const recs = trainer.records;
   const window = (a: GrpoStepRecord[]) => (a.length ? a.reduce((s, r) => s + r.reward, 0) / a.length : NaN);
   const k = Math.max(1, Math.min(20, Math.floor(recs.length / 4)));
@@ -229,6 +234,10 @@ export async function rlMain(argv: string[]): Promise<number> {
   trainer.destroy();
   model.destroy();
   be.destroy();
+  if (stoppedEarly) {
+    console.log(`stopped at step ${trainer.step} of ${steps}: checkpoint saved in ${ckptDir}; continue with the same flags and --resume`);
+    return 130;
+  }
   return 0;
 }
 

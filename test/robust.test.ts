@@ -1,0 +1,215 @@
+// Issue 12 (training side): Ctrl-C as a terminal sends it (to the whole foreground process group, through a pseudo-
+// terminal made by util-linux `script`) on each entry point; kill -9 + --resume reproducing an uninterrupted run
+// record for record; --resume refusals; flag validation. All runs use the tiny random model (test/_tiny-model.ts).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, TMP, run } from './_dist.js';
+import { writeTinyModel } from './_tiny-model.js';
+
+const haveScript = spawnSync('script', ['--version']).status === 0;
+if (!haveScript) console.log('[robust] skipping the Ctrl-C tests: util-linux `script` (pseudo-terminal) is not installed');
+const BIN = join(ROOT, 'node_modules', '.bin');
+const tiny = join(TMP, 'robust-tiny');
+const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+
+beforeAll(async () => {
+  mkdirSync(TMP, { recursive: true });
+  if (!existsSync(join(tiny, 'model.safetensors'))) await writeTinyModel(tiny);
+}, 120_000);
+
+const trainFlags = (out: string, steps: number) => ['--model', tiny, '--lr', '1e-3', '--batch', '2', '--eval-every', '0', '--eval-rows', '2', '--gen-rows', '0', '--steps', String(steps), '--out', out];
+
+interface PtyResult {
+  code: number | null;
+  output: string;
+  /** Seconds from the first Ctrl-C to the exit. */
+  afterCtrlC: number;
+}
+
+/**
+ * Runs `cmd` on a pseudo-terminal and types Ctrl-C (0x03 on the terminal's input: the line discipline sends SIGINT
+ * to the foreground process group, npx and tsx wrappers included) once a progress line shows step >= `atStep`;
+ * with `again`, a second Ctrl-C that many ms after the first.
+ */
+function ptyRun(cmd: string, total: number, atStep = 2, again?: number): Promise<PtyResult> {
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '', tSig = 0;
+    const re = new RegExp(`(\\d+)/${total}\\b`, 'g');
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (tSig || ![...output.matchAll(re)].some((m) => Number(m[1]) >= atStep)) return;
+      tSig = performance.now();
+      child.stdin.write('\x03');
+      if (again !== undefined) setTimeout(() => child.stdin.write('\x03'), again);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => resolve({ code, output: output.replace(/\r/g, ''), afterCtrlC: tSig ? (performance.now() - tSig) / 1000 : NaN }));
+  });
+}
+
+const state = (out: string) => JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8'));
+const records = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+const ENTRIES = [
+  { name: 'npx tsx examples/train.ts', cmd: (a: string[]) => `npx tsx examples/train.ts ${a.map(q).join(' ')}` },
+  { name: 'npx tsx src/cli.ts train', cmd: (a: string[]) => `npx tsx src/cli.ts train ${a.map(q).join(' ')}` },
+  { name: 'bun run examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'bun'))} run examples/train.ts ${a.map(q).join(' ')}`, bin: 'bun' },
+  { name: 'deno run -A examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'deno'))} run -A examples/train.ts ${a.map(q).join(' ')}`, bin: 'deno' },
+];
+
+describe.skipIf(!haveScript)('Ctrl-C in a terminal', () => {
+  for (const e of ENTRIES) {
+    const have = !e.bin || existsSync(join(BIN, e.bin));
+    it.skipIf(!have)(`${e.name}: stops within a step, saves a checkpoint there, says where, exits 130`, async () => {
+      const out = join(TMP, `robust-ctrlc-${e.name.replace(/\W+/g, '-')}`);
+      rmSync(out, { recursive: true, force: true });
+      const r = await ptyRun(e.cmd(trainFlags(out, 100000)), 100000);
+      console.log(`[robust] ${e.name}: exit ${r.code} ${r.afterCtrlC.toFixed(2)} s after Ctrl-C`);
+      expect(r.code, r.output.slice(-2000)).toBe(130);
+      expect(r.output).toMatch(/Ctrl-C: finishing this step and saving a checkpoint/);
+      const st = state(out);
+      expect(st.step).toBeGreaterThanOrEqual(2);
+      expect(r.output).toContain(`stopped at step ${st.step} of 100000: checkpoint saved in ${out}/checkpoint`);
+      // one Ctrl-C, relayed by wrappers, is one request: the run stopped right after the step it was in
+      const steps = records(out).filter((x) => x.type === 'step').map((x) => x.step);
+      expect(steps[steps.length - 1]).toBe(st.step);
+      expect(st.step).toBeLessThanOrEqual(Math.max(...[...r.output.matchAll(/(\d+)\/100000/g)].map((m) => Number(m[1]))) + 1);
+    }, 120_000);
+  }
+
+  it('npx tsx examples/rl.ts: the same for phase 2', async () => {
+    const out = join(TMP, 'robust-ctrlc-rl');
+    rmSync(out, { recursive: true, force: true });
+    const args = ['--model', tiny, '--steps', '100000', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-rows', '0', '--out', out];
+    const r = await ptyRun(`npx tsx examples/rl.ts ${args.map(q).join(' ')}`, 100000);
+    expect(r.code, r.output.slice(-2000)).toBe(130);
+    const st = state(out);
+    expect(st.kind).toBe('rl');
+    expect(r.output).toContain(`stopped at step ${st.step} of 100000: checkpoint saved in ${out}/checkpoint`);
+  }, 120_000);
+
+  it('a second Ctrl-C while the checkpoint is written waits for it; the checkpoint is whole', async () => {
+    const out = join(TMP, 'robust-ctrlc-twice');
+    rmSync(out, { recursive: true, force: true });
+    const r = await ptyRun(`npx tsx examples/train.ts ${trainFlags(out, 100000).map(q).join(' ')}`, 100000, 2, 700);
+    // either the second press came while saving (and was waited out) or after the save (quit at once): both leave
+    // a whole checkpoint, never a partial one
+    expect([130], r.output.slice(-2000)).toContain(r.code);
+    expect(r.output).toMatch(/waiting for it to finish|quitting without saving|stopped at step/);
+    expect(state(out).step).toBeGreaterThanOrEqual(2);
+    expect(existsSync(join(out, 'checkpoint.new'))).toBe(false);
+  }, 120_000);
+});
+
+describe('kill -9 and --resume', () => {
+  const node = (args: string[]) => run(process.execPath, ['--import', 'tsx', 'examples/train.ts', ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
+  const flags = (out: string) => ['--model', tiny, '--lr', '1e-3', '--batch', '2', '--eval-every', '5', '--eval-rows', '2', '--gen-rows', '1', '--steps', '30', '--ckpt-every', '4', '--out', out];
+  // wall-clock fields are the only ones allowed to differ between two runs of the same job
+  const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, ...r }) => r);
+  const summaryOf = (out: string) => {
+    const { seconds: _s, ...s } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    return s;
+  };
+
+  it('kill -9 at a step, then --resume: metrics.jsonl, summary.json and report.svg equal an uninterrupted run', async () => {
+    const a = join(TMP, 'robust-straight'), b = join(TMP, 'robust-killed');
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+    await node(flags(a));
+    // the killed run: SIGKILL as soon as step 7 is seen (wherever the process then is: a step, an eval, a save)
+    const killAt = 7;
+    await new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/train.ts', ...flags(b)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+        if ([...text.matchAll(/step (\d+)\/30/g)].some((m) => Number(m[1]) >= killAt)) child.kill('SIGKILL');
+      });
+      child.stderr.on('data', () => {});
+      child.on('exit', () => resolve());
+    });
+    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
+    console.log(`[robust] killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
+    expect(at).toBeLessThan(30);
+    await node([...flags(b), '--resume']);
+    expect(strip(records(b))).toEqual(strip(records(a)));
+    expect(summaryOf(b)).toEqual(summaryOf(a));
+    expect(readFileSync(join(b, 'report.svg'), 'utf8')).toBe(readFileSync(join(a, 'report.svg'), 'utf8'));
+  }, 180_000);
+
+  it('--resume refuses without a checkpoint, and when a flag that shapes the run differs (--resume-anyway lists it)', async () => {
+    const out = join(TMP, 'robust-refuse');
+    rmSync(out, { recursive: true, force: true });
+    const none = await node([...trainFlags(out, 4), '--resume']).then(() => null, (e) => e);
+    expect(none?.code).toBe(2);
+    expect(none.stderr).toMatch(/--resume: there is no checkpoint in .*robust-refuse\/checkpoint/);
+    await node(trainFlags(out, 4));
+    const diff = await node([...trainFlags(out, 8), '--resume']).then(() => null, (e) => e);
+    expect(diff?.code).toBe(2);
+    expect(diff.stderr).toMatch(/steps: 4 in the checkpoint, 8 now/);
+    const anyway = await node([...trainFlags(out, 6), '--resume', '--resume-anyway']);
+    expect(anyway.stderr).toMatch(/--resume-anyway: .*\n\s+steps: 4 in the checkpoint, 6 now/);
+    expect(state(out).step).toBe(6);
+  }, 180_000);
+});
+
+describe('flags that would train nothing', () => {
+  const bad: [string[], RegExp][] = [
+    [['--batch', '0'], /--batch must be an integer >= 1, got '0'/],
+    [['--steps', '2.5'], /--steps expects a whole number, got '2.5'/],
+    [['--max-len', '1'], /--max-len must be an integer >= 2, got '1'/],
+    [['--backend', 'foo'], /--backend must be webgpu, wasm, gpujs or cpu, got 'foo'/],
+    [['--lr', '-1'], /--lr must be a number > 0 and <= 10, got '-1'/],
+    [['--lr', 'abc'], /--lr expects a number, got 'abc'/],
+    [['--eval-every', '-3'], /--eval-every must be an integer >= 0, got '-3'/],
+    [['--ckpt-every', '1.5'], /--ckpt-every expects a whole number/],
+  ];
+  it('are usage errors naming the flag (exit 2 from the CLI), before anything loads', async () => {
+    const { trainMain } = await import('../src/app/train.js');
+    const { UsageError } = await import('../src/cli/_args.js');
+    for (const [args, msg] of bad) {
+      const e = await trainMain(args).then(() => null, (x) => x);
+      expect(e, args.join(' ')).toBeInstanceOf(UsageError);
+      expect(e.message, args.join(' ')).toMatch(msg);
+    }
+    const cli = await run(process.execPath, ['--import', 'tsx', 'examples/train.ts', '--batch', '0'], { cwd: ROOT }).then(() => null, (x) => x);
+    expect(cli?.code).toBe(2);
+    expect(cli.stderr).toMatch(/--batch must be an integer >= 1, got '0' \(see --help\)/);
+  });
+
+  it('negative numbers are values, not options', async () => {
+    const { joinNegativeValues } = await import('../src/cli/flags.js');
+    expect(joinNegativeValues(['--seed', '-1', '--out', '-x', '--resume'], ['seed', 'out'])).toEqual(['--seed=-1', '--out', '-x', '--resume']);
+  });
+
+  it('--max-len below every row is an error; a cut is warned about', async () => {
+    const { measureLengths } = await import('../src/latent/length.js');
+    const { Tokenizer } = await import('../src/tokenizer.js');
+    const { splitRow } = await import('../src/app/setup.js');
+    const tok = await Tokenizer.load();
+    const rows = [splitRow({ question: 'Tom has 3 apples and buys 4 more. How many?', answer: 'He has 3+4=<<3+4=7>>7 apples.\n#### 7' })];
+    const r = measureLengths(rows, tok, { condition: 'latent', k: 2, eosId: 151643 }, 8);
+    expect(r).toMatchObject({ rows: 1, cut: 1, empty: 1 });
+    expect(measureLengths(rows, tok, { condition: 'latent', k: 2, eosId: 151643 }, 4096)).toMatchObject({ cut: 0, empty: 0 });
+  });
+
+  it('divergence: a loss far above its start, and held-out loss rising eval after eval, are warned about once', async () => {
+    const { DivergenceWatch } = await import('../src/train/divergence.js');
+    const w: string[] = [];
+    const d = new DivergenceWatch({ warn: (m) => w.push(m) });
+    for (let s = 1; s <= 5; s++) d.step(s, 3);
+    d.step(6, 4);
+    expect(w).toEqual([]);
+    d.step(7, 1700);
+    d.step(8, 1800);
+    expect(w.length).toBe(1);
+    expect(w[0]).toMatch(/training loss 1700.000 at step 7 is 566.7x its start \(3.000/);
+    for (const [s, l] of [[10, 1], [20, 1.1], [30, 1.2], [40, 1.3], [50, 1.4]]) d.eval(s, l);
+    expect(w.length).toBe(2);
+    expect(w[1]).toMatch(/held-out loss rose 3 evaluations in a row \(now 1.300 at step 40\)/);
+  });
+});
