@@ -2,7 +2,7 @@
 // terminal made by util-linux `script`) on each entry point; kill -9 + --resume reproducing an uninterrupted run
 // record for record; --resume refusals; flag validation. All runs use the tiny random model (test/_tiny-model.ts).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TMP, run } from './_dist.js';
@@ -245,5 +245,92 @@ describe('flags that would train nothing', () => {
     for (const [s, l] of [[10, 1], [20, 1.1], [30, 1.2], [40, 1.3], [50, 1.4]]) d.eval(s, l);
     expect(w.length).toBe(2);
     expect(w[1]).toMatch(/held-out loss rose 3 evaluations in a row \(now 1.300 at step 40\)/);
+  });
+});
+
+describe('weights and files that fail loudly', () => {
+  const dirOf = (name: string) => {
+    const d = join(TMP, `robust-${name}`);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+  const copyTiny = (d: string) => {
+    for (const f of ['config.json', 'model.safetensors', 'vocab-map.json']) writeFileSync(join(d, f), readFileSync(join(tiny, f)));
+  };
+
+  it('a NaN or Inf weight is refused naming the tensor and file (allowNonFinite loads it)', async () => {
+    const { CpuBackend } = await import('../src/backend/cpu.js');
+    const { Qwen2 } = await import('../src/model/qwen2.js');
+    const { loadHfCheckpoint, saveHfCheckpoint } = await import('../src/hf.js');
+    const d = dirOf('nan');
+    const ck = await loadHfCheckpoint(tiny);
+    const tensors = new Map([...ck.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data.slice() }]));
+    tensors.get('model.layers.1.mlp.up_proj.weight')!.data[7] = NaN;
+    tensors.get('model.layers.1.mlp.up_proj.weight')!.data[9] = Infinity;
+    await saveHfCheckpoint(d, ck.config, tensors, { dtype: 'F32' });
+    const be = new CpuBackend();
+    const e = await Qwen2.load(be, d).then(() => null, (x) => x);
+    expect(e?.message).toMatch(new RegExp(`${d}/model.safetensors: tensor 'model.layers.1.mlp.up_proj.weight' has 2 non-finite values \\(first: NaN at index 7\\)`));
+    const m = await Qwen2.load(be, d, { allowNonFinite: true });
+    m.destroy();
+    be.destroy();
+  });
+
+  it('config sizes are bounded before anything is allocated', async () => {
+    const { loadHfCheckpoint } = await import('../src/hf.js');
+    const d = dirOf('huge');
+    copyTiny(d);
+    const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1e9 }));
+    await expect(loadHfCheckpoint(d)).rejects.toThrow(`${d}/config.json: 'num_hidden_layers' is 1000000000, above the supported maximum 1024`);
+  });
+
+  it('a symlink loop is reported as such, naming the file; a bad vocab-map.json names its file', async () => {
+    const { loadHfCheckpoint } = await import('../src/hf.js');
+    const { loadModel } = await import('../src/app/setup.js');
+    const { CpuBackend } = await import('../src/backend/cpu.js');
+    const d = dirOf('loop');
+    copyTiny(d);
+    rmSync(join(d, 'model.safetensors'));
+    symlinkSync('model.safetensors', join(d, 'model.safetensors'));
+    await expect(loadHfCheckpoint(d)).rejects.toThrow(new RegExp(`cannot access ${d}/model.safetensors: ELOOP`));
+    const v = dirOf('vocab');
+    copyTiny(v);
+    writeFileSync(join(v, 'vocab-map.json'), '{"full_ids": [1, 2,');
+    const be = new CpuBackend();
+    await expect(loadModel(be, v)).rejects.toThrow(new RegExp(`${v}/vocab-map.json: invalid JSON`));
+    be.destroy();
+  });
+
+  it('a checkpoint write that fails (disk full) leaves no checkpoint.new, keeps the previous one, names the file', async () => {
+    const { CpuBackend } = await import('../src/backend/cpu.js');
+    const { Qwen2 } = await import('../src/model/qwen2.js');
+    const { saveCheckpoint, readCheckpointState } = await import('../src/latent/checkpoint.js');
+    const be = new CpuBackend();
+    const model = await Qwen2.load(be, tiny);
+    const d = join(dirOf('enospc'), 'checkpoint');
+    const state = (step: number) => ({ step, rng: null, order: [], cursor: 0, epoch: 0, heads: { start: null, end: null }, options: {} });
+    await saveCheckpoint(d, model, null, state(1));
+    const full = async (path: string) => {
+      if (path.endsWith('state.json')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      writeFileSync(path, 'x');
+    };
+    await expect(saveCheckpoint(d, model, null, state(2), { writeFile: full })).rejects.toThrow(`cannot write checkpoint file ${d}.new/state.json: ENOSPC: no space left on device, write; the previous checkpoint in ${d} is unchanged`);
+    expect(existsSync(`${d}.new`)).toBe(false);
+    expect((await readCheckpointState(d))?.state.step).toBe(1);
+    // a real full disk where this runs as root: a 64 KiB tmpfs (the tiny model's weights alone are larger)
+    const mnt = dirOf('tmpfs');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0) console.log('[robust] no tmpfs (not root?): the real ENOSPC case is skipped');
+    else {
+      try {
+        await expect(saveCheckpoint(`${mnt}/checkpoint`, model, null, state(1))).rejects.toThrow(new RegExp(`cannot write checkpoint file ${mnt}/checkpoint.new/model.safetensors: ENOSPC`));
+        expect(existsSync(`${mnt}/checkpoint.new`)).toBe(false);
+      } finally {
+        spawnSync('umount', [mnt]);
+      }
+    }
+    model.destroy();
+    be.destroy();
   });
 });

@@ -67,14 +67,23 @@ export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
 }
 
 /** An HF directory or URL (config.json + safetensors); a vocab-map.json beside it marks a restricted vocabulary. */
-export async function loadModel(be: Backend, source?: Source): Promise<LoadedModel> {
+export async function loadModel(be: Backend, source?: Source, opts: { allowNonFinite?: boolean } = {}): Promise<LoadedModel> {
   if (!source) return loadDefaultModel(be);
-  const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`) });
+  const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: opts.allowNonFinite });
   const mapFile = joinSource(source, 'vocab-map.json');
-  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(JSON.parse(await readText(mapFile)), mapFile) : undefined;
+  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(parseJsonFile(await readText(mapFile), mapFile) as Parameters<typeof VocabMap.fromJSON>[0], mapFile) : undefined;
+  if (map && map.size > model.V) throw new Error(`${mapFile}: maps ${map.size} tokens, more than the model's vocab_size ${model.V}`);
   const tokFile = joinSource(source, 'tokenizer.json');
   const full = await Tokenizer.load((await sourceExists(tokFile)) ? tokFile : undefined);
   return { model, tok: wrapTokenizer(full, map), source: String(source), vocabMap: map };
+}
+
+function parseJsonFile(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
 }
 
 export interface Data {

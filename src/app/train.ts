@@ -43,6 +43,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
                      is no checkpoint or a flag that shapes the run differs from the checkpointed one
   --resume-anyway    resume even with such differences (they are listed)
   --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --allow-nonfinite  load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
@@ -53,7 +54,7 @@ const TRAIN_FLAGS = {
   steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
   batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
   out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-  resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' },
+  resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' },
   feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
 } as const;
 
@@ -90,7 +91,7 @@ export async function trainMain(argv: string[]): Promise<number> {
     const saved = values.resume ? await readCheckpointState(ckptDir) : null;
     if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
     const be = await pickBackend(backendName, (l) => console.log(l));
-    const { model, tok, source } = await loadModel(be, values.model);
+    const { model, tok, source } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
     const data = await loadData(values.data, { seed });
     const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
     console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);

@@ -7,7 +7,7 @@ import { readText, writeFileAtomic } from '../io.js';
 import { Kind, Qwen2 } from '../model/qwen2.js';
 import { writeSafetensors, type WriteTensor } from '../safetensors.js';
 
-const help = `latentlm dump --model DIR --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu]
+const help = `latentlm dump --model DIR --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu] [--allow-nonfinite]
 
 Runs one sequence through the model (forward + backward) and writes F32 tensors:
   logits [T,V]   loss [1]   hidden [T,H] (final-norm)   grad.<HF name> for every parameter
@@ -21,7 +21,7 @@ export const dumpCommand = {
   summary: 'forward+backward one case through a checkpoint; write logits, loss, hidden and every gradient',
   help,
   async run(argv: string[]): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, case: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, case: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
     if (values.help) {
       console.log(help);
       return 0;
@@ -44,7 +44,7 @@ export const dumpCommand = {
       kind[p] = Kind.Latent;
     }
     const be = await createBackend({ prefer: (values.backend as BackendName | undefined) ?? 'auto', log: (l) => console.error(l) });
-    const model = await Qwen2.load(be, values.model!, { onWarning: (w) => console.error(`warning: ${w}`) });
+    const model = await Qwen2.load(be, values.model!, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: values['allow-nonfinite'] });
     let valid = 0;
     for (let t = 1; t < T; t++) if (labels[t] !== -100) valid++;
     model.zeroGrads();

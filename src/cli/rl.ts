@@ -49,6 +49,7 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
   --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run)
   --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --allow-nonfinite    load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
   --seed N             data order and sampling (default 0)
   --help               this text
 
@@ -63,8 +64,8 @@ interface Initial {
 }
 
 /** The initial policy: the base model (default or --model), then a phase-1 checkpoint over it (--init). */
-async function loadInitial(be: Backend, model: string | undefined, init: string | undefined): Promise<Initial> {
-  const loaded = await loadModel(be, model);
+async function loadInitial(be: Backend, model: string | undefined, init: string | undefined, allowNonFinite = false): Promise<Initial> {
+  const loaded = await loadModel(be, model, { allowNonFinite });
   const out: Initial = { model: loaded.model, tok: loaded.tok, source: loaded.source, heads: {} };
   if (init) {
     const st = await loadCheckpoint(init, loaded.model, null);
@@ -87,7 +88,7 @@ const parseRlFlags = (argv: string[]) => parseFlags('rl', argv, {
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
 });
 
 export async function rlMain(argv: string[]): Promise<number> {
@@ -118,7 +119,7 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v:
   const be = await pickBackend(values.backend, (l) => console.log(l));
   let initial: Initial;
   try {
-    initial = await loadInitial(be, values.model, values.init);
+    initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
   } catch (e) {
     if (!values.model && /default model|default-model/i.test((e as Error).message)) {
       console.error(`The embedded default model (models/default) is not built in this checkout, so there is nothing to train.\n` +
@@ -146,7 +147,7 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v:
   // beta > 0 on resume: the reference is the INITIAL policy, loaded again (the checkpoint holds the trained one)
   let reference: Qwen2 | null = null;
   if (values.resume && beta > 0 && (await sourceExists(`${out}/checkpoint/state.json`))) {
-    reference = (await loadInitial(be, values.model, values.init)).model;
+    reference = (await loadInitial(be, values.model, values.init, values['allow-nonfinite'])).model;
     if (mode === 'two-trunk' && !reference.twoTrunk) reference.enableTwoTrunk();
   }
   await mkdir(out, { recursive: true });

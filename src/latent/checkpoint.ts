@@ -6,6 +6,7 @@ import type { Qwen2 } from '../model/qwen2.js';
 import type { AdamW } from '../train/adamw.js';
 import { parseSafetensors, toFloat32, writeSafetensors } from '../safetensors.js';
 import { readBytes, readText, sourceExists } from '../io.js';
+import { assertFiniteTensor } from '../model/validate.js';
 
 export interface CheckpointState {
   step: number;
@@ -75,6 +76,7 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
   const st = parseSafetensors(await readBytes(`${d}/model.safetensors`), `${d}/model.safetensors`);
   for (const [name, entry] of st.tensors) {
     const data = toFloat32(entry);
+    assertFiniteTensor(name, `${d}/model.safetensors`, data);
     if (!model.params.has(name)) model.addParam(name, entry.shape, data);
     else {
       const p = model.param(name);

@@ -115,6 +115,8 @@ export class Phase1Trainer {
   private feedbackScale?: number;
   /** An evaluation was due at `step` but interrupted by Ctrl-C: the resumed run does it first. */
   private pendingEval = false;
+  /** The step of the last checkpoint written (or restored) in this run, for error messages. */
+  private savedStep?: number;
 
   constructor(readonly model: Qwen2, readonly tok: TextEncoder_ & Decoder, readonly train: SplitRow[], readonly test: SplitRow[], readonly o: Phase1Options) {
     if (train.length === 0) throw new Error('phase 1: no training rows');
@@ -275,7 +277,7 @@ export class Phase1Trainer {
     }
     const loss = lossSum / Math.max(1, N);
     const stepNo = this.step + 1;
-    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, the last good checkpoint is kept`);
+    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`);
     const lr = this.lrAt(stepNo);
     const gradNorm = await this.opt.update(lr);
     this.step = stepNo;
@@ -370,6 +372,7 @@ export class Phase1Trainer {
   async save(dir: string): Promise<void> {
     const save = () => saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
     await (this.o.guardSave ? this.o.guardSave(save) : save());
+    this.savedStep = this.step;
   }
 
   async restore(dir: string): Promise<boolean> {
@@ -387,6 +390,7 @@ export class Phase1Trainer {
     if (ha) this.startHead.loadAdamState(ha.start), this.endHead.loadAdamState(ha.end);
     this.logged = typeof st.records === 'number' ? st.records : 0;
     this.pendingEval = st.pendingEval === true;
+    this.savedStep = st.step;
     if (typeof st.feedbackScale === 'number') this.feedbackScale = st.feedbackScale;
     this.needsMarkerInit = false;
     return true;
