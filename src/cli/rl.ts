@@ -13,6 +13,7 @@ import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -81,7 +82,7 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
   return out;
 }
 
-const parseRlFlags = (argv: string[]) => parseFlags('rl', argv, {
+const RL_FLAGS = {
       steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
       eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
       'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
@@ -89,7 +90,34 @@ const parseRlFlags = (argv: string[]) => parseFlags('rl', argv, {
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
       'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
-});
+} as const;
+const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
+
+/** The numeric flags, typed and range-checked (UsageError naming the flag otherwise). */
+function rlNumbers(f: FlagReader, hasModel: boolean) {
+  return {
+    seed: f.int('seed', 0),
+    evalRows: f.int('eval-rows', 32, { min: 0 }),
+    steps: f.int('steps', 300, { min: 1 }),
+    beta: f.number('beta', 0, { min: 0 }),
+    evalEvery: f.int('eval-every', 50, { min: 0 }),
+    group: f.int('group', 8, { min: 1 }),
+    questions: f.int('questions', 2, { min: 1 }),
+    lr: f.number('lr', hasModel ? 1e-6 : 5e-5, { above: 0, max: 10 }),
+    eps: f.number('eps', 0.2, { above: 0, max: 1 }),
+    epsHigh: f.has('eps-high') ? f.number('eps-high', 0.2, { above: 0, max: 10 }) : undefined,
+    ppoEpochs: f.int('ppo-epochs', 1, { min: 1 }),
+    maxNew: f.int('max-new', 160, { min: 1 }),
+    temperature: f.number('temperature', 1, { min: 0 }),
+    maxLatents: f.int('max-latents', 8, { min: 1 }),
+    latentBudget: f.int('latent-budget', 24, { min: 0 }),
+    latentCost: f.number('latent-cost', 0),
+    formatReward: f.number('format-reward', 0),
+    headLr: f.number('head-lr', 1e-3, { above: 0, max: 10 }),
+    microBatch: f.has('micro-batch') ? f.int('micro-batch', 8, { min: 1 }) : undefined,
+    sampleEvery: f.int('sample-every', 25, { min: 0 }),
+  };
+}
 
 export async function rlMain(argv: string[]): Promise<number> {
   const { values } = parseRlFlags(argv);
@@ -97,26 +125,23 @@ export async function rlMain(argv: string[]): Promise<number> {
     console.log(rlHelp);
     return 0;
   }
-  const num = (v: string | undefined, d: number, name: string) => {
-    if (v === undefined) return d;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new UsageError(`rl: --${name} expects a number, got '${v}'`);
-    return n;
-  };
-  const seed = num(values.seed, 0, 'seed');
+  const f = new FlagReader('rl', values);
+  const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+  const n = rlNumbers(f, !!values.model); // every numeric flag checked before anything loads
   const out = values.out ?? 'runs/rl';
   const t0 = performance.now();
   // installed before anything slow, so a Ctrl-C while the model loads cannot end the run unsaved
   const stop = installStopSignal({ checkpointDir: `${out}/checkpoint`, log: (l) => console.log(l) });
   try {
-    return await rlRun(values, num, seed, out, t0, stop);
+    return await rlRun(values, n, out, t0, stop, backendName);
   } finally {
     stop.dispose();
   }
 }
 
-async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v: string | undefined, d: number, name: string) => number, seed: number, out: string, t0: number, stop: StopSignal): Promise<number> {
-  const be = await pickBackend(values.backend, (l) => console.log(l));
+async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: ReturnType<typeof rlNumbers>, out: string, t0: number, stop: StopSignal, backendName: string | undefined): Promise<number> {
+  const seed = n.seed;
+  const be = await pickBackend(backendName, (l) => console.log(l));
   let initial: Initial;
   try {
     initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
@@ -139,9 +164,9 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v:
   if (mode === 'full' && model.twoTrunk) throw new Error('--mode full: the --init checkpoint is a two-trunk model; use --mode two-trunk');
   const data = await loadData(values.data, { seed, preset: values.preset });
   const toTask = (r: { question: string; final: string }): Task => ({ question: r.question, gold: r.final });
-  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, num(values['eval-rows'], 32, 'eval-rows')).map(toTask);
-  const steps = num(values.steps, 300, 'steps');
-  const beta = num(values.beta, 0, 'beta');
+  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, n.evalRows).map(toTask);
+  const steps = n.steps;
+  const beta = n.beta;
   console.log(`model: ${initial.source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}, ${mode}); data: ${data.source} (${tasks.length} train / ${data.test.length} test)`);
 
   // beta > 0 on resume: the reference is the INITIAL policy, loaded again (the checkpoint holds the trained one)
@@ -161,25 +186,25 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], num: (v:
     if (pending) await appendFile(metrics, pending);
     pending = '';
   };
-  const evalEvery = num(values['eval-every'], 50, 'eval-every');
+  const evalEvery = n.evalEvery;
   const opts: GrpoOptions = {
     steps, beta, seed, condition,
-    group: num(values.group, 8, 'group'),
-    questionsPerStep: num(values.questions, 2, 'questions'),
-    lr: num(values.lr, values.model ? 1e-6 : 5e-5, 'lr'),
-    eps: num(values.eps, 0.2, 'eps'),
-    epsHigh: values['eps-high'] !== undefined ? num(values['eps-high'], 0.2, 'eps-high') : undefined,
-    ppoEpochs: num(values['ppo-epochs'], 1, 'ppo-epochs'),
+    group: n.group,
+    questionsPerStep: n.questions,
+    lr: n.lr,
+    eps: n.eps,
+    epsHigh: n.epsHigh,
+    ppoEpochs: n.ppoEpochs,
     filterZeroVariance: !!values['filter-zero-variance'],
-    maxNewTokens: num(values['max-new'], 160, 'max-new'),
-    temperature: num(values.temperature, 1, 'temperature'),
-    maxLatents: num(values['max-latents'], 8, 'max-latents'),
-    latentBudget: num(values['latent-budget'], 24, 'latent-budget'),
+    maxNewTokens: n.maxNew,
+    temperature: n.temperature,
+    maxLatents: n.maxLatents,
+    latentBudget: n.latentBudget,
     latentsPerSpan: typeof p1.k === 'number' && p1.k > 0 ? p1.k : undefined,
-    rewards: { latentCost: num(values['latent-cost'], 0, 'latent-cost'), formatReward: num(values['format-reward'], 0, 'format-reward'), strict: !!values.strict },
-    headLr: num(values['head-lr'], 1e-3, 'head-lr'),
-    microBatch: values['micro-batch'] !== undefined ? num(values['micro-batch'], 8, 'micro-batch') : undefined,
-    sampleEvery: num(values['sample-every'], 25, 'sample-every'),
+    rewards: { latentCost: n.latentCost, formatReward: n.formatReward, strict: !!values.strict },
+    headLr: n.headLr,
+    microBatch: n.microBatch,
+    sampleEvery: n.sampleEvery,
     samplesPerLog: 4,
     outDir: out,
     ckptEvery: 25,
