@@ -142,37 +142,59 @@ describe('the SIGINT handler', () => {
 describe('kill -9 and --resume', () => {
   const node = (args: string[]) => run(process.execPath, ['--import', 'tsx', 'examples/train.ts', ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
   const flags = (out: string) => ['--model', tiny, '--lr', '1e-3', '--batch', '2', '--eval-every', '5', '--eval-rows', '2', '--gen-rows', '1', '--steps', '30', '--ckpt-every', '4', '--out', out];
-  // wall-clock fields are the only ones allowed to differ between two runs of the same job
-  const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, ...r }) => r);
+  // wall-clock fields (tokPerSec; RL's genSec, trainSec; the summary's seconds) are the only ones allowed to differ
+  const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, genSec: _g, trainSec: _s, ...r }) => r);
   const summaryOf = (out: string) => {
     const { seconds: _s, ...s } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    if (s.options) delete s.options.outDir; // the two runs write to different directories
     return s;
   };
 
-  it('kill -9 at a step, then --resume: metrics.jsonl, summary.json and report.svg equal an uninterrupted run', async () => {
-    const a = join(TMP, 'robust-straight'), b = join(TMP, 'robust-killed');
-    rmSync(a, { recursive: true, force: true });
-    rmSync(b, { recursive: true, force: true });
-    await node(flags(a));
-    // the killed run: SIGKILL as soon as step 7 is seen (wherever the process then is: a step, an eval, a save)
-    const killAt = 7;
-    await new Promise<void>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/train.ts', ...flags(b)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // the killed run: SIGKILL as soon as step `killAt` is seen (wherever the process then is: a step, an eval, a save)
+  const killRun = (script: string, args: string[], total: number, killAt: number) =>
+    new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';
+      const re = new RegExp(`step (\\d+)/${total}`, 'g');
       child.stdout.on('data', (d: Buffer) => {
         text += d.toString();
-        if ([...text.matchAll(/step (\d+)\/30/g)].some((m) => Number(m[1]) >= killAt)) child.kill('SIGKILL');
+        if ([...text.matchAll(re)].some((m) => Number(m[1]) >= killAt)) child.kill('SIGKILL');
       });
       child.stderr.on('data', () => {});
       child.on('exit', () => resolve());
     });
-    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
-    console.log(`[robust] killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
-    expect(at).toBeLessThan(30);
-    await node([...flags(b), '--resume']);
+  const sameRun = (a: string, b: string) => {
     expect(strip(records(b))).toEqual(strip(records(a)));
     expect(summaryOf(b)).toEqual(summaryOf(a));
     expect(readFileSync(join(b, 'report.svg'), 'utf8')).toBe(readFileSync(join(a, 'report.svg'), 'utf8'));
+  };
+  const fresh = (name: string) => {
+    const d = join(TMP, name);
+    rmSync(d, { recursive: true, force: true });
+    return d;
+  };
+
+  it('kill -9 at a step, then --resume: metrics.jsonl, summary.json and report.svg equal an uninterrupted run', async () => {
+    const a = fresh('robust-straight'), b = fresh('robust-killed');
+    await node(flags(a));
+    await killRun('examples/train.ts', flags(b), 30, 7);
+    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
+    console.log(`[robust] phase 1 killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
+    expect(at).toBeLessThan(30);
+    await node([...flags(b), '--resume']);
+    sameRun(a, b);
+  }, 180_000);
+
+  it('the same for RL (examples/rl.ts)', async () => {
+    const rl = (out: string) => ['--model', tiny, '--steps', '12', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-every', '4', '--eval-rows', '2', '--sample-every', '5', '--ckpt-every', '3', '--out', out];
+    const a = fresh('robust-rl-straight'), b = fresh('robust-rl-killed');
+    await run(process.execPath, ['--import', 'tsx', 'examples/rl.ts', ...rl(a)], { cwd: ROOT, maxBuffer: 64 << 20 });
+    await killRun('examples/rl.ts', rl(b), 12, 5);
+    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
+    console.log(`[robust] RL killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
+    expect(at).toBeLessThan(12);
+    await run(process.execPath, ['--import', 'tsx', 'examples/rl.ts', ...rl(b), '--resume'], { cwd: ROOT, maxBuffer: 64 << 20 });
+    sameRun(a, b);
   }, 180_000);
 
   it('--resume refuses without a checkpoint, and when a flag that shapes the run differs (--resume-anyway lists it)', async () => {

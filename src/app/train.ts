@@ -11,7 +11,7 @@ import { loadData, loadModel, pickBackend } from './setup.js';
 import { parseFlags, UsageError } from '../cli/_args.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../cli/flags.js';
 import { installStopSignal } from '../train/signals.js';
-import { optionDifferences, readRecords, truncateRecords } from '../train/resume.js';
+import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
 import { measureLengths } from '../latent/length.js';
@@ -138,12 +138,7 @@ export async function trainMain(argv: string[]): Promise<number> {
     };
     const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
     if (saved) {
-      const diffs = optionDifferences(saved.state.options, trainer.trajectoryOptions());
-      if (diffs.length && !values['resume-anyway'])
-        throw new UsageError(`train: --resume: these differ from the run checkpointed in ${saved.dir} (step ${saved.state.step}), so the result would not be that run's:\n  ${diffs.join('\n  ')}\nGive the same flags, or add --resume-anyway to continue regardless`);
-      if (diffs.length) console.error(`warning: --resume-anyway: continuing the run checkpointed at step ${saved.state.step} with different settings:\n  ${diffs.join('\n  ')}`);
-      // records logged after the checkpoint (a kill -9 before the next one) are logged again by this run
-      await truncateRecords(metricsFile, typeof saved.state.records === 'number' ? saved.state.records : 0);
+      await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
       console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
     }
     jsonl = await JsonlWriter.open(metricsFile, { append: !!values.resume });

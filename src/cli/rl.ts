@@ -13,6 +13,8 @@ import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
+import { checkResume, readRecords } from '../train/resume.js';
+import { readCheckpointState } from '../latent/checkpoint.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
@@ -48,7 +50,10 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --eval-every N       steps between held-out evaluations (default 50; 0 = start and end only)
   --eval-rows N        held-out problems per evaluation (default 32)
   --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
-  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run)
+  --ckpt-every N       steps between checkpoints (default 25; 0 = only at the end and on Ctrl-C)
+  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
+                       is no checkpoint or a flag that shapes the run differs from the checkpointed one
+  --resume-anyway      resume even with such differences (they are listed)
   --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
   --allow-nonfinite    load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
   --seed N             data order and sampling (default 0)
@@ -89,7 +94,7 @@ const RL_FLAGS = {
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
 } as const;
 const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
 
@@ -97,6 +102,7 @@ const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(arg
 function rlNumbers(f: FlagReader, hasModel: boolean) {
   return {
     seed: f.int('seed', 0),
+    ckptEvery: f.int('ckpt-every', 25, { min: 0 }),
     evalRows: f.int('eval-rows', 32, { min: 0 }),
     steps: f.int('steps', 300, { min: 1 }),
     beta: f.number('beta', 0, { min: 0 }),
@@ -141,6 +147,9 @@ export async function rlMain(argv: string[]): Promise<number> {
 
 async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: ReturnType<typeof rlNumbers>, out: string, t0: number, stop: StopSignal, backendName: string | undefined): Promise<number> {
   const seed = n.seed;
+  const ckptDir = `${out}/checkpoint`;
+  const saved = values.resume ? await readCheckpointState(ckptDir) : null;
+  if (values.resume && !saved) throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
   const be = await pickBackend(backendName, (l) => console.log(l));
   let initial: Initial;
   try {
@@ -179,8 +188,11 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   const metrics = `${out}/metrics.jsonl`;
   if (!values.resume) await writeFile(metrics, '');
   let pending = '';
+  // records logged so far, the sessions before a resume included (stored in each checkpoint)
+  let logged = typeof saved?.state.records === 'number' ? saved.state.records : 0;
   const log = (rec: Record<string, unknown>) => {
     pending += JSON.stringify(rec) + '\n';
+    logged++;
   };
   const flush = async () => {
     if (pending) await appendFile(metrics, pending);
@@ -207,21 +219,24 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     sampleEvery: n.sampleEvery,
     samplesPerLog: 4,
     outDir: out,
-    ckptEvery: 25,
+    ckptEvery: n.ckptEvery,
     resume: !!values.resume,
     eosId: tok.eosId,
     log,
     shouldStop: () => stop.requested,
   };
   const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
-  const ckptDir = `${out}/checkpoint`;
-  if (opts.resume && (await trainer.restore(ckptDir))) console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
+  const trajectory = JSON.parse(JSON.stringify({ ...opts, log: undefined, shouldStop: undefined, resume: undefined, outDir: undefined, model: initial.source, data: data.source, backend: be.name, mode }));
+  trainer.extraState = () => ({ records: logged, trajectory });
+  if (saved) {
+    await checkResume('rl', saved, trajectory, { anyway: !!values['resume-anyway'], metricsFile: metrics, refuse: (m) => new UsageError(m) });
+    await trainer.restore(ckptDir);
+    console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
+  }
   console.log(`rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`);
-  const evals: { step: number; accuracy: number; latentsPerAnswer: number }[] = [];
   const runEval = async () => {
     const e = await trainer.evaluate(evalTasks);
     log(e as unknown as Record<string, unknown>);
-    evals.push(e);
     console.log(`[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`);
     for (const s of e.samples.slice(0, 1)) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`);
     await flush();
@@ -232,21 +247,26 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     const r: GrpoStepRecord = await trainer.trainStep();
     console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
-    if (opts.ckptEvery && r.step % opts.ckptEvery === 0 && !stop.requested) await stop.guardSave(() => trainer.save(ckptDir));
+    // flushed first: a checkpoint counts only records already in metrics.jsonl
     await flush();
+    if (opts.ckptEvery && r.step % opts.ckptEvery === 0 && !stop.requested) await stop.guardSave(() => trainer.save(ckptDir));
     if (stop.requested) {
       stoppedEarly = true;
       break;
     }
   }
+  await flush();
   await stop.guardSave(() => trainer.save(ckptDir));
   if (!stoppedEarly && evalTasks.length) await runEval();
   await flush();
-  const recs = trainer.records;
+  // the summary and report cover the whole run, the sessions before a resume included
+  const all = await readRecords(metrics);
+  const recs = all.filter((r) => r.type === 'step') as unknown as GrpoStepRecord[];
+  const evals = all.filter((r) => r.type === 'eval') as unknown as { step: number; accuracy: number; latentsPerAnswer: number }[];
   const window = (a: GrpoStepRecord[]) => (a.length ? a.reduce((s, r) => s + r.reward, 0) / a.length : NaN);
   const k = Math.max(1, Math.min(20, Math.floor(recs.length / 4)));
   const summary = {
-    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined },
+    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined, resume: undefined },
     rewardFirst: window(recs.slice(0, k)), rewardLast: window(recs.slice(-k)), windowSteps: k, evals,
   };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
@@ -256,7 +276,7 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   } catch (e) {
     console.error(`warning: no report.svg (${(e as Error).message})`);
   }
-  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps of this session) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
+  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
   trainer.destroy();
   model.destroy();
   be.destroy();

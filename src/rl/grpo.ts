@@ -547,6 +547,9 @@ export class GrpoTrainer {
     return rec;
   }
 
+  /** Entries the caller adds to every checkpoint's state.json (the CLI: record count, options for --resume checks). */
+  extraState?: () => Record<string, unknown>;
+
   checkpointState(): CheckpointState {
     return {
       kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
@@ -554,6 +557,7 @@ export class GrpoTrainer {
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
       options: { condition: this.o.condition, group: this.o.group, seed: this.o.seed, beta: this.o.beta, mode: this.model.twoTrunk ? 'two-trunk' : 'full' },
+      ...this.extraState?.(),
     };
   }
 

@@ -44,3 +44,23 @@ function reviveNonFinite<T>(v: T): T {
 export async function readRecords<T = Record<string, unknown>>(path: string): Promise<T[]> {
   return readJsonl<T>(await readText(path), { file: path }).map(reviveNonFinite);
 }
+
+/**
+ * The --resume check of both training commands: refuses (throws `refuse(message)`, the CLI's usage error) when an
+ * option recorded in the checkpoint differs from `now`, unless `anyway` (then lists them on stderr); then cuts
+ * `metricsFile` back to what the checkpointed run had logged.
+ */
+export async function checkResume(
+  cmd: string, saved: { dir: string; state: { step: number; records?: unknown; [k: string]: unknown } }, now: Record<string, unknown>,
+  o: { anyway: boolean; metricsFile: string; savedKey?: string; refuse: (message: string) => Error },
+): Promise<void> {
+  const { anyway, metricsFile, savedKey = 'trajectory' } = o;
+  const before = saved.state[savedKey];
+  const diffs = before && typeof before === 'object' ? optionDifferences(before as Record<string, unknown>, now) : [`(the checkpoint in ${saved.dir} records no options: written by an older version)`];
+  if (diffs.length && !anyway)
+    throw o.refuse(`${cmd}: --resume: these differ from the run checkpointed in ${saved.dir} (step ${saved.state.step}), so the result would not be that run's:\n  ${diffs.join('\n  ')}\nGive the same flags, or add --resume-anyway to continue regardless`);
+  if (diffs.length) console.error(`warning: --resume-anyway: continuing the run checkpointed at step ${saved.state.step} with different settings:\n  ${diffs.join('\n  ')}`);
+  // records logged after the checkpoint (a kill -9 before the next one) are logged again by the resumed run
+  if (typeof saved.state.records === 'number') await truncateRecords(metricsFile, saved.state.records);
+  else console.error(`warning: ${saved.dir} does not record how much of ${metricsFile} it covers (older version): the log is kept as it is`);
+}
