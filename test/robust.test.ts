@@ -140,8 +140,32 @@ describe('the SIGINT handler', () => {
 });
 
 describe('kill -9 and --resume', () => {
-  const node = (args: string[]) => run(process.execPath, ['--import', 'tsx', 'examples/train.ts', ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
-  const flags = (out: string) => ['--model', tiny, '--lr', '1e-3', '--batch', '2', '--eval-every', '5', '--eval-rows', '2', '--gen-rows', '1', '--steps', '30', '--ckpt-every', '4', '--out', out];
+  // only the run that is killed needs its own process; the others run in this one (quiet), which is faster
+  const quiet = async <T>(f: () => Promise<T>): Promise<{ value: T; stderr: string }> => {
+    const log = console.log, err = console.error, lines: string[] = [];
+    console.log = () => {};
+    console.error = (...a: unknown[]) => void lines.push(a.join(' '));
+    try {
+      return { value: await f(), stderr: lines.join('\n') };
+    } finally {
+      console.log = log;
+      console.error = err;
+    }
+  };
+  const train = async (args: string[]) => {
+    const { trainMain } = await import('../src/app/train.js');
+    return quiet(() => trainMain(args));
+  };
+  const rlIn = async (args: string[]) => {
+    const { rlMain } = await import('../src/cli/rl.js');
+    return quiet(() => rlMain(args));
+  };
+  const node = async (args: string[]) => {
+    const r = await train(args);
+    expect(r.value, r.stderr).toBe(0);
+    return r;
+  };
+  const flags = (out: string) => ['--model', tiny, '--backend', 'wasm', '--lr', '1e-3', '--batch', '2', '--eval-every', '5', '--eval-rows', '2', '--gen-rows', '1', '--steps', '30', '--ckpt-every', '4', '--out', out];
   // wall-clock fields (tokPerSec; RL's genSec, trainSec; the summary's seconds) are the only ones allowed to differ
   const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, genSec: _g, trainSec: _s, ...r }) => r);
   const summaryOf = (out: string) => {
@@ -186,27 +210,28 @@ describe('kill -9 and --resume', () => {
   }, 180_000);
 
   it('the same for RL (examples/rl.ts)', async () => {
-    const rl = (out: string) => ['--model', tiny, '--steps', '12', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-every', '4', '--eval-rows', '2', '--sample-every', '5', '--ckpt-every', '3', '--out', out];
+    const rl = (out: string) => ['--model', tiny, '--backend', 'wasm', '--steps', '12', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-every', '4', '--eval-rows', '2', '--sample-every', '5', '--ckpt-every', '3', '--out', out];
     const a = fresh('robust-rl-straight'), b = fresh('robust-rl-killed');
-    await run(process.execPath, ['--import', 'tsx', 'examples/rl.ts', ...rl(a)], { cwd: ROOT, maxBuffer: 64 << 20 });
+    expect((await rlIn(rl(a))).value).toBe(0);
     await killRun('examples/rl.ts', rl(b), 12, 5);
     const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
     console.log(`[robust] RL killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
     expect(at).toBeLessThan(12);
-    await run(process.execPath, ['--import', 'tsx', 'examples/rl.ts', ...rl(b), '--resume'], { cwd: ROOT, maxBuffer: 64 << 20 });
+    expect((await rlIn([...rl(b), '--resume'])).value).toBe(0);
     sameRun(a, b);
   }, 180_000);
 
   it('--resume refuses without a checkpoint, and when a flag that shapes the run differs (--resume-anyway lists it)', async () => {
     const out = join(TMP, 'robust-refuse');
     rmSync(out, { recursive: true, force: true });
-    const none = await node([...trainFlags(out, 4), '--resume']).then(() => null, (e) => e);
-    expect(none?.code).toBe(2);
-    expect(none.stderr).toMatch(/--resume: there is no checkpoint in .*robust-refuse\/checkpoint/);
+    const { UsageError } = await import('../src/cli/_args.js');
+    const none = await train([...trainFlags(out, 4), '--resume']).then(() => null, (e) => e);
+    expect(none).toBeInstanceOf(UsageError);
+    expect(none.message).toMatch(/--resume: there is no checkpoint in .*robust-refuse\/checkpoint/);
     await node(trainFlags(out, 4));
-    const diff = await node([...trainFlags(out, 8), '--resume']).then(() => null, (e) => e);
-    expect(diff?.code).toBe(2);
-    expect(diff.stderr).toMatch(/steps: 4 in the checkpoint, 8 now/);
+    const diff = await train([...trainFlags(out, 8), '--resume']).then(() => null, (e) => e);
+    expect(diff).toBeInstanceOf(UsageError);
+    expect(diff.message).toMatch(/steps: 4 in the checkpoint, 8 now/);
     const anyway = await node([...trainFlags(out, 6), '--resume', '--resume-anyway']);
     expect(anyway.stderr).toMatch(/--resume-anyway: .*\n\s+steps: 4 in the checkpoint, 6 now/);
     expect(state(out).step).toBe(6);
@@ -355,4 +380,46 @@ describe('weights and files that fail loudly', () => {
     model.destroy();
     be.destroy();
   });
+});
+
+describe('Ctrl-C and --resume in the phase-1 loop', () => {
+  it('a stop at an eval step leaves the eval pending; the resumed run does it first and matches a straight run, heads and scaled feedback included', async () => {
+    const { CpuBackend } = await import('../src/backend/cpu.js');
+    const { loadModel, loadData } = await import('../src/app/setup.js');
+    const { Phase1Trainer } = await import('../src/latent/trainer.js');
+    const { reward } = await import('../src/reward.js');
+    const data = await loadData(undefined, { seed: 3, trainCount: 40, testCount: 4 });
+    const job = async (out: string, stopAfter?: number) => {
+      const be = new CpuBackend();
+      const { model, tok } = await loadModel(be, tiny);
+      const recs: Record<string, unknown>[] = [];
+      let stop = false;
+      const tr = new Phase1Trainer(model, tok, data.train, data.test, {
+        mode: 'full', condition: 'latent', k: 2, steps: 8, batchSize: 2, lr: 1e-3, warmupSteps: 2, feedback: 'scaled', evalEvery: 3, evalRows: 2, genRows: 1, genEvery: 3,
+        maxNewTokens: 6, ckptEvery: 100, outDir: out, resume: stopAfter === undefined && existsSync(join(out, 'checkpoint')), seed: 3, eosId: tok.eosId,
+        reward: (c, g) => reward(c, g),
+        log: (r) => {
+          recs.push(r);
+          if (r.type === 'step' && r.step === stopAfter) stop = true; // "Ctrl-C" during step 6, an eval step
+        },
+        shouldStop: () => stop,
+      });
+      const res = await tr.run();
+      model.destroy();
+      be.destroy();
+      return { res, recs: recs.map(({ tokPerSec: _t, ...r }) => r) };
+    };
+    const straightOut = join(TMP, 'robust-p1-straight');
+    rmSync(straightOut, { recursive: true, force: true });
+    const straight = await job(straightOut);
+    const out = join(TMP, 'robust-p1-stop');
+    rmSync(out, { recursive: true, force: true });
+    const first = await job(out, 6);
+    expect(first.res.stoppedEarly).toBe(true);
+    expect(state(out)).toMatchObject({ step: 6, pendingEval: true });
+    expect(first.recs.filter((r) => r.type === 'eval').map((r) => r.step)).toEqual([0, 3]);
+    const second = await job(out);
+    expect(second.recs[0]).toMatchObject({ type: 'eval', step: 6 });
+    expect([...first.recs, ...second.recs]).toEqual(straight.recs);
+  }, 120_000);
 });
