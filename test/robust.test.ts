@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, TMP, run } from './_dist.js';
+import { ROOT, TMP, ensureDist, run } from './_dist.js';
 import { writeTinyModel } from './_tiny-model.js';
 
 const haveScript = spawnSync('script', ['--version']).status === 0;
@@ -63,6 +63,7 @@ const records = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8'
 const ENTRIES = [
   { name: 'npx tsx examples/train.ts', cmd: (a: string[]) => `npx tsx examples/train.ts ${a.map(q).join(' ')}`, slow: true },
   { name: 'npx tsx src/cli.ts train', cmd: (a: string[]) => `npx tsx src/cli.ts train ${a.map(q).join(' ')}`, slow: true },
+  { name: 'npx latentlm train (the built package)', cmd: (a: string[]) => `npx latentlm train ${a.map(q).join(' ')}`, slow: true, dist: true },
   { name: 'bun run examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'bun'))} run examples/train.ts ${a.map(q).join(' ')}`, bin: 'bun' },
   { name: 'deno run -A examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'deno'))} run -A examples/train.ts ${a.map(q).join(' ')}`, bin: 'deno' },
 ];
@@ -71,6 +72,7 @@ describe.skipIf(!haveScript)('Ctrl-C in a terminal', () => {
   for (const e of ENTRIES) {
     const have = !e.bin || existsSync(join(BIN, e.bin));
     it.skipIf(!have)(`${e.name}: stops within a step, saves a checkpoint there, says where, exits 130`, async () => {
+      if (e.dist) await ensureDist();
       const out = join(TMP, `robust-ctrlc-${e.name.replace(/\W+/g, '-')}`);
       rmSync(out, { recursive: true, force: true });
       const r = await ptyRun(e.cmd(e.slow ? slowFlags(out) : trainFlags(out, 100000)), 100000);

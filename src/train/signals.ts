@@ -16,10 +16,15 @@
 type Proc = { on?: (e: string, f: () => void) => unknown; off?: (e: string, f: () => void) => unknown; exit?: (code: number) => never };
 const proc = (): Proc | undefined => (globalThis as { process?: Proc }).process;
 
-/** Lets the event loop run once (signal handlers, I/O) without measurable cost: setImmediate where it exists. */
+/**
+ * Lets the event loop run once (signal handlers, I/O): setImmediate where it exists (Node, Bun, Deno 2). Browsers
+ * have no signals to wait for, and a nested setTimeout(0) is clamped to 4 ms, so there it only resolves.
+ */
 export function yieldToEventLoop(): Promise<void> {
   const si = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-  return new Promise((resolve) => (si ? si(resolve) : setTimeout(resolve, 0)));
+  if (si) return new Promise((resolve) => si(resolve));
+  if (proc()?.on) return new Promise((resolve) => setTimeout(resolve, 0));
+  return Promise.resolve();
 }
 
 export interface StopSignal {
