@@ -10,7 +10,7 @@ import { createProgress } from '../progress.js';
 import { loadData, loadModel, pickBackend } from './setup.js';
 import { parseFlags, UsageError } from '../cli/_args.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../cli/flags.js';
-import { installStopSignal } from '../train/signals.js';
+import { installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
@@ -64,6 +64,20 @@ export async function trainMain(argv: string[]): Promise<number> {
     console.log(trainHelp);
     return 0;
   }
+  const flags = readTrainFlags(values);
+  // installed before anything slow: a Ctrl-C while the model loads must not end the process unsaved
+  const stop = installStopSignal({ checkpointDir: flags.ckptDir, log: (l) => console.log(l) });
+  try {
+    return await runTraining(values, flags, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+type TrainValues = ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>['values'];
+
+/** Every flag typed and range-checked (UsageError naming the flag), before anything loads. */
+function readTrainFlags(values: TrainValues) {
   const f = new FlagReader('train', values);
   const mode = f.choice('mode', ['full', 'two-trunk'] as const, 'full');
   const baseline = f.choice('baseline', ['none', 'pause'] as const, 'none');
@@ -84,87 +98,86 @@ export async function trainMain(argv: string[]): Promise<number> {
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
+  return { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile };
+}
+
+async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
+  const { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile } = flags;
   const t0 = performance.now();
-  // installed before anything slow: a Ctrl-C while the model loads must not end the process unsaved
-  const stop = installStopSignal({ checkpointDir: ckptDir, log: (l) => console.log(l) });
-  try {
-    const saved = values.resume ? await readCheckpointState(ckptDir) : null;
-    if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
-    const be = await pickBackend(backendName, (l) => console.log(l));
-    const { model, tok, source } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
-    const data = await loadData(values.data, { seed });
-    const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
-    console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
-    console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);
-    const lengths = measureLengths(data.train, tok, { condition, k, eosId: tok.eosId }, maxLen);
-    if (lengths.empty === lengths.rows) throw new UsageError(`train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`);
-    if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
-    const divergence = new DivergenceWatch({ warn: (m) => console.error(`\nwarning: ${m}`) });
-    await mkdirp(out);
-    const { JsonlWriter } = await import('../jsonl.js');
-    const progress = await createProgress({ total: steps, label: 'phase 1' });
-    let jsonl: import('../jsonl.js').JsonlWriter | undefined;
-    const marker = tok.encode('<<');
-    const opts: Phase1Options = {
-      mode, condition, k, steps, feedback, latentSupervision, batchSize, lr,
-      warmupSteps: Math.min(20, Math.floor(steps / 10)),
-      curriculumStepsPerStage: curriculum,
-      markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
-      evalEvery, evalRows, genRows,
-      maxNewTokens: 96,
-      ckptEvery,
-      outDir: out,
-      resume: !!values.resume,
-      seed,
-      eosId: tok.eosId,
-      maxLen,
-      runInfo: { model: source, data: data.source, backend: be.name },
-      log: (rec) => {
-        jsonl!.write(rec);
-        if (rec.type === 'eval') {
-          printEval(rec as unknown as EvalRecord);
-          divergence.eval(rec.step as number, rec.testLoss as number);
-        }
-      },
-      onStep: (step, rec) => {
-        progress.update(step, { loss: rec.loss.toFixed(3), 'tok/s': Math.round(rec.tokPerSec) });
-        divergence.step(step, rec.loss);
-      },
-      shouldStop: () => stop.requested,
-      guardSave: (save) => stop.guardSave(save),
-      reward: (c, g) => reward(c, g),
-      tokenText: (id) => tok.tokenText(id),
-      decodeIds: tok.vocabSize < 5000 ? Array.from({ length: model.V }, (_, i) => i) : undefined,
-    };
-    const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
-    if (saved) {
-      await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
-      console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
-    }
-    jsonl = await JsonlWriter.open(metricsFile, { append: !!values.resume });
-    const result = await trainer.run();
-    progress.done();
-    jsonl.close();
-    // the report and summary cover the whole run, the sessions before a resume included
-    const records = await readRecords(metricsFile);
-    const allSteps = records.filter((r) => r.type === 'step') as unknown as StepRecord[];
-    const allEvals = records.filter((r) => r.type === 'eval') as unknown as EvalRecord[];
-    await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
-    const last = allEvals[allEvals.length - 1];
-    const seconds = (performance.now() - t0) / 1000;
-    const summary = { mode, condition, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
-    await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
-    model.destroy();
-    be.destroy();
-    if (result.stoppedEarly) {
-      console.log(`stopped at step ${trainer.step} of ${steps}: checkpoint saved in ${ckptDir}; continue with the same flags and --resume`);
-      return 130;
-    }
-    console.log(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${metricsFile}, ${out}/summary.json, ${ckptDir}/`);
-    return 0;
-  } finally {
-    stop.dispose();
+  const saved = values.resume ? await readCheckpointState(ckptDir) : null;
+  if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
+  const be = await pickBackend(backendName, (l) => console.log(l));
+  const { model, tok, source } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
+  const data = await loadData(values.data, { seed });
+  const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
+  console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
+  console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);
+  const lengths = measureLengths(data.train, tok, { condition, k, eosId: tok.eosId }, maxLen);
+  if (lengths.empty === lengths.rows) throw new UsageError(`train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`);
+  if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
+  const divergence = new DivergenceWatch({ warn: (m) => console.error(`\nwarning: ${m}`) });
+  await mkdirp(out);
+  const { JsonlWriter } = await import('../jsonl.js');
+  const progress = await createProgress({ total: steps, label: 'phase 1' });
+  let jsonl: import('../jsonl.js').JsonlWriter | undefined;
+  const marker = tok.encode('<<');
+  const opts: Phase1Options = {
+    mode, condition, k, steps, feedback, latentSupervision, batchSize, lr,
+    warmupSteps: Math.min(20, Math.floor(steps / 10)),
+    curriculumStepsPerStage: curriculum,
+    markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
+    evalEvery, evalRows, genRows,
+    maxNewTokens: 96,
+    ckptEvery,
+    outDir: out,
+    resume: !!values.resume,
+    seed,
+    eosId: tok.eosId,
+    maxLen,
+    runInfo: { model: source, data: data.source, backend: be.name },
+    log: (rec) => {
+      jsonl!.write(rec);
+      if (rec.type === 'eval') {
+        printEval(rec as unknown as EvalRecord);
+        divergence.eval(rec.step as number, rec.testLoss as number);
+      }
+    },
+    onStep: (step, rec) => {
+      progress.update(step, { loss: rec.loss.toFixed(3), 'tok/s': Math.round(rec.tokPerSec) });
+      divergence.step(step, rec.loss);
+    },
+    shouldStop: () => stop.requested,
+    guardSave: (save) => stop.guardSave(save),
+    reward: (c, g) => reward(c, g),
+    tokenText: (id) => tok.tokenText(id),
+    decodeIds: tok.vocabSize < 5000 ? Array.from({ length: model.V }, (_, i) => i) : undefined,
+  };
+  const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
+  if (saved) {
+    await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
+    console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
   }
+  jsonl = await JsonlWriter.open(metricsFile, { append: !!values.resume });
+  const result = await trainer.run();
+  progress.done();
+  jsonl.close();
+  // the report and summary cover the whole run, the sessions before a resume included
+  const records = await readRecords(metricsFile);
+  const allSteps = records.filter((r) => r.type === 'step') as unknown as StepRecord[];
+  const allEvals = records.filter((r) => r.type === 'eval') as unknown as EvalRecord[];
+  await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
+  const last = allEvals[allEvals.length - 1];
+  const seconds = (performance.now() - t0) / 1000;
+  const summary = { mode, condition, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
+  await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
+  model.destroy();
+  be.destroy();
+  if (result.stoppedEarly) {
+    console.log(`stopped at step ${trainer.step} of ${steps}: checkpoint saved in ${ckptDir}; continue with the same flags and --resume`);
+    return 130;
+  }
+  console.log(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${metricsFile}, ${out}/summary.json, ${ckptDir}/`);
+  return 0;
 }
 
 function fmt(x: number | undefined, d = 3) {
