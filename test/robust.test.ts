@@ -294,6 +294,12 @@ describe('flags that would train nothing', () => {
     for (const [s, l] of [[10, 1], [20, 1.1], [30, 1.2], [40, 1.3], [50, 1.4]]) d.eval(s, l);
     expect(w.length).toBe(2);
     expect(w[1]).toMatch(/held-out loss rose 3 evaluations in a row \(now 1.300 at step 40\)/);
+    // a resumed run replays the earlier records: the same warnings listed, none printed again
+    const printed: string[] = [];
+    const r = new DivergenceWatch({ warn: (m) => printed.push(m) });
+    r.replay([1, 2, 3, 4, 5, 6].map((step) => ({ type: 'step', step, loss: step === 6 ? 100 : 3 })));
+    expect(printed).toEqual([]);
+    expect(r.warnings.length).toBe(1);
   });
 });
 

@@ -155,6 +155,7 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
   if (saved) {
     await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
+    divergence.replay(await readRecords(metricsFile)); // so summary.json's warnings cover the whole run
     console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
   }
   jsonl = await JsonlWriter.open(metricsFile, { append: !!values.resume });

@@ -19,11 +19,22 @@ export class DivergenceWatch {
   private lastEval?: number;
   private rises = 0;
   readonly warnings: string[] = [];
+  private quiet = false;
   constructor(readonly o: DivergenceOptions) {}
 
   private warn(m: string) {
     this.warnings.push(m);
-    this.o.warn(m);
+    if (!this.quiet) this.o.warn(m);
+  }
+
+  /** Feeds the records of the sessions before a resume without printing, so `warnings` covers the whole run. */
+  replay(records: { type?: unknown; step?: unknown; loss?: unknown; testLoss?: unknown }[]): void {
+    this.quiet = true;
+    for (const r of records) {
+      if (r.type === 'step') this.step(r.step as number, r.loss as number);
+      else if (r.type === 'eval') this.eval(r.step as number, r.testLoss as number);
+    }
+    this.quiet = false;
   }
 
   step(step: number, loss: number): void {
