@@ -12,7 +12,7 @@ import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '.
 import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
-import { installStopSignal, type StopSignal } from '../train/signals.js';
+import { EvalInterrupted, installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
@@ -227,7 +227,9 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   };
   const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
   const trajectory = JSON.parse(JSON.stringify({ ...opts, log: undefined, shouldStop: undefined, resume: undefined, outDir: undefined, model: initial.source, data: data.source, backend: be.name, mode }));
-  trainer.extraState = () => ({ records: logged, trajectory });
+  // an evaluation that Ctrl-C interrupted (or kept from starting) is done first by the resumed run
+  let pendingEval = saved?.state.pendingEval === true;
+  trainer.extraState = () => ({ records: logged, trajectory, pendingEval });
   if (saved) {
     await checkResume('rl', saved, trajectory, { anyway: !!values['resume-anyway'], metricsFile: metrics, refuse: (m) => new UsageError(m) });
     await trainer.restore(ckptDir);
@@ -235,29 +237,37 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   }
   console.log(`rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`);
   const runEval = async () => {
-    const e = await trainer.evaluate(evalTasks);
+    pendingEval = true;
+    if (stop.requested) return;
+    let e: Awaited<ReturnType<typeof trainer.evaluate>>;
+    try {
+      e = await trainer.evaluate(evalTasks);
+    } catch (err) {
+      if (err instanceof EvalInterrupted) return;
+      throw err;
+    }
+    pendingEval = false;
     log(e as unknown as Record<string, unknown>);
     console.log(`[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`);
     for (const s of e.samples.slice(0, 1)) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`);
     await flush();
   };
-  if (evalTasks.length && trainer.step === 0) await runEval();
-  let stoppedEarly = false;
-  while (trainer.step < steps) {
+  if (evalTasks.length && (trainer.step === 0 || pendingEval)) await runEval();
+  while (trainer.step < steps && !stop.requested) {
     const r: GrpoStepRecord = await trainer.trainStep();
     console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
     // flushed first: a checkpoint counts only records already in metrics.jsonl
     await flush();
     if (opts.ckptEvery && r.step % opts.ckptEvery === 0 && !stop.requested) await stop.guardSave(() => trainer.save(ckptDir));
-    if (stop.requested) {
-      stoppedEarly = true;
-      break;
-    }
   }
+  let stoppedEarly = trainer.step < steps || pendingEval;
   await flush();
   await stop.guardSave(() => trainer.save(ckptDir));
-  if (!stoppedEarly && evalTasks.length) await runEval();
+  if (!stoppedEarly && evalTasks.length) {
+    await runEval();
+    stoppedEarly = pendingEval;
+  }
   await flush();
   // the summary and report cover the whole run, the sessions before a resume included
   const all = await readRecords(metrics);

@@ -11,7 +11,7 @@ import { buildSequence, extraRows, type Condition, type LatentSequence, type Spl
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from './generate.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
-import { yieldToEventLoop } from '../train/signals.js';
+import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -433,12 +433,5 @@ export class Phase1Trainer {
       }
     }
     return { steps: this.steps, evals: this.evals, startHead: this.startHead, endHead: this.endHead, stoppedEarly };
-  }
-}
-
-/** Thrown inside evaluate() when Ctrl-C is seen between generated answers; run() catches it. */
-class EvalInterrupted extends Error {
-  constructor() {
-    super('evaluation interrupted by Ctrl-C');
   }
 }

@@ -28,6 +28,7 @@ import { extraRows, type Condition } from '../latent/sequence.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
 import { canBatch, markedText, replay, sampleGroup, type Completion, type PolicyOptions } from './policy.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
+import { EvalInterrupted } from '../train/signals.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -371,6 +372,7 @@ export class GrpoTrainer {
     let correct = 0, format = 0, latents = 0, reward = 0;
     const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
     for (const task of tasks) {
+      if (this.o.shouldStop?.()) throw new EvalInterrupted(); // Ctrl-C: stop at an answer boundary
       const [c] = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), 1, policy, rng);
       const s = shapeReward(this.check, this.tok.decode(c.tokens), task.gold, c.latents, this.o.rewards);
       (correct += s.correct), (format += s.format), (latents += c.latents), (reward += s.reward);

@@ -89,3 +89,10 @@ export function installStopSignal(o: StopSignalOptions = {}): StopSignal {
     },
   };
 }
+
+/** Thrown by an evaluation that saw a stop request between two answers; the training loops catch it. */
+export class EvalInterrupted extends Error {
+  constructor() {
+    super('evaluation interrupted by Ctrl-C');
+  }
+}
