@@ -12,7 +12,7 @@ import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '.
 import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
-import { EvalInterrupted, installStopSignal, type StopSignal } from '../train/signals.js';
+import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
@@ -253,7 +253,9 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     await flush();
   };
   if (evalTasks.length && (trainer.step === 0 || pendingEval)) await runEval();
-  while (trainer.step < steps && !stop.requested) {
+  for (;;) {
+    await yieldToEventLoop(); // a step's awaits may all resolve without a turn of the event loop: let a SIGINT be seen
+    if (trainer.step >= steps || stop.requested) break;
     const r: GrpoStepRecord = await trainer.trainStep();
     console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
