@@ -416,7 +416,9 @@ export class Phase1Trainer {
     };
     if (this.pendingEval) await periodicEval();
     else if (this.step === 0 && o.evalEvery > 0) await this.evaluate(false);
-    while (this.step < o.steps && !o.shouldStop?.()) {
+    while (this.step < o.steps) {
+      await yieldToEventLoop(); // a Ctrl-C during the last sequence of a step is seen before the next step starts
+      if (o.shouldStop?.()) break;
       const rec = await this.trainStep();
       o.onStep?.(this.step, rec);
       if (o.evalEvery > 0 && this.step % o.evalEvery === 0 && this.step < o.steps) await periodicEval();
