@@ -2,7 +2,10 @@
 // chain-of-thought text of the synthetic task (Coconut's stage 0), over a restricted Qwen2 vocabulary.
 //   npx tsx examples/pretrain.ts [--steps 1200] [--out models/default] [--backend wasm] [--seed 0]
 // The recipe (config, data, optimizer) is saved beside the weights as recipe.json, with the loss curve.
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from '../src/cli/_args.ts';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../src/cli/flags.ts';
+import { installStopSignal, yieldToEventLoop } from '../src/train/signals.ts';
+import { relaunchOutsideTsxWrapper } from '../src/node/tsx-relaunch.ts';
 import { pickBackend, EOS_ID, wrapTokenizer, splitRow } from '../src/app/setup.ts';
 import { mkdirp, writeFileAtomic } from '../src/io.ts';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
@@ -16,17 +19,33 @@ import { createProgress } from '../src/progress.ts';
 import { generate } from '../src/latent/generate.ts';
 import { reward } from '../src/reward.ts';
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  options: { steps: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, help: { type: 'boolean' } },
-});
+// under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)
+const relaunched = await relaunchOutsideTsxWrapper();
+if (relaunched !== undefined) process.exit(relaunched);
+
+const FLAGS = { steps: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' } } as const;
+let values: ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
+let steps: number, B: number, peakLr: number, seed: number, backendName: string | undefined;
+try {
+  values = parseFlags('pretrain', joinNegativeValues(process.argv.slice(2), valueFlagNames(FLAGS)), FLAGS).values;
+  const f = new FlagReader('pretrain', values);
+  steps = f.int('steps', 1200, { min: 1 });
+  B = f.int('batch', 16, { min: 1 });
+  peakLr = f.number('lr', 3e-3, { above: 0, max: 10 });
+  seed = f.int('seed', 0);
+  backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+} catch (e) {
+  console.error(`error: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
+  process.exit(e instanceof UsageError ? 2 : 1);
+}
 if (values.help) {
   console.log('npx tsx examples/pretrain.ts [--steps 1200] [--batch 16] [--lr 3e-3] [--out models/default] [--backend B] [--seed 0]');
   process.exit(0);
 }
-const steps = Number(values.steps ?? 1200), B = Number(values.batch ?? 16), peakLr = Number(values.lr ?? 3e-3), seed = Number(values.seed ?? 0);
 const out = values.out ?? 'models/default';
 const t0 = performance.now();
+// no resume here: Ctrl-C stops after the current step and saves the weights so far beside OUT, never over it
+const stop = installStopSignal({ checkpointDir: `${out}.partial`, message: `Ctrl-C: finishing this step and saving the weights so far to ${out}.partial/ (Ctrl-C again to quit at once)`, log: (l) => console.log(l) });
 
 const full = await Tokenizer.load();
 // Data: the default preset for training; the vocabulary also covers the easy and hard presets so every preset runs.
@@ -55,7 +74,7 @@ for (const [name, shape] of qwen2ParamShapes(config)) {
   else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) t[i] = 0.02 * rng.normal();
   tensors.set(name, t);
 }
-const be = await pickBackend(values.backend, (l) => console.log(l));
+const be = await pickBackend(backendName, (l) => console.log(l));
 const model = Qwen2.fromTensors(be, config, tensors, 'init');
 const opt = new AdamW(model, { lr: peakLr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 });
 
@@ -91,6 +110,14 @@ const log: { step: number; loss: number; test?: number }[] = [];
 await mkdirp(out);
 const progress = await createProgress({ total: steps, label: 'pretrain' });
 for (let step = 1; step <= steps; step++) {
+  await yieldToEventLoop(); // the step's awaits resolve without a turn of the event loop: let a SIGINT be seen
+  if (stop.requested) {
+    progress.done();
+    await stop.guardSave(() => model.save(`${out}.partial`, { dtype: 'F32' }));
+    await writeFileAtomic(`${out}.partial/vocab-map.json`, JSON.stringify(map.toJSON()));
+    console.log(`stopped at step ${step - 1} of ${steps}: weights saved in ${out}.partial/ (pretraining has no --resume; ${out}/ is unchanged)`);
+    process.exit(130);
+  }
   const ts = performance.now();
   const batch = batchOf();
   model.zeroGrads();

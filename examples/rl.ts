@@ -7,6 +7,11 @@
 // `--model DIR --data PATH` runs on a real Qwen2 and GSM8K.
 import { UsageError } from '../src/cli/_args.ts';
 import { rlMain } from '../src/cli/rl.ts';
+import { relaunchOutsideTsxWrapper } from '../src/node/tsx-relaunch.ts';
+
+// under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)
+const relaunched = await relaunchOutsideTsxWrapper();
+if (relaunched !== undefined) process.exit(relaunched);
 
 const code = await rlMain(process.argv.slice(2)).catch((e: Error) => {
   console.error(`error: ${e.message}${e instanceof UsageError ? ' (see --help)' : ''}`);

@@ -50,7 +50,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+// under `npx tsx src/cli.ts train|rl` the job runs in a child of this process, so that Ctrl-C can save (tsx-relaunch.ts)
+const argv = process.argv.slice(2);
+const relaunch = argv[0] === 'train' || argv[0] === 'rl' ? import('./node/tsx-relaunch.js').then((m) => m.relaunchOutsideTsxWrapper()) : Promise.resolve(undefined);
+relaunch.then((code) => code ?? main(argv)).then(
   (code) => {
     process.exitCode = code;
   },

@@ -6,6 +6,7 @@
 import { joinSource, readBytes, readText, sourceExists, writeFileAtomic, type Source } from './io.js';
 import { resolveModelSource, type HubOptions } from './hub/index.js';
 import { parseSafetensors, toFloat32, type Dtype, type SafetensorsEntry, type WriteTensor, writeSafetensors } from './safetensors.js';
+import { assertFiniteTensor, checkConfigLimits } from './model/validate.js';
 
 /** The HF config.json fields we use (all others are kept and written back unchanged). */
 export interface Qwen2Config {
@@ -70,6 +71,7 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
   const max_position_embeddings = int('max_position_embeddings', DEFAULTS.max_position_embeddings);
   const rms_norm_eps = pos('rms_norm_eps', DEFAULTS.rms_norm_eps);
   const rope_theta = pos('rope_theta', DEFAULTS.rope_theta);
+  checkConfigLimits({ vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, max_position_embeddings }, file);
   const tie = c.tie_word_embeddings ?? DEFAULTS.tie_word_embeddings;
   if (typeof tie !== 'boolean') throw new Error(`${file}: 'tie_word_embeddings' must be true or false, got ${JSON.stringify(tie)}`);
 
@@ -187,7 +189,7 @@ export interface HfTensor {
 
 class LazyTensor implements HfTensor {
   #f32: Float32Array | null = null;
-  constructor(private readonly entry: SafetensorsEntry, readonly file: string) {}
+  constructor(private readonly entry: SafetensorsEntry, readonly file: string, private readonly name = '', private readonly checkFinite = false) {}
   get dtype() { return this.entry.dtype; }
   get shape() { return this.entry.shape; }
   get data(): Float32Array {
@@ -197,6 +199,7 @@ class LazyTensor implements HfTensor {
       } catch (e) {
         throw new Error(`${this.file}: ${(e as Error).message}`);
       }
+      if (this.checkFinite) assertFiniteTensor(this.name, this.file, this.#f32);
     }
     return this.#f32;
   }
@@ -220,6 +223,8 @@ export interface LoadOptions {
   validate?: boolean;
   /** Called with each warning (they are also returned in `warnings`). */
   onWarning?: (message: string) => void;
+  /** Accept NaN/Inf weights (default false: reading such a tensor's `data` throws, naming it and its file). */
+  allowNonFinite?: boolean;
   /** Hub endpoint/token/cache/offline for a `org/name[@revision]` source (default: the HF_* environment variables). */
   hub?: HubOptions;
 }
@@ -265,7 +270,7 @@ export async function loadHfCheckpoint(source: Source, opts: LoadOptions = {}): 
     for (const [name, entry] of st.tensors) {
       const prev = tensors.get(name);
       if (prev) throw new Error(`${file}: tensor '${name}' is also in ${prev.file}`);
-      tensors.set(name, new LazyTensor(entry, file));
+      tensors.set(name, new LazyTensor(entry, file, name, !opts.allowNonFinite));
     }
     if (only) for (const name of only) if (!st.tensors.has(name)) throw new Error(`${file}: tensor '${name}' is listed for this shard in model.safetensors.index.json but is not in it`);
   };

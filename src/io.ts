@@ -56,10 +56,13 @@ export async function sourceExists(source: Source): Promise<boolean> {
   }
   const fs = await nodeFs();
   try {
-    await fs.stat(s);
+    await fs.stat(s.startsWith('file:') ? new URL(s) : s);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // only "no such file" means absent: a symlink loop (ELOOP) or a permission error must not read as "not found"
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new Error(`cannot access ${s}: ${(e as Error).message}`);
   }
 }
 

@@ -72,13 +72,14 @@ export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
 }
 
 /** An HF directory or URL (config.json + safetensors); a vocab-map.json beside it marks a restricted vocabulary. */
-export async function loadModel(be: Backend, source?: Source): Promise<LoadedModel> {
+export async function loadModel(be: Backend, source?: Source, opts: { allowNonFinite?: boolean } = {}): Promise<LoadedModel> {
   if (!source) return loadDefaultModel(be);
   const label = String(source);
   source = await resolveQwen2Source(source); // a Hub id -> its snapshot in the HF cache (downloaded if needed)
-  const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`) });
+  const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: opts.allowNonFinite });
   const mapFile = joinSource(source, 'vocab-map.json');
-  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(JSON.parse(await readText(mapFile)), mapFile) : undefined;
+  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(parseJsonFile(await readText(mapFile), mapFile) as Parameters<typeof VocabMap.fromJSON>[0], mapFile) : undefined;
+  if (map && map.size > model.V) throw new Error(`${mapFile}: maps ${map.size} tokens, more than the model's vocab_size ${model.V}`);
   const tokFile = joinSource(source, 'tokenizer.json');
   const hasTok = await sourceExists(tokFile);
   const full = await Tokenizer.load(hasTok ? tokFile : undefined);
@@ -87,6 +88,14 @@ export async function loadModel(be: Backend, source?: Source): Promise<LoadedMod
     throw new Error(`${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`);
   }
   return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map, dir: String(source) };
+}
+
+function parseJsonFile(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
 }
 
 export interface Data {

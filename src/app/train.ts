@@ -1,7 +1,6 @@
 // `examples/train.ts` and `latentlm train`: phase 1 on the embedded default model and synthetic task, or on any
 // HF Qwen2 + GSM8K. Prints and saves loss curves (SVG), latent usage, decoded latents, accuracy with and without
 // latents, and generated answers with their latent spans marked.
-import { parseArgs } from 'node:util';
 import { mkdirp, writeFileAtomic } from '../io.js';
 import { Phase1Trainer, type EvalRecord, type Phase1Options } from '../latent/trainer.js';
 import { phase1Report } from '../latent/report.js';
@@ -9,6 +8,14 @@ import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../reward.js';
 import { createProgress } from '../progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from './setup.js';
+import { parseFlags, UsageError } from '../cli/_args.js';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../cli/flags.js';
+import { installStopSignal, type StopSignal } from '../train/signals.js';
+import { checkResume, readRecords } from '../train/resume.js';
+import { DivergenceWatch } from '../train/divergence.js';
+import { readCheckpointState } from '../latent/checkpoint.js';
+import { measureLengths } from '../latent/length.js';
+import type { StepRecord } from '../latent/trainer.js';
 
 export const trainHelp = `latentlm train — phase 1: supervised training with latent tokens at calculator breakpoints
 
@@ -34,108 +41,148 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --eval-every N     steps between evaluations (default 40)
   --eval-rows N      held-out rows per evaluation (default 32)
   --gen-rows N       held-out problems answered by generation for accuracy (default 24)
-  --resume           continue from OUT/checkpoint (same trajectory as an uninterrupted run)
+  --max-len N        tokens per training sequence; longer rows are cut, with a warning (default 512)
+  --ckpt-every N     steps between checkpoints (default 50; 0 = only at the end and on Ctrl-C)
+  --resume           continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
+                     is no checkpoint or a flag that shapes the run differs from the checkpointed one
+  --resume-anyway    resume even with such differences (they are listed)
   --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --allow-nonfinite  load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
-Ctrl-C stops after the current step and saves a checkpoint.`;
+Ctrl-C stops after the current step, saves a checkpoint, says where and exits 130; a second Ctrl-C while it is
+being written waits for it, one after that quits at once (the previous checkpoint stays whole).`;
+
+const TRAIN_FLAGS = {
+  steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
+  batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
+  out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
+  resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, chat: { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' },
+  feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
+} as const;
 
 export async function trainMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
-      batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
-      out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-      resume: { type: 'boolean' }, chat: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseFlags('train', joinNegativeValues(argv, valueFlagNames(TRAIN_FLAGS)), TRAIN_FLAGS);
   if (values.help) {
     console.log(trainHelp);
     return 0;
   }
-  const num = (v: string | undefined, d: number, name: string) => {
-    if (v === undefined) return d;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`--${name} expects a number, got '${v}'`);
-    return n;
-  };
-  const mode = (values.mode ?? 'full') as 'full' | 'two-trunk';
-  if (mode !== 'full' && mode !== 'two-trunk') throw new Error(`--mode must be full or two-trunk, got '${values.mode}'`);
-  const baseline = values.baseline ?? 'none';
-  if (baseline !== 'none' && baseline !== 'pause') throw new Error(`--baseline must be none or pause, got '${baseline}'`);
-  const k = num(values.latents, 2, 'latents');
-  const feedback = (values.feedback ?? 'identity') as 'identity' | 'scaled';
-  if (feedback !== 'identity' && feedback !== 'scaled') throw new Error(`--feedback must be identity or scaled, got '${values.feedback}'`);
-  const seed = num(values.seed, 0, 'seed');
-  const out = values.out ?? 'runs/train';
-  const t0 = performance.now();
+  const flags = readTrainFlags(values);
+  // installed before anything slow: a Ctrl-C while the model loads must not end the process unsaved
+  const stop = installStopSignal({ checkpointDir: flags.ckptDir, log: (l) => console.log(l) });
+  try {
+    return await runTraining(values, flags, stop);
+  } finally {
+    stop.dispose();
+  }
+}
 
-  const be = await pickBackend(values.backend, (l) => console.log(l));
-  const { model, tok, source, dir } = await loadModel(be, values.model);
+type TrainValues = ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>['values'];
+
+/** Every flag typed and range-checked (UsageError naming the flag), before anything loads. */
+function readTrainFlags(values: TrainValues) {
+  const f = new FlagReader('train', values);
+  const mode = f.choice('mode', ['full', 'two-trunk'] as const, 'full');
+  const baseline = f.choice('baseline', ['none', 'pause'] as const, 'none');
+  const k = f.int('latents', 2, { min: 0, max: 8 });
+  const feedback = f.choice('feedback', ['identity', 'scaled'] as const, 'identity');
+  const seed = f.int('seed', 0);
+  const steps = f.int('steps', 240, { min: 1 });
+  const batchSize = f.int('batch', 8, { min: 1 });
+  const lr = f.number('lr', values.model ? 1e-5 : 1e-3, { above: 0, max: 10 });
+  const maxLen = f.int('max-len', 512, { min: 2 });
+  const evalEvery = f.int('eval-every', 40, { min: 0 });
+  const evalRows = f.int('eval-rows', 32, { min: 0 });
+  const genRows = f.int('gen-rows', 24, { min: 0 });
+  const ckptEvery = f.int('ckpt-every', 50, { min: 0 });
+  const latentSupervision = f.number('supervise-latents', 0, { min: 0 });
+  const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
+  const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+  const out = values.out ?? 'runs/train';
+  const ckptDir = `${out}/checkpoint`;
+  const metricsFile = `${out}/metrics.jsonl`;
+  return { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile };
+}
+
+async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
+  const { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile } = flags;
+  const t0 = performance.now();
+  const saved = values.resume ? await readCheckpointState(ckptDir) : null;
+  if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
+  const be = await pickBackend(backendName, (l) => console.log(l));
+  const { model, tok, source, dir } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
   const data = await loadData(values.data, { seed });
   if (values.chat) console.log(`chat template: ${await applyChatTemplate(data, dir)}`);
   const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
   console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
   console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);
+  const lengths = measureLengths(data.train, tok, { condition, k, eosId: tok.eosId }, maxLen);
+  if (lengths.empty === lengths.rows) throw new UsageError(`train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`);
+  if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
+  const divergence = new DivergenceWatch({ warn: (m) => console.error(`\nwarning: ${m}`) });
   await mkdirp(out);
-  const lines: string[] = [];
   const { JsonlWriter } = await import('../jsonl.js');
-  const jsonl = await JsonlWriter.open(`${out}/metrics.jsonl`, { append: !!values.resume });
-  const steps = num(values.steps, 240, 'steps');
   const progress = await createProgress({ total: steps, label: 'phase 1' });
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    console.log('\nCtrl-C: finishing this step and saving a checkpoint (again to quit at once)');
-  };
-  if (typeof process !== 'undefined' && process.on) process.on('SIGINT', onSigint);
+  let jsonl: import('../jsonl.js').JsonlWriter | undefined;
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps, feedback, latentSupervision: num(values['supervise-latents'], 0, 'supervise-latents'),
-    batchSize: num(values.batch, 8, 'batch'),
-    lr: num(values.lr, values.model ? 1e-5 : 1e-3, 'lr'),
+    mode, condition, k, steps, feedback, latentSupervision, batchSize, lr,
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
-    curriculumStepsPerStage: values.curriculum ? num(values.curriculum, 0, 'curriculum') : undefined,
+    curriculumStepsPerStage: curriculum,
     markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
-    evalEvery: num(values['eval-every'], 40, 'eval-every'),
-    evalRows: num(values['eval-rows'], 32, 'eval-rows'),
-    genRows: num(values['gen-rows'], 24, 'gen-rows'),
+    evalEvery, evalRows, genRows,
     maxNewTokens: 96,
-    ckptEvery: 50,
+    ckptEvery,
     outDir: out,
     resume: !!values.resume,
     seed,
     eosId: tok.eosId,
-    maxLen: num(values['max-len'], 512, 'max-len'),
+    maxLen,
+    runInfo: { model: source, data: data.source, backend: be.name },
     log: (rec) => {
-      jsonl.write(rec);
-      if (rec.type === 'eval') printEval(rec as unknown as EvalRecord);
+      jsonl!.write(rec);
+      if (rec.type === 'eval') {
+        printEval(rec as unknown as EvalRecord);
+        divergence.eval(rec.step as number, rec.testLoss as number);
+      }
     },
-    onStep: (step, rec) => progress.update(step, { loss: rec.loss.toFixed(3), 'tok/s': Math.round(rec.tokPerSec) }),
-    shouldStop: () => stop,
+    onStep: (step, rec) => {
+      progress.update(step, { loss: rec.loss.toFixed(3), 'tok/s': Math.round(rec.tokPerSec) });
+      divergence.step(step, rec.loss);
+    },
+    shouldStop: () => stop.requested,
+    guardSave: (save) => stop.guardSave(save),
     reward: (c, g) => reward(c, g),
     tokenText: (id) => tok.tokenText(id),
     decodeIds: tok.vocabSize < 5000 ? Array.from({ length: model.V }, (_, i) => i) : undefined,
   };
   const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
+  if (saved) {
+    await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
+    divergence.replay(await readRecords(metricsFile)); // so summary.json's warnings cover the whole run
+    console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
+  }
+  jsonl = await JsonlWriter.open(metricsFile, { append: !!values.resume });
   const result = await trainer.run();
   progress.done();
-  await jsonl.close();
-  if (typeof process !== 'undefined' && process.off) process.off('SIGINT', onSigint);
-  const svg = phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, result.steps, result.evals);
-  await writeFileAtomic(`${out}/report.svg`, svg);
-  const last = result.evals[result.evals.length - 1];
+  jsonl.close();
+  // the report and summary cover the whole run, the sessions before a resume included
+  const records = await readRecords(metricsFile);
+  const allSteps = records.filter((r) => r.type === 'step') as unknown as StepRecord[];
+  const allEvals = records.filter((r) => r.type === 'eval') as unknown as EvalRecord[];
+  await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
+  const last = allEvals[allEvals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition, k, feedback, latentSupervision: opts.latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
+  const summary = { mode, condition, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
-  lines.push(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${out}/metrics.jsonl, ${out}/summary.json, ${out}/checkpoint/`);
-  console.log(lines.join('\n'));
   model.destroy();
   be.destroy();
+  if (result.stoppedEarly) {
+    console.log(`stopped at step ${trainer.step} of ${steps}: checkpoint saved in ${ckptDir}; continue with the same flags and --resume`);
+    return 130;
+  }
+  console.log(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${metricsFile}, ${out}/summary.json, ${ckptDir}/`);
   return 0;
 }
 

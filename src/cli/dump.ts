@@ -8,7 +8,7 @@ import { readText, writeFileAtomic } from '../io.js';
 import { Kind, Qwen2 } from '../model/qwen2.js';
 import { writeSafetensors, type WriteTensor } from '../safetensors.js';
 
-const help = `latentlm dump --model DIR|ID --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu]
+const help = `latentlm dump --model DIR|ID --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu] [--allow-nonfinite]
 
 --model: an HF directory, or a Hub id (Qwen/Qwen2-0.5B[@rev]) taken from the HF cache (downloaded into it if missing;
 HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply); its snapshot directory is printed for qwen2_ref.py --model.
@@ -25,7 +25,7 @@ export const dumpCommand = {
   summary: 'forward+backward one case through a checkpoint; write logits, loss, hidden and every gradient',
   help,
   async run(argv: string[]): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, case: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, case: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
     if (values.help) {
       console.log(help);
       return 0;
@@ -50,7 +50,7 @@ export const dumpCommand = {
     const be = await createBackend({ prefer: (values.backend as BackendName | undefined) ?? 'auto', log: (l) => console.error(l) });
     const dir = String(await resolveQwen2Source(values.model!));
     if (dir !== values.model) console.error(`dump: ${values.model} is ${dir}`);
-    const model = await Qwen2.load(be, dir, { onWarning: (w) => console.error(`warning: ${w}`) });
+    const model = await Qwen2.load(be, dir, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: values['allow-nonfinite'] });
     let valid = 0;
     for (let t = 1; t < T; t++) if (labels[t] !== -100) valid++;
     model.zeroGrads();

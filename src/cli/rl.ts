@@ -12,6 +12,10 @@ import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '.
 import { wasmChecker } from '../rl/rewards.js';
 import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
 import { parseFlags, UsageError } from './_args.js';
+import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal } from '../train/signals.js';
+import { checkResume, readRecords } from '../train/resume.js';
+import { readCheckpointState } from '../latent/checkpoint.js';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -48,8 +52,12 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --eval-every N       steps between held-out evaluations (default 50; 0 = start and end only)
   --eval-rows N        held-out problems per evaluation (default 32)
   --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
-  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run)
+  --ckpt-every N       steps between checkpoints (default 25; 0 = only at the end and on Ctrl-C)
+  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
+                       is no checkpoint or a flag that shapes the run differs from the checkpointed one
+  --resume-anyway      resume even with such differences (they are listed)
   --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --allow-nonfinite    load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
   --seed N             data order and sampling (default 0)
   --help               this text
 
@@ -64,8 +72,8 @@ interface Initial {
 }
 
 /** The initial policy: the base model (default or --model), then a phase-1 checkpoint over it (--init). */
-async function loadInitial(be: Backend, model: string | undefined, init: string | undefined): Promise<Initial> {
-  const loaded = await loadModel(be, model);
+async function loadInitial(be: Backend, model: string | undefined, init: string | undefined, allowNonFinite = false): Promise<Initial> {
+  const loaded = await loadModel(be, model, { allowNonFinite });
   const out: Initial = { model: loaded.model, tok: loaded.tok, source: loaded.source, heads: {} };
   if (init) {
     const st = await loadCheckpoint(init, loaded.model, null);
@@ -81,33 +89,73 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
   return out;
 }
 
-export async function rlMain(argv: string[]): Promise<number> {
-  const { values } = parseFlags('rl', argv, {
+const RL_FLAGS = {
       steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
       eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
       'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
-  });
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
+} as const;
+const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
+
+/** The numeric flags, typed and range-checked (UsageError naming the flag otherwise). */
+function rlNumbers(f: FlagReader, hasModel: boolean) {
+  return {
+    seed: f.int('seed', 0),
+    ckptEvery: f.int('ckpt-every', 25, { min: 0 }),
+    evalRows: f.int('eval-rows', 32, { min: 0 }),
+    steps: f.int('steps', 300, { min: 1 }),
+    beta: f.number('beta', 0, { min: 0 }),
+    evalEvery: f.int('eval-every', 50, { min: 0 }),
+    group: f.int('group', 8, { min: 1 }),
+    questions: f.int('questions', 2, { min: 1 }),
+    lr: f.number('lr', hasModel ? 1e-6 : 5e-5, { above: 0, max: 10 }),
+    eps: f.number('eps', 0.2, { above: 0, max: 1 }),
+    epsHigh: f.has('eps-high') ? f.number('eps-high', 0.2, { above: 0, max: 10 }) : undefined,
+    ppoEpochs: f.int('ppo-epochs', 1, { min: 1 }),
+    maxNew: f.int('max-new', 160, { min: 1 }),
+    temperature: f.number('temperature', 1, { min: 0 }),
+    maxLatents: f.int('max-latents', 8, { min: 1 }),
+    latentBudget: f.int('latent-budget', 24, { min: 0 }),
+    latentCost: f.number('latent-cost', 0),
+    formatReward: f.number('format-reward', 0),
+    headLr: f.number('head-lr', 1e-3, { above: 0, max: 10 }),
+    microBatch: f.has('micro-batch') ? f.int('micro-batch', 8, { min: 1 }) : undefined,
+    sampleEvery: f.int('sample-every', 25, { min: 0 }),
+  };
+}
+
+export async function rlMain(argv: string[]): Promise<number> {
+  const { values } = parseRlFlags(argv);
   if (values.help) {
     console.log(rlHelp);
     return 0;
   }
-  const num = (v: string | undefined, d: number, name: string) => {
-    if (v === undefined) return d;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new UsageError(`rl: --${name} expects a number, got '${v}'`);
-    return n;
-  };
-  const seed = num(values.seed, 0, 'seed');
+  const f = new FlagReader('rl', values);
+  const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+  const n = rlNumbers(f, !!values.model); // every numeric flag checked before anything loads
   const out = values.out ?? 'runs/rl';
   const t0 = performance.now();
-  const be = await pickBackend(values.backend, (l) => console.log(l));
+  // installed before anything slow, so a Ctrl-C while the model loads cannot end the run unsaved
+  const stop = installStopSignal({ checkpointDir: `${out}/checkpoint`, log: (l) => console.log(l) });
+  try {
+    return await rlRun(values, n, out, t0, stop, backendName);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: ReturnType<typeof rlNumbers>, out: string, t0: number, stop: StopSignal, backendName: string | undefined): Promise<number> {
+  const seed = n.seed;
+  const ckptDir = `${out}/checkpoint`;
+  const saved = values.resume ? await readCheckpointState(ckptDir) : null;
+  if (values.resume && !saved) throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
+  const be = await pickBackend(backendName, (l) => console.log(l));
   let initial: Initial;
   try {
-    initial = await loadInitial(be, values.model, values.init);
+    initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
   } catch (e) {
     if (!values.model && /default model|default-model/i.test((e as Error).message)) {
       console.error(`The embedded default model (models/default) is not built in this checkout, so there is nothing to train.\n` +
@@ -127,97 +175,112 @@ export async function rlMain(argv: string[]): Promise<number> {
   if (mode === 'full' && model.twoTrunk) throw new Error('--mode full: the --init checkpoint is a two-trunk model; use --mode two-trunk');
   const data = await loadData(values.data, { seed, preset: values.preset });
   const toTask = (r: { question: string; final: string }): Task => ({ question: r.question, gold: r.final });
-  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, num(values['eval-rows'], 32, 'eval-rows')).map(toTask);
-  const steps = num(values.steps, 300, 'steps');
-  const beta = num(values.beta, 0, 'beta');
+  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, n.evalRows).map(toTask);
+  const steps = n.steps;
+  const beta = n.beta;
   console.log(`model: ${initial.source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}, ${mode}); data: ${data.source} (${tasks.length} train / ${data.test.length} test)`);
 
   // beta > 0 on resume: the reference is the INITIAL policy, loaded again (the checkpoint holds the trained one)
   let reference: Qwen2 | null = null;
   if (values.resume && beta > 0 && (await sourceExists(`${out}/checkpoint/state.json`))) {
-    reference = (await loadInitial(be, values.model, values.init)).model;
+    reference = (await loadInitial(be, values.model, values.init, values['allow-nonfinite'])).model;
     if (mode === 'two-trunk' && !reference.twoTrunk) reference.enableTwoTrunk();
   }
   await mkdir(out, { recursive: true });
   const metrics = `${out}/metrics.jsonl`;
   if (!values.resume) await writeFile(metrics, '');
   let pending = '';
+  // records logged so far, the sessions before a resume included (stored in each checkpoint)
+  let logged = typeof saved?.state.records === 'number' ? saved.state.records : 0;
   const log = (rec: Record<string, unknown>) => {
     pending += JSON.stringify(rec) + '\n';
+    logged++;
   };
   const flush = async () => {
     if (pending) await appendFile(metrics, pending);
     pending = '';
   };
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    console.log('\nCtrl-C: finishing this step and saving a checkpoint (again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
-  const evalEvery = num(values['eval-every'], 50, 'eval-every');
+  const evalEvery = n.evalEvery;
   const opts: GrpoOptions = {
     steps, beta, seed, condition,
-    group: num(values.group, 8, 'group'),
-    questionsPerStep: num(values.questions, 2, 'questions'),
-    lr: num(values.lr, values.model ? 1e-6 : 5e-5, 'lr'),
-    eps: num(values.eps, 0.2, 'eps'),
-    epsHigh: values['eps-high'] !== undefined ? num(values['eps-high'], 0.2, 'eps-high') : undefined,
-    ppoEpochs: num(values['ppo-epochs'], 1, 'ppo-epochs'),
+    group: n.group,
+    questionsPerStep: n.questions,
+    lr: n.lr,
+    eps: n.eps,
+    epsHigh: n.epsHigh,
+    ppoEpochs: n.ppoEpochs,
     filterZeroVariance: !!values['filter-zero-variance'],
-    maxNewTokens: num(values['max-new'], 160, 'max-new'),
-    temperature: num(values.temperature, 1, 'temperature'),
-    maxLatents: num(values['max-latents'], 8, 'max-latents'),
-    latentBudget: num(values['latent-budget'], 24, 'latent-budget'),
+    maxNewTokens: n.maxNew,
+    temperature: n.temperature,
+    maxLatents: n.maxLatents,
+    latentBudget: n.latentBudget,
     latentsPerSpan: typeof p1.k === 'number' && p1.k > 0 ? p1.k : undefined,
-    rewards: { latentCost: num(values['latent-cost'], 0, 'latent-cost'), formatReward: num(values['format-reward'], 0, 'format-reward'), strict: !!values.strict },
-    headLr: num(values['head-lr'], 1e-3, 'head-lr'),
-    microBatch: values['micro-batch'] !== undefined ? num(values['micro-batch'], 8, 'micro-batch') : undefined,
-    sampleEvery: num(values['sample-every'], 25, 'sample-every'),
+    rewards: { latentCost: n.latentCost, formatReward: n.formatReward, strict: !!values.strict },
+    headLr: n.headLr,
+    microBatch: n.microBatch,
+    sampleEvery: n.sampleEvery,
     samplesPerLog: 4,
     outDir: out,
-    ckptEvery: 25,
+    ckptEvery: n.ckptEvery,
     resume: !!values.resume,
     eosId: tok.eosId,
     log,
-    shouldStop: () => stop,
+    shouldStop: () => stop.requested,
   };
   const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
-  const ckptDir = `${out}/checkpoint`;
-  if (opts.resume && (await trainer.restore(ckptDir))) console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
+  const trajectory = JSON.parse(JSON.stringify({ ...opts, log: undefined, shouldStop: undefined, resume: undefined, outDir: undefined, model: initial.source, data: data.source, backend: be.name, mode }));
+  // an evaluation that Ctrl-C interrupted (or kept from starting) is done first by the resumed run
+  let pendingEval = saved?.state.pendingEval === true;
+  trainer.extraState = () => ({ records: logged, trajectory, pendingEval });
+  if (saved) {
+    await checkResume('rl', saved, trajectory, { anyway: !!values['resume-anyway'], metricsFile: metrics, refuse: (m) => new UsageError(m) });
+    await trainer.restore(ckptDir);
+    console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
+  }
   console.log(`rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`);
-  const evals: { step: number; accuracy: number; latentsPerAnswer: number }[] = [];
   const runEval = async () => {
-    const e = await trainer.evaluate(evalTasks);
+    pendingEval = true;
+    if (stop.requested) return;
+    let e: Awaited<ReturnType<typeof trainer.evaluate>>;
+    try {
+      e = await trainer.evaluate(evalTasks);
+    } catch (err) {
+      if (err instanceof EvalInterrupted) return;
+      throw err;
+    }
+    pendingEval = false;
     log(e as unknown as Record<string, unknown>);
-    evals.push(e);
     console.log(`[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`);
     for (const s of e.samples.slice(0, 1)) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`);
     await flush();
   };
-  if (evalTasks.length && trainer.step === 0) await runEval();
-  let stoppedEarly = false;
-  while (trainer.step < steps) {
+  if (evalTasks.length && (trainer.step === 0 || pendingEval)) await runEval();
+  for (;;) {
+    await yieldToEventLoop(); // a step's awaits may all resolve without a turn of the event loop: let a SIGINT be seen
+    if (trainer.step >= steps || stop.requested) break;
     const r: GrpoStepRecord = await trainer.trainStep();
     console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
-    if (opts.ckptEvery && r.step % opts.ckptEvery === 0) await trainer.save(ckptDir);
+    // flushed first: a checkpoint counts only records already in metrics.jsonl
     await flush();
-    if (stop) {
-      stoppedEarly = true;
-      break;
-    }
+    if (opts.ckptEvery && r.step % opts.ckptEvery === 0 && !stop.requested) await stop.guardSave(() => trainer.save(ckptDir));
   }
-  await trainer.save(ckptDir);
-  if (!stoppedEarly && evalTasks.length) await runEval();
+  let stoppedEarly = trainer.step < steps || pendingEval;
   await flush();
-  process.off('SIGINT', onSigint);
-  const recs = trainer.records;
+  await stop.guardSave(() => trainer.save(ckptDir));
+  if (!stoppedEarly && evalTasks.length) {
+    await runEval();
+    stoppedEarly = pendingEval;
+  }
+  await flush();
+  // the summary and report cover the whole run, the sessions before a resume included
+  const all = await readRecords(metrics);
+  const recs = all.filter((r) => r.type === 'step') as unknown as GrpoStepRecord[];
+  const evals = all.filter((r) => r.type === 'eval') as unknown as { step: number; accuracy: number; latentsPerAnswer: number }[];
   const window = (a: GrpoStepRecord[]) => (a.length ? a.reduce((s, r) => s + r.reward, 0) / a.length : NaN);
   const k = Math.max(1, Math.min(20, Math.floor(recs.length / 4)));
   const summary = {
-    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined },
+    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined, resume: undefined },
     rewardFirst: window(recs.slice(0, k)), rewardLast: window(recs.slice(-k)), windowSteps: k, evals,
   };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
@@ -227,10 +290,14 @@ export async function rlMain(argv: string[]): Promise<number> {
   } catch (e) {
     console.error(`warning: no report.svg (${(e as Error).message})`);
   }
-  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps of this session) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
+  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
   trainer.destroy();
   model.destroy();
   be.destroy();
+  if (stoppedEarly) {
+    console.log(`stopped at step ${trainer.step} of ${steps}: checkpoint saved in ${ckptDir}; continue with the same flags and --resume`);
+    return 130;
+  }
   return 0;
 }
 

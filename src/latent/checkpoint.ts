@@ -6,6 +6,7 @@ import type { Qwen2 } from '../model/qwen2.js';
 import type { AdamW } from '../train/adamw.js';
 import { parseSafetensors, toFloat32, writeSafetensors } from '../safetensors.js';
 import { readBytes, readText, sourceExists } from '../io.js';
+import { assertFiniteTensor } from '../model/validate.js';
 
 export interface CheckpointState {
   step: number;
@@ -18,25 +19,51 @@ export interface CheckpointState {
   [k: string]: unknown;
 }
 
-export async function saveCheckpoint(dir: string, model: Qwen2, opt: AdamW | null, state: CheckpointState): Promise<void> {
+/** How checkpoint files are written (node:fs/promises' writeFile by default; tests inject failures such as ENOSPC). */
+export type WriteFileFn = (path: string, data: Uint8Array | string) => Promise<void>;
+
+export async function saveCheckpoint(dir: string, model: Qwen2, opt: AdamW | null, state: CheckpointState, io: { writeFile?: WriteFileFn } = {}): Promise<void> {
   const fs = await import('node:fs/promises');
   const tmp = `${dir}.new`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await fs.mkdir(tmp, { recursive: true });
-  const params = await model.exportTensors();
-  const tensors = [...params].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
-  await fs.writeFile(`${tmp}/model.safetensors`, writeSafetensors(tensors, { format: 'pt' }));
-  await fs.writeFile(`${tmp}/config.json`, JSON.stringify(model.config, null, 2));
-  if (opt) {
-    const os = await opt.exportState();
-    await fs.writeFile(`${tmp}/optimizer.safetensors`, writeSafetensors([...os.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })), { step: String(os.step) }));
+  const write = io.writeFile ?? ((path: string, data: Uint8Array | string) => fs.writeFile(path, data));
+  let file = tmp;
+  try {
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.mkdir(tmp, { recursive: true });
+    const params = await model.exportTensors();
+    const tensors = [...params].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
+    await write((file = `${tmp}/model.safetensors`), writeSafetensors(tensors, { format: 'pt' }));
+    await write((file = `${tmp}/config.json`), JSON.stringify(model.config, null, 2));
+    if (opt) {
+      const os = await opt.exportState();
+      await write((file = `${tmp}/optimizer.safetensors`), writeSafetensors([...os.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })), { step: String(os.step) }));
+    }
+    await write((file = `${tmp}/state.json`), JSON.stringify(state));
+  } catch (e) {
+    // a partial checkpoint is worse than none: remove it, leave the previous one where it is
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    const prev = (await sourceExists(`${dir}/state.json`)) ? `; the previous checkpoint in ${dir} is unchanged` : '';
+    throw new Error(`cannot write checkpoint file ${file}: ${(e as Error).message}${prev}`);
   }
-  await fs.writeFile(`${tmp}/state.json`, JSON.stringify(state));
   const old = `${dir}.old`;
   await fs.rm(old, { recursive: true, force: true });
   if (await sourceExists(dir)) await fs.rename(dir, old);
   await fs.rename(tmp, dir);
   await fs.rm(old, { recursive: true, force: true });
+}
+
+/** The state.json of the checkpoint in `dir` (or of `dir.old`, left by a crash between the two renames), or null. */
+export async function readCheckpointState(dir: string): Promise<{ dir: string; state: CheckpointState } | null> {
+  for (const d of [dir, `${dir}.old`]) {
+    const f = `${d}/state.json`;
+    if (!(await sourceExists(f))) continue;
+    try {
+      return { dir: d, state: JSON.parse(await readText(f)) as CheckpointState };
+    } catch (e) {
+      throw new Error(`${f}: ${(e as Error).message}`);
+    }
+  }
+  return null;
 }
 
 /** Loads a checkpoint into an existing model (and optimizer); returns its state, or null if there is none. */
@@ -49,6 +76,7 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
   const st = parseSafetensors(await readBytes(`${d}/model.safetensors`), `${d}/model.safetensors`);
   for (const [name, entry] of st.tensors) {
     const data = toFloat32(entry);
+    assertFiniteTensor(name, `${d}/model.safetensors`, data);
     if (!model.params.has(name)) model.addParam(name, entry.shape, data);
     else {
       const p = model.param(name);

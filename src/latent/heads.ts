@@ -82,6 +82,17 @@ export class LogisticHead {
     return { name: this.name, dim: this.dim, w: Array.from(this.w), b: this.b };
   }
 
+  /** Adam's moments and step count: with toJSON's weights, all a resumed run needs to continue bit-identically. */
+  adamState() {
+    return { m: Array.from(this.m), v: Array.from(this.v), mb: this.mb, vb: this.vb, t: this.t };
+  }
+
+  loadAdamState(s: { m: number[]; v: number[]; mb: number; vb: number; t: number }): void {
+    if (s.m.length !== this.dim || s.v.length !== this.dim) throw new Error(`${this.name} head: optimizer state has ${s.m.length} entries, the head has ${this.dim}`);
+    this.m.set(s.m), this.v.set(s.v);
+    this.mb = s.mb, this.vb = s.vb, this.t = s.t;
+  }
+
   static fromJSON(j: { name: string; dim: number; w: number[]; b: number }): LogisticHead {
     const h = new LogisticHead(j.dim, j.name);
     h.w.set(j.w);

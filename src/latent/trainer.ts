@@ -11,6 +11,7 @@ import { buildSequence, extraRows, type Condition, type LatentSequence, type Spl
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from './generate.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -49,8 +50,12 @@ export interface Phase1Options {
   /** Called with every JSON record (step and eval lines). */
   log?: (rec: Record<string, unknown>) => void;
   onStep?: (step: number, rec: StepRecord) => void;
-  /** Checked between steps: returning true stops after saving a checkpoint (Ctrl-C). */
+  /** Checked between steps (and between generated answers in an eval): true stops after saving a checkpoint (Ctrl-C). */
   shouldStop?: () => boolean;
+  /** Wraps every checkpoint write (e.g. so a second Ctrl-C waits for it: src/train/signals.ts). */
+  guardSave?: <T>(save: () => Promise<T>) => Promise<T>;
+  /** Extra entries (model, data, backend, ...) stored with the trajectory options in the checkpoint, for --resume checks. */
+  runInfo?: Record<string, unknown>;
   reward?: (completion: string, gold: string) => { reward: number };
   tokenText?: (id: number) => string;
   /** Restrict latent decoding to these ids (e.g. the restricted vocabulary of a small model). */
@@ -110,6 +115,14 @@ export class Phase1Trainer {
   private epoch = 0;
   readonly steps: StepRecord[] = [];
   readonly evals: EvalRecord[] = [];
+  /** Records passed to `log` so far, this run and the runs it resumed (a resume truncates metrics.jsonl to it). */
+  logged = 0;
+  /** The scale of 'scaled' feedback, measured once at the start of the run (restored on resume, never re-measured). */
+  private feedbackScale?: number;
+  /** An evaluation was due at `step` but interrupted by Ctrl-C: the resumed run does it first. */
+  private pendingEval = false;
+  /** The step of the last checkpoint written (or restored) in this run, for error messages. */
+  private savedStep?: number;
 
   constructor(readonly model: Qwen2, readonly tok: TextEncoder_ & Decoder, readonly train: SplitRow[], readonly test: SplitRow[], readonly o: Phase1Options) {
     if (train.length === 0) throw new Error('phase 1: no training rows');
@@ -139,7 +152,7 @@ export class Phase1Trainer {
 
   /** Fills marker/pause embeddings (a token's embedding, or the mean embedding), as Coconut initialises from `<<`. */
   async init(): Promise<void> {
-    if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback(await this.measureScale());
+    if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
     if (!this.needsMarkerInit) return;
     const m = this.model, H = m.H;
     const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
@@ -249,6 +262,7 @@ export class Phase1Trainer {
     this.model.zeroGrads();
     let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
     for (const seq of seqs) {
+      await yieldToEventLoop(); // lets a Ctrl-C be seen (and reported to wrappers like tsx's) within one sequence
       const wantHidden = this.o.condition !== 'none';
       let labelWeights: Float32Array | undefined;
       if (seq.auxLabels) {
@@ -269,7 +283,7 @@ export class Phase1Trainer {
     }
     const loss = lossSum / Math.max(1, N);
     const stepNo = this.step + 1;
-    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, the last good checkpoint is kept`);
+    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`);
     const lr = this.lrAt(stepNo);
     const gradNorm = await this.opt.update(lr);
     this.step = stepNo;
@@ -277,7 +291,7 @@ export class Phase1Trainer {
     const rec: StepRecord = { type: 'step', step: stepNo, loss, gradNorm, lr, tokens, tokPerSec: tokens / dt, stage: Number.isFinite(stage) ? stage : -1 };
     if (this.o.condition !== 'none') Object.assign(rec, { startLoss: sLoss / seqs.length, endLoss: eLoss / seqs.length });
     this.steps.push(rec);
-    this.o.log?.(rec as unknown as Record<string, unknown>);
+    this.emit(rec);
     return rec;
   }
 
@@ -313,6 +327,8 @@ export class Phase1Trainer {
         let ok = 0, positions = 0, latents = 0;
         const samples: NonNullable<EvalRecord['samples']> = [];
         for (const row of gr) {
+          await yieldToEventLoop();
+          if (this.o.shouldStop?.()) throw new EvalInterrupted();
           const g = await generate(this.model, this.tok, row.question + '\n', {
             maxNewTokens: this.o.maxNewTokens ?? 96, condition: useLatents ? this.o.condition : 'none',
             startHead: useLatents ? this.startHead : null, endHead: this.o.condition === 'latent' ? this.endHead : null,
@@ -335,19 +351,39 @@ export class Phase1Trainer {
       if (this.o.condition !== 'none') rec.accuracyNoLatents = (await run(false)).acc;
     }
     this.evals.push(rec);
-    this.o.log?.(rec as unknown as Record<string, unknown>);
+    this.emit(rec);
     return rec;
+  }
+
+  private emit(rec: StepRecord | EvalRecord) {
+    this.logged++;
+    this.o.log?.(rec as unknown as Record<string, unknown>);
   }
 
   checkpointState(): CheckpointState {
     return {
       step: this.step, rng: this.rng.state(), order: this.order, cursor: this.cursor, epoch: this.epoch,
-      heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: { mode: this.o.mode, condition: this.o.condition, k: this.o.k, seed: this.o.seed },
+      heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: this.trajectoryOptions(),
+      headAdam: { start: this.startHead.adamState(), end: this.endHead.adamState() },
+      records: this.logged, pendingEval: this.pendingEval, feedbackScale: this.feedbackScale,
+    };
+  }
+
+  /** Everything that shapes the run's numbers: a resume with any of these changed is not the same run. */
+  trajectoryOptions(): Record<string, unknown> {
+    const o = this.o;
+    return {
+      mode: o.mode, condition: o.condition, k: o.k, seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps ?? 0,
+      adamw: o.adamw ?? {}, curriculumStepsPerStage: o.curriculumStepsPerStage ?? 0, maxLatents: o.maxLatents ?? 8, feedback: o.feedback ?? 'identity',
+      latentSupervision: o.latentSupervision ?? 0, markerInit: o.markerInit ?? { kind: 'mean' }, maxLen: o.maxLen ?? null,
+      evalEvery: o.evalEvery, evalRows: o.evalRows, genRows: o.genRows, genEvery: o.genEvery ?? 0, maxNewTokens: o.maxNewTokens ?? 96, ...o.runInfo,
     };
   }
 
   async save(dir: string): Promise<void> {
-    await saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
+    const save = () => saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
+    await (this.o.guardSave ? this.o.guardSave(save) : save());
+    this.savedStep = this.step;
   }
 
   async restore(dir: string): Promise<boolean> {
@@ -361,6 +397,12 @@ export class Phase1Trainer {
     const s = LogisticHead.fromJSON(st.heads.start as never), e = LogisticHead.fromJSON(st.heads.end as never);
     this.startHead.w.set(s.w), (this.startHead.b = s.b);
     this.endHead.w.set(e.w), (this.endHead.b = e.b);
+    const ha = st.headAdam as { start: never; end: never } | undefined;
+    if (ha) this.startHead.loadAdamState(ha.start), this.endHead.loadAdamState(ha.end);
+    this.logged = typeof st.records === 'number' ? st.records : 0;
+    this.pendingEval = st.pendingEval === true;
+    this.savedStep = st.step;
+    if (typeof st.feedbackScale === 'number') this.feedbackScale = st.feedbackScale;
     this.needsMarkerInit = false;
     return true;
   }
@@ -372,19 +414,37 @@ export class Phase1Trainer {
     if (o.resume && ckptDir) await this.restore(ckptDir);
     await this.init();
     let stoppedEarly = false;
-    if (this.step === 0 && o.evalEvery > 0) await this.evaluate(false);
+    // a periodic eval that Ctrl-C interrupted (or that never started) is done before training goes on
+    const periodicEval = async () => {
+      this.pendingEval = true;
+      if (o.shouldStop?.()) return;
+      try {
+        await this.evaluate(!!o.genEvery && this.step % o.genEvery === 0);
+        this.pendingEval = false;
+      } catch (e) {
+        if (!(e instanceof EvalInterrupted)) throw e;
+      }
+    };
+    if (this.pendingEval) await periodicEval();
+    else if (this.step === 0 && o.evalEvery > 0) await this.evaluate(false);
     while (this.step < o.steps) {
+      await yieldToEventLoop(); // a Ctrl-C during the last sequence of a step is seen before the next step starts
+      if (o.shouldStop?.()) break;
       const rec = await this.trainStep();
       o.onStep?.(this.step, rec);
-      if (o.evalEvery > 0 && this.step % o.evalEvery === 0 && this.step < o.steps) await this.evaluate(!!o.genEvery && this.step % o.genEvery === 0);
-      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0) await this.save(ckptDir);
-      if (o.shouldStop?.()) {
+      if (o.evalEvery > 0 && this.step % o.evalEvery === 0 && this.step < o.steps) await periodicEval();
+      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0 && !o.shouldStop?.()) await this.save(ckptDir);
+    }
+    stoppedEarly = this.step < o.steps || this.pendingEval;
+    if (ckptDir) await this.save(ckptDir);
+    if (!stoppedEarly) {
+      try {
+        await this.evaluate(true);
+      } catch (e) {
+        if (!(e instanceof EvalInterrupted)) throw e;
         stoppedEarly = true;
-        break;
       }
     }
-    if (ckptDir) await this.save(ckptDir);
-    if (!stoppedEarly) await this.evaluate(true);
     return { steps: this.steps, evals: this.evals, startHead: this.startHead, endHead: this.endHead, stoppedEarly };
   }
 }

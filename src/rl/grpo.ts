@@ -28,6 +28,7 @@ import { extraRows, type Condition } from '../latent/sequence.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
 import { canBatch, markedText, replay, sampleGroup, type Completion, type PolicyOptions } from './policy.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
+import { EvalInterrupted } from '../train/signals.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -371,6 +372,7 @@ export class GrpoTrainer {
     let correct = 0, format = 0, latents = 0, reward = 0;
     const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
     for (const task of tasks) {
+      if (this.o.shouldStop?.()) throw new EvalInterrupted(); // Ctrl-C: stop at an answer boundary
       const [c] = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), 1, policy, rng);
       const s = shapeReward(this.check, this.tok.decode(c.tokens), task.gold, c.latents, this.o.rewards);
       (correct += s.correct), (format += s.format), (latents += c.latents), (reward += s.reward);
@@ -547,6 +549,9 @@ export class GrpoTrainer {
     return rec;
   }
 
+  /** Entries the caller adds to every checkpoint's state.json (the CLI: record count, options for --resume checks). */
+  extraState?: () => Record<string, unknown>;
+
   checkpointState(): CheckpointState {
     return {
       kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
@@ -554,6 +559,7 @@ export class GrpoTrainer {
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
       options: { condition: this.o.condition, group: this.o.group, seed: this.o.seed, beta: this.o.beta, mode: this.model.twoTrunk ? 'two-trunk' : 'full' },
+      ...this.extraState?.(),
     };
   }
 

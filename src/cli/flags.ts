@@ -1,0 +1,92 @@
+// Typed, range-checked values of string flags (`--steps 2.5`, `--batch 0`, `--backend foo` are usage errors, exit 2),
+// and negative numbers as flag values (`--seed -1`), which node:util parseArgs would otherwise read as an option.
+import { UsageError } from './_args.js';
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * `--name -1` -> `--name=-1` for the flags that take a value, so parseArgs takes the negative number as the value
+ * (it reports "argument is ambiguous" otherwise). Only number-shaped values are joined: `--out -x` stays an error.
+ */
+export function joinNegativeValues(argv: string[], valueFlags: Iterable<string>): string[] {
+  const takes = new Set(valueFlags);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1];
+    if (a.startsWith('--') && !a.includes('=') && takes.has(a.slice(2)) && next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** The names of an options table's string-valued flags (for joinNegativeValues). */
+export function valueFlagNames(options: Record<string, { type: string }>): string[] {
+  return Object.entries(options).filter(([, o]) => o.type === 'string').map(([n]) => n);
+}
+
+export interface NumberRange {
+  /** Inclusive lower bound. */
+  min?: number;
+  /** Exclusive lower bound (e.g. a learning rate must be > 0). */
+  above?: number;
+  /** Inclusive upper bound. */
+  max?: number;
+}
+
+function rangeText(r: NumberRange): string {
+  const parts: string[] = [];
+  if (r.above !== undefined) parts.push(`> ${r.above}`);
+  if (r.min !== undefined) parts.push(`>= ${r.min}`);
+  if (r.max !== undefined) parts.push(`<= ${r.max}`);
+  return parts.join(' and ');
+}
+
+function checkRange(cmd: string, name: string, raw: string, n: number, r: NumberRange, what: string): number {
+  const bad = (r.min !== undefined && n < r.min) || (r.above !== undefined && n <= r.above) || (r.max !== undefined && n > r.max);
+  if (bad) throw new UsageError(`${cmd}: --${name} must be ${what} ${rangeText(r)}, got '${raw}'`);
+  return n;
+}
+
+/** Reads flag values of one command; every failure is a UsageError naming the flag and the value given. */
+export class FlagReader {
+  constructor(readonly cmd: string, readonly values: Values) {}
+
+  private raw(name: string): string | undefined {
+    const v = this.values[name];
+    if (v === undefined || typeof v === 'boolean') return undefined;
+    return String(Array.isArray(v) ? v[v.length - 1] : v);
+  }
+
+  has(name: string): boolean {
+    return this.raw(name) !== undefined;
+  }
+
+  /** A finite number in range (default `def` when the flag is absent). */
+  number(name: string, def: number, range: NumberRange = {}): number {
+    const raw = this.raw(name);
+    if (raw === undefined) return def;
+    const n = raw.trim() === '' ? NaN : Number(raw);
+    if (!Number.isFinite(n)) throw new UsageError(`${this.cmd}: --${name} expects a number, got '${raw}'`);
+    return checkRange(this.cmd, name, raw, n, range, 'a number');
+  }
+
+  /** A safe integer in range (`2.5`, `1e400`, `0x10` are refused). */
+  int(name: string, def: number, range: NumberRange = {}): number {
+    const raw = this.raw(name);
+    if (raw === undefined) return def;
+    if (!/^[+-]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`${this.cmd}: --${name} expects a whole number, got '${raw}'`);
+    return checkRange(this.cmd, name, raw, Number(raw), range, 'an integer');
+  }
+
+  /** One of `choices` (default `def`). */
+  choice<T extends string>(name: string, choices: readonly T[], def: T): T {
+    const raw = this.raw(name);
+    if (raw === undefined) return def;
+    if (!(choices as readonly string[]).includes(raw)) throw new UsageError(`${this.cmd}: --${name} must be ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got '${raw}'`);
+    return raw as T;
+  }
+}
+
+export const BACKEND_CHOICES = ['webgpu', 'wasm', 'gpujs', 'cpu'] as const;
