@@ -11,6 +11,7 @@ import { CpuBackend } from '../src/backend/cpu.js';
 import { createGpujsBackend, GpujsBackend } from '../src/backend/gpujs.js';
 import type { AttentionShape, Backend, Tensor } from '../src/backend/types.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
+import { demand } from './_require.js';
 
 backendConformance('gpujs (auto mode)', () => createGpujsBackend());
 backendConformance('gpujs (cpu mode)', () => createGpujsBackend({ mode: 'cpu' }));
@@ -126,6 +127,7 @@ describe('gpujs backend errors', () => {
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
+demand('chromium', haveChromium, `no browser at ${CHROMIUM}`);
 if (!haveChromium) console.log(`[backend-gpujs] skipping the WebGL2 (headless Chromium) run: no browser at ${CHROMIUM} (set CHROMIUM_PATH)`);
 
 describe.skipIf(!haveChromium)('gpujs backend in headless Chromium (gpu.js WebGL2 kernels)', () => {

@@ -8,6 +8,7 @@ import { BackendError, type Backend, type Tensor } from '../src/backend/types.js
 import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
 import { MATMUL_TILES, TILED_NEEDS, chooseKernels } from '../src/backend/webgpu-kernels.js';
+import { demand } from './_require.js';
 
 let unavailable = '';
 try {
@@ -17,6 +18,7 @@ try {
   console.log(`backend-webgpu: skipped, no WebGPU adapter: ${unavailable}`);
 }
 
+demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
 describe.skipIf(!!unavailable)('webgpu', () => {
   backendConformance('webgpu', () => createWebGPUBackend());
   backendConformance('webgpu (tensors split at 4 KiB)', () => createWebGPUBackend({ maxBindingBytes: 4096 }));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createWebGPUBackend } from '../src/backend/webgpu.js';
 import { ROOT, run } from './_dist.js';
+import { demand } from './_require.js';
 
 let unavailable = '';
 try {
@@ -15,6 +16,7 @@ try {
   console.log(`bench-gpu: skipped, no WebGPU adapter: ${unavailable}`);
 }
 
+demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
 describe.skipIf(!!unavailable)('bench/gpu.ts --quick', () => {
   it('prints adapter, matmul, attention and training figures as JSON lines, with 0 creations per step', async () => {
     const { stdout } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['bench/gpu.ts', '--quick', '--seconds', '0.01'], { cwd: ROOT, maxBuffer: 16 << 20 });

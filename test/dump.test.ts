@@ -9,8 +9,10 @@ import { dumpCommand } from '../src/cli/dump.js';
 import { saveHfCheckpoint } from '../src/hf.js';
 import { parseSafetensors, toFloat32 } from '../src/safetensors.js';
 import { maxRelErr } from './_conformance.js';
+import { demand } from './_require.js';
 
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+demand('torch', hasTorch, '/usr/bin/python3 cannot import torch');
 if (!hasTorch) console.log('dump.test: /usr/bin/python3 with torch not found; skipping the live reference comparison');
 
 describe.skipIf(!hasTorch)('dump vs the PyTorch reference CLI', () => {

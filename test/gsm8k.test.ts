@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadGsm8k, parseGsm8k, splitAnswer, splitAnswers, type Gsm8kExample } from '../src/gsm8k.js';
+import { demand } from './_require.js';
 
 const DATA = fileURLToPath(new URL('../../shared/gsm8k/', import.meta.url));
 const haveData = existsSync(join(DATA, 'train.jsonl')) && existsSync(join(DATA, 'test.jsonl'));
@@ -134,6 +135,7 @@ describe('parseGsm8k / loadGsm8k: malformed rows', () => {
   });
 });
 
+demand('shared', haveData, '../shared/gsm8k is absent');
 describe.skipIf(!haveData)('real GSM8K data', () => {
   for (const [split, count] of [['train', 7473], ['test', 1319]] as const) {
     it(`${split}: all ${count} rows split, and every row satisfies the invariants`, async () => {

@@ -11,6 +11,7 @@ import {
   expectedQwen2Tensors, loadHfCheckpoint, parseQwen2Config, saveHfCheckpoint, validateQwen2Tensors, type Qwen2Config, type SaveTensor,
 } from '../src/hf.js';
 import { parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors } from '../src/safetensors.js';
+import { demand } from './_require.js';
 
 const root = mkdtempSync(join(tmpdir(), 'latentlm-hf-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -335,6 +336,7 @@ describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/ma
 
   const py = '/usr/bin/python3';
   const hasTorch = spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+  demand('torch', hasTorch, `${py} cannot import torch`);
   if (!hasTorch) console.warn(`skipping the reference CLI test: ${py} with torch is not available`);
 
   it.skipIf(!hasTorch)('qwen2_ref.py CLI on a checkpoint we saved reproduces the fixture for one sequence (with latents)', async () => {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   f32BitsToBf16, f32BitsToF16, parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors, type WriteTensor,
 } from '../src/safetensors.js';
+import { demand } from './_require.js';
 
 const fixtures = join(__dirname, 'fixtures');
 const bitsOf = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0];
@@ -262,6 +263,7 @@ describe('files written by python / torch', () => {
 
   const py = '/usr/bin/python3';
   const hasTorch = spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+  demand('torch', hasTorch, `${py} cannot import torch`);
   if (!hasTorch) console.warn(`skipping: ${py} with torch is not available`);
   const tmp = mkdtempSync(join(tmpdir(), 'latentlm-st-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));

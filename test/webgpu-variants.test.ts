@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, TMP, run } from './_dist.js';
+import { demand } from './_require.js';
 
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
 const haveDeno = existsSync(DENO);
@@ -45,6 +46,7 @@ function check(runtime: string, line: string, expected: string[]): void {
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
+demand('chromium', haveChromium, `no browser at ${CHROMIUM}`);
 if (!haveChromium) console.log(`[webgpu-variants] skipping Chromium: no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
 
 describe.skipIf(!haveChromium)('webgpu kernel variants in headless Chromium', () => {
