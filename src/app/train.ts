@@ -32,6 +32,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --gen-rows N       held-out problems answered by generation for accuracy (default 24)
   --resume           continue from OUT/checkpoint (same trajectory as an uninterrupted run)
   --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --threads N        threads of the wasm backend (default: every core; results are identical for any N)
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
@@ -45,7 +46,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-      resume: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      resume: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -69,7 +70,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   const out = values.out ?? 'runs/train';
   const t0 = performance.now();
 
-  const be = await pickBackend(values.backend, (l) => console.log(l));
+  const be = await pickBackend(values.backend, (l) => console.log(l), values.threads);
   const { model, tok, source } = await loadModel(be, values.model);
   const data = await loadData(values.data, { seed });
   const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';

@@ -48,6 +48,7 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
   --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run)
   --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
+  --threads N          threads of the wasm backend (default: every core; results are identical for any N)
   --seed N             data order and sampling (default 0)
   --help               this text
 
@@ -87,7 +88,7 @@ export async function rlMain(argv: string[]): Promise<number> {
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' },
   });
   if (values.help) {
     console.log(rlHelp);
@@ -102,7 +103,7 @@ export async function rlMain(argv: string[]): Promise<number> {
   const seed = num(values.seed, 0, 'seed');
   const out = values.out ?? 'runs/rl';
   const t0 = performance.now();
-  const be = await pickBackend(values.backend, (l) => console.log(l));
+  const be = await pickBackend(values.backend, (l) => console.log(l), values.threads);
   let initial: Initial;
   try {
     initial = await loadInitial(be, values.model, values.init);
