@@ -125,20 +125,20 @@ export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, 
   scratch += <usize>tid * <usize>attentionScratchBytes(kvCap);
   const u1 = partStart(B * Hq, 1, tid + 1, nth);
   for (let u = partStart(B * Hq, 1, tid, nth); u < u1; u++) {
-      const b = u / Hq, h = u % Hq;
-      const kh = h / rep;
-      const kBase = k + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
-      const vBase = v + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
-      for (let i = 0; i < Tq; i++) {
-        const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-        const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-        const nk = qStart + i + 1;
-        const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
-        const sum = expRow(scratch, nk, mx);
-        weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
-        store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
-      }
+    const b = u / Hq, h = u % Hq;
+    const kh = h / rep;
+    const kBase = k + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
+    const vBase = v + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
+    for (let i = 0; i < Tq; i++) {
+      const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
+      const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
+      const nk = qStart + i + 1;
+      const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
+      const sum = expRow(scratch, nk, mx);
+      weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
+      store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
     }
+  }
 }
 
 /**

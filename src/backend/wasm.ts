@@ -490,10 +490,12 @@ function wasmAbort(): never {
   throw new Error('latentlm wasm abort');
 }
 
+/** Node itself (Deno and Bun set process.versions.node too, but have navigator.hardwareConcurrency and their own engines). */
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis) && !('Bun' in globalThis);
+
 /** The cores this process may use: os.availableParallelism() in Node, navigator.hardwareConcurrency elsewhere. */
 export async function availableCores(): Promise<number> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis) && !('Bun' in globalThis);
   if (isNode) {
     const os = await import('node:os');
     return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -510,7 +512,6 @@ function relaxedSimdAvailable(): Promise<boolean> {
   return (relaxedSimd ??= (async () => {
     const bytes = base64ToBytes(simdMtFmaWasm) as BufferSource;
     if (WebAssembly.validate(bytes)) return true;
-    const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis) && !('Bun' in globalThis);
     if (!isNode) return false;
     try {
       (await import('node:v8')).setFlagsFromString('--experimental-wasm-relaxed-simd');
