@@ -19,8 +19,9 @@ const MAX_ARGS = 32;
 /** Spin iterations before sleeping: ~0.1 ms, longer than the gap between the ops of one step, far shorter than a step. */
 const SPIN = 20000;
 
-const WORKER_SOURCE = `
-const nodePort = typeof self === 'undefined' ? require('node:worker_threads').parentPort : null;
+/** The worker's code: `port` is how it talks to its parent (worker_threads' parentPort, or null for a Web Worker's self). */
+const workerSource = (port: 'node' | 'web') => `
+const nodePort = ${port === 'node' ? "require('node:worker_threads').parentPort" : 'null'};
 const post = (m) => (nodePort ? nodePort.postMessage(m) : self.postMessage(m));
 const start = (d) => {
   let ctl, fns;
@@ -61,11 +62,16 @@ interface WorkerHandle {
   terminate(): void;
 }
 
-/** Starts one worker and resolves once it has instantiated the module. */
+/**
+ * Starts one worker and resolves once it has instantiated the module. A Web Worker where there is no
+ * worker_threads (browsers) or where a Web Worker can be unref'd (Bun); else worker_threads (Node, and Deno, whose
+ * Web Workers would keep the process alive after the script ends: they have no unref).
+ */
 async function startWorker(init: Record<string, unknown>): Promise<WorkerHandle> {
-  const WebWorker = (globalThis as { Worker?: new (url: string, o?: { type?: string }) => WebWorkerLike }).Worker;
-  if (typeof WebWorker === 'function') {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  const WebWorker = (globalThis as { Worker?: { new (url: string, o?: { type?: string }): WebWorkerLike; prototype: { unref?: unknown } } }).Worker;
+  const hasNodeWorkers = typeof process !== 'undefined' && !!process.versions?.node;
+  if (typeof WebWorker === 'function' && (!hasNodeWorkers || typeof WebWorker.prototype.unref === 'function')) {
+    const url = URL.createObjectURL(new Blob([workerSource('web')], { type: 'text/javascript' }));
     const w = new WebWorker(url, { type: 'module' });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -80,10 +86,11 @@ async function startWorker(init: Record<string, unknown>): Promise<WorkerHandle>
       URL.revokeObjectURL(url);
     }
     w.onmessage = null;
+    w.unref?.(); // Bun: an idle pool must not keep the process alive
     return { terminate: () => w.terminate() };
   }
   const { Worker } = await import('node:worker_threads');
-  const w = new Worker(WORKER_SOURCE, { eval: true });
+  const w = new Worker(workerSource('node'), { eval: true });
   try {
     await new Promise<void>((resolve, reject) => {
       w.once('message', (m: { error?: string }) => (m.error ? reject(new Error(m.error)) : resolve()));
@@ -105,6 +112,7 @@ interface WebWorkerLike {
   onerror: ((e: unknown) => void) | null;
   postMessage(m: unknown): void;
   terminate(): void;
+  unref?(): void;
 }
 
 type Kernel = (...args: number[]) => unknown;
