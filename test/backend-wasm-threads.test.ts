@@ -45,7 +45,7 @@ async function train(be: Backend): Promise<{ losses: number[]; params: Float32Ar
 describe('wasm threads: results do not depend on the thread count', () => {
   for (const fma of [false, true]) {
     it(`training losses and parameters are bit-identical for 1, 2 and 3 threads (${fma ? 'FMA' : 'plain'} build)`, async () => {
-      const runs = [];
+      const runs: Awaited<ReturnType<typeof train>>[] = [];
       for (const threads of [1, 2, 3]) {
         const be = (await createWasmBackend({ threads, fma, parallelThreshold: 0 })) as WasmBackend;
         expect(be.threads).toBe(threads);
@@ -60,6 +60,32 @@ describe('wasm threads: results do not depend on the thread count', () => {
       }
     });
   }
+});
+
+describe('wasm FMA build', () => {
+  it('is picked where relaxed SIMD validates, and really fuses (its matmul differs from the plain build in the last bits)', async () => {
+    const fused = (await createWasmBackend({ threads: 1 })) as WasmBackend, plain = (await createWasmBackend({ threads: 1, fma: false })) as WasmBackend;
+    expect(plain.fma).toBe(false);
+    // Node 20 (the engines field's minimum) gets the V8 flag at runtime, so FMA must be on in every supported Node
+    expect(fused.fma).toBe(true);
+    const M = 16, N = 24, K = 300, av = randn(M * K, 1), bv = randn(N * K, 2);
+    const run = async (be: Backend) => {
+      const a = be.alloc(M * K), b = be.alloc(N * K), c = be.alloc(M * N);
+      be.upload(a, av);
+      be.upload(b, bv);
+      be.matmul(a, b, c, M, N, K, { transB: true });
+      return be.read(c);
+    };
+    const [x, y] = [await run(fused), await run(plain)];
+    let differ = 0;
+    for (let i = 0; i < x.length; i++) {
+      expect(Math.abs(x[i] - y[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(y[i])));
+      if (x[i] !== y[i]) differ++;
+    }
+    expect(differ).toBeGreaterThan(0);
+    fused.destroy();
+    plain.destroy();
+  });
 });
 
 describe('wasm threads: options and fallback', () => {
