@@ -21,26 +21,21 @@ export async function benchCpuTrain(o: { seconds?: number } = {}): Promise<void>
   const seconds = o.seconds ?? 4;
   const cores = await availableCores();
   const counts = Array.from({ length: cores }, (_, i) => i + 1);
-  const wasm: Backend[] = [];
-  for (const threads of counts) wasm.push(await createWasmBackend({ threads }));
-  console.log(`wasm: ${wasm[wasm.length - 1].info}`);
   console.log(`threads measured: ${counts.join(', ')} (cores available: ${cores}); PyTorch threads = OPENBLAS_NUM_THREADS = the same count`);
-
-  // sgemm
-  const sg: Record<string, Record<string, number>> = {};
-  for (const c of SGEMM_SHAPES) {
-    sg[c.shape] = {};
-    counts.forEach((t, i) => (sg[c.shape][`wasm ${t}T`] = timeMatmul(wasm[i], c, 400)));
-  }
-  // training
   const names = Object.keys(TRAIN_CONFIGS) as (keyof typeof TRAIN_CONFIGS)[];
-  const tr: Record<string, Record<string, number>> = {};
-  for (const name of names) {
-    const { config, B, T } = TRAIN_CONFIGS[name];
-    tr[name] = {};
-    for (let i = 0; i < counts.length; i++) tr[name][`wasm ${counts[i]}T`] = await trainTokensPerSec(wasm[i], config, B, T, seconds);
+  const sg: Record<string, Record<string, number>> = Object.fromEntries(SGEMM_SHAPES.map((c) => [c.shape, {}]));
+  const tr: Record<string, Record<string, number>> = Object.fromEntries(names.map((n) => [n, {}]));
+  // one backend per thread count, destroyed before the next (its linear memory only shrinks when dropped)
+  for (const t of counts) {
+    const be: Backend = await createWasmBackend({ threads: t });
+    if (t === counts[counts.length - 1]) console.log(`wasm: ${be.info}`);
+    for (const c of SGEMM_SHAPES) sg[c.shape][`wasm ${t}T`] = timeMatmul(be, c, 400);
+    for (const name of names) {
+      const { config, B, T } = TRAIN_CONFIGS[name];
+      tr[name][`wasm ${t}T`] = await trainTokensPerSec(be, config, B, T, seconds);
+    }
+    be.destroy();
   }
-  for (const be of wasm) be.destroy();
   // PyTorch, one process per thread count (OpenBLAS fixes its thread count at load)
   const notes = new Set<string>();
   for (const t of counts) {
