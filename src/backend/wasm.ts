@@ -456,20 +456,22 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       : `one thread: no shared WebAssembly memory here (${(e as Error).message})`;
     memory = undefined;
   }
-  if (!memory) {
+  const oneThread = async (note: string) => {
     try {
-      return new WasmBackend(await instantiateEmbedded<SimdExports>(simdWasm), { ...opts, fma: false }, undefined, why);
+      return new WasmBackend(await instantiateEmbedded<SimdExports>(simdWasm), { ...opts, fma: false }, undefined, note);
     } catch (e) {
       throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
     }
-  }
+  };
+  if (!memory) return oneThread(why);
   const fma = opts.fma !== false && (await relaxedSimdAvailable());
   let module: WebAssembly.Module, k: SimdExports;
   try {
     module = await WebAssembly.compile(base64ToBytes(fma ? simdMtFmaWasm : simdMtWasm) as BufferSource);
     k = (await WebAssembly.instantiate(module, { env: { memory, abort: wasmAbort } })).exports as SimdExports;
   } catch (e) {
-    throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
+    // shared memory but no threads feature for modules (an engine between the two): the one-thread build still runs
+    return oneThread(`one thread: the threaded module does not load here (${(e as Error).message})`);
   }
   let pool: WasmThreadPool | undefined;
   if (threads > 1) {
