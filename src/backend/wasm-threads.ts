@@ -1,18 +1,21 @@
 // A pool of worker threads for the WASM backend: every worker instantiates the same compiled kernel module over the
-// backend's one shared WebAssembly.Memory, so a kernel call is just "run export F with these arguments, your part
-// is tid of nth". The calling thread runs part 0 itself and returns when every part is done, so ops stay synchronous.
+// backend's one shared WebAssembly.Memory, so a kernel call is just "run export F with these arguments, part p of
+// nth". The calling thread runs parts too and returns when every part is done, so ops stay synchronous.
 //
 // Why this shape: the backend API is synchronous (one op after another), so a dispatch must be cheap: arguments go
 // through a small SharedArrayBuffer (no postMessage per op), workers spin briefly on a generation counter before
 // sleeping in Atomics.wait (back-to-back ops of a training step never pay a futex wake-up), and the caller spins,
-// then waits, on a pending counter. How a kernel splits its work is decided inside the kernel (assembly/*.ts,
-// partStart): only outputs are split, never a sum, so results do not depend on the thread count.
+// then waits, on a pending counter. An op is cut into `threads` parts that whoever is awake claims from a shared
+// counter, the caller included: a worker the OS has not scheduled yet (a busy machine) delays nothing, the caller
+// just does its part too. How a kernel splits its work is decided inside the kernel (assembly/*.ts, partStart):
+// only outputs are split, never a sum, and a part is computed the same way by any thread, so results do not
+// depend on the thread count or on who ran which part.
 //
 // Workers: Node's worker_threads (eval'd source), or a module Worker from a Blob URL where `Worker` is a global
 // (Deno, Bun, browsers). The worker source is a string here, so bundles need no worker file on disk.
 
 /** Int32 slots of the control block. */
-const GEN = 0, PENDING = 1, OP = 2, NARGS = 3, FAILED = 4;
+const GEN = 0, PENDING = 1, OP = 2, NARGS = 3, FAILED = 4, NEXT = 5;
 /** Byte offset of the Float64 argument slots in the control block. */
 const ARGS_AT = 64;
 const MAX_ARGS = 32;
@@ -35,7 +38,7 @@ const start = (d) => {
     return;
   }
   const args = new Float64Array(d.ctl, ${ARGS_AT}, ${MAX_ARGS});
-  const tid = d.tid, nth = d.nth, spin = d.spin;
+  const nth = d.nth, spin = d.spin;
   // Read before saying ready: the first op may be posted the moment the caller hears it.
   let seen = Atomics.load(ctl, ${GEN});
   post({ ready: true });
@@ -43,14 +46,17 @@ const start = (d) => {
     let gen;
     for (let i = 0; (gen = Atomics.load(ctl, ${GEN})) === seen; i++) if (i >= spin) Atomics.wait(ctl, ${GEN}, seen);
     seen = gen;
-    const op = Atomics.load(ctl, ${OP});
-    if (op < 0) break;
-    try {
-      fns[op](...args.subarray(0, Atomics.load(ctl, ${NARGS})), tid, nth);
-    } catch (e) {
-      Atomics.store(ctl, ${FAILED}, 1);
+    if (Atomics.load(ctl, ${OP}) < 0) break;
+    // Claim parts until none is left. The op and its arguments are read after the claim: the caller writes them
+    // before it resets the counter, so a claimed part always belongs to the op now posted.
+    for (let part; (part = Atomics.add(ctl, ${NEXT}, 1)) < nth; ) {
+      try {
+        fns[Atomics.load(ctl, ${OP})](...args.subarray(0, Atomics.load(ctl, ${NARGS})), part, nth);
+      } catch (e) {
+        Atomics.store(ctl, ${FAILED}, 1);
+      }
+      if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
     }
-    if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
   }
   if (!nodePort) self.close();
 };
@@ -144,7 +150,7 @@ export class WasmThreadPool {
   static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, local: WebAssembly.Exports, names: string[], threads: number): Promise<WasmThreadPool> {
     const ctlBuf = new SharedArrayBuffer(ARGS_AT + MAX_ARGS * 8);
     const started = await Promise.allSettled(
-      Array.from({ length: threads - 1 }, (_, i) => startWorker({ module, memory, ctl: ctlBuf, names, tid: i + 1, nth: threads, spin: SPIN })),
+      Array.from({ length: threads - 1 }, () => startWorker({ module, memory, ctl: ctlBuf, names, nth: threads, spin: SPIN })),
     );
     const failed = started.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
@@ -161,7 +167,7 @@ export class WasmThreadPool {
     return new WasmThreadPool(threads, workers, ctlBuf, names, local as Record<string, Kernel>, canWait);
   }
 
-  /** Runs export `name` on every thread (this one does part 0) and returns when all parts are done. */
+  /** Runs export `name` as `threads` parts (this thread takes parts too) and returns when all parts are done. */
   run(name: string, args: number[]): void {
     const op = this.index.get(name);
     if (op === undefined || this.destroyed) throw new Error(`WasmThreadPool: ${this.destroyed ? 'destroyed' : `unknown kernel ${name}`}`);
@@ -170,14 +176,18 @@ export class WasmThreadPool {
     this.args.set(args);
     Atomics.store(ctl, OP, op);
     Atomics.store(ctl, NARGS, args.length);
-    Atomics.store(ctl, PENDING, this.threads - 1);
+    Atomics.store(ctl, PENDING, this.threads);
+    Atomics.store(ctl, NEXT, 0);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let localError: unknown;
-    try {
-      this.local[name](...args, 0, this.threads);
-    } catch (e) {
-      localError = e;
+    for (let part; (part = Atomics.add(ctl, NEXT, 1)) < this.threads; ) {
+      try {
+        this.local[name](...args, part, this.threads);
+      } catch (e) {
+        localError ??= e;
+      }
+      Atomics.sub(ctl, PENDING, 1);
     }
     for (let i = 0, p: number; (p = Atomics.load(ctl, PENDING)) !== 0; i++) if (i >= SPIN && this.canWait) Atomics.wait(ctl, PENDING, p);
     if (localError) throw localError;
