@@ -2,7 +2,7 @@
 // keeps one row of nk scores in the caller-provided scratch, the backward a block of QB rows. Scores come four
 // keys at a time (dots4), a score row's exps go through the vector exp, P.V and dS.K keep the output row in
 // registers (weightedRowSum), and dK/dV rows are updated once per block of QB query rows.
-import { axpyRow, dot, expv, hmax, hsum, laneMask, loadPartial, storePartial } from './_simd_math';
+import { axpyRow, dot, expv, hmax, hsum, laneMask, loadPartial, madd, partStart, storePartial } from './_simd_math';
 
 /** In place: s[j] = exp(s[j] - sub) for j < n; returns the sum of the results. */
 function expRow(s: usize, n: i32, sub: f32): f32 {
@@ -38,10 +38,10 @@ function dots4(x: usize, r: usize, stride: usize, D: i32): v128 {
   for (let d = 0; d < D; d += 4) {
     const o = <usize>d << 2;
     const xv = v128.load(x + o);
-    a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(r + o)));
-    a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(r1 + o)));
-    a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(r2 + o)));
-    a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(r3 + o)));
+    a0 = madd(xv, v128.load(r + o), a0);
+    a1 = madd(xv, v128.load(r1 + o), a1);
+    a2 = madd(xv, v128.load(r2 + o), a2);
+    a3 = madd(xv, v128.load(r3 + o), a3);
   }
   // (a0 a1 a2 a3) -> lane t = sum of a_t's lanes.
   const t0 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)); // a0[0+2] a1[0+2] a0[1+3] a1[1+3]
@@ -84,10 +84,10 @@ function weightedRowSum(p: usize, r: usize, stride: usize, n: i32, D: i32, alpha
     let rj = r + o;
     for (let j = 0; j < n; j++) {
       const pj = v128.load32_splat(p + (<usize>j << 2));
-      a0 = f32x4.add(a0, f32x4.mul(pj, v128.load(rj)));
-      a1 = f32x4.add(a1, f32x4.mul(pj, v128.load(rj, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(pj, v128.load(rj, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(pj, v128.load(rj, 48)));
+      a0 = madd(pj, v128.load(rj), a0);
+      a1 = madd(pj, v128.load(rj, 16), a1);
+      a2 = madd(pj, v128.load(rj, 32), a2);
+      a3 = madd(pj, v128.load(rj, 48), a3);
       rj += stride;
     }
     a0 = f32x4.mul(a0, av); a1 = f32x4.mul(a1, av); a2 = f32x4.mul(a2, av); a3 = f32x4.mul(a3, av);
@@ -106,45 +106,59 @@ function weightedRowSum(p: usize, r: usize, stride: usize, n: i32, D: i32, alpha
   }
 }
 
-/** q, out [B, Tq, Hq, D]; k, v [B, kvCap, Hkv, D]; lse [B, Hq, Tq]; scratch >= qStart + Tq f32. */
-export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize): void {
-  const rep = Hq / Hkv;
-  const scale = <f32>(1.0 / Math.sqrt(<f64>D));
-  const kvRow = <usize>(Hkv * D) << 2; // bytes between consecutive positions of one kv head
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < Hq; h++) {
-      const kh = h / rep;
-      const kBase = k + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
-      const vBase = v + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
-      for (let i = 0; i < Tq; i++) {
-        const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-        const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-        const nk = qStart + i + 1;
-        const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
-        const sum = expRow(scratch, nk, mx);
-        weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
-        store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
-      }
-    }
-}
-
 /** Query rows per block in the backward: dK/dV rows are read-modified-written once per block, not per row. */
 const QB = 4;
 
+/** Bytes of scratch ONE thread needs for attention or its backward with this cache capacity (the backward's 2 x QB rows). */
+export function attentionScratchBytes(kvCap: i32): i32 {
+  return 2 * QB * kvCap * 4 + 64;
+}
+
 /**
- * dq, dk, dv accumulate (+=). scratch >= 2 * QB * kvCap f32: per query row of a block, its probabilities p_j and
- * then its dS_j = p_j (dP_j - delta) scale (zero past the row's causal limit, up to the block's).
+ * q, out [B, Tq, Hq, D]; k, v [B, kvCap, Hkv, D]; lse [B, Hq, Tq]; scratch: nth x attentionScratchBytes(kvCap).
+ * Thread tid of nth takes a contiguous share of the B x Hq (sequence, head) pairs, which write disjoint rows.
  */
-export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize): void {
+export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
+  const rep = Hq / Hkv;
+  const scale = <f32>(1.0 / Math.sqrt(<f64>D));
+  const kvRow = <usize>(Hkv * D) << 2; // bytes between consecutive positions of one kv head
+  scratch += <usize>tid * <usize>attentionScratchBytes(kvCap);
+  const u1 = partStart(B * Hq, 1, tid + 1, nth);
+  for (let u = partStart(B * Hq, 1, tid, nth); u < u1; u++) {
+    const b = u / Hq, h = u % Hq;
+    const kh = h / rep;
+    const kBase = k + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
+    const vBase = v + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
+    for (let i = 0; i < Tq; i++) {
+      const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
+      const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
+      const nk = qStart + i + 1;
+      const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
+      const sum = expRow(scratch, nk, mx);
+      weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
+      store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
+    }
+  }
+}
+
+/**
+ * dq, dk, dv accumulate (+=). Per thread, attentionScratchBytes(kvCap): per query row of a block, its probabilities
+ * p_j and then its dS_j = p_j (dP_j - delta) scale (zero past the row's causal limit, up to the block's).
+ * Thread tid of nth takes a contiguous share of the B x Hkv (sequence, kv head) pairs: the dK/dV rows of a kv head
+ * sum over its query heads, so one thread does all of them, in head order (the order of the one-thread loop).
+ */
+export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
   const rep = Hq / Hkv;
   const scale = <f32>(1.0 / Math.sqrt(<f64>D));
   const kvRow = <usize>(Hkv * D) << 2;
   const qRow = <usize>(Hq * D) << 2; // bytes between consecutive query rows of one head
   const cap = <usize>kvCap << 2;
+  scratch += <usize>tid * <usize>attentionScratchBytes(kvCap);
   const dsBase = scratch + <usize>QB * cap;
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < Hq; h++) {
-      const kh = h / rep;
+  const u1 = partStart(B * Hkv, 1, tid + 1, nth);
+  for (let u = partStart(B * Hkv, 1, tid, nth); u < u1; u++)
+    for (let h = (u % Hkv) * rep, hEnd = h + rep; h < hEnd; h++) {
+      const b = u / Hkv, kh = h / rep;
       const off = <usize>((b * kvCap * Hkv + kh) * D) << 2;
       for (let i0 = 0; i0 < Tq; i0 += QB) {
         const nb = min(QB, Tq - i0);

@@ -114,3 +114,25 @@ export function storePartial(p: usize, v: v128, n: i32): void {
   if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
   if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
+
+/**
+ * a * b + c per lane: one fused multiply-add where the module is built with relaxed SIMD (the *_fma build, picked at
+ * load when the engine has it), else a multiply then an add (bit-identical to writing c + a * b).
+ */
+// @ts-ignore: decorator
+@inline
+export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/**
+ * Start of thread `tid`'s share of [0, total) when it is cut into `nth` contiguous parts of whole `unit`s (the end is
+ * partStart(tid + 1)). Threads only ever split OUTPUT elements: every element is computed by exactly the same
+ * instructions whichever part it lands in (units are multiples of 4 so the vector/tail split of a row is global), so
+ * results are bit-identical for any thread count.
+ */
+export function partStart(total: i32, unit: i32, tid: i32, nth: i32): i32 {
+  const units = (total + unit - 1) / unit;
+  return min(total, <i32>((<i64>units * <i64>tid) / <i64>nth) * unit);
+}

@@ -7,6 +7,8 @@
 // absorbed, so there is only one kernel. Edge tiles are zero-padded in packing and written through a small temp
 // tile. Blocking: KC x NC of B (~1 MiB, L2/L3) is packed once per (jc, pc); MC x KC of A (128 KiB, L2) per ic.
 
+import { madd, partStart } from './_simd_math';
+
 const MR = 4;
 const NR = 8;
 export const KC = 256;
@@ -129,17 +131,17 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, cp: usize, ldc: usize, addC: b
   while (ap < end) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     ap += MR * 4;
     bp += NR * 4;
   }
@@ -157,22 +159,35 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, cp: usize, ldc: usize, addC: b
 
 /**
  * C[M, N] (+)= op(A) op(B) (+ bias). a, b, c, bias are byte addresses (element offsets already applied; bias 0 =
- * none). scratch: MATMUL_SCRATCH f32 elements, 16-byte aligned.
+ * none). scratch: nth x MATMUL_SCRATCH f32 elements, 16-byte aligned (thread tid uses the tid-th).
+ *
+ * Threads: thread tid of nth computes one block of C: the larger of M and N is cut into nth parts of whole
+ * micro-tiles. Each element's sum runs over k in the same order with the same instructions whichever thread owns it
+ * (and whether its tile is an edge tile or not), so C does not depend on nth.
  */
-export function matmul(a: usize, b: usize, c: usize, bias: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, accumulate: bool, scratch: usize): void {
-  const ap = scratch;
+export function matmul(a: usize, b: usize, c: usize, bias: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, accumulate: bool, scratch: usize, tid: i32, nth: i32): void {
+  let m0 = 0, m1 = M, n0 = 0, n1 = N;
+  if (N >= M) {
+    n0 = partStart(N, NR, tid, nth);
+    n1 = partStart(N, NR, tid + 1, nth);
+  } else {
+    m0 = partStart(M, MR, tid, nth);
+    m1 = partStart(M, MR, tid + 1, nth);
+  }
+  if (m0 >= m1 || n0 >= n1) return;
+  const ap = scratch + <usize>tid * (<usize>MATMUL_SCRATCH << 2);
   const bp = ap + (<usize>(MC * KC) << 2);
   const tile = bp + (<usize>(KC * NC) << 2);
   const ldc = <usize>N << 2;
-  if (K == 0 && !accumulate) for (let m = 0; m < M; m++) memory.fill(c + <usize>m * ldc, 0, ldc);
-  for (let jc = 0; jc < N; jc += NC) {
-    const nc = min(NC, N - jc);
+  if (K == 0 && !accumulate) for (let m = m0; m < m1; m++) memory.fill(c + <usize>m * ldc + (<usize>n0 << 2), 0, <usize>(n1 - n0) << 2);
+  for (let jc = n0; jc < n1; jc += NC) {
+    const nc = min(NC, n1 - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const addC = accumulate || pc > 0;
       packB(b, N, K, transB, pc, kc, jc, nc, bp);
-      for (let ic = 0; ic < M; ic += MC) {
-        const mc = min(MC, M - ic);
+      for (let ic = m0; ic < m1; ic += MC) {
+        const mc = min(MC, m1 - ic);
         packA(a, M, K, transA, ic, mc, pc, kc, ap);
         for (let q = 0; q < nc; q += NR) {
           const cols = min(NR, nc - q);
@@ -198,14 +213,14 @@ export function matmul(a: usize, b: usize, c: usize, bias: usize, M: i32, N: i32
     }
   }
   if (bias) {
-    for (let m = 0; m < M; m++) {
+    for (let m = m0; m < m1; m++) {
       const row = c + <usize>m * ldc;
-      let n = 0;
-      for (; n + 4 <= N; n += 4) {
+      let n = n0;
+      for (; n + 4 <= n1; n += 4) {
         const o = <usize>n << 2;
         v128.store(row + o, f32x4.add(v128.load(row + o), v128.load(bias + o)));
       }
-      for (; n < N; n++) {
+      for (; n < n1; n++) {
         const o = <usize>n << 2;
         store<f32>(row + o, load<f32>(row + o) + load<f32>(bias + o));
       }

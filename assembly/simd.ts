@@ -3,7 +3,7 @@
 // objects are ever allocated (stub runtime); the JS side owns the heap above heapBase() and passes byte addresses.
 // Every export takes raw pointers with element offsets already applied.
 export { matmul, MATMUL_SCRATCH } from './_simd_matmul';
-export { attention, attentionBackward } from './_simd_attention';
+export { attention, attentionBackward, attentionScratchBytes } from './_simd_attention';
 export {
   add, axpy, scale, copy2d, embedding, embeddingBackward, sumRows, rmsNorm, rmsNormBackward, rope, swiglu, swigluBackward,
   crossEntropy, adamw, sumSquares,

@@ -7,6 +7,7 @@ const sections: [string, string, string][] = [
   ['matmul GFLOP/s on CPU (plain JS vs WASM SIMD)', './cpu.js', 'benchCpu'],
   ['matmul GFLOP/s on gpu.js vs plain JS', './gpujs.js', 'benchGpujs'],
   ['training tokens/s, small Qwen2 (H=128, L=4, V=512, B=4, T=64)', './train.js', 'benchTrain'],
+  ['CPU at its limit: WASM threads (1..cores) vs PyTorch, small + mid training and sgemm', './cpu-train.js', 'benchCpuTrain'],
 ];
 const only = process.argv.slice(2);
 for (const [title, mod, fn] of sections) {

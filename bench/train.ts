@@ -3,6 +3,9 @@
 // For a backend that counts its work (WebGPU), also the dispatch economy of one training step after warm-up:
 // dispatches, queue submits, GPU objects created (buffers + bind groups; 0 once warm) and bytes read back.
 //   npx tsx bench/train.ts [--json] [--backend webgpu|wasm|gpujs] [--seconds 4]
+// Machine-readable form, one JSON object {backend, threads, config, tokensPerSec} per line:
+//   npx tsx bench/train.ts --json --config small|mid [--threads N] [--backend wasm|cpu|webgpu|gpujs] [--seconds S] [--torch]
+// (wasm without --threads: every thread count 1..cores; --torch adds PyTorch on the same config, bench/torch_train.py).
 import { parseArgs } from 'node:util';
 import type { Backend } from '../src/backend/types.js';
 import { CpuBackend } from '../src/backend/cpu.js';
@@ -12,6 +15,18 @@ import { AdamW } from '../src/train/adamw.js';
 export const smallConfig: Qwen2Config = {
   vocab_size: 512, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4,
   num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 4096,
+};
+
+/** The issue-13 "mid" model: a step up from a toy, where BLAS-backed PyTorch used to win on a laptop. */
+export const midConfig: Qwen2Config = {
+  vocab_size: 4096, hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 8, num_attention_heads: 8,
+  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 4096,
+};
+
+/** The named bench configurations with their batch shape. */
+export const TRAIN_CONFIGS: Record<'small' | 'mid', { config: Qwen2Config; B: number; T: number }> = {
+  small: { config: smallConfig, B: 4, T: 64 },
+  mid: { config: midConfig, B: 4, T: 128 },
 };
 
 export function randomTensors(c: Qwen2Config, seed = 1): Map<string, Float32Array> {
@@ -120,10 +135,45 @@ export async function benchTrain(seconds = 4, only?: string[]): Promise<TrainRow
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { json: { type: 'boolean' }, backend: { type: 'string', multiple: true }, seconds: { type: 'string' } } });
-  const seconds = Number(values.seconds ?? 4);
-  if (!(seconds > 0)) throw new Error(`--seconds must be a positive number (got ${values.seconds})`);
-  const rows = await benchTrain(seconds, values.backend?.flatMap((b) => b.split(',')));
-  if (values.json) for (const r of rows) console.log(JSON.stringify({ bench: 'train', config: 'H=128 L=4 V=512 B=4 T=64', ...r }));
-  console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x', info: r.info.slice(0, 60) })));
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { json: { type: 'boolean' }, config: { type: 'string' }, threads: { type: 'string' }, backend: { type: 'string' }, seconds: { type: 'string' }, torch: { type: 'boolean' } },
+  });
+  if (values.json) await jsonMain(values);
+  else {
+    const seconds = Number(values.seconds ?? 4);
+    if (!(seconds > 0)) throw new Error(`--seconds must be a positive number (got ${values.seconds})`);
+    const rows = await benchTrain(seconds, values.backend?.split(','));
+    console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x', info: r.info.slice(0, 60) })));
+  }
+}
+
+/** One JSON line per backend x thread count: {backend, threads, config, tokensPerSec} plus, on WebGPU, the step's economy. */
+async function jsonMain(v: { config?: string; threads?: string; backend?: string; seconds?: string; torch?: boolean }): Promise<void> {
+  const name = v.config ?? 'small';
+  if (name !== 'small' && name !== 'mid') throw new Error(`--config must be small or mid, got '${name}'`);
+  const { config, B, T } = TRAIN_CONFIGS[name];
+  const seconds = v.seconds === undefined ? 4 : Number(v.seconds);
+  if (!(seconds > 0)) throw new Error(`--seconds expects a positive number, got '${v.seconds}'`);
+  const backend = v.backend ?? 'wasm';
+  const { createBackend } = await import('../src/backend/index.js');
+  const { parseThreads } = await import('../src/app/setup.js');
+  const { availableCores } = await import('../src/backend/wasm.js');
+  const fixed = parseThreads(v.threads);
+  const counts = fixed ? [fixed] : backend === 'wasm' ? Array.from({ length: await availableCores() }, (_, i) => i + 1) : [1];
+  for (const threads of counts) {
+    const be = await createBackend({ prefer: backend as 'wasm', threads });
+    const { tokensPerSec: tps, economy } = await measureTraining(be, config, B, T, seconds);
+    console.log(JSON.stringify({ backend, threads: (be as { threads?: number }).threads ?? 1, config: name, tokensPerSec: Math.round(tps * 10) / 10, ...economy }));
+    be.destroy();
+  }
+  if (v.torch) {
+    const { runTorch } = await import('./torch.js');
+    for (const threads of counts) {
+      for (const r of runTorch(threads, { train: [{ name, config, B, T }], seconds })) {
+        if ('note' in r) console.error(`pytorch: ${r.note}`);
+        else console.log(JSON.stringify(r));
+      }
+    }
+  }
 }

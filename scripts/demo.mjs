@@ -15,8 +15,11 @@ const TYPES = {
 /**
  * Serves `root` (and each `mounts` entry: URL prefix -> directory) on host:port. GET and HEAD only; paths
  * outside a served directory are refused. Resolves to { server, url } once listening (port 0 = any free port).
+ * `isolated` (default true) sends COOP/COEP, which make the page cross-origin isolated: shared memory, so the
+ * WASM backend can run its threads (without them it falls back to one thread and says so).
  */
-export function serve({ root, port = 5173, host = '127.0.0.1', mounts = {} }) {
+export function serve({ root, port = 5173, host = '127.0.0.1', mounts = {}, isolated = true }) {
+  const isolation = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const dirs = [...Object.entries(mounts), ['/', root]].map(([prefix, dir]) => [prefix.endsWith('/') ? prefix : prefix + '/', resolve(dir)]);
   const server = createServer((req, res) => {
     const send = (code, text) => {
@@ -39,6 +42,7 @@ export function serve({ root, port = 5173, host = '127.0.0.1', mounts = {} }) {
       'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
       'content-length': statSync(file).size,
       'cache-control': 'no-store',
+      ...isolation,
     });
     if (req.method === 'HEAD') return res.end();
     createReadStream(file).pipe(res);

@@ -11,7 +11,8 @@ export interface TestBackend {
 export function testBackends(): TestBackend[] {
   const all: TestBackend[] = [
     { name: 'cpu', make: async () => new CpuBackend() },
-    { name: 'wasm', make: async () => (await import('../src/backend/wasm.js')).createWasmBackend() },
+    // Two threads with every op through the pool: the parity tests' shapes are below the default threshold.
+    { name: 'wasm', make: async () => (await import('../src/backend/wasm.js')).createWasmBackend({ threads: 2, parallelThreshold: 0 }) },
     { name: 'webgpu', make: async () => (await import('../src/backend/webgpu.js')).createWebGPUBackend() },
     { name: 'gpujs', make: async () => (await import('../src/backend/gpujs.js')).createGpujsBackend() },
   ];

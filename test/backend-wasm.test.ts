@@ -6,7 +6,7 @@ import { CpuBackend } from '../src/backend/cpu.js';
 import { createWasmBackend, WasmBackend } from '../src/backend/wasm.js';
 import { backendConformance, maxRelErr, randn } from './_conformance.js';
 
-backendConformance('wasm', () => createWasmBackend());
+backendConformance('wasm (1 thread)', () => createWasmBackend({ threads: 1 }));
 
 describe('wasm backend memory', () => {
   it('grows memory past the initial pages and keeps older tensors intact', async () => {

@@ -5,7 +5,7 @@
 // gets an answer, and that nothing threw. Screenshots go to test/.tmp/demo-<backend>.png.
 // With the embedded default model built, one more short WebGPU run uses it (the page's default choice).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -29,6 +29,9 @@ interface DemoState {
 
 let server: import('node:http').Server | undefined;
 let base = '';
+/** The same demo served without COOP/COEP (not cross-origin isolated: no shared memory, so one WASM thread). */
+let plainServer: import('node:http').Server | undefined;
+let plainBase = '';
 let context: BrowserContext | undefined;
 let profile = '';
 
@@ -44,6 +47,9 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     const s = await serve({ root: demoDir, port: 0, mounts: { '/tiny/': tiny } });
     server = s.server;
     base = s.url;
+    const p = await serve({ root: demoDir, port: 0, mounts: { '/tiny/': tiny }, isolated: false });
+    plainServer = p.server;
+    plainBase = p.url;
     const { chromium } = await import('playwright-core');
     profile = mkdtempSync(join(tmpdir(), 'latentlm-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
@@ -58,10 +64,11 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
   afterAll(async () => {
     await context?.close();
     await new Promise((r) => (server ? server.close(r) : r(null)));
+    await new Promise((r) => (plainServer ? plainServer.close(r) : r(null)));
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  async function trainOnPage(backend: string, query: Record<string, string>) {
+  async function trainOnPage(backend: string, query: Record<string, string>, at = base) {
     const page: Page = await context!.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -76,7 +83,7 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     });
     const qs = new URLSearchParams({ backend, k: '2', batch: '2', evalRows: '4', genRows: '0', ...query });
     const t0 = performance.now();
-    await page.goto(`${base}?${qs}`);
+    await page.goto(`${at}?${qs}`);
     await page.click('#train');
     await page.waitForFunction(() => {
       const s = (globalThis as unknown as { __latentlm: DemoState }).__latentlm;
@@ -137,6 +144,8 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     const r = await trainOnPage(backend, { model: `${base}tiny/`, steps: '8', evalEvery: '4', lr: '0.01' });
     try {
       checkRun(backend, r, backend, 8);
+      // the demo server sends COOP/COEP, so the WASM backend runs threaded (on a machine with more than one core)
+      if (backend === 'wasm' && availableParallelism() > 1) expect(r.state.backend?.info).toMatch(/\b([2-9]|\d\d+) threads\b/);
       await checkPage(r.page, r.state);
       const answer = await askAndShoot(r.page, backend);
       expect(answer.length).toBeGreaterThan(0);
@@ -149,6 +158,16 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
   it('trains on WebGPU (SwiftShader) in the worker: losses appear and fall, a question gets an answer', tinyRun('webgpu'), 600_000);
   it('trains on gpu.js (WebGL2) in the worker: losses appear and fall, a question gets an answer', tinyRun('gpujs'), 600_000);
   it('trains on WebAssembly SIMD in the worker: losses appear and fall, a question gets an answer', tinyRun('wasm'), 600_000);
+  it('WebAssembly SIMD on a page without COOP/COEP: one thread, and the backend says why', async () => {
+    const r = await trainOnPage('wasm', { model: `${plainBase}tiny/`, steps: '2', evalEvery: '2', lr: '0.01' }, plainBase);
+    try {
+      expect(r.state.errors).toEqual([]);
+      expect(r.state.phase).toBe('done');
+      expect(r.state.backend?.info).toMatch(/1 thread\b.*not cross-origin isolated/);
+    } finally {
+      await r.page.close();
+    }
+  }, 600_000);
 
   it.skipIf(!haveDefaultModel)('trains the embedded default model on WebGPU for a few steps', async () => {
     const r = await trainOnPage('webgpu', { steps: '4', evalEvery: '0', evalRows: '2' });

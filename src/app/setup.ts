@@ -45,8 +45,16 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
 }
 
 /** The fastest available backend unless one is named (see createBackend's 'fastest'). */
-export async function pickBackend(prefer: string | undefined, log: (l: string) => void): Promise<Backend> {
-  return createBackend({ prefer: (prefer ?? 'fastest') as BackendName | 'fastest', log });
+export async function pickBackend(prefer: string | undefined, log: (l: string) => void, threads?: string): Promise<Backend> {
+  return createBackend({ prefer: (prefer ?? 'fastest') as BackendName | 'fastest', log, threads: parseThreads(threads) });
+}
+
+/** The value of a `--threads N` flag (undefined: the default, every core). */
+export function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--threads expects a positive integer, got '${v}'`);
+  return n;
 }
 
 export interface LoadedModel {

@@ -48,6 +48,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --resume-anyway    resume even with such differences (they are listed)
   --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
   --allow-nonfinite  load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
+  --threads N        threads of the wasm backend (default: every core; results are identical for any N)
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
@@ -59,7 +60,7 @@ const TRAIN_FLAGS = {
   batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
   out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
   resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, chat: { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' },
-  feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
+  feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
 } as const;
 
 export async function trainMain(argv: string[]): Promise<number> {
@@ -99,6 +100,7 @@ function readTrainFlags(values: TrainValues) {
   const latentSupervision = f.number('supervise-latents', 0, { min: 0 });
   const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
   const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+  if (f.has('threads')) f.int('threads', 1, { min: 1, max: 1024 }); // checked here; pickBackend reads it
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
@@ -110,7 +112,7 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
   if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
-  const be = await pickBackend(backendName, (l) => console.log(l));
+  const be = await pickBackend(backendName, (l) => console.log(l), values.threads);
   const { model, tok, source, dir } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
   const data = await loadData(values.data, { seed });
   if (values.chat) console.log(`chat template: ${await applyChatTemplate(data, dir)}`);

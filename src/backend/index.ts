@@ -15,16 +15,18 @@ export interface CreateBackendOptions {
   prefer?: BackendName | 'auto' | 'fastest';
   /** Called with one line per attempt (which adapter, why one was skipped). */
   log?: (line: string) => void;
+  /** Threads of the WebAssembly SIMD backend (default: the cores available); results do not depend on it. */
+  threads?: number;
 }
 
 export async function createBackend(opts: CreateBackendOptions = {}): Promise<Backend> {
   const prefer = opts.prefer ?? 'auto';
   const log = opts.log ?? (() => {});
   const tried: string[] = [];
-  if (prefer === 'fastest') return createFastest(log);
+  if (prefer === 'fastest') return createFastest(log, opts.threads);
   if (prefer === 'wasm') {
     const { createWasmBackend } = await import('./wasm.js');
-    const be = await createWasmBackend();
+    const be = await createWasmBackend({ threads: opts.threads });
     log(`backend: wasm — ${be.info}`);
     return be;
   }
@@ -67,7 +69,7 @@ export async function createBackend(opts: CreateBackendOptions = {}): Promise<Ba
 /** Adapter descriptions of software WebGPU implementations (one list, shared with the kernel-family choice). */
 export { SOFTWARE_ADAPTER };
 
-async function createFastest(log: (l: string) => void): Promise<Backend> {
+async function createFastest(log: (l: string) => void, threads?: number): Promise<Backend> {
   let why = 'no WebGPU adapter';
   try {
     const { createWebGPUBackend } = await import('./webgpu.js');
@@ -83,7 +85,7 @@ async function createFastest(log: (l: string) => void): Promise<Backend> {
   }
   try {
     const { createWasmBackend } = await import('./wasm.js');
-    const be = await createWasmBackend();
+    const be = await createWasmBackend({ threads });
     log(`backend: wasm — ${be.info} (${why})`);
     return be;
   } catch (e) {

@@ -9,34 +9,57 @@
 // so v128 loads never split cache lines needlessly); `memory.grow` when the top is reached, up to
 // `maxMemoryBytes` (WASM32: 4 GiB). Typed-array views are re-created whenever the buffer changes (growth
 // detaches the old ArrayBuffer).
+//
+// Threads (src/backend/wasm-threads.ts): where shared memory and workers exist, the module is the simd_mt build
+// (imported shared memory) and the heavy ops run on `threads` threads; each kernel splits only its outputs, so
+// results are bit-identical for any thread count. FMA: the simd_mt_fma build (relaxed SIMD) where the engine
+// validates it. Without shared memory (a page that is not cross-origin isolated) it is the one-thread simd build.
 import simdWasm from '../generated/simd.wasm.js';
+import simdMtWasm from '../generated/simd_mt.wasm.js';
+import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
 import { roundToBf16 } from '../safetensors.js';
-import { instantiateEmbedded } from '../wasm.js';
+import { base64ToBytes, instantiateEmbedded } from '../wasm.js';
+import { WasmThreadPool } from './wasm-threads.js';
 import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
 
 interface SimdExports extends WebAssembly.Exports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   MATMUL_SCRATCH: WebAssembly.Global;
-  matmul(a: number, b: number, c: number, bias: number, M: number, N: number, K: number, transA: boolean | number, transB: boolean | number, accumulate: boolean | number, scratch: number): void;
-  attention(q: number, k: number, v: number, out: number, lse: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number): void;
-  attentionBackward(g: number, q: number, k: number, v: number, out: number, lse: number, dq: number, dk: number, dv: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number): void;
-  add(a: number, b: number, out: number, n: number): void;
-  axpy(alpha: number, x: number, y: number, n: number): void;
-  scale(x: number, s: number, n: number): void;
-  copy2d(src: number, dst: number, rows: number, cols: number, srcStride: number, dstStride: number, accumulate: boolean | number): void;
-  embedding(ids: number, table: number, out: number, rows: number, dim: number): void;
-  embeddingBackward(ids: number, dOut: number, dTable: number, rows: number, dim: number): void;
-  sumRows(dY: number, dBias: number, rows: number, cols: number): void;
-  rmsNorm(x: number, w: number, y: number, rstd: number, rows: number, dim: number, eps: number): void;
-  rmsNormBackward(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, dim: number): void;
-  rope(x: number, tab: number, rows: number, heads: number, D: number): void;
-  swiglu(gate: number, up: number, out: number, n: number): void;
-  swigluBackward(dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number): void;
-  crossEntropy(logits: number, labels: number, losses: number, weights: number, rows: number, V: number): void;
-  adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, omb1: number, omb2: number, eps: number, wd: number, bc1: number, bc2: number, gradScale: number): void;
+  attentionScratchBytes(kvCap: number): number;
   sumSquares(x: number, n: number): number;
 }
+
+/**
+ * The kernels that take a trailing (tid, nth) and split their outputs between threads (assembly/simd.ts), with the
+ * arguments before those two.
+ */
+interface ThreadedKernels {
+  matmul: [a: number, b: number, c: number, bias: number, M: number, N: number, K: number, transA: number, transB: number, accumulate: number, scratch: number];
+  attention: [q: number, k: number, v: number, out: number, lse: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number];
+  attentionBackward: [g: number, q: number, k: number, v: number, out: number, lse: number, dq: number, dk: number, dv: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number];
+  add: [a: number, b: number, out: number, n: number];
+  axpy: [alpha: number, x: number, y: number, n: number];
+  scale: [x: number, s: number, n: number];
+  copy2d: [src: number, dst: number, rows: number, cols: number, srcStride: number, dstStride: number, accumulate: number];
+  embedding: [ids: number, table: number, out: number, rows: number, dim: number];
+  embeddingBackward: [ids: number, dOut: number, dTable: number, rows: number, dim: number];
+  sumRows: [dY: number, dBias: number, rows: number, cols: number];
+  rmsNorm: [x: number, w: number, y: number, rstd: number, rows: number, dim: number, eps: number];
+  rmsNormBackward: [dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, dim: number];
+  rope: [x: number, tab: number, rows: number, heads: number, D: number];
+  swiglu: [gate: number, up: number, out: number, n: number];
+  swigluBackward: [dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number];
+  crossEntropy: [logits: number, labels: number, losses: number, weights: number, rows: number, V: number];
+  adamw: [p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, omb1: number, omb2: number, eps: number, wd: number, bc1: number, bc2: number, gradScale: number];
+}
+type KernelName = keyof ThreadedKernels;
+const THREADED_KERNELS: KernelName[] = [
+  'matmul', 'attention', 'attentionBackward', 'add', 'axpy', 'scale', 'copy2d', 'embedding', 'embeddingBackward', 'sumRows',
+  'rmsNorm', 'rmsNormBackward', 'rope', 'swiglu', 'swigluBackward', 'crossEntropy', 'adamw',
+];
+/** Default WasmBackendOptions.parallelThreshold: waking the pool costs microseconds, about what 64K elements of an O(n) op take. */
+const MIN_PARALLEL_WORK = 1 << 16;
 
 const PAGE = 65536;
 const ALIGN = 64;
@@ -50,6 +73,19 @@ class WasmTensor implements Tensor {
 export interface WasmBackendOptions {
   /** Upper bound for the linear memory (default and maximum: 4 GiB, the WASM32 limit). */
   maxMemoryBytes?: number;
+  /**
+   * Threads for the heavy kernels (default: the cores available, `os.availableParallelism()` /
+   * `navigator.hardwareConcurrency`). Results are bit-identical for any count. Needs shared memory; where there
+   * is none (a browser page without cross-origin isolation) the backend runs one thread and says so in `info`.
+   */
+  threads?: number;
+  /** Fused multiply-add (relaxed SIMD) where the engine has it (default true); false forces the plain build. */
+  fma?: boolean;
+  /**
+   * Ops with less work than this (multiply-adds or elements) run on the calling thread alone (default 65536: waking
+   * the pool costs about that much). 0 sends every op through the pool (the tests use it on small shapes).
+   */
+  parallelThreshold?: number;
 }
 
 /** One free range of the heap. */
@@ -76,14 +112,35 @@ export class WasmBackend implements Backend {
   private scratchBytes = 0;
   private destroyed = false;
 
-  constructor(private readonly k: SimdExports, opts: WasmBackendOptions = {}) {
+  /** Threads the heavy kernels run on (1: the calling thread only). */
+  readonly threads: number;
+  /** Whether the kernels use fused multiply-add (the relaxed-SIMD build). */
+  readonly fma: boolean;
+  private readonly parallelThreshold: number;
+
+  constructor(
+    private readonly k: SimdExports,
+    opts: WasmBackendOptions = {},
+    private readonly pool?: WasmThreadPool,
+    /** Why the backend has the threads and FMA it has (appended to `info`). */
+    note = '',
+  ) {
     this.maxBytes = Math.min(opts.maxMemoryBytes ?? WASM32_MAX, WASM32_MAX);
     this.maxBindingBytes = this.maxBytes;
+    this.threads = pool?.threads ?? 1;
+    this.fma = opts.fma ?? false;
+    this.parallelThreshold = opts.parallelThreshold ?? MIN_PARALLEL_WORK;
     this.top = roundUp(k.heapBase(), ALIGN);
     this.refresh();
     const scratchFloats = k.MATMUL_SCRATCH.value as number;
-    this.matmulScratch = this.rawAlloc(scratchFloats * 4);
-    this.info = `WebAssembly SIMD (v128 kernels, 4x8 register-blocked packed matmul, single thread; ${(this.buf.byteLength / 2 ** 20).toFixed(1)} MiB initial memory, max ${(this.maxBytes / 2 ** 30).toFixed(2)} GiB)`;
+    this.matmulScratch = this.rawAlloc(scratchFloats * 4 * this.threads);
+    this.info = `WebAssembly SIMD (v128 kernels, 4x8 register-blocked packed matmul, ${this.threads} thread${this.threads > 1 ? 's' : ''}, ${this.fma ? 'FMA' : 'no FMA'}${note ? `: ${note}` : ''}; ${(this.buf.byteLength / 2 ** 20).toFixed(1)} MiB initial memory, max ${(this.maxBytes / 2 ** 30).toFixed(2)} GiB)`;
+  }
+
+  /** Runs a kernel on every thread of the pool when there is enough work for it, else on this thread alone. */
+  private run<K extends KernelName>(name: K, work: number, ...args: ThreadedKernels[K]): void {
+    if (this.pool && work >= this.parallelThreshold) this.pool.run(name, args);
+    else (this.k[name] as (...a: number[]) => void)(...args, 0, 1);
   }
 
   /** Bytes of linear memory in use by the module now (grows, never shrinks). */
@@ -238,34 +295,35 @@ export class WasmBackend implements Backend {
     if (rows <= 0 || cols <= 0) return;
     const s = this.P(src, 'copy2d src', srcOff, (rows - 1) * srcStride + cols);
     const d = this.P(dst, 'copy2d dst', dstOff, (rows - 1) * dstStride + cols);
-    this.k.copy2d(s, d, rows, cols, srcStride, dstStride, accumulate ? 1 : 0);
+    this.run('copy2d', rows * cols, s, d, rows, cols, srcStride, dstStride, accumulate ? 1 : 0);
   }
   async sync(): Promise<void> {}
   destroy(): void {
     // The memory cannot be returned to the engine piecemeal; dropping every reference lets the GC take it.
     this.destroyed = true;
     this.free_ = [];
+    this.pool?.destroy();
   }
 
   // ---- elementwise ----
   add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
-    this.k.add(this.P(a, 'add a', 0, n), this.P(b, 'add b', 0, n), this.P(out, 'add out', 0, n), n);
+    this.run('add', n, this.P(a, 'add a', 0, n), this.P(b, 'add b', 0, n), this.P(out, 'add out', 0, n), n);
   }
   axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
-    this.k.axpy(alpha, this.P(x, 'axpy x', xOff, n), this.P(y, 'axpy y', yOff, n), n);
+    this.run('axpy', n, alpha, this.P(x, 'axpy x', xOff, n), this.P(y, 'axpy y', yOff, n), n);
   }
   scale(x: Tensor, s: number, n: number): void {
-    this.k.scale(this.P(x, 'scale x', 0, n), s, n);
+    this.run('scale', n, this.P(x, 'scale x', 0, n), s, n);
   }
 
   // ---- embedding ----
   embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
     this.checkIds(ids, rows, table, dim, 'embedding');
-    this.k.embedding(this.P(ids, 'embedding ids', 0, rows), this.P(table, 'embedding table'), this.P(out, 'embedding out', 0, rows * dim), rows, dim);
+    this.run('embedding', rows * dim, this.P(ids, 'embedding ids', 0, rows), this.P(table, 'embedding table'), this.P(out, 'embedding out', 0, rows * dim), rows, dim);
   }
   embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
     this.checkIds(ids, rows, dTable, dim, 'embeddingBackward');
-    this.k.embeddingBackward(this.P(ids, 'embeddingBackward ids', 0, rows), this.P(dOut, 'embeddingBackward dOut', 0, rows * dim), this.P(dTable, 'embeddingBackward dTable'), rows, dim);
+    this.run('embeddingBackward', rows * dim, this.P(ids, 'embeddingBackward ids', 0, rows), this.P(dOut, 'embeddingBackward dOut', 0, rows * dim), this.P(dTable, 'embeddingBackward dTable'), rows, dim);
   }
   /** Out-of-range ids would read/write other tensors' memory, so they are an error here (rows are few). */
   private checkIds(ids: Tensor, rows: number, table: Tensor, dim: number, what: string): void {
@@ -280,20 +338,20 @@ export class WasmBackend implements Backend {
     if (M <= 0 || N <= 0) return;
     const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);
     const pbias = opts.bias ? this.P(opts.bias, 'matmul bias', 0, N) : 0;
-    this.k.matmul(pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
+    this.run('matmul', M * N * K, pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
   }
   sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
-    this.k.sumRows(this.P(dY, 'sumRows dY', 0, rows * cols), this.P(dBias, 'sumRows dBias', 0, cols), rows, cols);
+    this.run('sumRows', rows * cols, this.P(dY, 'sumRows dY', 0, rows * cols), this.P(dBias, 'sumRows dBias', 0, cols), rows, cols);
   }
 
   // ---- RMSNorm ----
   rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
     const n = rows * dim;
-    this.k.rmsNorm(this.P(x, 'rmsNorm x', 0, n), this.P(w, 'rmsNorm w', 0, dim), this.P(y, 'rmsNorm y', 0, n), this.P(rstd, 'rmsNorm rstd', 0, rows), rows, dim, eps);
+    this.run('rmsNorm', n, this.P(x, 'rmsNorm x', 0, n), this.P(w, 'rmsNorm w', 0, dim), this.P(y, 'rmsNorm y', 0, n), this.P(rstd, 'rmsNorm rstd', 0, rows), rows, dim, eps);
   }
   rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
     const n = rows * dim;
-    this.k.rmsNormBackward(this.P(dy, 'rmsNormBackward dy', 0, n), this.P(x, 'rmsNormBackward x', 0, n), this.P(w, 'rmsNormBackward w', 0, dim), this.P(rstd, 'rmsNormBackward rstd', 0, rows), this.P(dx, 'rmsNormBackward dx', 0, n), this.P(dw, 'rmsNormBackward dw', 0, dim), rows, dim);
+    this.run('rmsNormBackward', n, this.P(dy, 'rmsNormBackward dy', 0, n), this.P(x, 'rmsNormBackward x', 0, n), this.P(w, 'rmsNormBackward w', 0, dim), this.P(rstd, 'rmsNormBackward rstd', 0, rows), this.P(dx, 'rmsNormBackward dx', 0, n), this.P(dw, 'rmsNormBackward dw', 0, dim), rows, dim);
   }
 
   // ---- rope: the angle table is computed here exactly as cpu.ts does (f32 inverse frequencies and angles, f64
@@ -317,7 +375,7 @@ export class WasmBackend implements Backend {
         f32[sin0 + r * half + i] = inverse ? -s : s;
       }
     }
-    this.k.rope(px, tab, rows, heads, D);
+    this.run('rope', rows * heads * D, px, tab, rows, heads, D);
   }
 
   // ---- attention ----
@@ -325,24 +383,26 @@ export class WasmBackend implements Backend {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     if (Hq % Hkv) this.fail(`${what}: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
     if (qStart + Tq > kvCap) this.fail(`${what}: qStart+Tq=${qStart + Tq} exceeds kvCap=${kvCap}`);
-    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, scratch: this.scratch(8 * kvCap * 4 + 64) /* 2 x 4 score rows (assembly/_simd_attention.ts) */ };
+    // work: multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys)
+    const work = B * Hq * Tq * (qStart + (Tq + 1) / 2) * D * 2;
+    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, work, scratch: this.scratch(this.threads * this.k.attentionScratchBytes(kvCap)) };
   }
   attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
-    const { nq, nkv, nl, scratch } = this.attnPtrs(s, 'attention');
-    this.k.attention(this.P(q, 'attention q', 0, nq), this.P(kCache, 'attention kCache', 0, nkv), this.P(vCache, 'attention vCache', 0, nkv), this.P(out, 'attention out', 0, nq), this.P(lse, 'attention lse', 0, nl), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s, 'attention');
+    this.run('attention', work, this.P(q, 'attention q', 0, nq), this.P(kCache, 'attention kCache', 0, nkv), this.P(vCache, 'attention vCache', 0, nkv), this.P(out, 'attention out', 0, nq), this.P(lse, 'attention lse', 0, nl), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
   }
   attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
-    const { nq, nkv, nl, scratch } = this.attnPtrs(s, 'attentionBackward');
+    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s, 'attentionBackward');
     const w = 'attentionBackward';
-    this.k.attentionBackward(this.P(dOut, `${w} dOut`, 0, nq), this.P(q, `${w} q`, 0, nq), this.P(kCache, `${w} kCache`, 0, nkv), this.P(vCache, `${w} vCache`, 0, nkv), this.P(out, `${w} out`, 0, nq), this.P(lse, `${w} lse`, 0, nl), this.P(dq, `${w} dq`, 0, nq), this.P(dkCache, `${w} dkCache`, 0, nkv), this.P(dvCache, `${w} dvCache`, 0, nkv), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+    this.run('attentionBackward', work, this.P(dOut, `${w} dOut`, 0, nq), this.P(q, `${w} q`, 0, nq), this.P(kCache, `${w} kCache`, 0, nkv), this.P(vCache, `${w} vCache`, 0, nkv), this.P(out, `${w} out`, 0, nq), this.P(lse, `${w} lse`, 0, nl), this.P(dq, `${w} dq`, 0, nq), this.P(dkCache, `${w} dkCache`, 0, nkv), this.P(dvCache, `${w} dvCache`, 0, nkv), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
   }
 
   // ---- SwiGLU ----
   swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
-    this.k.swiglu(this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
+    this.run('swiglu', n, this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
   }
   swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
-    this.k.swigluBackward(this.P(dOut, 'swigluBackward dOut', 0, n), this.P(gate, 'swigluBackward gate', 0, n), this.P(up, 'swigluBackward up', 0, n), this.P(dGate, 'swigluBackward dGate', 0, n), this.P(dUp, 'swigluBackward dUp', 0, n), n);
+    this.run('swigluBackward', n, this.P(dOut, 'swigluBackward dOut', 0, n), this.P(gate, 'swigluBackward gate', 0, n), this.P(up, 'swigluBackward up', 0, n), this.P(dGate, 'swigluBackward dGate', 0, n), this.P(dUp, 'swigluBackward dUp', 0, n), n);
   }
 
   // ---- cross-entropy ----
@@ -354,13 +414,13 @@ export class WasmBackend implements Backend {
       const y = I[(pl >>> 2) + r];
       if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
     }
-    this.k.crossEntropy(this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), opts.weights ? this.P(opts.weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
+    this.run('crossEntropy', rows * V, this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), opts.weights ? this.P(opts.weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
   }
 
   // ---- optimizer ----
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
     const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
-    this.k.adamw(this.P(param, 'adamw param', 0, n), this.P(grad, 'adamw grad', 0, n), this.P(m, 'adamw m', 0, n), this.P(v, 'adamw v', 0, n), n, h.lr, h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.eps, h.weightDecay, bc1, bc2, h.gradScale);
+    this.run('adamw', n, this.P(param, 'adamw param', 0, n), this.P(grad, 'adamw grad', 0, n), this.P(m, 'adamw m', 0, n), this.P(v, 'adamw v', 0, n), n, h.lr, h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.eps, h.weightDecay, bc1, bc2, h.gradScale);
   }
   sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
     const s = this.k.sumSquares(this.P(x, 'sumSquares x', 0, n), n);
@@ -376,13 +436,90 @@ function fmtBytes(b: number): string {
   return `${(b / 2 ** 20).toFixed(1)} MiB`;
 }
 
-/** Instantiates the embedded SIMD module (throws a BackendError where WebAssembly SIMD is unsupported). */
+/**
+ * Instantiates the embedded SIMD module (throws a BackendError where WebAssembly SIMD is unsupported): the threaded
+ * build over a shared memory with a pool of `threads` workers where the runtime allows, else the one-thread build.
+ */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<Backend> {
-  let k: SimdExports;
+  const threads = opts.threads ?? (await availableCores());
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new BackendError(`wasm backend: threads must be an integer in 1..256, got ${opts.threads}`, 'wasm');
+  const maxBytes = Math.min(opts.maxMemoryBytes ?? WASM32_MAX, WASM32_MAX);
+  let memory: WebAssembly.Memory | undefined;
+  let why = '';
   try {
-    k = await instantiateEmbedded<SimdExports>(simdWasm);
+    memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: Math.floor(maxBytes / PAGE), shared: true });
+    if (!(memory.buffer instanceof SharedArrayBuffer)) throw new Error('the engine returned an unshared buffer');
   } catch (e) {
-    throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
+    const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated;
+    why = isolated === false
+      ? 'one thread: this page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for shared memory)'
+      : `one thread: no shared WebAssembly memory here (${(e as Error).message})`;
+    memory = undefined;
   }
-  return new WasmBackend(k, opts);
+  const oneThread = async (note: string) => {
+    try {
+      return new WasmBackend(await instantiateEmbedded<SimdExports>(simdWasm), { ...opts, fma: false }, undefined, note);
+    } catch (e) {
+      throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
+    }
+  };
+  if (!memory) return oneThread(why);
+  const fma = opts.fma !== false && (await relaxedSimdAvailable());
+  let module: WebAssembly.Module, k: SimdExports;
+  try {
+    module = await WebAssembly.compile(base64ToBytes(fma ? simdMtFmaWasm : simdMtWasm) as BufferSource);
+    k = (await WebAssembly.instantiate(module, { env: { memory, abort: wasmAbort } })).exports as SimdExports;
+  } catch (e) {
+    // shared memory but no threads feature for modules (an engine between the two): the one-thread build still runs
+    return oneThread(`one thread: the threaded module does not load here (${(e as Error).message})`);
+  }
+  let pool: WasmThreadPool | undefined;
+  if (threads > 1) {
+    try {
+      pool = await WasmThreadPool.create(module, memory, k, THREADED_KERNELS, threads);
+    } catch (e) {
+      why = `one thread: ${(e as Error).message}`;
+    }
+  }
+  const fmaNote = opts.fma === false ? 'FMA off (fma: false)' : fma ? '' : 'no relaxed SIMD in this engine';
+  return new WasmBackend(k, { ...opts, fma }, pool, [why, fmaNote].filter(Boolean).join('; '));
+}
+
+/** Pages the kernel modules declare as their minimum (assembly/simd*.ts: --initialMemory 17). */
+const INITIAL_PAGES = 17;
+
+function wasmAbort(): never {
+  throw new Error('latentlm wasm abort');
+}
+
+/** Node itself (Deno and Bun set process.versions.node too, but have navigator.hardwareConcurrency and their own engines). */
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis) && !('Bun' in globalThis);
+
+/** The cores this process may use: os.availableParallelism() in Node, navigator.hardwareConcurrency elsewhere. */
+export async function availableCores(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (isNode) {
+    const os = await import('node:os');
+    return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  }
+  return Math.max(1, nav?.hardwareConcurrency ?? 1);
+}
+
+let relaxedSimd: Promise<boolean> | undefined;
+/**
+ * Whether the engine accepts the relaxed-SIMD build. Node 20's V8 has relaxed SIMD behind a flag, which can be
+ * switched on at runtime before compiling; Node 22+, Deno, Bun (JavaScriptCore: no) and browsers decide themselves.
+ */
+function relaxedSimdAvailable(): Promise<boolean> {
+  return (relaxedSimd ??= (async () => {
+    const bytes = base64ToBytes(simdMtFmaWasm) as BufferSource;
+    if (WebAssembly.validate(bytes)) return true;
+    if (!isNode) return false;
+    try {
+      (await import('node:v8')).setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return false;
+    }
+    return WebAssembly.validate(bytes);
+  })());
 }

@@ -58,6 +58,7 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --resume-anyway      resume even with such differences (they are listed)
   --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
   --allow-nonfinite    load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
+  --threads N          threads of the wasm backend (default: every core; results are identical for any N)
   --seed N             data order and sampling (default 0)
   --help               this text
 
@@ -96,7 +97,7 @@ const RL_FLAGS = {
       mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
       temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, seed: { type: 'string' },
+      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' },
 } as const;
 const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
 
@@ -124,6 +125,7 @@ function rlNumbers(f: FlagReader, hasModel: boolean) {
     headLr: f.number('head-lr', 1e-3, { above: 0, max: 10 }),
     microBatch: f.has('micro-batch') ? f.int('micro-batch', 8, { min: 1 }) : undefined,
     sampleEvery: f.int('sample-every', 25, { min: 0 }),
+    threads: f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined,
   };
 }
 
@@ -152,7 +154,7 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   const ckptDir = `${out}/checkpoint`;
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
   if (values.resume && !saved) throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
-  const be = await pickBackend(backendName, (l) => console.log(l));
+  const be = await pickBackend(backendName, (l) => console.log(l), values.threads);
   let initial: Initial;
   try {
     initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
