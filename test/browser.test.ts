@@ -11,9 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { ROOT, TMP, ensureDist } from './_dist.js';
 import { writeTinyModel } from './_tiny-model.js';
+import { demand } from './_require.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
+demand('chromium', haveChromium, `no browser at ${CHROMIUM}`);
 if (!haveChromium) console.log(`[browser] skipping the demo e2e test: no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
 const generated = join(ROOT, 'src', 'generated', 'default-model.ts');
 const haveDefaultModel = existsSync(generated) && !/export default null/.test(readFileSync(generated, 'utf8').slice(0, 400));
