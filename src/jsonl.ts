@@ -82,9 +82,21 @@ export class JsonlWriter {
     }
     // One writeSync per line (a loop only for partial writes): lines from one writer are never interleaved.
     const buf = new TextEncoder().encode(line + '\n');
+    const fs = this.fs!;
+    const start = fs.fstatSync(this.fd).size;
     let off = 0;
-    while (off < buf.length) off += this.fs!.writeSync(this.fd, buf, off, buf.length - off);
-    if (this.fsync) this.fs!.fsyncSync(this.fd);
+    try {
+      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+      if (this.fsync) fs.fsyncSync(this.fd);
+    } catch (e) {
+      // A disk-full (ENOSPC) or I/O error mid-line would leave a torn record: cut the file back to its last whole line.
+      try {
+        fs.ftruncateSync(this.fd, start);
+      } catch {
+        // the truncate failing too leaves a partial last line, which readers report with its line number
+      }
+      throw new Error(`JsonlWriter: cannot write ${where}: ${(e as Error).message}`);
+    }
   }
 
   /** In-memory content as JSONL text (newline-terminated). */

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,36 @@ const dir = mkdtempSync(join(tmpdir(), 'latentlm-jsonl-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('JsonlWriter', () => {
+  it('a full disk names the file and leaves only whole lines (a real 16 KiB tmpfs where this runs as root)', async () => {
+    const mnt = join(dir, 'full');
+    mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]).status !== 0) {
+      console.log('[jsonl] no tmpfs (not root?): the ENOSPC case is skipped');
+      return;
+    }
+    try {
+      const path = join(mnt, 'metrics.jsonl');
+      const w = await JsonlWriter.open(path);
+      const row = { step: 0, pad: 'x'.repeat(1500) };
+      let written = 0;
+      let error = '';
+      for (let i = 0; i < 100 && !error; i++) {
+        try {
+          w.write({ ...row, step: i });
+          written++;
+        } catch (e) {
+          error = (e as Error).message;
+        }
+      }
+      w.close();
+      expect(error).toContain(`cannot write ${path}: ENOSPC`);
+      const rows = readJsonl<{ step: number }>(readFileSync(path, 'utf8'), { file: path });
+      expect(rows.map((r) => r.step)).toEqual(Array.from({ length: written }, (_, i) => i));
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+
   it('appends one line per write, visible on disk immediately', async () => {
     const path = join(dir, 'log.jsonl');
     const w = await JsonlWriter.open(path);
