@@ -115,7 +115,7 @@ describe('the installed tarball', () => {
     const s = parseSmoke(stdout);
     console.log(`[package] node: ${s.checks.length} checks passed, loss ${s.loss.toFixed(4)}; auto backend ${s.autoBackend} (${secs(t0)})`);
     expect(s.runtime).toBe('node');
-    expect(s.checks.length).toBe(8);
+    expect(s.checks.length).toBe(9);
   });
 
   it.skipIf(!existsSync(bun))('works from Bun', async () => {
@@ -124,7 +124,7 @@ describe('the installed tarball', () => {
     const s = parseSmoke(stdout);
     console.log(`[package] bun: ${s.checks.length} checks passed; auto backend ${s.autoBackend} (${secs(t0)})`);
     expect(s.runtime).toBe('bun');
-    expect(s.checks.length).toBe(8);
+    expect(s.checks.length).toBe(9);
   });
 
   it.skipIf(!existsSync(deno))('works from Deno (bare specifier through package.json and node_modules)', async () => {
@@ -133,7 +133,7 @@ describe('the installed tarball', () => {
     const s = parseSmoke(stdout);
     console.log(`[package] deno: ${s.checks.length} checks passed; auto backend ${s.autoBackend} (${secs(t0)})`);
     expect(s.runtime).toBe('deno');
-    expect(s.checks.length).toBe(8);
+    expect(s.checks.length).toBe(9);
   });
 
   it('resolves to dist/browser.js for a browser bundler, which bundles it without Node built-ins', async () => {

@@ -32,7 +32,7 @@ for (const rt of RUNTIMES) {
       const s = JSON.parse(line!.slice(6));
       console.log(`[runtimes] ${rt.name}: smoke ok (${s.checks.length} checks), createBackend() -> ${s.autoBackend} (${secs(t0)})`);
       expect(s.ok).toBe(true);
-      expect(s.checks.length).toBe(8);
+      expect(s.checks.length).toBe(9);
     });
 
     // the default model when it is built; a tiny random model (test/_tiny-model.ts) always, so the runtime path
