@@ -9,6 +9,7 @@ import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../reward.js';
 import { createProgress } from '../progress.js';
 import { loadData, loadModel, pickBackend } from './setup.js';
+import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from './conditions.js';
 
 export const trainHelp = `latentlm train — phase 1: supervised training with latent tokens at calculator breakpoints
 
@@ -21,6 +22,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --feedback F       identity | scaled: how a latent's hidden state re-enters (scaled = to the typical embedding norm)
   --supervise-latents W  weight of an auxiliary loss asking latent j's output to predict the j-th result token
                      (default 0 = off): forces the fed-back states to carry the result
+${conditionHelp}
   --batch N          sequences per step (default 8)
   --lr X             peak learning rate (default 1e-3 for the default model, 1e-5 with --model)
   --curriculum N     Coconut stages: stage s puts latents at the first s breakpoints, advancing every N steps (default off)
@@ -45,6 +47,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
       out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
+      ...conditionOptions,
       resume: { type: 'boolean' }, feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -60,9 +63,9 @@ export async function trainMain(argv: string[]): Promise<number> {
   };
   const mode = (values.mode ?? 'full') as 'full' | 'two-trunk';
   if (mode !== 'full' && mode !== 'two-trunk') throw new Error(`--mode must be full or two-trunk, got '${values.mode}'`);
-  const baseline = values.baseline ?? 'none';
-  if (baseline !== 'none' && baseline !== 'pause') throw new Error(`--baseline must be none or pause, got '${baseline}'`);
-  const k = num(values.latents, 2, 'latents');
+  const steps = num(values.steps, 240, 'steps');
+  const resolved = resolveCondition(values, steps, num);
+  let k = resolved.k;
   const feedback = (values.feedback ?? 'identity') as 'identity' | 'scaled';
   if (feedback !== 'identity' && feedback !== 'scaled') throw new Error(`--feedback must be identity or scaled, got '${values.feedback}'`);
   const seed = num(values.seed, 0, 'seed');
@@ -71,15 +74,25 @@ export async function trainMain(argv: string[]): Promise<number> {
 
   const be = await pickBackend(values.backend, (l) => console.log(l));
   const { model, tok, source } = await loadModel(be, values.model);
-  const data = await loadData(values.data, { seed });
-  const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
+  const testCount = num(values['test-rows'], Math.max(200, num(values['gen-rows'], 24, 'gen-rows'), num(values['eval-rows'], 32, 'eval-rows')), 'test-rows');
+  const data = await loadData(values.data, { seed, preset: values.preset, testCount });
+  const condition = resolved.condition;
+  let maxLatents: number | undefined, coverage: unknown;
+  if (resolved.substeps) {
+    // sub-step rows; generation caps a latent span at the longest breakpoint, and pause spans (no end head) at the typical one
+    const sub = prepareSubsteps(data.train, data.test, resolved.substeps.c);
+    Object.assign(data, { train: sub.train, test: sub.test });
+    k = condition === 'pause' ? sub.typicalSlots : sub.maxSlots;
+    maxLatents = Math.max(8, sub.maxSlots);
+    coverage = { train: sub.coverage, test: sub.testCoverage };
+    console.log(`sub-steps: ${sub.coverage.annotations} train annotations, ${sub.coverage.multiStep} expanded into several sub-steps (mean ${sub.coverage.meanSubsteps.toFixed(2)} per breakpoint), not expanded: ${JSON.stringify(sub.coverage.failed)}`);
+  }
   console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
-  console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);
+  console.log(`phase 1: mode ${mode}, condition ${resolved.name}, k=${k}${resolved.substeps ? `, sub-steps ${JSON.stringify(resolved.substeps)}` : ''}`);
   await mkdirp(out);
   const lines: string[] = [];
   const { JsonlWriter } = await import('../jsonl.js');
   const jsonl = await JsonlWriter.open(`${out}/metrics.jsonl`, { append: !!values.resume });
-  const steps = num(values.steps, 240, 'steps');
   const progress = await createProgress({ total: steps, label: 'phase 1' });
   let stop = false;
   const onSigint = () => {
@@ -90,7 +103,7 @@ export async function trainMain(argv: string[]): Promise<number> {
   if (typeof process !== 'undefined' && process.on) process.on('SIGINT', onSigint);
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps, feedback, latentSupervision: num(values['supervise-latents'], 0, 'supervise-latents'),
+    mode, condition, k, steps, feedback, substeps: resolved.substeps, maxLatents, genWithoutLatents: values['gen-no-latents'] !== '0', latentSupervision: num(values['supervise-latents'], 0, 'supervise-latents'),
     batchSize: num(values.batch, 8, 'batch'),
     lr: num(values.lr, values.model ? 1e-5 : 1e-3, 'lr'),
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
@@ -121,17 +134,26 @@ export async function trainMain(argv: string[]): Promise<number> {
   progress.done();
   await jsonl.close();
   if (typeof process !== 'undefined' && process.off) process.off('SIGINT', onSigint);
-  const svg = phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, result.steps, result.evals);
+  const svg = phase1Report(`${mode}, ${resolved.name}${k ? ` k=${k}` : ''}`, result.steps, result.evals);
   await writeFileAtomic(`${out}/report.svg`, svg);
   const last = result.evals[result.evals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition, k, feedback, latentSupervision: opts.latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
+  const summary = { mode, condition: resolved.name, slots: condition, substeps: resolved.substeps, expansion: coverage, preset: values.preset ?? 'default', grid: last ? gridFigures(last, seconds) : undefined, k, feedback, latentSupervision: opts.latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: result.steps[0]?.loss, lastTrainLoss: result.steps[result.steps.length - 1]?.loss };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   lines.push(`done in ${seconds.toFixed(0)} s: ${out}/report.svg, ${out}/metrics.jsonl, ${out}/summary.json, ${out}/checkpoint/`);
   console.log(lines.join('\n'));
   model.destroy();
   be.destroy();
   return 0;
+}
+
+/** The figures a grid compares, flat (what `latentlm sweep` reads from summary.json). */
+function gridFigures(e: EvalRecord, seconds: number) {
+  return {
+    heldOutAccuracy: e.accuracy, heldOutCount: e.genCount, accuracyNoLatents: e.accuracyNoLatents, postBreakLoss: e.postBreakLoss, testLoss: e.testLoss,
+    gapZeroed: e.usage.gapZeroed, gapSwapped: e.usage.gapSwapped, gapRemoved: e.usage.gapRemoved,
+    reasoningPositions: e.reasoningPositions, resultTokenAccuracy: e.resultTokenAccuracy, resultExactAccuracy: e.resultExactAccuracy, wallSeconds: seconds,
+  };
 }
 
 function fmt(x: number | undefined, d = 3) {
@@ -141,6 +163,7 @@ function fmt(x: number | undefined, d = 3) {
 export function printEval(e: EvalRecord): void {
   const u = e.usage;
   console.log(`\n[eval @ step ${e.step}] test loss ${fmt(e.testLoss)}  post-breakpoint loss ${fmt(e.postBreakLoss)}`);
+  if (e.resultTokenAccuracy !== undefined) console.log(`  result tokens after breakpoints (teacher-forced argmax): ${fmt(e.resultTokenAccuracy * 100, 1)}% of digits, ${fmt((e.resultExactAccuracy ?? NaN) * 100, 1)}% of whole results; ${fmt(e.reasoningPositions, 1)} reasoning positions per breakpoint`);
   if (u.zeroed) console.log(`  latent usage (post-breakpoint loss): normal ${fmt(u.normal.postBreakLoss)} | zeroed ${fmt(u.zeroed.postBreakLoss)} (+${fmt(u.gapZeroed)}) | swapped ${fmt(u.swapped?.postBreakLoss)} (+${fmt(u.gapSwapped)}) | removed ${fmt(u.removed?.postBreakLoss)} (+${fmt(u.gapRemoved)})`);
   if (u.zeroed) console.log(`  verdict: ${usageVerdict(u)}`);
   if (e.start) console.log(`  start head: precision ${fmt(e.start.precision, 2)} recall ${fmt(e.start.recall, 2)} F1 ${fmt(e.start.f1, 2)}${e.end ? `; end head accuracy ${fmt(e.end.accuracy, 2)}` : ''}`);

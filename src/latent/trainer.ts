@@ -11,6 +11,8 @@ import { buildSequence, extraRows, type Condition, type LatentSequence, type Spl
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from './generate.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type SubstepRow, type SubstepSchedule } from './curriculum.js';
+import { breakpointStats } from './serial-eval.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -32,6 +34,11 @@ export interface Phase1Options {
   feedback?: 'identity' | 'scaled';
   /** Weight of the latent-supervision loss (0 = off): each latent's output predicts the next result token. */
   latentSupervision?: number;
+  /**
+   * Sub-step curriculum inside each breakpoint (rows must be SubstepRow): scratch text, or its staged replacement by
+   * `condition`'s slots (latent = internalize, pause = pause on the same schedule). See curriculum.ts.
+   */
+  substeps?: SubstepSchedule;
   /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
   markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
   evalEvery: number;
@@ -39,6 +46,8 @@ export interface Phase1Options {
   /** Held-out rows generated with the reward checker at each eval (0 = only at the end). */
   genRows: number;
   genEvery?: number;
+  /** Also answer the held-out problems with latents switched off (default true; doubles generation time). */
+  genWithoutLatents?: boolean;
   maxNewTokens?: number;
   ckptEvery?: number;
   outDir?: string;
@@ -83,6 +92,14 @@ export interface EvalRecord {
   samples?: { question: string; text: string; gold: string; reward: number }[];
   decoded?: { example: number; span: number; latent: number; d: DecodedLatent }[];
   typicalEmbeddingNorm?: number;
+  /** Teacher-forced accuracy on the result tokens after each breakpoint (digits of the calculator result). */
+  resultTokenAccuracy?: number;
+  /** Share of breakpoints whose whole result is predicted right (teacher-forced, argmax). */
+  resultExactAccuracy?: number;
+  /** Mean positions between a breakpoint's text and its result (markers, slots, scratch text). */
+  reasoningPositions?: number;
+  /** Held-out problems answered by generation. */
+  genCount?: number;
 }
 
 export interface Phase1Result {
@@ -182,6 +199,7 @@ export class Phase1Trainer {
   }
 
   stage(step = this.step): number {
+    if (this.o.substeps) return scheduleStage(this.o.substeps, step);
     const sps = this.o.curriculumStepsPerStage;
     return sps ? Math.floor(step / sps) : Infinity;
   }
@@ -189,6 +207,12 @@ export class Phase1Trainer {
   /** A training sequence; `forTraining` adds the latent-supervision targets (evaluation never has them). */
   sequence(row: SplitRow, stage = this.stage(), forTraining = false): LatentSequence {
     const supervise = forTraining && (this.o.latentSupervision ?? 0) > 0 && this.o.condition === 'latent';
+    const sub = this.o.substeps;
+    if (sub)
+      return buildCurriculumSequence(row as SubstepRow, this.tok, {
+        fill: this.o.condition === 'pause' ? 'pause' : 'latent', c: sub.c, stage, maxPause: this.o.maxLatents ?? 8,
+        eosId: this.o.eosId, maxLen: this.o.maxLen, stepDecode: forTraining && (sub.stepDecode ?? 0) > 0,
+      });
     return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen, superviseLatents: supervise });
   }
 
@@ -237,7 +261,11 @@ export class Phase1Trainer {
     const t0 = performance.now();
     const rows = this.nextBatch();
     const stage = this.stage();
-    const seqs = rows.map((r) => this.sequence(r, stage, true));
+    const sub = this.o.substeps;
+    if (sub?.resetOptimizer && this.step > 0 && stage !== this.stage(this.step - 1)) this.resetOptimizer();
+    const finite = sub ? Math.max(1, sub.stages - 1) : 1;
+    const seqs = rows.map((r, i) => this.sequence(r, sub ? mixedStage(stage, sub.mix ?? 0, this.o.seed, this.step, i, finite) : stage, true));
+    const auxWeight = sub ? (sub.stepDecode ?? 0) : this.o.latentSupervision!;
     // the auxiliary latent targets are weighted separately and left out of the reported text loss
     const N = seqs.reduce((a, s) => a + s.labelCount - (s.auxLabels?.length ?? 0), 0);
     this.model.zeroGrads();
@@ -247,7 +275,7 @@ export class Phase1Trainer {
       let labelWeights: Float32Array | undefined;
       if (seq.auxLabels) {
         labelWeights = new Float32Array(seq.ids.length).fill(1);
-        for (const p of seq.auxLabels) labelWeights[p] = this.o.latentSupervision!;
+        for (const p of seq.auxLabels) labelWeights[p] = auxWeight;
       }
       const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
       this.model.backward();
@@ -279,9 +307,9 @@ export class Phase1Trainer {
   async evaluate(withGeneration = true): Promise<EvalRecord> {
     await this.init();
     const rows = this.test.slice(0, this.o.evalRows);
-    const seqs = rows.map((r) => this.sequence(r, Infinity));
+    const seqs = rows.map((r) => this.sequence(r, this.o.substeps ? finalStage(this.o.substeps) : Infinity));
     const usage = await latentUsage(this.model, seqs);
-    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage };
+    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage, ...(await breakpointStats(this.model, this.tok, seqs)) };
     if (this.o.condition !== 'none') {
       const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
       for (const seq of seqs) {
@@ -320,12 +348,19 @@ export class Phase1Trainer {
       };
       const a = await run(true);
       rec.accuracy = a.acc;
+      rec.genCount = gr.length;
       rec.samples = a.samples.slice(0, 4);
-      if (this.o.condition !== 'none') rec.accuracyNoLatents = (await run(false)).acc;
+      if (this.o.condition !== 'none' && this.o.genWithoutLatents !== false) rec.accuracyNoLatents = (await run(false)).acc;
     }
     this.evals.push(rec);
     this.o.log?.(rec as unknown as Record<string, unknown>);
     return rec;
+  }
+
+  /** Zeroes AdamW's moments and step count (a fresh optimizer for a new curriculum stage, as Coconut does). */
+  private resetOptimizer(): void {
+    for (const t of [...this.opt.m.values(), ...this.opt.v.values()]) this.model.be.zero(t);
+    this.opt.step = 0;
   }
 
   checkpointState(): CheckpointState {
