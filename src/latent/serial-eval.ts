@@ -7,7 +7,7 @@ import type { LatentSequence } from './sequence.js';
 import type { Decoder } from './generate.js';
 
 export interface BreakpointStats {
-  /** Result tokens (digits right after each breakpoint) predicted right, over all of them. */
+  /** Result tokens (digits and thousands commas right after each breakpoint) predicted right, over all of them. */
   resultTokenAccuracy: number;
   /** Breakpoints whose whole result is predicted right. */
   resultExactAccuracy: number;
@@ -15,7 +15,8 @@ export interface BreakpointStats {
   reasoningPositions: number;
 }
 
-const isDigits = (s: string) => /^\d+$/.test(s);
+// a result's tokens: digits, and the thousands commas some problems write inside a number ("1,116")
+const isDigits = (s: string) => /^[\d,]+$/.test(s);
 
 export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSequence[]): Promise<BreakpointStats> {
   const V = model.V;

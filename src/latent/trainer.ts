@@ -11,7 +11,8 @@ import { buildSequence, extraRows, type Condition, type LatentSequence, type Spl
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from './generate.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
-import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type SubstepRow, type SubstepSchedule } from './curriculum.js';
+import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type CurriculumSequence, type SubstepRow, type SubstepSchedule } from './curriculum.js';
+import { auxLabelWeights, distillationGrad, type DistillTarget } from './objectives.js';
 import { breakpointStats } from './serial-eval.js';
 
 export interface Phase1Options {
@@ -77,6 +78,8 @@ export interface StepRecord {
   stage: number;
   startLoss?: number;
   endLoss?: number;
+  /** Hidden-state distillation loss (weighted, batch mean), when on. */
+  distillLoss?: number;
 }
 
 export interface EvalRecord {
@@ -268,16 +271,21 @@ export class Phase1Trainer {
     const auxWeight = sub ? (sub.stepDecode ?? 0) : this.o.latentSupervision!;
     // the auxiliary latent targets are weighted separately and left out of the reported text loss
     const N = seqs.reduce((a, s) => a + s.labelCount - (s.auxLabels?.length ?? 0), 0);
+    const teachers = sub?.distill ? await this.teacherTargets(rows, seqs) : undefined;
+    const distillCount = teachers?.reduce((a, t) => a + t.length, 0) ?? 0;
+    let distillLoss = 0;
     this.model.zeroGrads();
     let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
     for (const seq of seqs) {
       const wantHidden = this.o.condition !== 'none';
-      let labelWeights: Float32Array | undefined;
-      if (seq.auxLabels) {
-        labelWeights = new Float32Array(seq.ids.length).fill(1);
-        for (const p of seq.auxLabels) labelWeights[p] = auxWeight;
+      const labelWeights = seq.auxLabels ? auxLabelWeights(seq.ids.length, seq.auxLabels, auxWeight) : undefined;
+      const targets = teachers?.[seqs.indexOf(seq)] ?? [];
+      const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden: wantHidden || targets.length > 0 });
+      if (targets.length) {
+        const d = distillationGrad(r.hidden!, this.model.H, seq.ids.length, targets, sub!.distill!, distillCount);
+        this.model.addHiddenGrad(d.grad);
+        distillLoss += d.loss;
       }
-      const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
       this.model.backward();
       let aux = 0;
       for (const p of seq.auxLabels ?? []) aux += r.lossAt![p];
@@ -298,6 +306,7 @@ export class Phase1Trainer {
     const dt = (performance.now() - t0) / 1000;
     const rec: StepRecord = { type: 'step', step: stepNo, loss, gradNorm, lr, tokens, tokPerSec: tokens / dt, stage: Number.isFinite(stage) ? stage : -1 };
     if (this.o.condition !== 'none') Object.assign(rec, { startLoss: sLoss / seqs.length, endLoss: eLoss / seqs.length });
+    if (teachers) rec.distillLoss = distillLoss;
     this.steps.push(rec);
     this.o.log?.(rec as unknown as Record<string, unknown>);
     return rec;
@@ -355,6 +364,28 @@ export class Phase1Trainer {
     this.evals.push(rec);
     this.o.log?.(rec as unknown as Record<string, unknown>);
     return rec;
+  }
+
+  /**
+   * Distillation targets for a batch: the same model reading each row's scratch text (stage 0, no gradient) gives its
+   * hidden state at the token before each result; a student sequence with slots at a breakpoint is pulled toward it
+   * at its own token before that result.
+   */
+  private async teacherTargets(rows: SplitRow[], seqs: LatentSequence[]): Promise<DistillTarget[][]> {
+    const H = this.model.H;
+    const out: DistillTarget[][] = [];
+    for (let i = 0; i < rows.length; i++) {
+      const student = seqs[i] as CurriculumSequence;
+      if (!student.spans.length) {
+        out.push([]);
+        continue;
+      }
+      const teacher = this.sequence(rows[i], 0) as CurriculumSequence;
+      const r = await this.model.forward({ ...inputOf(teacher, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
+      const withSlots = new Set(student.spans.map((sp) => sp.breakpoint));
+      out.push(student.beforeResult.flatMap((pos, b) => (withSlots.has(b) && teacher.beforeResult[b] !== undefined ? [{ pos, target: r.hidden!.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }] : [])));
+    }
+    return out;
   }
 
   /** Zeroes AdamW's moments and step count (a fresh optimizer for a new curriculum stage, as Coconut does). */
