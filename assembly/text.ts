@@ -5,6 +5,7 @@ export { ensureInput, ensureTable, inputPtr, tablePtr } from './_text_buf';
 import { outPtr, asciiPtr } from './_text_buf';
 export { splitRows } from './_text_split';
 export { rewardRows } from './_text_reward';
+export { expandRows } from './_text_expand';
 
 export function outputPtr(): usize {
   return outPtr;

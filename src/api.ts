@@ -4,6 +4,8 @@ export { Tokenizer } from './tokenizer.js';
 export type { AddedToken, EncodeOptions, TokenizerSource } from './tokenizer.js';
 export { loadGsm8k, parseGsm8k, splitAnswer } from './gsm8k.js';
 export type { Annotation, Gsm8kDataset, Gsm8kExample, SplitAnswer } from './gsm8k.js';
+export { expandAnnotation, expandAnnotations, expansionReport } from './expand.js';
+export type { ExpandFailure, ExpandOptions, ExpandReport, Expansion } from './expand.js';
 export { reward, rewardBatch } from './reward.js';
 export type { RewardOptions, RewardResult } from './reward.js';
 export { generateProblems, SYNTH_PRESETS } from './synth.js';

@@ -1,13 +1,13 @@
 // JS side of assembly/text.ts: copies strings into WASM memory as UTF-16 code units (so every offset that
 // comes back is a JS string index), runs one batch per call, and reads the results.
 //
-// The module is small (about 7 KiB), so it is compiled synchronously on first use: that works in Node, Deno,
+// The module is small (about 15 KiB), so it is compiled synchronously on first use: that works in Node, Deno,
 // Bun and web workers. A browser main thread may refuse synchronous compilation of modules over 4 KiB;
 // there, `await initTextWasm()` once before the synchronous APIs (loadGsm8k does it for you).
 import wasmB64 from './generated/text.wasm.js';
 import { base64ToBytes } from './wasm.js';
 
-interface TextExports {
+export interface TextExports {
   memory: WebAssembly.Memory;
   ensureInput(units: number): number;
   ensureTable(ints: number): number;
@@ -125,4 +125,9 @@ export function rewardRaw(completions: readonly string[], golds: readonly string
     res.push({ reward: out[4 * r], format: out[4 * r + 1], extracted: len ? dec.decode(ascii.subarray(a, a + len)) : '' });
   }
   return res;
+}
+
+/** The instance, for entry points whose JS side lives in their own file (annotation expansion: src/expand.ts). */
+export function textWasmExports<T>(): TextExports & T {
+  return mod() as TextExports & T;
 }

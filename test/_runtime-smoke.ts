@@ -27,6 +27,8 @@ const split = lib.splitAnswer(answer);
 check(split.final === '72', `final answer is "72" (got ${JSON.stringify(split.final)})`);
 check(split.annotations.length === 2 && split.annotations[1].expr === '48+24' && split.annotations[1].result === '72', 'two annotations, the second 48+24=72');
 check(lib.reward('... so the answer is\n#### 72', '72').reward === 1, 'reward() accepts the right final answer');
+const expansion = lib.expandAnnotation({ expr: '48*37', result: '1776' });
+check(expansion.ok && expansion.steps.join(' | ') === '48 * 30 = 1440 | 48 * 7 = 336 | 1440 + 336 = 1776', 'expandAnnotation() writes 48*37 as three exact sub-steps');
 
 // 3. One forward of a tiny random Qwen2 on the CPU backend: the loss of random weights is close to ln(vocab).
 const config = {

@@ -94,6 +94,39 @@ describe.concurrent('latentlm CLI', () => {
     expect(lines(a.stdout)).toEqual([{ question: 'Q1', steps: ['He walks 7 * 3,200 = ', '22,400 steps a week.'], final: '22400', annotations: [{ expr: '7*3200', result: '22400' }] }]);
   });
 
+  it('split --expand / --report: expansions per annotation, a coverage summary, bad --max-steps', async () => {
+    const row = { question: 'Q', answer: 'a <<48*37=1776>>1776 b <<2*2=5>>5 c <<7=7>>7\n#### 7' };
+    const input = `${JSON.stringify(row)}\n\n{nope\n`;
+    const e = await cli(['split', '--expand'], input);
+    expect(e.code).toBe(1);
+    expect(lines(e.stdout)).toEqual([
+      {
+        question: 'Q',
+        steps: ['a ', '1776 b ', '5 c ', '7'],
+        final: '7',
+        expansions: [
+          { ok: true, steps: ['48 * 30 = 1440', '48 * 7 = 336', '1440 + 336 = 1776'] },
+          { ok: false, reason: 'wrong-result', detail: "'2*2' is 4, the annotation says 5" },
+          { ok: false, reason: 'unsupported', detail: "expression '7' has no operation" },
+        ],
+      },
+      { line: 3, error: expect.stringMatching(/bad JSON/) },
+    ]);
+    const r = await cli(['split', '--report', '--max-steps', '2'], input);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^annotations 3\nexpanded    0 \(0\.0%\)/);
+    expect(r.stdout).toMatch(/\nmalformed rows 1 \(not counted above\):\n  line 3: bad JSON/);
+    expect(r.stderr).toMatch(/1 malformed row/);
+    expect(r.stdout).toMatch(/too-long +1\n +line 1 #0: <<48\*37=1776>> +3 steps \(max 2\)/);
+    expect(r.stdout).toMatch(/wrong-result +1\n/);
+    const bad = await cli(['split', '--max-steps', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--max-steps must be a positive integer, got '0'/);
+    const both = await cli(['split', '--report', '--expand']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--report prints only the summary/);
+  });
+
   it.skipIf(!haveData)('split FILE: the whole GSM8K test split matches the library', async () => {
     const r = await cli(['split', '--annotations', TEST_JSONL]);
     expect(r.code).toBe(0);
