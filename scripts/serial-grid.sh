@@ -18,7 +18,8 @@ declare -A flags=(
   [internalize]="--condition internalize --latents 1 --stages 4 --step-decode 1"
 )
 jobs_list=()
-for seed in "${seeds[@]}"; do for c in none pause latent scratch internalize; do jobs_list+=("$c $seed"); done; done
+# CONDITIONS="scratch internalize" runs a subset; a run whose summary.json exists is skipped (re-run to resume a grid)
+for seed in "${seeds[@]}"; do for c in ${CONDITIONS:-none pause latent scratch internalize}; do jobs_list+=("$c $seed"); done; done
 run() {
   local c=$1 seed=$2 dir="$out/$1-s$2"
   [ -f "$dir/summary.json" ] && return 0

@@ -5,7 +5,7 @@ import { Kind } from '../src/model/qwen2.js';
 import { buildCurriculumSequence, curriculumStage, mixedStage, scratchText, substepResult, type SubstepRow } from '../src/latent/curriculum.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0 } from '../src/latent/sequence.js';
 import { withSubsteps } from '../src/latent/substeps.js';
-import { expandAnnotation } from '../src/latent/expand-provisional.js';
+import { expandAnnotation } from '../src/expand.js';
 import { generateProblems, SYNTH_PRESETS } from '../src/synth.js';
 import { splitRow } from '../src/app/setup.js';
 
@@ -112,15 +112,13 @@ describe('stage schedule and mixing', () => {
     expect(curriculumStage(0, 1, 10)).toBe(Infinity);
   });
   it('mixes in earlier stages at the requested share, deterministically', () => {
-    let earlier = 0;
-    for (let i = 0; i < 4000; i++) {
-      const s = mixedStage(2, 0.25, 3, Math.floor(i / 8), i % 8, 3);
-      expect(s === 2 || s === 0 || s === 1).toBe(true);
-      if (s !== 2) earlier++;
-      expect(mixedStage(2, 0.25, 3, Math.floor(i / 8), i % 8, 3)).toBe(s);
-    }
+    const stages = Array.from({ length: 4000 }, (_, i) => mixedStage(2, 0.25, 3, Math.floor(i / 8), i % 8, 3));
+    expect(stages.every((s) => s === 2 || s === 0 || s === 1)).toBe(true);
+    expect(stages.every((s, i) => mixedStage(2, 0.25, 3, Math.floor(i / 8), i % 8, 3) === s)).toBe(true);
+    const earlier = stages.filter((s) => s !== 2).length;
     expect(earlier / 4000).toBeGreaterThan(0.2);
     expect(earlier / 4000).toBeLessThan(0.3);
+    expect(stages.filter((s) => s === 0).length).toBeGreaterThan(0.3 * earlier);
     expect(mixedStage(0, 0.5, 0, 1, 1, 3)).toBe(0);
     expect(mixedStage(Infinity, 0, 0, 1, 1, 3)).toBe(Infinity);
     const fromFinal = new Set(Array.from({ length: 200 }, (_, i) => mixedStage(Infinity, 0.99, 1, i, 0, 3)));
