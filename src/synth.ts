@@ -68,6 +68,11 @@ export const SYNTH_PRESETS = {
   default: { steps: [2, 3], ops: ['+', '-', '*'], minOperand: 2, maxOperand: 50, maxResult: 9999 },
   /** 3-4 steps of all four ops, 3-digit operands: multi-digit products up to 6 digits. */
   hard: { steps: [3, 4], ops: ['+', '-', '*', '/'], minOperand: 2, maxOperand: 999, maxResult: 999_999 },
+  /**
+   * Serial work at the breakpoint: one 2-digit x 2-digit product per problem, which written out takes two partial
+   * products and their sum (48*37: 48*30 = 1440, 48*7 = 336, 1440 + 336 = 1776) and is hard to get in one pass.
+   */
+  serial: { steps: 1, ops: ['*'], minOperand: 11, maxOperand: 99, maxResult: 9999 },
 } as const satisfies Record<string, Partial<SynthOptions>>;
 
 const DEFAULT_KNOBS: Knobs = {

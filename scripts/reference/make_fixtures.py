@@ -2,6 +2,7 @@
 """Generates the Qwen2 parity fixtures in test/fixtures/ from the independent PyTorch reference (qwen2_ref.py).
 
 Run:  /usr/bin/python3 scripts/reference/make_fixtures.py          (torch >= 1.13 + numpy; deterministic, CPU only)
+      ... make_fixtures.py --only objectives   rewrites only test/fixtures/objectives/ (see make_objectives)
 
 FIXTURE FORMAT: test/fixtures/<case>.safetensors, one per case (each < 200 KB)
   Parameters, by their HF names, F32: model.embed_tokens.weight [V,H], model.layers.{i}.self_attn.{q,k,v}_proj.{weight,bias},
@@ -202,8 +203,68 @@ def make_st_python():
     print(f'st_python      {os.path.getsize(path) / 1024:6.1f} KB')
 
 
+def make_objectives():
+    """test/fixtures/objectives/objectives.safetensors: the two training objectives that give latents content, on a
+    tiny tied model with a chain of latents at positions 4..6 of a 14-position sequence (test/objectives.test.ts).
+      loss = (sum CE(text labels) + w_sd * sum CE(step-decode labels)) / N_text
+             + w_d * sum_p ||hidden[p] - target[p]||^2 / (H * |P|)
+    step decoding: labels at the positions after latents 4..6 (the latents' outputs decode a sub-step result), weight
+    w_sd; distillation: the hidden states at positions P are pulled toward fixed teacher vectors `target` (no gradient).
+    Writes case.ids, case.labels, case.latent_mask, case.aux_mask (1 where the label is a step-decode label),
+    case.distill_pos I32 [|P|], case.target F32 [|P|, H], params, ref.loss, ref.hidden, ref.grad.<name>;
+    metadata config and case {"w_sd", "w_d"}."""
+    cfg = hf_config(48, 16, 32, 2, 4, 2, True)
+    g = torch.Generator().manual_seed(11)
+    P = init_params(cfg, g)
+    T, H = 14, cfg['hidden_size']
+    ids = torch.randint(0, cfg['vocab_size'], (1, T), generator=g)
+    mask = torch.zeros(1, T, dtype=torch.bool)
+    mask[0, 4:7] = True
+    labels = ids.clone()
+    labels[0, :3] = -100  # the question
+    labels[0, 4:7] = -100  # nothing predicts a latent input ...
+    aux = torch.zeros(1, T, dtype=torch.bool)
+    for p in (5, 6, 7):  # ... except step decoding: the output at latent p-1 predicts labels[p]
+        labels[0, p] = int(torch.randint(0, cfg['vocab_size'], (1,), generator=g))
+        aux[0, p] = True
+    dpos = torch.tensor([6, 9], dtype=torch.long)
+    target = 0.5 * torch.randn(len(dpos), H, generator=g)
+    w_sd, w_d = 0.7, 1.3
+
+    def objective(Pd, dtype):
+        hidden, logits = forward(Pd, cfg, ids, mask)
+        V = logits.shape[-1]
+        ce = torch.nn.functional.cross_entropy(logits[0, :-1].reshape(-1, V), labels[0, 1:], ignore_index=-100, reduction='none')
+        w = torch.where(aux[0, 1:], torch.tensor(w_sd, dtype=dtype), torch.tensor(1.0, dtype=dtype))
+        n_text = int(((labels[0, 1:] != -100) & ~aux[0, 1:]).sum())
+        distill = ((hidden[0, dpos] - target.to(dtype)) ** 2).sum() / (H * len(dpos))
+        return (ce * w).sum() / n_text + w_d * distill, hidden
+
+    out = {}
+    for dtype in (torch.float64, torch.float32):  # f32 last: that is what is written
+        Pd = {k: v.to(dtype).clone().requires_grad_(True) for k, v in P.items()}
+        loss, hidden = objective(Pd, dtype)
+        loss.backward()
+        out[dtype] = (loss.detach(), hidden.detach(), {k: v.grad.detach() for k, v in Pd.items()})
+    loss, hidden, grads = out[torch.float32]
+    gap = max(rel_gap(grads[k], out[torch.float64][2][k]) for k in grads)
+    t = dict(P)
+    t.update({'case.ids': ids.to(torch.int32), 'case.labels': labels.to(torch.int32), 'case.latent_mask': mask.to(torch.int32),
+              'case.aux_mask': aux.to(torch.int32), 'case.distill_pos': dpos.to(torch.int32), 'case.target': target,
+              'ref.loss': loss.reshape(1), 'ref.hidden': hidden})
+    for k, v in grads.items():
+        t['ref.grad.' + k] = v
+    os.makedirs(os.path.join(OUT, 'objectives'), exist_ok=True)
+    path = os.path.join(OUT, 'objectives', 'objectives.safetensors')
+    save_safetensors(path, t, {'format': 'pt', 'config': json.dumps(cfg), 'case': json.dumps({'w_sd': w_sd, 'w_d': w_d, 'f64_grad_gap': gap})})
+    print(f'objectives     {os.path.getsize(path) / 1024:6.1f} KB  loss {loss.item():.5f}  f32 vs f64 grad gap {gap:.1e}')
+
+
 def main():
     torch.set_num_threads(1)  # determinism across machines
+    if sys.argv[1:] == ['--only', 'objectives']:  # regenerate just this fixture (the others stay byte-identical)
+        make_objectives()
+        return
     os.makedirs(OUT, exist_ok=True)
     gaps = {}
     gaps['gqa2_tied'] = make_case('gqa2_tied', hf_config(64, 32, 48, 2, 4, 2, True), B=2, T=12, seed=1)
@@ -214,6 +275,7 @@ def main():
                                      latent=[[4, 5, 6], [7]])
     gaps['rope_eps'] = make_case('rope_eps', hf_config(64, 32, 40, 2, 2, 1, True, theta=1e6, eps=1e-5), B=2, T=12, seed=5)
     make_st_python()
+    make_objectives()
     worst = max(max(g.values()) for g in gaps.values())
     print(f'worst f32-vs-f64 relative gap over all cases and outputs: {worst:.2e}')
 

@@ -18,7 +18,7 @@ export const EOS_ID = 151643; // <|endoftext|>
 /** A {question, answer} row (GSM8K format) split at its calculator annotations by the WASM splitter. */
 export function splitRow(r: { question: string; answer: string }): SplitRow {
   const s = splitAnswer(r.answer);
-  return { question: r.question, steps: s.steps, final: s.final };
+  return { question: r.question, steps: s.steps, final: s.final, annotations: s.annotations };
 }
 
 /** The tokenizer a model speaks: the full Qwen2 one, or the restricted vocabulary of a small model. */

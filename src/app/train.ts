@@ -8,6 +8,7 @@ import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../reward.js';
 import { createProgress } from '../progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from './setup.js';
+import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from './conditions.js';
 import { parseFlags, UsageError } from '../cli/_args.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../cli/flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
@@ -28,6 +29,7 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --feedback F       identity | scaled: how a latent's hidden state re-enters (scaled = to the typical embedding norm)
   --supervise-latents W  weight of an auxiliary loss asking latent j's output to predict the j-th result token
                      (default 0 = off): forces the fed-back states to carry the result
+${conditionHelp}
   --batch N          sequences per step (default 8)
   --lr X             peak learning rate (default 1e-3 for the default model, 1e-5 with --model)
   --curriculum N     Coconut stages: stage s puts latents at the first s breakpoints, advancing every N steps (default off)
@@ -61,6 +63,7 @@ const TRAIN_FLAGS = {
   out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
   resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, chat: { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' },
   feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
+  ...conditionOptions,
 } as const;
 
 export async function trainMain(argv: string[]): Promise<number> {
@@ -101,24 +104,43 @@ function readTrainFlags(values: TrainValues) {
   const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
   const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
   if (f.has('threads')) f.int('threads', 1, { min: 1, max: 1024 }); // checked here; pickBackend reads it
+  const testRows = f.int('test-rows', Math.max(200, genRows, evalRows), { min: 1 });
+  const num = (v: string | undefined, d: number, name: string) => (v === undefined ? d : f.number(name, d));
+  let resolved: ReturnType<typeof resolveCondition>;
+  try {
+    resolved = resolveCondition(values, steps, num);
+  } catch (e) {
+    throw new UsageError(`train: ${(e as Error).message}`);
+  }
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
-  return { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile };
+  return { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile, testRows, resolved };
 }
 
 async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
-  const { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile } = flags;
+  const { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile, testRows, resolved } = flags;
+  let k = resolved.k;
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
   if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
   const be = await pickBackend(backendName, (l) => console.log(l), values.threads);
   const { model, tok, source, dir } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
-  const data = await loadData(values.data, { seed });
+  const data = await loadData(values.data, { seed, preset: values.preset, testCount: testRows });
   if (values.chat) console.log(`chat template: ${await applyChatTemplate(data, dir)}`);
-  const condition = k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
+  const condition = resolved.condition;
+  let maxLatents: number | undefined, coverage: unknown;
+  if (resolved.substeps) {
+    // sub-step rows; generation caps a latent span at the longest breakpoint, and pause spans (no end head) at the typical one
+    const sub = prepareSubsteps(data.train, data.test, resolved.substeps.c);
+    Object.assign(data, { train: sub.train, test: sub.test });
+    k = condition === 'pause' ? sub.typicalSlots : sub.maxSlots;
+    maxLatents = Math.max(8, sub.maxSlots);
+    coverage = { train: sub.coverage, test: sub.testCoverage };
+    console.log(`sub-steps: ${sub.coverage.annotations} train annotations, ${sub.coverage.multiStep} expanded into several sub-steps (mean ${sub.coverage.meanSubsteps.toFixed(2)} per breakpoint), not expanded: ${JSON.stringify(sub.coverage.failed)}`);
+  }
   console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
-  console.log(`phase 1: mode ${mode}, condition ${condition}, k=${k}`);
+  console.log(`phase 1: mode ${mode}, condition ${resolved.name}, k=${k}${resolved.substeps ? `, sub-steps ${JSON.stringify(resolved.substeps)}` : ''}`);
   const lengths = measureLengths(data.train, tok, { condition, k, eosId: tok.eosId }, maxLen);
   if (lengths.empty === lengths.rows) throw new UsageError(`train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`);
   if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
@@ -129,7 +151,7 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   let jsonl: import('../jsonl.js').JsonlWriter | undefined;
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps, feedback, latentSupervision, batchSize, lr,
+    mode, condition, k, steps, feedback, substeps: resolved.substeps, maxLatents, genWithoutLatents: values['gen-no-latents'] !== '0', latentSupervision, batchSize, lr,
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
     curriculumStepsPerStage: curriculum,
     markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
@@ -173,10 +195,10 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   const records = await readRecords(metricsFile);
   const allSteps = records.filter((r) => r.type === 'step') as unknown as StepRecord[];
   const allEvals = records.filter((r) => r.type === 'eval') as unknown as EvalRecord[];
-  await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${condition}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
+  await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${resolved.name}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
   const last = allEvals[allEvals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
+  const summary = { mode, condition: resolved.name, slots: condition, substeps: resolved.substeps, expansion: coverage, preset: values.preset ?? 'default', grid: last ? gridFigures(last, seconds) : undefined, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   model.destroy();
   be.destroy();
@@ -188,6 +210,15 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   return 0;
 }
 
+/** The figures a grid compares, flat (what `latentlm sweep` reads from summary.json). */
+function gridFigures(e: EvalRecord, seconds: number) {
+  return {
+    heldOutAccuracy: e.accuracy, heldOutCount: e.genCount, accuracyNoLatents: e.accuracyNoLatents, postBreakLoss: e.postBreakLoss, testLoss: e.testLoss,
+    gapZeroed: e.usage.gapZeroed, gapSwapped: e.usage.gapSwapped, gapRemoved: e.usage.gapRemoved,
+    reasoningPositions: e.reasoningPositions, resultTokenAccuracy: e.resultTokenAccuracy, resultExactAccuracy: e.resultExactAccuracy, wallSeconds: seconds,
+  };
+}
+
 function fmt(x: number | undefined, d = 3) {
   return x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d);
 }
@@ -195,6 +226,7 @@ function fmt(x: number | undefined, d = 3) {
 export function printEval(e: EvalRecord): void {
   const u = e.usage;
   console.log(`\n[eval @ step ${e.step}] test loss ${fmt(e.testLoss)}  post-breakpoint loss ${fmt(e.postBreakLoss)}`);
+  if (e.resultTokenAccuracy !== undefined) console.log(`  result tokens after breakpoints (teacher-forced argmax): ${fmt(e.resultTokenAccuracy * 100, 1)}% of digits, ${fmt((e.resultExactAccuracy ?? NaN) * 100, 1)}% of whole results; ${fmt(e.reasoningPositions, 1)} reasoning positions per breakpoint`);
   if (u.zeroed) console.log(`  latent usage (post-breakpoint loss): normal ${fmt(u.normal.postBreakLoss)} | zeroed ${fmt(u.zeroed.postBreakLoss)} (+${fmt(u.gapZeroed)}) | swapped ${fmt(u.swapped?.postBreakLoss)} (+${fmt(u.gapSwapped)}) | removed ${fmt(u.removed?.postBreakLoss)} (+${fmt(u.gapRemoved)})`);
   if (u.zeroed) console.log(`  verdict: ${usageVerdict(u)}`);
   if (e.start) console.log(`  start head: precision ${fmt(e.start.precision, 2)} recall ${fmt(e.start.recall, 2)} F1 ${fmt(e.start.f1, 2)}${e.end ? `; end head accuracy ${fmt(e.end.accuracy, 2)}` : ''}`);

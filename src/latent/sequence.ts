@@ -13,6 +13,8 @@ export interface SplitRow {
   question: string;
   steps: string[];
   final: string;
+  /** The calculator annotations, one per breakpoint (kept for sub-step expansion; see curriculum.ts). */
+  annotations?: { expr: string; result: string }[];
 }
 
 export interface TextEncoder_ {

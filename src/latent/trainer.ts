@@ -12,6 +12,9 @@ import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, 
 import { generate, type Decoder } from './generate.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
+import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type CurriculumSequence, type SubstepRow, type SubstepSchedule } from './curriculum.js';
+import { auxLabelWeights, distillationGrad, type DistillTarget } from './objectives.js';
+import { breakpointStats } from './serial-eval.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -33,6 +36,11 @@ export interface Phase1Options {
   feedback?: 'identity' | 'scaled';
   /** Weight of the latent-supervision loss (0 = off): each latent's output predicts the next result token. */
   latentSupervision?: number;
+  /**
+   * Sub-step curriculum inside each breakpoint (rows must be SubstepRow): scratch text, or its staged replacement by
+   * `condition`'s slots (latent = internalize, pause = pause on the same schedule). See curriculum.ts.
+   */
+  substeps?: SubstepSchedule;
   /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
   markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
   evalEvery: number;
@@ -40,6 +48,8 @@ export interface Phase1Options {
   /** Held-out rows generated with the reward checker at each eval (0 = only at the end). */
   genRows: number;
   genEvery?: number;
+  /** Also answer the held-out problems with latents switched off (default true; doubles generation time). */
+  genWithoutLatents?: boolean;
   maxNewTokens?: number;
   ckptEvery?: number;
   outDir?: string;
@@ -73,6 +83,8 @@ export interface StepRecord {
   stage: number;
   startLoss?: number;
   endLoss?: number;
+  /** Hidden-state distillation loss (weighted, batch mean), when on. */
+  distillLoss?: number;
 }
 
 export interface EvalRecord {
@@ -94,6 +106,14 @@ export interface EvalRecord {
   samples?: { question: string; text: string; gold: string; reward: number }[];
   decoded?: { example: number; span: number; latent: number; d: DecodedLatent }[];
   typicalEmbeddingNorm?: number;
+  /** Teacher-forced accuracy on the result tokens after each breakpoint (digits of the calculator result). */
+  resultTokenAccuracy?: number;
+  /** Share of breakpoints whose whole result is predicted right (teacher-forced, argmax). */
+  resultExactAccuracy?: number;
+  /** Mean positions between a breakpoint's text and its result (markers, slots, scratch text). */
+  reasoningPositions?: number;
+  /** Held-out problems answered by generation. */
+  genCount?: number;
 }
 
 export interface Phase1Result {
@@ -201,6 +221,7 @@ export class Phase1Trainer {
   }
 
   stage(step = this.step): number {
+    if (this.o.substeps) return scheduleStage(this.o.substeps, step);
     const sps = this.o.curriculumStepsPerStage;
     return sps ? Math.floor(step / sps) : Infinity;
   }
@@ -208,6 +229,12 @@ export class Phase1Trainer {
   /** A training sequence; `forTraining` adds the latent-supervision targets (evaluation never has them). */
   sequence(row: SplitRow, stage = this.stage(), forTraining = false): LatentSequence {
     const supervise = forTraining && (this.o.latentSupervision ?? 0) > 0 && this.o.condition === 'latent';
+    const sub = this.o.substeps;
+    if (sub)
+      return buildCurriculumSequence(row as SubstepRow, this.tok, {
+        fill: this.o.condition === 'pause' ? 'pause' : 'latent', c: sub.c, stage, maxPause: this.o.maxLatents ?? 8,
+        eosId: this.o.eosId, maxLen: this.o.maxLen, stepDecode: forTraining && (sub.stepDecode ?? 0) > 0,
+      });
     return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen, superviseLatents: supervise });
   }
 
@@ -256,20 +283,29 @@ export class Phase1Trainer {
     const t0 = performance.now();
     const rows = this.nextBatch();
     const stage = this.stage();
-    const seqs = rows.map((r) => this.sequence(r, stage, true));
+    const sub = this.o.substeps;
+    if (sub?.resetOptimizer && this.step > 0 && stage !== this.stage(this.step - 1)) this.resetOptimizer();
+    const finite = sub ? Math.max(1, sub.stages - 1) : 1;
+    const seqs = rows.map((r, i) => this.sequence(r, sub ? mixedStage(stage, sub.mix ?? 0, this.o.seed, this.step, i, finite) : stage, true));
+    const auxWeight = sub ? (sub.stepDecode ?? 0) : this.o.latentSupervision!;
     // the auxiliary latent targets are weighted separately and left out of the reported text loss
     const N = seqs.reduce((a, s) => a + s.labelCount - (s.auxLabels?.length ?? 0), 0);
+    const teachers = sub?.distill ? await this.teacherTargets(rows, seqs) : undefined;
+    const distillCount = teachers?.reduce((a, t) => a + t.length, 0) ?? 0;
+    let distillLoss = 0;
     this.model.zeroGrads();
     let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
     for (const seq of seqs) {
       await yieldToEventLoop(); // lets a Ctrl-C be seen (and reported to wrappers like tsx's) within one sequence
       const wantHidden = this.o.condition !== 'none';
-      let labelWeights: Float32Array | undefined;
-      if (seq.auxLabels) {
-        labelWeights = new Float32Array(seq.ids.length).fill(1);
-        for (const p of seq.auxLabels) labelWeights[p] = this.o.latentSupervision!;
+      const labelWeights = seq.auxLabels ? auxLabelWeights(seq.ids.length, seq.auxLabels, auxWeight) : undefined;
+      const targets = teachers?.[seqs.indexOf(seq)] ?? [];
+      const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden: wantHidden || targets.length > 0 });
+      if (targets.length) {
+        const d = distillationGrad(r.hidden!, this.model.H, seq.ids.length, targets, sub!.distill!, distillCount);
+        this.model.addHiddenGrad(d.grad);
+        distillLoss += d.loss;
       }
-      const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labelWeights }, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden });
       this.model.backward();
       let aux = 0;
       for (const p of seq.auxLabels ?? []) aux += r.lossAt![p];
@@ -290,6 +326,7 @@ export class Phase1Trainer {
     const dt = (performance.now() - t0) / 1000;
     const rec: StepRecord = { type: 'step', step: stepNo, loss, gradNorm, lr, tokens, tokPerSec: tokens / dt, stage: Number.isFinite(stage) ? stage : -1 };
     if (this.o.condition !== 'none') Object.assign(rec, { startLoss: sLoss / seqs.length, endLoss: eLoss / seqs.length });
+    if (teachers) rec.distillLoss = distillLoss;
     this.steps.push(rec);
     this.emit(rec);
     return rec;
@@ -299,9 +336,9 @@ export class Phase1Trainer {
   async evaluate(withGeneration = true): Promise<EvalRecord> {
     await this.init();
     const rows = this.test.slice(0, this.o.evalRows);
-    const seqs = rows.map((r) => this.sequence(r, Infinity));
+    const seqs = rows.map((r) => this.sequence(r, this.o.substeps ? finalStage(this.o.substeps) : Infinity));
     const usage = await latentUsage(this.model, seqs);
-    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage };
+    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage, ...(await breakpointStats(this.model, this.tok, seqs)) };
     if (this.o.condition !== 'none') {
       const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
       for (const seq of seqs) {
@@ -347,8 +384,9 @@ export class Phase1Trainer {
       rec.accuracyRows = gr.length;
       rec.positionsPerAnswer = a.positions;
       rec.latentsPerAnswer = a.latents;
+      rec.genCount = gr.length;
       rec.samples = a.samples.slice(0, 4);
-      if (this.o.condition !== 'none') rec.accuracyNoLatents = (await run(false)).acc;
+      if (this.o.condition !== 'none' && this.o.genWithoutLatents !== false) rec.accuracyNoLatents = (await run(false)).acc;
     }
     this.evals.push(rec);
     this.emit(rec);
@@ -358,6 +396,34 @@ export class Phase1Trainer {
   private emit(rec: StepRecord | EvalRecord) {
     this.logged++;
     this.o.log?.(rec as unknown as Record<string, unknown>);
+  }
+
+  /**
+   * Distillation targets for a batch: the same model reading each row's scratch text (stage 0, no gradient) gives its
+   * hidden state at the token before each result; a student sequence with slots at a breakpoint is pulled toward it
+   * at its own token before that result.
+   */
+  private async teacherTargets(rows: SplitRow[], seqs: LatentSequence[]): Promise<DistillTarget[][]> {
+    const H = this.model.H;
+    const out: DistillTarget[][] = [];
+    for (let i = 0; i < rows.length; i++) {
+      const student = seqs[i] as CurriculumSequence;
+      if (!student.spans.length) {
+        out.push([]);
+        continue;
+      }
+      const teacher = this.sequence(rows[i], 0) as CurriculumSequence;
+      const r = await this.model.forward({ ...inputOf(teacher, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
+      const withSlots = new Set(student.spans.map((sp) => sp.breakpoint));
+      out.push(student.beforeResult.flatMap((pos, b) => (withSlots.has(b) && teacher.beforeResult[b] !== undefined ? [{ pos, target: r.hidden!.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }] : [])));
+    }
+    return out;
+  }
+
+  /** Zeroes AdamW's moments and step count (a fresh optimizer for a new curriculum stage, as Coconut does). */
+  private resetOptimizer(): void {
+    for (const t of [...this.opt.m.values(), ...this.opt.v.values()]) this.model.be.zero(t);
+    this.opt.step = 0;
   }
 
   checkpointState(): CheckpointState {
@@ -377,6 +443,7 @@ export class Phase1Trainer {
       adamw: o.adamw ?? {}, curriculumStepsPerStage: o.curriculumStepsPerStage ?? 0, maxLatents: o.maxLatents ?? 8, feedback: o.feedback ?? 'identity',
       latentSupervision: o.latentSupervision ?? 0, markerInit: o.markerInit ?? { kind: 'mean' }, maxLen: o.maxLen ?? null,
       evalEvery: o.evalEvery, evalRows: o.evalRows, genRows: o.genRows, genEvery: o.genEvery ?? 0, maxNewTokens: o.maxNewTokens ?? 96, ...o.runInfo,
+      ...(o.substeps ? { substeps: o.substeps } : {}), ...(o.genWithoutLatents === false ? { genWithoutLatents: false } : {}),
     };
   }
 

@@ -602,6 +602,30 @@ export class Qwen2 {
     }
   }
 
+  /**
+   * Adds `grad` ([B*T*H], d(extra loss)/d(final-norm hidden state)) to the pending grad pass, for losses on hidden
+   * states (e.g. distillation toward a teacher's hidden states). Call between forward({grad: true}) and backward().
+   */
+  addHiddenGrad(grad: Float32Array): void {
+    const pass = this.pass;
+    if (!pass) throw new Error('addHiddenGrad: no forward({grad: true}) pass pending');
+    const { B, T } = pass.input, H = this.H;
+    if (grad.length !== B * T * H) throw new Error(`addHiddenGrad: got ${grad.length} values, expected B*T*H = ${B * T * H}`);
+    for (const seg of pass.segments) {
+      const part = new Float32Array(seg.rows * H);
+      let any = false;
+      for (let b = 0; b < B; b++) {
+        const src = grad.subarray((b * T + seg.s) * H, (b * T + seg.e) * H);
+        part.set(src, b * seg.Tc * H);
+        any ||= src.some((x) => x !== 0);
+      }
+      if (!any) continue;
+      const t = this.arena.take(part.length);
+      this.be.upload(t, part);
+      this.be.axpy(1, t, seg.dHf!, part.length, 0, 0);
+    }
+  }
+
   /** Backpropagates the last grad pass, accumulating into this.grads (call zeroGrads() first). */
   backward(): void {
     const pass = this.pass as (Pass & { kc: Tensor[]; vc: Tensor[] }) | null;
