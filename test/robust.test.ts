@@ -172,6 +172,7 @@ describe('kill -9 and --resume', () => {
   const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, genSec: _g, trainSec: _s, ...r }) => r);
   const summaryOf = (out: string) => {
     const { seconds: _s, ...s } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    if (s.grid) delete s.grid.wallSeconds; // the grid block's wall time, like `seconds`
     if (s.options) delete s.options.outDir; // the two runs write to different directories
     return s;
   };

@@ -9,7 +9,7 @@
 // pause embeddings (`pause` with the identical schedule: a win of latents over it is their content and depth, not the
 // curriculum). Scratch text is labelled like the rest of the answer (the model must write it); slots are not.
 import { Kind } from '../model/qwen2.js';
-import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
+import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, packSequence, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
 
 /** A split row whose breakpoints carry their expanded sub-steps: substeps[i] belongs to the breakpoint after steps[i]. */
 export interface SubstepRow extends SplitRow {
@@ -118,25 +118,8 @@ export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: C
   }
   text(`\n#### ${row.final}`, true);
   if (o.eosId !== undefined) push(o.eosId, Kind.Token, true);
-  const n = o.maxLen && ids.length > o.maxLen ? o.maxLen : ids.length;
-  const labelsArr = Int32Array.from(labels.slice(0, n));
-  let labelCount = 0;
-  for (let t = 1; t < n; t++) if (labelsArr[t] !== -100) labelCount++;
-  const auxLabels = aux.filter((p) => p < n);
-  return {
-    auxLabels: auxLabels.length ? auxLabels : undefined,
-    ids: Int32Array.from(ids.slice(0, n)),
-    kind: Uint8Array.from(kind.slice(0, n)),
-    extra: Int32Array.from(extra.slice(0, n)),
-    labels: labelsArr,
-    trunk: Uint8Array.from(trunk.slice(0, n)),
-    spans: spans.filter((s) => s.eol < n),
-    afterBreak: afterBreak.filter((p) => p < n),
-    beforeBreak: beforeBreak.filter((p) => p < n),
-    beforeResult: beforeResult.filter((p) => p < n),
-    reasoningPositions,
-    labelCount,
-  };
+  const { seq, n } = packSequence({ ids, kind, extra, labels, trunk, spans, afterBreak, beforeBreak, aux }, o.maxLen);
+  return { ...seq, beforeResult: beforeResult.filter((p) => p < n), reasoningPositions };
 }
 
 /** Stage of a training step: stages 0..stages-2 last `stageSteps` each, the last one (every sub-step replaced) the rest. */

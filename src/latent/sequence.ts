@@ -117,24 +117,45 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
   }
   text(`\n#### ${row.final}`, true);
   if (opts.eosId !== undefined) push(opts.eosId, Kind.Token, true);
-  let n = ids.length;
-  if (opts.maxLen && n > opts.maxLen) n = opts.maxLen;
-  const labelsArr = Int32Array.from(labels.slice(0, n));
+  return packSequence({ ids, kind, extra, labels, trunk, spans, afterBreak, beforeBreak, aux }, opts.maxLen).seq;
+}
+
+/** The per-position arrays a sequence builder fills, before they are cut to `maxLen` and packed. */
+export interface SequenceParts {
+  ids: number[];
+  kind: number[];
+  extra: number[];
+  labels: number[];
+  trunk: number[];
+  spans: LatentSequence['spans'];
+  afterBreak: number[];
+  beforeBreak: number[];
+  aux: number[];
+}
+
+/**
+ * Cuts the parts at `maxLen` (spans and positions past the cut dropped, so a truncated row never points outside
+ * itself) and packs them into typed arrays; labels are counted after the cut. Returns the cut length too.
+ */
+export function packSequence(p: SequenceParts, maxLen?: number): { seq: LatentSequence; n: number } {
+  const n = maxLen && p.ids.length > maxLen ? maxLen : p.ids.length;
+  const labelsArr = Int32Array.from(p.labels.slice(0, n));
   let labelCount = 0;
   for (let t = 1; t < n; t++) if (labelsArr[t] !== -100) labelCount++;
-  const auxLabels = aux.filter((p) => p < n);
-  return {
+  const auxLabels = p.aux.filter((q) => q < n);
+  const seq: LatentSequence = {
     auxLabels: auxLabels.length ? auxLabels : undefined,
-    ids: Int32Array.from(ids.slice(0, n)),
-    kind: Uint8Array.from(kind.slice(0, n)),
-    extra: Int32Array.from(extra.slice(0, n)),
+    ids: Int32Array.from(p.ids.slice(0, n)),
+    kind: Uint8Array.from(p.kind.slice(0, n)),
+    extra: Int32Array.from(p.extra.slice(0, n)),
     labels: labelsArr,
-    trunk: Uint8Array.from(trunk.slice(0, n)),
-    spans: spans.filter((s) => s.eol < n),
-    afterBreak: afterBreak.filter((p) => p < n),
-    beforeBreak: beforeBreak.filter((p) => p < n),
+    trunk: Uint8Array.from(p.trunk.slice(0, n)),
+    spans: p.spans.filter((s) => s.eol < n),
+    afterBreak: p.afterBreak.filter((q) => q < n),
+    beforeBreak: p.beforeBreak.filter((q) => q < n),
     labelCount,
   };
+  return { seq, n };
 }
 
 /** The same sequence with every latent span (markers included) deleted: the "latents removed" probe. */
