@@ -9,7 +9,7 @@
 // pause embeddings (`pause` with the identical schedule: a win of latents over it is their content and depth, not the
 // curriculum). Scratch text is labelled like the rest of the answer (the model must write it); slots are not.
 import { Kind } from '../model/qwen2.js';
-import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, packSequence, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
+import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, packSequence, sequenceParts, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
 
 /** A split row whose breakpoints carry their expanded sub-steps: substeps[i] belongs to the breakpoint after steps[i]. */
 export interface SubstepRow extends SplitRow {
@@ -57,20 +57,10 @@ export function substepResult(substep: string): string {
 export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: CurriculumBuildOptions): CurriculumSequence {
   if (row.substeps.length !== row.steps.length - 1) throw new Error(`curriculum: row has ${row.steps.length - 1} breakpoints but ${row.substeps.length} sub-step lists (question ${JSON.stringify(row.question.slice(0, 60))})`);
   if (!(o.c >= 1) || !Number.isInteger(o.c)) throw new Error(`curriculum: c (slots per sub-step) must be a positive integer, got ${o.c}`);
-  const ids: number[] = [], kind: number[] = [], extra: number[] = [], labels: number[] = [], trunk: number[] = [];
-  const spans: LatentSequence['spans'] = [], afterBreak: number[] = [], beforeBreak: number[] = [], aux: number[] = [];
+  const { parts, push, text } = sequenceParts(tok);
+  const { ids, kind, labels, spans, afterBreak, beforeBreak, aux } = parts;
   const reasoningPositions: number[] = [], beforeResult: number[] = [];
   const maxPause = o.maxPause ?? 8;
-  const push = (id: number, k: Kind, label: boolean, ex = -1, tr = 0) => {
-    ids.push(k === Kind.Token ? id : 0);
-    kind.push(k);
-    extra.push(ex);
-    labels.push(label ? id : -100);
-    trunk.push(tr);
-  };
-  const text = (s: string, label: boolean) => {
-    for (const id of tok.encode(s)) push(Number(id), Kind.Token, label);
-  };
   text(row.question + '\n', false);
   for (let i = 0; i < row.steps.length; i++) {
     if (i > 0) {
@@ -118,7 +108,7 @@ export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: C
   }
   text(`\n#### ${row.final}`, true);
   if (o.eosId !== undefined) push(o.eosId, Kind.Token, true);
-  const { seq, n } = packSequence({ ids, kind, extra, labels, trunk, spans, afterBreak, beforeBreak, aux }, o.maxLen);
+  const { seq, n } = packSequence(parts, o.maxLen);
   return { ...seq, beforeResult: beforeResult.filter((p) => p < n), reasoningPositions };
 }
 

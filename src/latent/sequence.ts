@@ -67,18 +67,8 @@ export interface BuildOptions {
 }
 
 export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptions): LatentSequence {
-  const ids: number[] = [], kind: number[] = [], extra: number[] = [], labels: number[] = [], trunk: number[] = [];
-  const spans: LatentSequence['spans'] = [], afterBreak: number[] = [], beforeBreak: number[] = [], aux: number[] = [];
-  const push = (id: number, k: Kind, label: boolean, ex = -1, tr = 0) => {
-    ids.push(k === Kind.Token ? id : 0);
-    kind.push(k);
-    extra.push(ex);
-    labels.push(label ? id : -100);
-    trunk.push(tr);
-  };
-  const text = (s: string, label: boolean) => {
-    for (const id of tok.encode(s)) push(Number(id), Kind.Token, label);
-  };
+  const { parts, push, text } = sequenceParts(tok);
+  const { ids, kind, labels, spans, afterBreak, beforeBreak, aux } = parts;
   text(row.question + '\n', false);
   const stage = opts.stage ?? Infinity;
   const useLatents = opts.condition !== 'none' && opts.k > 0;
@@ -117,7 +107,26 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
   }
   text(`\n#### ${row.final}`, true);
   if (opts.eosId !== undefined) push(opts.eosId, Kind.Token, true);
-  return packSequence({ ids, kind, extra, labels, trunk, spans, afterBreak, beforeBreak, aux }, opts.maxLen).seq;
+  return packSequence(parts, opts.maxLen).seq;
+}
+
+/**
+ * Empty per-position arrays and the two ways a builder appends to them: `push` one position (a token, a latent or an
+ * extra embedding row, labelled or not, on trunk `tr`), `text` the tokens of a string.
+ */
+export function sequenceParts(tok: TextEncoder_) {
+  const parts: SequenceParts = { ids: [], kind: [], extra: [], labels: [], trunk: [], spans: [], afterBreak: [], beforeBreak: [], aux: [] };
+  const push = (id: number, k: Kind, label: boolean, ex = -1, tr = 0) => {
+    parts.ids.push(k === Kind.Token ? id : 0);
+    parts.kind.push(k);
+    parts.extra.push(ex);
+    parts.labels.push(label ? id : -100);
+    parts.trunk.push(tr);
+  };
+  const text = (s: string, label: boolean) => {
+    for (const id of tok.encode(s)) push(Number(id), Kind.Token, label);
+  };
+  return { parts, push, text };
 }
 
 /** The per-position arrays a sequence builder fills, before they are cut to `maxLen` and packed. */
