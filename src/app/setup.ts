@@ -45,8 +45,8 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
 }
 
 /** The fastest available backend unless one is named (see createBackend's 'fastest'). */
-export async function pickBackend(prefer: string | undefined, log: (l: string) => void, threads?: string): Promise<Backend> {
-  return createBackend({ prefer: (prefer ?? 'fastest') as BackendName | 'fastest', log, threads: parseThreads(threads) });
+export async function pickBackend(prefer: string | undefined, log: (l: string) => void, threads?: number): Promise<Backend> {
+  return createBackend({ prefer: (prefer ?? 'fastest') as BackendName | 'fastest', log, threads });
 }
 
 /** The value of a `--threads N` flag (undefined: the default, every core). */

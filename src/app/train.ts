@@ -88,8 +88,9 @@ type TrainValues = ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>['values'];
 function readTrainFlags(values: TrainValues) {
   const f = new FlagReader('train', values);
   const mode = f.choice('mode', ['full', 'two-trunk'] as const, 'full');
-  const baseline = f.choice('baseline', ['none', 'pause'] as const, 'none');
-  const k = f.int('latents', 2, { min: 0, max: 8 });
+  // --baseline and --latents are range-checked here; resolveCondition below turns them into the condition
+  f.choice('baseline', ['none', 'pause'] as const, 'none');
+  f.int('latents', 2, { min: 0, max: 8 });
   const feedback = f.choice('feedback', ['identity', 'scaled'] as const, 'identity');
   const seed = f.int('seed', 0);
   const steps = f.int('steps', 240, { min: 1 });
@@ -103,7 +104,7 @@ function readTrainFlags(values: TrainValues) {
   const latentSupervision = f.number('supervise-latents', 0, { min: 0 });
   const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
   const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
-  if (f.has('threads')) f.int('threads', 1, { min: 1, max: 1024 }); // checked here; pickBackend reads it
+  const threads = f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined;
   const testRows = f.int('test-rows', Math.max(200, genRows, evalRows), { min: 1 });
   const num = (v: string | undefined, d: number, name: string) => (v === undefined ? d : f.number(name, d));
   let resolved: ReturnType<typeof resolveCondition>;
@@ -115,16 +116,16 @@ function readTrainFlags(values: TrainValues) {
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
-  return { mode, baseline, k, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile, testRows, resolved };
+  return { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, threads, out, ckptDir, metricsFile, testRows, resolved };
 }
 
 async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
-  const { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, out, ckptDir, metricsFile, testRows, resolved } = flags;
+  const { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, threads, out, ckptDir, metricsFile, testRows, resolved } = flags;
   let k = resolved.k;
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
   if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
-  const be = await pickBackend(backendName, (l) => console.log(l), values.threads);
+  const be = await pickBackend(backendName, (l) => console.log(l), threads);
   const { model, tok, source, dir } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
   const data = await loadData(values.data, { seed, preset: values.preset, testCount: testRows });
   if (values.chat) console.log(`chat template: ${await applyChatTemplate(data, dir)}`);

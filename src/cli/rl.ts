@@ -154,7 +154,7 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   const ckptDir = `${out}/checkpoint`;
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
   if (values.resume && !saved) throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
-  const be = await pickBackend(backendName, (l) => console.log(l), values.threads);
+  const be = await pickBackend(backendName, (l) => console.log(l), n.threads);
   let initial: Initial;
   try {
     initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
