@@ -214,7 +214,7 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
 /** The figures a grid compares, flat (what `latentlm sweep` reads from summary.json). */
 function gridFigures(e: EvalRecord, seconds: number) {
   return {
-    heldOutAccuracy: e.accuracy, heldOutCount: e.genCount, accuracyNoLatents: e.accuracyNoLatents, postBreakLoss: e.postBreakLoss, testLoss: e.testLoss,
+    heldOutAccuracy: e.accuracy, heldOutCount: e.accuracyRows, accuracyNoLatents: e.accuracyNoLatents, postBreakLoss: e.postBreakLoss, testLoss: e.testLoss,
     gapZeroed: e.usage.gapZeroed, gapSwapped: e.usage.gapSwapped, gapRemoved: e.usage.gapRemoved,
     reasoningPositions: e.reasoningPositions, resultTokenAccuracy: e.resultTokenAccuracy, resultExactAccuracy: e.resultExactAccuracy, wallSeconds: seconds,
   };

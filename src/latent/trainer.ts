@@ -112,8 +112,6 @@ export interface EvalRecord {
   resultExactAccuracy?: number;
   /** Mean positions between a breakpoint's text and its result (markers, slots, scratch text). */
   reasoningPositions?: number;
-  /** Held-out problems answered by generation. */
-  genCount?: number;
 }
 
 export interface Phase1Result {
@@ -384,7 +382,6 @@ export class Phase1Trainer {
       rec.accuracyRows = gr.length;
       rec.positionsPerAnswer = a.positions;
       rec.latentsPerAnswer = a.latents;
-      rec.genCount = gr.length;
       rec.samples = a.samples.slice(0, 4);
       if (this.o.condition !== 'none' && this.o.genWithoutLatents !== false) rec.accuracyNoLatents = (await run(false)).acc;
     }

@@ -67,8 +67,7 @@ function seedMetric(cells: FinishedCell[], pick: (s: CellSummary) => number | un
 function pooledAccuracy(cells: FinishedCell[]): PooledAccuracy | undefined {
   let correct = 0, n = 0;
   for (const { summary } of cells) {
-    // accuracyRows, or genCount where the trainer calls it that
-    const acc = summary.final?.accuracy, rows = summary.final?.accuracyRows ?? (summary.final as { genCount?: number } | undefined)?.genCount;
+    const acc = summary.final?.accuracy, rows = summary.final?.accuracyRows;
     if (acc === undefined || !rows) return undefined;
     // accuracy is (problems right) / rows, so this recovers the integer count exactly
     correct += Math.round(acc * rows);
