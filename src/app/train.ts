@@ -164,7 +164,7 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
     seed,
     eosId: tok.eosId,
     maxLen,
-    runInfo: { model: source, data: data.source, backend: be.name },
+    runInfo: { model: source, data: data.source, heldOut: data.test.length, backend: be.name }, // heldOut: --test-rows changes the synthetic test split
     log: (rec) => {
       jsonl!.write(rec);
       if (rec.type === 'eval') {
