@@ -9,7 +9,7 @@ import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qw
 import { buildSequence, removeLatents, EXTRA_BOL, EXTRA_EOL, type SplitRow } from '../src/latent/sequence.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { generate } from '../src/latent/generate.js';
+import { generate } from '../src/generation/generate.js';
 import { latentUsage } from '../src/latent/diagnostics.js';
 import { Rng } from '../src/rng.js';
 

@@ -26,7 +26,8 @@ import { Rng } from '../rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
-import { canBatch, markedText, replay, sampleGroup, type Completion, type PolicyOptions } from './policy.js';
+import { canBatch, replay } from './policy.js';
+import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
 
@@ -295,7 +296,7 @@ export class GrpoTrainer {
   }
   private needsMarkers = false;
 
-  private get policy(): PolicyOptions {
+  private get policy(): DecodeOptions {
     const o = this.o;
     return {
       condition: o.condition, startHead: this.startHead, endHead: this.endHead, maxNewTokens: o.maxNewTokens, temperature: o.temperature,
