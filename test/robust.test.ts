@@ -155,7 +155,7 @@ describe('kill -9 and --resume', () => {
     }
   };
   const train = async (args: string[]) => {
-    const { trainMain } = await import('../src/app/train.js');
+    const { trainMain } = await import('../src/cli/train-main.js');
     return quiet(() => trainMain(args));
   };
   const rlIn = async (args: string[]) => {
@@ -253,7 +253,7 @@ describe('flags that would train nothing', () => {
     [['--ckpt-every', '1.5'], /--ckpt-every expects a whole number/],
   ];
   it('are usage errors naming the flag (exit 2 from the CLI), before anything loads', async () => {
-    const { trainMain } = await import('../src/app/train.js');
+    const { trainMain } = await import('../src/cli/train-main.js');
     const { UsageError } = await import('../src/cli/_args.js');
     for (const [args, msg] of bad) {
       const e = await trainMain(args).then(() => null, (x) => x);
