@@ -10,11 +10,12 @@ import { LogisticHead, type HeadMetrics } from './heads.js';
 import { buildSequence, extraRows, type Condition, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from '../generation/generate.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type Phase1CheckpointState } from './checkpoint.js';
 import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
 import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type CurriculumSequence, type SubstepRow, type SubstepSchedule } from './curriculum.js';
 import { auxLabelWeights, distillationGrad, type DistillTarget } from './objectives.js';
 import { breakpointStats } from './serial-eval.js';
+import { LATENT_EMBEDDINGS, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -160,10 +161,10 @@ export class Phase1Trainer {
   private ensureMarkers(maxLatents: number) {
     const m = this.model;
     const E = extraRows(maxLatents);
-    if (m.params.has('latent.embeddings') && m.param('latent.embeddings').size === E * m.H) return;
+    if (m.params.has(LATENT_EMBEDDINGS) && m.param(LATENT_EMBEDDINGS).size === E * m.H) return;
     // initialised synchronously from host copies of the embedding table is not possible on GPU backends;
     // filled in init() before the first step
-    m.addParam('latent.embeddings', [E, m.H]);
+    m.addParam(LATENT_EMBEDDINGS, [E, m.H]);
     this.needsMarkerInit = true;
   }
   private needsMarkerInit = false;
@@ -173,7 +174,7 @@ export class Phase1Trainer {
     if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
     if (!this.needsMarkerInit) return;
     const m = this.model, H = m.H;
-    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+    const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
     const init = this.o.markerInit ?? { kind: 'mean' };
     const row = new Float32Array(H);
     if (init.kind === 'token') row.set(emb.subarray(init.id * H, init.id * H + H));
@@ -181,17 +182,17 @@ export class Phase1Trainer {
       const V = emb.length / H;
       for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
     }
-    const E = m.param('latent.embeddings').size / H;
+    const E = m.param(LATENT_EMBEDDINGS).size / H;
     const data = new Float32Array(E * H);
     for (let e = 0; e < E; e++) data.set(row, e * H);
-    m.be.upload(m.param('latent.embeddings'), data);
+    m.be.upload(m.param(LATENT_EMBEDDINGS), data);
     this.needsMarkerInit = false;
   }
 
   /** Typical token-embedding norm / typical final-hidden norm, over a few training rows. */
   private async measureScale(): Promise<number> {
     const m = this.model, H = m.H;
-    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+    const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
     let en = 0;
     const V = emb.length / H;
     for (let v = 0; v < V; v++) {
@@ -423,9 +424,9 @@ export class Phase1Trainer {
     this.opt.step = 0;
   }
 
-  checkpointState(): CheckpointState {
+  checkpointState(): Phase1CheckpointState {
     return {
-      step: this.step, rng: this.rng.state(), order: this.order, cursor: this.cursor, epoch: this.epoch,
+      version: CHECKPOINT_VERSION, kind: 'phase1', step: this.step, rng: this.rng.state(), order: this.order, cursor: this.cursor, epoch: this.epoch,
       heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: this.trajectoryOptions(),
       headAdam: { start: this.startHead.adamState(), end: this.endHead.adamState() },
       records: this.logged, pendingEval: this.pendingEval, feedbackScale: this.feedbackScale,
@@ -453,15 +454,16 @@ export class Phase1Trainer {
   async restore(dir: string): Promise<boolean> {
     const st = await loadCheckpoint(dir, this.model, this.opt);
     if (!st) return false;
+    if (st.kind !== 'phase1') throw new Error(`${dir}: an RL checkpoint, not a phase-1 one (continue it with \`latentlm rl --resume\`)`);
     this.step = st.step;
-    this.rng = Rng.fromState(st.rng as never);
+    this.rng = Rng.fromState(st.rng);
     this.order = st.order;
     this.cursor = st.cursor;
     this.epoch = st.epoch;
-    const s = LogisticHead.fromJSON(st.heads.start as never), e = LogisticHead.fromJSON(st.heads.end as never);
+    const s = LogisticHead.fromJSON(st.heads.start), e = LogisticHead.fromJSON(st.heads.end);
     this.startHead.w.set(s.w), (this.startHead.b = s.b);
     this.endHead.w.set(e.w), (this.endHead.b = e.b);
-    const ha = st.headAdam as { start: never; end: never } | undefined;
+    const ha = st.headAdam;
     if (ha) this.startHead.loadAdamState(ha.start), this.endHead.loadAdamState(ha.end);
     this.logged = typeof st.records === 'number' ? st.records : 0;
     this.pendingEval = st.pendingEval === true;

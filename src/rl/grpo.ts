@@ -25,11 +25,13 @@ import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { Rng } from '../rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
+import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
 import { canBatch, replay } from './policy.js';
 import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
+import { LATENT_EMBEDDINGS, LATENT_PREFIX, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -268,11 +270,11 @@ export class GrpoTrainer {
     if (o.group < 2) throw new Error(`rl: group size must be >= 2 (advantages are relative within a group), got ${o.group}`);
     if (o.ppoEpochs < 1) throw new Error(`rl: ppoEpochs must be >= 1, got ${o.ppoEpochs}`);
     // two-trunk: only the latent trunk and the markers learn; full: everything
-    if (model.twoTrunk) model.setTrainable((n) => n.startsWith('latent.'));
+    if (model.twoTrunk) model.setTrainable((n) => n.startsWith(LATENT_PREFIX));
     else model.setTrainable(() => true);
-    if (o.condition !== 'none' && !model.params.has('latent.embeddings')) {
+    if (o.condition !== 'none' && !model.params.has(LATENT_EMBEDDINGS)) {
       // a plain model: marker/pause rows start at the mean token embedding (filled in init())
-      model.addParam('latent.embeddings', [extraRows(o.maxLatents), model.H]);
+      model.addParam(LATENT_EMBEDDINGS, [extraRows(o.maxLatents), model.H]);
       this.needsMarkers = true;
     }
     this.opt = new AdamW(model, { lr: o.lr, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, clipNorm: 1, ...o.adamw });
@@ -310,12 +312,12 @@ export class GrpoTrainer {
     if (this.initialised) return;
     const m = this.model;
     if (this.needsMarkers) {
-      const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+      const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
       const H = m.H, V = emb.length / H, row = new Float32Array(H);
       for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
-      const E = m.param('latent.embeddings').size / H, data = new Float32Array(E * H);
+      const E = m.param(LATENT_EMBEDDINGS).size / H, data = new Float32Array(E * H);
       for (let e = 0; e < E; e++) data.set(row, e * H);
-      m.be.upload(m.param('latent.embeddings'), data);
+      m.be.upload(m.param(LATENT_EMBEDDINGS), data);
       this.needsMarkers = false;
     }
     if (this.o.beta > 0) {
@@ -551,11 +553,11 @@ export class GrpoTrainer {
   }
 
   /** Entries the caller adds to every checkpoint's state.json (the CLI: record count, options for --resume checks). */
-  extraState?: () => Record<string, unknown>;
+  extraState?: () => RlRunState;
 
-  checkpointState(): CheckpointState {
+  checkpointState(): RlCheckpointState {
     return {
-      kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
+      version: CHECKPOINT_VERSION, kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
       heads: { start: this.startHead?.toJSON() ?? null, end: this.endHead?.toJSON() ?? null },
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
@@ -573,23 +575,22 @@ export class GrpoTrainer {
     const st = await loadCheckpoint(dir, this.model, this.opt);
     if (!st) return false;
     if (st.kind !== 'rl') throw new Error(`${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`);
-    const rng = st.rng as { data: unknown; sample: unknown };
     this.step = st.step;
-    this.dataRng = Rng.fromState(rng.data as never);
-    this.sampleRng = Rng.fromState(rng.sample as never);
+    this.dataRng = Rng.fromState(st.rng.data);
+    this.sampleRng = Rng.fromState(st.rng.sample);
     this.order = st.order;
     this.cursor = st.cursor;
     this.epoch = st.epoch;
-    const setHead = (h: LogisticHead | null, j: unknown) => {
+    const setHead = (h: LogisticHead | null, j: HeadWeights | null) => {
       if (!h || !j) return;
-      const x = LogisticHead.fromJSON(j as never);
+      const x = LogisticHead.fromJSON(j);
       h.w.set(x.w), (h.b = x.b);
     };
     setHead(this.startHead, st.heads.start), setHead(this.endHead, st.heads.end);
-    const ho = st.headOpt as { start: never; end: never } | undefined;
+    const ho = st.headOpt;
     if (ho?.start && this.startOpt) this.startOpt.load(ho.start);
     if (ho?.end && this.endOpt) this.endOpt.load(ho.end);
-    const rh = st.refHeads as { start: never; end: never } | undefined;
+    const rh = st.refHeads;
     if (rh?.start) this.refHeads.start = LogisticHead.fromJSON(rh.start);
     if (rh?.end) this.refHeads.end = LogisticHead.fromJSON(rh.end);
     this.needsMarkers = false;
