@@ -22,6 +22,7 @@
 // numbers: no copy of the model. The reference model exists only when beta > 0.
 import { Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
+import { HostAdam } from '../train/host-adam.js';
 import { Rng } from '../rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
@@ -97,41 +98,6 @@ export function policyWeight(t: ClipTerm, beta: number, logp: number, logpRef?: 
 /** The per-action loss -J + beta KL (summed and divided by N it is the objective). */
 export function actionLoss(t: ClipTerm, beta: number, logp: number, logpRef?: number): number {
   return -t.obj + (beta > 0 && logpRef !== undefined ? beta * k3(logp, logpRef).kl : 0);
-}
-
-/** Adam on a logistic head's host parameters (state serialisable for checkpoints). */
-export class HeadAdam {
-  m: Float64Array;
-  v: Float64Array;
-  t = 0;
-  /** The gradient of the last step [w..., b] (for inspection and tests). */
-  lastGrad: Float64Array | null = null;
-  constructor(readonly dim: number, public lr: number, readonly beta1 = 0.9, readonly beta2 = 0.999, readonly eps = 1e-8) {
-    this.m = new Float64Array(dim + 1);
-    this.v = new Float64Array(dim + 1);
-  }
-  /** gw: gradient of the loss w.r.t. w (length dim), gb w.r.t. the bias. */
-  step(head: LogisticHead, gw: Float64Array, gb: number): void {
-    this.lastGrad = Float64Array.from([...gw, gb]);
-    this.t++;
-    const bc1 = 1 - this.beta1 ** this.t, bc2 = 1 - this.beta2 ** this.t;
-    for (let i = 0; i <= this.dim; i++) {
-      const g = i < this.dim ? gw[i] : gb;
-      this.m[i] = this.beta1 * this.m[i] + (1 - this.beta1) * g;
-      this.v[i] = this.beta2 * this.v[i] + (1 - this.beta2) * g * g;
-      const d = (this.lr * this.m[i]) / bc1 / (Math.sqrt(this.v[i] / bc2) + this.eps);
-      if (i < this.dim) head.w[i] -= d;
-      else head.b -= d;
-    }
-  }
-  toJSON() {
-    return { t: this.t, m: Array.from(this.m), v: Array.from(this.v) };
-  }
-  load(j: { t: number; m: number[]; v: number[] }) {
-    this.t = j.t;
-    this.m.set(j.m);
-    this.v.set(j.v);
-  }
 }
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -244,8 +210,9 @@ export class GrpoTrainer {
   readonly opt: AdamW;
   readonly startHead: LogisticHead | null;
   readonly endHead: LogisticHead | null;
-  readonly startOpt: HeadAdam | null;
-  readonly endOpt: HeadAdam | null;
+  /** Host Adam over each trained head's [w..., b]. */
+  readonly startOpt: HostAdam | null;
+  readonly endOpt: HostAdam | null;
   step = 0;
   readonly records: GrpoStepRecord[] = [];
   private dataRng: Rng;
@@ -287,8 +254,8 @@ export class GrpoTrainer {
     this.startHead = useHeads ? (heads.start ?? fresh('start', o.freshStartProb ?? 0.02)) : null;
     this.endHead = useHeads && o.condition === 'latent' ? (heads.end ?? fresh('end', o.freshEndProb ?? 0.25)) : null;
     const trainHeads = o.trainHeads ?? useHeads;
-    this.startOpt = trainHeads && this.startHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
-    this.endOpt = trainHeads && this.endHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
+    this.startOpt = trainHeads && this.startHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
+    this.endOpt = trainHeads && this.endHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
     for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
     this.reference = reference;
     // independent streams: the data order never depends on how many numbers sampling drew
@@ -500,8 +467,8 @@ export class GrpoTrainer {
       if (active.length === 0) break;
       const norm = await this.opt.update(o.lr);
       if (epoch === 0) gradNorm = norm;
-      if (heads.start && gS) this.startOpt!.step(heads.start, gS.subarray(0, this.model.H), gS[this.model.H]);
-      if (heads.end && gE) this.endOpt!.step(heads.end, gE.subarray(0, this.model.H), gE[this.model.H]);
+      if (heads.start && gS) stepHead(this.startOpt!, heads.start, gS);
+      if (heads.end && gE) stepHead(this.endOpt!, heads.end, gE);
     }
     return {
       losses, gradNorm, N, advantages: ga, clipFrac: terms ? clipped / terms : 0, kl: klN ? klSum / klN : 0,
@@ -639,4 +606,12 @@ function decisionLogps(c: Completion, hs: Float32Array[], heads: { start: Logist
     out.push(yes ? -Math.log1p(Math.exp(-z)) : -Math.log1p(Math.exp(z)));
   }
   return out;
+}
+
+/** One host Adam step on a head's [w..., b] from its gradient in the same layout. */
+function stepHead(opt: HostAdam, head: LogisticHead, grad: Float64Array): void {
+  opt.step(grad, (i, d) => {
+    if (i < head.dim) head.w[i] -= d;
+    else head.b -= d;
+  });
 }
