@@ -23,6 +23,7 @@
 import { Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { HostAdam } from '../train/host-adam.js';
+import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss } from '../train/skeleton.js';
 import { Rng } from '../rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
@@ -32,7 +33,7 @@ import { canBatch, replay } from './policy.js';
 import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
-import { LATENT_EMBEDDINGS, LATENT_PREFIX, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
+import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -215,11 +216,9 @@ export class GrpoTrainer {
   readonly endOpt: HostAdam | null;
   step = 0;
   readonly records: GrpoStepRecord[] = [];
-  private dataRng: Rng;
+  /** The epoch cursor over the tasks, on its own stream: the data order never depends on how many numbers sampling drew. */
+  private data: DataCursor;
   private sampleRng: Rng;
-  private order: number[] = [];
-  private cursor = 0;
-  private epoch = 0;
   private reference: Qwen2 | null;
   private refHeads: { start: LogisticHead | null; end: LogisticHead | null } = { start: null, end: null };
   private initialised = false;
@@ -258,10 +257,8 @@ export class GrpoTrainer {
     this.endOpt = trainHeads && this.endHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
     for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
     this.reference = reference;
-    // independent streams: the data order never depends on how many numbers sampling drew
-    this.dataRng = new Rng(o.seed).fork('rl-data');
+    this.data = new DataCursor(tasks.length, new Rng(o.seed).fork('rl-data'));
     this.sampleRng = new Rng(o.seed).fork('rl-sample');
-    this.reshuffle();
   }
   private needsMarkers = false;
 
@@ -279,12 +276,7 @@ export class GrpoTrainer {
     if (this.initialised) return;
     const m = this.model;
     if (this.needsMarkers) {
-      const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
-      const H = m.H, V = emb.length / H, row = new Float32Array(H);
-      for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
-      const E = m.param(LATENT_EMBEDDINGS).size / H, data = new Float32Array(E * H);
-      for (let e = 0; e < E; e++) data.set(row, e * H);
-      m.be.upload(m.param(LATENT_EMBEDDINGS), data);
+      await fillMarkerEmbeddings(m, { kind: 'mean' });
       this.needsMarkers = false;
     }
     if (this.o.beta > 0) {
@@ -301,21 +293,8 @@ export class GrpoTrainer {
     this.initialised = true;
   }
 
-  private reshuffle() {
-    this.order = this.dataRng.shuffle(Array.from({ length: this.tasks.length }, (_, i) => i));
-    this.cursor = 0;
-  }
-
   private nextTasks(): Task[] {
-    const out: Task[] = [];
-    for (let i = 0; i < this.o.questionsPerStep; i++) {
-      if (this.cursor >= this.order.length) {
-        this.epoch++;
-        this.reshuffle();
-      }
-      out.push(this.tasks[this.order[this.cursor++]]);
-    }
-    return out;
+    return this.data.take(this.o.questionsPerStep).map((i) => this.tasks[i]);
   }
 
   /** Samples and grades Q groups (exposed for evaluation and tests). */
@@ -505,11 +484,11 @@ export class GrpoTrainer {
       tokPerSec: tokens / ((t2 - t0) / 1000), genSec: (t1 - t0) / 1000, trainSec: (t2 - t1) / 1000,
     };
     if (u.samplerMismatch !== undefined) rec.samplerMismatch = u.samplerMismatch;
-    if (!Number.isFinite(rec.loss)) throw new Error(`rl step ${this.step}: loss is ${rec.loss}; stopping (the last checkpoint is kept)`);
+    stopOnNonFiniteLoss(rec.loss, (l) => `rl step ${this.step}: loss is ${l}; stopping (the last checkpoint is kept)`);
     this.records.push(rec);
     this.o.log?.(rec as unknown as Record<string, unknown>);
     const se = this.o.sampleEvery ?? 0;
-    if (se > 0 && (this.step % se === 0 || this.step === 1)) {
+    if (se > 0 && (due(this.step, se) || this.step === 1)) {
       const k = this.o.samplesPerLog ?? 4;
       this.o.log?.({
         type: 'samples', step: this.step,
@@ -524,7 +503,7 @@ export class GrpoTrainer {
 
   checkpointState(): RlCheckpointState {
     return {
-      version: CHECKPOINT_VERSION, kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
+      version: CHECKPOINT_VERSION, kind: 'rl', step: this.step, rng: { data: this.data.rng.state(), sample: this.sampleRng.state() }, order: this.data.order, cursor: this.data.cursor, epoch: this.data.epoch,
       heads: { start: this.startHead?.toJSON() ?? null, end: this.endHead?.toJSON() ?? null },
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
@@ -543,11 +522,8 @@ export class GrpoTrainer {
     if (!st) return false;
     if (st.kind !== 'rl') throw new Error(`${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`);
     this.step = st.step;
-    this.dataRng = Rng.fromState(st.rng.data);
+    this.data.restore({ rng: Rng.fromState(st.rng.data), order: st.order, cursor: st.cursor, epoch: st.epoch });
     this.sampleRng = Rng.fromState(st.rng.sample);
-    this.order = st.order;
-    this.cursor = st.cursor;
-    this.epoch = st.epoch;
     const setHead = (h: LogisticHead | null, j: HeadWeights | null) => {
       if (!h || !j) return;
       const x = LogisticHead.fromJSON(j);
@@ -573,7 +549,7 @@ export class GrpoTrainer {
     let stoppedEarly = false;
     while (this.step < o.steps) {
       await this.trainStep();
-      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0) await this.save(ckptDir);
+      if (ckptDir && due(this.step, o.ckptEvery)) await this.save(ckptDir);
       if (o.shouldStop?.()) {
         stoppedEarly = true;
         break;
