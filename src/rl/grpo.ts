@@ -207,6 +207,36 @@ interface Scored {
   score: ShapedReward;
 }
 
+/** What every epoch of one update shares: the batch, its advantages and normaliser, and the per-completion log-probs. */
+interface UpdateBatch {
+  comps: Completion[];
+  adv: Float64Array;
+  /** Policy actions in the loss (token-level normaliser). */
+  N: number;
+  /** Completions that get a replay (non-zero gradient). */
+  active: number[];
+  /** The heads being trained (null: not trained, or absent). */
+  heads: { start: LogisticHead | null; end: LogisticHead | null };
+  wantHidden: boolean;
+  /** Reference (beta > 0) and old (first replay of the batch) log-probs, per completion index. */
+  ref: { tok: Map<number, Float64Array>; dec: Map<number, number[]> };
+  old: { tok: Map<number, Float64Array>; dec: Map<number, number[]> };
+}
+
+/** Head gradients of one epoch, [w..., b] per trained head. */
+type HeadGrads = { start: Float64Array | null; end: Float64Array | null };
+
+/** Running sums of one update: lossSum per epoch (reset by update), the rest over every epoch. */
+interface UpdateTally {
+  lossSum: number;
+  clipped: number;
+  terms: number;
+  klSum: number;
+  klN: number;
+  mismatch: number;
+  mismatchN: number;
+}
+
 export class GrpoTrainer {
   readonly opt: AdamW;
   readonly startHead: LogisticHead | null;
@@ -355,7 +385,7 @@ export class GrpoTrainer {
    */
   async update(scored: Scored[], G = this.o.group) {
     await this.init();
-    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const o = this.o;
     const comps = scored.map((s) => s.comp);
     const ga = groupAdvantages(scored.map((s) => s.score.reward), G, { eps: o.advEps, scale: o.scaleRewards });
     const included = comps.map((_, i) => !(o.filterZeroVariance && ga.zeroVariance[Math.floor(i / G)]));
@@ -366,93 +396,116 @@ export class GrpoTrainer {
       if (included[i]) for (const a of c.actions) if (isTrained(a)) N++;
     });
     // completions whose every action has zero gradient (A = 0 and no KL) need no replay
-    const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || beta > 0));
-    const wantHidden = !!(heads.start || heads.end);
-    // reference log-probs (beta > 0): once per batch
-    const refTok = new Map<number, Float64Array>(), refDec = new Map<number, number[]>();
-    if (beta > 0 && this.reference) {
-      for (const ch of this.chunks(active, comps)) {
-        const r = await replay(this.reference, ch.map((j) => comps[j]), { wantHidden });
-        ch.forEach((j, k) => {
-          refTok.set(j, r.tokenLogp[k]);
-          refDec.set(j, decisionLogps(comps[j], r.decisionHidden[k], this.refHeads));
-        });
-      }
-    }
-    const oldTok = new Map<number, Float64Array>(), oldDec = new Map<number, number[]>();
+    const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || o.beta > 0));
+    const b: UpdateBatch = {
+      comps, adv: ga.adv, N, active, heads, wantHidden: !!(heads.start || heads.end),
+      ref: { tok: new Map(), dec: new Map() }, old: { tok: new Map(), dec: new Map() },
+    };
+    await this.referenceLogps(b);
+    const tally: UpdateTally = { lossSum: 0, clipped: 0, terms: 0, klSum: 0, klN: 0, mismatch: 0, mismatchN: 0 };
     const losses: number[] = [];
-    let gradNorm = 0, clipped = 0, terms = 0, klSum = 0, klN = 0, mismatch = 0, mismatchN = 0;
+    let gradNorm = 0;
     for (let epoch = 0; epoch < o.ppoEpochs; epoch++) {
       this.model.zeroGrads();
-      const gS = heads.start ? new Float64Array(this.model.H + 1) : null, gE = heads.end ? new Float64Array(this.model.H + 1) : null;
-      let lossSum = 0;
-      for (const ch of this.chunks(active, comps)) {
-        const cs = ch.map((j) => comps[j]);
-        // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
-        const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
-        const weights = ch.map((j, k) => {
-          const A = ga.adv[j];
-          const cur = pre ? pre.tokenLogp[k] : null;
-          const old = oldTok.get(j) ?? cur;
-          const ref = refTok.get(j);
-          const n = comps[j].actions.filter((a) => a.type === 'token').length;
-          return Float64Array.from({ length: n }, (_, t) => {
-            if (!cur) return A; // r = 1, no KL
-            return policyWeight(clippedTerm(cur[t], old![t], A, eps, epsHigh), beta, cur[t], ref?.[t]);
-          });
-        });
-        const r = await replay(this.model, cs, { grad: true, lossScale: 1 / Math.max(1, N), weights, wantHidden });
-        this.model.backward();
-        ch.forEach((j, k) => {
-          const A = ga.adv[j], cur = r.tokenLogp[k];
-          if (epoch === 0) oldTok.set(j, pre ? pre.tokenLogp[k] : cur);
-          const old = oldTok.get(j)!, ref = refTok.get(j);
-          for (let t = 0; t < cur.length; t++) {
-            const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
-            lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
-            clipped += term.clipped ? 1 : 0;
-            terms++;
-            if (ref && epoch === 0) (klSum += k3(cur[t], ref[t]).kl), klN++;
-          }
-          if (epoch === 0 && o.temperature === 1 && (o.topP ?? 1) >= 1) {
-            let t = 0;
-            for (const a of comps[j].actions) if (a.type === 'token') (mismatch += Math.abs(a.logp - cur[t++])), mismatchN++;
-          }
-          // heads: same objective on log p(decision), gradient through the logit only (hidden states are detached)
-          const dec = comps[j].actions.filter((a) => a.type !== 'token');
-          const hs = r.decisionHidden[k];
-          const curDec = decisionLogps(comps[j], hs, this.heads);
-          if (epoch === 0) oldDec.set(j, curDec);
-          const oldD = oldDec.get(j)!, refD = refDec.get(j);
-          dec.forEach((a, d) => {
-            const head = a.type === 'start' ? heads.start : heads.end;
-            const g = a.type === 'start' ? gS : gE;
-            if (!head || !g) return;
-            const term = clippedTerm(curDec[d], oldD[d], A, eps, epsHigh);
-            const w = policyWeight(term, beta, curDec[d], refD?.[d]);
-            lossSum += actionLoss(term, beta, curDec[d], refD?.[d]);
-            clipped += term.clipped ? 1 : 0;
-            terms++;
-            const yes = a.type === 'start' ? a.take : a.stop;
-            // dL/dz = -(1/N) w (y - p)
-            const dz = (-w * ((yes ? 1 : 0) - sigmoid(head.logit(hs[d])))) / Math.max(1, N);
-            for (let i = 0; i < head.dim; i++) g[i] += dz * hs[d][i];
-            g[head.dim] += dz;
-          });
-        });
-      }
-      losses.push(lossSum / Math.max(1, N));
+      const grads = { start: heads.start ? new Float64Array(this.model.H + 1) : null, end: heads.end ? new Float64Array(this.model.H + 1) : null };
+      tally.lossSum = 0;
+      for (const ch of this.chunks(active, comps)) await this.chunkGradients(b, ch, epoch, grads, tally);
+      losses.push(tally.lossSum / Math.max(1, N));
       // nothing to learn from (every group zero-variance, no KL): no step, so Adam momentum does not move the weights
       if (active.length === 0) break;
       const norm = await this.opt.update(o.lr);
       if (epoch === 0) gradNorm = norm;
-      if (heads.start && gS) stepHead(this.startOpt!, heads.start, gS);
-      if (heads.end && gE) stepHead(this.endOpt!, heads.end, gE);
+      if (heads.start && grads.start) stepHead(this.startOpt!, heads.start, grads.start);
+      if (heads.end && grads.end) stepHead(this.endOpt!, heads.end, grads.end);
     }
+    const t = tally;
     return {
-      losses, gradNorm, N, advantages: ga, clipFrac: terms ? clipped / terms : 0, kl: klN ? klSum / klN : 0,
-      samplerMismatch: mismatchN ? mismatch / mismatchN : undefined, replayed: active.length,
+      losses, gradNorm, N, advantages: ga, clipFrac: t.terms ? t.clipped / t.terms : 0, kl: t.klN ? t.klSum / t.klN : 0,
+      samplerMismatch: t.mismatchN ? t.mismatch / t.mismatchN : undefined, replayed: active.length,
     };
+  }
+
+  /** The reference policy's log-probs of every action (beta > 0 only): once per batch, before any update. */
+  private async referenceLogps(b: UpdateBatch): Promise<void> {
+    if (!(this.o.beta > 0 && this.reference)) return;
+    for (const ch of this.chunks(b.active, b.comps)) {
+      const r = await replay(this.reference, ch.map((j) => b.comps[j]), { wantHidden: b.wantHidden });
+      ch.forEach((j, k) => {
+        b.ref.tok.set(j, r.tokenLogp[k]);
+        b.ref.dec.set(j, decisionLogps(b.comps[j], r.decisionHidden[k], this.refHeads));
+      });
+    }
+  }
+
+  /**
+   * One chunk of one epoch: the label weights (from a no-grad replay when r != 1 or there is a KL term), the
+   * weighted replay with its backward (model gradients accumulate), then the loss terms and head gradients.
+   */
+  private async chunkGradients(b: UpdateBatch, ch: number[], epoch: number, grads: HeadGrads, tally: UpdateTally): Promise<void> {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const cs = ch.map((j) => b.comps[j]);
+    // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
+    const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
+    const weights = ch.map((j, k) => {
+      const A = b.adv[j];
+      const cur = pre ? pre.tokenLogp[k] : null;
+      const old = b.old.tok.get(j) ?? cur;
+      const ref = b.ref.tok.get(j);
+      const n = b.comps[j].actions.filter((a) => a.type === 'token').length;
+      return Float64Array.from({ length: n }, (_, t) => {
+        if (!cur) return A; // r = 1, no KL
+        return policyWeight(clippedTerm(cur[t], old![t], A, eps, epsHigh), beta, cur[t], ref?.[t]);
+      });
+    });
+    const r = await replay(this.model, cs, { grad: true, lossScale: 1 / Math.max(1, b.N), weights, wantHidden: b.wantHidden });
+    this.model.backward();
+    ch.forEach((j, k) => {
+      if (epoch === 0) b.old.tok.set(j, pre ? pre.tokenLogp[k] : r.tokenLogp[k]);
+      this.tokenTerms(b, j, r.tokenLogp[k], epoch, tally);
+      this.headGradients(b, j, r.decisionHidden[k], epoch, grads, tally);
+    });
+  }
+
+  /** Loss, clipping and KL tallies of one completion's token actions; at epoch 0 also the sampler-vs-replay gap. */
+  private tokenTerms(b: UpdateBatch, j: number, cur: Float64Array, epoch: number, tally: UpdateTally): void {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const A = b.adv[j], old = b.old.tok.get(j)!, ref = b.ref.tok.get(j);
+    for (let t = 0; t < cur.length; t++) {
+      const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
+      tally.lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
+      tally.clipped += term.clipped ? 1 : 0;
+      tally.terms++;
+      if (ref && epoch === 0) (tally.klSum += k3(cur[t], ref[t]).kl), tally.klN++;
+    }
+    if (epoch === 0 && o.temperature === 1 && (o.topP ?? 1) >= 1) {
+      let t = 0;
+      for (const a of b.comps[j].actions) if (a.type === 'token') (tally.mismatch += Math.abs(a.logp - cur[t++])), tally.mismatchN++;
+    }
+  }
+
+  /** The heads: same objective on log p(decision), gradient through the logit only (hidden states are detached). */
+  private headGradients(b: UpdateBatch, j: number, hs: Float32Array[], epoch: number, grads: HeadGrads, tally: UpdateTally): void {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const A = b.adv[j];
+    const dec = b.comps[j].actions.filter((a) => a.type !== 'token');
+    const curDec = decisionLogps(b.comps[j], hs, this.heads);
+    if (epoch === 0) b.old.dec.set(j, curDec);
+    const oldD = b.old.dec.get(j)!, refD = b.ref.dec.get(j);
+    dec.forEach((a, d) => {
+      const head = a.type === 'start' ? b.heads.start : b.heads.end;
+      const g = a.type === 'start' ? grads.start : grads.end;
+      if (!head || !g) return;
+      const term = clippedTerm(curDec[d], oldD[d], A, eps, epsHigh);
+      const w = policyWeight(term, beta, curDec[d], refD?.[d]);
+      tally.lossSum += actionLoss(term, beta, curDec[d], refD?.[d]);
+      tally.clipped += term.clipped ? 1 : 0;
+      tally.terms++;
+      const yes = a.type === 'start' ? a.take : a.stop;
+      // dL/dz = -(1/N) w (y - p)
+      const dz = (-w * ((yes ? 1 : 0) - sigmoid(head.logit(hs[d])))) / Math.max(1, b.N);
+      for (let i = 0; i < head.dim; i++) g[i] += dz * hs[d][i];
+      g[head.dim] += dz;
+    });
   }
 
   private get heads() {
