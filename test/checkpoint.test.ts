@@ -5,31 +5,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CpuBackend } from '../src/backend/cpu.js';
-import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { readCheckpointState } from '../src/latent/checkpoint.js';
 import { CHECKPOINT_VERSION, parseCheckpointState } from '../src/train/checkpoint-schema.js';
 import { Rng } from '../src/rng.js';
+import { charTok, tinyModel } from './_char-model.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'latentlm-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
-const charTok = {
-  encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
-  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => ALPHA[i] ?? '').join(''),
-};
-const config: Qwen2Config = {
-  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
-};
-function tinyModel(seed = 1): Qwen2 {
-  const rng = new Rng(seed);
-  const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())));
-  return Qwen2.fromTensors(new CpuBackend(), config, t);
-}
 const rows = Array.from({ length: 5 }, (_, i) => ({ question: `what is ${i + 2}*3?`, steps: [`${i + 2}*3 = `, `${(i + 2) * 3}.`], final: String((i + 2) * 3) }));
 const head = (name: string) => ({ name, dim: 2, w: [0.5, -1], b: 0.25 });
 const phase1V1 = () => ({ step: 3, rng: new Rng(7).state(), order: [1, 0, 2], cursor: 1, epoch: 0, heads: { start: head('start'), end: head('end') }, options: { k: 1 } });

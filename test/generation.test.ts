@@ -3,31 +3,17 @@
 // same text, tokens, spans, fed-back vectors, replayable sequence and decision events — for every condition,
 // thresholded and sampled decisions, greedy and nucleus text, and the two-trunk model.
 import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../src/backend/cpu.js';
-import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
+import { Kind, type Qwen2 } from '../src/model/qwen2.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../src/model/latent-params.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { generate, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
 import { sampleToken } from '../src/generation/sample.js';
 import { Rng } from '../src/rng.js';
-
-const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
-const EOS = ALPHA.length;
-const charTok = {
-  encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
-  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : ALPHA[i] ?? '?')).join(''),
-};
-const config: Qwen2Config = {
-  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
-};
+import { charTok, config, EOS, tinyModel } from './_char-model.js';
 
 async function tinyLatentModel(mode: 'full' | 'two-trunk', seed: number): Promise<Qwen2> {
-  const rng = new Rng(seed);
-  const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.3 * rng.normal())));
-  const model = Qwen2.fromTensors(new CpuBackend(), config, t);
+  const model = tinyModel(seed, 0.3);
   // the trainer adds and fills the marker/pause table (and the latent trunk in two-trunk mode)
   const row = { question: 'what is 2*3?', steps: ['2*3 = ', '6.'], final: '6' };
   await new Phase1Trainer(model, charTok, [row], [row], { mode, condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0, maxLatents: 4 } as Phase1Options).init();
