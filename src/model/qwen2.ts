@@ -111,8 +111,8 @@ export interface LatentFeedback {
 
 export const identityFeedback: LatentFeedback = {
   name: 'identity',
-  forward: (be, h, ho, x, xo, H) => be.copy2d(h, x, 1, H, ho, H, xo, H),
-  backward: (be, dx, xo, dh, ho, H) => be.copy2d(dx, dh, 1, H, xo, H, ho, H, true),
+  forward: (be, h, ho, x, xo, H) => be.copy2d({ src: h, dst: x, rows: 1, cols: H, srcOff: ho, srcStride: H, dstOff: xo, dstStride: H }),
+  backward: (be, dx, xo, dh, ho, H) => be.copy2d({ src: dx, dst: dh, rows: 1, cols: H, srcOff: xo, srcStride: H, dstOff: ho, dstStride: H, accumulate: true }),
 };
 
 /**
@@ -125,9 +125,9 @@ export function scaledFeedback(scale: number): LatentFeedback {
     name: `scaled(${scale.toPrecision(3)})`,
     forward: (be, h, ho, x, xo, H) => {
       be.zero(x, xo, H);
-      be.axpy(scale, h, x, H, ho, xo);
+      be.axpy({ alpha: scale, x: h, y: x, n: H, xOff: ho, yOff: xo });
     },
-    backward: (be, dx, xo, dh, ho, H) => be.axpy(scale, dx, dh, H, xo, ho),
+    backward: (be, dx, xo, dh, ho, H) => be.axpy({ alpha: scale, x: dx, y: dh, n: H, xOff: xo, yOff: ho }),
   };
 }
 
@@ -303,7 +303,7 @@ export class Qwen2 {
       const latentName = `latent.${name}`;
       if (this.params.has(latentName)) continue;
       const t = this.be.alloc(this.param(name).size, 'f32', latentName);
-      this.be.copy2d(this.param(name), t, 1, t.size, 0, 0, 0, 0);
+      this.be.copy2d({ src: this.param(name), dst: t, rows: 1, cols: t.size, srcStride: 0, dstStride: 0 });
       this.params.set(latentName, t);
       this.shapes.set(latentName, this.shapes.get(name)!);
     }
@@ -458,8 +458,8 @@ export class Qwen2 {
       };
       // ---- input embeddings ----
       const x0 = arena.take(rows * H);
-      be.embedding(seg.ids, this.param('model.embed_tokens.weight'), x0, rows, H);
-      if (seg.extra) be.embedding(seg.extra, this.param('latent.embeddings'), x0, rows, H);
+      be.embedding({ ids: seg.ids, table: this.param('model.embed_tokens.weight'), out: x0, rows, dim: H });
+      if (seg.extra) be.embedding({ ids: seg.extra, table: this.param('latent.embeddings'), out: x0, rows, dim: H });
       for (const [r, src] of embedRows) {
         if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
         be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
@@ -477,7 +477,7 @@ export class Qwen2 {
       // ---- layers ----
       for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, kc[l], vc[l], B, start, cap, arena));
       // ---- final norm and fused loss head ----
-      be.rmsNorm(seg.xs[this.L], this.param(this.normName(trunk)), seg.hf, seg.rstdF, rows, H, this.config.rms_norm_eps);
+      be.rmsNorm({ x: seg.xs[this.L], w: this.param(this.normName(trunk)), y: seg.hf, rstd: seg.rstdF, rows, dim: H, eps: this.config.rms_norm_eps });
       if (hasTargets || opts.wantLogits) this.lossHead(seg, arena, !!opts.grad, opts.wantLogits ? inp : undefined);
       segments.push(seg);
     }
@@ -506,10 +506,10 @@ export class Qwen2 {
     const last = segments[segments.length - 1];
     if (opts.wantLastLogits || cache) {
       const lh = cache ? cache.lastHidden : arena.take(B * H);
-      be.copy2d(last.hf, lh, B, H, (last.Tc - 1) * H, last.Tc * H, 0, H);
+      be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
       if (opts.wantLastLogits) {
         const lg = arena.take(B * V);
-        be.matmul(lh, this.param(this.lmHeadName()), lg, B, V, H, { transB: true });
+        be.matmul({ a: lh, b: this.param(this.lmHeadName()), c: lg, M: B, N: V, K: H, transB: true });
         result.lastLogits = (await be.read(lg)) as Float32Array;
       }
       result.lastHidden = (await be.read(lh)) as Float32Array;
@@ -541,29 +541,29 @@ export class Qwen2 {
       xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
       x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I), act: arena.take(rows * I),
     };
-    be.rmsNorm(x, W.ln1, a.xn, a.rstd1, rows, H, c.rms_norm_eps);
+    be.rmsNorm({ x, w: W.ln1, y: a.xn, rstd: a.rstd1, rows, dim: H, eps: c.rms_norm_eps });
     this.tmp.reset();
     const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV), tmp = this.tmp.take(rows * H);
-    be.matmul(a.xn, W.q, a.q, rows, H, H, { transB: true, bias: W.qb });
-    be.matmul(a.xn, W.k, k, rows, KV, H, { transB: true, bias: W.kb });
-    be.matmul(a.xn, W.v, v, rows, KV, H, { transB: true, bias: W.vb });
-    be.rope(a.q, seg.pos, rows, Hq, D, c.rope_theta);
-    be.rope(k, seg.pos, rows, Hkv, D, c.rope_theta);
+    be.matmul({ a: a.xn, b: W.q, c: a.q, M: rows, N: H, K: H, transB: true, bias: W.qb });
+    be.matmul({ a: a.xn, b: W.k, c: k, M: rows, N: KV, K: H, transB: true, bias: W.kb });
+    be.matmul({ a: a.xn, b: W.v, c: v, M: rows, N: KV, K: H, transB: true, bias: W.vb });
+    be.rope({ x: a.q, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta });
+    be.rope({ x: k, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta });
     for (let b = 0; b < B; b++) {
       const dst = (b * cap + start + seg.s) * KV;
-      be.copy2d(k, kc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
-      be.copy2d(v, vc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
+      be.copy2d({ src: k, dst: kc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
+      be.copy2d({ src: v, dst: vc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
     }
-    be.attention(a.q, kc, vc, a.att, a.lse, { B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
-    be.matmul(a.att, W.o, tmp, rows, H, H, { transB: true });
-    be.add(x, tmp, a.x2, rows * H);
-    be.rmsNorm(a.x2, W.ln2, a.xn2, a.rstd2, rows, H, c.rms_norm_eps);
-    be.matmul(a.xn2, W.gate, a.gate, rows, I, H, { transB: true });
-    be.matmul(a.xn2, W.up, a.up, rows, I, H, { transB: true });
-    be.swiglu(a.gate, a.up, a.act, rows * I);
+    be.attention({ q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
+    be.matmul({ a: a.att, b: W.o, c: tmp, M: rows, N: H, K: H, transB: true });
+    be.add({ a: x, b: tmp, out: a.x2, n: rows * H });
+    be.rmsNorm({ x: a.x2, w: W.ln2, y: a.xn2, rstd: a.rstd2, rows, dim: H, eps: c.rms_norm_eps });
+    be.matmul({ a: a.xn2, b: W.gate, c: a.gate, M: rows, N: I, K: H, transB: true });
+    be.matmul({ a: a.xn2, b: W.up, c: a.up, M: rows, N: I, K: H, transB: true });
+    be.swiglu({ gate: a.gate, up: a.up, out: a.act, n: rows * I });
     const out = arena.take(rows * H);
-    be.matmul(a.act, W.down, tmp, rows, H, I, { transB: true });
-    be.add(a.x2, tmp, out, rows * H);
+    be.matmul({ a: a.act, b: W.down, c: tmp, M: rows, N: H, K: I, transB: true });
+    be.add({ a: a.x2, b: tmp, out, n: rows * H });
     seg.acts.push(a);
     return out;
   }
@@ -591,13 +591,13 @@ export class Qwen2 {
     for (let r0 = 0; r0 < seg.rows; r0 += R) {
       const n = Math.min(R, seg.rows - r0);
       const logits = (this.logitsChunk ??= arena.take(R * V));
-      be.matmul(seg.hf, W, logits, n, V, H, { transB: true, aOff: r0 * H });
-      if (kept) be.copy2d(logits, kept, 1, n * V, 0, 0, r0 * V, 0);
+      be.matmul({ a: seg.hf, b: W, c: logits, M: n, N: V, K: H, transB: true, aOff: r0 * H });
+      if (kept) be.copy2d({ src: logits, dst: kept, rows: 1, cols: n * V, srcStride: 0, dstOff: r0 * V, dstStride: 0 });
       const withGrad = grad && seg.weights !== null;
-      be.crossEntropy(logits, seg.targets, seg.losses, n, V, { weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
+      be.crossEntropy({ logits, labels: seg.targets, losses: seg.losses, rows: n, V, weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
       if (withGrad) {
-        be.matmul(logits, W, seg.dHf!, n, H, V, { cOff: r0 * H, accumulate: true });
-        if (dW) be.matmul(logits, seg.hf, dW, V, H, n, { transA: true, bOff: r0 * H, accumulate: true });
+        be.matmul({ a: logits, b: W, c: seg.dHf!, M: n, N: H, K: V, cOff: r0 * H, accumulate: true });
+        if (dW) be.matmul({ a: logits, b: seg.hf, c: dW, M: V, N: H, K: n, transA: true, bOff: r0 * H, accumulate: true });
       }
     }
   }
@@ -622,7 +622,7 @@ export class Qwen2 {
       if (!any) continue;
       const t = this.arena.take(part.length);
       this.be.upload(t, part);
-      this.be.axpy(1, t, seg.dHf!, part.length, 0, 0);
+      this.be.axpy({ alpha: 1, x: t, y: seg.dHf!, n: part.length });
     }
   }
 
@@ -637,13 +637,13 @@ export class Qwen2 {
       const rows = seg.rows;
       const normName = this.normName(seg.trunk);
       let dx = this.arena.take(rows * H, 'f32', true);
-      be.rmsNormBackward(seg.dHf!, seg.xs[this.L], this.param(normName), seg.rstdF, dx, this.grads.get(normName) ?? this.arena.take(H), rows, H);
+      be.rmsNormBackward({ dy: seg.dHf!, x: seg.xs[this.L], w: this.param(normName), rstd: seg.rstdF, dx, dw: this.grads.get(normName) ?? this.arena.take(H), rows, dim: H });
       for (let l = this.L - 1; l >= 0; l--) dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
       // dx is now the gradient of the input embeddings
       const dEmb = this.grads.get('model.embed_tokens.weight');
-      if (dEmb) be.embeddingBackward(seg.ids, dx, dEmb, rows, H);
+      if (dEmb) be.embeddingBackward({ ids: seg.ids, dOut: dx, dTable: dEmb, rows, dim: H });
       const dExtra = this.grads.get('latent.embeddings');
-      if (seg.extra && dExtra) be.embeddingBackward(seg.extra, dx, dExtra, rows, H);
+      if (seg.extra && dExtra) be.embeddingBackward({ ids: seg.extra, dOut: dx, dTable: dExtra, rows, dim: H });
       for (const f of seg.feed) {
         const prev = pass.segments[j - 1];
         this.feedback.backward(be, dx, f.row * H, prev.dHf!, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, H);
@@ -664,47 +664,47 @@ export class Qwen2 {
     const scratchH = () => ar.take(H, 'f32', true);
     // MLP: out = x2 + down(swiglu(gate(xn2), up(xn2)))
     const dact = ar.take(rows * I);
-    be.matmul(dxOut, W.down, dact, rows, I, H);
-    if (G.down) be.matmul(dxOut, a.act, G.down, H, I, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dxOut, b: W.down, c: dact, M: rows, N: I, K: H });
+    if (G.down) be.matmul({ a: dxOut, b: a.act, c: G.down, M: H, N: I, K: rows, transA: true, accumulate: true });
     const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
-    be.swigluBackward(dact, a.gate, a.up, dgate, dup, rows * I);
+    be.swigluBackward({ dOut: dact, gate: a.gate, up: a.up, dGate: dgate, dUp: dup, n: rows * I });
     const dxn2 = ar.take(rows * H);
-    be.matmul(dgate, W.gate, dxn2, rows, H, I);
-    be.matmul(dup, W.up, dxn2, rows, H, I, { accumulate: true });
-    if (G.gate) be.matmul(dgate, a.xn2, G.gate, I, H, rows, { transA: true, accumulate: true });
-    if (G.up) be.matmul(dup, a.xn2, G.up, I, H, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dgate, b: W.gate, c: dxn2, M: rows, N: H, K: I });
+    be.matmul({ a: dup, b: W.up, c: dxn2, M: rows, N: H, K: I, accumulate: true });
+    if (G.gate) be.matmul({ a: dgate, b: a.xn2, c: G.gate, M: I, N: H, K: rows, transA: true, accumulate: true });
+    if (G.up) be.matmul({ a: dup, b: a.xn2, c: G.up, M: I, N: H, K: rows, transA: true, accumulate: true });
     const dx2 = ar.take(rows * H);
-    be.copy2d(dxOut, dx2, 1, rows * H, 0, 0, 0, 0);
-    be.rmsNormBackward(dxn2, a.x2, W.ln2, a.rstd2, dx2, G.ln2 ?? scratchH(), rows, H);
+    be.copy2d({ src: dxOut, dst: dx2, rows: 1, cols: rows * H, srcStride: 0, dstStride: 0 });
+    be.rmsNormBackward({ dy: dxn2, x: a.x2, w: W.ln2, rstd: a.rstd2, dx: dx2, dw: G.ln2 ?? scratchH(), rows, dim: H });
     // attention: x2 = x + o(attn(rope(q(xn)), rope(k(xn)), v(xn)))
     const datt = ar.take(rows * H);
-    be.matmul(dx2, W.o, datt, rows, H, H);
-    if (G.o) be.matmul(dx2, a.att, G.o, H, H, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dx2, b: W.o, c: datt, M: rows, N: H, K: H });
+    if (G.o) be.matmul({ a: dx2, b: a.att, c: G.o, M: H, N: H, K: rows, transA: true, accumulate: true });
     const dq = ar.take(rows * H, 'f32', true);
     const shape = { B, Tq: seg.Tc, Hq, Hkv, D, qStart: seg.s, kvCap: cap };
-    be.attentionBackward(datt, a.q, kc, vc, a.att, a.lse, dq, dK, dV, shape);
+    be.attentionBackward({ dOut: datt, q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, dq, dkCache: dK, dvCache: dV, ...shape });
     // this segment's own rows of dK/dV are complete now: later segments ran their backward first
     const dk = ar.take(rows * KV), dv = ar.take(rows * KV);
     for (let b = 0; b < B; b++) {
       const src = (b * cap + seg.s) * KV;
-      be.copy2d(dK, dk, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
-      be.copy2d(dV, dv, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
+      be.copy2d({ src: dK, dst: dk, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
+      be.copy2d({ src: dV, dst: dv, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
     }
-    be.rope(dq, seg.pos, rows, Hq, D, c.rope_theta, true);
-    be.rope(dk, seg.pos, rows, Hkv, D, c.rope_theta, true);
+    be.rope({ x: dq, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta, inverse: true });
+    be.rope({ x: dk, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta, inverse: true });
     const dxn = ar.take(rows * H);
-    be.matmul(dq, W.q, dxn, rows, H, H);
-    be.matmul(dk, W.k, dxn, rows, H, KV, { accumulate: true });
-    be.matmul(dv, W.v, dxn, rows, H, KV, { accumulate: true });
-    if (G.q) be.matmul(dq, a.xn, G.q, H, H, rows, { transA: true, accumulate: true });
-    if (G.k) be.matmul(dk, a.xn, G.k, KV, H, rows, { transA: true, accumulate: true });
-    if (G.v) be.matmul(dv, a.xn, G.v, KV, H, rows, { transA: true, accumulate: true });
-    if (G.qb) be.sumRows(dq, G.qb, rows, H);
-    if (G.kb) be.sumRows(dk, G.kb, rows, KV);
-    if (G.vb) be.sumRows(dv, G.vb, rows, KV);
+    be.matmul({ a: dq, b: W.q, c: dxn, M: rows, N: H, K: H });
+    be.matmul({ a: dk, b: W.k, c: dxn, M: rows, N: H, K: KV, accumulate: true });
+    be.matmul({ a: dv, b: W.v, c: dxn, M: rows, N: H, K: KV, accumulate: true });
+    if (G.q) be.matmul({ a: dq, b: a.xn, c: G.q, M: H, N: H, K: rows, transA: true, accumulate: true });
+    if (G.k) be.matmul({ a: dk, b: a.xn, c: G.k, M: KV, N: H, K: rows, transA: true, accumulate: true });
+    if (G.v) be.matmul({ a: dv, b: a.xn, c: G.v, M: KV, N: H, K: rows, transA: true, accumulate: true });
+    if (G.qb) be.sumRows({ dY: dq, dBias: G.qb, rows, cols: H });
+    if (G.kb) be.sumRows({ dY: dk, dBias: G.kb, rows, cols: KV });
+    if (G.vb) be.sumRows({ dY: dv, dBias: G.vb, rows, cols: KV });
     const dx = this.arena.take(rows * H);
-    be.copy2d(dx2, dx, 1, rows * H, 0, 0, 0, 0);
-    be.rmsNormBackward(dxn, x, W.ln1, a.rstd1, dx, G.ln1 ?? scratchH(), rows, H);
+    be.copy2d({ src: dx2, dst: dx, rows: 1, cols: rows * H, srcStride: 0, dstStride: 0 });
+    be.rmsNormBackward({ dy: dxn, x, w: W.ln1, rstd: a.rstd1, dx, dw: G.ln1 ?? scratchH(), rows, dim: H });
     return dx;
   }
 
