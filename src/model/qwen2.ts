@@ -157,9 +157,34 @@ interface Segment {
 export interface Pass {
   readonly input: ForwardInput;
   segments: Segment[];
+  /** The K/V caches the pass attended over (backward reads them) and their gradients. */
+  kc: Tensor[];
+  vc: Tensor[];
   dK: Tensor[];
   dV: Tensor[];
   cap: number;
+}
+
+/** Everything one forward call works with, passed explicitly from segment to segment. */
+interface PassState {
+  readonly inp: ForwardInput;
+  readonly B: number;
+  readonly T: number;
+  /** Absolute position of the call's first position (the cache length for a decode step, else 0). */
+  readonly start: number;
+  /** Rows per sequence of the K/V caches. */
+  readonly cap: number;
+  readonly arena: Arena;
+  readonly cache: KVCache | null;
+  readonly kc: Tensor[];
+  readonly vc: Tensor[];
+  readonly grad: boolean;
+  readonly lossScale: number;
+  /** The logits of each segment, kept when the caller asked for them (wantLogits). */
+  readonly keptLogits: Map<Segment, Tensor> | null;
+  /** The [rows, V] logits chunk the loss head reuses across segments. */
+  logitsChunk: Tensor | null;
+  readonly segments: Segment[];
 }
 
 export class Qwen2 {
@@ -171,7 +196,6 @@ export class Qwen2 {
   private readonly scratch: Arena;
   /** Per-layer temporaries, recycled at every layer (ops run in queue order, so reuse is safe). */
   private readonly tmp: Arena;
-  private logitsChunk: Tensor | null = null;
   private pass: Pass | null = null;
   feedback: LatentFeedback = identityFeedback;
   twoTrunk = false;
@@ -384,144 +408,189 @@ export class Qwen2 {
   /**
    * Runs the model over B sequences of T positions. With `grad`, keeps what backward() needs (one pass at a time)
    * and computes the fused loss gradient on the fly. With `cache`, continues incremental decoding (no grad).
+   * Three paths share the segment loop: the training pass (grad), the decode step (cache) and the probe pass
+   * (neither: losses, logits or hidden states of a fresh pass, kept nowhere).
    */
   async forward(inp: ForwardInput, opts: ForwardOptions = {}): Promise<ForwardResult> {
     // forwards share scratch buffers: two at once (e.g. Promise.all) would silently corrupt each other
     if (this.busy) throw new Error('forward: another forward on this model is still running (await it first)');
+    if (inp.ids.length !== inp.B * inp.T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${inp.B * inp.T}`);
+    if (opts.grad && opts.cache) throw new Error('forward: grad and cache cannot be combined (gradients do not cross calls)');
     this.busy = true;
     try {
-      return await this.forwardImpl(inp, opts);
+      if (opts.grad) return await this.trainingPass(inp, opts);
+      if (opts.cache) return await this.decodeStep(inp, opts.cache, opts);
+      return await this.probePass(inp, opts);
     } finally {
       this.busy = false;
     }
   }
   private busy = false;
 
-  private async forwardImpl(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+  /** forward({grad: true}): fresh K/V caches in the grad arena; the pass is kept for backward(). */
+  private async trainingPass(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+    if (this.pass) throw new Error('forward: the previous grad pass was not consumed by backward()');
+    const st = this.beginPass(inp, opts, this.arena, null);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    if (opts.wantLastLogits) Object.assign(result, await this.readLastRows(st, st.arena.take(inp.B * this.H), true));
+    const kvGrad = () => st.kc.map(() => st.arena.take(inp.B * st.cap * this.KV, 'f32', true));
+    // the pass owns the K/V caches it attended over: backward reads them, and they stay alive in the grad arena
+    this.pass = { input: inp, segments: st.segments, kc: st.kc, vc: st.vc, dK: kvGrad(), dV: kvGrad(), cap: st.cap };
+    return result;
+  }
+
+  /** forward({cache}): continues the cache by T positions and leaves the last positions' hidden states in it. */
+  private async decodeStep(inp: ForwardInput, cache: KVCache, opts: ForwardOptions): Promise<ForwardResult> {
+    const st = this.beginPass(inp, opts, this.scratch, cache);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    Object.assign(result, await this.readLastRows(st, cache.lastHidden, !!opts.wantLastLogits));
+    cache.len += inp.T;
+    return result;
+  }
+
+  /** forward() without grad or cache: a fresh pass in the scratch arena whose results are read back and dropped. */
+  private async probePass(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+    const st = this.beginPass(inp, opts, this.scratch, null);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    if (opts.wantLastLogits) Object.assign(result, await this.readLastRows(st, st.arena.take(inp.B * this.H), true));
+    return result;
+  }
+
+  /** The state of one forward call: its arena and K/V caches, where it starts, and what it keeps. */
+  private beginPass(inp: ForwardInput, opts: ForwardOptions, arena: Arena, cache: KVCache | null): PassState {
     const { B, T } = inp;
-    const be = this.be, H = this.H, V = this.V;
-    if (inp.ids.length !== B * T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${B * T}`);
-    if (opts.grad && opts.cache) throw new Error('forward: grad and cache cannot be combined (gradients do not cross calls)');
-    if (opts.grad && this.pass) throw new Error('forward: the previous grad pass was not consumed by backward()');
-    const arena = opts.grad ? this.arena : this.scratch;
     arena.reset();
-    const cache = opts.cache;
     const start = cache ? cache.len : 0;
     const cap = cache ? cache.cap : T;
     if (cache && (cache.B !== B || start + T > cap)) throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
-    const kc = cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
-    const vc = cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
+    return {
+      inp, B, T, start, cap, arena, cache,
+      kc: cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
+      vc: cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
+      grad: !!opts.grad,
+      lossScale: opts.lossScale ?? 1,
+      keptLogits: opts.wantLogits ? new Map() : null,
+      logitsChunk: null,
+      segments: [],
+    };
+  }
+
+  /** Runs every segment of the pass in order (a latent reads the previous segment's final hidden state). */
+  private runSegments(st: PassState): void {
+    for (const plan of this.planSegments(st.inp, st.start)) st.segments.push(this.segmentForward(st, plan));
+  }
+
+  /** Embeddings, layers, final norm and (where there are targets or logits are wanted) the loss head of one segment. */
+  private segmentForward(st: PassState, plan: { s: number; e: number; trunk: Trunk }): Segment {
+    const { inp, B, T, start, arena } = st;
+    const be = this.be, H = this.H, V = this.V;
     const wantLoss = !!inp.labels;
-    const lossScale = opts.lossScale ?? 1;
-
-    this.logitsChunk = null;
-    const plans = this.planSegments(inp, start);
-    const segments: Segment[] = [];
-    for (const plan of plans) {
-      const { s, e, trunk } = plan;
-      const Tc = e - s, rows = B * Tc;
-      const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
-      const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
-      const feed: Segment['feed'] = [];
-      const embedRows: [number, number][] = [];
-      let hasExtra = false, hasTargets = false;
-      for (let b = 0; b < B; b++)
-        for (let i = 0; i < Tc; i++) {
-          const t = s + i, src = b * T + t, r = b * Tc + i;
-          pos[r] = start + t;
-          const k = inp.kind ? inp.kind[src] : Kind.Token;
-          ids[r] = k === Kind.Token ? inp.ids[src] : -1;
-          if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
-          if (k === Kind.Extra) {
-            extra[r] = inp.extra![src];
-            hasExtra = true;
-          }
-          if (k === Kind.Latent) feed.push({ row: r, b, p: t });
-          if (k === Kind.Embed) embedRows.push([r, src]);
-          if (wantLoss && t + 1 < T && inp.labels![src + 1] !== -100) {
-            targets[r] = inp.labels![src + 1];
-            w[r] = (inp.labelWeights ? inp.labelWeights[src + 1] : 1) * lossScale;
-            hasTargets = true;
-          }
+    const { s, e, trunk } = plan;
+    const Tc = e - s, rows = B * Tc;
+    const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
+    const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
+    const feed: Segment['feed'] = [];
+    const embedRows: [number, number][] = [];
+    let hasExtra = false, hasTargets = false;
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < Tc; i++) {
+        const t = s + i, src = b * T + t, r = b * Tc + i;
+        pos[r] = start + t;
+        const k = inp.kind ? inp.kind[src] : Kind.Token;
+        ids[r] = k === Kind.Token ? inp.ids[src] : -1;
+        if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
+        if (k === Kind.Extra) {
+          extra[r] = inp.extra![src];
+          hasExtra = true;
         }
-      const up = (data: Int32Array | Float32Array, dtype: 'i32' | 'f32' = 'i32') => {
-        const t = arena.take(data.length, dtype);
-        be.upload(t, data);
-        return t;
-      };
-      const seg: Segment = {
-        s, e, Tc, rows, trunk, feed, hasTargets,
-        pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
-        weights: opts.grad && hasTargets ? up(w, 'f32') : null,
-        xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
-        dHf: opts.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
-      };
-      // ---- input embeddings ----
-      const x0 = arena.take(rows * H);
-      be.embedding({ ids: seg.ids, table: this.param('model.embed_tokens.weight'), out: x0, rows, dim: H });
-      if (seg.extra) be.embedding({ ids: seg.extra, table: this.param('latent.embeddings'), out: x0, rows, dim: H });
-      for (const [r, src] of embedRows) {
-        if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
-        be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
-      }
-      for (const f of feed) {
-        if (f.p === 0) {
-          // the previous call's last position (incremental decoding)
-          this.feedback.forward(be, cache!.lastHidden, f.b * H, x0, f.row * H, H);
-        } else {
-          const prev = segments[segments.length - 1];
-          this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+        if (k === Kind.Latent) feed.push({ row: r, b, p: t });
+        if (k === Kind.Embed) embedRows.push([r, src]);
+        if (wantLoss && t + 1 < T && inp.labels![src + 1] !== -100) {
+          targets[r] = inp.labels![src + 1];
+          w[r] = (inp.labelWeights ? inp.labelWeights[src + 1] : 1) * st.lossScale;
+          hasTargets = true;
         }
       }
-      seg.xs.push(x0);
-      // ---- layers ----
-      for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, kc[l], vc[l], B, start, cap, arena));
-      // ---- final norm and fused loss head ----
-      be.rmsNorm({ x: seg.xs[this.L], w: this.param(this.normName(trunk)), y: seg.hf, rstd: seg.rstdF, rows, dim: H, eps: this.config.rms_norm_eps });
-      if (hasTargets || opts.wantLogits) this.lossHead(seg, arena, !!opts.grad, opts.wantLogits ? inp : undefined);
-      segments.push(seg);
+    const up = (data: Int32Array | Float32Array, dtype: 'i32' | 'f32' = 'i32') => {
+      const t = arena.take(data.length, dtype);
+      be.upload(t, data);
+      return t;
+    };
+    const seg: Segment = {
+      s, e, Tc, rows, trunk, feed, hasTargets,
+      pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
+      weights: st.grad && hasTargets ? up(w, 'f32') : null,
+      xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
+      dHf: st.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
+    };
+    // ---- input embeddings ----
+    const x0 = arena.take(rows * H);
+    be.embedding({ ids: seg.ids, table: this.param('model.embed_tokens.weight'), out: x0, rows, dim: H });
+    if (seg.extra) be.embedding({ ids: seg.extra, table: this.param('latent.embeddings'), out: x0, rows, dim: H });
+    for (const [r, src] of embedRows) {
+      if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
+      be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
     }
+    for (const f of feed) {
+      if (f.p === 0) {
+        // the previous call's last position (incremental decoding)
+        this.feedback.forward(be, st.cache!.lastHidden, f.b * H, x0, f.row * H, H);
+      } else {
+        const prev = st.segments[st.segments.length - 1];
+        this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+      }
+    }
+    seg.xs.push(x0);
+    // ---- layers ----
+    for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, st.kc[l], st.vc[l], B, start, st.cap, arena));
+    // ---- final norm and fused loss head ----
+    be.rmsNorm({ x: seg.xs[this.L], w: this.param(this.normName(trunk)), y: seg.hf, rstd: seg.rstdF, rows, dim: H, eps: this.config.rms_norm_eps });
+    if (hasTargets || st.keptLogits) this.lossHead(st, seg);
+    return seg;
+  }
 
+  /** Per-label losses, and the logits / hidden states the caller asked for, read back from the pass's segments. */
+  private async readResults(st: PassState, opts: ForwardOptions): Promise<ForwardResult> {
+    const { inp, B, T, segments } = st;
     const result: ForwardResult = { lossSum: 0, labelCount: 0 };
-    if (wantLoss) {
+    if (inp.labels) {
       const lossAt = new Float32Array(B * T);
       for (const seg of segments) {
         if (!seg.hasTargets) continue;
-        const l = (await be.read(seg.losses)) as Float32Array;
+        const l = (await this.be.read(seg.losses)) as Float32Array;
         for (let b = 0; b < B; b++)
           for (let i = 0; i < seg.Tc; i++) if (seg.s + i + 1 < T) lossAt[b * T + seg.s + i + 1] = l[b * seg.Tc + i];
       }
       for (let i = 0; i < B * T; i++)
-        if (inp.labels![i] !== -100 && i % T !== 0) {
+        if (inp.labels[i] !== -100 && i % T !== 0) {
           result.lossSum += lossAt[i];
           result.labelCount++;
         }
       result.lossAt = lossAt;
     }
-    if (this.pendingLogits) {
-      result.logits = await this.collectRows(segments, B, T, V, (s) => this.pendingLogits!.get(s)!);
-      this.pendingLogits = null;
-    }
-    if (opts.wantHidden) result.hidden = await this.collectRows(segments, B, T, H, (s) => s.hf);
-    const last = segments[segments.length - 1];
-    if (opts.wantLastLogits || cache) {
-      const lh = cache ? cache.lastHidden : arena.take(B * H);
-      be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
-      if (opts.wantLastLogits) {
-        const lg = arena.take(B * V);
-        be.matmul({ a: lh, b: this.param(this.lmHeadName()), c: lg, M: B, N: V, K: H, transB: true });
-        result.lastLogits = (await be.read(lg)) as Float32Array;
-      }
-      result.lastHidden = (await be.read(lh)) as Float32Array;
-    }
-    if (cache) cache.len += T;
-    if (opts.grad) this.pass = { input: inp, segments, dK: kc.map(() => arena.take(B * cap * this.KV, 'f32', true)), dV: vc.map(() => arena.take(B * cap * this.KV, 'f32', true)), cap };
-    // keep the KV caches of a grad pass alive with it
-    if (opts.grad) Object.assign(this.pass!, { kc, vc });
+    const kept = st.keptLogits;
+    if (kept) result.logits = await this.collectRows(segments, B, T, this.V, (s) => kept.get(s)!);
+    if (opts.wantHidden) result.hidden = await this.collectRows(segments, B, T, this.H, (s) => s.hf);
     return result;
   }
 
-  private pendingLogits: Map<Segment, Tensor> | null = null;
+  /** Copies each sequence's last final-norm hidden state into `lh` ([B, H]) and reads it (and its logits if asked). */
+  private async readLastRows(st: PassState, lh: Tensor, wantLogits: boolean): Promise<Pick<ForwardResult, 'lastLogits' | 'lastHidden'>> {
+    const be = this.be, B = st.B, H = this.H, V = this.V;
+    const last = st.segments[st.segments.length - 1];
+    be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
+    const out: Pick<ForwardResult, 'lastLogits' | 'lastHidden'> = {};
+    if (wantLogits) {
+      const lg = st.arena.take(B * V);
+      be.matmul({ a: lh, b: this.param(this.lmHeadName()), c: lg, M: B, N: V, K: H, transB: true });
+      out.lastLogits = (await be.read(lg)) as Float32Array;
+    }
+    out.lastHidden = (await be.read(lh)) as Float32Array;
+    return out;
+  }
 
   private async collectRows(segments: Segment[], B: number, T: number, width: number, pick: (s: Segment) => Tensor): Promise<Float32Array> {
     const out = new Float32Array(B * T * width);
@@ -578,19 +647,19 @@ export class Qwen2 {
    * LM head + softmax cross-entropy, a chunk of rows at a time so the [rows, V] logits never exist at once.
    * With grad, the gradient w.r.t. the final hidden state and the LM-head weight is formed right here.
    */
-  private lossHead(seg: Segment, arena: Arena, grad: boolean, keepLogitsFor?: ForwardInput): void {
-    const be = this.be, H = this.H, V = this.V;
+  private lossHead(st: PassState, seg: Segment): void {
+    const be = this.be, H = this.H, V = this.V, arena = st.arena, grad = st.grad;
     const Wname = this.lmHeadName();
     const W = this.param(Wname), dW = grad ? this.grads.get(Wname) : undefined;
     const R = this.lossChunkRows();
     let kept: Tensor | null = null;
-    if (keepLogitsFor) {
+    if (st.keptLogits) {
       kept = arena.take(seg.rows * V);
-      (this.pendingLogits ??= new Map()).set(seg, kept);
+      st.keptLogits.set(seg, kept);
     }
     for (let r0 = 0; r0 < seg.rows; r0 += R) {
       const n = Math.min(R, seg.rows - r0);
-      const logits = (this.logitsChunk ??= arena.take(R * V));
+      const logits = (st.logitsChunk ??= arena.take(R * V));
       be.matmul({ a: seg.hf, b: W, c: logits, M: n, N: V, K: H, transB: true, aOff: r0 * H });
       if (kept) be.copy2d({ src: logits, dst: kept, rows: 1, cols: n * V, srcStride: 0, dstOff: r0 * V, dstStride: 0 });
       const withGrad = grad && seg.weights !== null;
@@ -628,7 +697,7 @@ export class Qwen2 {
 
   /** Backpropagates the last grad pass, accumulating into this.grads (call zeroGrads() first). */
   backward(): void {
-    const pass = this.pass as (Pass & { kc: Tensor[]; vc: Tensor[] }) | null;
+    const pass = this.pass;
     if (!pass) throw new Error('backward: no forward({grad: true}) pass to backpropagate');
     const be = this.be, H = this.H, rows0 = pass.input.B;
     const B = rows0;
