@@ -1,4 +1,4 @@
-// The plain-JavaScript backend: the executable specification of every op in ./types.ts, the reference the
+// The plain-JavaScript backend: the executable specification of every op of the table in ./ops.ts, the reference the
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';

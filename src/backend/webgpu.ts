@@ -1,4 +1,4 @@
-// The WebGPU backend: every op of ./types.ts as WGSL compute kernels (kernels/*.wgsl, embedded at build time into
+// The WebGPU backend: every op of the table in ./ops.ts as WGSL compute kernels (kernels/*.wgsl, embedded at build time into
 // src/generated/kernels.ts), with the numerics of the CPU reference (./cpu.ts, f32 accumulation).
 //
 // How work reaches the GPU:
