@@ -3,7 +3,8 @@
 // Forward Linear: C[M, out] = X[M, in] W^T (transB); backward dX = dY W (plain); dW = dY^T X (transA).
 // Run: npx tsx bench/cpu.ts
 import { CpuBackend } from '../src/backend/cpu.js';
-import type { Backend, MatmulOptions } from '../src/backend/types.js';
+import type { MatmulOptions } from '../src/backend/ops.js';
+import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
 
 export interface BenchRow {
@@ -41,12 +42,12 @@ export function timeMatmul(be: Backend, c: MatmulCase, budgetMs: number): number
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1);
   be.upload(a, fill(c.M * c.K));
   be.upload(b, fill(c.N * c.K));
-  be.matmul(a, b, out, c.M, c.N, c.K, c.opts); // warm-up: JIT tier-up, memory growth, gpu.js kernel compile for this shape
+  be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts }); // warm-up: JIT tier-up, memory growth, gpu.js kernel compile for this shape
   let best = Infinity;
   const t0 = performance.now();
   do {
     const s = performance.now();
-    be.matmul(a, b, out, c.M, c.N, c.K, c.opts);
+    be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts });
     best = Math.min(best, performance.now() - s);
   } while (performance.now() - t0 < budgetMs);
   be.free(a); be.free(b); be.free(out);
@@ -93,7 +94,7 @@ export async function benchCpuOps(opts: { log?: (line: string) => void } = {}): 
       run: (be) => {
         const [q, k, v, o, g, dq, dk, dv] = [nq, nkv, nkv, nq, nq, nq, nkv, nkv].map((n, i) => filled(be, n, i));
         const lse = be.alloc(s.B * s.Hq * s.Tq);
-        return () => { be.attention(q, k, v, o, lse, s); be.attentionBackward(g, q, k, v, o, lse, dq, dk, dv, s); };
+        return () => { be.attention({ q, kCache: k, vCache: v, out: o, lse, ...s }); be.attentionBackward({ dOut: g, q, kCache: k, vCache: v, out: o, lse, dq, dkCache: dk, dvCache: dv, ...s }); };
       },
     });
   }
@@ -102,21 +103,21 @@ export async function benchCpuOps(opts: { log?: (line: string) => void } = {}): 
     run: (be) => {
       const x = filled(be, 32 * 151936, 1), labels = be.alloc(32, 'i32'), losses = be.alloc(32), w = filled(be, 32, 2);
       be.upload(labels, Int32Array.from({ length: 32 }, (_, i) => i * 4099));
-      return () => be.crossEntropy(x, labels, losses, 32, 151936, { weights: w });
+      return () => be.crossEntropy({ logits: x, labels, losses, rows: 32, V: 151936, weights: w });
     },
   });
   ops.push({
     op: 'swiglu fwd+bwd 128 x 4864', reps: 5,
     run: (be) => {
       const n = 128 * 4864, [a, b, c, d, e] = [0, 1, 2, 3, 4].map((i) => filled(be, n, i));
-      return () => { be.swiglu(a, b, c, n); be.swigluBackward(c, a, b, d, e, n); };
+      return () => { be.swiglu({ gate: a, up: b, out: c, n }); be.swigluBackward({ dOut: c, gate: a, up: b, dGate: d, dUp: e, n }); };
     },
   });
   ops.push({
     op: 'adamw + sumSquares 4.9M params', reps: 3,
     run: (be) => {
       const n = 4_900_000, [p, g, m] = [0, 1, 2].map((i) => filled(be, n, i)), v = be.alloc(n), out = be.alloc(1);
-      return () => { be.adamw(p, g, m, v, n, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 1 }); be.sumSquares(g, n, out, 0); };
+      return () => { be.adamw({ param: p, grad: g, m, v, n, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 1 }); be.sumSquares({ x: g, n, out, outIndex: 0 }); };
     },
   });
   const rows: OpRow[] = [];

@@ -30,12 +30,12 @@ async function time(be: Backend, M: number, N: number, K: number, minSeconds: nu
   const a = be.alloc(M * K), b = be.alloc(N * K), c = be.alloc(M * N);
   be.upload(a, rand(M * K));
   be.upload(b, rand(N * K));
-  be.matmul(a, b, c, M, N, K, { transB: true });
+  be.matmul({ a, b, c, M, N, K, transB: true });
   await be.read(c, 0, 1);
   let n = 0;
   const t0 = performance.now();
   do {
-    be.matmul(a, b, c, M, N, K, { transB: true });
+    be.matmul({ a, b, c, M, N, K, transB: true });
     await be.read(c, 0, 1);
     n++;
   } while (performance.now() - t0 < minSeconds * 1000);

@@ -14,7 +14,8 @@ export { Rng } from './rng.js';
 
 export { createBackend, CpuBackend } from './backend/index.js';
 export type { Backend, BackendName, Tensor } from './backend/index.js';
-export type { AdamWParams, AttentionShape, MatmulOptions } from './backend/types.js';
+export type { AdamWParams, AttentionShape } from './backend/types.js';
+export type { MatmulOptions, OpArgs, OpName } from './backend/ops.js';
 
 export { Qwen2, Kind, identityFeedback, scaledFeedback, qwen2ParamShapes } from './model/qwen2.js';
 export type { ForwardInput, ForwardOptions, ForwardResult, KVCache, LatentFeedback, Qwen2Config, Trunk } from './model/qwen2.js';

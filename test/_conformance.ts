@@ -1,9 +1,14 @@
-// Op-by-op conformance of a Backend against the plain-JS CpuBackend (the executable spec in src/backend/cpu.ts).
+// Op-by-op conformance of a Backend against the plain-JS CpuBackend (the executable spec in src/backend/cpu.ts),
+// derived from the op table (src/backend/ops.ts): every op of OPS has cases here (CASES is typed by the table, so
+// an op without a case does not compile), and for each case the tensors the case does not give are allocated at
+// the size the op's declared ranges need (plus a margin) and filled with random data; every tensor the table says
+// the op writes is compared. A backend without a kernel for an op of the table fails "has a kernel for every op".
 // Each backend's test file calls `backendConformance(name, factory)`. Shapes are deliberately odd (not multiples
 // of 4, 16 or 64) so tiling edge cases are exercised, and offsets are non-zero where the op takes them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
-import type { AttentionShape, Backend, Tensor } from '../src/backend/types.js';
+import { kernelName, OP_NAMES, OPS, type ArgSpec, type OpArgs, type OpName } from '../src/backend/ops.js';
+import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -59,6 +64,103 @@ export async function both(ref: Backend, dut: Backend, inputs: Record<string, In
   return res;
 }
 
+// ---------------------------------------------------------------- the cases of every op of the table
+
+/** The names of the tensor arguments of op K. */
+type TensorKeys<K extends OpName> = { [P in keyof OpArgs[K]]-?: NonNullable<OpArgs[K][P]> extends Tensor ? P : never }[keyof OpArgs[K]];
+
+export interface OpCase<K extends OpName> {
+  name: string;
+  /** The scalar arguments (sizes, offsets, flags); tensors come from `data` or are made from the table's ranges. */
+  args: Omit<OpArgs[K], TensorKeys<K>>;
+  /** Contents of tensor arguments (a number: that many zeros). Optional tensors (bias, weights) are passed only if given here. */
+  data?: Partial<Record<TensorKeys<K>, Init>>;
+  /** Runs before the op on the same tensors (e.g. the forward whose saved statistics a backward reads). */
+  before?: (b: Backend, t: Record<string, Tensor>) => void;
+  tol?: number;
+}
+
+const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number) => ({ B, Tq, Hq, Hkv, D, qStart, kvCap });
+const attnBefore = (b: Backend, t: Record<string, Tensor>, s: ReturnType<typeof attnShape>) =>
+  b.attention({ q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, lse: t.lse, ...s });
+const attnCases = ([
+  ['GQA 4:2, with a KV-cache prefix', attnShape(2, 5, 4, 2, 8, 3, 11)],
+  ['GQA 7:1, with a KV-cache prefix', attnShape(2, 5, 7, 1, 8, 3, 11)],
+  ['GQA 3:3, with a KV-cache prefix', attnShape(2, 5, 3, 3, 8, 3, 11)],
+  ['a long sequence (T=70, D=16)', attnShape(1, 70, 2, 1, 16, 0, 70)],
+] as const).map(([name, s]) => ({ name, s }));
+
+const ids = new Int32Array([3, 0, 10, 3, -1, 7, 3, 10, 1]);
+const labels = new Int32Array([0, 4, -100, 130, 77, 3, 9]);
+const adamHyper = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 };
+
+export const CASES: { [K in OpName]: OpCase<K>[] } = {
+  copy2d: [
+    { name: 'strided rows with offsets', args: { rows: 3, cols: 5, srcOff: 2, srcStride: 7, dstOff: 1, dstStride: 9 }, tol: 0 },
+    { name: 'accumulate', args: { rows: 2, cols: 4, srcStride: 5, dstOff: 30, dstStride: 6, accumulate: true }, tol: 0 },
+    { name: 'one row, stride 0', args: { rows: 1, cols: 20, srcOff: 10, srcStride: 0, dstOff: 20, dstStride: 0 }, tol: 0 },
+  ],
+  add: [{ name: '33 elements, in place', args: { n: 33 }, tol: 1e-6 }],
+  axpy: [{ name: 'with offsets', args: { alpha: 0.37, n: 20, xOff: 3, yOff: 11 }, tol: 1e-6 }],
+  scale: [{ name: '33 elements', args: { s: -1.5, n: 33 }, tol: 1e-6 }],
+  embedding: [{ name: 'gather (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, table: randn(11 * 13, 6) }, tol: 1e-6 }],
+  embeddingBackward: [{ name: 'scatter-add (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, dTable: randn(11 * 13, 9) }, tol: 1e-6 }],
+  matmul: [
+    ...([[false, false], [false, true], [true, false], [true, true]] as const).flatMap(([transA, transB]) => [
+      { name: `transA=${transA} transB=${transB} with bias and offsets`, args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 }, data: { bias: randn(23, 13) } },
+      { name: `transA=${transA} transB=${transB} accumulate`, args: { M: 19, N: 23, K: 29, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 } },
+    ]),
+    { name: 'a Qwen2-like shape (M=33, N=136, K=96)', args: { M: 33, N: 136, K: 96, transB: true } },
+  ],
+  sumRows: [{ name: '17 x 9', args: { rows: 17, cols: 9 } }],
+  rmsNorm: [{ name: '7 x 37', args: { rows: 7, dim: 37, eps: 1e-6 } }],
+  rmsNormBackward: [{ name: '7 x 37', args: { rows: 7, dim: 37 }, before: (b, t) => b.rmsNorm({ x: t.x, w: t.w, y: b.alloc(7 * 37), rstd: t.rstd, rows: 7, dim: 37, eps: 1e-6 }) }],
+  rope: [
+    { name: 'forward', args: { rows: 6, heads: 3, D: 10, theta: 10000 }, data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) } },
+    { name: 'inverse', args: { rows: 6, heads: 3, D: 10, theta: 1e6, inverse: true }, data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) } },
+  ],
+  attention: attnCases.map(({ name, s }) => ({ name, args: s, data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {} })),
+  attentionBackward: attnCases.map(({ name, s }) => ({ name, args: s, before: (b, t) => attnBefore(b, t, s) })),
+  swiglu: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
+  swigluBackward: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
+  crossEntropy: [
+    {
+      name: 'losses and fused gradient, ignore index, offsets', args: { rows: 5, V: 131, logitsOff: 9, labelOff: 1, lossOff: 2 },
+      data: { logits: randn(5 * 131 + 9, 60, 8), labels, weights: new Float32Array([0, 0.5, 1, 0.25, -2, 1, 1]) },
+    },
+    { name: 'losses only', args: { rows: 5, V: 131 }, data: { logits: randn(5 * 131, 61, 8), labels } },
+  ],
+  adamw: [{ name: '77 elements', args: { n: 77, ...adamHyper }, data: { m: randn(77, 72, 0.1), v: randn(77, 73, 0.1).map(Math.abs) } }],
+  sumSquares: [{ name: 'accumulates into out[1]', args: { n: 77, outIndex: 1 } }],
+};
+
+/** Seeds that differ per case and per tensor, so no two tensors hold the same data. */
+function seedOf(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** The tensor arguments of one case: given data, or random data sized by the op's declared ranges. */
+function caseInputs<K extends OpName>(op: K, c: OpCase<K>): { inputs: Record<string, Init>; outputs: string[] } {
+  const specs = Object.entries(OPS[op].args) as [string, ArgSpec<never>][];
+  // the table's defaults, then the case's scalars: what the kernel would see
+  const full: Record<string, unknown> = {};
+  for (const [k, s] of specs) if ('default' in s) full[k] = s.default;
+  Object.assign(full, c.args);
+  const inputs: Record<string, Init> = {}, outputs: string[] = [];
+  const data = (c.data ?? {}) as Record<string, Init | undefined>;
+  for (const [k, s] of specs) {
+    if (!('tensor' in s)) continue;
+    if (s.optional && data[k] === undefined) continue;
+    const [o, n] = s.range(full as never);
+    inputs[k] = data[k] ?? randn(o + n + 3, seedOf(`${op}/${c.name}/${k}`));
+    const writes = typeof s.writes === 'function' ? s.writes({ ...full, ...inputs } as never) : s.writes;
+    if (writes) outputs.push(k);
+  }
+  return { inputs, outputs };
+}
+
 export function backendConformance(name: string, factory: () => Promise<Backend>, tol = 1e-4) {
   describe(`${name} backend conformance vs CpuBackend`, () => {
     let dut: Backend;
@@ -71,123 +173,59 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
       for (const [k, [d, r]] of Object.entries(res)) expect(maxRelErr(d, r), k).toBeLessThanOrEqual(t);
     };
 
+    it('has a kernel for every op of the table, and every op has conformance cases', () => {
+      for (const op of OP_NAMES) {
+        expect(typeof (dut as unknown as Record<string, unknown>)[kernelName(op)], `${name}: kernel of '${op}'`).toBe('function');
+        expect(CASES[op].length > 0, `cases of '${op}'`).toBe(true);
+      }
+    });
+
+    for (const op of OP_NAMES)
+      for (const c of CASES[op] as OpCase<OpName>[]) {
+        it(`${op}: ${c.name}`, async () => {
+          const { inputs, outputs } = caseInputs(op, c);
+          const run = (b: Backend, t: Record<string, Tensor>) => {
+            c.before?.(b, t);
+            (b[op] as (a: unknown) => void)({ ...c.args, ...t });
+          };
+          check(await both(ref, dut, inputs, run, outputs), c.tol ?? tol);
+        });
+      }
+
+    it('refuses a tensor too small for any argument, with one BackendError naming the op and the argument', () => {
+      for (const op of OP_NAMES) {
+        const c = CASES[op][0] as OpCase<OpName>;
+        const { inputs } = caseInputs(op, c);
+        const t: Record<string, Tensor> = {};
+        for (const [k, v] of Object.entries(inputs)) t[k] = dut.alloc(typeof v === 'number' ? v : v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
+        for (const k of Object.keys(t)) {
+          const tiny = dut.alloc(1, t[k].dtype, `tiny ${k}`);
+          let err: unknown;
+          try {
+            (dut[op] as (a: unknown) => void)({ ...c.args, ...t, [k]: tiny });
+          } catch (e) {
+            err = e;
+          }
+          expect(err instanceof BackendError && err.message.includes(`${op}: '${k}' (tensor 'tiny ${k}', 1 elements) accessed at`), `${op} with a 1-element '${k}': ${String(err)}`).toBe(true);
+          dut.free(tiny);
+        }
+        for (const x of Object.values(t)) dut.free(x);
+      }
+    });
+
     it('upload / read / zero / copy2d', async () => {
       const a = randn(37, 1);
       const res = await both(ref, dut, { a, b: randn(50, 2), c: 50 }, (b, t) => {
-        b.copy2d(t.a, t.b, 3, 5, 2, 7, 1, 9);
-        b.copy2d(t.a, t.b, 2, 4, 0, 5, 30, 6, true);
+        b.copy2d({ src: t.a, dst: t.b, rows: 3, cols: 5, srcOff: 2, srcStride: 7, dstOff: 1, dstStride: 9 });
+        b.copy2d({ src: t.a, dst: t.b, rows: 2, cols: 4, srcStride: 5, dstOff: 30, dstStride: 6, accumulate: true });
         b.zero(t.c, 3, 10);
-        b.copy2d(t.a, t.c, 1, 20, 10, 0, 20, 0);
+        b.copy2d({ src: t.a, dst: t.c, rows: 1, cols: 20, srcOff: 10, srcStride: 0, dstOff: 20, dstStride: 0 });
       }, ['b', 'c']);
       check(res, 0);
       const t = dut.alloc(37);
       dut.upload(t, a);
       expect(Array.from(await dut.read(t, 5, 7))).toEqual(Array.from(a.slice(5, 12)));
       dut.free(t);
-    });
-
-    it('add / axpy / scale', async () => {
-      check(await both(ref, dut, { a: randn(33, 3), b: randn(33, 4), y: randn(40, 5) }, (b, t) => {
-        b.add(t.a, t.b, t.a, 33);
-        b.axpy(0.37, t.b, t.y, 20, 3, 11);
-        b.scale(t.b, -1.5, 33);
-      }, ['a', 'b', 'y']), 1e-6);
-    });
-
-    it('embedding gather and scatter-add backward (repeated ids, skipped -1)', async () => {
-      const V = 11, H = 13, rows = 9;
-      const ids = new Int32Array([3, 0, 10, 3, -1, 7, 3, 10, 1]);
-      check(await both(ref, dut, { ids, table: randn(V * H, 6), out: randn(rows * H, 7), dOut: randn(rows * H, 8), dTable: randn(V * H, 9) }, (b, t) => {
-        b.embedding(t.ids, t.table, t.out, rows, H);
-        b.embeddingBackward(t.ids, t.dOut, t.dTable, rows, H);
-      }, ['out', 'dTable']), 1e-6);
-    });
-
-    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-      it(`matmul transA=${transA} transB=${transB} with bias, accumulate and offsets`, async () => {
-        const M = 19, N = 23, K = 29;
-        check(await both(ref, dut, { a: randn(M * K + 5, 10), b: randn(N * K + 3, 11), c: randn(M * N + 7, 12), bias: randn(N, 13) }, (be, t) => {
-          be.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7 });
-          be.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 });
-        }, ['c']));
-      });
-    }
-
-    it('matmul at a Qwen2-like shape (M=33, N=136, K=96)', async () => {
-      const M = 33, N = 136, K = 96;
-      check(await both(ref, dut, { a: randn(M * K, 14), b: randn(N * K, 15), c: M * N }, (be, t) => be.matmul(t.a, t.b, t.c, M, N, K, { transB: true }), ['c']));
-    });
-
-    it('sumRows', async () => {
-      check(await both(ref, dut, { g: randn(17 * 9, 16), db: randn(9, 17) }, (b, t) => b.sumRows(t.g, t.db, 17, 9), ['db']));
-    });
-
-    it('rmsNorm forward and backward', async () => {
-      const rows = 7, dim = 37;
-      check(await both(ref, dut, { x: randn(rows * dim, 18), w: randn(dim, 19), y: rows * dim, rstd: rows, dy: randn(rows * dim, 20), dx: randn(rows * dim, 21), dw: randn(dim, 22) }, (b, t) => {
-        b.rmsNorm(t.x, t.w, t.y, t.rstd, rows, dim, 1e-6);
-        b.rmsNormBackward(t.dy, t.x, t.w, t.rstd, t.dx, t.dw, rows, dim);
-      }, ['y', 'rstd', 'dx', 'dw']));
-    });
-
-    it('rope forward and inverse', async () => {
-      const rows = 6, heads = 3, D = 10;
-      const pos = new Int32Array([0, 1, 2, 7, 100, 4095]);
-      check(await both(ref, dut, { pos, x: randn(rows * heads * D, 23), y: randn(rows * heads * D, 24) }, (b, t) => {
-        b.rope(t.x, t.pos, rows, heads, D, 10000);
-        b.rope(t.y, t.pos, rows, heads, D, 1e6, true);
-      }, ['x', 'y']));
-    });
-
-    for (const [Hq, Hkv] of [[4, 2], [7, 1], [3, 3]] as const) {
-      it(`attention forward and backward, GQA ${Hq}:${Hkv}, with a KV-cache prefix`, async () => {
-        const B = 2, Tq = 5, D = 8, qStart = 3, kvCap = 11;
-        const s: AttentionShape = { B, Tq, Hq, Hkv, D, qStart, kvCap };
-        const nq = B * Tq * Hq * D, nkv = B * kvCap * Hkv * D;
-        check(await both(ref, dut, {
-          q: randn(nq, 30), k: randn(nkv, 31), v: randn(nkv, 32), out: nq, lse: B * Hq * Tq,
-          dOut: randn(nq, 33), dq: randn(nq, 34), dk: randn(nkv, 35), dv: randn(nkv, 36),
-        }, (b, t) => {
-          b.attention(t.q, t.k, t.v, t.out, t.lse, s);
-          b.attentionBackward(t.dOut, t.q, t.k, t.v, t.out, t.lse, t.dq, t.dk, t.dv, s);
-        }, ['out', 'lse', 'dq', 'dk', 'dv']));
-      });
-    }
-
-    it('attention with a long sequence (T=70, D=16)', async () => {
-      const s: AttentionShape = { B: 1, Tq: 70, Hq: 2, Hkv: 1, D: 16, qStart: 0, kvCap: 70 };
-      const nq = 70 * 2 * 16, nkv = 70 * 16;
-      check(await both(ref, dut, { q: randn(nq, 40, 2), k: randn(nkv, 41, 2), v: randn(nkv, 42), out: nq, lse: 140, dOut: randn(nq, 43), dq: nq, dk: nkv, dv: nkv }, (b, t) => {
-        b.attention(t.q, t.k, t.v, t.out, t.lse, s);
-        b.attentionBackward(t.dOut, t.q, t.k, t.v, t.out, t.lse, t.dq, t.dk, t.dv, s);
-      }, ['out', 'lse', 'dq', 'dk', 'dv']));
-    });
-
-    it('swiglu forward and backward', async () => {
-      const n = 45;
-      check(await both(ref, dut, { g: randn(n, 50, 4), u: randn(n, 51), o: n, d: randn(n, 52), dg: randn(n, 53), du: randn(n, 54) }, (b, t) => {
-        b.swiglu(t.g, t.u, t.o, n);
-        b.swigluBackward(t.d, t.g, t.u, t.dg, t.du, n);
-      }, ['o', 'dg', 'du']));
-    });
-
-    it('crossEntropy: losses, fused gradient, ignore index, offsets', async () => {
-      const rows = 5, V = 131;
-      const labels = new Int32Array([0, 4, -100, 130, 77, 3, 9]);
-      const w = new Float32Array([0, 0.5, 1, 0.25, -2, 1, 1]);
-      check(await both(ref, dut, { x: randn(rows * V + 9, 60, 8), y: randn(rows * V, 61, 8), labels, w, l1: 9, l2: rows }, (b, t) => {
-        b.crossEntropy(t.x, t.labels, t.l1, rows, V, { weights: t.w, logitsOff: 9, labelOff: 1, lossOff: 2 });
-        b.crossEntropy(t.y, t.labels, t.l2, rows, V);
-      }, ['x', 'y', 'l1', 'l2']));
-    });
-
-    it('adamw and sumSquares', async () => {
-      const n = 77;
-      check(await both(ref, dut, { p: randn(n, 70), g: randn(n, 71), m: randn(n, 72, 0.1), v: randn(n, 73, 0.1).map(Math.abs), out: 3 }, (b, t) => {
-        b.adamw(t.p, t.g, t.m, t.v, n, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 });
-        b.sumSquares(t.g, n, t.out, 1);
-        b.sumSquares(t.p, n, t.out, 1);
-      }, ['p', 'm', 'v', 'out']));
     });
   });
 }

@@ -48,8 +48,8 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
     name: `matmul transA=${transA} transB=${transB}`,
     inputs: { a: data(M * K, 1), b: data(N * K, 2), c: data(M * N, 3), bias: data(N, 4) },
     op: (b: Backend, t: Record<string, Tensor>) => {
-      b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias });
-      b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true });
+      b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias });
+      b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true });
     },
     outputs: ['c'],
   })),
@@ -57,8 +57,8 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
     name: 'attention GQA 7:1 forward and backward',
     inputs: { q: data(nq, 5), k: data(nkv, 6), v: data(nkv, 7), out: nq, lse: nl, g: data(nq, 8), dq: data(nq, 9), dk: data(nkv, 10), dv: data(nkv, 11) },
     op: (b, t) => {
-      b.attention(t.q, t.k, t.v, t.out, t.lse, attn);
-      b.attentionBackward(t.g, t.q, t.k, t.v, t.out, t.lse, t.dq, t.dk, t.dv, attn);
+      b.attention({ q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, ...attn });
+      b.attentionBackward({ dOut: t.g, q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, dq: t.dq, dkCache: t.dk, dvCache: t.dv, ...attn });
     },
     outputs: ['out', 'lse', 'dq', 'dk', 'dv'],
   },
@@ -66,15 +66,15 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
     name: 'rmsNorm forward and backward',
     inputs: { x: data(rows * dim, 12), w: data(dim, 13), y: rows * dim, rstd: rows, dy: data(rows * dim, 14), dx: data(rows * dim, 15), dw: data(dim, 16) },
     op: (b, t) => {
-      b.rmsNorm(t.x, t.w, t.y, t.rstd, rows, dim, 1e-6);
-      b.rmsNormBackward(t.dy, t.x, t.w, t.rstd, t.dx, t.dw, rows, dim);
+      b.rmsNorm({ x: t.x, w: t.w, y: t.y, rstd: t.rstd, rows, dim, eps: 1e-6 });
+      b.rmsNormBackward({ dy: t.dy, x: t.x, w: t.w, rstd: t.rstd, dx: t.dx, dw: t.dw, rows, dim });
     },
     outputs: ['y', 'rstd', 'dx', 'dw'],
   },
   {
     name: 'crossEntropy with the fused gradient',
     inputs: { x: data(rows * V, 17, 8), labels: new Int32Array([0, 4, -100, 130, 77]), w: new Float32Array([0.5, 1, 1, 0.25, -2]), l: rows },
-    op: (b, t) => b.crossEntropy(t.x, t.labels, t.l, rows, V, { weights: t.w }),
+    op: (b, t) => b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w }),
     outputs: ['x', 'l'],
   },
 ];

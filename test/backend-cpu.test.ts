@@ -31,9 +31,9 @@ describe('CpuBackend ops agree with finite differences', () => {
     const rows = 3, dim = 7;
     const x = tensor(randn(rows * dim, 1)), w = tensor(randn(dim, 2)), gy = randn(rows * dim, 3);
     const y = be.alloc(rows * dim), r = be.alloc(rows), dx = be.alloc(rows * dim), dw = be.alloc(dim);
-    const loss = () => { be.rmsNorm(x, w, y, r, rows, dim, 1e-6); return f32(y).reduce((s, v, i) => s + v * gy[i], 0); };
+    const loss = () => { be.rmsNorm({ x, w, y, rstd: r, rows, dim, eps: 1e-6 }); return f32(y).reduce((s, v, i) => s + v * gy[i], 0); };
     loss();
-    be.rmsNormBackward(tensor(gy), x, w, r, dx, dw, rows, dim);
+    be.rmsNormBackward({ dy: tensor(gy), x, w, rstd: r, dx, dw, rows, dim });
     gradCheck(x, f32(dx), loss);
     gradCheck(w, f32(dw), loss);
   });
@@ -43,9 +43,9 @@ describe('CpuBackend ops agree with finite differences', () => {
     const nq = 3 * 4 * 4, nkv = 6 * 2 * 4;
     const q = tensor(randn(nq, 4)), k = tensor(randn(nkv, 5)), v = tensor(randn(nkv, 6)), g = randn(nq, 7);
     const out = be.alloc(nq), lse = be.alloc(12), dq = be.alloc(nq), dk = be.alloc(nkv), dv = be.alloc(nkv);
-    const loss = () => { be.attention(q, k, v, out, lse, s); return f32(out).reduce((a, o, i) => a + o * g[i], 0); };
+    const loss = () => { be.attention({ q, kCache: k, vCache: v, out, lse, ...s }); return f32(out).reduce((a, o, i) => a + o * g[i], 0); };
     loss();
-    be.attentionBackward(tensor(g), q, k, v, out, lse, dq, dk, dv, s);
+    be.attentionBackward({ dOut: tensor(g), q, kCache: k, vCache: v, out, lse, dq, dkCache: dk, dvCache: dv, ...s });
     gradCheck(q, f32(dq), loss);
     gradCheck(k, f32(dk), loss);
     gradCheck(v, f32(dv), loss);
@@ -56,22 +56,22 @@ describe('CpuBackend ops agree with finite differences', () => {
   it('swiglu backward', () => {
     const n = 9, g = tensor(randn(n, 8, 3)), u = tensor(randn(n, 9)), w = randn(n, 10);
     const o = be.alloc(n), dg = be.alloc(n), du = be.alloc(n);
-    const loss = () => { be.swiglu(g, u, o, n); return f32(o).reduce((a, v, i) => a + v * w[i], 0); };
+    const loss = () => { be.swiglu({ gate: g, up: u, out: o, n }); return f32(o).reduce((a, v, i) => a + v * w[i], 0); };
     loss();
-    be.swigluBackward(tensor(w), g, u, dg, du, n);
+    be.swigluBackward({ dOut: tensor(w), gate: g, up: u, dGate: dg, dUp: du, n });
     gradCheck(g, f32(dg), loss);
     gradCheck(u, f32(du), loss);
   });
 
   it('crossEntropy gradient and rope inverse', () => {
     const V = 6, x = tensor(randn(2 * V, 11, 3)), labels = tensor(new Int32Array([2, 5])), losses = be.alloc(2);
-    const loss = () => { const c = tensor(f32(x).slice()); be.crossEntropy(c, labels, losses, 2, V); return f32(losses)[0] + f32(losses)[1]; };
+    const loss = () => { const c = tensor(f32(x).slice()); be.crossEntropy({ logits: c, labels, losses, rows: 2, V }); return f32(losses)[0] + f32(losses)[1]; };
     const gx = tensor(f32(x).slice());
-    be.crossEntropy(gx, labels, losses, 2, V, { weights: tensor(new Float32Array([1, 1])) });
+    be.crossEntropy({ logits: gx, labels, losses, rows: 2, V, weights: tensor(new Float32Array([1, 1])) });
     gradCheck(x, f32(gx), loss, 1e-2, 1e-2);
     const y = tensor(randn(2 * 3 * 8, 12)), before = f32(y).slice(), pos = tensor(new Int32Array([5, 900]));
-    be.rope(y, pos, 2, 3, 8, 10000);
-    be.rope(y, pos, 2, 3, 8, 10000, true);
+    be.rope({ x: y, pos, rows: 2, heads: 3, D: 8, theta: 10000 });
+    be.rope({ x: y, pos, rows: 2, heads: 3, D: 8, theta: 10000, inverse: true });
     f32(y).forEach((v, i) => expect(v).toBeCloseTo(before[i], 5));
   });
 });

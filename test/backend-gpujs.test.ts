@@ -42,8 +42,8 @@ describe('gpujs backend with 64-element kernel slices (every op tiled or chunked
       const be = await make();
       const M = 13, N = 11, K = 150; // K > 64 forces K tiles; M*N > 64 forces output tiles
       for (const { k, err } of await compare(be, { a: randn(M * K + 3, 1), b: randn(N * K + 2, 2), c: randn(M * N + 5, 3), bias: randn(N, 4) }, (b, t) => {
-        b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias, aOff: 3, bOff: 2, cOff: 5 });
-        b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true, bias: t.bias, aOff: 3, bOff: 2, cOff: 5 });
+        b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias, aOff: 3, bOff: 2, cOff: 5 });
+        b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true, bias: t.bias, aOff: 3, bOff: 2, cOff: 5 });
       }, ['c'])) expect(err, k).toBeLessThan(1e-5);
       be.destroy();
     });
@@ -54,8 +54,8 @@ describe('gpujs backend with 64-element kernel slices (every op tiled or chunked
     const V = 40, H = 7, rows = 12;
     const ids = new Int32Array([39, 0, 12, 39, -1, 25, 3, 12, 39, 8, -1, 31]);
     for (const { k, err } of await compare(be, { ids, table: randn(V * H, 5), out: randn(rows * H, 6), dOut: randn(rows * H, 7), dTable: randn(V * H, 8) }, (b, t) => {
-      b.embedding(t.ids, t.table, t.out, rows, H);
-      b.embeddingBackward(t.ids, t.dOut, t.dTable, rows, H);
+      b.embedding({ ids: t.ids, table: t.table, out: t.out, rows, dim: H });
+      b.embeddingBackward({ ids: t.ids, dOut: t.dOut, dTable: t.dTable, rows, dim: H });
     }, ['out', 'dTable'])) expect(err, k).toBeLessThan(1e-6);
     be.destroy();
   });
@@ -64,14 +64,14 @@ describe('gpujs backend with 64-element kernel slices (every op tiled or chunked
     const be = await make();
     const n = 300;
     for (const { k, err } of await compare(be, { a: randn(n, 9), b: randn(n, 10), y: randn(n + 7, 11), g: randn(n, 12, 3), u: randn(n, 13), o: n, dg: randn(n, 14), du: randn(n, 15), p: randn(n, 16), m: randn(n, 17, 0.1), v: randn(n, 18, 0.1).map(Math.abs), sq: 2, db: randn(20, 19) }, (b, t) => {
-      b.add(t.a, t.b, t.a, n);
-      b.axpy(-0.7, t.b, t.y, n, 0, 7);
-      b.scale(t.b, 1.25, n);
-      b.swiglu(t.g, t.u, t.o, n);
-      b.swigluBackward(t.a, t.g, t.u, t.dg, t.du, n);
-      b.sumRows(t.y, t.db, 15, 20);
-      b.sumSquares(t.y, n, t.sq, 1);
-      b.adamw(t.p, t.g, t.m, t.v, n, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 7, gradScale: 0.3 });
+      b.add({ a: t.a, b: t.b, out: t.a, n });
+      b.axpy({ alpha: -0.7, x: t.b, y: t.y, n, yOff: 7 });
+      b.scale({ x: t.b, s: 1.25, n });
+      b.swiglu({ gate: t.g, up: t.u, out: t.o, n });
+      b.swigluBackward({ dOut: t.a, gate: t.g, up: t.u, dGate: t.dg, dUp: t.du, n });
+      b.sumRows({ dY: t.y, dBias: t.db, rows: 15, cols: 20 });
+      b.sumSquares({ x: t.y, n, out: t.sq, outIndex: 1 });
+      b.adamw({ param: t.p, grad: t.g, m: t.m, v: t.v, n, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 7, gradScale: 0.3 });
     }, ['a', 'b', 'y', 'o', 'dg', 'du', 'db', 'sq', 'p', 'm', 'v'])) expect(err, k).toBeLessThan(1e-5);
     be.destroy();
   });
@@ -85,10 +85,10 @@ describe('gpujs backend with 64-element kernel slices (every op tiled or chunked
       x: randn(rows * dim, 20), w: randn(dim, 21), y: rows * dim, rstd: rows, dy: randn(rows * dim, 22), dx: randn(rows * dim, 23), dw: randn(dim, 24),
       r: randn(rows * heads * D, 25), pos, logits: randn(rows * V + 4, 26, 5), labels, wts: randn(10, 27), loss: rows + 1,
     }, (b, t) => {
-      b.rmsNorm(t.x, t.w, t.y, t.rstd, rows, dim, 1e-5);
-      b.rmsNormBackward(t.dy, t.x, t.w, t.rstd, t.dx, t.dw, rows, dim);
-      b.rope(t.r, t.pos, rows, heads, D, 1e6);
-      b.crossEntropy(t.logits, t.labels, t.loss, rows, V, { weights: t.wts, logitsOff: 4, labelOff: 1, lossOff: 1 });
+      b.rmsNorm({ x: t.x, w: t.w, y: t.y, rstd: t.rstd, rows, dim, eps: 1e-5 });
+      b.rmsNormBackward({ dy: t.dy, x: t.x, w: t.w, rstd: t.rstd, dx: t.dx, dw: t.dw, rows, dim });
+      b.rope({ x: t.r, pos: t.pos, rows, heads, D, theta: 1e6 });
+      b.crossEntropy({ logits: t.logits, labels: t.labels, losses: t.loss, rows, V, weights: t.wts, logitsOff: 4, labelOff: 1, lossOff: 1 });
     }, ['y', 'rstd', 'dx', 'dw', 'r', 'logits', 'loss'])) expect(err, k).toBeLessThan(1e-4);
     be.destroy();
   });
@@ -98,8 +98,8 @@ describe('gpujs backend with 64-element kernel slices (every op tiled or chunked
     const s: AttentionShape = { B: 2, Tq: 5, Hq: 6, Hkv: 2, D: 4, qStart: 7, kvCap: 13 };
     const nq = 2 * 5 * 6 * 4, nkv = 2 * 13 * 2 * 4;
     for (const { k, err } of await compare(be, { q: randn(nq, 30, 2), k: randn(nkv, 31, 2), v: randn(nkv, 32), out: nq, lse: 2 * 6 * 5, dOut: randn(nq, 33), dq: randn(nq, 34), dk: randn(nkv, 35), dv: randn(nkv, 36) }, (b, t) => {
-      b.attention(t.q, t.k, t.v, t.out, t.lse, s);
-      b.attentionBackward(t.dOut, t.q, t.k, t.v, t.out, t.lse, t.dq, t.dk, t.dv, s);
+      b.attention({ q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, ...s });
+      b.attentionBackward({ dOut: t.dOut, q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, dq: t.dq, dkCache: t.dk, dvCache: t.dv, ...s });
     }, ['out', 'lse', 'dq', 'dk', 'dv'])) expect(err, k).toBeLessThan(1e-4);
     be.destroy();
   });
@@ -109,13 +109,13 @@ describe('gpujs backend errors', () => {
   it('names the tensor on out-of-range access and rejects freed tensors', async () => {
     const be = await createGpujsBackend();
     const a = be.alloc(10, 'f32', 'small-a'), c = be.alloc(4, 'f32', 'small-c');
-    expect(() => be.matmul(a, a, c, 2, 2, 6)).toThrow(/small-a/);
+    expect(() => be.matmul({ a, b: a, c, M: 2, N: 2, K: 6 })).toThrow(/small-a/);
     expect(() => be.upload(a, new Float32Array(11))).toThrow(/small-a/);
     const ids = be.alloc(1, 'i32', 'ids');
     be.upload(ids, new Int32Array([3]));
-    expect(() => be.embedding(ids, a, c, 1, 4)).toThrow(/id 3 .*small-a/);
+    expect(() => be.embedding({ ids, table: a, out: c, rows: 1, dim: 4 })).toThrow(/id 3 .*small-a/);
     be.free(a);
-    expect(() => be.scale(a, 2, 1)).toThrow(/freed/);
+    expect(() => be.scale({ x: a, s: 2, n: 1 })).toThrow(/freed/);
     be.destroy();
   });
 

@@ -73,7 +73,7 @@ describe('wasm FMA build', () => {
       const a = be.alloc(M * K), b = be.alloc(N * K), c = be.alloc(M * N);
       be.upload(a, av);
       be.upload(b, bv);
-      be.matmul(a, b, c, M, N, K, { transB: true });
+      be.matmul({ a, b, c, M, N, K, transB: true });
       return be.read(c);
     };
     const [x, y] = [await run(fused), await run(plain)];
@@ -116,7 +116,7 @@ describe('wasm threads: options and fallback', () => {
     // and it still computes
     const a = be.alloc(5);
     be.upload(a, new Float32Array([1, 2, 3, 4, 5]));
-    be.scale(a, 2, 5);
+    be.scale({ x: a, s: 2, n: 5 });
     expect(Array.from(await be.read(a))).toEqual([2, 4, 6, 8, 10]);
     be.destroy();
   });

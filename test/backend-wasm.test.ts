@@ -38,7 +38,7 @@ describe('wasm backend memory', () => {
     const top = be.alloc(big[3].size, 'f32', 'top');
     expect(Array.from(await be.read(top, top.size - 2))).toEqual([0, 0]);
     // Ops still work on the grown memory.
-    be.axpy(2, a, again, 1000);
+    be.axpy({ alpha: 2, x: a, y: again, n: 1000 });
     expect(maxRelErr(await be.read(again), av.map((v) => 2 * v))).toBeLessThan(1e-6);
     be.destroy();
   });
@@ -59,12 +59,12 @@ describe('wasm backend memory', () => {
     const be = await createWasmBackend({ maxMemoryBytes: 8 * 2 ** 20 });
     expect(() => be.alloc(4 * 2 ** 20, 'f32', 'too-big')).toThrow(/out of memory/);
     const a = be.alloc(10, 'f32', 'small');
-    expect(() => be.axpy(1, a, a, 11)).toThrow(/'small'/);
+    expect(() => be.axpy({ alpha: 1, x: a, y: a, n: 11 })).toThrow(/'small'/);
     be.free(a);
-    expect(() => be.scale(a, 2, 1)).toThrow(/freed/);
+    expect(() => be.scale({ x: a, s: 2, n: 1 })).toThrow(/freed/);
     const ids = be.alloc(1, 'i32', 'ids'), table = be.alloc(6, 'f32', 'table'), out = be.alloc(3, 'f32', 'out');
     be.upload(ids, new Int32Array([2]));
-    expect(() => be.embedding(ids, table, out, 1, 3)).toThrow(/id 2/);
+    expect(() => be.embedding({ ids, table, out, rows: 1, dim: 3 })).toThrow(/id 2/);
     be.destroy();
   });
 });
@@ -80,7 +80,7 @@ describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
       const run = async (b: typeof cpu | typeof be) => {
         const a = b.alloc(av.length), w = b.alloc(bv.length), c = b.alloc(cv.length), bias = b.alloc(N);
         b.upload(a, av); b.upload(w, bv); b.upload(c, cv); b.upload(bias, biasv);
-        b.matmul(a, w, c, M, N, K, { transA, transB, bias, accumulate: true, aOff: 3, bOff: 1, cOff: 2 });
+        b.matmul({ a, b: w, c, M, N, K, transA, transB, bias, accumulate: true, aOff: 3, bOff: 1, cOff: 2 });
         return b.read(c);
       };
       const [want, got] = [await run(cpu), await run(be)];
@@ -96,7 +96,7 @@ describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
     const run = async (b: typeof cpu | typeof be) => {
       const a = b.alloc(M * K), w = b.alloc(N * K), c = b.alloc(M * N);
       b.upload(a, av); b.upload(w, bv);
-      b.matmul(a, w, c, M, N, K, { transB: true });
+      b.matmul({ a, b: w, c, M, N, K, transB: true });
       return b.read(c);
     };
     const [want, got] = [await run(cpu), await run(be)];
@@ -115,8 +115,8 @@ describe('wasm attention at a Qwen2-0.5B head shape vs CpuBackend', () => {
     const run = async (b: Awaited<ReturnType<typeof createWasmBackend>>) => {
       const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => { const x = b.alloc(v.length, 'f32', k); b.upload(x, v); return [k, x]; }));
       const out = b.alloc(nq), lse = b.alloc(nl);
-      b.attention(t.q, t.k, t.v, out, lse, s);
-      b.attentionBackward(t.g, t.q, t.k, t.v, out, lse, t.dq, t.dk, t.dv, s);
+      b.attention({ q: t.q, kCache: t.k, vCache: t.v, out, lse, ...s });
+      b.attentionBackward({ dOut: t.g, q: t.q, kCache: t.k, vCache: t.v, out, lse, dq: t.dq, dkCache: t.dk, dvCache: t.dv, ...s });
       return Promise.all([out, lse, t.dq, t.dk, t.dv].map((x) => b.read(x)));
     };
     const want = await run(new CpuBackend()), be = await createWasmBackend(), got = await run(be);

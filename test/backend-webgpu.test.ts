@@ -66,8 +66,8 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       const V = 23, H = 10, rows = 6; // out/dOut (60 elements) fit one chunk: only the table must split
       const ids = new Int32Array([6, 12, 22, 6, -1, 19]);
       await same({ ids, table: randn(V * H, 1), out: randn(rows * H, 2), dOut: randn(rows * H, 3), dTable: randn(V * H, 4) }, (b, t) => {
-        b.embedding(t.ids, t.table, t.out, rows, H);
-        b.embeddingBackward(t.ids, t.dOut, t.dTable, rows, H);
+        b.embedding({ ids: t.ids, table: t.table, out: t.out, rows, dim: H });
+        b.embeddingBackward({ ids: t.ids, dOut: t.dOut, dTable: t.dTable, rows, dim: H });
       }, ['out', 'dTable'], ['table', 'dTable']);
     });
 
@@ -75,8 +75,8 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       it(`matmul transA=${transA} transB=${transB} with A, B and C all split, offsets, bias, accumulate`, async () => {
         const M = 19, N = 23, K = 29;
         await same({ a: randn(M * K + 5, 5), b: randn(N * K + 3, 6), c: randn(M * N + 7, 7), bias: randn(N, 8) }, (be, t) => {
-          be.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7 });
-          be.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 });
+          be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7 });
+          be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 });
         }, ['c'], ['a', 'b', 'c']);
       });
     }
@@ -84,25 +84,25 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     it('matmul with vec4-aligned shapes (lm_head-like transB and dW = dY^T X) on split tensors', async () => {
       const M = 12, N = 40, K = 16;
       await same({ x: randn(M * K, 9), w: randn(N * K, 10), y: randn(M * N, 11), dy: randn(M * N, 12), dw: randn(N * K, 13) }, (be, t) => {
-        be.matmul(t.x, t.w, t.y, M, N, K, { transB: true }); // logits = X W^T, W [N, K] split along N
-        be.matmul(t.dy, t.x, t.dw, N, K, M, { transA: true, accumulate: true }); // dW [N, K] += dY^T X, split along rows
+        be.matmul({ a: t.x, b: t.w, c: t.y, M, N, K, transB: true }); // logits = X W^T, W [N, K] split along N
+        be.matmul({ a: t.dy, b: t.x, c: t.dw, M: N, N: K, K: M, transA: true, accumulate: true }); // dW [N, K] += dY^T X, split along rows
       }, ['y', 'dw'], ['w', 'y', 'dw']);
     });
 
     it('adamw, sumSquares, elementwise maps, zero, copy2d, upload and read across chunks', async () => {
       const n = 300;
       await same({ p: randn(n, 14), g: randn(n, 15), m: randn(n, 16, 0.1), v: randn(n, 17, 0.1).map(Math.abs), out: new Float32Array(3), a: randn(n, 18), y: randn(n + 50, 19), d: randn(n, 20), dg: randn(n, 21), du: randn(n, 22), c: randn(400, 23) }, (b, t) => {
-        b.adamw(t.p, t.g, t.m, t.v, n, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 });
-        b.sumSquares(t.g, n, t.out, 1);
-        b.sumSquares(t.p, n - 7, t.out, 1);
-        b.add(t.a, t.g, t.a, n);
-        b.axpy(0.3, t.g, t.y, 250, 17, 45);
-        b.scale(t.a, 1.5, n - 1);
-        b.swiglu(t.g, t.a, t.d, n);
-        b.swigluBackward(t.d, t.g, t.a, t.dg, t.du, n);
+        b.adamw({ param: t.p, grad: t.g, m: t.m, v: t.v, n, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 });
+        b.sumSquares({ x: t.g, n, out: t.out, outIndex: 1 });
+        b.sumSquares({ x: t.p, n: n - 7, out: t.out, outIndex: 1 });
+        b.add({ a: t.a, b: t.g, out: t.a, n });
+        b.axpy({ alpha: 0.3, x: t.g, y: t.y, n: 250, xOff: 17, yOff: 45 });
+        b.scale({ x: t.a, s: 1.5, n: n - 1 });
+        b.swiglu({ gate: t.g, up: t.a, out: t.d, n });
+        b.swigluBackward({ dOut: t.d, gate: t.g, up: t.a, dGate: t.dg, dUp: t.du, n });
         b.zero(t.c, 60, 10);
-        b.copy2d(t.a, t.c, 7, 30, 5, 41, 100, 37);
-        b.copy2d(t.y, t.c, 4, 20, 3, 70, 1, 66, true);
+        b.copy2d({ src: t.a, dst: t.c, rows: 7, cols: 30, srcOff: 5, srcStride: 41, dstOff: 100, dstStride: 37 });
+        b.copy2d({ src: t.y, dst: t.c, rows: 4, cols: 20, srcOff: 3, srcStride: 70, dstOff: 1, dstStride: 66, accumulate: true });
         b.upload(t.c, randn(90, 24), 120);
       }, ['p', 'm', 'v', 'out', 'a', 'y', 'd', 'dg', 'du', 'c'], ['p', 'g', 'm', 'v', 'a', 'y', 'c']);
       const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
@@ -116,7 +116,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     it('an op that cannot split refuses a row longer than a chunk with a clear error', async () => {
       const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
       const a = be.alloc(4 * 100), b = be.alloc(8 * 100), c = be.alloc(32);
-      expect(() => be.matmul(a, b, c, 4, 8, 100, { transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
+      expect(() => be.matmul({ a, b, c, M: 4, N: 8, K: 100, transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
       be.destroy();
     });
   });
@@ -168,8 +168,8 @@ describe.skipIf(!!unavailable)('webgpu', () => {
           const M = 130, N = 140, K = 70;
           for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
             const res = await both(ref, be, { a: randn(M * K, 1), b: randn(N * K, 2), c: randn(M * N, 3), bias: randn(N, 4) }, (b, t) => {
-              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, bias: t.bias });
-              b.matmul(t.a, t.b, t.c, M, N, K, { transA, transB, accumulate: true });
+              b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias });
+              b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true });
             }, ['c']);
             expect(maxRelErr(...res.c), `transA=${transA} transB=${transB}`).toBeLessThanOrEqual(1e-5);
           }
@@ -185,7 +185,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         try {
           const rows = 3, V = 151936;
           const res = await both(ref, be, { x: randn(rows * V, 7, 12), labels: new Int32Array([5, 151935, 70000]), w: new Float32Array([1, 0.5, 2]), l: rows }, (b, t) => {
-            b.crossEntropy(t.x, t.labels, t.l, rows, V, { weights: t.w });
+            b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w });
           }, ['x', 'l']);
           expect(maxRelErr(...res.l), 'losses').toBeLessThanOrEqual(1e-5);
           expect(maxRelErr(...res.x), 'gradient').toBeLessThanOrEqual(1e-4);
@@ -208,7 +208,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       try {
         const M = 70, N = 68, K = 96;
         const a = randn(M * K, 5), b = randn(N * K, 6);
-        const res = await both(ref, be, { a, b, c: M * N }, (x, t) => x.matmul(t.a, t.b, t.c, M, N, K, { transB: true }), ['c']);
+        const res = await both(ref, be, { a, b, c: M * N }, (x, t) => x.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transB: true }), ['c']);
         // Half rounding of the inputs (relative 2^-11 each) bounds the error; an f32 kernel would be ~1e-7.
         const err = maxRelErr(...res.c);
         expect(err).toBeLessThanOrEqual(5e-3);
@@ -227,8 +227,8 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         be.upload(a, randn(64 * 32, 1));
         be.upload(b, randn(48 * 32, 2));
         const work = async () => {
-          be.matmul(a, b, c, 64, 48, 32, { transB: true });
-          be.scale(c, 0.5, 64 * 48);
+          be.matmul({ a, b, c, M: 64, N: 48, K: 32, transB: true });
+          be.scale({ x: c, s: 0.5, n: 64 * 48 });
           await be.read(c, 10, 25);
         };
         await work(); // first time: pipelines, bind groups, a readback buffer
@@ -275,7 +275,7 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       be.destroy();
       await expect(be.read(t)).rejects.toThrow(BackendError);
       await expect(be.read(t)).rejects.toThrow(/after destroy/);
-      expect(() => be.add(t, t, t, 8)).toThrow(/after destroy/);
+      expect(() => be.add({ a: t, b: t, out: t, n: 8 })).toThrow(/after destroy/);
     });
 
     it('a lost device becomes a BackendError on the next read, not a hang', async () => {

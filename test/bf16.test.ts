@@ -41,11 +41,11 @@ for (const { name, make } of [...testBackends(), ...(testBackends().some((b) => 
         };
         const a = mk(A, 'f32'), w = mk(W, wdt), bi = mk(bias, wdt), e = mk(E, wdt), gw = mk(g, wdt), id = mk(ids, 'i32');
         const c1 = be.alloc(M * N), c2 = be.alloc(M * K), emb = be.alloc(M * H), y = be.alloc(M * H), r = be.alloc(M), cp = be.alloc(2 * N);
-        be.matmul(a, w, c1, M, N, K, { transB: true, bias: bi });
-        be.matmul(c1, w, c2, M, K, N); // dX = dY @ W with W [N, K] not transposed
-        be.embedding(id, e, emb, M, H);
-        be.rmsNorm(emb, gw, y, r, M, H, 1e-6);
-        be.copy2d(w, cp, 2, N, 3, K, 0, N);
+        be.matmul({ a, b: w, c: c1, M, N, K, transB: true, bias: bi });
+        be.matmul({ a: c1, b: w, c: c2, M, N: K, K: N }); // dX = dY @ W with W [N, K] not transposed
+        be.embedding({ ids: id, table: e, out: emb, rows: M, dim: H });
+        be.rmsNorm({ x: emb, w: gw, y, rstd: r, rows: M, dim: H, eps: 1e-6 });
+        be.copy2d({ src: w, dst: cp, rows: 2, cols: N, srcOff: 3, srcStride: K, dstStride: N });
         const out: Record<string, Float32Array> = {};
         for (const [k, t] of Object.entries({ c1, c2, emb, y, cp } as Record<string, Tensor>)) out[k] = (await be.read(t)) as Float32Array;
         return out;

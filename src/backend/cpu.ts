@@ -1,8 +1,8 @@
-// The plain-JavaScript backend: the executable specification of every op in ./types.ts, the reference the
+// The plain-JavaScript backend: the executable specification of every op of the table in ./ops.ts, the reference the
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
-import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
-import { roundToBf16 } from '../safetensors.js';
+import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import type { Backend, DType, Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
   constructor(readonly data: Float32Array | Int32Array, readonly dtype: DType, readonly label: string) {}
@@ -14,7 +14,7 @@ class CpuTensor implements Tensor {
 const F = (t: Tensor) => (t as CpuTensor).data as Float32Array;
 const I = (t: Tensor) => (t as CpuTensor).data as Int32Array;
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'cpu' as const;
   readonly info = 'plain JavaScript (reference and baseline)';
   readonly maxBindingBytes = Number.MAX_SAFE_INTEGER;
@@ -23,10 +23,8 @@ export class CpuBackend implements Backend {
     return new CpuTensor(dtype === 'i32' ? new Int32Array(size) : new Float32Array(size), dtype, label);
   }
   free(_t: Tensor): void {}
-  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
-    const d = (t as CpuTensor).data;
-    if (offset + data.length > d.length) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${d.length})`);
-    d.set((t.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data) as never, offset);
+  protected kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void {
+    (t as CpuTensor).data.set(data as never, offset);
   }
   async read(t: Tensor, offset = 0, length?: number) {
     const d = (t as CpuTensor).data;
@@ -36,7 +34,7 @@ export class CpuBackend implements Backend {
     const d = (t as CpuTensor).data;
     d.fill(0, offset, length === undefined ? d.length : offset + length);
   }
-  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+  kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
     const s = (src as CpuTensor).data, d = (dst as CpuTensor).data;
     for (let r = 0; r < rows; r++) {
       const so = srcOff + r * srcStride, dO = dstOff + r * dstStride;
@@ -47,20 +45,20 @@ export class CpuBackend implements Backend {
   async sync(): Promise<void> {}
   destroy(): void {}
 
-  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+  kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
     const x = F(a), y = F(b), o = F(out);
     for (let i = 0; i < n; i++) o[i] = x[i] + y[i];
   }
-  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+  kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
     const a = F(x), b = F(y);
     for (let i = 0; i < n; i++) b[yOff + i] += alpha * a[xOff + i];
   }
-  scale(x: Tensor, s: number, n: number): void {
+  kernelScale({ x, s, n }: KernelArgs['scale']): void {
     const a = F(x);
     for (let i = 0; i < n; i++) a[i] *= s;
   }
 
-  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+  kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     const id = I(ids), w = F(table), o = F(out);
     for (let r = 0; r < rows; r++) {
       const t = id[r];
@@ -68,7 +66,7 @@ export class CpuBackend implements Backend {
       o.set(w.subarray(t * dim, t * dim + dim), r * dim);
     }
   }
-  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+  kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
     const id = I(ids), g = F(dOut), dw = F(dTable);
     for (let r = 0; r < rows; r++) {
       const t = id[r];
@@ -77,10 +75,9 @@ export class CpuBackend implements Backend {
     }
   }
 
-  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT }: KernelArgs['matmul']): void {
     const A = F(a), Bm = F(b), C = F(c);
-    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
-    const bias = opts.bias ? F(opts.bias) : undefined;
+    const bias = biasT ? F(biasT) : undefined;
     const row = new Float32Array(N);
     for (let m = 0; m < M; m++) {
       row.fill(0);
@@ -112,12 +109,12 @@ export class CpuBackend implements Backend {
       }
     }
   }
-  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+  kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
     const g = F(dY), db = F(dBias);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) db[c] += g[r * cols + c];
   }
 
-  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+  kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
     const X = F(x), W = F(w), Y = F(y), R = F(rstd);
     for (let r = 0; r < rows; r++) {
       let ss = 0;
@@ -127,7 +124,7 @@ export class CpuBackend implements Backend {
       for (let c = 0; c < dim; c++) Y[r * dim + c] = W[c] * (X[r * dim + c] * rs);
     }
   }
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+  kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     const G = F(dy), X = F(x), W = F(w), R = F(rstd), DX = F(dx), DW = F(dw);
     for (let r = 0; r < rows; r++) {
       const rs = R[r], o = r * dim;
@@ -142,15 +139,13 @@ export class CpuBackend implements Backend {
     }
   }
 
-  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
-    const X = F(x), P = I(pos), half = D / 2;
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / D);
+  kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
+    const X = F(x), half = D / 2;
+    const cos = new Float32Array(rows * half), sin = new Float32Array(rows * half);
+    ropeCosSin(invFreq, I(pos), rows, inverse, cos, sin);
     for (let r = 0; r < rows; r++) {
       for (let i = 0; i < half; i++) {
-        const ang = Math.fround(P[r] * invFreq[i]);
-        const c = Math.fround(Math.cos(ang));
-        const s = inverse ? -Math.fround(Math.sin(ang)) : Math.fround(Math.sin(ang));
+        const c = cos[r * half + i], s = sin[r * half + i];
         for (let h = 0; h < heads; h++) {
           const o = (r * heads + h) * D;
           const a = X[o + i], b = X[o + i + half];
@@ -161,9 +156,8 @@ export class CpuBackend implements Backend {
     }
   }
 
-  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
+  kernelAttention({ q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attention']): void {
     const Q = F(q), Kc = F(kCache), Vc = F(vCache), O = F(out), L = F(lse);
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     const rep = Hq / Hkv, scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
     for (let b = 0; b < B; b++)
@@ -190,10 +184,9 @@ export class CpuBackend implements Backend {
         }
       }
   }
-  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
+  kernelAttentionBackward({ dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attentionBackward']): void {
     const G = F(dOut), Q = F(q), Kc = F(kCache), Vc = F(vCache), O = F(out), L = F(lse);
     const DQ = F(dq), DK = F(dkCache), DV = F(dvCache);
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     const rep = Hq / Hkv, scale = 1 / Math.sqrt(D);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < Hq; h++) {
@@ -224,11 +217,11 @@ export class CpuBackend implements Backend {
       }
   }
 
-  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+  kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
     const g = F(gate), u = F(up), o = F(out);
     for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   }
-  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+  kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
     const d = F(dOut), g = F(gate), u = F(up), dg = F(dGate), du = F(dUp);
     for (let i = 0; i < n; i++) {
       const sig = 1 / (1 + Math.exp(-g[i]));
@@ -237,10 +230,9 @@ export class CpuBackend implements Backend {
     }
   }
 
-  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
+  kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
     const X = F(logits), Y = I(labels), Lo = F(losses);
-    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
-    const W = opts.weights ? F(opts.weights) : undefined;
+    const W = weights ? F(weights) : undefined;
     for (let r = 0; r < rows; r++) {
       const o = logitsOff + r * V, y = Y[labelOff + r];
       if (y < 0) {
@@ -261,9 +253,8 @@ export class CpuBackend implements Backend {
     }
   }
 
-  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
+  kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
     const P = F(param), G = F(grad), M = F(m), Vv = F(v);
-    const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
     for (let i = 0; i < n; i++) {
       const g = G[i] * h.gradScale;
       M[i] = h.beta1 * M[i] + (1 - h.beta1) * g;
@@ -272,7 +263,7 @@ export class CpuBackend implements Backend {
       P[i] -= h.lr * (mhat / (Math.sqrt(vhat) + h.eps) + h.weightDecay * P[i]);
     }
   }
-  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+  kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     const X = F(x);
     let s = 0;
     for (let i = 0; i < n; i++) s += X[i] * X[i];

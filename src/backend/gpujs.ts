@@ -41,8 +41,8 @@
 //
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
-import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
-import { roundToBf16 } from '../safetensors.js';
+import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 export type GpujsMode = 'gpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
 
@@ -445,7 +445,7 @@ function flat(r: unknown, n: number): Float32Array {
 
 const f32 = (a: Int32Array | Float32Array) => (a instanceof Float32Array ? a : Float32Array.from(a));
 
-export class GpujsBackend implements Backend {
+export class GpujsBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'gpujs' as const;
   readonly info: string;
   readonly maxBindingBytes: number;
@@ -457,6 +457,7 @@ export class GpujsBackend implements Backend {
   private destroyed = false;
 
   constructor(private readonly gpu: GpuInstance, mode: string, requested: GpujsMode, span = MAX_SPAN) {
+    super();
     if (!Number.isInteger(span) || span < 16 || span > 1 << 24) throw new BackendError(`gpujs backend: maxSpan ${span} must be an integer in [16, 2^24]`, 'gpujs');
     this.span = span;
     this.maxBindingBytes = span * 4;
@@ -521,10 +522,6 @@ export class GpujsBackend implements Backend {
   private I(t: Tensor, what: string): Int32Array | Float32Array {
     return this.T(t, what).data;
   }
-  /** Throws unless [off, off + n) lies inside tensor t. */
-  private bounds(t: Tensor, off: number, n: number, what: string): void {
-    if (off < 0 || off + n > t.size) this.fail(`${what}: range [${off}, ${off + n}) is outside tensor '${t.label}' (${t.size} elements)`);
-  }
 
   // ---- memory (host-side moves, no kernels) ----
 
@@ -538,10 +535,8 @@ export class GpujsBackend implements Backend {
     g.freed = true;
     g.data = new Float32Array(0); // drop the memory now, not when the caller drops the handle
   }
-  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
-    const d = this.T(t, 'upload').data;
-    if (offset < 0 || offset + data.length > d.length) this.fail(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${d.length})`);
-    d.set((t.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data) as never, offset);
+  protected kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void {
+    this.T(t, 'upload').data.set(data as never, offset);
   }
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
     const d = this.T(t, 'read').data;
@@ -553,11 +548,9 @@ export class GpujsBackend implements Backend {
     const d = this.T(t, 'zero').data;
     d.fill(0, offset, length === undefined ? d.length : offset + length);
   }
-  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+  kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
     const s = this.T(src, 'copy2d').data, d = this.T(dst, 'copy2d').data;
     if (rows <= 0 || cols <= 0) return;
-    this.bounds(src, srcOff + (rows - 1) * srcStride, cols, 'copy2d src');
-    this.bounds(dst, dstOff + (rows - 1) * dstStride, cols, 'copy2d dst');
     for (let r = 0; r < rows; r++) {
       const so = srcOff + r * srcStride, dO = dstOff + r * dstStride;
       if (accumulate) for (let c = 0; c < cols; c++) d[dO + c] += s[so + c];
@@ -588,27 +581,23 @@ export class GpujsBackend implements Backend {
     }
   }
 
-  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+  kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
     const A = this.F(a, 'add'), B = this.F(b, 'add'), O = this.F(out, 'add');
-    this.bounds(a, 0, n, 'add a'); this.bounds(b, 0, n, 'add b'); this.bounds(out, 0, n, 'add out');
     this.elementwise('add', n, O, 0, false, (lo, hi) => [A.subarray(lo, hi), B.subarray(lo, hi)]);
   }
-  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+  kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
     const X = this.F(x, 'axpy'), Y = this.F(y, 'axpy');
-    this.bounds(x, xOff, n, 'axpy x'); this.bounds(y, yOff, n, 'axpy y');
     this.elementwise('axpy', n, Y, yOff, false, (lo, hi) => [X.subarray(xOff + lo, xOff + hi), Y.subarray(yOff + lo, yOff + hi), alpha]);
   }
-  scale(x: Tensor, s: number, n: number): void {
+  kernelScale({ x, s, n }: KernelArgs['scale']): void {
     const X = this.F(x, 'scale');
-    this.bounds(x, 0, n, 'scale x');
     this.elementwise('scale', n, X, 0, false, (lo, hi) => [X.subarray(lo, hi), s]);
   }
 
   // ---- embedding ----
 
-  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+  kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     const id = this.I(ids, 'embedding ids'), W = this.F(table, 'embedding table'), O = this.F(out, 'embedding out');
-    this.bounds(ids, 0, rows, 'embedding ids'); this.bounds(out, 0, rows * dim, 'embedding out');
     if (dim > this.span) this.fail(`embedding: dim ${dim} exceeds ${this.span}`);
     const vocab = Math.floor(W.length / dim);
     const rowsPer = Math.max(1, Math.floor(this.span / dim)); // table rows (and output rows) per kernel call
@@ -630,9 +619,8 @@ export class GpujsBackend implements Backend {
       }
     }
   }
-  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+  kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
     const id = this.I(ids, 'embeddingBackward ids'), G = this.F(dOut, 'embeddingBackward dOut'), DW = this.F(dTable, 'embeddingBackward dTable');
-    this.bounds(ids, 0, rows, 'embeddingBackward ids'); this.bounds(dOut, 0, rows * dim, 'embeddingBackward dOut');
     if (dim > this.span) this.fail(`embeddingBackward: dim ${dim} exceeds ${this.span}`);
     const vocab = Math.floor(DW.length / dim);
     const rowsPer = Math.max(1, Math.floor(this.span / dim));
@@ -668,13 +656,10 @@ export class GpujsBackend implements Backend {
 
   // ---- matmul ----
 
-  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT }: KernelArgs['matmul']): void {
     const A = this.F(a, 'matmul A'), B = this.F(b, 'matmul B'), C = this.F(c, 'matmul C');
-    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
-    const bias = opts.bias ? this.F(opts.bias, 'matmul bias') : undefined;
+    const bias = biasT ? this.F(biasT, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;
-    this.bounds(a, aOff, M * K, 'matmul A'); this.bounds(b, bOff, N * K, 'matmul B'); this.bounds(c, cOff, M * N, 'matmul C');
-    if (bias) this.bounds(opts.bias!, 0, N, 'matmul bias');
     // Element strides of op(A)[m, k] and op(B)[k, n] in their stored layouts.
     const sAm = transA ? 1 : K, sAk = transA ? M : 1, sBk = transB ? 1 : N, sBn = transB ? K : 1;
     // Tile (mt, nt, kt) so each operand slice and the output stay within this.span (see the header comment).
@@ -766,9 +751,8 @@ export class GpujsBackend implements Backend {
       }
     }
   }
-  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+  kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
     const G = this.F(dY, 'sumRows dY'), DB = this.F(dBias, 'sumRows dBias');
-    this.bounds(dY, 0, rows * cols, 'sumRows dY'); this.bounds(dBias, 0, cols, 'sumRows dBias');
     if (cols > this.span) this.fail(`sumRows: ${cols} columns exceed ${this.span}`);
     const rowsPer = Math.max(1, Math.floor(this.span / cols));
     for (let r0 = 0; r0 < rows; r0 += rowsPer) {
@@ -787,9 +771,8 @@ export class GpujsBackend implements Backend {
     return out;
   }
 
-  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+  kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
     const X = this.F(x, 'rmsNorm x'), W = this.F(w, 'rmsNorm w'), Y = this.F(y, 'rmsNorm y'), R = this.F(rstd, 'rmsNorm rstd');
-    this.bounds(x, 0, rows * dim, 'rmsNorm x'); this.bounds(y, 0, rows * dim, 'rmsNorm y'); this.bounds(rstd, 0, rows, 'rmsNorm rstd'); this.bounds(w, 0, dim, 'rmsNorm w');
     const Wd = W.subarray(0, dim);
     for (const [r0, r1] of this.rowChunks(rows, dim, 'rmsNorm')) {
       const xs = X.subarray(r0 * dim, r1 * dim), n = r1 - r0;
@@ -798,10 +781,9 @@ export class GpujsBackend implements Backend {
       writeResult(this.run('rmsY', [dim, n], xs, Wd, rs, dim), Y, r0 * dim, false);
     }
   }
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+  kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     const G = this.F(dy, 'rmsNormBackward dy'), X = this.F(x, 'rmsNormBackward x'), W = this.F(w, 'rmsNormBackward w'), R = this.F(rstd, 'rmsNormBackward rstd');
     const DX = this.F(dx, 'rmsNormBackward dx'), DW = this.F(dw, 'rmsNormBackward dw');
-    for (const [t, n] of [[dy, rows * dim], [x, rows * dim], [dx, rows * dim], [rstd, rows], [w, dim], [dw, dim]] as const) this.bounds(t, 0, n, 'rmsNormBackward');
     const Wd = W.subarray(0, dim);
     for (const [r0, r1] of this.rowChunks(rows, dim, 'rmsNormBackward')) {
       const n = r1 - r0, gs = G.subarray(r0 * dim, r1 * dim), xs = X.subarray(r0 * dim, r1 * dim), rs = R.subarray(r0, r1);
@@ -813,21 +795,12 @@ export class GpujsBackend implements Backend {
 
   // ---- rotary embeddings ----
 
-  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
+  kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
     const X = this.F(x, 'rope x'), P = this.I(pos, 'rope pos'), half = D / 2;
-    this.bounds(x, 0, rows * heads * D, 'rope x'); this.bounds(pos, 0, rows, 'rope pos');
-    if (D % 2) this.fail(`rope: head dim ${D} is odd`);
-    // cos/sin table on the host, bit-for-bit the reference's formula (see the header comment).
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / D);
     for (const [r0, r1] of this.rowChunks(rows, heads * D, 'rope')) {
+      // cos/sin table on the host, bit-for-bit the reference's formula (see the header comment).
       const n = r1 - r0, cosT = new Float32Array(n * half), sinT = new Float32Array(n * half);
-      for (let r = 0; r < n; r++)
-        for (let i = 0; i < half; i++) {
-          const ang = Math.fround(P[r0 + r] * invFreq[i]);
-          cosT[r * half + i] = Math.cos(ang);
-          sinT[r * half + i] = inverse ? -Math.fround(Math.sin(ang)) : Math.sin(ang);
-        }
+      ropeCosSin(invFreq, P.subarray(r0, r1), n, inverse, cosT, sinT);
       const res = this.run('rope', [D, heads, n], X.subarray(r0 * heads * D, r1 * heads * D), cosT, sinT, half, heads, D);
       writeResult(res, X, r0 * heads * D, false);
     }
@@ -837,25 +810,20 @@ export class GpujsBackend implements Backend {
 
   /** Query-row chunks of one sequence so that [rows, keys] score blocks stay within this.span. */
   private attChunks(s: AttentionShape, what: string): { khOf: Float32Array; per: number } {
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    if (Hq % Hkv) this.fail(`${what}: Hq ${Hq} is not a multiple of Hkv ${Hkv}`);
-    if (qStart + Tq > kvCap) this.fail(`${what}: qStart ${qStart} + Tq ${Tq} exceeds kvCap ${kvCap}`);
+    const { Tq, Hq, Hkv, D, qStart } = s;
     const nkMax = qStart + Tq;
     if (nkMax * Hkv * D > this.span || Hq * nkMax > this.span || Hq * D > this.span)
       this.fail(`${what}: ${nkMax} keys x ${Hkv} heads x ${D} exceeds one ${this.span}-element kernel slice`);
-    void B;
     const rep = Hq / Hkv, khOf = new Float32Array(Hq);
     for (let h = 0; h < Hq; h++) khOf[h] = Math.floor(h / rep);
     return { khOf, per: Math.max(1, Math.min(Tq, Math.floor(this.span / (Hq * Math.max(nkMax, D))))) };
   }
 
-  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+  kernelAttention(s: KernelArgs['attention']): void {
+    const { q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     const Q = this.F(q, 'attention q'), Kc = this.F(kCache, 'attention kCache'), Vc = this.F(vCache, 'attention vCache');
     const O = this.F(out, 'attention out'), L = this.F(lse, 'attention lse');
     const nq = B * Tq * Hq * D, nkv = B * kvCap * Hkv * D;
-    this.bounds(q, 0, nq, 'attention q'); this.bounds(out, 0, nq, 'attention out'); this.bounds(lse, 0, B * Hq * Tq, 'attention lse');
-    this.bounds(kCache, 0, nkv, 'attention kCache'); this.bounds(vCache, 0, nkv, 'attention vCache');
     const { khOf, per } = this.attChunks(s, 'attention');
     const scale = 1 / Math.sqrt(D);
     for (let b = 0; b < B; b++)
@@ -870,15 +838,12 @@ export class GpujsBackend implements Backend {
         for (let h = 0; h < Hq; h++) L.set(l.subarray(h * nI, (h + 1) * nI), (b * Hq + h) * Tq + i0);
       }
   }
-  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
+    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     const G = this.F(dOut, 'attentionBackward dOut'), Q = this.F(q, 'attentionBackward q'), Kc = this.F(kCache, 'attentionBackward kCache');
     const Vc = this.F(vCache, 'attentionBackward vCache'), O = this.F(out, 'attentionBackward out'), L = this.F(lse, 'attentionBackward lse');
     const DQ = this.F(dq, 'attentionBackward dq'), DK = this.F(dkCache, 'attentionBackward dkCache'), DV = this.F(dvCache, 'attentionBackward dvCache');
     const nq = B * Tq * Hq * D, nkv = B * kvCap * Hkv * D;
-    for (const t of [dOut, q, out, dq]) this.bounds(t, 0, nq, 'attentionBackward');
-    for (const t of [kCache, vCache, dkCache, dvCache]) this.bounds(t, 0, nkv, 'attentionBackward');
-    this.bounds(lse, 0, B * Hq * Tq, 'attentionBackward lse');
     const { khOf, per } = this.attChunks(s, 'attentionBackward');
     const scale = 1 / Math.sqrt(D), rep = Hq / Hkv;
     for (let b = 0; b < B; b++) {
@@ -901,27 +866,22 @@ export class GpujsBackend implements Backend {
 
   // ---- SwiGLU ----
 
-  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+  kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
     const Gt = this.F(gate, 'swiglu gate'), U = this.F(up, 'swiglu up'), O = this.F(out, 'swiglu out');
-    for (const t of [gate, up, out]) this.bounds(t, 0, n, 'swiglu');
     this.elementwise('swiglu', n, O, 0, false, (lo, hi) => [Gt.subarray(lo, hi), U.subarray(lo, hi)]);
   }
-  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+  kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
     const Dd = this.F(dOut, 'swigluBackward dOut'), Gt = this.F(gate, 'swigluBackward gate'), U = this.F(up, 'swigluBackward up');
     const DG = this.F(dGate, 'swigluBackward dGate'), DU = this.F(dUp, 'swigluBackward dUp');
-    for (const t of [dOut, gate, up, dGate, dUp]) this.bounds(t, 0, n, 'swigluBackward');
     this.elementwise('swigluBwdUp', n, DU, 0, true, (lo, hi) => [Dd.subarray(lo, hi), Gt.subarray(lo, hi)]);
     this.elementwise('swigluBwdGate', n, DG, 0, true, (lo, hi) => [Dd.subarray(lo, hi), Gt.subarray(lo, hi), U.subarray(lo, hi)]);
   }
 
   // ---- softmax cross-entropy ----
 
-  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
+  kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
     const X = this.F(logits, 'crossEntropy logits'), Y = this.I(labels, 'crossEntropy labels'), Lo = this.F(losses, 'crossEntropy losses');
-    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
-    const W = opts.weights ? this.F(opts.weights, 'crossEntropy weights') : undefined;
-    this.bounds(logits, logitsOff, rows * V, 'crossEntropy logits'); this.bounds(labels, labelOff, rows, 'crossEntropy labels'); this.bounds(losses, lossOff, rows, 'crossEntropy losses');
-    if (opts.weights) this.bounds(opts.weights, labelOff, rows, 'crossEntropy weights');
+    const W = weights ? this.F(weights, 'crossEntropy weights') : undefined;
     for (let r = 0; r < rows; r++) if (Y[labelOff + r] >= V) this.fail(`crossEntropy: label ${Y[labelOff + r]} at row ${r} is outside vocabulary ${V}`);
     for (const [r0, r1] of this.rowChunks(rows, V, 'crossEntropy')) {
       const n = r1 - r0, xo = logitsOff + r0 * V;
@@ -934,17 +894,14 @@ export class GpujsBackend implements Backend {
 
   // ---- optimizer ----
 
-  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
+  kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
     const P = this.F(param, 'adamw param'), G = this.F(grad, 'adamw grad'), M = this.F(m, 'adamw m'), Vv = this.F(v, 'adamw v');
-    for (const t of [param, grad, m, v]) this.bounds(t, 0, n, 'adamw');
-    const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
     this.elementwise('adamM', n, M, 0, false, (lo, hi) => [M.subarray(lo, hi), G.subarray(lo, hi), h.beta1, 1 - h.beta1, h.gradScale]);
     this.elementwise('adamV', n, Vv, 0, false, (lo, hi) => [Vv.subarray(lo, hi), G.subarray(lo, hi), h.beta2, 1 - h.beta2, h.gradScale]);
     this.elementwise('adamP', n, P, 0, false, (lo, hi) => [P.subarray(lo, hi), M.subarray(lo, hi), Vv.subarray(lo, hi), h.lr, h.eps, h.weightDecay, bc1, bc2]);
   }
-  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+  kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     const X = this.F(x, 'sumSquares x'), O = this.F(out, 'sumSquares out');
-    this.bounds(x, 0, n, 'sumSquares x'); this.bounds(out, outIndex, 1, 'sumSquares out');
     let total = 0;
     for (let lo = 0; lo < n; lo += this.span) {
       const len = Math.min(this.span, n - lo), parts = Math.ceil(len / SEG);

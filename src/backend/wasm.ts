@@ -17,10 +17,10 @@
 import simdWasm from '../generated/simd.wasm.js';
 import simdMtWasm from '../generated/simd_mt.wasm.js';
 import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
-import { roundToBf16 } from '../safetensors.js';
 import { base64ToBytes, instantiateEmbedded } from '../wasm.js';
 import { WasmThreadPool } from './wasm-threads.js';
-import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
+import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 interface SimdExports extends WebAssembly.Exports {
   memory: WebAssembly.Memory;
@@ -94,7 +94,7 @@ interface Block {
   bytes: number;
 }
 
-export class WasmBackend implements Backend {
+export class WasmBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'wasm' as const;
   readonly info: string;
   readonly maxBindingBytes: number;
@@ -125,6 +125,7 @@ export class WasmBackend implements Backend {
     /** Why the backend has the threads and FMA it has (appended to `info`). */
     note = '',
   ) {
+    super();
     this.maxBytes = Math.min(opts.maxMemoryBytes ?? WASM32_MAX, WASM32_MAX);
     this.maxBindingBytes = this.maxBytes;
     this.threads = pool?.threads ?? 1;
@@ -269,18 +270,17 @@ export class WasmBackend implements Backend {
     return t;
   }
 
-  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
+  protected kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void {
     const w = this.T(t, 'upload');
-    if (offset < 0 || offset + data.length > w.size) throw new RangeError(`upload of ${data.length} at ${offset} overflows tensor '${t.label}' (${w.size})`);
     const v = this.views();
     // Like CpuBackend (TypedArray.set converts values): f32 data into an i32 tensor is converted, not bit-cast.
-    // bf16 weights are kept as f32 holding bf16-rounded values (the kernels read f32)
-    (w.dtype === 'i32' ? v.i32 : v.f32).set(w.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data, (w.ptr >>> 2) + offset);
+    // bf16 weights are kept as f32 holding bf16-rounded values (the kernels read f32; OpBackend.upload rounded them)
+    (w.dtype === 'i32' ? v.i32 : v.f32).set(data, (w.ptr >>> 2) + offset);
   }
   async read(t: Tensor, offset = 0, length?: number): Promise<Float32Array | Int32Array> {
     const w = this.T(t, 'read');
     const n = length === undefined ? w.size - offset : length;
-    if (offset < 0 || n < 0 || offset + n > w.size) throw new RangeError(`read [${offset}, ${offset + n}) outside tensor '${t.label}' (${w.size})`);
+    if (offset < 0 || n < 0 || offset + n > w.size) this.fail(`read [${offset}, ${offset + n}) outside tensor '${t.label}' (${w.size})`);
     const v = this.views(), s = (w.ptr >>> 2) + offset;
     return w.dtype === 'i32' ? v.i32.slice(s, s + n) : v.f32.slice(s, s + n);
   }
@@ -291,7 +291,7 @@ export class WasmBackend implements Backend {
     const s = (w.ptr >>> 2) + offset;
     this.views().f32.fill(0, s, s + n);
   }
-  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+  kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
     if (rows <= 0 || cols <= 0) return;
     const s = this.P(src, 'copy2d src', srcOff, (rows - 1) * srcStride + cols);
     const d = this.P(dst, 'copy2d dst', dstOff, (rows - 1) * dstStride + cols);
@@ -306,22 +306,22 @@ export class WasmBackend implements Backend {
   }
 
   // ---- elementwise ----
-  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+  kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
     this.run('add', n, this.P(a, 'add a', 0, n), this.P(b, 'add b', 0, n), this.P(out, 'add out', 0, n), n);
   }
-  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+  kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
     this.run('axpy', n, alpha, this.P(x, 'axpy x', xOff, n), this.P(y, 'axpy y', yOff, n), n);
   }
-  scale(x: Tensor, s: number, n: number): void {
+  kernelScale({ x, s, n }: KernelArgs['scale']): void {
     this.run('scale', n, this.P(x, 'scale x', 0, n), s, n);
   }
 
   // ---- embedding ----
-  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+  kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     this.checkIds(ids, rows, table, dim, 'embedding');
     this.run('embedding', rows * dim, this.P(ids, 'embedding ids', 0, rows), this.P(table, 'embedding table'), this.P(out, 'embedding out', 0, rows * dim), rows, dim);
   }
-  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+  kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
     this.checkIds(ids, rows, dTable, dim, 'embeddingBackward');
     this.run('embeddingBackward', rows * dim, this.P(ids, 'embeddingBackward ids', 0, rows), this.P(dOut, 'embeddingBackward dOut', 0, rows * dim), this.P(dTable, 'embeddingBackward dTable'), rows, dim);
   }
@@ -333,96 +333,82 @@ export class WasmBackend implements Backend {
   }
 
   // ---- matmul ----
-  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
-    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
+  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias }: KernelArgs['matmul']): void {
     if (M <= 0 || N <= 0) return;
     const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);
-    const pbias = opts.bias ? this.P(opts.bias, 'matmul bias', 0, N) : 0;
+    const pbias = bias ? this.P(bias, 'matmul bias', 0, N) : 0;
     this.run('matmul', M * N * K, pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
   }
-  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+  kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
     this.run('sumRows', rows * cols, this.P(dY, 'sumRows dY', 0, rows * cols), this.P(dBias, 'sumRows dBias', 0, cols), rows, cols);
   }
 
   // ---- RMSNorm ----
-  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+  kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
     const n = rows * dim;
     this.run('rmsNorm', n, this.P(x, 'rmsNorm x', 0, n), this.P(w, 'rmsNorm w', 0, dim), this.P(y, 'rmsNorm y', 0, n), this.P(rstd, 'rmsNorm rstd', 0, rows), rows, dim, eps);
   }
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+  kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     const n = rows * dim;
     this.run('rmsNormBackward', n, this.P(dy, 'rmsNormBackward dy', 0, n), this.P(x, 'rmsNormBackward x', 0, n), this.P(w, 'rmsNormBackward w', 0, dim), this.P(rstd, 'rmsNormBackward rstd', 0, rows), this.P(dx, 'rmsNormBackward dx', 0, n), this.P(dw, 'rmsNormBackward dw', 0, dim), rows, dim);
   }
 
-  // ---- rope: the angle table is computed here exactly as cpu.ts does (f32 inverse frequencies and angles, f64
-  // trig rounded to f32), then the kernel applies the rotation to every head.
-  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
-    if (D % 2) this.fail(`rope: head dimension ${D} is odd`);
+  // ---- rope: the cos/sin table is computed on the host exactly as cpu.ts does (ops.ts ropeCosSin), then the
+  // kernel applies the rotation to every head.
+  kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
     const half = D / 2;
     const px = this.P(x, 'rope x', 0, rows * heads * D);
     const pp = this.P(pos, 'rope pos', 0, rows) >>> 2;
     const tab = this.scratch(rows * half * 8);
     const { f32, i32 } = this.views();
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / D);
     const cos0 = tab >>> 2, sin0 = cos0 + rows * half;
-    for (let r = 0; r < rows; r++) {
-      const p = i32[pp + r];
-      for (let i = 0; i < half; i++) {
-        const ang = Math.fround(p * invFreq[i]);
-        f32[cos0 + r * half + i] = Math.cos(ang);
-        const s = Math.fround(Math.sin(ang));
-        f32[sin0 + r * half + i] = inverse ? -s : s;
-      }
-    }
+    ropeCosSin(invFreq, i32.subarray(pp, pp + rows), rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
     this.run('rope', rows * heads * D, px, tab, rows, heads, D);
   }
 
   // ---- attention ----
-  private attnPtrs(s: AttentionShape, what: string) {
+  private attnPtrs(s: AttentionShape) {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    if (Hq % Hkv) this.fail(`${what}: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
-    if (qStart + Tq > kvCap) this.fail(`${what}: qStart+Tq=${qStart + Tq} exceeds kvCap=${kvCap}`);
     // work: multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys)
     const work = B * Hq * Tq * (qStart + (Tq + 1) / 2) * D * 2;
     return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, work, scratch: this.scratch(this.threads * this.k.attentionScratchBytes(kvCap)) };
   }
-  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
-    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s, 'attention');
+  kernelAttention(s: KernelArgs['attention']): void {
+    const { q, kCache, vCache, out, lse } = s;
+    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
     this.run('attention', work, this.P(q, 'attention q', 0, nq), this.P(kCache, 'attention kCache', 0, nkv), this.P(vCache, 'attention vCache', 0, nkv), this.P(out, 'attention out', 0, nq), this.P(lse, 'attention lse', 0, nl), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
   }
-  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
-    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s, 'attentionBackward');
+  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
+    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache } = s;
+    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
     const w = 'attentionBackward';
     this.run('attentionBackward', work, this.P(dOut, `${w} dOut`, 0, nq), this.P(q, `${w} q`, 0, nq), this.P(kCache, `${w} kCache`, 0, nkv), this.P(vCache, `${w} vCache`, 0, nkv), this.P(out, `${w} out`, 0, nq), this.P(lse, `${w} lse`, 0, nl), this.P(dq, `${w} dq`, 0, nq), this.P(dkCache, `${w} dkCache`, 0, nkv), this.P(dvCache, `${w} dvCache`, 0, nkv), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
   }
 
   // ---- SwiGLU ----
-  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+  kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
     this.run('swiglu', n, this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
   }
-  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+  kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
     this.run('swigluBackward', n, this.P(dOut, 'swigluBackward dOut', 0, n), this.P(gate, 'swigluBackward gate', 0, n), this.P(up, 'swigluBackward up', 0, n), this.P(dGate, 'swigluBackward dGate', 0, n), this.P(dUp, 'swigluBackward dUp', 0, n), n);
   }
 
   // ---- cross-entropy ----
-  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
-    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
+  kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
     const pl = this.P(labels, 'crossEntropy labels', labelOff, rows);
     const I = this.views().i32;
     for (let r = 0; r < rows; r++) {
       const y = I[(pl >>> 2) + r];
       if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
     }
-    this.run('crossEntropy', rows * V, this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), opts.weights ? this.P(opts.weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
+    this.run('crossEntropy', rows * V, this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), weights ? this.P(weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
   }
 
   // ---- optimizer ----
-  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
-    const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
+  kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
     this.run('adamw', n, this.P(param, 'adamw param', 0, n), this.P(grad, 'adamw grad', 0, n), this.P(m, 'adamw m', 0, n), this.P(v, 'adamw v', 0, n), n, h.lr, h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.eps, h.weightDecay, bc1, bc2, h.gradScale);
   }
-  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+  kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     const s = this.k.sumSquares(this.P(x, 'sumSquares x', 0, n), n);
     const p = this.P(out, 'sumSquares out', outIndex, 1) >>> 2;
     this.views().f32[p] += s;

@@ -1,4 +1,4 @@
-// The WebGPU backend: every op of ./types.ts as WGSL compute kernels (kernels/*.wgsl, embedded at build time into
+// The WebGPU backend: every op of the table in ./ops.ts as WGSL compute kernels (kernels/*.wgsl, embedded at build time into
 // src/generated/kernels.ts), with the numerics of the CPU reference (./cpu.ts, f32 accumulation).
 //
 // How work reaches the GPU:
@@ -21,7 +21,8 @@
 import { kernels as KERNEL_FILES } from '../generated/kernels.js';
 import { BackendError } from './types.js';
 import { toBf16Bits } from '../safetensors.js';
-import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
+import { OpBackend, type KernelArgs, type Kernels } from './ops.js';
+import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
 import { chooseKernels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile } from './webgpu-kernels.js';
 
@@ -304,7 +305,7 @@ export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Prom
   }
 }
 
-export class WebGPUBackend implements Backend {
+export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'webgpu' as const;
   readonly info: string;
   readonly maxBindingBytes: number;
@@ -356,6 +357,7 @@ export class WebGPUBackend implements Backend {
   private destroyed = false;
 
   constructor(dev: WebGPUDevice, opts: WebGPUBackendOptions = {}) {
+    super();
     this.device = dev.device;
     this.keepAlive = dev.gpu;
     const lim = this.device.limits;
@@ -739,10 +741,9 @@ export class WebGPUBackend implements Backend {
     for (const b of g.chunks) this.release(b);
   }
 
-  upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
+  protected kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void {
     this.live('upload');
     const g = this.T(t, 'upload');
-    if (offset < 0 || offset + data.length > g.size) throw new BackendError(`upload of ${data.length} elements at ${offset} overflows tensor '${g.label}' (${g.size})`, 'webgpu');
     // queue.writeBuffer runs before the next submit, i.e. before ops already encoded: submit those first.
     this.flush();
     if (g.dtype === 'bf16') return this.uploadBf16(g, data, offset);
@@ -845,7 +846,7 @@ export class WebGPUBackend implements Backend {
     for (const p of ps) e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
   }
 
-  copy2d(src: Tensor, dst: Tensor, rows: number, cols: number, srcOff: number, srcStride: number, dstOff: number, dstStride: number, accumulate = false): void {
+  kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
     this.live('copy2d');
     const s = this.T(src, 'copy2d'), d = this.T(dst, 'copy2d');
     if (rows <= 0 || cols <= 0) return;
@@ -921,32 +922,31 @@ export class WebGPUBackend implements Backend {
     }
   }
 
-  add(a: Tensor, b: Tensor, out: Tensor, n: number): void {
+  kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
     this.map('add', n, { a: [a, 0], b: [b, 0], out: [out, 0] });
   }
-  axpy(alpha: number, x: Tensor, y: Tensor, n: number, xOff = 0, yOff = 0): void {
+  kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
     this.map('axpy', n, { x: [x, xOff], y: [y, yOff] }, { alpha });
   }
-  scale(x: Tensor, s: number, n: number): void {
+  kernelScale({ x, s, n }: KernelArgs['scale']): void {
     this.map('scale', n, { x: [x, 0] }, { s });
   }
-  swiglu(gate: Tensor, up: Tensor, out: Tensor, n: number): void {
+  kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
     this.map('swiglu', n, { gate: [gate, 0], up: [up, 0], out: [out, 0] });
   }
-  swigluBackward(dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, n: number): void {
+  kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
     this.map('swigluBackward', n, { dout: [dOut, 0], gate: [gate, 0], up: [up, 0], dgate: [dGate, 0], dup: [dUp, 0] });
   }
-  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, n: number, h: AdamWParams): void {
+  kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
     this.map('adamw', n, { p: [param, 0], g: [grad, 0], m: [m, 0], v: [v, 0] }, {
       lr: h.lr, beta1: h.beta1, beta2: h.beta2, oneMinusBeta1: 1 - h.beta1, oneMinusBeta2: 1 - h.beta2, eps: h.eps, wd: h.weightDecay,
-      bc1: 1 - Math.pow(h.beta1, h.step), bc2: 1 - Math.pow(h.beta2, h.step), gradScale: h.gradScale,
+      bc1, bc2, gradScale: h.gradScale,
     });
   }
 
-  sumSquares(x: Tensor, n: number, out: Tensor, outIndex: number): void {
+  kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     this.live('sumSquares');
     const g = this.T(x, 'sumSquares'), o = this.T(out, 'sumSquares');
-    if (outIndex < 0 || outIndex >= o.size) throw new BackendError(`sumSquares: outIndex ${outIndex} outside '${o.label}'`, 'webgpu');
     const ps = this.pieces(g, 0, 1, 1, n, 'sumSquares');
     // Stage 1: per piece, up to 256 workgroups of 256 each write one partial; stage 2 adds them up in order.
     const groups = ps.map((p) => Math.min(256, Math.max(1, cdiv(p.hi - p.lo, 256 * 8))));
@@ -963,7 +963,7 @@ export class WebGPUBackend implements Backend {
     this.release(part);
   }
 
-  sumRows(dY: Tensor, dBias: Tensor, rows: number, cols: number): void {
+  kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
     this.live('sumRows');
     const g = this.T(dY, 'sumRows'), d = this.T(dBias, 'sumRows');
     this.withWhole('sumRows', (whole) => this.run(K.sumRows, { rows, cols }, { dy: whole(g, false), db: whole(d, true) }, this.grid(cdiv(cols, 64))));
@@ -975,7 +975,6 @@ export class WebGPUBackend implements Backend {
     this.live(which);
     const it = this.T(ids, which), tt = this.T(table, which), ot = this.T(other, which);
     if (rows <= 0 || dim <= 0) return;
-    if (it.dtype !== 'i32') throw new BackendError(`${which}: ids tensor '${it.label}' must be i32`, 'webgpu');
     const tableRows = Math.floor(tt.size / dim);
     this.withWhole(which, (whole) => {
       const idsArg = whole(it, false);
@@ -988,22 +987,20 @@ export class WebGPUBackend implements Backend {
     });
   }
 
-  embedding(ids: Tensor, table: Tensor, out: Tensor, rows: number, dim: number): void {
+  kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     this.embeddingOp('embedding', ids, table, out, rows, dim);
   }
-  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor, rows: number, dim: number): void {
+  kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
     this.embeddingOp('embeddingBackward', ids, dTable, dOut, rows, dim);
   }
 
   // ================================================================ matmul
 
-  matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT }: KernelArgs['matmul']): void {
     this.live('matmul');
     const A = this.T(a, 'matmul A'), B = this.T(b, 'matmul B'), C = this.T(c, 'matmul C');
-    const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
-    const bias = opts.bias ? this.T(opts.bias, 'matmul bias') : undefined;
+    const bias = biasT ? this.T(biasT, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;
-    if (C === A || C === B) throw new BackendError(`matmul: output '${C.label}' aliases an input`, 'webgpu');
     const kind = this.matmulKernel;
     const naive = kind === 'naive', tiled = kind === 'tiled';
     const tile = this.matmulTile, f16 = tiled && this.matmulF16;
@@ -1048,14 +1045,14 @@ export class WebGPUBackend implements Backend {
 
   // ================================================================ RMSNorm, RoPE
 
-  rmsNorm(x: Tensor, w: Tensor, y: Tensor, rstd: Tensor, rows: number, dim: number, eps: number): void {
+  kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
     this.live('rmsNorm');
     const [X, W, Y, R] = [x, w, y, rstd].map((t) => this.T(t, 'rmsNorm'));
     this.withWhole('rmsNorm', (whole) =>
       this.run(K.rmsNorm, { rows, dim, eps }, { x: whole(X, false), w: whole(W, false), y: whole(Y, true), rstd: whole(R, true) }, this.grid(rows)));
   }
 
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dx: Tensor, dw: Tensor, rows: number, dim: number): void {
+  kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     this.live('rmsNormBackward');
     const [G, X, W, R, DX, DW] = [dy, x, w, rstd, dx, dw].map((t) => this.T(t, 'rmsNormBackward'));
     this.withWhole('rmsNormBackward', (whole) => {
@@ -1064,13 +1061,13 @@ export class WebGPUBackend implements Backend {
     });
   }
 
-  /** f_i = theta^(-2i/D) rounded to f32 once on the host, as the CPU reference does; cached per (theta, D). */
-  private freqs(theta: number, D: number): GPUBuffer {
+  /** The inverse frequencies (ops.ts ropeInvFreq, the same f32 values the host backends use) on the device; cached per (theta, D). */
+  private freqs(theta: number, D: number, invFreq: Float32Array): GPUBuffer {
     const key = `${theta}/${D}`;
     let b = this.freqCache.get(key);
     if (!b) {
       const f = new Float32Array(Math.max(4, D / 2));
-      for (let i = 0; i < D / 2; i++) f[i] = 1 / Math.pow(theta, (2 * i) / D);
+      f.set(invFreq);
       b = this.device.createBuffer({ size: bytesOf(f.length), usage: USAGE.STORAGE | USAGE.COPY_DST, label: `rope freqs ${key}` });
       this.stats.buffersCreated++;
       // A fresh buffer no queued op uses yet, so writing it ahead of the pending batch is safe.
@@ -1080,38 +1077,35 @@ export class WebGPUBackend implements Backend {
     return b;
   }
 
-  rope(x: Tensor, pos: Tensor, rows: number, heads: number, D: number, theta: number, inverse = false): void {
+  kernelRope({ x, pos, rows, heads, D, theta, inverse, invFreq }: KernelArgs['rope']): void {
     this.live('rope');
     const X = this.T(x, 'rope'), Pt = this.T(pos, 'rope');
-    if (D % 2) throw new BackendError(`rope: head dimension ${D} must be even`, 'webgpu');
-    const freq: Arg = { b0: this.freqs(theta, D), split: NO_SPLIT };
+    const freq: Arg = { b0: this.freqs(theta, D, invFreq), split: NO_SPLIT };
     this.withWhole('rope', (whole) =>
       this.run(K.rope, { rows, heads, D, inverse: inverse ? 1 : 0 }, { pos: whole(Pt, false), freq, x: whole(X, true) }, this.grid(cdiv(rows * (D / 2), 64))));
   }
 
   // ================================================================ attention
 
-  private attnParams(s: AttentionShape, what: string) {
+  private attnParams(s: AttentionShape) {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    if (Hq % Hkv) throw new BackendError(`${what}: Hq (${Hq}) must be a multiple of Hkv (${Hkv})`, 'webgpu');
-    if (qStart + Tq > kvCap) throw new BackendError(`${what}: qStart + Tq (${qStart + Tq}) exceeds kvCap (${kvCap})`, 'webgpu');
     return { B, Tq, Hq, Hkv, qStart, kvCap, scale: 1 / Math.sqrt(D) };
   }
 
-  attention(q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, s: AttentionShape): void {
+  kernelAttention(s: KernelArgs['attention']): void {
     this.live('attention');
-    const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map((t) => this.T(t, 'attention'));
-    const p = this.attnParams(s, 'attention');
+    const [Q, Kc, Vc, O, L] = [s.q, s.kCache, s.vCache, s.out, s.lse].map((t) => this.T(t, 'attention'));
+    const p = this.attnParams(s);
     const flash = this.kernels === 'tiled' ? flashShape(s) : undefined;
     this.withWhole('attention', (whole) =>
       this.run(flash ? flash.forward : K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
         this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)), flash ? flash.consts : { D: s.D }));
   }
 
-  attentionBackward(dOut: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dkCache: Tensor, dvCache: Tensor, s: AttentionShape): void {
+  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
     this.live('attentionBackward');
-    const [G, Q, Kc, Vc, O, L, DQ, DK, DV] = [dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache].map((t) => this.T(t, 'attentionBackward'));
-    const p = this.attnParams(s, 'attentionBackward');
+    const [G, Q, Kc, Vc, O, L, DQ, DK, DV] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse, s.dq, s.dkCache, s.dvCache].map((t) => this.T(t, 'attentionBackward'));
+    const p = this.attnParams(s);
     const nq = s.B * s.Hq * s.Tq;
     if (!nq) return;
     const delta: Arg = { b0: this.buffer(bytesOf(nq), 'attention delta'), split: NO_SPLIT };
@@ -1136,14 +1130,11 @@ export class WebGPUBackend implements Backend {
 
   // ================================================================ loss
 
-  crossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, rows: number, V: number, opts: { weights?: Tensor; logitsOff?: number; labelOff?: number; lossOff?: number } = {}): void {
+  kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
     this.live('crossEntropy');
     const X = this.T(logits, 'crossEntropy'), Y = this.T(labels, 'crossEntropy'), L = this.T(losses, 'crossEntropy');
-    const W = opts.weights ? this.T(opts.weights, 'crossEntropy') : undefined;
-    const { logitsOff = 0, labelOff = 0, lossOff = 0 } = opts;
+    const W = weights ? this.T(weights, 'crossEntropy') : undefined;
     if (rows <= 0) return;
-    if (Y.dtype !== 'i32') throw new BackendError(`crossEntropy: labels '${Y.label}' must be i32`, 'webgpu');
-    if (logitsOff + rows * V > X.size) throw new BackendError(`crossEntropy: ${rows} x ${V} logits at ${logitsOff} overflow '${X.label}' (${X.size})`, 'webgpu');
     const spec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
     this.withWhole('crossEntropy', (whole) =>
       this.run(spec, { V, rows, logitsOff, labelOff, lossOff },

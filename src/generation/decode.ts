@@ -93,8 +93,8 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
   for (let l = 0; l < model.L; l++) {
     const k = be.alloc(rows.length * KV, 'f32', 'rl:mixed-k'), v = be.alloc(rows.length * KV, 'f32', 'rl:mixed-v');
     rows.forEach((b, j) => {
-      be.copy2d(cache.k[l], k, 1, KV, (b * cap + len) * KV, 0, j * KV, 0);
-      be.copy2d(cache.v[l], v, 1, KV, (b * cap + len) * KV, 0, j * KV, 0);
+      be.copy2d({ src: cache.k[l], dst: k, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
+      be.copy2d({ src: cache.v[l], dst: v, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
     });
     saved.push(k, v);
   }
@@ -102,8 +102,8 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
   const r2 = await model.forward({ ...inp, trunk: new Uint8Array(B) }, { cache, wantLastLogits: true });
   for (let l = 0; l < model.L; l++)
     rows.forEach((b, j) => {
-      be.copy2d(saved[2 * l], cache.k[l], 1, KV, j * KV, 0, (b * cap + len) * KV, 0);
-      be.copy2d(saved[2 * l + 1], cache.v[l], 1, KV, j * KV, 0, (b * cap + len) * KV, 0);
+      be.copy2d({ src: saved[2 * l], dst: cache.k[l], rows: 1, cols: KV, srcOff: j * KV, srcStride: 0, dstOff: (b * cap + len) * KV, dstStride: 0 });
+      be.copy2d({ src: saved[2 * l + 1], dst: cache.v[l], rows: 1, cols: KV, srcOff: j * KV, srcStride: 0, dstOff: (b * cap + len) * KV, dstStride: 0 });
     });
   for (const t of saved) be.free(t);
   const logits = r2.lastLogits!, hidden = r2.lastHidden!;
@@ -127,10 +127,10 @@ async function prefill(model: Qwen2, cache: KVCache, promptIds: ArrayLike<number
     const r = await model.forward({ B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined }, { cache: one, wantLastLogits: true });
     for (let l = 0; l < model.L; l++)
       for (let b = 0; b < G; b++) {
-        be.copy2d(one.k[l], cache.k[l], 1, P * KV, 0, 0, b * cache.cap * KV, 0);
-        be.copy2d(one.v[l], cache.v[l], 1, P * KV, 0, 0, b * cache.cap * KV, 0);
+        be.copy2d({ src: one.k[l], dst: cache.k[l], rows: 1, cols: P * KV, srcOff: 0, srcStride: 0, dstOff: b * cache.cap * KV, dstStride: 0 });
+        be.copy2d({ src: one.v[l], dst: cache.v[l], rows: 1, cols: P * KV, srcOff: 0, srcStride: 0, dstOff: b * cache.cap * KV, dstStride: 0 });
       }
-    for (let b = 0; b < G; b++) be.copy2d(one.lastHidden, cache.lastHidden, 1, H, 0, 0, b * H, 0);
+    for (let b = 0; b < G; b++) be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
     cache.len = P;
     const logits = new Float32Array(G * V), hidden = new Float32Array(G * H);
     for (let b = 0; b < G; b++) logits.set(r.lastLogits!, b * V), hidden.set(r.lastHidden!, b * H);

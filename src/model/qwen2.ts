@@ -111,8 +111,8 @@ export interface LatentFeedback {
 
 export const identityFeedback: LatentFeedback = {
   name: 'identity',
-  forward: (be, h, ho, x, xo, H) => be.copy2d(h, x, 1, H, ho, H, xo, H),
-  backward: (be, dx, xo, dh, ho, H) => be.copy2d(dx, dh, 1, H, xo, H, ho, H, true),
+  forward: (be, h, ho, x, xo, H) => be.copy2d({ src: h, dst: x, rows: 1, cols: H, srcOff: ho, srcStride: H, dstOff: xo, dstStride: H }),
+  backward: (be, dx, xo, dh, ho, H) => be.copy2d({ src: dx, dst: dh, rows: 1, cols: H, srcOff: xo, srcStride: H, dstOff: ho, dstStride: H, accumulate: true }),
 };
 
 /**
@@ -125,9 +125,9 @@ export function scaledFeedback(scale: number): LatentFeedback {
     name: `scaled(${scale.toPrecision(3)})`,
     forward: (be, h, ho, x, xo, H) => {
       be.zero(x, xo, H);
-      be.axpy(scale, h, x, H, ho, xo);
+      be.axpy({ alpha: scale, x: h, y: x, n: H, xOff: ho, yOff: xo });
     },
-    backward: (be, dx, xo, dh, ho, H) => be.axpy(scale, dx, dh, H, xo, ho),
+    backward: (be, dx, xo, dh, ho, H) => be.axpy({ alpha: scale, x: dx, y: dh, n: H, xOff: xo, yOff: ho }),
   };
 }
 
@@ -157,9 +157,34 @@ interface Segment {
 export interface Pass {
   readonly input: ForwardInput;
   segments: Segment[];
+  /** The K/V caches the pass attended over (backward reads them) and their gradients. */
+  kc: Tensor[];
+  vc: Tensor[];
   dK: Tensor[];
   dV: Tensor[];
   cap: number;
+}
+
+/** Everything one forward call works with, passed explicitly from segment to segment. */
+interface PassState {
+  readonly inp: ForwardInput;
+  readonly B: number;
+  readonly T: number;
+  /** Absolute position of the call's first position (the cache length for a decode step, else 0). */
+  readonly start: number;
+  /** Rows per sequence of the K/V caches. */
+  readonly cap: number;
+  readonly arena: Arena;
+  readonly cache: KVCache | null;
+  readonly kc: Tensor[];
+  readonly vc: Tensor[];
+  readonly grad: boolean;
+  readonly lossScale: number;
+  /** The logits of each segment, kept when the caller asked for them (wantLogits). */
+  readonly keptLogits: Map<Segment, Tensor> | null;
+  /** The [rows, V] logits chunk the loss head reuses across segments. */
+  logitsChunk: Tensor | null;
+  readonly segments: Segment[];
 }
 
 export class Qwen2 {
@@ -171,7 +196,6 @@ export class Qwen2 {
   private readonly scratch: Arena;
   /** Per-layer temporaries, recycled at every layer (ops run in queue order, so reuse is safe). */
   private readonly tmp: Arena;
-  private logitsChunk: Tensor | null = null;
   private pass: Pass | null = null;
   feedback: LatentFeedback = identityFeedback;
   twoTrunk = false;
@@ -303,7 +327,7 @@ export class Qwen2 {
       const latentName = `latent.${name}`;
       if (this.params.has(latentName)) continue;
       const t = this.be.alloc(this.param(name).size, 'f32', latentName);
-      this.be.copy2d(this.param(name), t, 1, t.size, 0, 0, 0, 0);
+      this.be.copy2d({ src: this.param(name), dst: t, rows: 1, cols: t.size, srcStride: 0, dstStride: 0 });
       this.params.set(latentName, t);
       this.shapes.set(latentName, this.shapes.get(name)!);
     }
@@ -384,144 +408,189 @@ export class Qwen2 {
   /**
    * Runs the model over B sequences of T positions. With `grad`, keeps what backward() needs (one pass at a time)
    * and computes the fused loss gradient on the fly. With `cache`, continues incremental decoding (no grad).
+   * Three paths share the segment loop: the training pass (grad), the decode step (cache) and the probe pass
+   * (neither: losses, logits or hidden states of a fresh pass, kept nowhere).
    */
   async forward(inp: ForwardInput, opts: ForwardOptions = {}): Promise<ForwardResult> {
     // forwards share scratch buffers: two at once (e.g. Promise.all) would silently corrupt each other
     if (this.busy) throw new Error('forward: another forward on this model is still running (await it first)');
+    if (inp.ids.length !== inp.B * inp.T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${inp.B * inp.T}`);
+    if (opts.grad && opts.cache) throw new Error('forward: grad and cache cannot be combined (gradients do not cross calls)');
     this.busy = true;
     try {
-      return await this.forwardImpl(inp, opts);
+      if (opts.grad) return await this.trainingPass(inp, opts);
+      if (opts.cache) return await this.decodeStep(inp, opts.cache, opts);
+      return await this.probePass(inp, opts);
     } finally {
       this.busy = false;
     }
   }
   private busy = false;
 
-  private async forwardImpl(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+  /** forward({grad: true}): fresh K/V caches in the grad arena; the pass is kept for backward(). */
+  private async trainingPass(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+    if (this.pass) throw new Error('forward: the previous grad pass was not consumed by backward()');
+    const st = this.beginPass(inp, opts, this.arena, null);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    if (opts.wantLastLogits) Object.assign(result, await this.readLastRows(st, st.arena.take(inp.B * this.H), true));
+    const kvGrad = () => st.kc.map(() => st.arena.take(inp.B * st.cap * this.KV, 'f32', true));
+    // the pass owns the K/V caches it attended over: backward reads them, and they stay alive in the grad arena
+    this.pass = { input: inp, segments: st.segments, kc: st.kc, vc: st.vc, dK: kvGrad(), dV: kvGrad(), cap: st.cap };
+    return result;
+  }
+
+  /** forward({cache}): continues the cache by T positions and leaves the last positions' hidden states in it. */
+  private async decodeStep(inp: ForwardInput, cache: KVCache, opts: ForwardOptions): Promise<ForwardResult> {
+    const st = this.beginPass(inp, opts, this.scratch, cache);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    Object.assign(result, await this.readLastRows(st, cache.lastHidden, !!opts.wantLastLogits));
+    cache.len += inp.T;
+    return result;
+  }
+
+  /** forward() without grad or cache: a fresh pass in the scratch arena whose results are read back and dropped. */
+  private async probePass(inp: ForwardInput, opts: ForwardOptions): Promise<ForwardResult> {
+    const st = this.beginPass(inp, opts, this.scratch, null);
+    this.runSegments(st);
+    const result = await this.readResults(st, opts);
+    if (opts.wantLastLogits) Object.assign(result, await this.readLastRows(st, st.arena.take(inp.B * this.H), true));
+    return result;
+  }
+
+  /** The state of one forward call: its arena and K/V caches, where it starts, and what it keeps. */
+  private beginPass(inp: ForwardInput, opts: ForwardOptions, arena: Arena, cache: KVCache | null): PassState {
     const { B, T } = inp;
-    const be = this.be, H = this.H, V = this.V;
-    if (inp.ids.length !== B * T) throw new Error(`forward: ids has ${inp.ids.length} entries, expected B*T = ${B * T}`);
-    if (opts.grad && opts.cache) throw new Error('forward: grad and cache cannot be combined (gradients do not cross calls)');
-    if (opts.grad && this.pass) throw new Error('forward: the previous grad pass was not consumed by backward()');
-    const arena = opts.grad ? this.arena : this.scratch;
     arena.reset();
-    const cache = opts.cache;
     const start = cache ? cache.len : 0;
     const cap = cache ? cache.cap : T;
     if (cache && (cache.B !== B || start + T > cap)) throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
-    const kc = cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
-    const vc = cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV));
+    return {
+      inp, B, T, start, cap, arena, cache,
+      kc: cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
+      vc: cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
+      grad: !!opts.grad,
+      lossScale: opts.lossScale ?? 1,
+      keptLogits: opts.wantLogits ? new Map() : null,
+      logitsChunk: null,
+      segments: [],
+    };
+  }
+
+  /** Runs every segment of the pass in order (a latent reads the previous segment's final hidden state). */
+  private runSegments(st: PassState): void {
+    for (const plan of this.planSegments(st.inp, st.start)) st.segments.push(this.segmentForward(st, plan));
+  }
+
+  /** Embeddings, layers, final norm and (where there are targets or logits are wanted) the loss head of one segment. */
+  private segmentForward(st: PassState, plan: { s: number; e: number; trunk: Trunk }): Segment {
+    const { inp, B, T, start, arena } = st;
+    const be = this.be, H = this.H, V = this.V;
     const wantLoss = !!inp.labels;
-    const lossScale = opts.lossScale ?? 1;
-
-    this.logitsChunk = null;
-    const plans = this.planSegments(inp, start);
-    const segments: Segment[] = [];
-    for (const plan of plans) {
-      const { s, e, trunk } = plan;
-      const Tc = e - s, rows = B * Tc;
-      const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
-      const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
-      const feed: Segment['feed'] = [];
-      const embedRows: [number, number][] = [];
-      let hasExtra = false, hasTargets = false;
-      for (let b = 0; b < B; b++)
-        for (let i = 0; i < Tc; i++) {
-          const t = s + i, src = b * T + t, r = b * Tc + i;
-          pos[r] = start + t;
-          const k = inp.kind ? inp.kind[src] : Kind.Token;
-          ids[r] = k === Kind.Token ? inp.ids[src] : -1;
-          if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
-          if (k === Kind.Extra) {
-            extra[r] = inp.extra![src];
-            hasExtra = true;
-          }
-          if (k === Kind.Latent) feed.push({ row: r, b, p: t });
-          if (k === Kind.Embed) embedRows.push([r, src]);
-          if (wantLoss && t + 1 < T && inp.labels![src + 1] !== -100) {
-            targets[r] = inp.labels![src + 1];
-            w[r] = (inp.labelWeights ? inp.labelWeights[src + 1] : 1) * lossScale;
-            hasTargets = true;
-          }
+    const { s, e, trunk } = plan;
+    const Tc = e - s, rows = B * Tc;
+    const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
+    const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
+    const feed: Segment['feed'] = [];
+    const embedRows: [number, number][] = [];
+    let hasExtra = false, hasTargets = false;
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < Tc; i++) {
+        const t = s + i, src = b * T + t, r = b * Tc + i;
+        pos[r] = start + t;
+        const k = inp.kind ? inp.kind[src] : Kind.Token;
+        ids[r] = k === Kind.Token ? inp.ids[src] : -1;
+        if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
+        if (k === Kind.Extra) {
+          extra[r] = inp.extra![src];
+          hasExtra = true;
         }
-      const up = (data: Int32Array | Float32Array, dtype: 'i32' | 'f32' = 'i32') => {
-        const t = arena.take(data.length, dtype);
-        be.upload(t, data);
-        return t;
-      };
-      const seg: Segment = {
-        s, e, Tc, rows, trunk, feed, hasTargets,
-        pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
-        weights: opts.grad && hasTargets ? up(w, 'f32') : null,
-        xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
-        dHf: opts.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
-      };
-      // ---- input embeddings ----
-      const x0 = arena.take(rows * H);
-      be.embedding(seg.ids, this.param('model.embed_tokens.weight'), x0, rows, H);
-      if (seg.extra) be.embedding(seg.extra, this.param('latent.embeddings'), x0, rows, H);
-      for (const [r, src] of embedRows) {
-        if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
-        be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
-      }
-      for (const f of feed) {
-        if (f.p === 0) {
-          // the previous call's last position (incremental decoding)
-          this.feedback.forward(be, cache!.lastHidden, f.b * H, x0, f.row * H, H);
-        } else {
-          const prev = segments[segments.length - 1];
-          this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+        if (k === Kind.Latent) feed.push({ row: r, b, p: t });
+        if (k === Kind.Embed) embedRows.push([r, src]);
+        if (wantLoss && t + 1 < T && inp.labels![src + 1] !== -100) {
+          targets[r] = inp.labels![src + 1];
+          w[r] = (inp.labelWeights ? inp.labelWeights[src + 1] : 1) * st.lossScale;
+          hasTargets = true;
         }
       }
-      seg.xs.push(x0);
-      // ---- layers ----
-      for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, kc[l], vc[l], B, start, cap, arena));
-      // ---- final norm and fused loss head ----
-      be.rmsNorm(seg.xs[this.L], this.param(this.normName(trunk)), seg.hf, seg.rstdF, rows, H, this.config.rms_norm_eps);
-      if (hasTargets || opts.wantLogits) this.lossHead(seg, arena, !!opts.grad, opts.wantLogits ? inp : undefined);
-      segments.push(seg);
+    const up = (data: Int32Array | Float32Array, dtype: 'i32' | 'f32' = 'i32') => {
+      const t = arena.take(data.length, dtype);
+      be.upload(t, data);
+      return t;
+    };
+    const seg: Segment = {
+      s, e, Tc, rows, trunk, feed, hasTargets,
+      pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
+      weights: st.grad && hasTargets ? up(w, 'f32') : null,
+      xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
+      dHf: st.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
+    };
+    // ---- input embeddings ----
+    const x0 = arena.take(rows * H);
+    be.embedding({ ids: seg.ids, table: this.param('model.embed_tokens.weight'), out: x0, rows, dim: H });
+    if (seg.extra) be.embedding({ ids: seg.extra, table: this.param('latent.embeddings'), out: x0, rows, dim: H });
+    for (const [r, src] of embedRows) {
+      if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
+      be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
     }
+    for (const f of feed) {
+      if (f.p === 0) {
+        // the previous call's last position (incremental decoding)
+        this.feedback.forward(be, st.cache!.lastHidden, f.b * H, x0, f.row * H, H);
+      } else {
+        const prev = st.segments[st.segments.length - 1];
+        this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+      }
+    }
+    seg.xs.push(x0);
+    // ---- layers ----
+    for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, st.kc[l], st.vc[l], B, start, st.cap, arena));
+    // ---- final norm and fused loss head ----
+    be.rmsNorm({ x: seg.xs[this.L], w: this.param(this.normName(trunk)), y: seg.hf, rstd: seg.rstdF, rows, dim: H, eps: this.config.rms_norm_eps });
+    if (hasTargets || st.keptLogits) this.lossHead(st, seg);
+    return seg;
+  }
 
+  /** Per-label losses, and the logits / hidden states the caller asked for, read back from the pass's segments. */
+  private async readResults(st: PassState, opts: ForwardOptions): Promise<ForwardResult> {
+    const { inp, B, T, segments } = st;
     const result: ForwardResult = { lossSum: 0, labelCount: 0 };
-    if (wantLoss) {
+    if (inp.labels) {
       const lossAt = new Float32Array(B * T);
       for (const seg of segments) {
         if (!seg.hasTargets) continue;
-        const l = (await be.read(seg.losses)) as Float32Array;
+        const l = (await this.be.read(seg.losses)) as Float32Array;
         for (let b = 0; b < B; b++)
           for (let i = 0; i < seg.Tc; i++) if (seg.s + i + 1 < T) lossAt[b * T + seg.s + i + 1] = l[b * seg.Tc + i];
       }
       for (let i = 0; i < B * T; i++)
-        if (inp.labels![i] !== -100 && i % T !== 0) {
+        if (inp.labels[i] !== -100 && i % T !== 0) {
           result.lossSum += lossAt[i];
           result.labelCount++;
         }
       result.lossAt = lossAt;
     }
-    if (this.pendingLogits) {
-      result.logits = await this.collectRows(segments, B, T, V, (s) => this.pendingLogits!.get(s)!);
-      this.pendingLogits = null;
-    }
-    if (opts.wantHidden) result.hidden = await this.collectRows(segments, B, T, H, (s) => s.hf);
-    const last = segments[segments.length - 1];
-    if (opts.wantLastLogits || cache) {
-      const lh = cache ? cache.lastHidden : arena.take(B * H);
-      be.copy2d(last.hf, lh, B, H, (last.Tc - 1) * H, last.Tc * H, 0, H);
-      if (opts.wantLastLogits) {
-        const lg = arena.take(B * V);
-        be.matmul(lh, this.param(this.lmHeadName()), lg, B, V, H, { transB: true });
-        result.lastLogits = (await be.read(lg)) as Float32Array;
-      }
-      result.lastHidden = (await be.read(lh)) as Float32Array;
-    }
-    if (cache) cache.len += T;
-    if (opts.grad) this.pass = { input: inp, segments, dK: kc.map(() => arena.take(B * cap * this.KV, 'f32', true)), dV: vc.map(() => arena.take(B * cap * this.KV, 'f32', true)), cap };
-    // keep the KV caches of a grad pass alive with it
-    if (opts.grad) Object.assign(this.pass!, { kc, vc });
+    const kept = st.keptLogits;
+    if (kept) result.logits = await this.collectRows(segments, B, T, this.V, (s) => kept.get(s)!);
+    if (opts.wantHidden) result.hidden = await this.collectRows(segments, B, T, this.H, (s) => s.hf);
     return result;
   }
 
-  private pendingLogits: Map<Segment, Tensor> | null = null;
+  /** Copies each sequence's last final-norm hidden state into `lh` ([B, H]) and reads it (and its logits if asked). */
+  private async readLastRows(st: PassState, lh: Tensor, wantLogits: boolean): Promise<Pick<ForwardResult, 'lastLogits' | 'lastHidden'>> {
+    const be = this.be, B = st.B, H = this.H, V = this.V;
+    const last = st.segments[st.segments.length - 1];
+    be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
+    const out: Pick<ForwardResult, 'lastLogits' | 'lastHidden'> = {};
+    if (wantLogits) {
+      const lg = st.arena.take(B * V);
+      be.matmul({ a: lh, b: this.param(this.lmHeadName()), c: lg, M: B, N: V, K: H, transB: true });
+      out.lastLogits = (await be.read(lg)) as Float32Array;
+    }
+    out.lastHidden = (await be.read(lh)) as Float32Array;
+    return out;
+  }
 
   private async collectRows(segments: Segment[], B: number, T: number, width: number, pick: (s: Segment) => Tensor): Promise<Float32Array> {
     const out = new Float32Array(B * T * width);
@@ -541,29 +610,29 @@ export class Qwen2 {
       xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
       x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I), act: arena.take(rows * I),
     };
-    be.rmsNorm(x, W.ln1, a.xn, a.rstd1, rows, H, c.rms_norm_eps);
+    be.rmsNorm({ x, w: W.ln1, y: a.xn, rstd: a.rstd1, rows, dim: H, eps: c.rms_norm_eps });
     this.tmp.reset();
     const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV), tmp = this.tmp.take(rows * H);
-    be.matmul(a.xn, W.q, a.q, rows, H, H, { transB: true, bias: W.qb });
-    be.matmul(a.xn, W.k, k, rows, KV, H, { transB: true, bias: W.kb });
-    be.matmul(a.xn, W.v, v, rows, KV, H, { transB: true, bias: W.vb });
-    be.rope(a.q, seg.pos, rows, Hq, D, c.rope_theta);
-    be.rope(k, seg.pos, rows, Hkv, D, c.rope_theta);
+    be.matmul({ a: a.xn, b: W.q, c: a.q, M: rows, N: H, K: H, transB: true, bias: W.qb });
+    be.matmul({ a: a.xn, b: W.k, c: k, M: rows, N: KV, K: H, transB: true, bias: W.kb });
+    be.matmul({ a: a.xn, b: W.v, c: v, M: rows, N: KV, K: H, transB: true, bias: W.vb });
+    be.rope({ x: a.q, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta });
+    be.rope({ x: k, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta });
     for (let b = 0; b < B; b++) {
       const dst = (b * cap + start + seg.s) * KV;
-      be.copy2d(k, kc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
-      be.copy2d(v, vc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
+      be.copy2d({ src: k, dst: kc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
+      be.copy2d({ src: v, dst: vc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
     }
-    be.attention(a.q, kc, vc, a.att, a.lse, { B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
-    be.matmul(a.att, W.o, tmp, rows, H, H, { transB: true });
-    be.add(x, tmp, a.x2, rows * H);
-    be.rmsNorm(a.x2, W.ln2, a.xn2, a.rstd2, rows, H, c.rms_norm_eps);
-    be.matmul(a.xn2, W.gate, a.gate, rows, I, H, { transB: true });
-    be.matmul(a.xn2, W.up, a.up, rows, I, H, { transB: true });
-    be.swiglu(a.gate, a.up, a.act, rows * I);
+    be.attention({ q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
+    be.matmul({ a: a.att, b: W.o, c: tmp, M: rows, N: H, K: H, transB: true });
+    be.add({ a: x, b: tmp, out: a.x2, n: rows * H });
+    be.rmsNorm({ x: a.x2, w: W.ln2, y: a.xn2, rstd: a.rstd2, rows, dim: H, eps: c.rms_norm_eps });
+    be.matmul({ a: a.xn2, b: W.gate, c: a.gate, M: rows, N: I, K: H, transB: true });
+    be.matmul({ a: a.xn2, b: W.up, c: a.up, M: rows, N: I, K: H, transB: true });
+    be.swiglu({ gate: a.gate, up: a.up, out: a.act, n: rows * I });
     const out = arena.take(rows * H);
-    be.matmul(a.act, W.down, tmp, rows, H, I, { transB: true });
-    be.add(a.x2, tmp, out, rows * H);
+    be.matmul({ a: a.act, b: W.down, c: tmp, M: rows, N: H, K: I, transB: true });
+    be.add({ a: a.x2, b: tmp, out, n: rows * H });
     seg.acts.push(a);
     return out;
   }
@@ -578,26 +647,26 @@ export class Qwen2 {
    * LM head + softmax cross-entropy, a chunk of rows at a time so the [rows, V] logits never exist at once.
    * With grad, the gradient w.r.t. the final hidden state and the LM-head weight is formed right here.
    */
-  private lossHead(seg: Segment, arena: Arena, grad: boolean, keepLogitsFor?: ForwardInput): void {
-    const be = this.be, H = this.H, V = this.V;
+  private lossHead(st: PassState, seg: Segment): void {
+    const be = this.be, H = this.H, V = this.V, arena = st.arena, grad = st.grad;
     const Wname = this.lmHeadName();
     const W = this.param(Wname), dW = grad ? this.grads.get(Wname) : undefined;
     const R = this.lossChunkRows();
     let kept: Tensor | null = null;
-    if (keepLogitsFor) {
+    if (st.keptLogits) {
       kept = arena.take(seg.rows * V);
-      (this.pendingLogits ??= new Map()).set(seg, kept);
+      st.keptLogits.set(seg, kept);
     }
     for (let r0 = 0; r0 < seg.rows; r0 += R) {
       const n = Math.min(R, seg.rows - r0);
-      const logits = (this.logitsChunk ??= arena.take(R * V));
-      be.matmul(seg.hf, W, logits, n, V, H, { transB: true, aOff: r0 * H });
-      if (kept) be.copy2d(logits, kept, 1, n * V, 0, 0, r0 * V, 0);
+      const logits = (st.logitsChunk ??= arena.take(R * V));
+      be.matmul({ a: seg.hf, b: W, c: logits, M: n, N: V, K: H, transB: true, aOff: r0 * H });
+      if (kept) be.copy2d({ src: logits, dst: kept, rows: 1, cols: n * V, srcStride: 0, dstOff: r0 * V, dstStride: 0 });
       const withGrad = grad && seg.weights !== null;
-      be.crossEntropy(logits, seg.targets, seg.losses, n, V, { weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
+      be.crossEntropy({ logits, labels: seg.targets, losses: seg.losses, rows: n, V, weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
       if (withGrad) {
-        be.matmul(logits, W, seg.dHf!, n, H, V, { cOff: r0 * H, accumulate: true });
-        if (dW) be.matmul(logits, seg.hf, dW, V, H, n, { transA: true, bOff: r0 * H, accumulate: true });
+        be.matmul({ a: logits, b: W, c: seg.dHf!, M: n, N: H, K: V, cOff: r0 * H, accumulate: true });
+        if (dW) be.matmul({ a: logits, b: seg.hf, c: dW, M: V, N: H, K: n, transA: true, bOff: r0 * H, accumulate: true });
       }
     }
   }
@@ -622,13 +691,13 @@ export class Qwen2 {
       if (!any) continue;
       const t = this.arena.take(part.length);
       this.be.upload(t, part);
-      this.be.axpy(1, t, seg.dHf!, part.length, 0, 0);
+      this.be.axpy({ alpha: 1, x: t, y: seg.dHf!, n: part.length });
     }
   }
 
   /** Backpropagates the last grad pass, accumulating into this.grads (call zeroGrads() first). */
   backward(): void {
-    const pass = this.pass as (Pass & { kc: Tensor[]; vc: Tensor[] }) | null;
+    const pass = this.pass;
     if (!pass) throw new Error('backward: no forward({grad: true}) pass to backpropagate');
     const be = this.be, H = this.H, rows0 = pass.input.B;
     const B = rows0;
@@ -637,13 +706,13 @@ export class Qwen2 {
       const rows = seg.rows;
       const normName = this.normName(seg.trunk);
       let dx = this.arena.take(rows * H, 'f32', true);
-      be.rmsNormBackward(seg.dHf!, seg.xs[this.L], this.param(normName), seg.rstdF, dx, this.grads.get(normName) ?? this.arena.take(H), rows, H);
+      be.rmsNormBackward({ dy: seg.dHf!, x: seg.xs[this.L], w: this.param(normName), rstd: seg.rstdF, dx, dw: this.grads.get(normName) ?? this.arena.take(H), rows, dim: H });
       for (let l = this.L - 1; l >= 0; l--) dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
       // dx is now the gradient of the input embeddings
       const dEmb = this.grads.get('model.embed_tokens.weight');
-      if (dEmb) be.embeddingBackward(seg.ids, dx, dEmb, rows, H);
+      if (dEmb) be.embeddingBackward({ ids: seg.ids, dOut: dx, dTable: dEmb, rows, dim: H });
       const dExtra = this.grads.get('latent.embeddings');
-      if (seg.extra && dExtra) be.embeddingBackward(seg.extra, dx, dExtra, rows, H);
+      if (seg.extra && dExtra) be.embeddingBackward({ ids: seg.extra, dOut: dx, dTable: dExtra, rows, dim: H });
       for (const f of seg.feed) {
         const prev = pass.segments[j - 1];
         this.feedback.backward(be, dx, f.row * H, prev.dHf!, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, H);
@@ -664,47 +733,47 @@ export class Qwen2 {
     const scratchH = () => ar.take(H, 'f32', true);
     // MLP: out = x2 + down(swiglu(gate(xn2), up(xn2)))
     const dact = ar.take(rows * I);
-    be.matmul(dxOut, W.down, dact, rows, I, H);
-    if (G.down) be.matmul(dxOut, a.act, G.down, H, I, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dxOut, b: W.down, c: dact, M: rows, N: I, K: H });
+    if (G.down) be.matmul({ a: dxOut, b: a.act, c: G.down, M: H, N: I, K: rows, transA: true, accumulate: true });
     const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
-    be.swigluBackward(dact, a.gate, a.up, dgate, dup, rows * I);
+    be.swigluBackward({ dOut: dact, gate: a.gate, up: a.up, dGate: dgate, dUp: dup, n: rows * I });
     const dxn2 = ar.take(rows * H);
-    be.matmul(dgate, W.gate, dxn2, rows, H, I);
-    be.matmul(dup, W.up, dxn2, rows, H, I, { accumulate: true });
-    if (G.gate) be.matmul(dgate, a.xn2, G.gate, I, H, rows, { transA: true, accumulate: true });
-    if (G.up) be.matmul(dup, a.xn2, G.up, I, H, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dgate, b: W.gate, c: dxn2, M: rows, N: H, K: I });
+    be.matmul({ a: dup, b: W.up, c: dxn2, M: rows, N: H, K: I, accumulate: true });
+    if (G.gate) be.matmul({ a: dgate, b: a.xn2, c: G.gate, M: I, N: H, K: rows, transA: true, accumulate: true });
+    if (G.up) be.matmul({ a: dup, b: a.xn2, c: G.up, M: I, N: H, K: rows, transA: true, accumulate: true });
     const dx2 = ar.take(rows * H);
-    be.copy2d(dxOut, dx2, 1, rows * H, 0, 0, 0, 0);
-    be.rmsNormBackward(dxn2, a.x2, W.ln2, a.rstd2, dx2, G.ln2 ?? scratchH(), rows, H);
+    be.copy2d({ src: dxOut, dst: dx2, rows: 1, cols: rows * H, srcStride: 0, dstStride: 0 });
+    be.rmsNormBackward({ dy: dxn2, x: a.x2, w: W.ln2, rstd: a.rstd2, dx: dx2, dw: G.ln2 ?? scratchH(), rows, dim: H });
     // attention: x2 = x + o(attn(rope(q(xn)), rope(k(xn)), v(xn)))
     const datt = ar.take(rows * H);
-    be.matmul(dx2, W.o, datt, rows, H, H);
-    if (G.o) be.matmul(dx2, a.att, G.o, H, H, rows, { transA: true, accumulate: true });
+    be.matmul({ a: dx2, b: W.o, c: datt, M: rows, N: H, K: H });
+    if (G.o) be.matmul({ a: dx2, b: a.att, c: G.o, M: H, N: H, K: rows, transA: true, accumulate: true });
     const dq = ar.take(rows * H, 'f32', true);
     const shape = { B, Tq: seg.Tc, Hq, Hkv, D, qStart: seg.s, kvCap: cap };
-    be.attentionBackward(datt, a.q, kc, vc, a.att, a.lse, dq, dK, dV, shape);
+    be.attentionBackward({ dOut: datt, q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, dq, dkCache: dK, dvCache: dV, ...shape });
     // this segment's own rows of dK/dV are complete now: later segments ran their backward first
     const dk = ar.take(rows * KV), dv = ar.take(rows * KV);
     for (let b = 0; b < B; b++) {
       const src = (b * cap + seg.s) * KV;
-      be.copy2d(dK, dk, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
-      be.copy2d(dV, dv, 1, seg.Tc * KV, src, 0, b * seg.Tc * KV, 0);
+      be.copy2d({ src: dK, dst: dk, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
+      be.copy2d({ src: dV, dst: dv, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
     }
-    be.rope(dq, seg.pos, rows, Hq, D, c.rope_theta, true);
-    be.rope(dk, seg.pos, rows, Hkv, D, c.rope_theta, true);
+    be.rope({ x: dq, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta, inverse: true });
+    be.rope({ x: dk, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta, inverse: true });
     const dxn = ar.take(rows * H);
-    be.matmul(dq, W.q, dxn, rows, H, H);
-    be.matmul(dk, W.k, dxn, rows, H, KV, { accumulate: true });
-    be.matmul(dv, W.v, dxn, rows, H, KV, { accumulate: true });
-    if (G.q) be.matmul(dq, a.xn, G.q, H, H, rows, { transA: true, accumulate: true });
-    if (G.k) be.matmul(dk, a.xn, G.k, KV, H, rows, { transA: true, accumulate: true });
-    if (G.v) be.matmul(dv, a.xn, G.v, KV, H, rows, { transA: true, accumulate: true });
-    if (G.qb) be.sumRows(dq, G.qb, rows, H);
-    if (G.kb) be.sumRows(dk, G.kb, rows, KV);
-    if (G.vb) be.sumRows(dv, G.vb, rows, KV);
+    be.matmul({ a: dq, b: W.q, c: dxn, M: rows, N: H, K: H });
+    be.matmul({ a: dk, b: W.k, c: dxn, M: rows, N: H, K: KV, accumulate: true });
+    be.matmul({ a: dv, b: W.v, c: dxn, M: rows, N: H, K: KV, accumulate: true });
+    if (G.q) be.matmul({ a: dq, b: a.xn, c: G.q, M: H, N: H, K: rows, transA: true, accumulate: true });
+    if (G.k) be.matmul({ a: dk, b: a.xn, c: G.k, M: KV, N: H, K: rows, transA: true, accumulate: true });
+    if (G.v) be.matmul({ a: dv, b: a.xn, c: G.v, M: KV, N: H, K: rows, transA: true, accumulate: true });
+    if (G.qb) be.sumRows({ dY: dq, dBias: G.qb, rows, cols: H });
+    if (G.kb) be.sumRows({ dY: dk, dBias: G.kb, rows, cols: KV });
+    if (G.vb) be.sumRows({ dY: dv, dBias: G.vb, rows, cols: KV });
     const dx = this.arena.take(rows * H);
-    be.copy2d(dx2, dx, 1, rows * H, 0, 0, 0, 0);
-    be.rmsNormBackward(dxn, x, W.ln1, a.rstd1, dx, G.ln1 ?? scratchH(), rows, H);
+    be.copy2d({ src: dx2, dst: dx, rows: 1, cols: rows * H, srcStride: 0, dstStride: 0 });
+    be.rmsNormBackward({ dy: dxn, x, w: W.ln1, rstd: a.rstd1, dx, dw: G.ln1 ?? scratchH(), rows, dim: H });
     return dx;
   }
 

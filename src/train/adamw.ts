@@ -39,7 +39,7 @@ export class AdamW {
   async gradNorm(): Promise<number> {
     const be = this.model.be;
     be.zero(this.normBuf);
-    for (const [, g] of this.model.grads) be.sumSquares(g, g.size, this.normBuf, 0);
+    for (const [, g] of this.model.grads) be.sumSquares({ x: g, n: g.size, out: this.normBuf, outIndex: 0 });
     return Math.sqrt((await be.read(this.normBuf))[0]);
   }
 
@@ -53,7 +53,7 @@ export class AdamW {
       const p = this.model.param(name);
       const { m, v } = this.state(name, p.size);
       const wd = this.cfg.noDecay?.(name) ? 0 : this.cfg.weightDecay;
-      this.model.be.adamw(p, g, m, v, p.size, { lr, beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: this.cfg.eps, weightDecay: wd, step: this.step, gradScale });
+      this.model.be.adamw({ param: p, grad: g, m, v, n: p.size, lr, beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: this.cfg.eps, weightDecay: wd, step: this.step, gradScale });
     }
     return norm;
   }
