@@ -46,7 +46,12 @@ export interface Phase1Options {
   markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
   /**
    * Run the sequences of a step in shared forwards (src/latent/batch.ts; exact up to float summation order) instead
-   * of one forward each. Default: per backend, whichever measured faster (batchByDefault).
+   * of one forward each (default false). Measured on the default job (8 sequences of ~90 positions, 4-6 latents
+   * each; the union of their latent positions gives ~42 passes per step instead of ~68, with ~24% more rows from the
+   * padding): WASM, 1 thread, the same CPU time per step either way (the rows are the cost); WebGPU on a software
+   * adapter, dispatches per step 12,949 vs 13,230 (the latent feedback and attention stay per sequence), slower.
+   * So no backend measured here gains, and the unpadded path is the default; GPUs where a pass costs more than its
+   * rows are where this may pay.
    */
   batchForward?: boolean;
   evalEvery: number;
@@ -128,17 +133,6 @@ export interface Phase1Result {
   stoppedEarly: boolean;
 }
 
-/**
- * Whether a backend runs phase-1 steps batched unless told otherwise (Phase1Options.batchForward). WASM and plain
- * JS: one forward per sequence; on the default job (8 sequences of ~90 positions, 4-6 latents each) the union of the
- * latent positions gives ~40 passes instead of ~68 but pads ~24% more rows, and on these backends the rows are the
- * cost: measured equal CPU time per step on WASM (1 thread), so the unpadded path stays. GPU backends: batched,
- * where the pass count (dispatches, submits) is the cost.
- */
-export function batchByDefault(backend: string): boolean {
-  return backend === 'webgpu' || backend === 'gpujs';
-}
-
 export class Phase1Trainer {
   readonly opt: AdamW;
   readonly startHead: LogisticHead;
@@ -208,7 +202,7 @@ export class Phase1Trainer {
   /** The sequences of a step grouped into forwards: shared ones (batchForward) or one each. */
   private forwardGroups(seqs: LatentSequence[]): number[][] {
     const m = this.model;
-    if (!(this.o.batchForward ?? batchByDefault(m.be.name))) return seqs.map((_, i) => [i]);
+    if (!this.o.batchForward) return seqs.map((_, i) => [i]);
     return batchGroups(seqs, Math.floor(BATCH_ACTIVATION_BUDGET / (m.H * m.L)), m.twoTrunk);
   }
 
