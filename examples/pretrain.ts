@@ -16,7 +16,7 @@ import { generateProblems, SYNTH_PRESETS } from '../src/synth.ts';
 import { linePlot } from '../src/plot.ts';
 import { Rng } from '../src/rng.ts';
 import { createProgress } from '../src/progress.ts';
-import { generate } from '../src/latent/generate.ts';
+import { generate } from '../src/generation/generate.ts';
 import { reward } from '../src/reward.ts';
 
 // under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)

@@ -5,7 +5,7 @@
 // `--help` lists the flags; `--model Qwen/Qwen2-0.5B --data openai/gsm8k` fine-tunes a real Qwen2 on GSM8K (Hub ids
 // through the HF cache; local directories work too).
 import { UsageError } from '../src/cli/_args.ts';
-import { trainMain } from '../src/app/train.ts';
+import { trainMain } from '../src/cli/train-main.ts';
 import { relaunchOutsideTsxWrapper } from '../src/node/tsx-relaunch.ts';
 
 // under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)

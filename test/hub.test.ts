@@ -511,7 +511,7 @@ describe('the tokenizer and chat template from the model repo', () => {
 
 describe('examples/train.ts by id', () => {
   it('trainMain runs with --model ID --data ID --chat', async () => {
-    const { trainMain } = await import('../src/app/train.ts');
+    const { trainMain } = await import('../src/cli/train-main.ts');
     const out = join(tmp, 'run');
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = join(tmp, 'cache-train');

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
-import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
+import { Kind, Qwen2, qwen2ParamShapes } from '../src/model/qwen2.js';
+import { charTok, config, EOS } from './_char-model.js';
 import { batchGroups, packSequences } from '../src/latent/batch.js';
 import { inputOf } from '../src/latent/diagnostics.js';
 import { buildSequence, type SplitRow } from '../src/latent/sequence.js';
@@ -14,17 +15,7 @@ import { Rng } from '../src/rng.js';
 import type { SubstepRow } from '../src/latent/curriculum.js';
 import { expandAnnotation } from '../src/expand.js';
 
-const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
-const EOS = ALPHA.length;
-const charTok = {
-  encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
-  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : ALPHA[i] ?? '?')).join(''),
-};
-const config: Qwen2Config = {
-  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
-};
-
+/** The shared tiny model's weights on any backend (test/_char-model.ts builds it on the CPU backend only). */
 function tinyModel(be: Backend, seed = 1): Qwen2 {
   const rng = new Rng(seed);
   const t = new Map<string, Float32Array>();

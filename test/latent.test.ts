@@ -4,34 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CpuBackend } from '../src/backend/cpu.js';
-import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
+import { Kind } from '../src/model/qwen2.js';
 import { buildSequence, removeLatents, EXTRA_BOL, EXTRA_EOL, type SplitRow } from '../src/latent/sequence.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { generate } from '../src/latent/generate.js';
+import { generate } from '../src/generation/generate.js';
 import { latentUsage } from '../src/latent/diagnostics.js';
 import { Rng } from '../src/rng.js';
-
-/** A character-level tokenizer over a fixed alphabet: enough to exercise everything without the real vocabulary. */
-const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
-const EOS = ALPHA.length;
-const charTok = {
-  encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
-  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : ALPHA[i] ?? '?')).join(''),
-};
-
-const config: Qwen2Config = {
-  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
-};
-
-function tinyModel(seed = 1): Qwen2 {
-  const rng = new Rng(seed);
-  const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())));
-  return Qwen2.fromTensors(new CpuBackend(), config, t);
-}
+import { charTok, EOS, tinyModel } from './_char-model.js';
 
 function rows(n: number, seed: number): SplitRow[] {
   const rng = new Rng(seed);

@@ -10,7 +10,8 @@ import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { EXTRA_BOL, EXTRA_EOL, extraRows } from '../src/latent/sequence.js';
 import { actionLoss, clippedTerm, GrpoTrainer, groupAdvantages, k3, policyWeight, type GrpoOptions, type Task } from '../src/rl/grpo.js';
-import { canBatch, replay, sampleGroup, type Action, type Completion, type ReplayOptions, type ReplayResult } from '../src/rl/policy.js';
+import { canBatch, replay, type ReplayOptions, type ReplayResult } from '../src/rl/policy.js';
+import { sampleGroup, type Action, type Completion } from '../src/generation/decode.js';
 import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
 
 // ---- a 1-layer model and a character tokenizer -----------------------------------------------------------------

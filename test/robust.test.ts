@@ -155,7 +155,7 @@ describe('kill -9 and --resume', () => {
     }
   };
   const train = async (args: string[]) => {
-    const { trainMain } = await import('../src/app/train.js');
+    const { trainMain } = await import('../src/cli/train-main.js');
     return quiet(() => trainMain(args));
   };
   const rlIn = async (args: string[]) => {
@@ -253,7 +253,7 @@ describe('flags that would train nothing', () => {
     [['--ckpt-every', '1.5'], /--ckpt-every expects a whole number/],
   ];
   it('are usage errors naming the flag (exit 2 from the CLI), before anything loads', async () => {
-    const { trainMain } = await import('../src/app/train.js');
+    const { trainMain } = await import('../src/cli/train-main.js');
     const { UsageError } = await import('../src/cli/_args.js');
     for (const [args, msg] of bad) {
       const e = await trainMain(args).then(() => null, (x) => x);
@@ -363,10 +363,12 @@ describe('weights and files that fail loudly', () => {
     const { CpuBackend } = await import('../src/backend/cpu.js');
     const { Qwen2 } = await import('../src/model/qwen2.js');
     const { saveCheckpoint, readCheckpointState } = await import('../src/latent/checkpoint.js');
+    const { Rng } = await import('../src/rng.js');
     const be = new CpuBackend();
     const model = await Qwen2.load(be, tiny);
     const d = join(dirOf('enospc'), 'checkpoint');
-    const state = (step: number) => ({ step, rng: null, order: [], cursor: 0, epoch: 0, heads: { start: null, end: null }, options: {} });
+    const head = (name: string) => ({ name, dim: 1, w: [0], b: 0 });
+    const state = (step: number) => ({ version: 2 as const, kind: 'phase1' as const, step, rng: new Rng(0).state(), order: [], cursor: 0, epoch: 0, heads: { start: head('start'), end: head('end') }, options: {} });
     await saveCheckpoint(d, model, null, state(1));
     const full = async (path: string) => {
       if (path.endsWith('state.json')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });

@@ -1,5 +1,5 @@
 // The demo's training loop, in a Web Worker so the page stays responsive while WebGPU / gpu.js / WASM kernels run.
-// It uses the built package (`latentlm` is dist/browser.js, see build.mjs) exactly as src/app/train.ts drives the
+// It uses the built package (`latentlm` is dist/browser.js, see build.mjs) exactly as src/cli/train-main.ts drives the
 // CLI: a backend, the embedded default model, a Hub id or an HF directory URL, synthetic problems, Phase1Trainer with
 // `evaluate` / `trainStep`; plus `generate` for questions typed on the page.
 // Protocol (see main.ts): in  {type:'start', cfg} | {type:'stop'} | {type:'ask', question}

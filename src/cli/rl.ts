@@ -16,6 +16,7 @@ import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal }
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
+import { hasLatentTrunk } from '../model/latent-params.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -80,10 +81,9 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
     const st = await loadCheckpoint(init, loaded.model, null);
     if (!st) throw new Error(`--init ${init}: no checkpoint there (expected state.json + model.safetensors)`);
     if (st.kind === 'rl') throw new Error(`--init ${init}: this is an RL checkpoint; continue it with --out <its run directory> --resume`);
-    if ([...loaded.model.params.keys()].some((n) => n.startsWith('latent.model.'))) loaded.model.twoTrunk = true;
-    const h = st.heads as { start?: unknown; end?: unknown } | undefined;
-    if (h?.start) out.heads.start = LogisticHead.fromJSON(h.start as never);
-    if (h?.end) out.heads.end = LogisticHead.fromJSON(h.end as never);
+    if (hasLatentTrunk(loaded.model.params.keys())) loaded.model.twoTrunk = true;
+    if (st.heads.start) out.heads.start = LogisticHead.fromJSON(st.heads.start);
+    if (st.heads.end) out.heads.end = LogisticHead.fromJSON(st.heads.end);
     out.phase1 = st.options;
     out.source += ` + phase-1 checkpoint ${init} (step ${st.step})`;
   }

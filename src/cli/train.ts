@@ -6,7 +6,7 @@ export const trainCommand: Command = {
   summary: 'phase 1: supervised latent training (default model + synthetic task, or --model/--data)',
   help: 'latentlm train [flags]: run with --help for the flags',
   async run(argv: string[]): Promise<number> {
-    const { trainMain } = await import('../app/train.js');
+    const { trainMain } = await import('./train-main.js');
     return trainMain(argv);
   },
 };

@@ -1,5 +1,6 @@
 // Training checkpoints: model.safetensors + config.json (HF-loadable, plus `latent.*` tensors), optimizer.safetensors
-// (AdamW m/v), state.json (step, RNG, data order and position, classifier heads).
+// (AdamW m/v), state.json (step, RNG, data order and position, classifier heads; typed and versioned in
+// src/train/checkpoint-schema.ts).
 // Atomic as a whole: everything is written into `<dir>.new/`, then the old directory is moved aside and the new one
 // renamed into place, so a crash leaves either the previous checkpoint or the new one, never a mix.
 import type { Qwen2 } from '../model/qwen2.js';
@@ -7,17 +8,10 @@ import type { AdamW } from '../train/adamw.js';
 import { parseSafetensors, toFloat32, writeSafetensors } from '../safetensors.js';
 import { readBytes, readText, sourceExists } from '../io.js';
 import { assertFiniteTensor } from '../model/validate.js';
+import { parseCheckpointState, type CheckpointState } from '../train/checkpoint-schema.js';
+import { hasLatentTrunk } from '../model/latent-params.js';
 
-export interface CheckpointState {
-  step: number;
-  rng: unknown;
-  order: number[];
-  cursor: number;
-  epoch: number;
-  heads: { start: unknown; end: unknown };
-  options: Record<string, unknown>;
-  [k: string]: unknown;
-}
+export { CHECKPOINT_VERSION, parseCheckpointState, type CheckpointState, type Phase1CheckpointState, type RlCheckpointState } from '../train/checkpoint-schema.js';
 
 /** How checkpoint files are written (node:fs/promises' writeFile by default; tests inject failures such as ENOSPC). */
 export type WriteFileFn = (path: string, data: Uint8Array | string) => Promise<void>;
@@ -57,11 +51,7 @@ export async function readCheckpointState(dir: string): Promise<{ dir: string; s
   for (const d of [dir, `${dir}.old`]) {
     const f = `${d}/state.json`;
     if (!(await sourceExists(f))) continue;
-    try {
-      return { dir: d, state: JSON.parse(await readText(f)) as CheckpointState };
-    } catch (e) {
-      throw new Error(`${f}: ${(e as Error).message}`);
-    }
+    return { dir: d, state: await readStateFile(f) };
   }
   return null;
 }
@@ -84,8 +74,8 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
       model.be.upload(p, data);
     }
   }
-  if ([...st.tensors.keys()].some((n) => n.startsWith('latent.model.'))) model.twoTrunk = true;
-  const state = JSON.parse(await readText(`${d}/state.json`)) as CheckpointState;
+  if (hasLatentTrunk(st.tensors.keys())) model.twoTrunk = true;
+  const state = await readStateFile(`${d}/state.json`);
   if (opt && (await sourceExists(`${d}/optimizer.safetensors`))) {
     const os = parseSafetensors(await readBytes(`${d}/optimizer.safetensors`), `${d}/optimizer.safetensors`);
     const m = new Map<string, Float32Array>();
@@ -93,4 +83,15 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
     opt.importState(Number(os.metadata?.step ?? state.step), m);
   }
   return state;
+}
+
+/** state.json, parsed and checked against the schema (older versions migrated; a clear error names file and version). */
+async function readStateFile(f: string): Promise<CheckpointState> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readText(f));
+  } catch (e) {
+    throw new Error(`${f}: ${(e as Error).message}`);
+  }
+  return parseCheckpointState(json, f);
 }

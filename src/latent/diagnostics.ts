@@ -7,6 +7,7 @@
 //     and the latent's norm against the typical token-embedding norm.
 import { Kind, type Qwen2 } from '../model/qwen2.js';
 import { removeLatents, type LatentSequence } from './sequence.js';
+import { LM_HEAD, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
 
 export interface LossReport {
   loss: number;
@@ -129,8 +130,8 @@ export class LatentDecoder {
   private constructor(readonly emb: Float32Array, readonly lm: Float32Array, readonly norms: Float32Array, readonly typicalNorm: number, readonly H: number) {}
 
   static async create(model: Qwen2): Promise<LatentDecoder> {
-    const emb = (await model.be.read(model.param('model.embed_tokens.weight'))) as Float32Array;
-    const lm = model.config.tie_word_embeddings ? emb : ((await model.be.read(model.param('lm_head.weight'))) as Float32Array);
+    const emb = (await model.be.read(model.param(TOKEN_EMBEDDINGS))) as Float32Array;
+    const lm = model.config.tie_word_embeddings ? emb : ((await model.be.read(model.param(LM_HEAD))) as Float32Array);
     const H = model.H, V = emb.length / H, norms = new Float32Array(V);
     let total = 0;
     for (let v = 0; v < V; v++) {

@@ -3,7 +3,9 @@
 //   end:   on a latent position's hidden state, "leave latent mode now"
 // They are trained on detached hidden states (probes): their loss never pushes the trunk, so adding them cannot
 // change what the language model learns, and they are cheap enough to train on the host in plain JS.
-// Adam on the host with per-class weighting (breakpoints are rare among positions).
+// Adam on the host (src/train/host-adam.ts) with per-class weighting (breakpoints are rare among positions).
+import { HostAdam } from '../train/host-adam.js';
+import type { HeadAdamState, HeadWeights } from '../train/checkpoint-schema.js';
 
 export interface HeadMetrics {
   precision: number;
@@ -16,15 +18,20 @@ export interface HeadMetrics {
 export class LogisticHead {
   w: Float32Array;
   b = 0;
-  private m: Float32Array;
-  private v: Float32Array;
-  private mb = 0;
-  private vb = 0;
-  private t = 0;
-  constructor(readonly dim: number, readonly name: string, public lr = 1e-2) {
+  /** Adam for the weights (moments in f32) and for the bias (in f64), stepped together. */
+  private wOpt: HostAdam;
+  private bOpt: HostAdam;
+  constructor(readonly dim: number, readonly name: string, lr = 1e-2) {
     this.w = new Float32Array(dim);
-    this.m = new Float32Array(dim);
-    this.v = new Float32Array(dim);
+    this.wOpt = new HostAdam(dim, lr, { moments: 'f32' });
+    this.bOpt = new HostAdam(1, lr);
+  }
+
+  get lr(): number {
+    return this.wOpt.lr;
+  }
+  set lr(lr: number) {
+    this.wOpt.lr = this.bOpt.lr = lr;
   }
 
   logit(h: Float32Array, off = 0): number {
@@ -50,18 +57,8 @@ export class LogisticHead {
       gb += d;
       wsum += w;
     }
-    this.t++;
-    const b1 = 0.9, b2 = 0.999, eps = 1e-8, bc1 = 1 - b1 ** this.t, bc2 = 1 - b2 ** this.t;
-    for (let i = 0; i < this.dim; i++) {
-      const gi = g[i] / wsum;
-      this.m[i] = b1 * this.m[i] + (1 - b1) * gi;
-      this.v[i] = b2 * this.v[i] + (1 - b2) * gi * gi;
-      this.w[i] -= (this.lr * this.m[i]) / bc1 / (Math.sqrt(this.v[i] / bc2) + eps);
-    }
-    gb /= wsum;
-    this.mb = b1 * this.mb + (1 - b1) * gb;
-    this.vb = b2 * this.vb + (1 - b2) * gb * gb;
-    this.b -= (this.lr * this.mb) / bc1 / (Math.sqrt(this.vb / bc2) + eps);
+    this.wOpt.step(Float64Array.from(g, (x) => x / wsum), (i, d) => (this.w[i] -= d));
+    this.bOpt.step([gb / wsum], (_, d) => (this.b -= d));
     return loss / wsum;
   }
 
@@ -78,22 +75,22 @@ export class LogisticHead {
     return { precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0, accuracy: xs.length ? ok / xs.length : 0, n: xs.length };
   }
 
-  toJSON() {
+  toJSON(): HeadWeights {
     return { name: this.name, dim: this.dim, w: Array.from(this.w), b: this.b };
   }
 
   /** Adam's moments and step count: with toJSON's weights, all a resumed run needs to continue bit-identically. */
-  adamState() {
-    return { m: Array.from(this.m), v: Array.from(this.v), mb: this.mb, vb: this.vb, t: this.t };
+  adamState(): HeadAdamState {
+    return { m: Array.from(this.wOpt.m), v: Array.from(this.wOpt.v), mb: this.bOpt.m[0], vb: this.bOpt.v[0], t: this.wOpt.t };
   }
 
-  loadAdamState(s: { m: number[]; v: number[]; mb: number; vb: number; t: number }): void {
+  loadAdamState(s: HeadAdamState): void {
     if (s.m.length !== this.dim || s.v.length !== this.dim) throw new Error(`${this.name} head: optimizer state has ${s.m.length} entries, the head has ${this.dim}`);
-    this.m.set(s.m), this.v.set(s.v);
-    this.mb = s.mb, this.vb = s.vb, this.t = s.t;
+    this.wOpt.load({ t: s.t, m: s.m, v: s.v });
+    this.bOpt.load({ t: s.t, m: [s.mb], v: [s.vb] });
   }
 
-  static fromJSON(j: { name: string; dim: number; w: number[]; b: number }): LogisticHead {
+  static fromJSON(j: HeadWeights): LogisticHead {
     const h = new LogisticHead(j.dim, j.name);
     h.w.set(j.w);
     h.b = j.b;

@@ -8,6 +8,7 @@
 //   'pause'   k learned constant embeddings between the markers  (the pause-token control)
 //   'none'    no markers and no latents (plain chain-of-thought; the k = 0 baseline)
 import { Kind } from '../model/qwen2.js';
+import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../model/latent-params.js';
 
 export interface SplitRow {
   question: string;
@@ -21,13 +22,8 @@ export interface TextEncoder_ {
   encode(text: string): Uint32Array | Int32Array | number[];
 }
 
-export type Condition = 'latent' | 'pause' | 'none';
-
-/** Rows of the extra-embedding table `latent.embeddings`. */
-export const EXTRA_BOL = 0;
-export const EXTRA_EOL = 1;
-export const EXTRA_PAUSE0 = 2;
-export const extraRows = (maxLatents: number) => EXTRA_PAUSE0 + maxLatents;
+// the span layout is shared with generation (src/generation/), one layer below: defined in the model layer
+export { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, extraRows, type Condition } from '../model/latent-params.js';
 
 export interface LatentSequence {
   ids: Int32Array;

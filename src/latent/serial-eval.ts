@@ -4,7 +4,7 @@
 import type { Qwen2 } from '../model/qwen2.js';
 import { inputOf } from './diagnostics.js';
 import type { LatentSequence } from './sequence.js';
-import type { Decoder } from './generate.js';
+import type { Decoder } from '../generation/generate.js';
 
 export interface BreakpointStats {
   /** Result tokens (digits and thousands commas right after each breakpoint) predicted right, over all of them. */

@@ -10,12 +10,14 @@ import { LogisticHead, type HeadMetrics } from './heads.js';
 import { buildSequence, extraRows, type Condition, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
 import { batchGroups, packSequences, BATCH_ACTIVATION_BUDGET } from './batch.js';
 import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
-import { generate, type Decoder } from './generate.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { generate, type Decoder } from '../generation/generate.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type Phase1CheckpointState } from './checkpoint.js';
 import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
 import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type CurriculumSequence, type SubstepRow, type SubstepSchedule } from './curriculum.js';
 import { auxLabelWeights, distillationGrad, type DistillTarget } from './objectives.js';
 import { breakpointStats } from './serial-eval.js';
+import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss, type MarkerInit } from '../train/skeleton.js';
+import { LATENT_EMBEDDINGS, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
 
 export interface Phase1Options {
   mode: 'full' | 'two-trunk';
@@ -43,7 +45,7 @@ export interface Phase1Options {
    */
   substeps?: SubstepSchedule;
   /** How the marker (and pause) embeddings start: a copy of a token's embedding, or the mean embedding. */
-  markerInit?: { kind: 'token'; id: number } | { kind: 'mean' };
+  markerInit?: MarkerInit;
   /**
    * Run the sequences of a step in shared forwards (src/latent/batch.ts; exact up to float summation order) instead
    * of one forward each (default false). Measured on the default job (8 sequences of ~90 positions, 4-6 latents
@@ -138,10 +140,8 @@ export class Phase1Trainer {
   readonly startHead: LogisticHead;
   readonly endHead: LogisticHead;
   step = 0;
-  private rng: Rng;
-  private order: number[] = [];
-  private cursor = 0;
-  private epoch = 0;
+  /** The epoch cursor over the training rows (its own random stream, seeded by `seed`). */
+  private data: DataCursor;
   readonly steps: StepRecord[] = [];
   readonly evals: EvalRecord[] = [];
   /** Records passed to `log` so far, this run and the runs it resumed (a resume truncates metrics.jsonl to it). */
@@ -164,17 +164,16 @@ export class Phase1Trainer {
     this.opt = new AdamW(model, { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clipNorm: 1, ...o.adamw });
     this.startHead = new LogisticHead(model.H, 'start', 3e-3);
     this.endHead = new LogisticHead(model.H, 'end', 3e-3);
-    this.rng = new Rng(o.seed);
-    this.reshuffle();
+    this.data = new DataCursor(train.length, new Rng(o.seed));
   }
 
   private ensureMarkers(maxLatents: number) {
     const m = this.model;
     const E = extraRows(maxLatents);
-    if (m.params.has('latent.embeddings') && m.param('latent.embeddings').size === E * m.H) return;
+    if (m.params.has(LATENT_EMBEDDINGS) && m.param(LATENT_EMBEDDINGS).size === E * m.H) return;
     // initialised synchronously from host copies of the embedding table is not possible on GPU backends;
     // filled in init() before the first step
-    m.addParam('latent.embeddings', [E, m.H]);
+    m.addParam(LATENT_EMBEDDINGS, [E, m.H]);
     this.needsMarkerInit = true;
   }
   private needsMarkerInit = false;
@@ -183,19 +182,7 @@ export class Phase1Trainer {
   async init(): Promise<void> {
     if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
     if (!this.needsMarkerInit) return;
-    const m = this.model, H = m.H;
-    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
-    const init = this.o.markerInit ?? { kind: 'mean' };
-    const row = new Float32Array(H);
-    if (init.kind === 'token') row.set(emb.subarray(init.id * H, init.id * H + H));
-    else {
-      const V = emb.length / H;
-      for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
-    }
-    const E = m.param('latent.embeddings').size / H;
-    const data = new Float32Array(E * H);
-    for (let e = 0; e < E; e++) data.set(row, e * H);
-    m.be.upload(m.param('latent.embeddings'), data);
+    await fillMarkerEmbeddings(this.model, this.o.markerInit ?? { kind: 'mean' });
     this.needsMarkerInit = false;
   }
 
@@ -209,7 +196,7 @@ export class Phase1Trainer {
   /** Typical token-embedding norm / typical final-hidden norm, over a few training rows. */
   private async measureScale(): Promise<number> {
     const m = this.model, H = m.H;
-    const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
+    const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
     let en = 0;
     const V = emb.length / H;
     for (let v = 0; v < V; v++) {
@@ -229,11 +216,6 @@ export class Phase1Trainer {
       }
     }
     return en / (hn / n);
-  }
-
-  private reshuffle() {
-    this.order = this.rng.shuffle(Array.from({ length: this.train.length }, (_, i) => i));
-    this.cursor = 0;
   }
 
   stage(step = this.step): number {
@@ -263,15 +245,7 @@ export class Phase1Trainer {
   }
 
   private nextBatch(): SplitRow[] {
-    const rows: SplitRow[] = [];
-    for (let i = 0; i < this.o.batchSize; i++) {
-      if (this.cursor >= this.order.length) {
-        this.epoch++;
-        this.reshuffle();
-      }
-      rows.push(this.train[this.order[this.cursor++]]);
-    }
-    return rows;
+    return this.data.take(this.o.batchSize).map((i) => this.train[i]);
   }
 
   /** Classifier examples from one forward's hidden states. */
@@ -347,7 +321,7 @@ export class Phase1Trainer {
     }
     const loss = lossSum / Math.max(1, N);
     const stepNo = this.step + 1;
-    if (!Number.isFinite(loss)) throw new Error(`phase 1 step ${stepNo}: loss is ${loss} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`);
+    stopOnNonFiniteLoss(loss, (l) => `phase 1 step ${stepNo}: loss is ${l} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`);
     const lr = this.lrAt(stepNo);
     const gradNorm = await this.opt.update(lr);
     this.step = stepNo;
@@ -453,9 +427,9 @@ export class Phase1Trainer {
     this.opt.step = 0;
   }
 
-  checkpointState(): CheckpointState {
+  checkpointState(): Phase1CheckpointState {
     return {
-      step: this.step, rng: this.rng.state(), order: this.order, cursor: this.cursor, epoch: this.epoch,
+      version: CHECKPOINT_VERSION, kind: 'phase1', step: this.step, rng: this.data.rng.state(), order: this.data.order, cursor: this.data.cursor, epoch: this.data.epoch,
       heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: this.trajectoryOptions(),
       headAdam: { start: this.startHead.adamState(), end: this.endHead.adamState() },
       records: this.logged, pendingEval: this.pendingEval, feedbackScale: this.feedbackScale,
@@ -483,15 +457,13 @@ export class Phase1Trainer {
   async restore(dir: string): Promise<boolean> {
     const st = await loadCheckpoint(dir, this.model, this.opt);
     if (!st) return false;
+    if (st.kind !== 'phase1') throw new Error(`${dir}: an RL checkpoint, not a phase-1 one (continue it with \`latentlm rl --resume\`)`);
     this.step = st.step;
-    this.rng = Rng.fromState(st.rng as never);
-    this.order = st.order;
-    this.cursor = st.cursor;
-    this.epoch = st.epoch;
-    const s = LogisticHead.fromJSON(st.heads.start as never), e = LogisticHead.fromJSON(st.heads.end as never);
+    this.data.restore({ rng: Rng.fromState(st.rng), order: st.order, cursor: st.cursor, epoch: st.epoch });
+    const s = LogisticHead.fromJSON(st.heads.start), e = LogisticHead.fromJSON(st.heads.end);
     this.startHead.w.set(s.w), (this.startHead.b = s.b);
     this.endHead.w.set(e.w), (this.endHead.b = e.b);
-    const ha = st.headAdam as { start: never; end: never } | undefined;
+    const ha = st.headAdam;
     if (ha) this.startHead.loadAdamState(ha.start), this.endHead.loadAdamState(ha.end);
     this.logged = typeof st.records === 'number' ? st.records : 0;
     this.pendingEval = st.pendingEval === true;
@@ -526,8 +498,8 @@ export class Phase1Trainer {
       if (o.shouldStop?.()) break;
       const rec = await this.trainStep();
       o.onStep?.(this.step, rec);
-      if (o.evalEvery > 0 && this.step % o.evalEvery === 0 && this.step < o.steps) await periodicEval();
-      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0 && !o.shouldStop?.()) await this.save(ckptDir);
+      if (due(this.step, o.evalEvery) && this.step < o.steps) await periodicEval();
+      if (ckptDir && due(this.step, o.ckptEvery) && !o.shouldStop?.()) await this.save(ckptDir);
     }
     stoppedEarly = this.step < o.steps || this.pendingEval;
     if (ckptDir) await this.save(ckptDir);

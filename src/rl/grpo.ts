@@ -22,13 +22,18 @@
 // numbers: no copy of the model. The reference model exists only when beta > 0.
 import { Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
+import { HostAdam } from '../train/host-adam.js';
+import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss } from '../train/skeleton.js';
 import { Rng } from '../rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../latent/checkpoint.js';
-import { canBatch, markedText, replay, sampleGroup, type Completion, type PolicyOptions } from './policy.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
+import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
+import { canBatch, replay } from './policy.js';
+import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
+import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -94,41 +99,6 @@ export function policyWeight(t: ClipTerm, beta: number, logp: number, logpRef?: 
 /** The per-action loss -J + beta KL (summed and divided by N it is the objective). */
 export function actionLoss(t: ClipTerm, beta: number, logp: number, logpRef?: number): number {
   return -t.obj + (beta > 0 && logpRef !== undefined ? beta * k3(logp, logpRef).kl : 0);
-}
-
-/** Adam on a logistic head's host parameters (state serialisable for checkpoints). */
-export class HeadAdam {
-  m: Float64Array;
-  v: Float64Array;
-  t = 0;
-  /** The gradient of the last step [w..., b] (for inspection and tests). */
-  lastGrad: Float64Array | null = null;
-  constructor(readonly dim: number, public lr: number, readonly beta1 = 0.9, readonly beta2 = 0.999, readonly eps = 1e-8) {
-    this.m = new Float64Array(dim + 1);
-    this.v = new Float64Array(dim + 1);
-  }
-  /** gw: gradient of the loss w.r.t. w (length dim), gb w.r.t. the bias. */
-  step(head: LogisticHead, gw: Float64Array, gb: number): void {
-    this.lastGrad = Float64Array.from([...gw, gb]);
-    this.t++;
-    const bc1 = 1 - this.beta1 ** this.t, bc2 = 1 - this.beta2 ** this.t;
-    for (let i = 0; i <= this.dim; i++) {
-      const g = i < this.dim ? gw[i] : gb;
-      this.m[i] = this.beta1 * this.m[i] + (1 - this.beta1) * g;
-      this.v[i] = this.beta2 * this.v[i] + (1 - this.beta2) * g * g;
-      const d = (this.lr * this.m[i]) / bc1 / (Math.sqrt(this.v[i] / bc2) + this.eps);
-      if (i < this.dim) head.w[i] -= d;
-      else head.b -= d;
-    }
-  }
-  toJSON() {
-    return { t: this.t, m: Array.from(this.m), v: Array.from(this.v) };
-  }
-  load(j: { t: number; m: number[]; v: number[] }) {
-    this.t = j.t;
-    this.m.set(j.m);
-    this.v.set(j.v);
-  }
 }
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -237,19 +207,48 @@ interface Scored {
   score: ShapedReward;
 }
 
+/** What every epoch of one update shares: the batch, its advantages and normaliser, and the per-completion log-probs. */
+interface UpdateBatch {
+  comps: Completion[];
+  adv: Float64Array;
+  /** Policy actions in the loss (token-level normaliser). */
+  N: number;
+  /** Completions that get a replay (non-zero gradient). */
+  active: number[];
+  /** The heads being trained (null: not trained, or absent). */
+  heads: { start: LogisticHead | null; end: LogisticHead | null };
+  wantHidden: boolean;
+  /** Reference (beta > 0) and old (first replay of the batch) log-probs, per completion index. */
+  ref: { tok: Map<number, Float64Array>; dec: Map<number, number[]> };
+  old: { tok: Map<number, Float64Array>; dec: Map<number, number[]> };
+}
+
+/** Head gradients of one epoch, [w..., b] per trained head. */
+type HeadGrads = { start: Float64Array | null; end: Float64Array | null };
+
+/** Running sums of one update: lossSum per epoch (reset by update), the rest over every epoch. */
+interface UpdateTally {
+  lossSum: number;
+  clipped: number;
+  terms: number;
+  klSum: number;
+  klN: number;
+  mismatch: number;
+  mismatchN: number;
+}
+
 export class GrpoTrainer {
   readonly opt: AdamW;
   readonly startHead: LogisticHead | null;
   readonly endHead: LogisticHead | null;
-  readonly startOpt: HeadAdam | null;
-  readonly endOpt: HeadAdam | null;
+  /** Host Adam over each trained head's [w..., b]. */
+  readonly startOpt: HostAdam | null;
+  readonly endOpt: HostAdam | null;
   step = 0;
   readonly records: GrpoStepRecord[] = [];
-  private dataRng: Rng;
+  /** The epoch cursor over the tasks, on its own stream: the data order never depends on how many numbers sampling drew. */
+  private data: DataCursor;
   private sampleRng: Rng;
-  private order: number[] = [];
-  private cursor = 0;
-  private epoch = 0;
   private reference: Qwen2 | null;
   private refHeads: { start: LogisticHead | null; end: LogisticHead | null } = { start: null, end: null };
   private initialised = false;
@@ -267,11 +266,11 @@ export class GrpoTrainer {
     if (o.group < 2) throw new Error(`rl: group size must be >= 2 (advantages are relative within a group), got ${o.group}`);
     if (o.ppoEpochs < 1) throw new Error(`rl: ppoEpochs must be >= 1, got ${o.ppoEpochs}`);
     // two-trunk: only the latent trunk and the markers learn; full: everything
-    if (model.twoTrunk) model.setTrainable((n) => n.startsWith('latent.'));
+    if (model.twoTrunk) model.setTrainable((n) => n.startsWith(LATENT_PREFIX));
     else model.setTrainable(() => true);
-    if (o.condition !== 'none' && !model.params.has('latent.embeddings')) {
+    if (o.condition !== 'none' && !model.params.has(LATENT_EMBEDDINGS)) {
       // a plain model: marker/pause rows start at the mean token embedding (filled in init())
-      model.addParam('latent.embeddings', [extraRows(o.maxLatents), model.H]);
+      model.addParam(LATENT_EMBEDDINGS, [extraRows(o.maxLatents), model.H]);
       this.needsMarkers = true;
     }
     this.opt = new AdamW(model, { lr: o.lr, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, clipNorm: 1, ...o.adamw });
@@ -284,18 +283,16 @@ export class GrpoTrainer {
     this.startHead = useHeads ? (heads.start ?? fresh('start', o.freshStartProb ?? 0.02)) : null;
     this.endHead = useHeads && o.condition === 'latent' ? (heads.end ?? fresh('end', o.freshEndProb ?? 0.25)) : null;
     const trainHeads = o.trainHeads ?? useHeads;
-    this.startOpt = trainHeads && this.startHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
-    this.endOpt = trainHeads && this.endHead ? new HeadAdam(model.H, o.headLr ?? 1e-3) : null;
+    this.startOpt = trainHeads && this.startHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
+    this.endOpt = trainHeads && this.endHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
     for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
     this.reference = reference;
-    // independent streams: the data order never depends on how many numbers sampling drew
-    this.dataRng = new Rng(o.seed).fork('rl-data');
+    this.data = new DataCursor(tasks.length, new Rng(o.seed).fork('rl-data'));
     this.sampleRng = new Rng(o.seed).fork('rl-sample');
-    this.reshuffle();
   }
   private needsMarkers = false;
 
-  private get policy(): PolicyOptions {
+  private get policy(): DecodeOptions {
     const o = this.o;
     return {
       condition: o.condition, startHead: this.startHead, endHead: this.endHead, maxNewTokens: o.maxNewTokens, temperature: o.temperature,
@@ -309,12 +306,7 @@ export class GrpoTrainer {
     if (this.initialised) return;
     const m = this.model;
     if (this.needsMarkers) {
-      const emb = (await m.be.read(m.param('model.embed_tokens.weight'))) as Float32Array;
-      const H = m.H, V = emb.length / H, row = new Float32Array(H);
-      for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) row[i] += emb[v * H + i] / V;
-      const E = m.param('latent.embeddings').size / H, data = new Float32Array(E * H);
-      for (let e = 0; e < E; e++) data.set(row, e * H);
-      m.be.upload(m.param('latent.embeddings'), data);
+      await fillMarkerEmbeddings(m, { kind: 'mean' });
       this.needsMarkers = false;
     }
     if (this.o.beta > 0) {
@@ -331,21 +323,8 @@ export class GrpoTrainer {
     this.initialised = true;
   }
 
-  private reshuffle() {
-    this.order = this.dataRng.shuffle(Array.from({ length: this.tasks.length }, (_, i) => i));
-    this.cursor = 0;
-  }
-
   private nextTasks(): Task[] {
-    const out: Task[] = [];
-    for (let i = 0; i < this.o.questionsPerStep; i++) {
-      if (this.cursor >= this.order.length) {
-        this.epoch++;
-        this.reshuffle();
-      }
-      out.push(this.tasks[this.order[this.cursor++]]);
-    }
-    return out;
+    return this.data.take(this.o.questionsPerStep).map((i) => this.tasks[i]);
   }
 
   /** Samples and grades Q groups (exposed for evaluation and tests). */
@@ -406,7 +385,7 @@ export class GrpoTrainer {
    */
   async update(scored: Scored[], G = this.o.group) {
     await this.init();
-    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const o = this.o;
     const comps = scored.map((s) => s.comp);
     const ga = groupAdvantages(scored.map((s) => s.score.reward), G, { eps: o.advEps, scale: o.scaleRewards });
     const included = comps.map((_, i) => !(o.filterZeroVariance && ga.zeroVariance[Math.floor(i / G)]));
@@ -417,93 +396,116 @@ export class GrpoTrainer {
       if (included[i]) for (const a of c.actions) if (isTrained(a)) N++;
     });
     // completions whose every action has zero gradient (A = 0 and no KL) need no replay
-    const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || beta > 0));
-    const wantHidden = !!(heads.start || heads.end);
-    // reference log-probs (beta > 0): once per batch
-    const refTok = new Map<number, Float64Array>(), refDec = new Map<number, number[]>();
-    if (beta > 0 && this.reference) {
-      for (const ch of this.chunks(active, comps)) {
-        const r = await replay(this.reference, ch.map((j) => comps[j]), { wantHidden });
-        ch.forEach((j, k) => {
-          refTok.set(j, r.tokenLogp[k]);
-          refDec.set(j, decisionLogps(comps[j], r.decisionHidden[k], this.refHeads));
-        });
-      }
-    }
-    const oldTok = new Map<number, Float64Array>(), oldDec = new Map<number, number[]>();
+    const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || o.beta > 0));
+    const b: UpdateBatch = {
+      comps, adv: ga.adv, N, active, heads, wantHidden: !!(heads.start || heads.end),
+      ref: { tok: new Map(), dec: new Map() }, old: { tok: new Map(), dec: new Map() },
+    };
+    await this.referenceLogps(b);
+    const tally: UpdateTally = { lossSum: 0, clipped: 0, terms: 0, klSum: 0, klN: 0, mismatch: 0, mismatchN: 0 };
     const losses: number[] = [];
-    let gradNorm = 0, clipped = 0, terms = 0, klSum = 0, klN = 0, mismatch = 0, mismatchN = 0;
+    let gradNorm = 0;
     for (let epoch = 0; epoch < o.ppoEpochs; epoch++) {
       this.model.zeroGrads();
-      const gS = heads.start ? new Float64Array(this.model.H + 1) : null, gE = heads.end ? new Float64Array(this.model.H + 1) : null;
-      let lossSum = 0;
-      for (const ch of this.chunks(active, comps)) {
-        const cs = ch.map((j) => comps[j]);
-        // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
-        const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
-        const weights = ch.map((j, k) => {
-          const A = ga.adv[j];
-          const cur = pre ? pre.tokenLogp[k] : null;
-          const old = oldTok.get(j) ?? cur;
-          const ref = refTok.get(j);
-          const n = comps[j].actions.filter((a) => a.type === 'token').length;
-          return Float64Array.from({ length: n }, (_, t) => {
-            if (!cur) return A; // r = 1, no KL
-            return policyWeight(clippedTerm(cur[t], old![t], A, eps, epsHigh), beta, cur[t], ref?.[t]);
-          });
-        });
-        const r = await replay(this.model, cs, { grad: true, lossScale: 1 / Math.max(1, N), weights, wantHidden });
-        this.model.backward();
-        ch.forEach((j, k) => {
-          const A = ga.adv[j], cur = r.tokenLogp[k];
-          if (epoch === 0) oldTok.set(j, pre ? pre.tokenLogp[k] : cur);
-          const old = oldTok.get(j)!, ref = refTok.get(j);
-          for (let t = 0; t < cur.length; t++) {
-            const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
-            lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
-            clipped += term.clipped ? 1 : 0;
-            terms++;
-            if (ref && epoch === 0) (klSum += k3(cur[t], ref[t]).kl), klN++;
-          }
-          if (epoch === 0 && o.temperature === 1 && (o.topP ?? 1) >= 1) {
-            let t = 0;
-            for (const a of comps[j].actions) if (a.type === 'token') (mismatch += Math.abs(a.logp - cur[t++])), mismatchN++;
-          }
-          // heads: same objective on log p(decision), gradient through the logit only (hidden states are detached)
-          const dec = comps[j].actions.filter((a) => a.type !== 'token');
-          const hs = r.decisionHidden[k];
-          const curDec = decisionLogps(comps[j], hs, this.heads);
-          if (epoch === 0) oldDec.set(j, curDec);
-          const oldD = oldDec.get(j)!, refD = refDec.get(j);
-          dec.forEach((a, d) => {
-            const head = a.type === 'start' ? heads.start : heads.end;
-            const g = a.type === 'start' ? gS : gE;
-            if (!head || !g) return;
-            const term = clippedTerm(curDec[d], oldD[d], A, eps, epsHigh);
-            const w = policyWeight(term, beta, curDec[d], refD?.[d]);
-            lossSum += actionLoss(term, beta, curDec[d], refD?.[d]);
-            clipped += term.clipped ? 1 : 0;
-            terms++;
-            const yes = a.type === 'start' ? a.take : a.stop;
-            // dL/dz = -(1/N) w (y - p)
-            const dz = (-w * ((yes ? 1 : 0) - sigmoid(head.logit(hs[d])))) / Math.max(1, N);
-            for (let i = 0; i < head.dim; i++) g[i] += dz * hs[d][i];
-            g[head.dim] += dz;
-          });
-        });
-      }
-      losses.push(lossSum / Math.max(1, N));
+      const grads = { start: heads.start ? new Float64Array(this.model.H + 1) : null, end: heads.end ? new Float64Array(this.model.H + 1) : null };
+      tally.lossSum = 0;
+      for (const ch of this.chunks(active, comps)) await this.chunkGradients(b, ch, epoch, grads, tally);
+      losses.push(tally.lossSum / Math.max(1, N));
       // nothing to learn from (every group zero-variance, no KL): no step, so Adam momentum does not move the weights
       if (active.length === 0) break;
       const norm = await this.opt.update(o.lr);
       if (epoch === 0) gradNorm = norm;
-      if (heads.start && gS) this.startOpt!.step(heads.start, gS.subarray(0, this.model.H), gS[this.model.H]);
-      if (heads.end && gE) this.endOpt!.step(heads.end, gE.subarray(0, this.model.H), gE[this.model.H]);
+      if (heads.start && grads.start) stepHead(this.startOpt!, heads.start, grads.start);
+      if (heads.end && grads.end) stepHead(this.endOpt!, heads.end, grads.end);
     }
+    const t = tally;
     return {
-      losses, gradNorm, N, advantages: ga, clipFrac: terms ? clipped / terms : 0, kl: klN ? klSum / klN : 0,
-      samplerMismatch: mismatchN ? mismatch / mismatchN : undefined, replayed: active.length,
+      losses, gradNorm, N, advantages: ga, clipFrac: t.terms ? t.clipped / t.terms : 0, kl: t.klN ? t.klSum / t.klN : 0,
+      samplerMismatch: t.mismatchN ? t.mismatch / t.mismatchN : undefined, replayed: active.length,
     };
+  }
+
+  /** The reference policy's log-probs of every action (beta > 0 only): once per batch, before any update. */
+  private async referenceLogps(b: UpdateBatch): Promise<void> {
+    if (!(this.o.beta > 0 && this.reference)) return;
+    for (const ch of this.chunks(b.active, b.comps)) {
+      const r = await replay(this.reference, ch.map((j) => b.comps[j]), { wantHidden: b.wantHidden });
+      ch.forEach((j, k) => {
+        b.ref.tok.set(j, r.tokenLogp[k]);
+        b.ref.dec.set(j, decisionLogps(b.comps[j], r.decisionHidden[k], this.refHeads));
+      });
+    }
+  }
+
+  /**
+   * One chunk of one epoch: the label weights (from a no-grad replay when r != 1 or there is a KL term), the
+   * weighted replay with its backward (model gradients accumulate), then the loss terms and head gradients.
+   */
+  private async chunkGradients(b: UpdateBatch, ch: number[], epoch: number, grads: HeadGrads, tally: UpdateTally): Promise<void> {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const cs = ch.map((j) => b.comps[j]);
+    // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
+    const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
+    const weights = ch.map((j, k) => {
+      const A = b.adv[j];
+      const cur = pre ? pre.tokenLogp[k] : null;
+      const old = b.old.tok.get(j) ?? cur;
+      const ref = b.ref.tok.get(j);
+      const n = b.comps[j].actions.filter((a) => a.type === 'token').length;
+      return Float64Array.from({ length: n }, (_, t) => {
+        if (!cur) return A; // r = 1, no KL
+        return policyWeight(clippedTerm(cur[t], old![t], A, eps, epsHigh), beta, cur[t], ref?.[t]);
+      });
+    });
+    const r = await replay(this.model, cs, { grad: true, lossScale: 1 / Math.max(1, b.N), weights, wantHidden: b.wantHidden });
+    this.model.backward();
+    ch.forEach((j, k) => {
+      if (epoch === 0) b.old.tok.set(j, pre ? pre.tokenLogp[k] : r.tokenLogp[k]);
+      this.tokenTerms(b, j, r.tokenLogp[k], epoch, tally);
+      this.headGradients(b, j, r.decisionHidden[k], epoch, grads, tally);
+    });
+  }
+
+  /** Loss, clipping and KL tallies of one completion's token actions; at epoch 0 also the sampler-vs-replay gap. */
+  private tokenTerms(b: UpdateBatch, j: number, cur: Float64Array, epoch: number, tally: UpdateTally): void {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const A = b.adv[j], old = b.old.tok.get(j)!, ref = b.ref.tok.get(j);
+    for (let t = 0; t < cur.length; t++) {
+      const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
+      tally.lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
+      tally.clipped += term.clipped ? 1 : 0;
+      tally.terms++;
+      if (ref && epoch === 0) (tally.klSum += k3(cur[t], ref[t]).kl), tally.klN++;
+    }
+    if (epoch === 0 && o.temperature === 1 && (o.topP ?? 1) >= 1) {
+      let t = 0;
+      for (const a of b.comps[j].actions) if (a.type === 'token') (tally.mismatch += Math.abs(a.logp - cur[t++])), tally.mismatchN++;
+    }
+  }
+
+  /** The heads: same objective on log p(decision), gradient through the logit only (hidden states are detached). */
+  private headGradients(b: UpdateBatch, j: number, hs: Float32Array[], epoch: number, grads: HeadGrads, tally: UpdateTally): void {
+    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const A = b.adv[j];
+    const dec = b.comps[j].actions.filter((a) => a.type !== 'token');
+    const curDec = decisionLogps(b.comps[j], hs, this.heads);
+    if (epoch === 0) b.old.dec.set(j, curDec);
+    const oldD = b.old.dec.get(j)!, refD = b.ref.dec.get(j);
+    dec.forEach((a, d) => {
+      const head = a.type === 'start' ? b.heads.start : b.heads.end;
+      const g = a.type === 'start' ? grads.start : grads.end;
+      if (!head || !g) return;
+      const term = clippedTerm(curDec[d], oldD[d], A, eps, epsHigh);
+      const w = policyWeight(term, beta, curDec[d], refD?.[d]);
+      tally.lossSum += actionLoss(term, beta, curDec[d], refD?.[d]);
+      tally.clipped += term.clipped ? 1 : 0;
+      tally.terms++;
+      const yes = a.type === 'start' ? a.take : a.stop;
+      // dL/dz = -(1/N) w (y - p)
+      const dz = (-w * ((yes ? 1 : 0) - sigmoid(head.logit(hs[d])))) / Math.max(1, b.N);
+      for (let i = 0; i < head.dim; i++) g[i] += dz * hs[d][i];
+      g[head.dim] += dz;
+    });
   }
 
   private get heads() {
@@ -535,11 +537,11 @@ export class GrpoTrainer {
       tokPerSec: tokens / ((t2 - t0) / 1000), genSec: (t1 - t0) / 1000, trainSec: (t2 - t1) / 1000,
     };
     if (u.samplerMismatch !== undefined) rec.samplerMismatch = u.samplerMismatch;
-    if (!Number.isFinite(rec.loss)) throw new Error(`rl step ${this.step}: loss is ${rec.loss}; stopping (the last checkpoint is kept)`);
+    stopOnNonFiniteLoss(rec.loss, (l) => `rl step ${this.step}: loss is ${l}; stopping (the last checkpoint is kept)`);
     this.records.push(rec);
     this.o.log?.(rec as unknown as Record<string, unknown>);
     const se = this.o.sampleEvery ?? 0;
-    if (se > 0 && (this.step % se === 0 || this.step === 1)) {
+    if (se > 0 && (due(this.step, se) || this.step === 1)) {
       const k = this.o.samplesPerLog ?? 4;
       this.o.log?.({
         type: 'samples', step: this.step,
@@ -550,11 +552,11 @@ export class GrpoTrainer {
   }
 
   /** Entries the caller adds to every checkpoint's state.json (the CLI: record count, options for --resume checks). */
-  extraState?: () => Record<string, unknown>;
+  extraState?: () => RlRunState;
 
-  checkpointState(): CheckpointState {
+  checkpointState(): RlCheckpointState {
     return {
-      kind: 'rl', step: this.step, rng: { data: this.dataRng.state(), sample: this.sampleRng.state() }, order: this.order, cursor: this.cursor, epoch: this.epoch,
+      version: CHECKPOINT_VERSION, kind: 'rl', step: this.step, rng: { data: this.data.rng.state(), sample: this.sampleRng.state() }, order: this.data.order, cursor: this.data.cursor, epoch: this.data.epoch,
       heads: { start: this.startHead?.toJSON() ?? null, end: this.endHead?.toJSON() ?? null },
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
@@ -572,23 +574,19 @@ export class GrpoTrainer {
     const st = await loadCheckpoint(dir, this.model, this.opt);
     if (!st) return false;
     if (st.kind !== 'rl') throw new Error(`${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`);
-    const rng = st.rng as { data: unknown; sample: unknown };
     this.step = st.step;
-    this.dataRng = Rng.fromState(rng.data as never);
-    this.sampleRng = Rng.fromState(rng.sample as never);
-    this.order = st.order;
-    this.cursor = st.cursor;
-    this.epoch = st.epoch;
-    const setHead = (h: LogisticHead | null, j: unknown) => {
+    this.data.restore({ rng: Rng.fromState(st.rng.data), order: st.order, cursor: st.cursor, epoch: st.epoch });
+    this.sampleRng = Rng.fromState(st.rng.sample);
+    const setHead = (h: LogisticHead | null, j: HeadWeights | null) => {
       if (!h || !j) return;
-      const x = LogisticHead.fromJSON(j as never);
+      const x = LogisticHead.fromJSON(j);
       h.w.set(x.w), (h.b = x.b);
     };
     setHead(this.startHead, st.heads.start), setHead(this.endHead, st.heads.end);
-    const ho = st.headOpt as { start: never; end: never } | undefined;
+    const ho = st.headOpt;
     if (ho?.start && this.startOpt) this.startOpt.load(ho.start);
     if (ho?.end && this.endOpt) this.endOpt.load(ho.end);
-    const rh = st.refHeads as { start: never; end: never } | undefined;
+    const rh = st.refHeads;
     if (rh?.start) this.refHeads.start = LogisticHead.fromJSON(rh.start);
     if (rh?.end) this.refHeads.end = LogisticHead.fromJSON(rh.end);
     this.needsMarkers = false;
@@ -604,7 +602,7 @@ export class GrpoTrainer {
     let stoppedEarly = false;
     while (this.step < o.steps) {
       await this.trainStep();
-      if (ckptDir && o.ckptEvery && this.step % o.ckptEvery === 0) await this.save(ckptDir);
+      if (ckptDir && due(this.step, o.ckptEvery)) await this.save(ckptDir);
       if (o.shouldStop?.()) {
         stoppedEarly = true;
         break;
@@ -637,4 +635,12 @@ function decisionLogps(c: Completion, hs: Float32Array[], heads: { start: Logist
     out.push(yes ? -Math.log1p(Math.exp(-z)) : -Math.log1p(Math.exp(z)));
   }
   return out;
+}
+
+/** One host Adam step on a head's [w..., b] from its gradient in the same layout. */
+function stepHead(opt: HostAdam, head: LogisticHead, grad: Float64Array): void {
+  opt.step(grad, (i, d) => {
+    if (i < head.dim) head.w[i] -= d;
+    else head.b -= d;
+  });
 }

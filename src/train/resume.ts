@@ -3,6 +3,7 @@
 // records that the resumed run writes again), then read back whole for the report and summary.
 import { readText, writeFileAtomic } from '../io.js';
 import { readJsonl } from '../jsonl.js';
+import type { CheckpointState } from './checkpoint-schema.js';
 
 /** "name: saved -> now" for every key whose value differs (JSON comparison), in a stable order. */
 export function optionDifferences(saved: Record<string, unknown>, now: Record<string, unknown>): string[] {
@@ -51,11 +52,12 @@ export async function readRecords<T = Record<string, unknown>>(path: string): Pr
  * `metricsFile` back to what the checkpointed run had logged.
  */
 export async function checkResume(
-  cmd: string, saved: { dir: string; state: { step: number; records?: unknown; [k: string]: unknown } }, now: Record<string, unknown>,
-  o: { anyway: boolean; metricsFile: string; savedKey?: string; refuse: (message: string) => Error },
+  cmd: string, saved: { dir: string; state: CheckpointState }, now: Record<string, unknown>,
+  o: { anyway: boolean; metricsFile: string; savedKey?: 'trajectory' | 'options'; refuse: (message: string) => Error },
 ): Promise<void> {
   const { anyway, metricsFile, savedKey = 'trajectory' } = o;
-  const before = saved.state[savedKey];
+  const st = saved.state;
+  const before = savedKey === 'options' ? st.options : st.kind === 'rl' ? st.trajectory : undefined;
   const diffs = before && typeof before === 'object' ? optionDifferences(before as Record<string, unknown>, now) : [`(the checkpoint in ${saved.dir} records no options: written by an older version)`];
   if (diffs.length && !anyway)
     throw o.refuse(`${cmd}: --resume: these differ from the run checkpointed in ${saved.dir} (step ${saved.state.step}), so the result would not be that run's:\n  ${diffs.join('\n  ')}\nGive the same flags, or add --resume-anyway to continue regardless`);

@@ -1,59 +1,36 @@
-// Generation with the KV cache, interleaving text and latent spans.
-// At each text position the start head decides whether to open a latent span (<bol>); inside a span each
-// latent's hidden state is fed back as the next input until the end head says stop or `maxLatents` is hit
-// (never 500 latents in a row), then <eol> closes the span and text resumes.
-import { Kind, type Qwen2 } from '../model/qwen2.js';
-import { Rng } from '../rng.js';
-import type { LogisticHead } from './heads.js';
-import { sampleToken } from '../rl/policy.js';
-import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from './sequence.js';
+// The one latent-span decoder (src/generation/) against the two it replaced: generate() is now sampleGroup() with
+// G = 1, and must give exactly what the old standalone B = 1 loop gave (kept below, verbatim, as the reference) —
+// same text, tokens, spans, fed-back vectors, replayable sequence and decision events — for every condition,
+// thresholded and sampled decisions, greedy and nucleus text, and the two-trunk model.
+import { describe, expect, it } from 'vitest';
+import { Kind, type Qwen2 } from '../src/model/qwen2.js';
+import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../src/model/latent-params.js';
+import { LogisticHead } from '../src/latent/heads.js';
+import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
+import { generate, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
+import { sampleToken } from '../src/generation/sample.js';
+import { Rng } from '../src/rng.js';
+import { charTok, config, EOS, tinyModel } from './_char-model.js';
 
-export interface Decoder {
-  encode(text: string): Uint32Array | Int32Array | number[];
-  decode(ids: ArrayLike<number>): string;
+async function tinyLatentModel(mode: 'full' | 'two-trunk', seed: number): Promise<Qwen2> {
+  const model = tinyModel(seed, 0.3);
+  // the trainer adds and fills the marker/pause table (and the latent trunk in two-trunk mode)
+  const row = { question: 'what is 2*3?', steps: ['2*3 = ', '6.'], final: '6' };
+  await new Phase1Trainer(model, charTok, [row], [row], { mode, condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0, maxLatents: 4 } as Phase1Options).init();
+  return model;
 }
 
-export interface GenerateOptions {
-  maxNewTokens?: number;
-  /** 0 = greedy. */
-  temperature?: number;
-  topP?: number;
-  /** What fills a span: fed-back hidden states ('latent'), learned pause embeddings ('pause'), or never open one ('none'). */
-  condition?: Condition;
-  startHead?: LogisticHead | null;
-  endHead?: LogisticHead | null;
-  /** Fixed span length when there is no end head (and the hard cap when there is). */
-  latentsPerSpan?: number;
-  maxLatents?: number;
-  /** Total latents allowed in one answer. */
-  latentBudget?: number;
-  /** Sample the head decisions (RL) instead of thresholding at 0.5. */
-  sampleDecisions?: boolean;
-  eosId?: number;
-  rng?: Rng;
-  /** Record log-probabilities of every decision (for RL). */
-  recordLogProbs?: boolean;
+/** A head whose probability varies across positions around 0.5 (so both outcomes occur), shifted by `bias`. */
+function randomHead(name: string, seed: number, bias: number): LogisticHead {
+  const h = new LogisticHead(config.hidden_size, name);
+  const rng = new Rng(seed);
+  for (let i = 0; i < h.dim; i++) h.w[i] = 1.5 * rng.normal();
+  h.b = bias;
+  return h;
 }
 
-export type GenEvent =
-  | { type: 'token'; id: number; logp: number; pos: number }
-  | { type: 'start'; take: boolean; p: number; pos: number }
-  | { type: 'end'; stop: boolean; p: number; pos: number };
-
-export interface Generation {
-  /** Text with latent spans marked as ⟨k latents⟩. */
-  text: string;
-  /** Text only (what the reward checker grades). */
-  plain: string;
-  tokenIds: number[];
-  spans: { at: number; count: number; vectors: Float32Array[] }[];
-  /** The full input sequence (prompt + generated) with kinds: replayable through forward() for training. */
-  seq: { ids: number[]; kind: number[]; extra: number[] };
-  events: GenEvent[];
-  promptLength: number;
-}
-
-export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: GenerateOptions = {}): Promise<Generation> {
+// ---- the reference: src/latent/generate.ts as it was before the decoders were merged ----
+async function referenceGenerate(model: Qwen2, tok: Decoder, prompt: string, o: GenerateOptions = {}): Promise<Generation> {
   const maxNew = o.maxNewTokens ?? 128;
   const condition = o.condition ?? 'latent';
   const maxLatents = o.maxLatents ?? 8;
@@ -130,3 +107,30 @@ export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: Ge
   const text = pieces.map((p) => (typeof p === 'string' ? p : tok.decode(p))).join('');
   return { text, plain: tok.decode(tokenIds), tokenIds, spans, seq, events, promptLength: promptIds.length };
 }
+
+describe('generate() through the one decoder', () => {
+  const cases: { name: string; mode: 'full' | 'two-trunk'; o: GenerateOptions }[] = [];
+  for (const condition of ['latent', 'pause', 'none'] as Condition[])
+    for (const sampleDecisions of [false, true])
+      for (const [temperature, topP] of [[0, 1], [1, 1], [0.8, 0.7]])
+        cases.push({ name: `${condition}, ${sampleDecisions ? 'sampled' : 'thresholded'} decisions, temperature ${temperature}, topP ${topP}`, mode: 'full', o: { condition, sampleDecisions, temperature, topP } });
+  cases.push({ name: 'latent, two-trunk, sampled', mode: 'two-trunk', o: { condition: 'latent', sampleDecisions: true, temperature: 1 } });
+  cases.push({ name: 'latent, fixed spans (no end head), tight budget', mode: 'full', o: { condition: 'latent', sampleDecisions: true, temperature: 1, latentBudget: 5, latentsPerSpan: 2 } });
+
+  for (const c of cases)
+    it(c.name, async () => {
+      const model = await tinyLatentModel(c.mode, 3);
+      let spansSeen = 0;
+      for (let seed = 0; seed < 4; seed++) {
+        const startHead = randomHead('start', 10 + seed, -0.5), endHead = c.o.latentsPerSpan ? null : randomHead('end', 20 + seed, 0);
+        const o: GenerateOptions = { maxNewTokens: 20, maxLatents: 3, latentBudget: 8, eosId: EOS, startHead, endHead, ...c.o };
+        const want = await referenceGenerate(model, charTok, 'what is 2*3?\n', { ...o, rng: new Rng(seed) });
+        const got = await generate(model, charTok, 'what is 2*3?\n', { ...o, rng: new Rng(seed) });
+        expect(got).toEqual(want);
+        spansSeen += want.spans.length;
+      }
+      // the comparison means something only if spans were opened where the condition allows them
+      if (c.o.condition !== 'none') expect(spansSeen).toBeGreaterThan(0);
+      else expect(spansSeen).toBe(0);
+    });
+});
