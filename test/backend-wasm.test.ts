@@ -105,6 +105,45 @@ describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
   });
 });
 
+describe('wasm matmul with few rows (B read in place, one-row kernels)', () => {
+  // M <= 4 reads a stored [K, N] B in place and M = 1 with B stored [N, K] transposes it in registers
+  // (assembly/_simd_matmul.ts); every row must come out bit-identical to the same row of a taller matmul (the packed
+  // 4x8 path), so a result never depends on how many rows share a call (batched vs one-sequence forwards,
+  // incremental decoding). N = 13 ends in a partial panel; K = 7 has a k tail; K = 300 spans two K blocks.
+  const bits = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
+  for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const)
+    for (const [N, K] of [[13, 7], [40, 300], [16, 33]]) {
+      it(`rows of M = 1..5 equal rows of M = 9 bit for bit, and CpuBackend (N=${N} K=${K} transA=${transA} transB=${transB})`, async () => {
+        const cpu = new CpuBackend(), be = await createWasmBackend({ threads: 1 });
+        const X = randn(9 * K, 200 + N), W = randn(N * K, 300 + K, 0.1), C0 = randn(9 * N, 400), bias = randn(N, 500);
+        // op(A) rows r0..r0+m of X, stored as the call expects (transposed when transA)
+        const aOf = (r0: number, m: number) => {
+          if (!transA) return X.slice(r0 * K, (r0 + m) * K);
+          const t = new Float32Array(K * m);
+          for (let k = 0; k < K; k++) for (let i = 0; i < m; i++) t[k * m + i] = X[(r0 + i) * K + k];
+          return t;
+        };
+        const run = async (b: typeof cpu | typeof be, r0: number, m: number) => {
+          const a = b.alloc(m * K + 1), w = b.alloc(N * K + 2), c = b.alloc(m * N), bi = b.alloc(N);
+          b.upload(a, aOf(r0, m), 1);
+          b.upload(w, W, 2);
+          b.upload(c, C0.subarray(r0 * N, (r0 + m) * N));
+          b.upload(bi, bias);
+          b.matmul(a, w, c, m, N, K, { transA, transB, bias: bi, accumulate: true, aOff: 1, bOff: 2 });
+          return (await b.read(c)) as Float32Array;
+        };
+        const tall = await run(be, 0, 9);
+        expect(maxRelErr(tall, (await run(cpu, 0, 9)) as Float32Array)).toBeLessThan(1e-5);
+        for (const m of [1, 2, 3, 4, 5])
+          for (const r0 of [0, 9 - m]) {
+            const got = await run(be, r0, m);
+            expect(bits(got), `M=${m} rows ${r0}..`).toEqual(bits(tall.slice(r0 * N, (r0 + m) * N)));
+          }
+        be.destroy();
+      });
+    }
+});
+
 describe('wasm attention at a Qwen2-0.5B head shape vs CpuBackend', () => {
   // D = 64 takes the 16-float register blocks of the kernel (the conformance suite's D = 8/16 do not all);
   // Tq = 10 ends in a partial query block of the backward; qStart > 0 reads a KV-cache prefix.

@@ -1,0 +1,78 @@
+// Several latent sequences in one forward: the phase-1 step's batching.
+//
+// Why this is exact: Qwen2.forward (src/model/qwen2.ts) already takes B sequences and cuts the positions into
+// segments at the union of every sequence's latent positions, so each sequence still sees its own fed-back hidden
+// states at its own positions; a sequence whose position t is not a latent just has an ordinary token there inside a
+// shorter segment. Sequences of different lengths are padded at the END (token 0, label -100, weight 1): with causal
+// attention a position never reads a later one, and a padded position has no label, so it adds no loss and no
+// gradient. Every row is computed by the same kernels as alone (the WASM and CPU kernels do not mix rows), so the
+// forward values match the one-sequence forwards; only sums ACROSS sequences (the loss total, the weight gradients)
+// are added in another order, which moves them by float rounding.
+//
+// Why grouping: two-trunk routing must agree across the sequences of a forward at every position (the model refuses
+// otherwise), and padded rows cost memory and work, so sequences join a group only while the padded size stays
+// under an activation budget.
+import type { ForwardInput } from '../model/qwen2.js';
+import type { LatentSequence } from './sequence.js';
+
+/** Padded rows x hidden x layers a batched forward may hold (floats per activation kind; ~64 MiB each). */
+export const BATCH_ACTIVATION_BUDGET = 1 << 24;
+
+/**
+ * Consecutive groups of `seqs` (indices, in order) that can share one forward: padded rows B * maxLen within
+ * `maxRows` (a single sequence always forms a group), and, when `twoTrunk`, the same trunk at every position that
+ * two members both have.
+ */
+export function batchGroups(seqs: readonly LatentSequence[], maxRows: number, twoTrunk: boolean): number[][] {
+  const groups: number[][] = [];
+  let cur: number[] = [], T = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    const len = seqs[i].ids.length, newT = Math.max(T, len);
+    const fits = cur.length > 0 && (cur.length + 1) * newT <= maxRows && (!twoTrunk || cur.every((j) => sameTrunk(seqs[j], seqs[i])));
+    if (!fits && cur.length) {
+      groups.push(cur);
+      cur = [];
+      T = 0;
+    }
+    cur.push(i);
+    T = Math.max(T, len);
+  }
+  if (cur.length) groups.push(cur);
+  return groups;
+}
+
+function sameTrunk(a: LatentSequence, b: LatentSequence): boolean {
+  const n = Math.min(a.trunk.length, b.trunk.length);
+  for (let t = 0; t < n; t++) if (a.trunk[t] !== b.trunk[t]) return false;
+  return true;
+}
+
+/**
+ * One ForwardInput for `seqs`, each padded to the longest (T). `labelWeights[b]` (optional per sequence) weights
+ * sequence b's labels; the input carries weights only if some sequence has them (the others get 1). A single
+ * sequence gives exactly its own input (no padding).
+ */
+export function packSequences(seqs: readonly LatentSequence[], twoTrunk: boolean, labelWeights: readonly (Float32Array | undefined)[] = []): { input: ForwardInput; T: number } {
+  const B = seqs.length, T = Math.max(...seqs.map((s) => s.ids.length));
+  const ids = new Int32Array(B * T), kind = new Uint8Array(B * T), extra = new Int32Array(B * T).fill(-1), labels = new Int32Array(B * T).fill(-100);
+  const anyWeights = labelWeights.some((w) => w);
+  const weights = anyWeights ? new Float32Array(B * T).fill(1) : undefined;
+  const trunk = twoTrunk ? new Uint8Array(B * T) : undefined;
+  seqs.forEach((s, b) => {
+    const o = b * T;
+    ids.set(s.ids, o);
+    kind.set(s.kind, o);
+    extra.set(s.extra, o);
+    labels.set(s.labels, o);
+    if (weights && labelWeights[b]) weights.set(labelWeights[b]!, o);
+  });
+  if (trunk) {
+    // a padded position takes the routing of a member that has the position (members agree: batchGroups), so the
+    // pads never split a segment or break the model's same-routing check
+    for (let t = 0; t < T; t++) {
+      const v = seqs.find((s) => t < s.trunk.length)!.trunk[t];
+      for (let b = 0; b < B; b++) trunk[b * T + t] = t < seqs[b].trunk.length ? seqs[b].trunk[t] : v;
+    }
+  }
+  return { input: { B, T, ids, kind, extra, labels, labelWeights: weights, trunk }, T };
+}
