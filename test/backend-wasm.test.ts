@@ -129,7 +129,7 @@ describe('wasm matmul with few rows (B read in place, one-row kernels)', () => {
           b.upload(w, W, 2);
           b.upload(c, C0.subarray(r0 * N, (r0 + m) * N));
           b.upload(bi, bias);
-          b.matmul(a, w, c, m, N, K, { transA, transB, bias: bi, accumulate: true, aOff: 1, bOff: 2 });
+          b.matmul({ a, b: w, c, M: m, N, K, transA, transB, bias: bi, accumulate: true, aOff: 1, bOff: 2 });
           return (await b.read(c)) as Float32Array;
         };
         const tall = await run(be, 0, 9);
