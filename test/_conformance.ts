@@ -113,6 +113,50 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
       });
     }
 
+    // The fusions (MatmulOptions.swigluGate, .residual) against their definition: swiglu, copy, accumulate.
+    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      it(`matmul transA=${transA} transB=${transB} with the SwiGLU input and residual fusions, bias and offsets`, async () => {
+        const M = 19, N = 23, K = 29, nA = M * K + 5, nC = M * N + 7;
+        check(await both(ref, dut, { up: randn(nA, 16), gate: randn(nA, 17, 4), b: randn(N * K + 3, 18), res: randn(nC, 19), c: randn(nC, 20), c2: randn(nC, 21), bias: randn(N, 22) }, (be, t) => {
+          be.matmul(t.up, t.b, t.c, M, N, K, { transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7, swigluGate: t.gate, residual: t.res });
+          be.matmul(t.up, t.b, t.c2, M, N, K, { transA, transB, aOff: 5, bOff: 3, cOff: 7, swigluGate: t.gate });
+          be.matmul(t.up, t.b, t.res, M, N, K, { transA, transB, aOff: 5, bOff: 3, cOff: 7, residual: t.res }); // residual = C: in place
+        }, ['c', 'c2', 'res']));
+        // what the fused options stand for, on the backend under test itself: swiglu into a tensor, copy, accumulate
+        const inputs = { up: randn(nA, 16), gate: randn(nA, 17, 4), b: randn(N * K + 3, 18), res: randn(nC, 19) };
+        const outputOf = async (fused: boolean) => {
+          const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => {
+            const x = dut.alloc(v.length, 'f32', k);
+            dut.upload(x, v);
+            return [k, x];
+          }));
+          const c = dut.alloc(nC, 'f32', 'c'), act = dut.alloc(nA, 'f32', 'act');
+          const o = { transA, transB, aOff: 5, bOff: 3, cOff: 7 };
+          if (fused) dut.matmul(t.up, t.b, c, M, N, K, { ...o, swigluGate: t.gate, residual: t.res });
+          else {
+            dut.swiglu(t.gate, t.up, act, nA);
+            dut.copy2d(t.res, c, M, N, 7, N, 7, N);
+            dut.matmul(act, t.b, c, M, N, K, { ...o, accumulate: true });
+          }
+          const out = await dut.read(c);
+          for (const x of [...Object.values(t), c, act]) dut.free(x);
+          return out;
+        };
+        expect(maxRelErr(await outputOf(true), await outputOf(false)), 'fused vs composed').toBeLessThanOrEqual(1e-6);
+      });
+    }
+
+    it('matmul fusions refuse what they cannot mean', async () => {
+      const a = dut.alloc(12), g = dut.alloc(11), b = dut.alloc(12), c = dut.alloc(9), r = dut.alloc(8);
+      try {
+        expect(() => dut.matmul(a, b, c, 3, 3, 4, { residual: c, accumulate: true })).toThrow(/residual and accumulate/);
+        expect(() => dut.matmul(a, b, c, 3, 3, 4, { residual: r })).toThrow(/residual 'r'|residual/);
+        expect(() => dut.matmul(a, b, c, 3, 3, 4, { swigluGate: g })).toThrow(/swigluGate/);
+      } finally {
+        for (const t of [a, g, b, c, r]) dut.free(t);
+      }
+    });
+
     it('matmul at a Qwen2-like shape (M=33, N=136, K=96)', async () => {
       const M = 33, N = 136, K = 96;
       check(await both(ref, dut, { a: randn(M * K, 14), b: randn(N * K, 15), c: M * N }, (be, t) => be.matmul(t.a, t.b, t.c, M, N, K, { transB: true }), ['c']));

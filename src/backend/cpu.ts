@@ -2,6 +2,7 @@
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
 import type { AdamWParams, AttentionShape, Backend, DType, MatmulOptions, Tensor } from './types.js';
+import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { roundToBf16 } from '../safetensors.js';
 
 class CpuTensor implements Tensor {
@@ -78,6 +79,7 @@ export class CpuBackend implements Backend {
   }
 
   matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+    if (wantsFusion(opts)) return matmulUnfused(this, a, b, c, M, N, K, opts);
     const A = F(a), Bm = F(b), C = F(c);
     const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
     const bias = opts.bias ? F(opts.bias) : undefined;

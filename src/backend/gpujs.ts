@@ -42,6 +42,7 @@
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
 import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
+import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { roundToBf16 } from '../safetensors.js';
 
 export type GpujsMode = 'gpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
@@ -669,6 +670,7 @@ export class GpujsBackend implements Backend {
   // ---- matmul ----
 
   matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+    if (wantsFusion(opts)) return matmulUnfused(this, a, b, c, M, N, K, opts);
     const A = this.F(a, 'matmul A'), B = this.F(b, 'matmul B'), C = this.F(c, 'matmul C');
     const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
     const bias = opts.bias ? this.F(opts.bias, 'matmul bias') : undefined;

@@ -35,6 +35,16 @@ export interface MatmulOptions {
   bias?: Tensor;
   /** C += result instead of C = result. */
   accumulate?: boolean;
+  /**
+   * C = residual + op(A) op(B) (+ bias): a residual add folded into the product's output (a tensor of C's size, read
+   * at cOff like C; may be C itself). Not with accumulate. Exactly `copy residual to C, then accumulate`.
+   */
+  residual?: Tensor;
+  /**
+   * The left operand is silu(swigluGate) * A, elementwise (a tensor of A's size and layout, read at aOff like A):
+   * the SwiGLU activation folded into the product's input load. Exactly `swiglu(swigluGate, A, tmp)`, then tmp.
+   */
+  swigluGate?: Tensor;
   aOff?: number;
   bOff?: number;
   cOff?: number;

@@ -21,6 +21,7 @@ import { roundToBf16 } from '../safetensors.js';
 import { base64ToBytes, instantiateEmbedded } from '../wasm.js';
 import { WasmThreadPool } from './wasm-threads.js';
 import { BackendError, type AdamWParams, type AttentionShape, type Backend, type DType, type MatmulOptions, type Tensor } from './types.js';
+import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 
 interface SimdExports extends WebAssembly.Exports {
   memory: WebAssembly.Memory;
@@ -334,6 +335,7 @@ export class WasmBackend implements Backend {
 
   // ---- matmul ----
   matmul(a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, opts: MatmulOptions = {}): void {
+    if (wantsFusion(opts)) return matmulUnfused(this, a, b, c, M, N, K, opts);
     const { transA = false, transB = false, accumulate = false, aOff = 0, bOff = 0, cOff = 0 } = opts;
     if (M <= 0 || N <= 0) return;
     const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);

@@ -146,7 +146,8 @@ interface Segment {
   /** Latent rows: (row in this segment, sequence b, absolute position p). */
   feed: { row: number; b: number; p: number }[];
   xs: Tensor[];
-  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor; act: Tensor }[];
+  /** Per layer, what the backward needs (the SwiGLU activation is not kept: the down projection fuses it). */
+  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor }[];
   rstdF: Tensor;
   hf: Tensor;
   dHf: Tensor | null;
@@ -539,11 +540,11 @@ export class Qwen2 {
     const x = seg.xs[l];
     const a = {
       xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
-      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I), act: arena.take(rows * I),
+      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I),
     };
     be.rmsNorm(x, W.ln1, a.xn, a.rstd1, rows, H, c.rms_norm_eps);
     this.tmp.reset();
-    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV), tmp = this.tmp.take(rows * H);
+    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV);
     be.matmul(a.xn, W.q, a.q, rows, H, H, { transB: true, bias: W.qb });
     be.matmul(a.xn, W.k, k, rows, KV, H, { transB: true, bias: W.kb });
     be.matmul(a.xn, W.v, v, rows, KV, H, { transB: true, bias: W.vb });
@@ -555,15 +556,14 @@ export class Qwen2 {
       be.copy2d(v, vc, 1, seg.Tc * KV, b * seg.Tc * KV, 0, dst, 0);
     }
     be.attention(a.q, kc, vc, a.att, a.lse, { B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
-    be.matmul(a.att, W.o, tmp, rows, H, H, { transB: true });
-    be.add(x, tmp, a.x2, rows * H);
+    // the residual adds are part of the output projections' stores (MatmulOptions.residual)
+    be.matmul(a.att, W.o, a.x2, rows, H, H, { transB: true, residual: x });
     be.rmsNorm(a.x2, W.ln2, a.xn2, a.rstd2, rows, H, c.rms_norm_eps);
     be.matmul(a.xn2, W.gate, a.gate, rows, I, H, { transB: true });
     be.matmul(a.xn2, W.up, a.up, rows, I, H, { transB: true });
-    be.swiglu(a.gate, a.up, a.act, rows * I);
+    // silu(gate) * up is computed as the down projection loads it (MatmulOptions.swigluGate): never stored
     const out = arena.take(rows * H);
-    be.matmul(a.act, W.down, tmp, rows, H, I, { transB: true });
-    be.add(a.x2, tmp, out, rows * H);
+    be.matmul(a.up, W.down, out, rows, H, I, { transB: true, swigluGate: a.gate, residual: a.x2 });
     seg.acts.push(a);
     return out;
   }
@@ -665,7 +665,12 @@ export class Qwen2 {
     // MLP: out = x2 + down(swiglu(gate(xn2), up(xn2)))
     const dact = ar.take(rows * I);
     be.matmul(dxOut, W.down, dact, rows, I, H);
-    if (G.down) be.matmul(dxOut, a.act, G.down, H, I, rows, { transA: true, accumulate: true });
+    if (G.down) {
+      // the activation the forward did not keep, recomputed for the down projection's weight gradient
+      const act = ar.take(rows * I);
+      be.swiglu(a.gate, a.up, act, rows * I);
+      be.matmul(dxOut, act, G.down, H, I, rows, { transA: true, accumulate: true });
+    }
     const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
     be.swigluBackward(dact, a.gate, a.up, dgate, dup, rows * I);
     const dxn2 = ar.take(rows * H);
