@@ -675,7 +675,7 @@ export class WebGPUBackend implements Backend {
         return `${a.bf16 ? 'h' : a.vec4 ? 'v' : 's'}${a.b1 ? 2 : 1}${alias ? `=${alias.name}` : ''}`;
       })
       .join(',');
-    const key = `${spec.file}/${spec.section}|wg${spec.wg}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}`;
+    const key = `${spec.file}/${spec.section}|wg${spec.wg}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}|${libs.join(',')}`;
     if (this.slot === RING_SLOTS) this.flush();
     const pass = this.computePass();
     const v = this.variant(key, spec, consts, subst, libs, args, extraParams);
