@@ -1,7 +1,8 @@
 // The WebGPU benchmark for a machine with a hardware GPU (`sh bench/gpu.sh`, about 5 minutes there): matmul
 // GFLOP/s per kernel variant at Qwen2-0.5B's shapes (batch 8 x 256 = 2048 tokens; forward, dX and dW forms),
 // attention forward/backward at T = 256 and 1024 (14 query heads over 2 KV heads, D = 64), and training tokens/s
-// of the Qwen2-0.5B shape (random bf16 checkpoint, batch 8 x 256) with its dispatch economy, plus adapter info.
+// of the Qwen2-0.5B shape (random bf16 checkpoint, batch 8 x 256) with its dispatch economy, with the workgroup and (where
+// the adapter has `subgroups`) the subgroup reductions, plus adapter info and the auto choices.
 // Prints one JSON line per figure ({"bench":"gpu",...}) and a table per section.
 //   npx tsx bench/gpu.ts [--quick] [--peak-tflops 10.4] [--seconds 0.5] [--skip-train] [--dir /tmp/qwen2-0.5b-random]
 // --quick: reduced shapes and a small model, for software adapters (what test/bench-gpu.test.ts runs).
@@ -9,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import type { AttentionShape } from '../src/backend/types.js';
 import { createWebGPUBackend } from '../src/backend/webgpu.js';
-import { MATMUL_TILES, type KernelFamily, type MatmulKernel, type MatmulTile } from '../src/backend/webgpu-kernels.js';
+import { MATMUL_TILES, type KernelFamily, type MatmulKernel, type MatmulTile, type Reductions } from '../src/backend/webgpu-kernels.js';
 import { Qwen2 } from '../src/model/qwen2.js';
 import { QWEN2_05B, ensureRandomCheckpoint } from './random-checkpoint.js';
 import { measureTraining, smallConfig } from './train.js';
@@ -55,14 +56,16 @@ async function secondsPer(op: () => void, sync: () => Promise<unknown>): Promise
 const mk = (kernels: KernelFamily) => createWebGPUBackend({ kernels });
 const probe = await mk('tiled');
 const f16 = probe.features.has('shader-f16');
-emit('adapter', { info: probe.info, software: /software adapter/.test(probe.info), features: [...probe.features], auto: (await autoFamily()) });
+const subgroups = probe.features.has('subgroups');
+const auto = await autoChoice();
+emit('adapter', { info: probe.info, software: /software adapter/.test(probe.info), features: [...probe.features], auto: auto.kernels, autoReductions: auto.reductions, subgroupNote: auto.note });
 probe.destroy();
 
-async function autoFamily(): Promise<string> {
+async function autoChoice(): Promise<{ kernels: string; reductions: string; note: string }> {
   const be = await createWebGPUBackend({ kernels: 'auto' });
-  const k = be.kernels;
+  const r = { kernels: be.kernels, reductions: be.reductions, note: be.subgroupNote };
   be.destroy();
-  return k;
+  return r;
 }
 
 // ---------------------------------------------------------------- matmul
@@ -149,8 +152,14 @@ if (!values['skip-train']) {
   const trainRows: Record<string, unknown>[] = [];
   const [B, T] = quick ? [1, 16] : [8, 256];
   const config = quick ? smallConfig : QWEN2_05B;
+  // per kernel family, and with each reduction variant where the adapter has subgroups (RMSNorm, cross-entropy, grad norm)
+  const runs: [KernelFamily, Reductions][] = [];
   for (const family of quick ? (['simple', 'tiled'] as const) : (['tiled'] as const)) {
-    const be = await mk(family);
+    runs.push([family, 'workgroup']);
+    if (subgroups) runs.push([family, 'subgroup']);
+  }
+  for (const [family, reductions] of runs) {
+    const be = await createWebGPUBackend({ kernels: family, reductions });
     let model: Qwen2 | undefined;
     if (!quick) {
       const dir = values.dir ?? '/tmp/qwen2-0.5b-random';
@@ -161,7 +170,7 @@ if (!values['skip-train']) {
     // settle into the roles they keep (bind groups are cached per buffer), so from the third on nothing is created
     const r = await measureTraining(be, config, B, T, quick ? 0.2 : 20, 2, model);
     const label = quick ? `small Qwen2 (H=${config.hidden_size}, L=${config.num_hidden_layers}, V=${config.vocab_size})` : 'Qwen2-0.5B shape (random bf16 checkpoint, f32 training)';
-    trainRows.push(emit('train', { model: label, kernels: family, B, T, tokensPerSec: +r.tokensPerSec.toFixed(1), steps: r.steps, peakDeviceGiB: +(be.stats.peakBytes / 2 ** 30).toFixed(2), ...r.economy }));
+    trainRows.push(emit('train', { model: label, kernels: family, reductions, B, T, tokensPerSec: +r.tokensPerSec.toFixed(1), steps: r.steps, peakDeviceGiB: +(be.stats.peakBytes / 2 ** 30).toFixed(2), ...r.economy }));
     be.destroy();
   }
   console.log('\ntraining tokens/s and the dispatch economy of one step after warm-up');

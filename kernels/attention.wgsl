@@ -9,13 +9,7 @@
 // of exp(s - m) and a running weighted sum of V rows, rescaled whenever the max grows.
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (t >= P.B * P.Hq * P.Tq) { return; }
-  let i = t % P.Tq;
-  let h = (t / P.Tq) % P.Hq;
-  let b = t / (P.Tq * P.Hq);
-  let kh = h / (P.Hq / P.Hkv);
-  let qo = ((b * P.Tq + i) * P.Hq + h) * D;
+  //#include query_row
   let nk = P.qStart + i + 1u;
   var q: array<f32, D>;
   var acc: array<f32, D>;
@@ -50,13 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // dq_i += ds * k_j.
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (t >= P.B * P.Hq * P.Tq) { return; }
-  let i = t % P.Tq;
-  let h = (t / P.Tq) % P.Hq;
-  let b = t / (P.Tq * P.Hq);
-  let kh = h / (P.Hq / P.Hkv);
-  let qo = ((b * P.Tq + i) * P.Hq + h) * D;
+  //#include query_row
   let li = (b * P.Hq + h) * P.Tq + i;
   let nk = P.qStart + i + 1u;
   var q: array<f32, D>;
@@ -144,18 +132,7 @@ var<workgroup> Vs: array<f32, BKV * D>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let nqb = (P.Tq + BQ - 1u) / BQ;
-  let grp = wid.y * nwg.x + wid.x; // uniform across the workgroup, so returning here keeps the barriers legal
-  if (grp >= P.B * P.Hkv * nqb) { return; }
-  let qb = grp % nqb;
-  let kh = (grp / nqb) % P.Hkv;
-  let b = grp / (nqb * P.Hkv);
-  let h = kh * REP + lid / BQ;
-  let i = qb * BQ + lid % BQ;
-  let live = i < P.Tq;
-  let qo = ((b * P.Tq + min(i, P.Tq - 1u)) * P.Hq + h) * D;
-  let nk = select(0u, P.qStart + i + 1u, live);
-  let kEnd = P.qStart + min(qb * BQ + BQ, P.Tq);
+  //#include query_block
   var q: array<f32, D>;
   var acc: array<f32, D>;
   var sc: array<f32, BKV>;
@@ -163,14 +140,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var m = -3.4028e38;
   var l = 0.0;
   for (var j0 = 0u; j0 < kEnd; j0 += BKV) {
-    for (var e = lid; e < BKV * D; e += WG) {
-      let j = j0 + e / D;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < kEnd) { let o = ((b * P.kvCap + j) * P.Hkv + kh) * D + e % D; kv = ld_k(o); vv = ld_v(o); }
-      Ks[e] = kv;
-      Vs[e] = vv;
-    }
+    //#include stage_kv(ROWS = BKV, FIRST = j0, END = kEnd)
     workgroupBarrier();
     var tmax = m;
     for (var jj = 0u; jj < BKV; jj += 1u) {
@@ -205,19 +175,8 @@ var<workgroup> Vs: array<f32, BKV * D>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let nqb = (P.Tq + BQ - 1u) / BQ;
-  let grp = wid.y * nwg.x + wid.x;
-  if (grp >= P.B * P.Hkv * nqb) { return; }
-  let qb = grp % nqb;
-  let kh = (grp / nqb) % P.Hkv;
-  let b = grp / (nqb * P.Hkv);
-  let h = kh * REP + lid / BQ;
-  let i = qb * BQ + lid % BQ;
-  let live = i < P.Tq;
-  let qo = ((b * P.Tq + min(i, P.Tq - 1u)) * P.Hq + h) * D;
+  //#include query_block
   let li = (b * P.Hq + h) * P.Tq + min(i, P.Tq - 1u);
-  let nk = select(0u, P.qStart + i + 1u, live);
-  let kEnd = P.qStart + min(qb * BQ + BQ, P.Tq);
   var q: array<f32, D>;
   var g: array<f32, D>;
   var dq: array<f32, D>;
@@ -229,14 +188,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let lse = ld_lse(li);
   for (var j0 = 0u; j0 < kEnd; j0 += BKV) {
-    for (var e = lid; e < BKV * D; e += WG) {
-      let j = j0 + e / D;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < kEnd) { let o = ((b * P.kvCap + j) * P.Hkv + kh) * D + e % D; kv = ld_k(o); vv = ld_v(o); }
-      Ks[e] = kv;
-      Vs[e] = vv;
-    }
+    //#include stage_kv(ROWS = BKV, FIRST = j0, END = kEnd)
     workgroupBarrier();
     for (var jj = 0u; jj < BKV; jj += 1u) {
       if (j0 + jj >= nk) { break; }
@@ -282,14 +234,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let c0 = (lid % nChunks) * DC;
   let j = kb * BKK + jj;
   let jLive = j < nKeys;
-  for (var e = lid; e < BKK * D; e += WG) {
-    let jr = kb * BKK + e / D;
-    var kv = 0.0;
-    var vv = 0.0;
-    if (jr < nKeys) { let o = ((b * P.kvCap + jr) * P.Hkv + kh) * D + e % D; kv = ld_k(o); vv = ld_v(o); }
-    Ks[e] = kv;
-    Vs[e] = vv;
-  }
+  //#include stage_kv(ROWS = BKK, FIRST = kb * BKK, END = nKeys)
   var dk: array<f32, DC>;
   var dv: array<f32, DC>;
   let jFirst = kb * BKK;

@@ -23,82 +23,30 @@ fn finish(r: u32, live: bool, y: i32, o: u32, lse: f32, lid: u32) {
 }
 
 //#kernel crossEntropy
-// Two passes over the row for the log-sum-exp (max, then sum of exp), each reduced across the workgroup.
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_max(lid: u32) -> f32 {
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] = max(red[lid], red[lid + h]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier(); // everyone has read red[0] before it is reused
-  return r;
-}
-
-fn reduce_sum(lid: u32) -> f32 {
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
+// Two passes over the row for the log-sum-exp (max, then sum of exp), each a workgroup reduction (wg_max,
+// wg_sum: the reduction library the backend appends, workgroup tree or subgroups).
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = wid.y * nwg.x + wid.x;
-  let live = r < P.rows;
-  let rr = min(r, P.rows - 1u);
-  let y = ld_labels(P.labelOff + rr);
-  let o = P.logitsOff + rr * P.V;
-  var mx = -3.4028e38;
+  //#include ce_row
   for (var c = lid; c < P.V; c += WG) { mx = max(mx, ld_x(o + c)); }
-  red[lid] = mx;
-  mx = reduce_max(lid);
+  mx = wg_max(mx, lid);
   var s = 0.0;
   for (var c = lid; c < P.V; c += WG) { s += exp(ld_x(o + c) - mx); }
-  red[lid] = s;
-  finish(r, live, y, o, mx + log(reduce_sum(lid)), lid);
+  finish(r, live, y, o, mx + log(wg_sum(s, lid)), lid);
 }
 
 //#kernel crossEntropyOnline
 // The tiled family's variant: one pass for the log-sum-exp (online softmax: a running max and a sum rescaled when
-// the max grows), then one workgroup reduction of (max, sum) pairs. On a hardware GPU the op is bound by memory
-// traffic, and this reads the 151,936 logits of a row once fewer (2 reads and 1 write per element instead of 3 + 1).
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
-
+// the max grows), then one workgroup reduction of (max, sum) pairs (wg_lse). On a hardware GPU the op is bound by
+// memory traffic, and this reads the 151,936 logits of a row once fewer (2 reads and 1 write per element instead
+// of 3 + 1).
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = wid.y * nwg.x + wid.x;
-  let live = r < P.rows;
-  let rr = min(r, P.rows - 1u);
-  let y = ld_labels(P.labelOff + rr);
-  let o = P.logitsOff + rr * P.V;
-  var mx = -3.4028e38;
+  //#include ce_row
   var s = 0.0;
   for (var c = lid; c < P.V; c += WG) {
     let x = ld_x(o + c);
     if (x > mx) { s = s * exp(mx - x) + 1.0; mx = x; } else { s += exp(x - mx); }
   }
-  red_m[lid] = mx;
-  red_s[lid] = s;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) {
-      let m1 = red_m[lid];
-      let m2 = red_m[lid + h];
-      let m = max(m1, m2);
-      red_s[lid] = red_s[lid] * exp(m1 - m) + red_s[lid + h] * exp(m2 - m);
-      red_m[lid] = m;
-    }
-    workgroupBarrier();
-  }
-  let lse = red_m[0] + log(red_s[0]);
-  workgroupBarrier(); // everyone has read the totals
-  finish(r, live, y, o, lse, lid);
+  finish(r, live, y, o, wg_lse(mx, s, lid), lid);
 }

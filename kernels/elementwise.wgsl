@@ -42,8 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 //#kernel sumSquaresPartial
 // Stage 1 of sumSquares: workgroup g of this dispatch reduces x[xOff + g*WG + t + s*nGroups*WG] (t < WG, s >= 0,
-// below n) into part[pOff + g]. WG must be a power of two.
-var<workgroup> red: array<f32, WG>;
+// below n) into part[pOff + g]. WG must be a power of two (wg_sum: the appended reduction library).
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
@@ -52,27 +51,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let v = ld_x(P.xOff + i);
     s += v * v;
   }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { st_part(P.pOff + wid.x, red[0]); }
+  let total = wg_sum(s, lid);
+  if (lid == 0u) { st_part(P.pOff + wid.x, total); }
 }
 
 //#kernel sumSquaresFinal
 // Stage 2: one workgroup sums the nPart partials and adds the total into out[outIndex].
-var<workgroup> red: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   for (var i = lid; i < P.nPart; i += WG) { s += ld_part(i); }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { st_out(P.outIndex, ld_out(P.outIndex) + red[0]); }
+  let total = wg_sum(s, lid);
+  if (lid == 0u) { st_out(P.outIndex, ld_out(P.outIndex) + total); }
+}
+
+//#kernel subgroupProbe
+// Run once per device by the backend before it uses kernels/reduce_subgroup.wgsl (one workgroup of WG): counts
+// the invocations whose subgroup is not what that library assumes (full, and invocation lid in subgroup
+// lid / size at rank lid % size), then runs its three reductions on known values.
+// out = [bad invocations, sum of lid, max of lid, log-sum-exp of WG zeros (= log WG), subgroup size of lid 0].
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  let n = subgroupAdd(1u);
+  let rank = subgroupExclusiveAdd(1u);
+  let first = subgroupBroadcastFirst(lid);
+  let ok = n >= SG_MIN && WG % n == 0u && rank == lid % n && first == lid - rank;
+  let bad = wg_sum(select(1.0, 0.0, ok), lid);
+  let s = wg_sum(f32(lid), lid);
+  let m = wg_max(f32(lid), lid);
+  let l = wg_lse(0.0, 1.0, lid);
+  if (lid == 0u) { st_out(0u, bad); st_out(1u, s); st_out(2u, m); st_out(3u, l); st_out(4u, f32(n)); }
 }

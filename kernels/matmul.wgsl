@@ -7,12 +7,32 @@
 // Indices are relative to the first buffer bound for x; a tensor split over several GPUBuffers is bound as a pair
 // of neighbouring chunks and the accessors pick the right one, so kernels never see the split.
 //
-// Specialisation constants: TRANS_A (A stored [K, M]), TRANS_B (B stored [N, K]), HAS_BIAS, WG_X, WG_Y.
+// Specialisation constants: TRANS_A (A stored [K, M]), TRANS_B (B stored [N, K]), HAS_BIAS, WG_X, WG_Y, and the
+// two fusions (MatmulOptions.swigluGate / .residual): SWIGLU_A (the left operand is silu(g) * a, computed as it is
+// loaded: the SwiGLU activation never goes through memory) and HAS_RES (C = r + product: the residual add is
+// part of the store, so the product never goes through memory either). Both bindings share their tensor's layout
+// (g: A's, r: C's), so the same indices serve.
 // Params: M, N, K; aOff, bOff, cOff (element offsets, relative to the bound chunk, u32 wrap-around arithmetic);
 // the ranges [mLo, mHi), [nLo, nHi), [kLo, kHi) this dispatch owns (a split operand restricts one of them);
-// mBase, nBase (first block origin, multiples of 4 at or below mLo, nLo); accumulate; useBias.
+// mBase, nBase (first block origin, multiples of 4 at or below mLo, nLo); accumulate; useBias, useRes (the
+// dispatch holding k = 0 adds the bias and the residual; the others accumulate onto it).
 //
 // The same template serves all four transpose variants: only the two tile loaders below depend on them.
+
+// Loads of the left operand (element i of A as stored, or 4 from i): with SWIGLU_A, silu(g[i]) * a[i] exactly as
+// the swiglu op computes it (swiglu.wgsl).
+fn lda(i: u32) -> f32 {
+  if (SWIGLU_A) { return swiglu(ld_g(i), ld_a(i)); }
+  return ld_a(i);
+}
+fn lda4(i: u32) -> vec4<f32> {
+  if (SWIGLU_A) {
+    let g = ld4_g(i);
+    let u = ld4_a(i);
+    return vec4<f32>(swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w));
+  }
+  return ld4_a(i);
+}
 
 //#kernel blocked
 // Register blocking: each invocation computes a 4x4 block of C, keeping it in a mat4x4 and consuming K four at a
@@ -24,10 +44,10 @@
 fn tile_a(m0: u32, k: u32) -> mat4x4<f32> {
   if (TRANS_A) {
     let o = P.aOff + k * P.M + m0;
-    return mat4x4<f32>(ld4_a(o), ld4_a(o + P.M), ld4_a(o + 2u * P.M), ld4_a(o + 3u * P.M));
+    return mat4x4<f32>(lda4(o), lda4(o + P.M), lda4(o + 2u * P.M), lda4(o + 3u * P.M));
   }
   let o = P.aOff + m0 * P.K + k;
-  return transpose(mat4x4<f32>(ld4_a(o), ld4_a(o + P.K), ld4_a(o + 2u * P.K), ld4_a(o + 3u * P.K)));
+  return transpose(mat4x4<f32>(lda4(o), lda4(o + P.K), lda4(o + 2u * P.K), lda4(o + 3u * P.K)));
 }
 
 // Tile of B: column j holds B(k..k+3, n0+j).
@@ -42,9 +62,9 @@ fn tile_b(k: u32, n0: u32) -> mat4x4<f32> {
 
 // A(m0..m0+3, k) and B(k, n0..n0+3) for the K tail (K not a multiple of 4).
 fn col_a(m0: u32, k: u32) -> vec4<f32> {
-  if (TRANS_A) { return ld4_a(P.aOff + k * P.M + m0); }
+  if (TRANS_A) { return lda4(P.aOff + k * P.M + m0); }
   let o = P.aOff + m0 * P.K + k;
-  return vec4<f32>(ld_a(o), ld_a(o + P.K), ld_a(o + 2u * P.K), ld_a(o + 3u * P.K));
+  return vec4<f32>(lda(o), lda(o + P.K), lda(o + 2u * P.K), lda(o + 3u * P.K));
 }
 fn row_b(k: u32, n0: u32) -> vec4<f32> {
   if (TRANS_B) {
@@ -84,6 +104,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       let idx = P.cOff + m * P.N + n;
       var v = acc[j][i] + bias;
       if (P.accumulate != 0u) { v += ld_c(idx); }
+      if (HAS_RES) { if (P.useRes != 0u) { v += ld_r(idx); } }
       st_c(idx, v);
     }
   }
@@ -92,8 +113,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 //#kernel naive
 // One invocation per output element, scalar loads: the baseline the blocked kernel is measured against.
 fn a_at(m: u32, k: u32) -> f32 {
-  if (TRANS_A) { return ld_a(P.aOff + k * P.M + m); }
-  return ld_a(P.aOff + m * P.K + k);
+  if (TRANS_A) { return lda(P.aOff + k * P.M + m); }
+  return lda(P.aOff + m * P.K + k);
 }
 fn b_at(k: u32, n: u32) -> f32 {
   if (TRANS_B) { return ld_b(P.bOff + n * P.K + k); }
@@ -110,6 +131,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (HAS_BIAS) { if (P.useBias != 0u) { s += ld_bias(n); } }
   let idx = P.cOff + m * P.N + n;
   if (P.accumulate != 0u) { s += ld_c(idx); }
+  if (HAS_RES) { if (P.useRes != 0u) { s += ld_r(idx); } }
   st_c(idx, s);
 }
 
@@ -132,8 +154,8 @@ var<workgroup> Bs: array<TILE, BK * SB>; // Bs[k * SB + n]
 
 fn a_at(m: u32, k: u32) -> f32 {
   if (m < P.mLo || m >= P.mHi || k >= P.kHi) { return 0.0; }
-  if (TRANS_A) { return ld_a(P.aOff + k * P.M + m); }
-  return ld_a(P.aOff + m * P.K + k);
+  if (TRANS_A) { return lda(P.aOff + k * P.M + m); }
+  return lda(P.aOff + m * P.K + k);
 }
 fn b_at(k: u32, n: u32) -> f32 {
   if (n < P.nLo || n >= P.nHi || k >= P.kHi) { return 0.0; }
@@ -183,6 +205,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let idx = P.cOff + m * P.N + n;
       var v = acc[i * RN + j] + bias;
       if (P.accumulate != 0u) { v += ld_c(idx); }
+      if (HAS_RES) { if (P.useRes != 0u) { v += ld_r(idx); } }
       st_c(idx, v);
     }
   }

@@ -1,8 +1,8 @@
 // HF Qwen2RMSNorm: y = w * (x * rstd), rstd = 1 / sqrt(mean(x^2) + eps) (header: see matmul.wgsl).
-// One workgroup per row with a tree reduction over the row (WG a power of two).
+// One workgroup per row; the row's sum is a workgroup reduction (wg_sum: reduce_workgroup.wgsl or
+// reduce_subgroup.wgsl, appended by the backend; WG a power of two).
 
 //#kernel forward
-var<workgroup> red: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = wid.y * nwg.x + wid.x; // uniform across the workgroup, so the barriers below are legal
@@ -12,21 +12,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (live) {
     for (var c = lid; c < P.dim; c += WG) { let v = ld_x(o + c); ss += v * v; }
   }
-  red[lid] = ss;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
+  let total = wg_sum(ss, lid);
   if (!live) { return; }
-  let rs = 1.0 / sqrt(red[0] / f32(P.dim) + P.eps);
+  let rs = 1.0 / sqrt(total / f32(P.dim) + P.eps);
   if (lid == 0u) { st_rstd(r, rs); }
   for (var c = lid; c < P.dim; c += WG) { st_y(o + c, ld_w(c) * (ld_x(o + c) * rs)); }
 }
 
 //#kernel backwardX
 // dx += w*g*rstd - x * rstd^3 * mean(w*g*x)
-var<workgroup> red: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = wid.y * nwg.x + wid.x;
@@ -36,15 +30,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (live) {
     for (var c = lid; c < P.dim; c += WG) { dot += ld_w(c) * ld_dy(o + c) * ld_x(o + c); }
   }
-  red[lid] = dot;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
+  let total = wg_sum(dot, lid);
   if (!live) { return; }
   let rs = ld_rstd(r);
-  let k = (red[0] / f32(P.dim)) * rs * rs * rs;
+  let k = (total / f32(P.dim)) * rs * rs * rs;
   for (var c = lid; c < P.dim; c += WG) {
     st_dx(o + c, ld_dx(o + c) + ld_w(c) * ld_dy(o + c) * rs - ld_x(o + c) * k);
   }

@@ -109,6 +109,12 @@ export const CASES: { [K in OpName]: OpCase<K>[] } = {
     ...([[false, false], [false, true], [true, false], [true, true]] as const).flatMap(([transA, transB]) => [
       { name: `transA=${transA} transB=${transB} with bias and offsets`, args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 }, data: { bias: randn(23, 13) } },
       { name: `transA=${transA} transB=${transB} accumulate`, args: { M: 19, N: 23, K: 29, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 } },
+      {
+        name: `transA=${transA} transB=${transB} with the fused SwiGLU input, residual and bias`,
+        args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 },
+        // the gate has A's size and the residual C's (their contract), so all four are given
+        data: { bias: randn(23, 13), a: randn(19 * 29 + 5, 16), swigluGate: randn(19 * 29 + 5, 17, 4), c: randn(19 * 23 + 7, 20), residual: randn(19 * 23 + 7, 19) },
+      },
     ]),
     { name: 'a Qwen2-like shape (M=33, N=136, K=96)', args: { M: 33, N: 136, K: 96, transB: true } },
   ],
@@ -226,6 +232,51 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
       dut.upload(t, a);
       expect(Array.from(await dut.read(t, 5, 7))).toEqual(Array.from(a.slice(5, 12)));
       dut.free(t);
+    });
+
+    // The fusions (matmul's swigluGate and residual) against their definition on the backend under test itself:
+    // swiglu into a tensor, copy the residual, accumulate (the table's cases compare them with the CPU reference).
+    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      it(`matmul transA=${transA} transB=${transB}: fused SwiGLU input and residual equal their composition`, async () => {
+        const M = 19, N = 23, K = 29, nA = M * K + 5, nC = M * N + 7;
+        const inputs = { up: randn(nA, 16), gate: randn(nA, 17, 4), b: randn(N * K + 3, 18), res: randn(nC, 19) };
+        const outputOf = async (how: 'fused' | 'composed' | 'in place') => {
+          const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => {
+            const x = dut.alloc(v.length, 'f32', k);
+            dut.upload(x, v);
+            return [k, x];
+          }));
+          const c = dut.alloc(nC, 'f32', 'c'), act = dut.alloc(nA, 'f32', 'act');
+          const o = { M, N, K, transA, transB, aOff: 5, bOff: 3, cOff: 7 };
+          if (how === 'fused') dut.matmul({ a: t.up, b: t.b, c, ...o, swigluGate: t.gate, residual: t.res });
+          else if (how === 'in place') {
+            // residual = C: the product lands on the residual itself
+            dut.copy2d({ src: t.res, dst: c, rows: M, cols: N, srcOff: 7, srcStride: N, dstOff: 7, dstStride: N });
+            dut.matmul({ a: t.up, b: t.b, c, ...o, swigluGate: t.gate, residual: c });
+          } else {
+            dut.swiglu({ gate: t.gate, up: t.up, out: act, n: nA });
+            dut.copy2d({ src: t.res, dst: c, rows: M, cols: N, srcOff: 7, srcStride: N, dstOff: 7, dstStride: N });
+            dut.matmul({ a: act, b: t.b, c, ...o, accumulate: true });
+          }
+          const out = await dut.read(c);
+          for (const x of [...Object.values(t), c, act]) dut.free(x);
+          return out;
+        };
+        const composed = await outputOf('composed');
+        expect(maxRelErr(await outputOf('fused'), composed), 'fused vs composed').toBeLessThanOrEqual(1e-6);
+        expect(maxRelErr(await outputOf('in place'), composed), 'residual = C vs composed').toBeLessThanOrEqual(1e-6);
+      });
+    }
+
+    it('matmul fusions refuse what they cannot mean', async () => {
+      const a = dut.alloc(12), g = dut.alloc(11), b = dut.alloc(12), c = dut.alloc(9), r = dut.alloc(8, 'f32', 'r');
+      try {
+        expect(() => dut.matmul({ a, b, c, M: 3, N: 3, K: 4, residual: c, accumulate: true })).toThrow(/residual and accumulate/);
+        expect(() => dut.matmul({ a, b, c, M: 3, N: 3, K: 4, residual: r })).toThrow(/residual 'r'|residual/);
+        expect(() => dut.matmul({ a, b, c, M: 3, N: 3, K: 4, swigluGate: g })).toThrow(/swigluGate/);
+      } finally {
+        for (const t of [a, g, b, c, r]) dut.free(t);
+      }
     });
   });
 }

@@ -29,6 +29,16 @@ export function expect(value: unknown, label?: string) {
     toEqual: (e: unknown) => void (JSON.stringify(value) !== JSON.stringify(e) && fail(`to equal ${JSON.stringify(e)}`)),
     toBeLessThanOrEqual: (e: number) => void (!((value as number) <= e) && fail(`to be <= ${e}`)),
     toBeLessThan: (e: number) => void (!((value as number) < e) && fail(`to be < ${e}`)),
+    toThrow: (e: RegExp) => {
+      let thrown: unknown;
+      try {
+        (value as () => unknown)();
+      } catch (err) {
+        thrown = err;
+      }
+      const msg = thrown instanceof Error ? thrown.message : String(thrown);
+      if (thrown === undefined || !e.test(msg)) throw new Error(`${label ? `${label}: ` : ''}expected a function throwing ${e}, ${thrown === undefined ? 'nothing was thrown' : `got '${msg}'`}`);
+    },
   };
 }
 

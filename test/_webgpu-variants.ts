@@ -1,6 +1,7 @@
 // Every WebGPU kernel variant against the CPU reference, as a plain script for any runtime whose WebGPU is not
 // the one vitest sees (Deno's wgpu on lavapipe/llvmpipe: test/webgpu-variants.test.ts; it also runs under tsx).
-// Per variant (simple, tiled, tiled with split tensors, tiled with f16 tiles where the adapter has shader-f16):
+// Per variant (simple, tiled, tiled with split tensors, tiled with f16 tiles where the adapter has shader-f16,
+// both families with subgroup reductions where the adapter has subgroups):
 // matmul in all four transpose forms over several tiles with bias then accumulate, attention forward and
 // backward with GQA 7:1 and a KV-cache prefix, RMSNorm forward/backward, cross-entropy with its fused gradient.
 // Prints one line `VARIANTS {json}` (adapter, per-variant max relative errors) and exits non-zero on a failure.
@@ -72,6 +73,19 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
     outputs: ['y', 'rstd', 'dx', 'dw'],
   },
   {
+    // many partials per workgroup and 35 workgroups: both reduction levels of sumSquares at work
+    name: 'sumSquares (gradient norm)',
+    inputs: { x: data(70001, 18), out: data(3, 19) },
+    op: (b, t) => b.sumSquares({ x: t.x, n: 70001, out: t.out, outIndex: 1 }),
+    outputs: ['out'],
+  },
+  {
+    name: 'crossEntropy over 3001 classes (loss only)',
+    inputs: { x: data(3 * 3001, 20, 12), labels: new Int32Array([3000, 0, 1234]), l: 3 },
+    op: (b, t) => b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows: 3, V: 3001 }),
+    outputs: ['l'],
+  },
+  {
     name: 'crossEntropy with the fused gradient',
     inputs: { x: data(rows * V, 17, 8), labels: new Int32Array([0, 4, -100, 130, 77]), w: new Float32Array([0.5, 1, 1, 0.25, -2]), l: rows },
     op: (b, t) => b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w }),
@@ -81,12 +95,15 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
 
 const probe = await createWebGPUBackend({ kernels: 'tiled' });
 const hasF16 = probe.features.has('shader-f16');
-const report: { adapter: string; features: string[]; auto: string; variants: Record<string, Record<string, number>>; failures: string[] } = {
-  adapter: probe.info, features: [...probe.features], auto: '', variants: {}, failures: [],
+const hasSubgroups = probe.features.has('subgroups');
+const report: { adapter: string; features: string[]; auto: string; autoReductions: string; subgroupNote: string; variants: Record<string, Record<string, number>>; failures: string[] } = {
+  adapter: probe.info, features: [...probe.features], auto: '', autoReductions: '', subgroupNote: '', variants: {}, failures: [],
 };
 probe.destroy();
 const auto = await createWebGPUBackend({ kernels: 'auto' });
 report.auto = auto.kernels;
+report.autoReductions = auto.reductions;
+report.subgroupNote = auto.subgroupNote;
 auto.destroy();
 
 const variants: [string, WebGPUBackendOptions, number][] = [
@@ -95,12 +112,16 @@ const variants: [string, WebGPUBackendOptions, number][] = [
   ['tiled, split at 1 KiB', { kernels: 'tiled', maxBindingBytes: 1024 }, 1e-4],
   // half-rounded matmul inputs (2^-11 relative each): the matmul cases only are held to a looser bound
   ...(hasF16 ? ([['tiled f16', { kernels: 'tiled', matmulF16: true }, 5e-3]] as [string, WebGPUBackendOptions, number][]) : []),
+  // subgroup reductions (RMSNorm, cross-entropy; sumSquares in the case below) with either family
+  ...(hasSubgroups ? ([['simple subgroup', { kernels: 'simple', reductions: 'subgroup' }, 1e-4], ['tiled subgroup', { kernels: 'tiled', reductions: 'subgroup' }, 1e-4]] as [string, WebGPUBackendOptions, number][]) : []),
 ];
+/** Variants that exist only where the adapter has a feature: asking for them elsewhere is not an error. */
+const OPTIONAL = ['tiled f16', 'simple subgroup', 'tiled subgroup'];
 // Arguments restrict the run to the named variants (e.g. `tiled 'tiled f16'`); unknown names are an error.
 // In a browser: the query string, `?v=tiled&v=simple`.
 const g = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] }; location?: { search: string } };
 const args: string[] = g.Deno?.args ?? g.process?.argv.slice(2) ?? new URLSearchParams(g.location?.search ?? '').getAll('v');
-for (const a of args) if (a !== 'tiled f16' && !variants.some(([n]) => n === a)) throw new Error(`unknown variant '${a}' (known: ${variants.map(([n]) => n).join(', ')})`);
+for (const a of args) if (!OPTIONAL.includes(a) && !variants.some(([n]) => n === a)) throw new Error(`unknown variant '${a}' (known: ${variants.map(([n]) => n).join(', ')})`);
 const ref = new CpuBackend();
 for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.includes(n))) {
   const be = await createWebGPUBackend(opts);
@@ -111,6 +132,7 @@ for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.i
     errs[c.name] = err;
     if (!(err <= (c.name.startsWith('matmul') ? tol : 1e-4))) report.failures.push(`${vname}: ${c.name}: max relative error ${err}`);
     // the f16 path must really round: an f32 kernel is ~1e-7 here
+    if (opts.reductions === 'subgroup' && (be as { reductions?: string }).reductions !== 'subgroup') report.failures.push(`${vname}: subgroup reductions were not used`);
     if (opts.matmulF16 && c.name.startsWith('matmul') && !(err > 1e-6)) report.failures.push(`${vname}: ${c.name}: error ${err} is f32-exact, so f16 tiles did not run`);
   }
   report.variants[vname] = errs;

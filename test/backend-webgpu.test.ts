@@ -7,7 +7,7 @@ import { CpuBackend } from '../src/backend/cpu.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
-import { MATMUL_TILES, TILED_NEEDS, chooseKernels } from '../src/backend/webgpu-kernels.js';
+import { MATMUL_TILES, TILED_NEEDS, chooseKernels, chooseReductions, subgroupLevels } from '../src/backend/webgpu-kernels.js';
 import { demand } from './_require.js';
 
 let unavailable = '';
@@ -156,6 +156,34 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       expect(chooseKernels('auto', false, compat)).toBe('simple');
       expect(chooseKernels('simple', false, compat)).toBe('simple');
       expect(() => chooseKernels('tiled', false, compat)).toThrow(/tiled kernels need more .*maxComputeInvocationsPerWorkgroup 128 < 256/);
+    });
+
+    it('reductions: auto takes subgroups only on a hardware adapter that has them and passes the probe; forcing them elsewhere is refused', async () => {
+      expect(chooseReductions('auto', false, '')).toBe('subgroup');
+      expect(chooseReductions('auto', true, '')).toBe('workgroup');
+      expect(chooseReductions('auto', false, 'no feature')).toBe('workgroup');
+      expect(chooseReductions('workgroup', false, '')).toBe('workgroup');
+      expect(() => chooseReductions('subgroup', false, 'the adapter has no `subgroups` feature')).toThrow(/subgroup reductions are unavailable here: the adapter has no/);
+      // levels of the subgroup library: 256 = 4^4 = 32^2 (rounded up: 128 at 32 is still 2 levels)
+      expect([subgroupLevels(256, 4), subgroupLevels(256, 32), subgroupLevels(128, 32), subgroupLevels(128, 128), subgroupLevels(256, 64)]).toEqual([4, 2, 2, 1, 2]);
+      const auto = await createWebGPUBackend();
+      const software = /software adapter/.test(auto.info);
+      if (software || !auto.features.has('subgroups')) expect(auto.reductions).toBe('workgroup');
+      expect(auto.info).toContain(`${auto.reductions} reductions`);
+      const hasSubgroups = auto.features.has('subgroups');
+      auto.destroy();
+      if (!hasSubgroups) {
+        await expect(createWebGPUBackend({ reductions: 'subgroup' })).rejects.toThrow(/subgroup reductions are unavailable here: the adapter has no `subgroups` feature/);
+        console.log('backend-webgpu: this adapter has no subgroups; subgroup reductions are tested on SwiftShader (test/webgpu-variants.test.ts)');
+      }
+      const saved = process.env.LATENTLM_WEBGPU_REDUCTIONS;
+      try {
+        process.env.LATENTLM_WEBGPU_REDUCTIONS = 'warp';
+        await expect(createWebGPUBackend()).rejects.toThrow(/LATENTLM_WEBGPU_REDUCTIONS=warp.*workgroup, subgroup, auto/);
+      } finally {
+        if (saved === undefined) delete process.env.LATENTLM_WEBGPU_REDUCTIONS;
+        else process.env.LATENTLM_WEBGPU_REDUCTIONS = saved;
+      }
     });
 
     // Several tiles in every dimension with ragged edges, all transpose forms, bias then accumulate, per tile shape.

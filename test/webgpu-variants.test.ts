@@ -34,14 +34,34 @@ describe.skipIf(!haveDeno)('webgpu kernel variants under Deno', () => {
   }, 300_000);
 });
 
+// Dawn's Vulkan backend on SwiftShader (the ICD Chromium ships) is the adapter here with `subgroups`: the subgroup
+// reductions run and are checked there, with both kernel families (Dawn GLES and Deno's lavapipe lack the feature).
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+describe.skipIf(!existsSync(SWIFTSHADER_ICD) || !existsSync(TSX))('webgpu kernel variants on Dawn Vulkan + SwiftShader (Node)', () => {
+  it('subgroup reductions with both kernel families match the CPU reference', async () => {
+    const { stdout } = await run(TSX, ['test/_webgpu-variants.ts', 'simple subgroup', 'tiled subgroup'], { cwd: ROOT, maxBuffer: 16 << 20, env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
+    const line = stdout.split('\n').find((l) => l.startsWith('VARIANTS '));
+    expect(line, `no VARIANTS line:\n${stdout}`).toBeDefined();
+    const r = JSON.parse(line!.slice(9));
+    // the point of this run: SwiftShader through Dawn does expose subgroups, so both variants must have run
+    expect(r.features).toContain('subgroups');
+    check('node/dawn-vulkan', line!, ['simple subgroup', 'tiled subgroup']);
+  }, 300_000);
+});
+
 function check(runtime: string, line: string, expected: string[]): void {
     const r = JSON.parse(line.slice(9));
     console.log(`[webgpu-variants] ${runtime}: ${r.adapter.split(';')[0]}; features [${r.features}]; auto -> ${r.auto}; variants: ${Object.keys(r.variants).join(', ')}`);
     for (const [v, errs] of Object.entries(r.variants as Record<string, Record<string, number>>)) console.log(`[webgpu-variants]   ${v}: worst ${Math.max(...Object.values(errs)).toExponential(2)}`);
     expect(r.failures).toEqual([]);
-    // 'tiled f16' runs exactly where the adapter has shader-f16
-    expect(Object.keys(r.variants).sort()).toEqual(expected.filter((v) => v !== 'tiled f16' || r.features.includes('shader-f16')).sort());
-    expect(r.auto).toBe(/software adapter/.test(r.adapter) ? 'simple' : 'tiled');
+    // 'tiled f16' runs exactly where the adapter has shader-f16, the subgroup variants where it has subgroups
+    const needs = (v: string) => (v === 'tiled f16' ? 'shader-f16' : v.endsWith(' subgroup') ? 'subgroups' : '');
+    expect(Object.keys(r.variants).sort()).toEqual(expected.filter((v) => !needs(v) || r.features.includes(needs(v))).sort());
+    const software = /software adapter/.test(r.adapter);
+    expect(r.auto).toBe(software ? 'simple' : 'tiled');
+    if (software || !r.features.includes('subgroups')) expect(r.autoReductions).toBe('workgroup');
+    if (r.features.includes('subgroups')) console.log(`[webgpu-variants]   subgroups present; auto reductions: ${r.autoReductions}${r.subgroupNote ? ` (${r.subgroupNote})` : ''}`);
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -71,7 +91,8 @@ describe.skipIf(!haveChromium)('webgpu kernel variants in headless Chromium', ()
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       const line = new Promise<string>((resolve) => page.on('console', (m) => { if (m.text().startsWith('VARIANTS ')) resolve(m.text()); }));
-      const query = process.env.LATENTLM_VARIANTS_QUERY ?? '?v=tiled';
+      // the subgroup reductions too, where Chromium's SwiftShader adapter exposes `subgroups`
+      const query = process.env.LATENTLM_VARIANTS_QUERY ?? '?v=tiled&v=tiled%20subgroup';
       await page.goto(`${s.url}index.html${query}`);
       const got = await Promise.race([line, new Promise<string>((r) => setTimeout(() => r(''), 240_000)), new Promise<string>((r) => page.on('pageerror', () => r('')))]);
       if (!got && errors.some((e) => /no WebGPU adapter/.test(e))) {

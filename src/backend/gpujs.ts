@@ -41,6 +41,7 @@
 //
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
+import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
@@ -656,7 +657,9 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
 
   // ---- matmul ----
 
-  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT }: KernelArgs['matmul']): void {
+  kernelMatmul(args: KernelArgs['matmul']): void {
+    if (wantsFusion(args)) return matmulUnfused(this, args);
+    const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
     const A = this.F(a, 'matmul A'), B = this.F(b, 'matmul B'), C = this.F(c, 'matmul C');
     const bias = biasT ? this.F(biasT, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;

@@ -86,6 +86,16 @@ export interface MatmulArgs {
   bias?: Tensor;
   /** C += result instead of C = result. */
   accumulate?: boolean;
+  /**
+   * C = residual + op(A) op(B) (+ bias): a residual add folded into the product's output (a tensor of C's size, read
+   * at cOff like C; may be C itself). Not with accumulate. Exactly `copy residual to C, then accumulate`.
+   */
+  residual?: Tensor;
+  /**
+   * The left operand is silu(swigluGate) * A, elementwise (a tensor of A's size and layout, read at aOff like A):
+   * the SwiGLU activation folded into the product's input load. Exactly `swiglu(swigluGate, A, tmp)`, then tmp.
+   */
+  swigluGate?: Tensor;
   aOff?: number;
   bOff?: number;
   cOff?: number;
@@ -346,10 +356,18 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       b: { tensor: 'float', range: (a) => [a.bOff, a.N * a.K] },
       c: { tensor: 'f32', writes: true, range: (a) => [a.cOff, a.M * a.N] },
       bias: { tensor: 'float', optional: true, range: first((a) => a.N) },
+      residual: { tensor: 'f32', optional: true, range: (a) => [a.cOff, a.M * a.N] },
+      swigluGate: { tensor: 'f32', optional: true, range: (a) => [a.aOff, a.M * a.K] },
       M: int, N: int, K: int, transA: flag, transB: flag, accumulate: flag, aOff: off, bOff: off, cOff: off,
     },
-    // every kernel reads A and B while it writes C in tiles
-    check: (a) => (a.c === a.a || a.c === a.b ? `output '${a.c.label}' aliases an input` : undefined),
+    // every kernel reads A and B (and the gate) while it writes C in tiles; the residual is read where C is written,
+    // element for element, so it may be C itself
+    check: (a) =>
+      a.c === a.a || a.c === a.b || a.c === a.swigluGate ? `output '${a.c.label}' aliases an input`
+      : a.residual && a.accumulate ? 'residual and accumulate cannot be combined'
+      : a.residual && a.residual.size !== a.c.size ? `residual '${a.residual.label}' must be a tensor of C's size (${a.c.size})`
+      : a.swigluGate && (a.swigluGate.size !== a.a.size || a.a.dtype !== 'f32') ? `swigluGate '${a.swigluGate.label}' needs an f32 A of its size (${a.a.size})`
+      : undefined,
   },
   sumRows: {
     args: {

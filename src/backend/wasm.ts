@@ -14,6 +14,7 @@
 // (imported shared memory) and the heavy ops run on `threads` threads; each kernel splits only its outputs, so
 // results are bit-identical for any thread count. FMA: the simd_mt_fma build (relaxed SIMD) where the engine
 // validates it. Without shared memory (a page that is not cross-origin isolated) it is the one-thread simd build.
+import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import simdWasm from '../generated/simd.wasm.js';
 import simdMtWasm from '../generated/simd_mt.wasm.js';
 import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
@@ -333,7 +334,9 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   }
 
   // ---- matmul ----
-  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias }: KernelArgs['matmul']): void {
+  kernelMatmul(args: KernelArgs['matmul']): void {
+    if (wantsFusion(args)) return matmulUnfused(this, args);
+    const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias } = args;
     if (M <= 0 || N <= 0) return;
     const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);
     const pbias = bias ? this.P(bias, 'matmul bias', 0, N) : 0;

@@ -68,3 +68,48 @@ export function chooseKernels(requested: KernelFamily | 'auto' | undefined, soft
   if (want === 'tiled' && short) throw new BackendError(`the tiled kernels need more than this device grants (${short})`, 'webgpu');
   return want as KernelFamily;
 }
+
+// ---- reductions: workgroup-memory tree or subgroup operations ----
+// The workgroup-wide sums and maxima of RMSNorm, cross-entropy (over up to 151,936 classes per row) and the
+// gradient norm (sumSquares) are one library, appended to those kernels in one of two forms that define the
+// same functions (kernels/reduce_workgroup.wgsl, kernels/reduce_subgroup.wgsl):
+// - 'workgroup': a tree over workgroup memory, log2(WG) barriers; runs everywhere.
+// - 'subgroup': subgroupAdd / subgroupMax within each subgroup, then the same over the per-subgroup partials;
+//   needs the adapter's `subgroups` feature (and full, linearly laid out subgroups, which the backend checks once
+//   per device with a probe kernel before it uses them).
+// 'auto' picks 'subgroup' on a hardware adapter that has the feature and passes the probe, 'workgroup' otherwise
+// (on the software adapters here, subgroups are emulated and gain nothing measurable: see the README).
+export type Reductions = 'workgroup' | 'subgroup';
+
+/** The environment variable that forces the reduction variant where no option is given. */
+export const REDUCTIONS_ENV = 'LATENTLM_WEBGPU_REDUCTIONS';
+
+const REDUCTION_CHOICES = ['workgroup', 'subgroup', 'auto'] as const;
+
+/** The requested reduction variant (option, else environment, else 'auto'); throws on an unknown name. */
+export function requestedReductions(requested: Reductions | 'auto' | undefined): Reductions | 'auto' {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const want = requested ?? (env?.[REDUCTIONS_ENV] || undefined) ?? 'auto';
+  if (!(REDUCTION_CHOICES as readonly string[]).includes(want)) {
+    const where = requested === undefined ? `${REDUCTIONS_ENV}=${want}` : `reductions: '${want}'`;
+    throw new BackendError(`unknown reduction variant (${where}); expected one of ${REDUCTION_CHOICES.join(', ')}`, 'webgpu');
+  }
+  return want as Reductions | 'auto';
+}
+
+/**
+ * Resolves the reduction variant. `usable` is '' when subgroup reductions can run on this device, else why not
+ * (no `subgroups` feature, or the layout probe failed); forcing 'subgroup' then throws with that reason.
+ */
+export function chooseReductions(want: Reductions | 'auto', software: boolean, usable: string): Reductions {
+  if (want === 'subgroup' && usable) throw new BackendError(`subgroup reductions are unavailable here: ${usable}`, 'webgpu');
+  if (want === 'auto') return !software && !usable ? 'subgroup' : 'workgroup';
+  return want;
+}
+
+/** Levels of the subgroup reduction for a workgroup of `wg` invocations at subgroup size `minSize` (>= 2). */
+export function subgroupLevels(wg: number, minSize: number): number {
+  let levels = 1;
+  for (let span = minSize; span < wg; span *= minSize) levels++;
+  return levels;
+}

@@ -24,7 +24,7 @@ import { toBf16Bits } from '../safetensors.js';
 import { OpBackend, type KernelArgs, type Kernels } from './ops.js';
 import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
-import { chooseKernels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile } from './webgpu-kernels.js';
+import { chooseKernels, chooseReductions, requestedReductions, subgroupLevels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile, type Reductions } from './webgpu-kernels.js';
 
 // The numeric values of the WebGPU flag namespaces, so nothing depends on GPUBufferUsage & co. being globals.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -57,6 +57,13 @@ export interface WebGPUBackendOptions {
   matmulF16?: boolean;
   /** Bytes of freed buffers kept for reuse (default 256 MiB). */
   poolBytes?: number;
+  /**
+   * Workgroup-wide reductions of RMSNorm, cross-entropy and sumSquares (see ./webgpu-kernels.ts): 'workgroup'
+   * (a tree in workgroup memory), 'subgroup' (subgroup operations; needs the adapter's `subgroups` feature and
+   * throws without it), or 'auto' (default): 'subgroup' on a hardware adapter that has it. The environment
+   * variable LATENTLM_WEBGPU_REDUCTIONS stands in for an absent option.
+   */
+  reductions?: Reductions | 'auto';
 }
 
 type ElemType = 'f32' | 'i32' | 'vec4';
@@ -81,6 +88,8 @@ interface KernelSpec {
   bufs: BufSpec[];
   /** Workgroup size: WG, or [WG_X, WG_Y]. */
   wg: number | [number, number];
+  /** Calls the workgroup reductions wg_sum / wg_max / wg_lse: the backend appends the chosen library. */
+  reduce?: boolean;
 }
 
 /** What one binding of a dispatch refers to: a buffer, optionally followed by the next chunk of the same tensor. */
@@ -206,11 +215,12 @@ const K: Record<string, KernelSpec> = {
   },
   sumRows: { file: 'elementwise', section: 'sumRows', wg: 64, params: [['rows', 'u32'], ['cols', 'u32']], bufs: [{ name: 'dy' }, { name: 'db', rw: true }] },
   ssPartial: {
-    file: 'elementwise', section: 'sumSquaresPartial', wg: 256,
+    file: 'elementwise', section: 'sumSquaresPartial', wg: 256, reduce: true,
     params: [['n', 'u32'], ['xOff', 'u32'], ['nGroups', 'u32'], ['pOff', 'u32']],
     bufs: [{ name: 'x' }, { name: 'part', rw: true }],
   },
-  ssFinal: { file: 'elementwise', section: 'sumSquaresFinal', wg: 256, params: [['nPart', 'u32'], ['outIndex', 'u32']], bufs: [{ name: 'part' }, { name: 'out', rw: true }] },
+  subgroupProbe: { file: 'elementwise', section: 'subgroupProbe', wg: 256, reduce: true, params: [], bufs: [{ name: 'out', rw: true }] },
+  ssFinal: { file: 'elementwise', section: 'sumSquaresFinal', wg: 256, reduce: true, params: [['nPart', 'u32'], ['outIndex', 'u32']], bufs: [{ name: 'part' }, { name: 'out', rw: true }] },
   embedding: {
     file: 'embedding', section: 'forward', wg: 64,
     params: [['rows', 'u32'], ['dim', 'u32'], ['lo', 'u32'], ['hi', 'u32'], ['base', 'u32']],
@@ -222,12 +232,12 @@ const K: Record<string, KernelSpec> = {
     bufs: [{ name: 'ids', type: 'i32' }, { name: 'dout' }, { name: 'dtable', rw: true }],
   },
   rmsNorm: {
-    file: 'rmsnorm', section: 'forward', wg: 128,
+    file: 'rmsnorm', section: 'forward', wg: 128, reduce: true,
     params: [['rows', 'u32'], ['dim', 'u32'], ['eps', 'f32']],
     bufs: [{ name: 'x' }, { name: 'w' }, { name: 'y', rw: true }, { name: 'rstd', rw: true }],
   },
   rmsNormBackwardX: {
-    file: 'rmsnorm', section: 'backwardX', wg: 128,
+    file: 'rmsnorm', section: 'backwardX', wg: 128, reduce: true,
     params: [['rows', 'u32'], ['dim', 'u32']],
     bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'w' }, { name: 'rstd' }, { name: 'dx', rw: true }],
   },
@@ -257,7 +267,7 @@ const K: Record<string, KernelSpec> = {
     bufs: [{ name: 'dout' }, { name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'lse' }, { name: 'delta' }, { name: 'dk', rw: true }, { name: 'dv', rw: true }],
   },
   crossEntropy: {
-    file: 'crossentropy', section: 'crossEntropy', wg: 256,
+    file: 'crossentropy', section: 'crossEntropy', wg: 256, reduce: true,
     params: [['V', 'u32'], ['rows', 'u32'], ['logitsOff', 'u32'], ['labelOff', 'u32'], ['lossOff', 'u32']],
     bufs: [{ name: 'x', rw: true }, { name: 'labels', type: 'i32' }, { name: 'losses', rw: true }, { name: 'weights', optional: true }],
   },
@@ -266,9 +276,10 @@ const K: Record<string, KernelSpec> = {
 const MATMUL_PARAMS: [string, ParamType][] = [
   ['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['cOff', 'u32'],
   ['mLo', 'u32'], ['mHi', 'u32'], ['nLo', 'u32'], ['nHi', 'u32'], ['kLo', 'u32'], ['kHi', 'u32'],
-  ['mBase', 'u32'], ['nBase', 'u32'], ['accumulate', 'u32'], ['useBias', 'u32'],
+  ['mBase', 'u32'], ['nBase', 'u32'], ['accumulate', 'u32'], ['useBias', 'u32'], ['useRes', 'u32'],
 ];
-const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }];
+/** g: the SwiGLU gate fused into A's loads (A's layout); r: the residual fused into C's store (C's layout). */
+const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }, { name: 'g', optional: true }, { name: 'r', optional: true }];
 
 /**
  * Workgroup layout of the flash attention kernels (kernels/attention.wgsl, flash*) for one shape: BQ query
@@ -298,7 +309,9 @@ const FLASH_OF: Record<string, string> = { flashForward: 'attention', flashBackw
 export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   const dev = await requestWebGPU({ adapter: opts.adapter, powerPreference: opts.powerPreference });
   try {
-    return new WebGPUBackend(dev, opts);
+    const be = new WebGPUBackend(dev, opts);
+    await be.chooseReductions();
+    return be;
   } catch (e) {
     dev.device.destroy(); // a refused option must not leak the device
     throw e;
@@ -321,6 +334,13 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   matmulF16: boolean;
   /** Optional device features enabled (shader-f16, subgroups). */
   readonly features: ReadonlySet<string>;
+  /**
+   * Which reduction library the reducing kernels use (see WebGPUBackendOptions.reductions). 'workgroup' until
+   * chooseReductions() (called by createWebGPUBackend) has probed the device's subgroups.
+   */
+  reductions: Reductions = 'workgroup';
+  /** Why subgroup reductions are not in use ('' when they are), for reports. */
+  subgroupNote = '';
   /** Workgroup shape of the blocked matmul, in 4x4 blocks (x along N, y along M); tunable for benchmarks. */
   matmulWorkgroup: [number, number] = [16, 4];
   /**
@@ -355,6 +375,10 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   private pending: Promise<void>[] = [];
   private fatal?: BackendError;
   private destroyed = false;
+  private readonly software: boolean;
+  private readonly wantReductions: Reductions | 'auto';
+  /** The adapter's smallest subgroup size (WebGPU guarantees at least 4). */
+  private readonly subgroupMin: number;
 
   constructor(dev: WebGPUDevice, opts: WebGPUBackendOptions = {}) {
     super();
@@ -370,6 +394,9 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.poolLimit = opts.poolBytes ?? 256 * 1024 * 1024;
     this.features = dev.features;
     this.kernels = chooseKernels(opts.kernels, dev.software, lim);
+    this.software = dev.software;
+    this.wantReductions = requestedReductions(opts.reductions);
+    this.subgroupMin = Math.max(4, (dev.adapter as GPUAdapter & { info?: GPUAdapterInfo }).info?.subgroupMinSize ?? 4);
     this.matmulKernel = opts.matmulKernel ?? (this.kernels === 'tiled' ? 'tiled' : 'blocked');
     if (opts.matmulF16 && !dev.features.has('shader-f16')) throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
     this.matmulF16 = !!opts.matmulF16;
@@ -385,6 +412,48 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     };
     if (typeof this.device.addEventListener === 'function') this.device.addEventListener('uncapturederror', onError);
     else (this.device as unknown as { onuncapturederror: unknown }).onuncapturederror = onError;
+  }
+
+  /**
+   * Settles the reduction variant: subgroup reductions are used only when requested (or auto on a hardware
+   * adapter), the device has `subgroups`, and a probe kernel confirms what kernels/reduce_subgroup.wgsl assumes
+   * (full subgroups laid out along local_invocation_index) and gets the right sums, at both workgroup sizes the
+   * reducing kernels use. Throws when 'subgroup' was forced and cannot be had.
+   */
+  async chooseReductions(): Promise<void> {
+    const want = this.wantReductions;
+    let why = '';
+    if (!this.features.has('subgroups')) why = 'the adapter has no `subgroups` feature';
+    else if (want === 'subgroup' || (want === 'auto' && !this.software)) why = await this.probeSubgroups();
+    else why = 'not chosen on a software adapter (force with reductions: \'subgroup\')';
+    this.reductions = chooseReductions(want === 'auto' && this.software ? 'workgroup' : want, this.software, why);
+    this.subgroupNote = this.reductions === 'subgroup' ? '' : why;
+    (this as { info: string }).info += `; ${this.reductions} reductions`;
+  }
+
+  /** Runs kernels/elementwise.wgsl's subgroupProbe at WG 128 and 256; '' when both pass, else what failed. */
+  private async probeSubgroups(): Promise<string> {
+    const out = this.alloc(8, 'f32', 'subgroup probe');
+    const prev = this.reductions;
+    try {
+      this.reductions = 'subgroup';
+      const results: string[] = [];
+      for (const wg of [128, 256]) {
+        this.run({ ...K.subgroupProbe, wg }, {}, { out: { b0: this.T(out, 'probe').chunks[0], split: NO_SPLIT } }, [1, 1]);
+        const [bad, sum, mx, lse, n] = (await this.read(out, 0, 5)) as Float32Array;
+        const want = [0, (wg * (wg - 1)) / 2, wg - 1, Math.log(wg)];
+        if (bad !== 0) results.push(`WG ${wg}: ${bad} invocations outside a full, linearly laid out subgroup (size ${n})`);
+        else if (sum !== want[1] || mx !== want[2] || !(Math.abs(lse - want[3]) < 1e-5)) results.push(`WG ${wg}: reductions gave ${sum}, ${mx}, ${lse} instead of ${want.slice(1).join(', ')}`);
+      }
+      return results.join('; ');
+    } catch (e) {
+      // A kernel that fails to build or run here must not poison the backend: the probe is its first work.
+      this.fatal = undefined;
+      return `the probe kernel failed: ${(e as Error).message.split('\n')[0]}`;
+    } finally {
+      this.reductions = prev;
+      this.free(out);
+    }
   }
 
   // ================================================================ plumbing
@@ -589,6 +658,15 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
    */
   private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean | string> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
     if (grid[0] === 0 || grid[1] === 0) return;
+    if (spec.reduce) {
+      // The reduction library in use; its constants go into the variant key with the kernel's own.
+      const sub = this.reductions === 'subgroup';
+      libs = [...libs, sub ? 'reduce_subgroup' : 'reduce_workgroup'];
+      if (sub) {
+        consts = { ...consts, SG_MIN: this.subgroupMin, SG_LEVELS: subgroupLevels(spec.wg as number, this.subgroupMin) };
+        spec = { ...spec, enable: [...(spec.enable ?? []), 'subgroups'] };
+      }
+    }
     if (grid[0] > this.maxGroups || grid[1] > this.maxGroups) throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
     const layoutKey = spec.bufs
       .map((b) => {
@@ -598,7 +676,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
         return `${a.bf16 ? 'h' : a.vec4 ? 'v' : 's'}${a.b1 ? 2 : 1}${alias ? `=${alias.name}` : ''}`;
       })
       .join(',');
-    const key = `${spec.file}/${spec.section}|wg${spec.wg}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}`;
+    const key = `${spec.file}/${spec.section}|wg${spec.wg}|${JSON.stringify(consts)}|${subst ? JSON.stringify(subst) : ''}|${layoutKey}|${libs.join(',')}`;
     if (this.slot === RING_SLOTS) this.flush();
     const pass = this.computePass();
     const v = this.variant(key, spec, consts, subst, libs, args, extraParams);
@@ -996,10 +1074,14 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   // ================================================================ matmul
 
-  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT }: KernelArgs['matmul']): void {
+  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT, residual, swigluGate }: KernelArgs['matmul']): void {
     this.live('matmul');
     const A = this.T(a, 'matmul A'), B = this.T(b, 'matmul B'), C = this.T(c, 'matmul C');
     const bias = biasT ? this.T(biasT, 'matmul bias') : undefined;
+    // The fusions (see kernels/matmul.wgsl; their contract is checked by the op table): the gate shares A's
+    // chunking and the residual C's (same sizes, f32).
+    const G = swigluGate ? this.T(swigluGate, 'matmul swigluGate') : undefined;
+    const R = residual ? this.T(residual, 'matmul residual') : undefined;
     if (M <= 0 || N <= 0) return;
     const kind = this.matmulKernel;
     const naive = kind === 'naive', tiled = kind === 'tiled';
@@ -1014,7 +1096,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
     const wg: [number, number] = tiled ? [tile.bn / tile.rn, tile.bm / tile.rm] : naive ? [16, 4] : this.matmulWorkgroup;
     const spec: KernelSpec = { file: 'matmul', section: kind, wg, params: MATMUL_PARAMS, bufs: MATMUL_BUFS, enable: f16 ? ['f16'] : undefined };
-    const consts: Record<string, number | boolean | string> = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias };
+    const consts: Record<string, number | boolean | string> = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias, SWIGLU_A: !!G, HAS_RES: !!R };
     if (tiled) Object.assign(consts, { BM: tile.bm, BN: tile.bn, BK: tile.bk, RM: tile.rm, RN: tile.rn, TILE: f16 ? 'f16' : 'f32' });
     this.withWhole('matmul', (whole) => {
       const biasArg = bias ? whole(bias, false) : undefined;
@@ -1033,12 +1115,13 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
             const mBase = naive ? ms.lo : ms.lo & ~3, nBase = naive ? ns.lo : ns.lo & ~3;
             const params = {
               M, N, K, aOff: aRel, bOff: bRel, cOff: cRel, mLo: ms.lo, mHi: ms.hi, nLo: ns.lo, nHi: ns.hi, kLo: ks.lo, kHi: ks.hi,
-              mBase, nBase, accumulate: accumulate || !first ? 1 : 0, useBias: bias && first ? 1 : 0,
+              mBase, nBase, accumulate: accumulate || !first ? 1 : 0, useBias: bias && first ? 1 : 0, useRes: R && first ? 1 : 0,
             };
             const [wx, wy] = spec.wg as [number, number];
             const per = naive ? 1 : 4;
             const grid: [number, number] = tiled ? [cdiv(ns.hi - nBase, tile.bn), cdiv(ms.hi - mBase, tile.bm)] : [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
-            this.run(spec, params, { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg }, grid, consts);
+            const args = { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg, g: G && this.argOf(G, pa, vecA), r: R && this.argOf(R, pc) };
+            this.run(spec, params, args, grid, consts, undefined, ['swiglu']);
           }
     });
   }
@@ -1135,7 +1218,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const X = this.T(logits, 'crossEntropy'), Y = this.T(labels, 'crossEntropy'), L = this.T(losses, 'crossEntropy');
     const W = weights ? this.T(weights, 'crossEntropy') : undefined;
     if (rows <= 0) return;
-    const spec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
+    const spec: KernelSpec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
     this.withWhole('crossEntropy', (whole) =>
       this.run(spec, { V, rows, logitsOff, labelOff, lossOff },
         { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined }, this.grid(rows), { HAS_W: !!W }));

@@ -146,7 +146,8 @@ interface Segment {
   /** Latent rows: (row in this segment, sequence b, absolute position p). */
   feed: { row: number; b: number; p: number }[];
   xs: Tensor[];
-  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor; act: Tensor }[];
+  /** Per layer, what the backward needs (the SwiGLU activation is not kept: the down projection fuses it). */
+  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor }[];
   rstdF: Tensor;
   hf: Tensor;
   dHf: Tensor | null;
@@ -608,11 +609,11 @@ export class Qwen2 {
     const x = seg.xs[l];
     const a = {
       xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
-      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I), act: arena.take(rows * I),
+      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I),
     };
     be.rmsNorm({ x, w: W.ln1, y: a.xn, rstd: a.rstd1, rows, dim: H, eps: c.rms_norm_eps });
     this.tmp.reset();
-    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV), tmp = this.tmp.take(rows * H);
+    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV);
     be.matmul({ a: a.xn, b: W.q, c: a.q, M: rows, N: H, K: H, transB: true, bias: W.qb });
     be.matmul({ a: a.xn, b: W.k, c: k, M: rows, N: KV, K: H, transB: true, bias: W.kb });
     be.matmul({ a: a.xn, b: W.v, c: v, M: rows, N: KV, K: H, transB: true, bias: W.vb });
@@ -624,15 +625,14 @@ export class Qwen2 {
       be.copy2d({ src: v, dst: vc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
     }
     be.attention({ q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
-    be.matmul({ a: a.att, b: W.o, c: tmp, M: rows, N: H, K: H, transB: true });
-    be.add({ a: x, b: tmp, out: a.x2, n: rows * H });
+    // the residual adds are part of the output projections' stores (the matmul's residual argument)
+    be.matmul({ a: a.att, b: W.o, c: a.x2, M: rows, N: H, K: H, transB: true, residual: x });
     be.rmsNorm({ x: a.x2, w: W.ln2, y: a.xn2, rstd: a.rstd2, rows, dim: H, eps: c.rms_norm_eps });
     be.matmul({ a: a.xn2, b: W.gate, c: a.gate, M: rows, N: I, K: H, transB: true });
     be.matmul({ a: a.xn2, b: W.up, c: a.up, M: rows, N: I, K: H, transB: true });
-    be.swiglu({ gate: a.gate, up: a.up, out: a.act, n: rows * I });
+    // silu(gate) * up is computed as the down projection loads it (the matmul's swigluGate argument): never stored
     const out = arena.take(rows * H);
-    be.matmul({ a: a.act, b: W.down, c: tmp, M: rows, N: H, K: I, transB: true });
-    be.add({ a: a.x2, b: tmp, out, n: rows * H });
+    be.matmul({ a: a.up, b: W.down, c: out, M: rows, N: H, K: I, transB: true, swigluGate: a.gate, residual: a.x2 });
     seg.acts.push(a);
     return out;
   }
@@ -734,7 +734,12 @@ export class Qwen2 {
     // MLP: out = x2 + down(swiglu(gate(xn2), up(xn2)))
     const dact = ar.take(rows * I);
     be.matmul({ a: dxOut, b: W.down, c: dact, M: rows, N: I, K: H });
-    if (G.down) be.matmul({ a: dxOut, b: a.act, c: G.down, M: H, N: I, K: rows, transA: true, accumulate: true });
+    if (G.down) {
+      // the activation the forward did not keep, recomputed for the down projection's weight gradient
+      const act = ar.take(rows * I);
+      be.swiglu({ gate: a.gate, up: a.up, out: act, n: rows * I });
+      be.matmul({ a: dxOut, b: act, c: G.down, M: H, N: I, K: rows, transA: true, accumulate: true });
+    }
     const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
     be.swigluBackward({ dOut: dact, gate: a.gate, up: a.up, dGate: dgate, dUp: dup, n: rows * I });
     const dxn2 = ar.take(rows * H);
