@@ -2,7 +2,7 @@
 // load/store on memory from heap.alloc, so no managed object is ever created and the GC never runs: a call
 // costs exactly its scan, whatever the input.
 //
-// Layout the JS side (src/text-wasm.ts) relies on:
+// Layout the JS side (src/text/text-wasm.ts) relies on:
 //   input  : UTF-16 code units of every string of the batch, back to back (a JS string copied unit by unit,
 //            so every offset we return is a JS string index and JS can slice without re-decoding)
 //   table  : i32 per item (split: off,len; reward: cOff,cLen,gOff,gLen), offsets in code units into input

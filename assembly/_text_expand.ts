@@ -1,5 +1,5 @@
 // Sub-step expansion of calculator annotations (`48*37` -> `48 * 30 = 1440`, `48 * 7 = 336`, `1440 + 336 = 1776`).
-// The scheme, and what each failure means, is documented in src/expand.ts (the JS API); this file is its
+// The scheme, and what each failure means, is documented in src/data/expand.ts (the JS API); this file is its
 // implementation. All arithmetic is exact: rationals of i64 numerator and denominator, reduced after every
 // operation; a value that does not fit (|n| or d past 2^62, or more than 18 decimals) stops the annotation with
 // "too large" rather than giving a wrong step. No floats anywhere.

@@ -1,5 +1,5 @@
 // GSM8K answer splitting: finds the `#### N` final line and every calculator annotation `<<expr=result>>` in
-// one forward pass per answer. It only reports offsets; src/gsm8k.ts slices the JS string with them.
+// one forward pass per answer. It only reports offsets; src/data/gsm8k.ts slices the JS string with them.
 //
 // Rules (the real data - 7,473 train + 1,319 test rows - never needs anything past rule 1, 2 and 4, but a
 // dataset variant or a model's own output may, so each case has one fixed, linear-time answer):

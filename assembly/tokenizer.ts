@@ -1,7 +1,7 @@
 // Byte-level BPE tokenizer (Qwen2 / Llama-3 family) in WASM: added-token matching, the split regex hand-written as
 // a scanner over UTF-8, BPE merges by rank, a word cache, and decoding to bytes.
 //
-// The JS side (src/tokenizer.ts) writes UTF-8 (already NFC-normalised where it is not ASCII) into the input
+// The JS side (src/text/tokenizer.ts) writes UTF-8 (already NFC-normalised where it is not ASCII) into the input
 // buffer and reads ids from the output buffer; nothing here allocates per call except when a buffer must grow.
 // All tables live in raw memory from heap.alloc, addressed with load/store, so the GC never runs.
 //
@@ -787,7 +787,7 @@ export function encode(len: usize, allowSpecial: bool): i32 {
   return <i32>outLen;
 }
 
-// Buffers above this are freed by trimBuffers (src/tokenizer.ts calls it after a large input), so their memory
+// Buffers above this are freed by trimBuffers (src/text/tokenizer.ts calls it after a large input), so their memory
 // goes back to the allocator instead of staying reserved for the rest of the process.
 const KEEP_BYTES: usize = 1 << 20;
 

@@ -1,9 +1,9 @@
 // A random-weight Qwen2 written as a bf16 HF checkpoint, for benchmarks at real model shapes without downloading
 // weights (bench/qwen2-05b.ts, bench/gpu.ts). Written once per directory; later runs load it as is.
 import { existsSync } from 'node:fs';
-import { saveHfCheckpoint, type Qwen2Config } from '../src/hf.js';
+import { saveHfCheckpoint, type Qwen2Config } from '../src/model/hf.js';
 import { qwen2ParamShapes } from '../src/model/qwen2.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 
 export const QWEN2_05B: Qwen2Config = {
   architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864,

@@ -6,7 +6,7 @@
 // Run: npx tsx bench/tokenizer.ts
 import { readFileSync } from 'node:fs';
 import { Tokenizer as HfJsTokenizer } from '@huggingface/tokenizers';
-import { Tokenizer } from '../src/tokenizer.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
 import { gsm8kRows, qwen2TokenizerJson, rustReference } from '../test/_tokenizer-ref.js';
 
 export interface TokenizerBenchRow {

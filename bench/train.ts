@@ -157,7 +157,7 @@ async function jsonMain(v: { config?: string; threads?: string; backend?: string
   if (!(seconds > 0)) throw new Error(`--seconds expects a positive number, got '${v.seconds}'`);
   const backend = v.backend ?? 'wasm';
   const { createBackend } = await import('../src/backend/index.js');
-  const { parseThreads } = await import('../src/app/setup.js');
+  const { parseThreads } = await import('../src/setup/loaders.js');
   const { availableCores } = await import('../src/backend/wasm.js');
   const fixed = parseThreads(v.threads);
   const counts = fixed ? [fixed] : backend === 'wasm' ? Array.from({ length: await availableCores() }, (_, i) => i + 1) : [1];

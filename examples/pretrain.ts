@@ -6,18 +6,18 @@ import { parseFlags, UsageError } from '../src/cli/_args.ts';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../src/cli/flags.ts';
 import { installStopSignal, yieldToEventLoop } from '../src/train/signals.ts';
 import { relaunchOutsideTsxWrapper } from '../src/node/tsx-relaunch.ts';
-import { pickBackend, EOS_ID, wrapTokenizer, splitRow } from '../src/app/setup.ts';
-import { mkdirp, writeFileAtomic } from '../src/io.ts';
+import { pickBackend, EOS_ID, wrapTokenizer, splitRow } from '../src/setup/loaders.ts';
+import { mkdirp, writeFileAtomic } from '../src/io/source.ts';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
-import { VocabMap, allByteTokens } from '../src/model/vocab-map.ts';
+import { VocabMap, allByteTokens } from '../src/text/vocab-map.ts';
 import { AdamW } from '../src/train/adamw.ts';
-import { Tokenizer } from '../src/tokenizer.ts';
-import { generateProblems, SYNTH_PRESETS } from '../src/synth.ts';
-import { linePlot } from '../src/plot.ts';
-import { Rng } from '../src/rng.ts';
-import { createProgress } from '../src/progress.ts';
+import { Tokenizer } from '../src/text/tokenizer.ts';
+import { generateProblems, SYNTH_PRESETS } from '../src/data/synth.ts';
+import { linePlot } from '../src/io/plot.ts';
+import { Rng } from '../src/data/rng.ts';
+import { createProgress } from '../src/io/progress.ts';
 import { generate } from '../src/generation/generate.ts';
-import { reward } from '../src/reward.ts';
+import { reward } from '../src/data/grade.ts';
 
 // under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)
 const relaunched = await relaunchOutsideTsxWrapper();
@@ -150,7 +150,7 @@ console.log(`held-out greedy accuracy: ${(accuracy * 100).toFixed(1)}% (${correc
 
 await model.save(out, { dtype: 'F32' });
 await writeFileAtomic(`${out}/vocab-map.json`, JSON.stringify(map.toJSON()));
-await writeFileAtomic(`${out}/recipe.json`, JSON.stringify({ script: 'examples/pretrain.ts', steps, batch: B, peakLr, seed, warmup: 50, schedule: 'cosine to 10%', adamw: { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, clipNorm: 1 }, data: { generator: 'src/synth.ts', preset: 'default', trainProblems: trainRows.length, format: 'question \\n steps (annotations removed) \\n#### final <eos>' }, backend: be.name, seconds, finalTrainLoss: log[log.length - 1].loss, finalTestLoss: log[log.length - 1].test, heldOutAccuracy: accuracy }, null, 2));
+await writeFileAtomic(`${out}/recipe.json`, JSON.stringify({ script: 'examples/pretrain.ts', steps, batch: B, peakLr, seed, warmup: 50, schedule: 'cosine to 10%', adamw: { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, clipNorm: 1 }, data: { generator: 'src/data/synth.ts', preset: 'default', trainProblems: trainRows.length, format: 'question \\n steps (annotations removed) \\n#### final <eos>' }, backend: be.name, seconds, finalTrainLoss: log[log.length - 1].loss, finalTestLoss: log[log.length - 1].test, heldOutAccuracy: accuracy }, null, 2));
 await writeFileAtomic(`${out}/pretrain-metrics.jsonl`, log.map((r) => JSON.stringify(r)).join('\n') + '\n');
 await writeFileAtomic(`${out}/pretrain-loss.svg`, linePlot({
   title: 'default model pretraining (plain chain-of-thought, synthetic task)', xLabel: 'step', yLabel: 'cross-entropy (nats/token)', logY: true,

@@ -123,10 +123,10 @@ if (hfNfc) {
 // combining class, a decomposition or a composition. ${count} code points in ${ranges.length} ranges, [first, last].
 export const HF_NFC_INERT: readonly (readonly [number, number])[] = ${JSON.stringify(ranges)};
 `;
-  const nfcPath = join(root, 'src', 'unicode-nfc-data.ts');
+  const nfcPath = join(root, 'src', 'text', 'unicode-nfc-data.ts');
   writeFileSync(nfcPath + '.tmp', nfcOut);
   renameSync(nfcPath + '.tmp', nfcPath);
   console.log(`gen-unicode: ${nfcPath}: ${count} code points in ${ranges.length} ranges`);
 } else {
-  console.warn('gen-unicode: HF reference unavailable; src/unicode-nfc-data.ts left as it is');
+  console.warn('gen-unicode: HF reference unavailable; src/text/unicode-nfc-data.ts left as it is');
 }

@@ -13,23 +13,22 @@ import { dirname, join, normalize, relative } from 'node:path';
  * entry points at the top.
  */
 export const LAYERS: { name: string; paths: string[] }[] = [
-  {
-    name: 'text/data/io',
-    paths: [
-      'generated/', 'node/', 'hub/', 'io.ts', 'jsonl.ts', 'rng.ts', 'safetensors.ts', 'progress.ts', 'plot.ts', 'wasm.ts', 'text-wasm.ts',
-      'nfc.ts', 'unicode-nfc-data.ts', 'tokenizer.ts', 'tokenizer-cuts.ts', 'chat-template.ts', 'gsm8k.ts', 'synth.ts', 'expand.ts', 'reward.ts',
-    ],
-  },
+  // io: sources (paths, URLs), JSONL, safetensors, progress, plots, embedded WASM, the Hub client
+  { name: 'io', paths: ['generated/', 'node/', 'hub/', 'io/'] },
+  // text: the tokenizer, vocabulary maps, NFC, chat templates
+  { name: 'text', paths: ['text/'] },
+  // data: GSM8K, the synthetic task, annotation expansion, grading, seeded random streams
+  { name: 'data', paths: ['data/'] },
   { name: 'backend', paths: ['backend/'] },
-  // hf.ts reads and writes the Qwen2 checkpoint format for model/qwen2.ts (and checks it with model/validate.ts)
-  { name: 'model', paths: ['model/', 'hf.ts'] },
+  // model/hf.ts reads and writes the Qwen2 checkpoint format for model/qwen2.ts (and checks it with model/validate.ts)
+  { name: 'model', paths: ['model/'] },
   { name: 'generation', paths: ['generation/'] },
   { name: 'training utilities', paths: ['train/'] },
   { name: 'phase 1 (latent)', paths: ['latent/'] },
   { name: 'phase 2 (rl)', paths: ['rl/'] },
   { name: 'sweep', paths: ['sweep/'] },
   // loaders (model, data, backend) and condition resolution that both the commands and the public API use
-  { name: 'app', paths: ['app/'] },
+  { name: 'setup', paths: ['setup/'] },
   { name: 'cli', paths: ['cli/'] },
   { name: 'entry points', paths: ['api.ts', 'index.ts', 'browser.ts', 'cli.ts'] },
 ];

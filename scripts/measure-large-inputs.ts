@@ -4,9 +4,9 @@
 import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadGsm8k, splitAnswer } from '../src/gsm8k.js';
-import { textWasmMemoryBytes } from '../src/text-wasm.js';
-import { Tokenizer } from '../src/tokenizer.js';
+import { loadGsm8k, splitAnswer } from '../src/data/gsm8k.js';
+import { textWasmMemoryBytes } from '../src/text/text-wasm.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
 
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 const rss = () => MiB(process.memoryUsage().rss);

@@ -8,7 +8,7 @@
 // differences are derived by probing the reference itself. Unicode's stability policy freezes the normalization
 // properties of assigned characters, so the differing code points are characters unassigned in 9.0 (a starter
 // that never decomposes or composes there) that later versions gave a combining class, a decomposition or a
-// composition. src/nfc.ts treats exactly these as inert: it normalises the text between them with the JS engine.
+// composition. src/text/nfc.ts treats exactly these as inert: it normalises the text between them with the JS engine.
 //
 // Probes per code point c (any difference puts c on the list):
 //   c                 its decomposition

@@ -2,7 +2,7 @@
 // without the real vocabulary) and tiny random Qwen2 models over it.
 import { CpuBackend } from '../src/backend/cpu.js';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 
 export const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
 export const EOS = ALPHA.length;

@@ -2,14 +2,14 @@
 // synthetic task's restricted vocabulary), for tests that must train something when the default model is not
 // built, or must be fast: the browser e2e test serves it as an "HF directory URL".
 //   npx tsx test/_tiny-model.ts OUT_DIR
-import { EOS_ID } from '../src/app/setup.ts';
-import { writeFileAtomic } from '../src/io.ts';
+import { EOS_ID } from '../src/setup/loaders.ts';
+import { writeFileAtomic } from '../src/io/source.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
-import { VocabMap, allByteTokens } from '../src/model/vocab-map.ts';
-import { Rng } from '../src/rng.ts';
-import { SYNTH_PRESETS, generateProblems } from '../src/synth.ts';
-import { Tokenizer } from '../src/tokenizer.ts';
+import { VocabMap, allByteTokens } from '../src/text/vocab-map.ts';
+import { Rng } from '../src/data/rng.ts';
+import { SYNTH_PRESETS, generateProblems } from '../src/data/synth.ts';
+import { Tokenizer } from '../src/text/tokenizer.ts';
 
 export async function writeTinyModel(dir: string, o: { hidden?: number; layers?: number; seed?: number } = {}): Promise<void> {
   const full = await Tokenizer.load();

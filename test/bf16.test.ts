@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend, Tensor } from '../src/backend/types.js';
 import { Kind, Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
-import { roundToBf16 } from '../src/safetensors.js';
+import { roundToBf16 } from '../src/io/safetensors.js';
 import { maxRelErr, randn } from './_conformance.js';
 import { testBackends } from './_backends.js';
 

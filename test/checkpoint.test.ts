@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { readCheckpointState } from '../src/latent/checkpoint.js';
 import { CHECKPOINT_VERSION, parseCheckpointState } from '../src/train/checkpoint-schema.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 import { charTok, tinyModel } from './_char-model.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'latentlm-ckpt-'));

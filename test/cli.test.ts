@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseGsm8k } from '../src/gsm8k.js';
-import { reward } from '../src/reward.js';
+import { parseGsm8k } from '../src/data/gsm8k.js';
+import { reward } from '../src/data/grade.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));

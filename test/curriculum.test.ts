@@ -5,9 +5,9 @@ import { Kind } from '../src/model/qwen2.js';
 import { buildCurriculumSequence, curriculumStage, mixedStage, scratchText, substepResult, type SubstepRow } from '../src/latent/curriculum.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0 } from '../src/latent/sequence.js';
 import { withSubsteps } from '../src/latent/substeps.js';
-import { expandAnnotation } from '../src/expand.js';
-import { generateProblems, SYNTH_PRESETS } from '../src/synth.js';
-import { splitRow } from '../src/app/setup.js';
+import { expandAnnotation } from '../src/data/expand.js';
+import { generateProblems, SYNTH_PRESETS } from '../src/data/synth.js';
+import { splitRow } from '../src/setup/loaders.js';
 
 // one token per character: positions are easy to count
 const tok = { encode: (s: string) => Int32Array.from([...s].map((c) => c.charCodeAt(0))) };
@@ -147,7 +147,7 @@ describe('Phase1Trainer with a sub-step schedule', () => {
     const { CpuBackend } = await import('../src/backend/cpu.js');
     const { Qwen2, qwen2ParamShapes } = await import('../src/model/qwen2.js');
     const { Phase1Trainer } = await import('../src/latent/trainer.js');
-    const { Rng } = await import('../src/rng.js');
+    const { Rng } = await import('../src/data/rng.js');
     const cfg = { vocab_size: 128, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512 };
     const rng = new Rng(3);
     const weights = new Map([...qwen2ParamShapes(cfg as never)].map(([n, sh]) => [n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal()))]));

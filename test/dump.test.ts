@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dumpCommand } from '../src/cli/dump.js';
-import { saveHfCheckpoint } from '../src/hf.js';
-import { parseSafetensors, toFloat32 } from '../src/safetensors.js';
+import { saveHfCheckpoint } from '../src/model/hf.js';
+import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { maxRelErr } from './_conformance.js';
 import { demand } from './_require.js';
 

@@ -3,14 +3,14 @@ import fc from 'fast-check';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expandAnnotation, expandAnnotations, expansionReport, type Expansion } from '../src/expand.js';
-import { parseGsm8k, splitAnswer } from '../src/gsm8k.js';
+import { expandAnnotation, expandAnnotations, expansionReport, type Expansion } from '../src/data/expand.js';
+import { parseGsm8k, splitAnswer } from '../src/data/gsm8k.js';
 
 const DATA = fileURLToPath(new URL('../../shared/gsm8k/', import.meta.url));
 const haveData = existsSync(join(DATA, 'train.jsonl')) && existsSync(join(DATA, 'test.jsonl'));
 if (!haveData) console.warn(`expansion tests on real GSM8K SKIPPED: ${DATA}{train,test}.jsonl not found`);
 
-// ---- an independent checker: BigInt rationals, written separately from src/expand.ts ----
+// ---- an independent checker: BigInt rationals, written separately from src/data/expand.ts ----
 type R = [bigint, bigint]; // numerator, denominator > 0, not necessarily reduced
 const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? (a < 0n ? -a : a) : gcd(b, a % b));
 const norm = ([n, d]: R): R => {

@@ -9,7 +9,7 @@ import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { generate, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
 import { sampleToken } from '../src/generation/sample.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 import { charTok, config, EOS, tinyModel } from './_char-model.js';
 
 async function tinyLatentModel(mode: 'full' | 'two-trunk', seed: number): Promise<Qwen2> {

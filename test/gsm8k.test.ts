@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadGsm8k, parseGsm8k, splitAnswer, splitAnswers, type Gsm8kExample } from '../src/gsm8k.js';
+import { loadGsm8k, parseGsm8k, splitAnswer, splitAnswers, type Gsm8kExample } from '../src/data/gsm8k.js';
 import { demand } from './_require.js';
 
 const DATA = fileURLToPath(new URL('../../shared/gsm8k/', import.meta.url));

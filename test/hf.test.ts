@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   expectedQwen2Tensors, loadHfCheckpoint, parseQwen2Config, saveHfCheckpoint, validateQwen2Tensors, type Qwen2Config, type SaveTensor,
-} from '../src/hf.js';
-import { parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors } from '../src/safetensors.js';
+} from '../src/model/hf.js';
+import { parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors } from '../src/io/safetensors.js';
 import { demand } from './_require.js';
 
 const root = mkdtempSync(join(tmpdir(), 'latentlm-hf-'));

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { HostAdam } from '../src/train/host-adam.js';
 import { LogisticHead } from '../src/latent/heads.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 
 /** LogisticHead.step as it was: loss gradient, then Adam inline. */
 function referenceHeadStep(h: { w: Float32Array; b: number; m: Float32Array; v: Float32Array; mb: number; vb: number; t: number; lr: number }, xs: Float32Array[], ys: number[], posWeight: number) {

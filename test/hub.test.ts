@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type Qwen2Config } from '../src/hf.ts';
+import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type Qwen2Config } from '../src/model/hf.ts';
 import { parseRepoId } from '../src/hub/id.ts';
 import { loadHubDataset } from '../src/hub/dataset.ts';
 import { cachedFetch, type CacheStorageLike } from '../src/hub/browser-cache.ts';
-import { applyChatTemplate, loadData, loadModel } from '../src/app/setup.ts';
+import { applyChatTemplate, loadData, loadModel } from '../src/setup/loaders.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
 import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
 
@@ -374,7 +374,7 @@ describe('models from a mock Hub', () => {
 describe('latentlm dump --model ID', () => {
   it('gives the same tensors as with the directory', async () => {
     const { dumpCommand } = await import('../src/cli/dump.ts');
-    const { parseSafetensors } = await import('../src/safetensors.ts');
+    const { parseSafetensors } = await import('../src/io/safetensors.ts');
     await writeFile(join(tmp, 'case.json'), JSON.stringify({ ids: [1, 5, 9, 2], latent: [2] }));
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = join(tmp, 'cache-dump');

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JsonlWriter, readJsonl, readJsonlFile, toJsonLine } from '../src/jsonl.ts';
+import { JsonlWriter, readJsonl, readJsonlFile, toJsonLine } from '../src/io/jsonl.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'latentlm-jsonl-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,9 +11,9 @@ import { batchGroups, packSequences } from '../src/latent/batch.js';
 import { inputOf } from '../src/latent/diagnostics.js';
 import { buildSequence, type SplitRow } from '../src/latent/sequence.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 import type { SubstepRow } from '../src/latent/curriculum.js';
-import { expandAnnotation } from '../src/expand.js';
+import { expandAnnotation } from '../src/data/expand.js';
 
 /** The shared tiny model's weights on any backend (test/_char-model.ts builds it on the CPU backend only). */
 function tinyModel(be: Backend, seed = 1): Qwen2 {

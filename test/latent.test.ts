@@ -10,7 +10,7 @@ import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { generate } from '../src/generation/generate.js';
 import { latentUsage } from '../src/latent/diagnostics.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/data/rng.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
 
 function rows(n: number, seed: number): SplitRow[] {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend } from '../src/backend/types.js';
 import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
-import { parseSafetensors, toFloat32 } from '../src/safetensors.js';
+import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { AdamW } from '../src/train/adamw.js';
 import { maxRelErr } from './_conformance.js';
 import { testBackends } from './_backends.js';

@@ -1,9 +1,9 @@
-// NFC like HF tokenizers (src/nfc.ts) against the Rust binding's own NFC normalizer, on the probes that expose a
+// NFC like HF tokenizers (src/text/nfc.ts) against the Rust binding's own NFC normalizer, on the probes that expose a
 // code point's combining class, decomposition and compositions, for every code point in the blocks of combining
 // marks, every listed code point and its neighbours, and a seeded sample of the rest.
 import { describe, expect, it } from 'vitest';
-import { nfcLikeHf } from '../src/nfc.js';
-import { HF_NFC_INERT } from '../src/unicode-nfc-data.js';
+import { nfcLikeHf } from '../src/text/nfc.js';
+import { HF_NFC_INERT } from '../src/text/unicode-nfc-data.js';
 import { hfNfc } from './_tokenizer-ref.js';
 
 const probes = (c: string) => [c, 'a' + c + '\u0301', 'a' + c + '\u0316', c + c, 'g' + c + '\u0341', '\u0915' + c + '\u093c'];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
-import { parseSafetensors, toFloat32 } from '../src/safetensors.js';
+import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { auxLabelWeights, distillationGrad } from '../src/latent/objectives.js';
 import { maxRelErr } from './_conformance.js';
 

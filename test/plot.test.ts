@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barPlot, escapeXml, formatTick, linePlot, logTicks, multiPanel, niceTicks } from '../src/plot.ts';
+import { barPlot, escapeXml, formatTick, linePlot, logTicks, multiPanel, niceTicks } from '../src/io/plot.ts';
 
 // Minimal well-formedness check without a DOM: every tag is closed in order, attributes are quoted, and no text
 // contains a raw '<' or an unescaped '&'.

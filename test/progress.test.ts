@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProgress, formatDuration, formatField, type ProgressEvent } from '../src/progress.ts';
+import { createProgress, formatDuration, formatField, type ProgressEvent } from '../src/io/progress.ts';
 
 // A non-TTY stream that records writes, and a manual clock (no timing assertions on the real clock).
 function collector(isTTY = false) {

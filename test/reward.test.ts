@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadGsm8k } from '../src/gsm8k.js';
-import { reward, rewardBatch } from '../src/reward.js';
+import { loadGsm8k } from '../src/data/gsm8k.js';
+import { reward, rewardBatch } from '../src/data/grade.js';
 
 const DATA = fileURLToPath(new URL('../../shared/gsm8k/', import.meta.url));
 const haveData = existsSync(join(DATA, 'train.jsonl')) && existsSync(join(DATA, 'test.jsonl'));

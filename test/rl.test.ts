@@ -331,7 +331,7 @@ describe('reward shaping', () => {
     expect(() => shapeReward(double, '', '7', -1)).toThrow(/latents/);
   });
 
-  it('the WASM checker (src/reward.ts) through the shaping: right / wrong / missing answers', () => {
+  it('the WASM checker (src/data/grade.ts) through the shaping: right / wrong / missing answers', () => {
     const checker = wasmChecker;
     const o = { formatReward: 0.1, latentCost: 0.01 };
     expect(shapeReward(checker, 'She has 3 + 4 = 7 apples.\n#### 7', '7', 2, o)).toMatchObject({ correct: 1, format: 1 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, type RngState } from '../src/rng.ts';
+import { Rng, type RngState } from '../src/data/rng.ts';
 
 // Chi-square statistic of observed counts against a uniform expectation.
 function chiSquare(counts: number[]): number {

@@ -272,8 +272,8 @@ describe('flags that would train nothing', () => {
 
   it('--max-len below every row is an error; a cut is warned about', async () => {
     const { measureLengths } = await import('../src/latent/length.js');
-    const { Tokenizer } = await import('../src/tokenizer.js');
-    const { splitRow } = await import('../src/app/setup.js');
+    const { Tokenizer } = await import('../src/text/tokenizer.js');
+    const { splitRow } = await import('../src/setup/loaders.js');
     const tok = await Tokenizer.load();
     const rows = [splitRow({ question: 'Tom has 3 apples and buys 4 more. How many?', answer: 'He has 3+4=<<3+4=7>>7 apples.\n#### 7' })];
     const r = measureLengths(rows, tok, { condition: 'latent', k: 2, eosId: 151643 }, 8);
@@ -318,7 +318,7 @@ describe('weights and files that fail loudly', () => {
   it('a NaN or Inf weight is refused naming the tensor and file (allowNonFinite loads it)', async () => {
     const { CpuBackend } = await import('../src/backend/cpu.js');
     const { Qwen2 } = await import('../src/model/qwen2.js');
-    const { loadHfCheckpoint, saveHfCheckpoint } = await import('../src/hf.js');
+    const { loadHfCheckpoint, saveHfCheckpoint } = await import('../src/model/hf.js');
     const d = dirOf('nan');
     const ck = await loadHfCheckpoint(tiny);
     const tensors = new Map([...ck.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data.slice() }]));
@@ -334,7 +334,7 @@ describe('weights and files that fail loudly', () => {
   });
 
   it('config sizes are bounded before anything is allocated', async () => {
-    const { loadHfCheckpoint } = await import('../src/hf.js');
+    const { loadHfCheckpoint } = await import('../src/model/hf.js');
     const d = dirOf('huge');
     copyTiny(d);
     const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
@@ -343,8 +343,8 @@ describe('weights and files that fail loudly', () => {
   });
 
   it('a symlink loop is reported as such, naming the file; a bad vocab-map.json names its file', async () => {
-    const { loadHfCheckpoint } = await import('../src/hf.js');
-    const { loadModel } = await import('../src/app/setup.js');
+    const { loadHfCheckpoint } = await import('../src/model/hf.js');
+    const { loadModel } = await import('../src/setup/loaders.js');
     const { CpuBackend } = await import('../src/backend/cpu.js');
     const d = dirOf('loop');
     copyTiny(d);
@@ -363,7 +363,7 @@ describe('weights and files that fail loudly', () => {
     const { CpuBackend } = await import('../src/backend/cpu.js');
     const { Qwen2 } = await import('../src/model/qwen2.js');
     const { saveCheckpoint, readCheckpointState } = await import('../src/latent/checkpoint.js');
-    const { Rng } = await import('../src/rng.js');
+    const { Rng } = await import('../src/data/rng.js');
     const be = new CpuBackend();
     const model = await Qwen2.load(be, tiny);
     const d = join(dirOf('enospc'), 'checkpoint');
@@ -396,9 +396,9 @@ describe('weights and files that fail loudly', () => {
 describe('Ctrl-C and --resume in the phase-1 loop', () => {
   it('a stop at an eval step leaves the eval pending; the resumed run does it first and matches a straight run, heads and scaled feedback included', async () => {
     const { CpuBackend } = await import('../src/backend/cpu.js');
-    const { loadModel, loadData } = await import('../src/app/setup.js');
+    const { loadModel, loadData } = await import('../src/setup/loaders.js');
     const { Phase1Trainer } = await import('../src/latent/trainer.js');
-    const { reward } = await import('../src/reward.js');
+    const { reward } = await import('../src/data/grade.js');
     const data = await loadData(undefined, { seed: 3, trainCount: 40, testCount: 4 });
     const job = async (out: string, stopAfter?: number) => {
       const be = new CpuBackend();

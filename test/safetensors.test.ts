@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   f32BitsToBf16, f32BitsToF16, parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors, type WriteTensor,
-} from '../src/safetensors.js';
+} from '../src/io/safetensors.js';
 import { demand } from './_require.js';
 
 const fixtures = join(__dirname, 'fixtures');

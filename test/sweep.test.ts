@@ -10,7 +10,7 @@ import { meanInterval, tQuantile975, wilsonInterval } from '../src/sweep/stats.j
 import { parseConditions, parseIntList, planCells, type GridSpec } from '../src/sweep/grid.js';
 import { sweepMarkdown, sweepRows, sweepSvg } from '../src/sweep/table.js';
 import { runSweep } from '../src/sweep/run.js';
-import { barPlot } from '../src/plot.js';
+import { barPlot } from '../src/io/plot.js';
 
 const FAKE_TRAIN = [process.execPath, fileURLToPath(new URL('./fixtures/fake-train.mjs', import.meta.url))];
 const tmp = () => mkdtempSync(join(tmpdir(), 'latentlm-sweep-'));

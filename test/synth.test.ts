@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateProblems, questionSplit, SYNTH_PRESETS, synthCoverageText, synthToJsonl, withCommas, type SynthRow } from '../src/synth.ts';
+import { generateProblems, questionSplit, SYNTH_PRESETS, synthCoverageText, synthToJsonl, withCommas, type SynthRow } from '../src/data/synth.ts';
 
 interface Step {
   x: bigint;

@@ -2,11 +2,11 @@
 // same results, a single item over the limit gets "input too large (N bytes, limit M)" instead of a WASM abort,
 // and memory a large input took is handed back (no growth from one large input to the next).
 import { describe, expect, it } from 'vitest';
-import { CHUNK_UNITS, MAX_ITEM_UNITS, planChunks, splitOffsets, textWasmMemoryBytes, tooLargeMessage } from '../src/text-wasm.js';
-import { parseGsm8k, parseGsm8kBytes, splitAnswer } from '../src/gsm8k.js';
-import { rewardBatch } from '../src/reward.js';
-import { MAX_PART_BYTES, Tokenizer } from '../src/tokenizer.js';
-import { nextCut } from '../src/tokenizer-cuts.js';
+import { CHUNK_UNITS, MAX_ITEM_UNITS, planChunks, splitOffsets, textWasmMemoryBytes, tooLargeMessage } from '../src/text/text-wasm.js';
+import { parseGsm8k, parseGsm8kBytes, splitAnswer } from '../src/data/gsm8k.js';
+import { rewardBatch } from '../src/data/grade.js';
+import { MAX_PART_BYTES, Tokenizer } from '../src/text/tokenizer.js';
+import { nextCut } from '../src/text/tokenizer-cuts.js';
 import { rustReference } from './_tokenizer-ref.js';
 
 const ANSWER = 'Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72';

@@ -4,9 +4,9 @@
 // and random bytes through every WASM entry point without a crash or a hang.
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Tokenizer } from '../src/tokenizer.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
 import wasmB64 from '../src/generated/tokenizer.wasm.js';
-import { instantiateEmbedded } from '../src/wasm.js';
+import { instantiateEmbedded } from '../src/io/wasm-embed.js';
 import { hfNfc, rustReference, type RefTokenizer } from './_tokenizer-ref.js';
 
 const EDGE: string[] = [
@@ -28,7 +28,7 @@ const EDGE: string[] = [
   'e\u0301',
   'cafe\u0301 re\u0301sume\u0301 A\u030a \u212b \u2126 \u1e9b\u0323',
   'n\u0303o\u0308 \u0041\u0301\u0301 \u0338 \u226f',
-  // marks and compositions newer than HF's Unicode 9.0 NFC data (src/nfc.ts): U+07FD (11.0), U+1DF6 (10.0),
+  // marks and compositions newer than HF's Unicode 9.0 NFC data (src/text/nfc.ts): U+07FD (11.0), U+1DF6 (10.0),
   // U+0898 (14.0), Dives Akuru U+11935 + U+11930 (13.0), Kirat Rai U+16D63 + U+16D67 (16.0)
   'g\u07fd\u0341',
   'a\u1df6\u0301 a\u0898\u0301 e\u07fd\u0301\u0316',

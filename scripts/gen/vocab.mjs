@@ -11,7 +11,7 @@
 //     mergeMode 1: the merge of rank r produces id mergeBase + r; only the split point (length of the left part in
 //                  bytes) is stored, and WASM finds both halves in its byte-string table. Qwen2's merges satisfy
 //                  this (merge r makes token 256 + r), which shrinks 1.2 MB of id pairs to 151 KB.
-// The format is read by loadModel() in assembly/tokenizer.ts and also written at runtime by src/tokenizer.ts.
+// The format is read by loadModel() in assembly/tokenizer.ts and also written at runtime by src/text/tokenizer.ts.
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';

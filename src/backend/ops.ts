@@ -12,7 +12,7 @@
 // Adding an op: an `...Args` interface and an entry in `OpArgs`/`KernelArgs`, a spec in OPS, a kernel method in
 // every backend (TypeScript refuses a backend class without it: `implements Kernels`), and a case in
 // test/_conformance.ts (refused at compile time when missing). See README "Architecture".
-import { roundToBf16 } from '../safetensors.js';
+import { roundToBf16 } from '../io/safetensors.js';
 import { BackendError, type AdamWParams, type AttentionShape, type BackendName, type DType, type Tensor } from './types.js';
 
 // ---------------------------------------------------------------- named arguments of every op

@@ -18,7 +18,7 @@ import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import simdWasm from '../generated/simd.wasm.js';
 import simdMtWasm from '../generated/simd_mt.wasm.js';
 import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
-import { base64ToBytes, instantiateEmbedded } from '../wasm.js';
+import { base64ToBytes, instantiateEmbedded } from '../io/wasm-embed.js';
 import { WasmThreadPool } from './wasm-threads.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';

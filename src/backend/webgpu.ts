@@ -20,7 +20,7 @@
 // otherwise. `stats.merged` counts those fallbacks.
 import { kernels as KERNEL_FILES } from '../generated/kernels.js';
 import { BackendError } from './types.js';
-import { toBf16Bits } from '../safetensors.js';
+import { toBf16Bits } from '../io/safetensors.js';
 import { OpBackend, type KernelArgs, type Kernels } from './ops.js';
 import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';

@@ -1,8 +1,8 @@
 // `latentlm compare RUN_DIR...`: phase-1 runs (examples/train.ts --out DIR) overlaid in one SVG, plus a markdown table
 // of their last evaluations. The usual use: a latent run against its `--latents 0` and `--baseline pause` controls.
 import { basename } from 'node:path';
-import { joinSource, sourceExists, writeFileAtomic } from '../io.js';
-import { readJsonlFile } from '../jsonl.js';
+import { joinSource, sourceExists, writeFileAtomic } from '../io/source.js';
+import { readJsonlFile } from '../io/jsonl.js';
 import { compareRuns, type RunForComparison } from '../latent/compare.js';
 import type { EvalRecord } from '../latent/trainer.js';
 import { type Command, parseFlags, UsageError } from './_args.js';

@@ -3,10 +3,10 @@
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/types.js';
-import { resolveQwen2Source } from '../hf.js';
-import { readText, writeFileAtomic } from '../io.js';
+import { resolveQwen2Source } from '../model/hf.js';
+import { readText, writeFileAtomic } from '../io/source.js';
 import { Kind, Qwen2 } from '../model/qwen2.js';
-import { writeSafetensors, type WriteTensor } from '../safetensors.js';
+import { writeSafetensors, type WriteTensor } from '../io/safetensors.js';
 
 const help = `latentlm dump --model DIR|ID --case CASE.json --out OUT.safetensors [--backend webgpu|gpujs|wasm|cpu] [--allow-nonfinite]
 

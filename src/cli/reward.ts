@@ -1,5 +1,5 @@
-// `latentlm reward`: {"completion","gold"} lines in, {"reward","format","extracted"} lines out (see src/reward.ts).
-import { reward, type Gold } from '../reward.js';
+// `latentlm reward`: {"completion","gold"} lines in, {"reward","format","extracted"} lines out (see src/data/grade.ts).
+import { reward, type Gold } from '../data/grade.js';
 import { mapJsonLines, parseFlags, type Command } from './_args.js';
 
 const help = `latentlm reward [--strict] [FILE]

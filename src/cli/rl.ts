@@ -3,14 +3,14 @@
 // Writes OUT/metrics.jsonl (step, eval and sample records), OUT/report.svg, OUT/summary.json, OUT/checkpoint/.
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import type { Backend } from '../backend/types.js';
-import { sourceExists, writeFileAtomic } from '../io.js';
+import { sourceExists, writeFileAtomic } from '../io/source.js';
 import { loadCheckpoint } from '../latent/checkpoint.js';
 import { LogisticHead } from '../latent/heads.js';
 import type { Condition } from '../latent/sequence.js';
 import type { Qwen2 } from '../model/qwen2.js';
 import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '../rl/grpo.js';
 import { wasmChecker } from '../rl/rewards.js';
-import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../app/setup.js';
+import { loadData, loadModel, pickBackend, type ModelTokenizer } from '../setup/loaders.js';
 import { parseFlags, UsageError } from './_args.js';
 import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';

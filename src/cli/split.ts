@@ -1,6 +1,6 @@
-// `latentlm split`: GSM8K JSONL rows in, {"question","steps","final"} lines out (see src/gsm8k.ts).
-import { parseGsm8kLine, type Annotation } from '../gsm8k.js';
-import { expandAnnotations, expansionReport, formatExpandReport, DEFAULT_MAX_STEPS } from '../expand.js';
+// `latentlm split`: GSM8K JSONL rows in, {"question","steps","final"} lines out (see src/data/gsm8k.ts).
+import { parseGsm8kLine, type Annotation } from '../data/gsm8k.js';
+import { expandAnnotations, expansionReport, formatExpandReport, DEFAULT_MAX_STEPS } from '../data/expand.js';
 import { mapJsonLines, parseFlags, readLines, UsageError, type Command } from './_args.js';
 
 const help = `latentlm split [--annotations] [--expand] [--report] [--max-steps N] [FILE]

@@ -1,7 +1,7 @@
 // `latentlm sweep`: conditions x k x seeds of `latentlm train`, in parallel child processes, resumable, into one
 // table (table.md / table.json) and one SVG (grid.svg). The runner is src/sweep/run.ts; this file is flags and display.
-import { joinSource, sourceExists } from '../io.js';
-import { formatDuration, createProgress } from '../progress.js';
+import { joinSource, sourceExists } from '../io/source.js';
+import { formatDuration, createProgress } from '../io/progress.js';
 import { CONDITIONS, parseConditions, parseIntList, planCells, type GridSpec } from '../sweep/grid.js';
 import { hasCheckpoint, readCompleteSummary, runSweep, type CellEvent } from '../sweep/run.js';
 import { type Command, parseFlags, UsageError } from './_args.js';

@@ -20,7 +20,7 @@ export const tokenizeCommand: Command = {
       return 0;
     }
     // Imported here so that other commands do not pay for the embedded vocabulary at startup.
-    const { Tokenizer } = await import('../tokenizer.js');
+    const { Tokenizer } = await import('../text/tokenizer.js');
     const tok = await Tokenizer.load(values.tokenizer);
     return mapJsonLines('tokenize', positionals[0], (line) => {
       const v: unknown = JSON.parse(line);

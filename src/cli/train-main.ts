@@ -1,14 +1,14 @@
 // `examples/train.ts` and `latentlm train`: phase 1 on the embedded default model and synthetic task, or on any
 // HF Qwen2 + GSM8K. Prints and saves loss curves (SVG), latent usage, decoded latents, accuracy with and without
 // latents, and generated answers with their latent spans marked.
-import { mkdirp, writeFileAtomic } from '../io.js';
+import { mkdirp, writeFileAtomic } from '../io/source.js';
 import { Phase1Trainer, type EvalRecord, type Phase1Options } from '../latent/trainer.js';
 import { phase1Report } from '../latent/report.js';
 import { usageVerdict } from '../latent/diagnostics.js';
-import { reward } from '../reward.js';
-import { createProgress } from '../progress.js';
-import { applyChatTemplate, loadData, loadModel, pickBackend } from '../app/setup.js';
-import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from '../app/conditions.js';
+import { reward } from '../data/grade.js';
+import { createProgress } from '../io/progress.js';
+import { applyChatTemplate, loadData, loadModel, pickBackend } from '../setup/loaders.js';
+import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
 import { parseFlags, UsageError } from './_args.js';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
@@ -147,9 +147,9 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
   const divergence = new DivergenceWatch({ warn: (m) => console.error(`\nwarning: ${m}`) });
   await mkdirp(out);
-  const { JsonlWriter } = await import('../jsonl.js');
+  const { JsonlWriter } = await import('../io/jsonl.js');
   const progress = await createProgress({ total: steps, label: 'phase 1' });
-  let jsonl: import('../jsonl.js').JsonlWriter | undefined;
+  let jsonl: import('../io/jsonl.js').JsonlWriter | undefined;
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
     mode, condition, k, steps, feedback, substeps: resolved.substeps, maxLatents, genWithoutLatents: values['gen-no-latents'] !== '0', latentSupervision, batchSize, lr,

@@ -5,7 +5,7 @@
 // text and thresholded decisions, so an answer is a deterministic function of the model and the prompt.
 import type { Qwen2 } from '../model/qwen2.js';
 import type { Condition } from '../model/latent-params.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../data/rng.js';
 import { markedText, sampleGroup, type DecisionHead } from './decode.js';
 
 export interface Decoder {

@@ -2,7 +2,7 @@
 // decisions. Each returns the log-probability of what it picked under the distribution it sampled from, which
 // is what RL's importance ratios and the sampler-vs-replay check compare against.
 
-/** Anything with a float() in [0, 1): src/rng.ts's Rng. */
+/** Anything with a float() in [0, 1): src/data/rng.ts's Rng. */
 export interface UniformSource {
   float(): number;
 }

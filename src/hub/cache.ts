@@ -247,7 +247,7 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
   const headers: Record<string, string> = {};
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
   if (have > 0 && have < size) headers.Range = `bytes=${have}-`;
-  const { createProgress } = await import('../progress.js');
+  const { createProgress } = await import('../io/progress.js');
   const mb = (n: number) => Math.round(n / 1e5) / 10;
   if (have < size) {
     const res = await fetchFn(url, { headers }).catch((e: Error) => {

@@ -2,7 +2,7 @@
 // are recognised, the dataset's own files (`<config>/<split>-00000-of-00001.parquet`, `data/<split>-*.parquet` for
 // the default config) and the Hub's parquet conversion (`<config>/<split>/0000.parquet`, on the refs/convert/parquet
 // revision).
-import { joinSource, readBytes } from '../io.js';
+import { joinSource, readBytes } from '../io/source.js';
 import { repoLabel, type HubOptions, type HubRepo } from './id.js';
 import { hubRepoOf, resolveRepo } from './index.js';
 

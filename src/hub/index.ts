@@ -2,7 +2,7 @@
 // `openai/gsm8k@main`. A local path that exists always wins over an id. In Node/Deno/Bun an id resolves to a
 // snapshot directory of the shared HF cache (downloading what it lacks, see cache.ts); in browsers to the Hub's
 // `/resolve/<commit>/` URL base, whose files the Cache API keeps between visits (browser-cache.ts).
-import { isUrl, joinSource, readText, sourceExists, type Source } from '../io.js';
+import { isUrl, joinSource, readText, sourceExists, type Source } from '../io/source.js';
 import { COMMIT_HASH, hubOptionsFromEnv, parseRepoId, repoLabel, resolveUrl, type HubOptions, type HubRepo, type RepoType } from './id.js';
 import type { ResolveRequest } from './cache.js';
 

@@ -5,8 +5,8 @@
 // renamed into place, so a crash leaves either the previous checkpoint or the new one, never a mix.
 import type { Qwen2 } from '../model/qwen2.js';
 import type { AdamW } from '../train/adamw.js';
-import { parseSafetensors, toFloat32, writeSafetensors } from '../safetensors.js';
-import { readBytes, readText, sourceExists } from '../io.js';
+import { parseSafetensors, toFloat32, writeSafetensors } from '../io/safetensors.js';
+import { readBytes, readText, sourceExists } from '../io/source.js';
 import { assertFiniteTensor } from '../model/validate.js';
 import { parseCheckpointState, type CheckpointState } from '../train/checkpoint-schema.js';
 import { hasLatentTrunk } from '../model/latent-params.js';

@@ -1,7 +1,7 @@
 // Several phase-1 runs side by side: the question every latent experiment asks is "did this run beat its baseline on
 // the step the latents should help, and does it use its latents?", which a single run's report cannot answer.
 // Pure (no I/O) so the browser demo and the CLI (`latentlm compare`) draw the same picture.
-import { barPlot, linePlot, multiPanel, PALETTE } from '../plot.js';
+import { barPlot, linePlot, multiPanel, PALETTE } from '../io/plot.js';
 import type { EvalRecord } from './trainer.js';
 
 export interface RunForComparison {

@@ -1,6 +1,6 @@
 // Sub-step curricula inside each calculator breakpoint: the `scratch` and `internalize` conditions, and `pause` on the
 // same schedule. Each breakpoint i of a row has its expanded sub-steps S_i (e.g. 48*37 -> "48*30 = 1440",
-// "48*7 = 336", "1440 + 336 = 1776", from src/expand.ts). At stage s the first min(s, |S_i|) sub-steps of every
+// "48*7 = 336", "1440 + 336 = 1776", from src/data/expand.ts). At stage s the first min(s, |S_i|) sub-steps of every
 // breakpoint are replaced by c slots each, between <bol> and <eol>; the rest stay written as text ("S_j; "):
 //   stage 0 (scratch):  ... 48 * 37 = 48*30 = 1440; 48*7 = 336; 1440 + 336 = 1776; 1776 marbles ...
 //   stage 1, c = 2:     ... 48 * 37 = <bol> L L <eol> 48*7 = 336; 1440 + 336 = 1776; 1776 marbles ...

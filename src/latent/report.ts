@@ -1,5 +1,5 @@
 // The end-of-run picture: train/test loss curves, the latent-usage gaps and accuracy, one SVG readable anywhere.
-import { barPlot, linePlot, multiPanel } from '../plot.js';
+import { barPlot, linePlot, multiPanel } from '../io/plot.js';
 import type { EvalRecord, StepRecord } from './trainer.js';
 
 export function phase1Report(title: string, steps: StepRecord[], evals: EvalRecord[]): string {

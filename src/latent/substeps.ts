@@ -1,7 +1,7 @@
 // Attaches the expanded sub-steps of every breakpoint to split rows (the data the curriculum conditions need), and
 // counts how many annotations expanded. An annotation that does not expand keeps one sub-step, the annotation itself
 // written as "expr = result", so every row stays usable and the coverage says how much of the data was expanded.
-import type { Annotation } from '../gsm8k.js';
+import type { Annotation } from '../data/gsm8k.js';
 import type { SplitRow } from './sequence.js';
 import type { SubstepRow } from './curriculum.js';
 

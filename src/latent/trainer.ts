@@ -5,7 +5,7 @@
 // diagnostics; every `ckptEvery` steps an atomic checkpoint that `resume` continues bit-for-bit.
 import { Kind, scaledFeedback, type Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../data/rng.js';
 import { LogisticHead, type HeadMetrics } from './heads.js';
 import { buildSequence, extraRows, type Condition, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
 import { batchGroups, packSequences, BATCH_ACTIVATION_BUDGET } from './batch.js';

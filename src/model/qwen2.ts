@@ -13,8 +13,8 @@
 // earlier position whichever trunk produced them.
 import type { Backend, Tensor } from '../backend/types.js';
 import { Arena } from './arena.js';
-import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type LoadOptions, type Qwen2Config as HfQwen2Config } from '../hf.js';
-import type { Source } from '../io.js';
+import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type LoadOptions, type Qwen2Config as HfQwen2Config } from './hf.js';
+import type { Source } from '../io/source.js';
 
 /** The HF config.json of a Qwen2 model (validated by parseQwen2Config in hf.ts). */
 export type Qwen2Config = HfQwen2Config;

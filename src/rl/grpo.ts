@@ -24,7 +24,7 @@ import { Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { HostAdam } from '../train/host-adam.js';
 import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss } from '../train/skeleton.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../data/rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';

@@ -1,5 +1,5 @@
 // The end-of-run picture of an RL run: reward and accuracy, latent use and the decision rates, KL and clipping.
-import { linePlot, multiPanel } from '../plot.js';
+import { linePlot, multiPanel } from '../io/plot.js';
 import type { GrpoStepRecord } from './grpo.js';
 
 export interface RlEvalPoint {

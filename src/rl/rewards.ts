@@ -1,5 +1,5 @@
 // Reward shaping for RL with verifiable rewards. Only the TEXT of a completion is graded: the checker (the WASM
-// GSM8K grader in src/reward.ts) extracts the final answer and compares it with the gold answer. Latents are never
+// GSM8K grader in src/data/grade.ts) extracts the final answer and compares it with the gold answer. Latents are never
 // graded directly; the optional latent cost is a price per latent used, to study the compute/accuracy trade-off.
 //
 //   reward = correct + formatReward * format - latentCost * latents
@@ -7,7 +7,7 @@
 // `correct` and `format` are 0/1. With formatReward = 0 and latentCost = 0 (the defaults) the reward is plain
 // correctness, as in the GSM8K RLVR recipes.
 
-import { reward } from '../reward.js';
+import { reward } from '../data/grade.js';
 
 /** What the answer checker returns for one completion. */
 export interface CheckResult {
@@ -48,5 +48,5 @@ export function shapeReward(check: Checker, text: string, gold: string, latents:
   return { reward, correct, format, latents, extracted: r.extracted ? r.extracted : null };
 }
 
-/** The package's WASM GSM8K checker (src/reward.ts) as a Checker. */
+/** The package's WASM GSM8K checker (src/data/grade.ts) as a Checker. */
 export const wasmChecker: Checker = (completion, gold, opts) => reward(completion, gold, opts);

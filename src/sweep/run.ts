@@ -4,7 +4,7 @@
 // reruns only what is missing: a cell with a checkpoint continues through the train command's --resume, one without
 // restarts. When all cells have run, table.md, table.json and grid.svg are written from the finished cells.
 // Node-only (child processes, files); node: modules are imported when the sweep runs, so bundles stay neutral.
-import { joinSource, mkdirp, readText, sourceExists, writeFileAtomic } from '../io.js';
+import { joinSource, mkdirp, readText, sourceExists, writeFileAtomic } from '../io/source.js';
 import { planCells, type Cell, type GridSpec } from './grid.js';
 import { sweepMarkdown, sweepRows, sweepSvg, type CellSummary, type FinishedCell, type SweepRow } from './table.js';
 

@@ -1,7 +1,7 @@
 // The sweep's one table and one picture: per condition x k, the mean over seeds with per-seed values, accuracy with
 // two 95 % intervals (pooled-problem Wilson and seed-to-seed t; see stats.ts for why both), post-breakpoint loss,
 // the three latent-usage probes, reasoning positions per answer and wall time. Pure (no I/O).
-import { barPlot, multiPanel } from '../plot.js';
+import { barPlot, multiPanel } from '../io/plot.js';
 import type { EvalRecord } from '../latent/trainer.js';
 import type { Cell } from './grid.js';
 import { meanInterval, wilsonInterval, type Interval, type MeanInterval } from './stats.js';

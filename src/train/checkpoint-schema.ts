@@ -10,7 +10,7 @@
 //      with those absent (each reader already treats them as optional).
 //   2  "version": 2 and "kind": "phase1" | "rl" on every checkpoint.
 // A checkpoint from a newer version is refused with both version numbers, never guessed at.
-import type { RngState } from '../rng.js';
+import type { RngState } from '../data/rng.js';
 
 export const CHECKPOINT_VERSION = 2;
 

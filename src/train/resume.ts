@@ -1,8 +1,8 @@
 // Resume bookkeeping shared by the training entry points: which options of a checkpointed run differ from the ones
 // given now, and metrics.jsonl cut back to what the checkpointed run had logged (a kill -9 after the checkpoint leaves
 // records that the resumed run writes again), then read back whole for the report and summary.
-import { readText, writeFileAtomic } from '../io.js';
-import { readJsonl } from '../jsonl.js';
+import { readText, writeFileAtomic } from '../io/source.js';
+import { readJsonl } from '../io/jsonl.js';
 import type { CheckpointState } from './checkpoint-schema.js';
 
 /** "name: saved -> now" for every key whose value differs (JSON comparison), in a stable order. */

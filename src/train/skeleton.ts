@@ -4,7 +4,7 @@
 // (what a step computes differs), its own checkpoint fields (src/train/checkpoint-schema.ts) and its own loop.
 import type { Qwen2 } from '../model/qwen2.js';
 import { LATENT_EMBEDDINGS, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
-import type { Rng } from '../rng.js';
+import type { Rng } from '../data/rng.js';
 
 /**
  * Indices 0..n-1 in a shuffled order, epoch after epoch: `take(k)` hands out the next k, reshuffling (from `rng`,

@@ -3,12 +3,12 @@
 // references.ts) and the safetensors / config.json parsers (garbage must give a thrown Error with a message, never
 // a RangeError/TypeError from deep inside, or anything that is not an Error). Used by scripts/fuzz.ts (100,000
 // inputs per target) and test/fuzz.test.ts (a few thousand).
-import { splitAnswers } from '../../src/gsm8k.js';
-import { rewardBatch } from '../../src/reward.js';
-import { textWasmMemoryBytes } from '../../src/text-wasm.js';
-import { Tokenizer } from '../../src/tokenizer.js';
-import { parseSafetensors, toFloat32, writeSafetensors } from '../../src/safetensors.js';
-import { parseQwen2Config } from '../../src/hf.js';
+import { splitAnswers } from '../../src/data/gsm8k.js';
+import { rewardBatch } from '../../src/data/grade.js';
+import { textWasmMemoryBytes } from '../../src/text/text-wasm.js';
+import { Tokenizer } from '../../src/text/tokenizer.js';
+import { parseSafetensors, toFloat32, writeSafetensors } from '../../src/io/safetensors.js';
+import { parseQwen2Config } from '../../src/model/hf.js';
 import { refReward, refSplit } from './references.js';
 import { rustReference } from '../_tokenizer-ref.js';
 

@@ -38,7 +38,7 @@
 // The work is one WASM call per batch (assembly/_text_expand.ts); expandAnnotation is a batch of one.
 
 import type { Annotation } from './gsm8k.js';
-import { textWasmExports } from './text-wasm.js';
+import { textWasmExports } from '../text/text-wasm.js';
 
 export type ExpandFailure = 'unparsed' | 'wrong-result' | 'too-long' | 'unsupported' | 'no-result';
 export type Expansion = { ok: true; steps: string[] } | { ok: false; reason: ExpandFailure; detail: string };

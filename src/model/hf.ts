@@ -3,10 +3,10 @@
 // needs is present with the right shape, naming the tensor and the file it came from, so a bad checkpoint fails
 // at load time rather than as NaNs mid-training. Sources are directory paths or URL bases (see io.ts), so the
 // same code loads from disk in Node/Deno/Bun and over HTTP in a browser.
-import { joinSource, readBytes, readText, sourceExists, writeFileAtomic, type Source } from './io.js';
-import { resolveModelSource, type HubOptions } from './hub/index.js';
-import { parseSafetensors, toFloat32, type Dtype, type SafetensorsEntry, type WriteTensor, writeSafetensors } from './safetensors.js';
-import { assertFiniteTensor, checkConfigLimits } from './model/validate.js';
+import { joinSource, readBytes, readText, sourceExists, writeFileAtomic, type Source } from '../io/source.js';
+import { resolveModelSource, type HubOptions } from '../hub/index.js';
+import { parseSafetensors, toFloat32, type Dtype, type SafetensorsEntry, type WriteTensor, writeSafetensors } from '../io/safetensors.js';
+import { assertFiniteTensor, checkConfigLimits } from './validate.js';
 
 /** The HF config.json fields we use (all others are kept and written back unchanged). */
 export interface Qwen2Config {

@@ -8,7 +8,7 @@
 // Non-finite numbers are written as the strings "NaN", "Infinity", "-Infinity" instead of JSON.stringify's null: a
 // diverged loss must stay visible in the log, and Number("NaN") plots as a gap where Number(null) would plot as 0.
 
-import { readText, type Source } from './io.ts';
+import { readText, type Source } from './source.ts';
 
 const isBrowser = () =>
   typeof (globalThis as { document?: unknown }).document !== 'undefined' ||

@@ -8,8 +8,8 @@
 // Invariants: steps.length === annotations.length + 1, and steps.join('') + '\n#### ' + <final as written> is the
 // answer without its annotations. The scan itself runs in WASM (assembly/_text_split.ts, which documents how
 // unusual annotations are handled: no '=', several '=', nested or unclosed '<<', stray '>>').
-import { isUrl, joinSource, readBytes, type Source } from './io.js';
-import { initTextWasm, splitOffsets, STATUS_TOO_LARGE, tooLargeMessage, type SplitOffsets } from './text-wasm.js';
+import { isUrl, joinSource, readBytes, type Source } from '../io/source.js';
+import { initTextWasm, splitOffsets, STATUS_TOO_LARGE, tooLargeMessage, type SplitOffsets } from '../text/text-wasm.js';
 
 export interface Annotation {
   /** The calculator expression, e.g. "48/2" (the body before its last '='; the whole body if it has none). */

@@ -4,8 +4,8 @@
 // The module is small (about 15 KiB), so it is compiled synchronously on first use: that works in Node, Deno,
 // Bun and web workers. A browser main thread may refuse synchronous compilation of modules over 4 KiB;
 // there, `await initTextWasm()` once before the synchronous APIs (loadGsm8k does it for you).
-import wasmB64 from './generated/text.wasm.js';
-import { base64ToBytes } from './wasm.js';
+import wasmB64 from '../generated/text.wasm.js';
+import { base64ToBytes } from '../io/wasm-embed.js';
 
 export interface TextExports {
   memory: WebAssembly.Memory;
@@ -209,7 +209,7 @@ function rewardRun(completions: readonly string[], golds: readonly string[], str
   release(w);
 }
 
-/** The instance, for entry points whose JS side lives in their own file (annotation expansion: src/expand.ts). */
+/** The instance, for entry points whose JS side lives in their own file (annotation expansion: src/data/expand.ts). */
 export function textWasmExports<T>(): TextExports & T {
   return mod() as TextExports & T;
 }

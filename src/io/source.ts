@@ -2,7 +2,7 @@
 // which Node, Deno and Bun all provide; in a browser a path is fetched relative to the page).
 // node:fs is only ever reached through a dynamic import, so the browser bundle carries none of it.
 
-import { cachedFetch } from './hub/browser-cache.js';
+import { cachedFetch } from '../hub/browser-cache.js';
 
 export type Source = string | URL;
 

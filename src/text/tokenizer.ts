@@ -4,16 +4,16 @@
 //  - WASM: added-token matching, the Qwen2 split regex (hand-written scanner with Oniguruma-equivalent Unicode
 //    classes), byte-level BPE by merge rank with a word cache, and id -> bytes for decoding.
 //  - JS: NFC normalisation of non-ASCII text via String.prototype.normalize, with HF's older Unicode data for
-//    the few characters where that differs (src/nfc.ts; ASCII text is already NFC and skips it), UTF-8
+//    the few characters where that differs (src/text/nfc.ts; ASCII text is already NFC and skips it), UTF-8
 //    conversion with TextEncoder.encodeInto straight into WASM memory, and UTF-8 -> string with a TextDecoder
 //    that replaces invalid sequences by U+FFFD exactly like Rust's from_utf8_lossy (both follow the WHATWG
 //    "maximal subpart" rule).
 // HF normalises the text between added tokens, not across them (so "<|im_end|>" followed by U+0338 keeps its
 // ">"); normalize() below splits on added tokens first for the same reason.
-import wasmB64 from './generated/tokenizer.wasm.js';
-import { QWEN2_ADDED_TOKENS, QWEN2_VOCAB_B64 } from './generated/qwen2-vocab.js';
-import { base64ToBytes, instantiateEmbedded } from './wasm.js';
-import { joinSource, readText, sourceExists, type Source } from './io.js';
+import wasmB64 from '../generated/tokenizer.wasm.js';
+import { QWEN2_ADDED_TOKENS, QWEN2_VOCAB_B64 } from '../generated/qwen2-vocab.js';
+import { base64ToBytes, instantiateEmbedded } from '../io/wasm-embed.js';
+import { joinSource, readText, sourceExists, type Source } from '../io/source.js';
 import { nextCut } from './tokenizer-cuts.js';
 import { nfcLikeHf } from './nfc.js';
 

@@ -1,6 +1,6 @@
 // Chat templates of instruct models (`chat_template` in tokenizer_config.json, or chat_template.jinja beside it, as
 // transformers writes them), rendered with @huggingface/jinja, the implementation transformers.js uses.
-import { joinSource, readText, sourceExists, type Source } from './io.js';
+import { joinSource, readText, sourceExists, type Source } from '../io/source.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

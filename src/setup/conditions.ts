@@ -7,7 +7,7 @@ import type { Condition } from '../latent/sequence.js';
 import type { SubstepRow, SubstepSchedule } from '../latent/curriculum.js';
 import type { SplitRow } from '../latent/sequence.js';
 import { withSubsteps, type ExpansionCoverage } from '../latent/substeps.js';
-import { expandAnnotation } from '../expand.js';
+import { expandAnnotation } from '../data/expand.js';
 
 export type ConditionName = 'none' | 'pause' | 'latent' | 'scratch' | 'internalize';
 export const CONDITIONS: readonly ConditionName[] = ['none', 'pause', 'latent', 'scratch', 'internalize'];

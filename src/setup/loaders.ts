@@ -2,15 +2,15 @@
 // tokenizer, and split data — the embedded defaults when nothing is given, HF directories / GSM8K files otherwise.
 import { createBackend } from '../backend/index.js';
 import type { Backend, BackendName } from '../backend/types.js';
-import { joinSource, readText, sourceExists, type Source } from '../io.js';
+import { joinSource, readText, sourceExists, type Source } from '../io/source.js';
 import { Qwen2, type Qwen2Config } from '../model/qwen2.js';
-import { RestrictedTokenizer, VocabMap } from '../model/vocab-map.js';
-import { parseSafetensors, toFloat32 } from '../safetensors.js';
-import { Tokenizer } from '../tokenizer.js';
+import { RestrictedTokenizer, VocabMap } from '../text/vocab-map.js';
+import { parseSafetensors, toFloat32 } from '../io/safetensors.js';
+import { Tokenizer } from '../text/tokenizer.js';
 import type { SplitRow } from '../latent/sequence.js';
-import { splitAnswer, loadGsm8k } from '../gsm8k.js';
-import { generateProblems, SYNTH_PRESETS } from '../synth.js';
-import { resolveQwen2Source } from '../hf.js';
+import { splitAnswer, loadGsm8k } from '../data/gsm8k.js';
+import { generateProblems, SYNTH_PRESETS } from '../data/synth.js';
+import { resolveQwen2Source } from '../model/hf.js';
 import { hubRepoOf, loadHubDataset } from '../hub/dataset.js';
 
 export const EOS_ID = 151643; // <|endoftext|>
@@ -70,7 +70,7 @@ export interface LoadedModel {
 export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
   const mod = (await import('../generated/default-model.js')).default as unknown as null | { config: Qwen2Config; vocabMap: { full_ids: number[] }; safetensors: string };
   if (!mod) throw new Error('the default model is not built in this checkout: run `npx tsx examples/pretrain.ts` (or pass --model DIR)');
-  const { base64ToBytes } = await import('../wasm.js');
+  const { base64ToBytes } = await import('../io/wasm-embed.js');
   const st = parseSafetensors(base64ToBytes(mod.safetensors), 'default/model.safetensors');
   const tensors = new Map<string, Float32Array>();
   for (const [n, e] of st.tensors) tensors.set(n, toFloat32(e));
@@ -149,7 +149,7 @@ export async function loadData(source: Source | undefined, opts: { seed: number;
  */
 export async function applyChatTemplate(data: Data, modelDir: string | undefined): Promise<string> {
   if (!modelDir) throw new Error('--chat needs --model (the embedded default model has no chat template)');
-  const { loadChatTemplate } = await import('../chat-template.js');
+  const { loadChatTemplate } = await import('../text/chat-template.js');
   const tpl = await loadChatTemplate(modelDir);
   if (!tpl) throw new Error(`--chat: ${modelDir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): a base model, not an instruct one`);
   const wrap = (r: SplitRow): SplitRow => ({ ...r, question: tpl.render([{ role: 'user', content: r.question }]).replace(/\n$/, '') });

@@ -4,7 +4,7 @@
 // (format = 0) unless `strict`, in which case nothing is extracted. '$' and ',' are ignored; numbers are
 // compared as normalised decimal strings (leading zeros and trailing fraction zeros dropped), never as
 // floats, so arbitrarily long numbers compare exactly. Linear time in the input length, whatever it holds.
-import { rewardRaw } from './text-wasm.js';
+import { rewardRaw } from '../text/text-wasm.js';
 
 export interface RewardOptions {
   /** Only an answer written as `#### N` counts (no fallback to the last number in the text). */
