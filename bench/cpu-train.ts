@@ -11,9 +11,10 @@ import { TRAIN_CONFIGS, trainTokensPerSec } from './train.js';
 
 /** Qwen2-0.5B's Linear forwards over 128 rows: C[128, out] = X[128, in] W^T. */
 export const SGEMM_SHAPES: MatmulCase[] = [
-  [896, 896, 'q/o proj'], [896, 4864, 'gate/up'], [4864, 896, 'down'],
+  [896, 896, 'q/o proj'],
+  [896, 4864, 'gate/up'],
+  [4864, 896, 'down'],
 ].map(([K, N, what]) => ({ shape: `[128x${K}] -> ${N} (${what})`, M: 128, N: N as number, K: K as number, opts: { transB: true } }));
-
 
 const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
@@ -21,7 +22,9 @@ export async function benchCpuTrain(o: { seconds?: number } = {}): Promise<void>
   const seconds = o.seconds ?? 4;
   const cores = await availableCores();
   const counts = Array.from({ length: cores }, (_, i) => i + 1);
-  console.log(`threads measured: ${counts.join(', ')} (cores available: ${cores}); PyTorch threads = OPENBLAS_NUM_THREADS = the same count`);
+  console.log(
+    `threads measured: ${counts.join(', ')} (cores available: ${cores}); PyTorch threads = OPENBLAS_NUM_THREADS = the same count`,
+  );
   const names = Object.keys(TRAIN_CONFIGS) as (keyof typeof TRAIN_CONFIGS)[];
   const sg: Record<string, Record<string, number>> = Object.fromEntries(SGEMM_SHAPES.map((c) => [c.shape, {}]));
   const tr: Record<string, Record<string, number>> = Object.fromEntries(names.map((n) => [n, {}]));
@@ -59,19 +62,27 @@ export async function benchCpuTrain(o: { seconds?: number } = {}): Promise<void>
       row[`wasm / torch at ${top}T`] = fmt(v[`wasm ${top}T`] / v[`torch ${top}T`], 2) + 'x';
       return row;
     });
-  console.log('\ntraining tokens/s (forward + backward + AdamW), small: H=128 L=4 I=384 V=512 B=4 T=64; mid: H=512 L=8 I=1536 V=4096 8/2 heads B=4 T=128');
+  console.log(
+    '\ntraining tokens/s (forward + backward + AdamW), small: H=128 L=4 I=384 V=512 B=4 T=64; mid: H=512 L=8 I=1536 V=4096 8/2 heads B=4 T=128',
+  );
   console.table(table(tr, 'config', 0));
   console.log(`sgemm GFLOP/s at Qwen2-0.5B shapes (best of repeats)`);
   console.table(table(sg, 'shape', 1));
   if (top >= 2) {
-    const mid = tr.mid, t2 = 2;
-    console.log(`targets: mid wasm 2T/1T = ${fmt(mid[`wasm ${t2}T`] / mid['wasm 1T'], 2)}x (>= 1.7); ` +
-      names.map((n) => `${n} wasm 2T / torch 2T = ${fmt(tr[n][`wasm ${t2}T`] / tr[n][`torch ${t2}T`], 2)}x (>= 1)`).join('; ') +
-      `; sgemm wasm 2T min over shapes = ${fmt(Math.min(...Object.values(sg).map((v) => v[`wasm ${t2}T`])), 1)} GFLOP/s (>= 60)`);
+    const mid = tr.mid,
+      t2 = 2;
+    console.log(
+      `targets: mid wasm 2T/1T = ${fmt(mid[`wasm ${t2}T`] / mid['wasm 1T'], 2)}x (>= 1.7); ` +
+        names.map((n) => `${n} wasm 2T / torch 2T = ${fmt(tr[n][`wasm ${t2}T`] / tr[n][`torch ${t2}T`], 2)}x (>= 1)`).join('; ') +
+        `; sgemm wasm 2T min over shapes = ${fmt(Math.min(...Object.values(sg).map((v) => v[`wasm ${t2}T`])), 1)} GFLOP/s (>= 60)`,
+    );
   }
 }
 
-const isMain = typeof process !== 'undefined' && process.argv[1] && import.meta.url.split('/').pop() === process.argv[1].replace(/\\/g, '/').split('/').pop();
+const isMain =
+  typeof process !== 'undefined' &&
+  process.argv[1] &&
+  import.meta.url.split('/').pop() === process.argv[1].replace(/\\/g, '/').split('/').pop();
 if (isMain) {
   const i = process.argv.indexOf('--seconds');
   await benchCpuTrain({ seconds: i > 0 ? Number(process.argv[i + 1]) : undefined });

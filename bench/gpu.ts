@@ -17,7 +17,13 @@ import { measureTraining, smallConfig } from './train.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { quick: { type: 'boolean' }, 'peak-tflops': { type: 'string' }, seconds: { type: 'string' }, 'skip-train': { type: 'boolean' }, dir: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean' },
+    'peak-tflops': { type: 'string' },
+    seconds: { type: 'string' },
+    'skip-train': { type: 'boolean' },
+    dir: { type: 'string' },
+  },
 });
 const quick = !!values.quick;
 const peak = values['peak-tflops'] ? Number(values['peak-tflops']) * 1e12 : undefined;
@@ -42,7 +48,8 @@ function rand(n: number, seed: number): Float32Array {
 async function secondsPer(op: () => void, sync: () => Promise<unknown>): Promise<number> {
   op();
   await sync();
-  let n = 0, batch = 1;
+  let n = 0,
+    batch = 1;
   const t0 = performance.now();
   while (performance.now() - t0 < budget * 1000) {
     for (let i = 0; i < batch; i++) op();
@@ -58,7 +65,14 @@ const probe = await mk('tiled');
 const f16 = probe.features.has('shader-f16');
 const subgroups = probe.features.has('subgroups');
 const auto = await autoChoice();
-emit('adapter', { info: probe.info, software: /software adapter/.test(probe.info), features: [...probe.features], auto: auto.kernels, autoReductions: auto.reductions, subgroupNote: auto.note });
+emit('adapter', {
+  info: probe.info,
+  software: /software adapter/.test(probe.info),
+  features: [...probe.features],
+  auto: auto.kernels,
+  autoReductions: auto.reductions,
+  subgroupNote: auto.note,
+});
 probe.destroy();
 
 async function autoChoice(): Promise<{ kernels: string; reductions: string; note: string }> {
@@ -70,10 +84,15 @@ async function autoChoice(): Promise<{ kernels: string; reductions: string; note
 
 // ---------------------------------------------------------------- matmul
 const M = quick ? 32 : 2048; // tokens: batch 8 x 256
-const H = QWEN2_05B.hidden_size, I = QWEN2_05B.intermediate_size, KV = (H / QWEN2_05B.num_attention_heads) * QWEN2_05B.num_key_value_heads;
+const H = QWEN2_05B.hidden_size,
+  I = QWEN2_05B.intermediate_size,
+  KV = (H / QWEN2_05B.num_attention_heads) * QWEN2_05B.num_key_value_heads;
 // [label, M, N, K, transA, transB]: forward y = x W^T (W [out, in] as in HF), dX = dY W, dW = dY^T X
 const shapes: [string, number, number, number, boolean, boolean][] = quick
-  ? [['q/o proj fwd (1/4 width)', M, H / 4, H / 4, false, true], ['k/v proj dW (1/4 width)', KV, H / 4, M, true, false]]
+  ? [
+      ['q/o proj fwd (1/4 width)', M, H / 4, H / 4, false, true],
+      ['k/v proj dW (1/4 width)', KV, H / 4, M, true, false],
+    ]
   : [
       ['q/o proj fwd', M, H, H, false, true],
       ['k/v proj fwd', M, KV, H, false, true],
@@ -96,7 +115,9 @@ const matmulRows: Record<string, unknown>[] = [];
 {
   const be = await mk('tiled');
   for (const [label, m, n, k, transA, transB] of shapes) {
-    const a = be.alloc(m * k), b = be.alloc(n * k), c = be.alloc(m * n);
+    const a = be.alloc(m * k),
+      b = be.alloc(n * k),
+      c = be.alloc(m * n);
     be.upload(a, rand(m * k, 1));
     be.upload(b, rand(n * k, 2));
     const row: Record<string, unknown> = { shape: `${label}: M=${m} N=${n} K=${k}` };
@@ -104,9 +125,23 @@ const matmulRows: Record<string, unknown>[] = [];
       be.matmulKernel = v.kernel;
       if (v.tile) be.matmulTile = v.tile;
       be.matmulF16 = !!v.f16;
-      const s = await secondsPer(() => be.matmul({ a, b, c, M: m, N: n, K: k, transA, transB }), () => be.read(c, 0, 1));
+      const s = await secondsPer(
+        () => be.matmul({ a, b, c, M: m, N: n, K: k, transA, transB }),
+        () => be.read(c, 0, 1),
+      );
       const gflops = (2 * m * n * k) / s / 1e9;
-      emit('matmul', { shape: label, M: m, N: n, K: k, transA, transB, variant: v.name, ms: +(s * 1e3).toFixed(3), gflops: +gflops.toFixed(1), ...(peak ? { pctPeak: +((gflops * 1e9 * 100) / peak).toFixed(1) } : {}) });
+      emit('matmul', {
+        shape: label,
+        M: m,
+        N: n,
+        K: k,
+        transA,
+        transB,
+        variant: v.name,
+        ms: +(s * 1e3).toFixed(3),
+        gflops: +gflops.toFixed(1),
+        ...(peak ? { pctPeak: +((gflops * 1e9 * 100) / peak).toFixed(1) } : {}),
+      });
       row[v.name] = gflops.toFixed(1);
     }
     matmulRows.push(row);
@@ -119,11 +154,30 @@ console.table(matmulRows);
 
 // ---------------------------------------------------------------- attention
 const attnRows: Record<string, unknown>[] = [];
-for (const [B, T] of quick ? [[1, 16], [1, 40]] : [[8, 256], [2, 1024]]) {
-  const s: AttentionShape = { B, Tq: T, Hq: QWEN2_05B.num_attention_heads, Hkv: QWEN2_05B.num_key_value_heads, D: H / QWEN2_05B.num_attention_heads, qStart: 0, kvCap: T };
-  const nq = B * T * s.Hq * s.D, nkv = B * T * s.Hkv * s.D, nl = B * s.Hq * T;
+for (const [B, T] of quick
+  ? [
+      [1, 16],
+      [1, 40],
+    ]
+  : [
+      [8, 256],
+      [2, 1024],
+    ]) {
+  const s: AttentionShape = {
+    B,
+    Tq: T,
+    Hq: QWEN2_05B.num_attention_heads,
+    Hkv: QWEN2_05B.num_key_value_heads,
+    D: H / QWEN2_05B.num_attention_heads,
+    qStart: 0,
+    kvCap: T,
+  };
+  const nq = B * T * s.Hq * s.D,
+    nkv = B * T * s.Hkv * s.D,
+    nl = B * s.Hq * T;
   // causal: half the T x T scores; forward 2 matmuls (QK^T, PV), backward 5 (recompute S, dV, dP, dQ, dK)
-  const fwdFlop = 2 * 2 * B * s.Hq * s.D * (T * (T + 1)) / 2, bwdFlop = 2.5 * fwdFlop;
+  const fwdFlop = (2 * 2 * B * s.Hq * s.D * (T * (T + 1))) / 2,
+    bwdFlop = 2.5 * fwdFlop;
   const row: Record<string, unknown> = { shape: `B=${B} T=${T} Hq=${s.Hq} Hkv=${s.Hkv} D=${s.D}` };
   for (const family of ['simple', 'tiled'] as const) {
     const be = await mk(family);
@@ -133,10 +187,27 @@ for (const [B, T] of quick ? [[1, 16], [1, 40]] : [[8, 256], [2, 1024]]) {
       return x;
     });
     const [q, k, v, o, l, g, dq, dk, dv] = t;
-    const f = await secondsPer(() => be.attention({ q, kCache: k, vCache: v, out: o, lse: l, ...s }), () => be.read(l, 0, 1));
-    const bw = await secondsPer(() => be.attentionBackward({ dOut: g, q, kCache: k, vCache: v, out: o, lse: l, dq, dkCache: dk, dvCache: dv, ...s }), () => be.read(dq, 0, 1));
+    const f = await secondsPer(
+      () => be.attention({ q, kCache: k, vCache: v, out: o, lse: l, ...s }),
+      () => be.read(l, 0, 1),
+    );
+    const bw = await secondsPer(
+      () => be.attentionBackward({ dOut: g, q, kCache: k, vCache: v, out: o, lse: l, dq, dkCache: dk, dvCache: dv, ...s }),
+      () => be.read(dq, 0, 1),
+    );
     const name = family === 'tiled' ? 'flash (tiled)' : 'per-query (simple)';
-    emit('attention', { B, T, Hq: s.Hq, Hkv: s.Hkv, D: s.D, variant: name, fwdMs: +(f * 1e3).toFixed(2), bwdMs: +(bw * 1e3).toFixed(2), fwdGflops: +(fwdFlop / f / 1e9).toFixed(1), bwdGflops: +(bwdFlop / bw / 1e9).toFixed(1) });
+    emit('attention', {
+      B,
+      T,
+      Hq: s.Hq,
+      Hkv: s.Hkv,
+      D: s.D,
+      variant: name,
+      fwdMs: +(f * 1e3).toFixed(2),
+      bwdMs: +(bw * 1e3).toFixed(2),
+      fwdGflops: +(fwdFlop / f / 1e9).toFixed(1),
+      bwdGflops: +(bwdFlop / bw / 1e9).toFixed(1),
+    });
     row[`${name} fwd ms`] = (f * 1e3).toFixed(2);
     row[`${name} bwd ms`] = (bw * 1e3).toFixed(2);
     t.forEach((x) => be.free(x));
@@ -169,8 +240,22 @@ if (!values['skip-train']) {
     // two warm-up steps: the first creates pipelines, buffers and AdamW state; in the second, pooled buffers
     // settle into the roles they keep (bind groups are cached per buffer), so from the third on nothing is created
     const r = await measureTraining(be, config, B, T, quick ? 0.2 : 20, 2, model);
-    const label = quick ? `small Qwen2 (H=${config.hidden_size}, L=${config.num_hidden_layers}, V=${config.vocab_size})` : 'Qwen2-0.5B shape (random bf16 checkpoint, f32 training)';
-    trainRows.push(emit('train', { model: label, kernels: family, reductions, B, T, tokensPerSec: +r.tokensPerSec.toFixed(1), steps: r.steps, peakDeviceGiB: +(be.stats.peakBytes / 2 ** 30).toFixed(2), ...r.economy }));
+    const label = quick
+      ? `small Qwen2 (H=${config.hidden_size}, L=${config.num_hidden_layers}, V=${config.vocab_size})`
+      : 'Qwen2-0.5B shape (random bf16 checkpoint, f32 training)';
+    trainRows.push(
+      emit('train', {
+        model: label,
+        kernels: family,
+        reductions,
+        B,
+        T,
+        tokensPerSec: +r.tokensPerSec.toFixed(1),
+        steps: r.steps,
+        peakDeviceGiB: +(be.stats.peakBytes / 2 ** 30).toFixed(2),
+        ...r.economy,
+      }),
+    );
     be.destroy();
   }
   console.log('\ntraining tokens/s and the dispatch economy of one step after warm-up');

@@ -24,13 +24,20 @@ const CASES: MatmulCase[] = [
 
 export async function benchGpujs(opts: { budgetMs?: number; log?: (line: string) => void } = {}): Promise<GpujsBenchRow[]> {
   const budget = opts.budgetMs ?? 1000;
-  const js = new CpuBackend(), gj = await createGpujsBackend();
+  const js = new CpuBackend(),
+    gj = await createGpujsBackend();
   opts.log?.(`gpujs: ${gj.info}`);
   const rows: GpujsBenchRow[] = [];
   try {
     for (const c of CASES) {
-      const jsG = timeMatmul(js, c, budget), gjG = timeMatmul(gj, c, budget);
-      const row = { shape: `${c.shape} [${(gj as { mode?: string }).mode ?? 'gpujs'}]`, jsGflops: +jsG.toFixed(3), gpujsGflops: +gjG.toFixed(3), ratio: +(gjG / jsG).toFixed(2) };
+      const jsG = timeMatmul(js, c, budget),
+        gjG = timeMatmul(gj, c, budget);
+      const row = {
+        shape: `${c.shape} [${(gj as { mode?: string }).mode ?? 'gpujs'}]`,
+        jsGflops: +jsG.toFixed(3),
+        gpujsGflops: +gjG.toFixed(3),
+        ratio: +(gjG / jsG).toFixed(2),
+      };
       rows.push(row);
       opts.log?.(`${row.shape.padEnd(52)} js ${jsG.toFixed(2).padStart(6)}  gpujs ${gjG.toFixed(2).padStart(6)} GFLOP/s  x${row.ratio}`);
     }

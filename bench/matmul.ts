@@ -27,7 +27,9 @@ function rand(n: number): Float32Array {
 
 /** Seconds per matmul: one warm-up (pipeline compile), then repeats until ~minSeconds have passed. */
 async function time(be: Backend, M: number, N: number, K: number, minSeconds: number): Promise<number> {
-  const a = be.alloc(M * K), b = be.alloc(N * K), c = be.alloc(M * N);
+  const a = be.alloc(M * K),
+    b = be.alloc(N * K),
+    c = be.alloc(M * N);
   be.upload(a, rand(M * K));
   be.upload(b, rand(N * K));
   be.matmul({ a, b, c, M, N, K, transB: true });
@@ -50,7 +52,10 @@ export async function benchMatmul(quick = false): Promise<Row[]> {
   const cpu = new CpuBackend();
   // [M, in(K), out(N), label]
   const shapes: [number, number, number, string][] = quick
-    ? [[64, 896, 896, 'q/o proj'], [64, 896, 128, 'k/v proj']]
+    ? [
+        [64, 896, 896, 'q/o proj'],
+        [64, 896, 128, 'k/v proj'],
+      ]
     : [
         [64, 896, 896, 'q/o proj'],
         [256, 896, 896, 'q/o proj'],
@@ -73,7 +78,14 @@ export async function benchMatmul(quick = false): Promise<Row[]> {
     const blocked = await time(gpu, M, N, K, budget);
     gpu.matmulKernel = 'tiled';
     const tiled = await time(gpu, M, N, K, budget);
-    rows.push({ shape: `M=${M} ${K}->${N} (${label})`, 'js GFLOP/s': g(flop, js), 'naive GFLOP/s': g(flop, naive), 'blocked GFLOP/s': g(flop, blocked), 'tiled GFLOP/s': g(flop, tiled), 'blocked / js': (js / blocked).toFixed(1) + 'x' });
+    rows.push({
+      shape: `M=${M} ${K}->${N} (${label})`,
+      'js GFLOP/s': g(flop, js),
+      'naive GFLOP/s': g(flop, naive),
+      'blocked GFLOP/s': g(flop, blocked),
+      'tiled GFLOP/s': g(flop, tiled),
+      'blocked / js': (js / blocked).toFixed(1) + 'x',
+    });
   }
   gpu.destroy();
   return rows;

@@ -10,7 +10,10 @@ import { QWEN2_05B, ensureRandomCheckpoint } from './random-checkpoint.js';
 
 export { QWEN2_05B };
 
-const { values } = parseArgs({ args: process.argv.slice(2), options: { backend: { type: 'string' }, tokens: { type: 'string' }, dir: { type: 'string' }, bf16: { type: 'boolean' } } });
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { backend: { type: 'string' }, tokens: { type: 'string' }, dir: { type: 'string' }, bf16: { type: 'boolean' } },
+});
 const dir = values.dir ?? '/tmp/qwen2-0.5b-random';
 const T = Number(values.tokens ?? 16);
 let peakRss = 0;
@@ -29,10 +32,14 @@ const ids = Int32Array.from({ length: T }, (_, i) => (i * 7919 + 13) % QWEN2_05B
 t0 = performance.now();
 const fwd = await model.forward({ B: 1, T, ids, labels: ids });
 const tf = (performance.now() - t0) / 1000;
-console.log(`forward: loss ${(fwd.lossSum / fwd.labelCount).toFixed(4)} (ln V = ${Math.log(QWEN2_05B.vocab_size).toFixed(4)}), ${tf.toFixed(1)} s, ${(tf / T).toFixed(2)} s/token`);
+console.log(
+  `forward: loss ${(fwd.lossSum / fwd.labelCount).toFixed(4)} (ln V = ${Math.log(QWEN2_05B.vocab_size).toFixed(4)}), ${tf.toFixed(1)} s, ${(tf / T).toFixed(2)} s/token`,
+);
 sample();
 const dev = (be as { stats?: { peakBytes: number } }).stats;
-console.log(`after load + forward: peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB${dev ? `, peak device buffers ${(dev.peakBytes / 2 ** 30).toFixed(2)} GiB` : ''} (${values.bf16 ? 'bf16' : 'f32'} weight storage)`);
+console.log(
+  `after load + forward: peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB${dev ? `, peak device buffers ${(dev.peakBytes / 2 ** 30).toFixed(2)} GiB` : ''} (${values.bf16 ? 'bf16' : 'f32'} weight storage)`,
+);
 if (values.bf16) process.exit(0); // bf16 weights are frozen: no gradients to take
 t0 = performance.now();
 model.zeroGrads();
@@ -43,7 +50,9 @@ const tb = (performance.now() - t0) / 1000;
 let gn = 0;
 for (const x of g) gn += x * x;
 sample();
-console.log(`forward+backward: loss ${(r.lossSum / r.labelCount).toFixed(4)}, ${tb.toFixed(1)} s, ${(tb / T).toFixed(2)} s/token; |grad q_proj.0| = ${Math.sqrt(gn).toExponential(3)}`);
+console.log(
+  `forward+backward: loss ${(r.lossSum / r.labelCount).toFixed(4)}, ${tb.toFixed(1)} s, ${(tb / T).toFixed(2)} s/token; |grad q_proj.0| = ${Math.sqrt(gn).toExponential(3)}`,
+);
 console.log(`peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB (host; a software adapter's device memory is host memory too)`);
 clearInterval(timer);
 model.destroy();

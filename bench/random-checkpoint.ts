@@ -6,13 +6,27 @@ import { qwen2ParamShapes } from '../src/model/qwen2.js';
 import { Rng } from '../src/data/rng.js';
 
 export const QWEN2_05B: Qwen2Config = {
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864,
-  num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rms_norm_eps: 1e-6,
-  rope_theta: 1000000, tie_word_embeddings: true, torch_dtype: 'bfloat16',
+  architectures: ['Qwen2ForCausalLM'],
+  model_type: 'qwen2',
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
 };
 
 /** Writes `dir/model.safetensors` (+ config) with norms 1 and other weights uniform in ±0.034, unless it exists. */
-export async function ensureRandomCheckpoint(dir: string, config: Qwen2Config = QWEN2_05B, log: (l: string) => void = console.log): Promise<void> {
+export async function ensureRandomCheckpoint(
+  dir: string,
+  config: Qwen2Config = QWEN2_05B,
+  log: (l: string) => void = console.log,
+): Promise<void> {
   if (existsSync(`${dir}/model.safetensors`)) return;
   const t0 = performance.now();
   const rng = new Rng(0);

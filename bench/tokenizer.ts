@@ -22,7 +22,9 @@ function texts(): { texts: string[]; note: string } {
   const rows = gsm8kRows('train');
   if (rows) return { texts: rows.map((r) => `${r.question}\n${r.answer}`), note: 'GSM8K train (../shared)' };
   // Without ../shared: a synthetic stand-in so the bench still runs (numbers not comparable to GSM8K).
-  const words = readFileSync(new URL('../README.md', import.meta.url), 'utf8').split(/\s+/).filter(Boolean);
+  const words = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    .split(/\s+/)
+    .filter(Boolean);
   const out: string[] = [];
   for (let i = 0; i < 7000; i++) out.push(Array.from({ length: 120 }, (_, k) => words[(i * 31 + k * 7) % words.length]).join(' '));
   return { texts: out, note: 'synthetic (README words); ../shared absent' };
@@ -98,5 +100,6 @@ export async function benchTokenizer(): Promise<TokenizerBenchRow[]> {
   return rows;
 }
 
-const isMain = typeof process !== 'undefined' && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+const isMain =
+  typeof process !== 'undefined' && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
 if (isMain) await benchTokenizer();

@@ -24,7 +24,11 @@ let torchCheck: string | null | undefined;
 function torchMissing(): string | null {
   if (torchCheck !== undefined) return torchCheck;
   const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  torchCheck = r.error ? `${PYTHON} not found (${r.error.message})` : r.status !== 0 ? `${PYTHON} cannot import torch (${(r.stderr || '').trim().split('\n').pop()})` : null;
+  torchCheck = r.error
+    ? `${PYTHON} not found (${r.error.message})`
+    : r.status !== 0
+      ? `${PYTHON} cannot import torch (${(r.stderr || '').trim().split('\n').pop()})`
+      : null;
   return torchCheck;
 }
 
@@ -32,7 +36,10 @@ function torchMissing(): string | null {
  * Runs bench/torch_train.py with `threads` threads (torch and OpenBLAS) on the named training configs and sgemm
  * shapes. Rows: its '# ...' header lines as notes, then one row per measurement; a single note where it was skipped.
  */
-export function runTorch(threads: number, o: { train?: TorchTrainSpec[]; sgemm?: { M: number; K: number; N: number }[]; seconds?: number }): TorchRow[] {
+export function runTorch(
+  threads: number,
+  o: { train?: TorchTrainSpec[]; sgemm?: { M: number; K: number; N: number }[]; seconds?: number },
+): TorchRow[] {
   const missing = torchMissing();
   if (missing) return [{ note: `PyTorch skipped: ${missing}` }];
   const args = [SCRIPT, '--threads', String(threads), '--seconds', String(o.seconds ?? 4)];
@@ -40,6 +47,10 @@ export function runTorch(threads: number, o: { train?: TorchTrainSpec[]; sgemm?:
   for (const c of o.sgemm ?? []) args.push('--sgemm', `${c.M},${c.K},${c.N}`);
   const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env, timeout: 300_000 });
-  if (r.status !== 0) return [{ note: `PyTorch failed (exit ${r.status ?? r.signal}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}` }];
-  return r.stdout.split('\n').filter(Boolean).map((l) => (l.startsWith('{') ? (JSON.parse(l) as TorchRow) : { note: l.replace(/^#\s*/, '') }));
+  if (r.status !== 0)
+    return [{ note: `PyTorch failed (exit ${r.status ?? r.signal}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}` }];
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.startsWith('{') ? (JSON.parse(l) as TorchRow) : { note: l.replace(/^#\s*/, '') }));
 }

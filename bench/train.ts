@@ -13,14 +13,30 @@ import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js
 import { AdamW } from '../src/train/adamw.js';
 
 export const smallConfig: Qwen2Config = {
-  vocab_size: 512, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 4096,
+  vocab_size: 512,
+  hidden_size: 128,
+  intermediate_size: 384,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  max_position_embeddings: 4096,
 };
 
 /** The issue-13 "mid" model: a step up from a toy, where BLAS-backed PyTorch used to win on a laptop. */
 export const midConfig: Qwen2Config = {
-  vocab_size: 4096, hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 8, num_attention_heads: 8,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 4096,
+  vocab_size: 4096,
+  hidden_size: 512,
+  intermediate_size: 1536,
+  num_hidden_layers: 8,
+  num_attention_heads: 8,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  max_position_embeddings: 4096,
 };
 
 /** The named bench configurations with their batch shape. */
@@ -35,7 +51,10 @@ export function randomTensors(c: Qwen2Config, seed = 1): Map<string, Float32Arra
   const out = new Map<string, Float32Array>();
   for (const [n, shape] of qwen2ParamShapes(c)) {
     const len = shape.reduce((a, b) => a * b, 1);
-    out.set(n, Float32Array.from({ length: len }, () => (n.includes('norm') ? 1 : 0.04 * rnd())));
+    out.set(
+      n,
+      Float32Array.from({ length: len }, () => (n.includes('norm') ? 1 : 0.04 * rnd())),
+    );
   }
   return out;
 }
@@ -65,8 +84,13 @@ export async function stepEconomy(be: Backend, step: () => Promise<void>): Promi
   await step();
   const d = (k: keyof Counters) => s[k] - before[k];
   return {
-    dispatches: d('dispatches'), submits: d('submits'), created: d('buffersCreated') + d('bindGroupsCreated'), buffersCreated: d('buffersCreated'),
-    bindGroupsCreated: d('bindGroupsCreated'), reads: d('reads'), readBytes: d('readBytes'),
+    dispatches: d('dispatches'),
+    submits: d('submits'),
+    created: d('buffersCreated') + d('bindGroupsCreated'),
+    buffersCreated: d('buffersCreated'),
+    bindGroupsCreated: d('bindGroupsCreated'),
+    reads: d('reads'),
+    readBytes: d('readBytes'),
   };
 }
 
@@ -78,7 +102,15 @@ export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T =
  * Tokens/s of training steps after `warmup` steps, and the economy of the first step after them. `model`
  * (destroyed at the end) defaults to random weights of config `c`.
  */
-export async function measureTraining(be: Backend, c = smallConfig, B = 4, T = 64, seconds = 4, warmup = 2, model = Qwen2.fromTensors(be, c, randomTensors(c))): Promise<{ tokensPerSec: number; economy?: StepEconomy; steps: number }> {
+export async function measureTraining(
+  be: Backend,
+  c = smallConfig,
+  B = 4,
+  T = 64,
+  seconds = 4,
+  warmup = 2,
+  model = Qwen2.fromTensors(be, c, randomTensors(c)),
+): Promise<{ tokensPerSec: number; economy?: StepEconomy; steps: number }> {
   const opt = new AdamW(model);
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
   const step = async () => {
@@ -137,14 +169,23 @@ export async function benchTrain(seconds = 4, only?: string[]): Promise<TrainRow
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { json: { type: 'boolean' }, config: { type: 'string' }, threads: { type: 'string' }, backend: { type: 'string' }, seconds: { type: 'string' }, torch: { type: 'boolean' } },
+    options: {
+      json: { type: 'boolean' },
+      config: { type: 'string' },
+      threads: { type: 'string' },
+      backend: { type: 'string' },
+      seconds: { type: 'string' },
+      torch: { type: 'boolean' },
+    },
   });
   if (values.json) await jsonMain(values);
   else {
     const seconds = Number(values.seconds ?? 4);
     if (!(seconds > 0)) throw new Error(`--seconds must be a positive number (got ${values.seconds})`);
     const rows = await benchTrain(seconds, values.backend?.split(','));
-    console.table(rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x', info: r.info.slice(0, 60) })));
+    console.table(
+      rows.map((r) => ({ ...r, tokensPerSec: r.tokensPerSec.toFixed(0), vsJs: r.vsJs.toFixed(2) + 'x', info: r.info.slice(0, 60) })),
+    );
   }
 }
 
@@ -164,7 +205,15 @@ async function jsonMain(v: { config?: string; threads?: string; backend?: string
   for (const threads of counts) {
     const be = await createBackend({ prefer: backend as 'wasm', threads });
     const { tokensPerSec: tps, economy } = await measureTraining(be, config, B, T, seconds);
-    console.log(JSON.stringify({ backend, threads: (be as { threads?: number }).threads ?? 1, config: name, tokensPerSec: Math.round(tps * 10) / 10, ...economy }));
+    console.log(
+      JSON.stringify({
+        backend,
+        threads: (be as { threads?: number }).threads ?? 1,
+        config: name,
+        tokensPerSec: Math.round(tps * 10) / 10,
+        ...economy,
+      }),
+    );
     be.destroy();
   }
   if (v.torch) {

@@ -23,7 +23,14 @@ import { reward } from '../src/data/grade.ts';
 const relaunched = await relaunchOutsideTsxWrapper();
 if (relaunched !== undefined) process.exit(relaunched);
 
-const FLAGS = { steps: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' } } as const;
+const FLAGS = {
+  steps: { type: 'string' },
+  out: { type: 'string' },
+  backend: { type: 'string' },
+  seed: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+} as const;
 let values: ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
 let steps: number, B: number, peakLr: number, seed: number, backendName: string | undefined;
 try {
@@ -45,7 +52,11 @@ if (values.help) {
 const out = values.out ?? 'models/default';
 const t0 = performance.now();
 // no resume here: Ctrl-C stops after the current step and saves the weights so far beside OUT, never over it
-const stop = installStopSignal({ checkpointDir: `${out}.partial`, message: `Ctrl-C: finishing this step and saving the weights so far to ${out}.partial/ (Ctrl-C again to quit at once)`, log: (l) => console.log(l) });
+const stop = installStopSignal({
+  checkpointDir: `${out}.partial`,
+  message: `Ctrl-C: finishing this step and saving the weights so far to ${out}.partial/ (Ctrl-C again to quit at once)`,
+  log: (l) => console.log(l),
+});
 
 const full = await Tokenizer.load();
 // Data: the default preset for training; the vocabulary also covers the easy and hard presets so every preset runs.
@@ -54,15 +65,28 @@ const trainRows = generateProblems({ ...preset, seed, count: 20000, split: 'trai
 const testRows = generateProblems({ ...preset, seed, count: 200, split: 'test' });
 const vocabTexts: string[] = [];
 for (const p of Object.values(SYNTH_PRESETS))
-  for (const split of ['train', 'test'] as const) for (const r of generateProblems({ ...p, seed, count: 3000, split })) vocabTexts.push(r.question + '\n' + r.answer);
+  for (const split of ['train', 'test'] as const)
+    for (const r of generateProblems({ ...p, seed, count: 3000, split })) vocabTexts.push(r.question + '\n' + r.answer);
 const map = VocabMap.fromCorpus(full, vocabTexts, [...allByteTokens(full), EOS_ID]);
 const tok = wrapTokenizer(full, map);
 console.log(`vocabulary: ${map.size} tokens (of ${full.vocabSize}); ${trainRows.length} training problems`);
 
 const config: Qwen2Config = {
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: map.size, hidden_size: 128, intermediate_size: 384,
-  num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 1024, rms_norm_eps: 1e-6,
-  rope_theta: 10000, tie_word_embeddings: true, bos_token_id: tok.eosId, eos_token_id: tok.eosId, torch_dtype: 'float32',
+  architectures: ['Qwen2ForCausalLM'],
+  model_type: 'qwen2',
+  vocab_size: map.size,
+  hidden_size: 128,
+  intermediate_size: 384,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 1024,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  bos_token_id: tok.eosId,
+  eos_token_id: tok.eosId,
+  torch_dtype: 'float32',
 };
 // HF-style init: normal(0, 0.02) weights, zero biases, unit norms.
 const rng = new Rng(seed);
@@ -85,7 +109,8 @@ const textOf = (r: { question: string; answer: string }) => {
 };
 const encodeRow = (r: { question: string; answer: string }) => [...tok.encode(textOf(r)), tok.eosId];
 const dataRng = rng.fork('data');
-let order = dataRng.shuffle(trainRows.map((_, i) => i)), cursor = 0;
+let order = dataRng.shuffle(trainRows.map((_, i) => i)),
+  cursor = 0;
 const batchOf = () => {
   const seqs: number[][] = [];
   for (let b = 0; b < B; b++) {
@@ -93,19 +118,22 @@ const batchOf = () => {
     seqs.push(encodeRow(trainRows[order[cursor++]]));
   }
   const T = Math.max(...seqs.map((s) => s.length));
-  const ids = new Int32Array(B * T).fill(tok.eosId), labels = new Int32Array(B * T).fill(-100);
+  const ids = new Int32Array(B * T).fill(tok.eosId),
+    labels = new Int32Array(B * T).fill(-100);
   seqs.forEach((s, b) => s.forEach((id, t) => ((ids[b * T + t] = id), (labels[b * T + t] = id))));
   return { B, T, ids, labels, n: seqs.reduce((a, s) => a + s.length - 1, 0) };
 };
 const testBatch = (() => {
   const seqs = testRows.slice(0, 64).map(encodeRow);
   const T = Math.max(...seqs.map((s) => s.length));
-  const ids = new Int32Array(seqs.length * T).fill(tok.eosId), labels = new Int32Array(seqs.length * T).fill(-100);
+  const ids = new Int32Array(seqs.length * T).fill(tok.eosId),
+    labels = new Int32Array(seqs.length * T).fill(-100);
   seqs.forEach((s, b) => s.forEach((id, t) => ((ids[b * T + t] = id), (labels[b * T + t] = id))));
   return { B: seqs.length, T, ids, labels };
 })();
 
-const lrAt = (s: number) => (s <= 50 ? (peakLr * s) / 50 : peakLr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (s - 50)) / Math.max(1, steps - 50)))));
+const lrAt = (s: number) =>
+  s <= 50 ? (peakLr * s) / 50 : peakLr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (s - 50)) / Math.max(1, steps - 50))));
 const log: { step: number; loss: number; test?: number }[] = [];
 await mkdirp(out);
 const progress = await createProgress({ total: steps, label: 'pretrain' });
@@ -115,7 +143,9 @@ for (let step = 1; step <= steps; step++) {
     progress.done();
     await stop.guardSave(() => model.save(`${out}.partial`, { dtype: 'F32' }));
     await writeFileAtomic(`${out}.partial/vocab-map.json`, JSON.stringify(map.toJSON()));
-    console.log(`stopped at step ${step - 1} of ${steps}: weights saved in ${out}.partial/ (pretraining has no --resume; ${out}/ is unchanged)`);
+    console.log(
+      `stopped at step ${step - 1} of ${steps}: weights saved in ${out}.partial/ (pretraining has no --resume; ${out}/ is unchanged)`,
+    );
     process.exit(130);
   }
   const ts = performance.now();
@@ -132,7 +162,11 @@ for (let step = 1; step <= steps; step++) {
     rec.test = t.lossSum / t.labelCount;
   }
   log.push(rec);
-  progress.update(step, { loss: loss.toFixed(3), ...(rec.test ? { test: rec.test.toFixed(3) } : {}), 'tok/s': Math.round((batch.B * batch.T) / ((performance.now() - ts) / 1000)) });
+  progress.update(step, {
+    loss: loss.toFixed(3),
+    ...(rec.test ? { test: rec.test.toFixed(3) } : {}),
+    'tok/s': Math.round((batch.B * batch.T) / ((performance.now() - ts) / 1000)),
+  });
 }
 progress.done();
 
@@ -150,12 +184,48 @@ console.log(`held-out greedy accuracy: ${(accuracy * 100).toFixed(1)}% (${correc
 
 await model.save(out, { dtype: 'F32' });
 await writeFileAtomic(`${out}/vocab-map.json`, JSON.stringify(map.toJSON()));
-await writeFileAtomic(`${out}/recipe.json`, JSON.stringify({ script: 'examples/pretrain.ts', steps, batch: B, peakLr, seed, warmup: 50, schedule: 'cosine to 10%', adamw: { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, clipNorm: 1 }, data: { generator: 'src/data/synth.ts', preset: 'default', trainProblems: trainRows.length, format: 'question \\n steps (annotations removed) \\n#### final <eos>' }, backend: be.name, seconds, finalTrainLoss: log[log.length - 1].loss, finalTestLoss: log[log.length - 1].test, heldOutAccuracy: accuracy }, null, 2));
+await writeFileAtomic(
+  `${out}/recipe.json`,
+  JSON.stringify(
+    {
+      script: 'examples/pretrain.ts',
+      steps,
+      batch: B,
+      peakLr,
+      seed,
+      warmup: 50,
+      schedule: 'cosine to 10%',
+      adamw: { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, clipNorm: 1 },
+      data: {
+        generator: 'src/data/synth.ts',
+        preset: 'default',
+        trainProblems: trainRows.length,
+        format: 'question \\n steps (annotations removed) \\n#### final <eos>',
+      },
+      backend: be.name,
+      seconds,
+      finalTrainLoss: log[log.length - 1].loss,
+      finalTestLoss: log[log.length - 1].test,
+      heldOutAccuracy: accuracy,
+    },
+    null,
+    2,
+  ),
+);
 await writeFileAtomic(`${out}/pretrain-metrics.jsonl`, log.map((r) => JSON.stringify(r)).join('\n') + '\n');
-await writeFileAtomic(`${out}/pretrain-loss.svg`, linePlot({
-  title: 'default model pretraining (plain chain-of-thought, synthetic task)', xLabel: 'step', yLabel: 'cross-entropy (nats/token)', logY: true,
-  series: [{ name: 'train', points: log.map((r) => [r.step, r.loss] as [number, number]) }, { name: 'held-out', points: log.filter((r) => r.test !== undefined).map((r) => [r.step, r.test!] as [number, number]) }],
-}));
+await writeFileAtomic(
+  `${out}/pretrain-loss.svg`,
+  linePlot({
+    title: 'default model pretraining (plain chain-of-thought, synthetic task)',
+    xLabel: 'step',
+    yLabel: 'cross-entropy (nats/token)',
+    logY: true,
+    series: [
+      { name: 'train', points: log.map((r) => [r.step, r.loss] as [number, number]) },
+      { name: 'held-out', points: log.filter((r) => r.test !== undefined).map((r) => [r.step, r.test!] as [number, number]) },
+    ],
+  }),
+);
 console.log(`saved ${out}/ (config.json, model.safetensors, vocab-map.json, recipe.json, pretrain-loss.svg)`);
 model.destroy();
 be.destroy();

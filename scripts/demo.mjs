@@ -7,9 +7,16 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const TYPES = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml', '.wasm': 'application/wasm',
-  '.png': 'image/png', '.txt': 'text/plain; charset=utf-8', '.safetensors': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.txt': 'text/plain; charset=utf-8',
+  '.safetensors': 'application/octet-stream',
 };
 
 /**
@@ -20,7 +27,10 @@ const TYPES = {
  */
 export function serve({ root, port = 5173, host = '127.0.0.1', mounts = {}, isolated = true }) {
   const isolation = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
-  const dirs = [...Object.entries(mounts), ['/', root]].map(([prefix, dir]) => [prefix.endsWith('/') ? prefix : prefix + '/', resolve(dir)]);
+  const dirs = [...Object.entries(mounts), ['/', root]].map(([prefix, dir]) => [
+    prefix.endsWith('/') ? prefix : prefix + '/',
+    resolve(dir),
+  ]);
   const server = createServer((req, res) => {
     const send = (code, text) => {
       res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' });

@@ -44,7 +44,7 @@ async function worker(job: Job): Promise<void> {
   const r = { crashes: 0, mismatches: 0, examples: [] as string[] };
   for (let i = job.from; i < job.to; i++) {
     Atomics.store(at, 0, i);
-    let outcome;
+    let outcome: Awaited<ReturnType<typeof t.check>>;
     try {
       outcome = await t.check(t.make(job.seed, i));
     } catch (e) {
@@ -71,30 +71,34 @@ async function runTarget(target: string, seed: number, n: number, hangMs: number
     const progress = new SharedArrayBuffer(8); // [index of the input being checked, ready flag]
     const at = new Int32Array(progress);
     Atomics.store(at, 0, from);
-    const w = new Worker(new URL('./fuzz-worker.mjs', import.meta.url), { workerData: { target, seed, from, to: n, progress } satisfies Job });
-    const result = await new Promise<{ done: Omit<Report, 'target' | 'inputs' | 'hangs' | 'ms'> } | { hungAt: number }>((resolve, reject) => {
-      let last = -1;
-      let since = Date.now();
-      const timer = setInterval(() => {
-        const i = Atomics.load(at, 0);
-        if (i !== last || !Atomics.load(at, 1)) {
-          last = i;
-          since = Date.now();
-        } else if (Date.now() - since > hangMs) {
-          clearInterval(timer);
-          void w.terminate();
-          resolve({ hungAt: i });
-        }
-      }, 250);
-      w.once('message', (m) => {
-        clearInterval(timer);
-        resolve({ done: m });
-      });
-      w.once('error', (e) => {
-        clearInterval(timer);
-        reject(e);
-      });
+    const w = new Worker(new URL('./fuzz-worker.mjs', import.meta.url), {
+      workerData: { target, seed, from, to: n, progress } satisfies Job,
     });
+    const result = await new Promise<{ done: Omit<Report, 'target' | 'inputs' | 'hangs' | 'ms'> } | { hungAt: number }>(
+      (resolve, reject) => {
+        let last = -1;
+        let since = Date.now();
+        const timer = setInterval(() => {
+          const i = Atomics.load(at, 0);
+          if (i !== last || !Atomics.load(at, 1)) {
+            last = i;
+            since = Date.now();
+          } else if (Date.now() - since > hangMs) {
+            clearInterval(timer);
+            void w.terminate();
+            resolve({ hungAt: i });
+          }
+        }, 250);
+        w.once('message', (m) => {
+          clearInterval(timer);
+          resolve({ done: m });
+        });
+        w.once('error', (e) => {
+          clearInterval(timer);
+          reject(e);
+        });
+      },
+    );
     if ('hungAt' in result) {
       rep.hangs++;
       if (rep.examples.length < 3) rep.examples.push(`#${result.hungAt} hang: no progress for ${hangMs} ms`);
@@ -151,12 +155,14 @@ async function main(): Promise<number> {
         bad += r.crashes + r.hangs + r.mismatches + (r.wasmGrowth !== 0 ? 1 : 0);
         console.log(
           `${r.target.padEnd(18)} ${String(r.inputs).padStart(7)} ${String(r.crashes).padStart(9)} ${String(r.hangs).padStart(6)} ${String(
-            r.mismatches
-          ).padStart(11)} ${String(r.wasmGrowth).padStart(18)} ${r.rssGrowthMiB.toFixed(1).padStart(15)} ${(r.ms / 1000).toFixed(1).padStart(8)}`
+            r.mismatches,
+          ).padStart(
+            11,
+          )} ${String(r.wasmGrowth).padStart(18)} ${r.rssGrowthMiB.toFixed(1).padStart(15)} ${(r.ms / 1000).toFixed(1).padStart(8)}`,
         );
         for (const e of r.examples) console.log(`    ${e}`);
       }
-    })
+    }),
   );
   console.log(bad ? `fuzz: FAILED (${bad} problems)` : 'fuzz: all zero');
   return bad ? 1 : 0;
@@ -168,7 +174,7 @@ if (isMainThread) {
     (e) => {
       console.error(e);
       process.exit(1);
-    }
+    },
   );
 } else {
   void worker(workerData as Job);

@@ -23,7 +23,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const N_CP = 0x110000;
 
 function classifyJs() {
-  const reL = /\p{L}/u, reN = /\p{N}/u, reW = /\p{White_Space}/u;
+  const reL = /\p{L}/u,
+    reN = /\p{N}/u,
+    reW = /\p{White_Space}/u;
   const cls = new Uint8Array(N_CP);
   for (let cp = 0; cp < N_CP; cp++) {
     if (cp >= 0xd800 && cp <= 0xdfff) continue; // surrogates never reach WASM (TextEncoder writes U+FFFD)
@@ -110,7 +112,9 @@ export const UNI_STAGE2: usize = memory.data<u8>([
 const path = join(root, 'assembly', '_tok_unicode.ts');
 writeFileSync(path + '.tmp', out);
 renameSync(path + '.tmp', path);
-console.log(`gen-unicode: ${path}: ${blocks.size} blocks, ${stage1.length + stage2.length} bytes; source: ${source}; ${diff} differ from JS`);
+console.log(
+  `gen-unicode: ${path}: ${blocks.size} blocks, ${stage1.length + stage2.length} bytes; source: ${source}; ${diff} differ from JS`,
+);
 
 // NFC: the code points HF's normalizer (Unicode 9.0 data) leaves alone but this JS engine does not (about 20 s).
 // Without the reference the committed file is kept: JS alone cannot tell which Unicode version HF uses.

@@ -35,7 +35,8 @@ export const LAYERS: { name: string; paths: string[] }[] = [
 
 /** The layer index of a path relative to src/ (most specific entry wins), or -1 when no entry covers it. */
 export function layerOf(path: string, layers = LAYERS): number {
-  let best = -1, bestLen = -1;
+  let best = -1,
+    bestLen = -1;
   layers.forEach((l, i) => {
     for (const p of l.paths) {
       const hit = p.endsWith('/') ? path.startsWith(p) : path === p;
@@ -64,7 +65,9 @@ export function violations(files: Map<string, string>, layers = LAYERS): string[
       continue;
     }
     for (const spec of importsOf(source)) {
-      const target = normalize(join(dirname(file), spec)).replace(/\\/g, '/').replace(/\.(js|ts)$/, '.ts');
+      const target = normalize(join(dirname(file), spec))
+        .replace(/\\/g, '/')
+        .replace(/\.(js|ts)$/, '.ts');
       if (target.startsWith('..')) continue; // outside src/ (none today); not a layer question
       const to = layerOf(target, layers);
       if (to > from) bad.push(`${file} imports ${target}: layer '${layers[from].name}' must not depend on '${layers[to].name}' above it`);

@@ -12,8 +12,7 @@ const MiB = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 const rss = () => MiB(process.memoryUsage().rss);
 const args = process.argv.slice(2);
 const skipGsm8k = args.includes('--skip-gsm8k');
-const train =
-  args.find((a) => !a.startsWith('--')) ?? new URL('../../shared/gsm8k/train.jsonl', import.meta.url).pathname;
+const train = args.find((a) => !a.startsWith('--')) ?? new URL('../../shared/gsm8k/train.jsonl', import.meta.url).pathname;
 
 function time<T>(label: string, f: () => T): T {
   const t = Date.now();
@@ -46,8 +45,8 @@ async function measureGsm8k(): Promise<void> {
     const ds = await loadGsm8k(path);
     console.log(
       `  loadGsm8k: ${ds.rows.length} rows, ${((Date.now() - t) / 1000).toFixed(1)} s; text WASM memory now ${MiB(
-        textWasmMemoryBytes()
-      )}, RSS ${rss()}`
+        textWasmMemoryBytes(),
+      )}, RSS ${rss()}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

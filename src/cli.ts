@@ -12,7 +12,16 @@ import { trainCommand } from './cli/train.js';
 import { rlCommand } from './cli/rl.js';
 import { sweepCommand } from './cli/sweep.js';
 
-const COMMANDS: Command[] = [tokenizeCommand, splitCommand, rewardCommand, dumpCommand, trainCommand, rlCommand, compareCommand, sweepCommand];
+const COMMANDS: Command[] = [
+  tokenizeCommand,
+  splitCommand,
+  rewardCommand,
+  dumpCommand,
+  trainCommand,
+  rlCommand,
+  compareCommand,
+  sweepCommand,
+];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -52,13 +61,18 @@ export async function main(argv: string[]): Promise<number> {
 
 // under `npx tsx src/cli.ts train|rl` the job runs in a child of this process, so that Ctrl-C can save (tsx-relaunch.ts)
 const argv = process.argv.slice(2);
-const relaunch = argv[0] === 'train' || argv[0] === 'rl' ? import('./node/tsx-relaunch.js').then((m) => m.relaunchOutsideTsxWrapper()) : Promise.resolve(undefined);
-relaunch.then((code) => code ?? main(argv)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e) => {
-    console.error(`latentlm: ${(e as Error).stack ?? e}`);
-    process.exitCode = 1;
-  },
-);
+const relaunch =
+  argv[0] === 'train' || argv[0] === 'rl'
+    ? import('./node/tsx-relaunch.js').then((m) => m.relaunchOutsideTsxWrapper())
+    : Promise.resolve(undefined);
+relaunch
+  .then((code) => code ?? main(argv))
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      console.error(`latentlm: ${(e as Error).stack ?? e}`);
+      process.exitCode = 1;
+    },
+  );

@@ -8,18 +8,30 @@ export const ALPHA = ' \n#=+-*/0123456789abcdefghijklmnopqrstuvwxyz.?,$';
 export const EOS = ALPHA.length;
 export const charTok = {
   encode: (s: string) => Int32Array.from([...s.toLowerCase()].map((c) => Math.max(0, ALPHA.indexOf(c)))),
-  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : ALPHA[i] ?? '?')).join(''),
+  decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i === EOS ? '' : (ALPHA[i] ?? '?'))).join(''),
 };
 
 export const config: Qwen2Config = {
-  vocab_size: ALPHA.length + 1, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512,
+  vocab_size: ALPHA.length + 1,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  max_position_embeddings: 512,
 };
 
 /** Norms at 1, every other weight N(0, scale^2) from a seeded stream, on the CPU reference backend. */
 export function tinyModel(seed = 1, scale = 0.2): Qwen2 {
   const rng = new Rng(seed);
   const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : scale * rng.normal())));
+  for (const [n, sh] of qwen2ParamShapes(config))
+    t.set(
+      n,
+      Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : scale * rng.normal())),
+    );
   return Qwen2.fromTensors(new CpuBackend(), config, t);
 }

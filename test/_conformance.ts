@@ -30,7 +30,8 @@ export function randn(n: number, seed: number, scale = 1): Float32Array {
 
 export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     if (!Number.isFinite(a[i])) return Infinity;
     num = Math.max(num, Math.abs(a[i] - b[i]));
@@ -42,7 +43,13 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 type Init = Float32Array | Int32Array | number;
 
 /** Runs `op` on both backends with the same inputs and returns the named outputs of both ([dut, ref]). */
-export async function both(ref: Backend, dut: Backend, inputs: Record<string, Init>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[]) {
+export async function both(
+  ref: Backend,
+  dut: Backend,
+  inputs: Record<string, Init>,
+  op: (b: Backend, t: Record<string, Tensor>) => void,
+  outputs: string[],
+) {
   const res: Record<string, [Float32Array | Int32Array, Float32Array | Int32Array]> = {};
   const run = async (b: Backend) => {
     const t: Record<string, Tensor> = {};
@@ -59,7 +66,8 @@ export async function both(ref: Backend, dut: Backend, inputs: Record<string, In
     for (const x of Object.values(t)) b.free(x);
     return out;
   };
-  const r = await run(ref), d = await run(dut);
+  const r = await run(ref),
+    d = await run(dut);
   outputs.forEach((k, i) => (res[k] = [d[i], r[i]]));
   return res;
 }
@@ -80,15 +88,25 @@ export interface OpCase<K extends OpName> {
   tol?: number;
 }
 
-const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number) => ({ B, Tq, Hq, Hkv, D, qStart, kvCap });
+const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number) => ({
+  B,
+  Tq,
+  Hq,
+  Hkv,
+  D,
+  qStart,
+  kvCap,
+});
 const attnBefore = (b: Backend, t: Record<string, Tensor>, s: ReturnType<typeof attnShape>) =>
   b.attention({ q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, lse: t.lse, ...s });
-const attnCases = ([
-  ['GQA 4:2, with a KV-cache prefix', attnShape(2, 5, 4, 2, 8, 3, 11)],
-  ['GQA 7:1, with a KV-cache prefix', attnShape(2, 5, 7, 1, 8, 3, 11)],
-  ['GQA 3:3, with a KV-cache prefix', attnShape(2, 5, 3, 3, 8, 3, 11)],
-  ['a long sequence (T=70, D=16)', attnShape(1, 70, 2, 1, 16, 0, 70)],
-] as const).map(([name, s]) => ({ name, s }));
+const attnCases = (
+  [
+    ['GQA 4:2, with a KV-cache prefix', attnShape(2, 5, 4, 2, 8, 3, 11)],
+    ['GQA 7:1, with a KV-cache prefix', attnShape(2, 5, 7, 1, 8, 3, 11)],
+    ['GQA 3:3, with a KV-cache prefix', attnShape(2, 5, 3, 3, 8, 3, 11)],
+    ['a long sequence (T=70, D=16)', attnShape(1, 70, 2, 1, 16, 0, 70)],
+  ] as const
+).map(([name, s]) => ({ name, s }));
 
 const ids = new Int32Array([3, 0, 10, 3, -1, 7, 3, 10, 1]);
 const labels = new Int32Array([0, 4, -100, 130, 77, 3, 9]);
@@ -103,35 +121,74 @@ export const CASES: { [K in OpName]: OpCase<K>[] } = {
   add: [{ name: '33 elements, in place', args: { n: 33 }, tol: 1e-6 }],
   axpy: [{ name: 'with offsets', args: { alpha: 0.37, n: 20, xOff: 3, yOff: 11 }, tol: 1e-6 }],
   scale: [{ name: '33 elements', args: { s: -1.5, n: 33 }, tol: 1e-6 }],
-  embedding: [{ name: 'gather (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, table: randn(11 * 13, 6) }, tol: 1e-6 }],
-  embeddingBackward: [{ name: 'scatter-add (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, dTable: randn(11 * 13, 9) }, tol: 1e-6 }],
+  embedding: [
+    { name: 'gather (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, table: randn(11 * 13, 6) }, tol: 1e-6 },
+  ],
+  embeddingBackward: [
+    { name: 'scatter-add (repeated ids, skipped -1)', args: { rows: 9, dim: 13 }, data: { ids, dTable: randn(11 * 13, 9) }, tol: 1e-6 },
+  ],
   matmul: [
-    ...([[false, false], [false, true], [true, false], [true, true]] as const).flatMap(([transA, transB]) => [
-      { name: `transA=${transA} transB=${transB} with bias and offsets`, args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 }, data: { bias: randn(23, 13) } },
-      { name: `transA=${transA} transB=${transB} accumulate`, args: { M: 19, N: 23, K: 29, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 } },
+    ...(
+      [
+        [false, false],
+        [false, true],
+        [true, false],
+        [true, true],
+      ] as const
+    ).flatMap(([transA, transB]) => [
+      {
+        name: `transA=${transA} transB=${transB} with bias and offsets`,
+        args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 },
+        data: { bias: randn(23, 13) },
+      },
+      {
+        name: `transA=${transA} transB=${transB} accumulate`,
+        args: { M: 19, N: 23, K: 29, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 },
+      },
       {
         name: `transA=${transA} transB=${transB} with the fused SwiGLU input, residual and bias`,
         args: { M: 19, N: 23, K: 29, transA, transB, aOff: 5, bOff: 3, cOff: 7 },
         // the gate has A's size and the residual C's (their contract), so all four are given
-        data: { bias: randn(23, 13), a: randn(19 * 29 + 5, 16), swigluGate: randn(19 * 29 + 5, 17, 4), c: randn(19 * 23 + 7, 20), residual: randn(19 * 23 + 7, 19) },
+        data: {
+          bias: randn(23, 13),
+          a: randn(19 * 29 + 5, 16),
+          swigluGate: randn(19 * 29 + 5, 17, 4),
+          c: randn(19 * 23 + 7, 20),
+          residual: randn(19 * 23 + 7, 19),
+        },
       },
     ]),
     { name: 'a Qwen2-like shape (M=33, N=136, K=96)', args: { M: 33, N: 136, K: 96, transB: true } },
   ],
   sumRows: [{ name: '17 x 9', args: { rows: 17, cols: 9 } }],
   rmsNorm: [{ name: '7 x 37', args: { rows: 7, dim: 37, eps: 1e-6 } }],
-  rmsNormBackward: [{ name: '7 x 37', args: { rows: 7, dim: 37 }, before: (b, t) => b.rmsNorm({ x: t.x, w: t.w, y: b.alloc(7 * 37), rstd: t.rstd, rows: 7, dim: 37, eps: 1e-6 }) }],
+  rmsNormBackward: [
+    {
+      name: '7 x 37',
+      args: { rows: 7, dim: 37 },
+      before: (b, t) => b.rmsNorm({ x: t.x, w: t.w, y: b.alloc(7 * 37), rstd: t.rstd, rows: 7, dim: 37, eps: 1e-6 }),
+    },
+  ],
   rope: [
     { name: 'forward', args: { rows: 6, heads: 3, D: 10, theta: 10000 }, data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) } },
-    { name: 'inverse', args: { rows: 6, heads: 3, D: 10, theta: 1e6, inverse: true }, data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) } },
+    {
+      name: 'inverse',
+      args: { rows: 6, heads: 3, D: 10, theta: 1e6, inverse: true },
+      data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) },
+    },
   ],
-  attention: attnCases.map(({ name, s }) => ({ name, args: s, data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {} })),
+  attention: attnCases.map(({ name, s }) => ({
+    name,
+    args: s,
+    data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {},
+  })),
   attentionBackward: attnCases.map(({ name, s }) => ({ name, args: s, before: (b, t) => attnBefore(b, t, s) })),
   swiglu: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
   swigluBackward: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
   crossEntropy: [
     {
-      name: 'losses and fused gradient, ignore index, offsets', args: { rows: 5, V: 131, logitsOff: 9, labelOff: 1, lossOff: 2 },
+      name: 'losses and fused gradient, ignore index, offsets',
+      args: { rows: 5, V: 131, logitsOff: 9, labelOff: 1, lossOff: 2 },
       data: { logits: randn(5 * 131 + 9, 60, 8), labels, weights: new Float32Array([0, 0.5, 1, 0.25, -2, 1, 1]) },
     },
     { name: 'losses only', args: { rows: 5, V: 131 }, data: { logits: randn(5 * 131, 61, 8), labels } },
@@ -154,7 +211,8 @@ function caseInputs<K extends OpName>(op: K, c: OpCase<K>): { inputs: Record<str
   const full: Record<string, unknown> = {};
   for (const [k, s] of specs) if ('default' in s) full[k] = s.default;
   Object.assign(full, c.args);
-  const inputs: Record<string, Init> = {}, outputs: string[] = [];
+  const inputs: Record<string, Init> = {},
+    outputs: string[] = [];
   const data = (c.data ?? {}) as Record<string, Init | undefined>;
   for (const [k, s] of specs) {
     if (!('tensor' in s)) continue;
@@ -203,7 +261,8 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
         const c = CASES[op][0] as OpCase<OpName>;
         const { inputs } = caseInputs(op, c);
         const t: Record<string, Tensor> = {};
-        for (const [k, v] of Object.entries(inputs)) t[k] = dut.alloc(typeof v === 'number' ? v : v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
+        for (const [k, v] of Object.entries(inputs))
+          t[k] = dut.alloc(typeof v === 'number' ? v : v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
         for (const k of Object.keys(t)) {
           const tiny = dut.alloc(1, t[k].dtype, `tiny ${k}`);
           let err: unknown;
@@ -212,7 +271,10 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
           } catch (e) {
             err = e;
           }
-          expect(err instanceof BackendError && err.message.includes(`${op}: '${k}' (tensor 'tiny ${k}', 1 elements) accessed at`), `${op} with a 1-element '${k}': ${String(err)}`).toBe(true);
+          expect(
+            err instanceof BackendError && err.message.includes(`${op}: '${k}' (tensor 'tiny ${k}', 1 elements) accessed at`),
+            `${op} with a 1-element '${k}': ${String(err)}`,
+          ).toBe(true);
           dut.free(tiny);
         }
         for (const x of Object.values(t)) dut.free(x);
@@ -221,12 +283,18 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
 
     it('upload / read / zero / copy2d', async () => {
       const a = randn(37, 1);
-      const res = await both(ref, dut, { a, b: randn(50, 2), c: 50 }, (b, t) => {
-        b.copy2d({ src: t.a, dst: t.b, rows: 3, cols: 5, srcOff: 2, srcStride: 7, dstOff: 1, dstStride: 9 });
-        b.copy2d({ src: t.a, dst: t.b, rows: 2, cols: 4, srcStride: 5, dstOff: 30, dstStride: 6, accumulate: true });
-        b.zero(t.c, 3, 10);
-        b.copy2d({ src: t.a, dst: t.c, rows: 1, cols: 20, srcOff: 10, srcStride: 0, dstOff: 20, dstStride: 0 });
-      }, ['b', 'c']);
+      const res = await both(
+        ref,
+        dut,
+        { a, b: randn(50, 2), c: 50 },
+        (b, t) => {
+          b.copy2d({ src: t.a, dst: t.b, rows: 3, cols: 5, srcOff: 2, srcStride: 7, dstOff: 1, dstStride: 9 });
+          b.copy2d({ src: t.a, dst: t.b, rows: 2, cols: 4, srcStride: 5, dstOff: 30, dstStride: 6, accumulate: true });
+          b.zero(t.c, 3, 10);
+          b.copy2d({ src: t.a, dst: t.c, rows: 1, cols: 20, srcOff: 10, srcStride: 0, dstOff: 20, dstStride: 0 });
+        },
+        ['b', 'c'],
+      );
       check(res, 0);
       const t = dut.alloc(37);
       dut.upload(t, a);
@@ -236,17 +304,29 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
 
     // The fusions (matmul's swigluGate and residual) against their definition on the backend under test itself:
     // swiglu into a tensor, copy the residual, accumulate (the table's cases compare them with the CPU reference).
-    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    for (const [transA, transB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
       it(`matmul transA=${transA} transB=${transB}: fused SwiGLU input and residual equal their composition`, async () => {
-        const M = 19, N = 23, K = 29, nA = M * K + 5, nC = M * N + 7;
+        const M = 19,
+          N = 23,
+          K = 29,
+          nA = M * K + 5,
+          nC = M * N + 7;
         const inputs = { up: randn(nA, 16), gate: randn(nA, 17, 4), b: randn(N * K + 3, 18), res: randn(nC, 19) };
         const outputOf = async (how: 'fused' | 'composed' | 'in place') => {
-          const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => {
-            const x = dut.alloc(v.length, 'f32', k);
-            dut.upload(x, v);
-            return [k, x];
-          }));
-          const c = dut.alloc(nC, 'f32', 'c'), act = dut.alloc(nA, 'f32', 'act');
+          const t = Object.fromEntries(
+            Object.entries(inputs).map(([k, v]) => {
+              const x = dut.alloc(v.length, 'f32', k);
+              dut.upload(x, v);
+              return [k, x];
+            }),
+          );
+          const c = dut.alloc(nC, 'f32', 'c'),
+            act = dut.alloc(nA, 'f32', 'act');
           const o = { M, N, K, transA, transB, aOff: 5, bOff: 3, cOff: 7 };
           if (how === 'fused') dut.matmul({ a: t.up, b: t.b, c, ...o, swigluGate: t.gate, residual: t.res });
           else if (how === 'in place') {
@@ -269,7 +349,11 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
     }
 
     it('matmul fusions refuse what they cannot mean', async () => {
-      const a = dut.alloc(12), g = dut.alloc(11), b = dut.alloc(12), c = dut.alloc(9), r = dut.alloc(8, 'f32', 'r');
+      const a = dut.alloc(12),
+        g = dut.alloc(11),
+        b = dut.alloc(12),
+        c = dut.alloc(9),
+        r = dut.alloc(8, 'f32', 'r');
       try {
         expect(() => dut.matmul({ a, b, c, M: 3, N: 3, K: 4, residual: c, accumulate: true })).toThrow(/residual and accumulate/);
         expect(() => dut.matmul({ a, b, c, M: 3, N: 3, K: 4, residual: r })).toThrow(/residual 'r'|residual/);

@@ -35,7 +35,7 @@ export async function ensureDist(log: (l: string) => void = console.log): Promis
   if (distFresh()) return;
   mkdirSync(TMP, { recursive: true });
   const lock = join(TMP, 'dist.lock');
-  for (let i = 0; ; i++) {
+  for (;;) {
     try {
       mkdirSync(lock);
       break;
@@ -63,13 +63,29 @@ export async function ensureDist(log: (l: string) => void = console.log): Promis
 export async function staticGraph(entry: string): Promise<{ files: string[]; externals: string[] }> {
   const { build } = await import('esbuild');
   const res = await build({
-    entryPoints: [entry], bundle: true, write: false, metafile: true, format: 'esm', platform: 'neutral', logLevel: 'silent', outdir: join(TMP, 'graph'),
-    plugins: [{ name: 'bare-external', setup(b) { b.onResolve({ filter: /^[^./]/ }, (a) => ({ path: a.path, external: true })); } }],
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'neutral',
+    logLevel: 'silent',
+    outdir: join(TMP, 'graph'),
+    plugins: [
+      {
+        name: 'bare-external',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (a) => ({ path: a.path, external: true }));
+        },
+      },
+    ],
   });
   const inputs = res.metafile!.inputs;
-  const files: string[] = [], externals = new Set<string>();
+  const files: string[] = [],
+    externals = new Set<string>();
   const start = Object.keys(inputs).find((k) => join(ROOT, k) === entry || k.endsWith(entry.replace(ROOT, '')))!;
-  const todo = [start], seen = new Set(todo);
+  const todo = [start],
+    seen = new Set(todo);
   while (todo.length) {
     const f = todo.pop()!;
     files.push(f);
@@ -83,4 +99,5 @@ export async function staticGraph(entry: string): Promise<{ files: string[]; ext
 }
 
 /** Node built-in module names, with or without the node: prefix (what must never be imported statically in a browser). */
-export const NODE_BUILTIN = /^(node:|bun:|(fs|fs\/promises|path|url|util|os|child_process|crypto|stream|readline|worker_threads|module|process|buffer|events|http|https|net|tty|zlib)$)/;
+export const NODE_BUILTIN =
+  /^(node:|bun:|(fs|fs\/promises|path|url|util|os|child_process|crypto|stream|readline|worker_threads|module|process|buffer|events|http|https|net|tty|zlib)$)/;

@@ -13,4 +13,7 @@ const make = (maxSpan?: number) => async () => {
 backendConformance('gpujs (browser, auto mode)', make());
 backendConformance('gpujs (browser, 1200-element slices)', make(1200));
 
-(globalThis as unknown as { __gpujsConformance: () => Promise<{ infos: string[]; results: string[] }> }).__gpujsConformance = async () => ({ results: await runAll(), infos });
+(globalThis as unknown as { __gpujsConformance: () => Promise<{ infos: string[]; results: string[] }> }).__gpujsConformance = async () => ({
+  results: await runAll(),
+  infos,
+});

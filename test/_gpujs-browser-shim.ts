@@ -2,7 +2,8 @@
 // bundled (vitest aliased to this file) and run unchanged inside a browser page by test/backend-gpujs.test.ts.
 type Fn = () => unknown;
 const tests: { name: string; fn: Fn }[] = [];
-const before: Fn[] = [], after: Fn[] = [];
+const before: Fn[] = [],
+  after: Fn[] = [];
 let prefix = '';
 
 export function describe(name: string, fn: () => void): void {
@@ -37,7 +38,10 @@ export function expect(value: unknown, label?: string) {
         thrown = err;
       }
       const msg = thrown instanceof Error ? thrown.message : String(thrown);
-      if (thrown === undefined || !e.test(msg)) throw new Error(`${label ? `${label}: ` : ''}expected a function throwing ${e}, ${thrown === undefined ? 'nothing was thrown' : `got '${msg}'`}`);
+      if (thrown === undefined || !e.test(msg))
+        throw new Error(
+          `${label ? `${label}: ` : ''}expected a function throwing ${e}, ${thrown === undefined ? 'nothing was thrown' : `got '${msg}'`}`,
+        );
     },
   };
 }

@@ -3,7 +3,12 @@
 // and then a missing dependency fails the test file instead of skipping it.
 export type Requirement = 'webgpu' | 'chromium' | 'torch' | 'shared';
 
-const required = new Set((process.env.LATENTLM_REQUIRE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const required = new Set(
+  (process.env.LATENTLM_REQUIRE ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 /**
  * Call where a suite decides whether it can run. Returns `available`; throws (failing the file at collection, with

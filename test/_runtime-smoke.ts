@@ -11,7 +11,11 @@ function check(cond: unknown, what: string): void {
 }
 
 const runtime =
-  typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined' ? 'deno' : typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined' ? 'bun' : 'node';
+  typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined'
+    ? 'deno'
+    : typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined'
+      ? 'bun'
+      : 'node';
 const t0 = performance.now();
 
 // 1. Tokenizer (the embedded Qwen2 BPE, in WASM). Ids from HF `tokenizers` for Qwen/Qwen2-0.5B: "Hello world".
@@ -22,19 +26,37 @@ const text = 'Natalia sold 48/2 = 24 clips in May. 🙂 ünïcödé';
 check(tok.decode(tok.encode(text)) === text, 'decode(encode(text)) round-trips, emoji and accents included');
 
 // 2. GSM8K row split at its calculator annotations (the WASM splitter).
-const answer = 'Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72';
+const answer =
+  'Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72';
 const split = lib.splitAnswer(answer);
 check(split.final === '72', `final answer is "72" (got ${JSON.stringify(split.final)})`);
-check(split.annotations.length === 2 && split.annotations[1].expr === '48+24' && split.annotations[1].result === '72', 'two annotations, the second 48+24=72');
+check(
+  split.annotations.length === 2 && split.annotations[1].expr === '48+24' && split.annotations[1].result === '72',
+  'two annotations, the second 48+24=72',
+);
 check(lib.reward('... so the answer is\n#### 72', '72').reward === 1, 'reward() accepts the right final answer');
 const expansion = lib.expandAnnotation({ expr: '48*37', result: '1776' });
-check(expansion.ok && expansion.steps.join(' | ') === '48 * 30 = 1440 | 48 * 7 = 336 | 1440 + 336 = 1776', 'expandAnnotation() writes 48*37 as three exact sub-steps');
+check(
+  expansion.ok && expansion.steps.join(' | ') === '48 * 30 = 1440 | 48 * 7 = 336 | 1440 + 336 = 1776',
+  'expandAnnotation() writes 48*37 as three exact sub-steps',
+);
 
 // 3. One forward of a tiny random Qwen2 on the CPU backend: the loss of random weights is close to ln(vocab).
 const config = {
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 64, hidden_size: 16, intermediate_size: 32,
-  num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, rms_norm_eps: 1e-6,
-  rope_theta: 10000, tie_word_embeddings: true, hidden_act: 'silu', torch_dtype: 'float32',
+  architectures: ['Qwen2ForCausalLM'],
+  model_type: 'qwen2',
+  vocab_size: 64,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  hidden_act: 'silu',
+  torch_dtype: 'float32',
 } as unknown as lib.Qwen2Config;
 const rng = new lib.Rng(1);
 const tensors = new Map<string, Float32Array>();
@@ -52,7 +74,10 @@ const ids = Int32Array.from({ length: T }, (_, i) => (i * 7 + 3) % 64);
 const r = await model.forward({ B: 1, T, ids, labels: ids }, { wantLogits: true });
 const loss = r.lossSum / r.labelCount;
 check(r.labelCount === T - 1, `${T - 1} labels (got ${r.labelCount})`);
-check(Number.isFinite(loss) && Math.abs(loss - Math.log(64)) < 0.2, `tiny random model loss ${loss.toFixed(4)} is within 0.2 of ln(64) = ${Math.log(64).toFixed(4)}`);
+check(
+  Number.isFinite(loss) && Math.abs(loss - Math.log(64)) < 0.2,
+  `tiny random model loss ${loss.toFixed(4)} is within 0.2 of ln(64) = ${Math.log(64).toFixed(4)}`,
+);
 check(r.logits?.length === T * 64, 'logits are [T, vocab]');
 model.destroy();
 be.destroy();

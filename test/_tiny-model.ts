@@ -13,13 +13,25 @@ import { Tokenizer } from '../src/text/tokenizer.ts';
 
 export async function writeTinyModel(dir: string, o: { hidden?: number; layers?: number; seed?: number } = {}): Promise<void> {
   const full = await Tokenizer.load();
-  const texts = generateProblems({ ...SYNTH_PRESETS.default, seed: 0, count: 2000, split: 'train' }).map((r) => `${r.question}\n${r.answer}`);
+  const texts = generateProblems({ ...SYNTH_PRESETS.default, seed: 0, count: 2000, split: 'train' }).map(
+    (r) => `${r.question}\n${r.answer}`,
+  );
   const map = VocabMap.fromCorpus(full, texts, [...allByteTokens(full), EOS_ID]);
   const H = o.hidden ?? 32;
   const config: Qwen2Config = {
-    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: map.size, hidden_size: H, intermediate_size: 2 * H,
-    num_hidden_layers: o.layers ?? 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 1024, rms_norm_eps: 1e-6,
-    rope_theta: 10000, tie_word_embeddings: true, torch_dtype: 'float32',
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    vocab_size: map.size,
+    hidden_size: H,
+    intermediate_size: 2 * H,
+    num_hidden_layers: o.layers ?? 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 1024,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    torch_dtype: 'float32',
   } as Qwen2Config;
   const rng = new Rng(o.seed ?? 0);
   const tensors = new Map<string, Float32Array>();

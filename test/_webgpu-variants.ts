@@ -12,12 +12,17 @@ import { createWebGPUBackend, type WebGPUBackendOptions } from '../src/backend/w
 function data(n: number, seed: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   let s = seed >>> 0;
-  for (let i = 0; i < n; i++) a[i] = ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 * 2 - 1) * scale;
+  for (let i = 0; i < n; i++) a[i] = (((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1) * scale;
   return a;
 }
 
 /** Runs `op` on a fresh set of tensors made from `inputs` and returns the named outputs. */
-async function outputsOf(be: Backend, inputs: Record<string, Float32Array | Int32Array | number>, op: (b: Backend, t: Record<string, Tensor>) => void, names: string[]) {
+async function outputsOf(
+  be: Backend,
+  inputs: Record<string, Float32Array | Int32Array | number>,
+  op: (b: Backend, t: Record<string, Tensor>) => void,
+  names: string[],
+) {
   const t: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(inputs)) {
     t[k] = typeof v === 'number' ? be.alloc(v, 'f32', k) : be.alloc(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
@@ -31,7 +36,8 @@ async function outputsOf(be: Backend, inputs: Record<string, Float32Array | Int3
 }
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     if (!Number.isFinite(a[i])) return Infinity;
     num = Math.max(num, Math.abs(a[i] - b[i]));
@@ -40,12 +46,30 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length === b.length ? num / Math.max(den, 1e-6) : Infinity;
 }
 
-const M = 70, N = 68, K = 40;
+const M = 70,
+  N = 68,
+  K = 40;
 const attn: AttentionShape = { B: 2, Tq: 9, Hq: 7, Hkv: 1, D: 16, qStart: 4, kvCap: 15 };
-const nq = attn.B * attn.Tq * attn.Hq * attn.D, nkv = attn.B * attn.kvCap * attn.Hkv * attn.D, nl = attn.B * attn.Hq * attn.Tq;
-const rows = 5, dim = 37, V = 131;
-const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | number>; op: (b: Backend, t: Record<string, Tensor>) => void; outputs: string[] }[] = [
-  ...([[false, false], [false, true], [true, false], [true, true]] as const).map(([transA, transB]) => ({
+const nq = attn.B * attn.Tq * attn.Hq * attn.D,
+  nkv = attn.B * attn.kvCap * attn.Hkv * attn.D,
+  nl = attn.B * attn.Hq * attn.Tq;
+const rows = 5,
+  dim = 37,
+  V = 131;
+const cases: {
+  name: string;
+  inputs: Record<string, Float32Array | Int32Array | number>;
+  op: (b: Backend, t: Record<string, Tensor>) => void;
+  outputs: string[];
+}[] = [
+  ...(
+    [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const
+  ).map(([transA, transB]) => ({
     name: `matmul transA=${transA} transB=${transB}`,
     inputs: { a: data(M * K, 1), b: data(N * K, 2), c: data(M * N, 3), bias: data(N, 4) },
     op: (b: Backend, t: Record<string, Tensor>) => {
@@ -56,16 +80,45 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
   })),
   {
     name: 'attention GQA 7:1 forward and backward',
-    inputs: { q: data(nq, 5), k: data(nkv, 6), v: data(nkv, 7), out: nq, lse: nl, g: data(nq, 8), dq: data(nq, 9), dk: data(nkv, 10), dv: data(nkv, 11) },
+    inputs: {
+      q: data(nq, 5),
+      k: data(nkv, 6),
+      v: data(nkv, 7),
+      out: nq,
+      lse: nl,
+      g: data(nq, 8),
+      dq: data(nq, 9),
+      dk: data(nkv, 10),
+      dv: data(nkv, 11),
+    },
     op: (b, t) => {
       b.attention({ q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, ...attn });
-      b.attentionBackward({ dOut: t.g, q: t.q, kCache: t.k, vCache: t.v, out: t.out, lse: t.lse, dq: t.dq, dkCache: t.dk, dvCache: t.dv, ...attn });
+      b.attentionBackward({
+        dOut: t.g,
+        q: t.q,
+        kCache: t.k,
+        vCache: t.v,
+        out: t.out,
+        lse: t.lse,
+        dq: t.dq,
+        dkCache: t.dk,
+        dvCache: t.dv,
+        ...attn,
+      });
     },
     outputs: ['out', 'lse', 'dq', 'dk', 'dv'],
   },
   {
     name: 'rmsNorm forward and backward',
-    inputs: { x: data(rows * dim, 12), w: data(dim, 13), y: rows * dim, rstd: rows, dy: data(rows * dim, 14), dx: data(rows * dim, 15), dw: data(dim, 16) },
+    inputs: {
+      x: data(rows * dim, 12),
+      w: data(dim, 13),
+      y: rows * dim,
+      rstd: rows,
+      dy: data(rows * dim, 14),
+      dx: data(rows * dim, 15),
+      dw: data(dim, 16),
+    },
     op: (b, t) => {
       b.rmsNorm({ x: t.x, w: t.w, y: t.y, rstd: t.rstd, rows, dim, eps: 1e-6 });
       b.rmsNormBackward({ dy: t.dy, x: t.x, w: t.w, rstd: t.rstd, dx: t.dx, dw: t.dw, rows, dim });
@@ -87,7 +140,12 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
   },
   {
     name: 'crossEntropy with the fused gradient',
-    inputs: { x: data(rows * V, 17, 8), labels: new Int32Array([0, 4, -100, 130, 77]), w: new Float32Array([0.5, 1, 1, 0.25, -2]), l: rows },
+    inputs: {
+      x: data(rows * V, 17, 8),
+      labels: new Int32Array([0, 4, -100, 130, 77]),
+      w: new Float32Array([0.5, 1, 1, 0.25, -2]),
+      l: rows,
+    },
     op: (b, t) => b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w }),
     outputs: ['x', 'l'],
   },
@@ -96,8 +154,22 @@ const cases: { name: string; inputs: Record<string, Float32Array | Int32Array | 
 const probe = await createWebGPUBackend({ kernels: 'tiled' });
 const hasF16 = probe.features.has('shader-f16');
 const hasSubgroups = probe.features.has('subgroups');
-const report: { adapter: string; features: string[]; auto: string; autoReductions: string; subgroupNote: string; variants: Record<string, Record<string, number>>; failures: string[] } = {
-  adapter: probe.info, features: [...probe.features], auto: '', autoReductions: '', subgroupNote: '', variants: {}, failures: [],
+const report: {
+  adapter: string;
+  features: string[];
+  auto: string;
+  autoReductions: string;
+  subgroupNote: string;
+  variants: Record<string, Record<string, number>>;
+  failures: string[];
+} = {
+  adapter: probe.info,
+  features: [...probe.features],
+  auto: '',
+  autoReductions: '',
+  subgroupNote: '',
+  variants: {},
+  failures: [],
 };
 probe.destroy();
 const auto = await createWebGPUBackend({ kernels: 'auto' });
@@ -113,7 +185,12 @@ const variants: [string, WebGPUBackendOptions, number][] = [
   // half-rounded matmul inputs (2^-11 relative each): the matmul cases only are held to a looser bound
   ...(hasF16 ? ([['tiled f16', { kernels: 'tiled', matmulF16: true }, 5e-3]] as [string, WebGPUBackendOptions, number][]) : []),
   // subgroup reductions (RMSNorm, cross-entropy; sumSquares in the case below) with either family
-  ...(hasSubgroups ? ([['simple subgroup', { kernels: 'simple', reductions: 'subgroup' }, 1e-4], ['tiled subgroup', { kernels: 'tiled', reductions: 'subgroup' }, 1e-4]] as [string, WebGPUBackendOptions, number][]) : []),
+  ...(hasSubgroups
+    ? ([
+        ['simple subgroup', { kernels: 'simple', reductions: 'subgroup' }, 1e-4],
+        ['tiled subgroup', { kernels: 'tiled', reductions: 'subgroup' }, 1e-4],
+      ] as [string, WebGPUBackendOptions, number][])
+    : []),
 ];
 /** Variants that exist only where the adapter has a feature: asking for them elsewhere is not an error. */
 const OPTIONAL = ['tiled f16', 'simple subgroup', 'tiled subgroup'];
@@ -121,7 +198,9 @@ const OPTIONAL = ['tiled f16', 'simple subgroup', 'tiled subgroup'];
 // In a browser: the query string, `?v=tiled&v=simple`.
 const g = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] }; location?: { search: string } };
 const args: string[] = g.Deno?.args ?? g.process?.argv.slice(2) ?? new URLSearchParams(g.location?.search ?? '').getAll('v');
-for (const a of args) if (!OPTIONAL.includes(a) && !variants.some(([n]) => n === a)) throw new Error(`unknown variant '${a}' (known: ${variants.map(([n]) => n).join(', ')})`);
+for (const a of args)
+  if (!OPTIONAL.includes(a) && !variants.some(([n]) => n === a))
+    throw new Error(`unknown variant '${a}' (known: ${variants.map(([n]) => n).join(', ')})`);
 const ref = new CpuBackend();
 for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.includes(n))) {
   const be = await createWebGPUBackend(opts);
@@ -132,8 +211,10 @@ for (const [vname, opts, tol] of variants.filter(([n]) => !args.length || args.i
     errs[c.name] = err;
     if (!(err <= (c.name.startsWith('matmul') ? tol : 1e-4))) report.failures.push(`${vname}: ${c.name}: max relative error ${err}`);
     // the f16 path must really round: an f32 kernel is ~1e-7 here
-    if (opts.reductions === 'subgroup' && (be as { reductions?: string }).reductions !== 'subgroup') report.failures.push(`${vname}: subgroup reductions were not used`);
-    if (opts.matmulF16 && c.name.startsWith('matmul') && !(err > 1e-6)) report.failures.push(`${vname}: ${c.name}: error ${err} is f32-exact, so f16 tiles did not run`);
+    if (opts.reductions === 'subgroup' && (be as { reductions?: string }).reductions !== 'subgroup')
+      report.failures.push(`${vname}: subgroup reductions were not used`);
+    if (opts.matmulF16 && c.name.startsWith('matmul') && !(err > 1e-6))
+      report.failures.push(`${vname}: ${c.name}: error ${err} is f32-exact, so f16 tiles did not run`);
   }
   report.variants[vname] = errs;
   console.log(`variant ${vname}: worst relative error ${Math.max(...Object.values(errs)).toExponential(2)}`);

@@ -3,7 +3,7 @@
 // for 1, 2 and 3 threads in both builds (plain and FMA), and the one-thread fallback where shared memory is missing.
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/types.js';
-import { createWasmBackend, WasmBackend } from '../src/backend/wasm.js';
+import { createWasmBackend, type WasmBackend } from '../src/backend/wasm.js';
 import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.js';
 import { AdamW } from '../src/train/adamw.js';
 import { backendConformance, randn } from './_conformance.js';
@@ -12,8 +12,16 @@ backendConformance('wasm (3 threads, every op threaded)', () => createWasmBacken
 backendConformance('wasm (3 threads, plain build without FMA)', () => createWasmBackend({ threads: 3, parallelThreshold: 0, fma: false }));
 
 const config: Qwen2Config = {
-  vocab_size: 203, hidden_size: 72, intermediate_size: 136, num_hidden_layers: 2, num_attention_heads: 6,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 256,
+  vocab_size: 203,
+  hidden_size: 72,
+  intermediate_size: 136,
+  num_hidden_layers: 2,
+  num_attention_heads: 6,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  max_position_embeddings: 256,
 };
 
 /** Three AdamW steps on a batch of 3 sequences; returns every loss and every parameter after the last step. */
@@ -26,7 +34,8 @@ async function train(be: Backend): Promise<{ losses: number[]; params: Float32Ar
   }
   const model = Qwen2.fromTensors(be, config, tensors);
   const opt = new AdamW(model);
-  const B = 3, T = 45;
+  const B = 3,
+    T = 45;
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + 11) % config.vocab_size);
   const losses: number[] = [];
   for (let step = 0; step < 3; step++) {
@@ -64,13 +73,20 @@ describe('wasm threads: results do not depend on the thread count', () => {
 
 describe('wasm FMA build', () => {
   it('is picked where relaxed SIMD validates, and really fuses (its matmul differs from the plain build in the last bits)', async () => {
-    const fused = (await createWasmBackend({ threads: 1 })) as WasmBackend, plain = (await createWasmBackend({ threads: 1, fma: false })) as WasmBackend;
+    const fused = (await createWasmBackend({ threads: 1 })) as WasmBackend,
+      plain = (await createWasmBackend({ threads: 1, fma: false })) as WasmBackend;
     expect(plain.fma).toBe(false);
     // Node 20 (the engines field's minimum) gets the V8 flag at runtime, so FMA must be on in every supported Node
     expect(fused.fma).toBe(true);
-    const M = 16, N = 24, K = 300, av = randn(M * K, 1), bv = randn(N * K, 2);
+    const M = 16,
+      N = 24,
+      K = 300,
+      av = randn(M * K, 1),
+      bv = randn(N * K, 2);
     const run = async (be: Backend) => {
-      const a = be.alloc(M * K), b = be.alloc(N * K), c = be.alloc(M * N);
+      const a = be.alloc(M * K),
+        b = be.alloc(N * K),
+        c = be.alloc(M * N);
       be.upload(a, av);
       be.upload(b, bv);
       be.matmul({ a, b, c, M, N, K, transB: true });

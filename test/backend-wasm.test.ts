@@ -3,7 +3,7 @@
 // Qwen2-0.5B-like shapes (K and N past the kernel's cache blocks) in all four transpose variants.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
-import { createWasmBackend, WasmBackend } from '../src/backend/wasm.js';
+import { createWasmBackend, type WasmBackend } from '../src/backend/wasm.js';
 import { backendConformance, maxRelErr, randn } from './_conformance.js';
 
 backendConformance('wasm (1 thread)', () => createWasmBackend({ threads: 1 }));
@@ -39,7 +39,12 @@ describe('wasm backend memory', () => {
     expect(Array.from(await be.read(top, top.size - 2))).toEqual([0, 0]);
     // Ops still work on the grown memory.
     be.axpy({ alpha: 2, x: a, y: again, n: 1000 });
-    expect(maxRelErr(await be.read(again), av.map((v) => 2 * v))).toBeLessThan(1e-6);
+    expect(
+      maxRelErr(
+        await be.read(again),
+        av.map((v) => 2 * v),
+      ),
+    ).toBeLessThan(1e-6);
     be.destroy();
   });
 
@@ -62,7 +67,9 @@ describe('wasm backend memory', () => {
     expect(() => be.axpy({ alpha: 1, x: a, y: a, n: 11 })).toThrow(/'small'/);
     be.free(a);
     expect(() => be.scale({ x: a, s: 2, n: 1 })).toThrow(/freed/);
-    const ids = be.alloc(1, 'i32', 'ids'), table = be.alloc(6, 'f32', 'table'), out = be.alloc(3, 'f32', 'out');
+    const ids = be.alloc(1, 'i32', 'ids'),
+      table = be.alloc(6, 'f32', 'table'),
+      out = be.alloc(3, 'f32', 'out');
     be.upload(ids, new Int32Array([2]));
     expect(() => be.embedding({ ids, table, out, rows: 1, dim: 3 })).toThrow(/id 2/);
     be.destroy();
@@ -72,14 +79,31 @@ describe('wasm backend memory', () => {
 describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
   // K = 896 spans several K blocks (256); N = 1100 spans two N blocks (1024) and ends in a partial 8-column panel;
   // M = 37 ends in a partial 4-row panel; offsets make every operand start unaligned.
-  const M = 37, N = 1100, K = 896;
-  for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
+  const M = 37,
+    N = 1100,
+    K = 896;
+  for (const [transA, transB] of [
+    [false, true],
+    [false, false],
+    [true, false],
+    [true, true],
+  ] as const) {
     it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}, bias + accumulate`, async () => {
-      const cpu = new CpuBackend(), be = await createWasmBackend();
-      const av = randn(M * K + 3, 100), bv = randn(N * K + 1, 101, 0.05), cv = randn(M * N + 2, 102), biasv = randn(N, 103);
+      const cpu = new CpuBackend(),
+        be = await createWasmBackend();
+      const av = randn(M * K + 3, 100),
+        bv = randn(N * K + 1, 101, 0.05),
+        cv = randn(M * N + 2, 102),
+        biasv = randn(N, 103);
       const run = async (b: typeof cpu | typeof be) => {
-        const a = b.alloc(av.length), w = b.alloc(bv.length), c = b.alloc(cv.length), bias = b.alloc(N);
-        b.upload(a, av); b.upload(w, bv); b.upload(c, cv); b.upload(bias, biasv);
+        const a = b.alloc(av.length),
+          w = b.alloc(bv.length),
+          c = b.alloc(cv.length),
+          bias = b.alloc(N);
+        b.upload(a, av);
+        b.upload(w, bv);
+        b.upload(c, cv);
+        b.upload(bias, biasv);
         b.matmul({ a, b: w, c, M, N, K, transA, transB, bias, accumulate: true, aOff: 3, bOff: 1, cOff: 2 });
         return b.read(c);
       };
@@ -90,12 +114,19 @@ describe('wasm matmul at Qwen2-0.5B-like shapes vs CpuBackend', () => {
   }
 
   it('[128, 896] x [896 -> 4864] (the MLP up projection), transB', async () => {
-    const M = 128, K = 896, N = 4864;
-    const cpu = new CpuBackend(), be = await createWasmBackend();
-    const av = randn(M * K, 110), bv = randn(N * K, 111, 0.05);
+    const M = 128,
+      K = 896,
+      N = 4864;
+    const cpu = new CpuBackend(),
+      be = await createWasmBackend();
+    const av = randn(M * K, 110),
+      bv = randn(N * K, 111, 0.05);
     const run = async (b: typeof cpu | typeof be) => {
-      const a = b.alloc(M * K), w = b.alloc(N * K), c = b.alloc(M * N);
-      b.upload(a, av); b.upload(w, bv);
+      const a = b.alloc(M * K),
+        w = b.alloc(N * K),
+        c = b.alloc(M * N);
+      b.upload(a, av);
+      b.upload(w, bv);
       b.matmul({ a, b: w, c, M, N, K, transB: true });
       return b.read(c);
     };
@@ -111,11 +142,24 @@ describe('wasm matmul with few rows (B read in place, one-row kernels)', () => {
   // 4x8 path), so a result never depends on how many rows share a call (batched vs one-sequence forwards,
   // incremental decoding). N = 13 ends in a partial panel; K = 7 has a k tail; K = 300 spans two K blocks.
   const bits = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
-  for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const)
-    for (const [N, K] of [[13, 7], [40, 300], [16, 33]]) {
+  for (const [transA, transB] of [
+    [false, true],
+    [false, false],
+    [true, false],
+    [true, true],
+  ] as const)
+    for (const [N, K] of [
+      [13, 7],
+      [40, 300],
+      [16, 33],
+    ]) {
       it(`rows of M = 1..5 equal rows of M = 9 bit for bit, and CpuBackend (N=${N} K=${K} transA=${transA} transB=${transB})`, async () => {
-        const cpu = new CpuBackend(), be = await createWasmBackend({ threads: 1 });
-        const X = randn(9 * K, 200 + N), W = randn(N * K, 300 + K, 0.1), C0 = randn(9 * N, 400), bias = randn(N, 500);
+        const cpu = new CpuBackend(),
+          be = await createWasmBackend({ threads: 1 });
+        const X = randn(9 * K, 200 + N),
+          W = randn(N * K, 300 + K, 0.1),
+          C0 = randn(9 * N, 400),
+          bias = randn(N, 500);
         // op(A) rows r0..r0+m of X, stored as the call expects (transposed when transA)
         const aOf = (r0: number, m: number) => {
           if (!transA) return X.slice(r0 * K, (r0 + m) * K);
@@ -124,7 +168,10 @@ describe('wasm matmul with few rows (B read in place, one-row kernels)', () => {
           return t;
         };
         const run = async (b: typeof cpu | typeof be, r0: number, m: number) => {
-          const a = b.alloc(m * K + 1), w = b.alloc(N * K + 2), c = b.alloc(m * N), bi = b.alloc(N);
+          const a = b.alloc(m * K + 1),
+            w = b.alloc(N * K + 2),
+            c = b.alloc(m * N),
+            bi = b.alloc(N);
           b.upload(a, aOf(r0, m), 1);
           b.upload(w, W, 2);
           b.upload(c, C0.subarray(r0 * N, (r0 + m) * N));
@@ -149,16 +196,35 @@ describe('wasm attention at a Qwen2-0.5B head shape vs CpuBackend', () => {
   // Tq = 10 ends in a partial query block of the backward; qStart > 0 reads a KV-cache prefix.
   it('B=2 Tq=10 Hq=14 Hkv=2 D=64 qStart=5', async () => {
     const s = { B: 2, Tq: 10, Hq: 14, Hkv: 2, D: 64, qStart: 5, kvCap: 17 };
-    const nq = s.B * s.Tq * s.Hq * s.D, nkv = s.B * s.kvCap * s.Hkv * s.D, nl = s.B * s.Hq * s.Tq;
-    const inputs = { q: randn(nq, 120), k: randn(nkv, 121), v: randn(nkv, 122), g: randn(nq, 123), dq: randn(nq, 124), dk: randn(nkv, 125), dv: randn(nkv, 126) };
+    const nq = s.B * s.Tq * s.Hq * s.D,
+      nkv = s.B * s.kvCap * s.Hkv * s.D,
+      nl = s.B * s.Hq * s.Tq;
+    const inputs = {
+      q: randn(nq, 120),
+      k: randn(nkv, 121),
+      v: randn(nkv, 122),
+      g: randn(nq, 123),
+      dq: randn(nq, 124),
+      dk: randn(nkv, 125),
+      dv: randn(nkv, 126),
+    };
     const run = async (b: Awaited<ReturnType<typeof createWasmBackend>>) => {
-      const t = Object.fromEntries(Object.entries(inputs).map(([k, v]) => { const x = b.alloc(v.length, 'f32', k); b.upload(x, v); return [k, x]; }));
-      const out = b.alloc(nq), lse = b.alloc(nl);
+      const t = Object.fromEntries(
+        Object.entries(inputs).map(([k, v]) => {
+          const x = b.alloc(v.length, 'f32', k);
+          b.upload(x, v);
+          return [k, x];
+        }),
+      );
+      const out = b.alloc(nq),
+        lse = b.alloc(nl);
       b.attention({ q: t.q, kCache: t.k, vCache: t.v, out, lse, ...s });
       b.attentionBackward({ dOut: t.g, q: t.q, kCache: t.k, vCache: t.v, out, lse, dq: t.dq, dkCache: t.dk, dvCache: t.dv, ...s });
       return Promise.all([out, lse, t.dq, t.dk, t.dv].map((x) => b.read(x)));
     };
-    const want = await run(new CpuBackend()), be = await createWasmBackend(), got = await run(be);
+    const want = await run(new CpuBackend()),
+      be = await createWasmBackend(),
+      got = await run(be);
     ['out', 'lse', 'dq', 'dk', 'dv'].forEach((name, i) => expect(maxRelErr(got[i], want[i]), name).toBeLessThan(1e-5));
     be.destroy();
   });

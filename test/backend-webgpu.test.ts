@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
-import { createWebGPUBackend, type WebGPUBackend } from '../src/backend/webgpu.js';
+import { createWebGPUBackend } from '../src/backend/webgpu.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
 import { MATMUL_TILES, TILED_NEEDS, chooseKernels, chooseReductions, subgroupLevels } from '../src/backend/webgpu-kernels.js';
 import { demand } from './_require.js';
@@ -31,95 +31,160 @@ describe.skipIf(!!unavailable)('webgpu', () => {
   });
   // Each kernel family forced, whatever the adapter (auto picks 'simple' on the software adapters here).
   backendConformance('webgpu (tiled kernels)', () => createWebGPUBackend({ kernels: 'tiled' }));
-  backendConformance('webgpu (tiled kernels, tensors split at 1 KiB)', () => createWebGPUBackend({ kernels: 'tiled', maxBindingBytes: 1024 }));
+  backendConformance('webgpu (tiled kernels, tensors split at 1 KiB)', () =>
+    createWebGPUBackend({ kernels: 'tiled', maxBindingBytes: 1024 }),
+  );
   backendConformance('webgpu (simple kernels)', () => createWebGPUBackend({ kernels: 'simple' }));
 
   for (const kernels of ['simple', 'tiled'] as const)
-  describe(`split tensors, ${kernels} kernels (256-byte chunks: 64 elements, rows straddle chunk boundaries)`, () => {
-    const ref = new CpuBackend();
-    /** Runs op on both backends; checks the outputs agree and that the webgpu run needed no merge fallback. */
-    async function same(inputs: Record<string, Float32Array | Int32Array>, op: (b: Backend, t: Record<string, Tensor>) => void, outputs: string[], expectSplit: string[]) {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
-      try {
-        const res: Record<string, Float32Array | Int32Array>[] = [];
-        for (const b of [ref, be] as Backend[]) {
-          const t: Record<string, Tensor> = {};
-          for (const [k, v] of Object.entries(inputs)) {
-            t[k] = b.alloc(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
-            b.upload(t[k], v);
+    describe(`split tensors, ${kernels} kernels (256-byte chunks: 64 elements, rows straddle chunk boundaries)`, () => {
+      const ref = new CpuBackend();
+      /** Runs op on both backends; checks the outputs agree and that the webgpu run needed no merge fallback. */
+      async function same(
+        inputs: Record<string, Float32Array | Int32Array>,
+        op: (b: Backend, t: Record<string, Tensor>) => void,
+        outputs: string[],
+        expectSplit: string[],
+      ) {
+        const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
+        try {
+          const res: Record<string, Float32Array | Int32Array>[] = [];
+          for (const b of [ref, be] as Backend[]) {
+            const t: Record<string, Tensor> = {};
+            for (const [k, v] of Object.entries(inputs)) {
+              t[k] = b.alloc(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
+              b.upload(t[k], v);
+            }
+            if (b === be) for (const k of expectSplit) expect(be.chunkCount(t[k]), `${k} is split`).toBeGreaterThan(1);
+            const merged = be.stats.merged;
+            op(b, t);
+            if (b === be) expect(be.stats.merged, 'merge fallback used').toBe(merged);
+            const r: Record<string, Float32Array | Int32Array> = {};
+            for (const k of outputs) r[k] = await b.read(t[k]);
+            res.push(r);
           }
-          if (b === be) for (const k of expectSplit) expect(be.chunkCount(t[k]), `${k} is split`).toBeGreaterThan(1);
-          const merged = be.stats.merged;
-          op(b, t);
-          if (b === be) expect(be.stats.merged, 'merge fallback used').toBe(merged);
-          const r: Record<string, Float32Array | Int32Array> = {};
-          for (const k of outputs) r[k] = await b.read(t[k]);
-          res.push(r);
+          for (const k of outputs) expect(maxRelErr(res[1][k], res[0][k]), k).toBeLessThanOrEqual(1e-5);
+        } finally {
+          be.destroy();
         }
-        for (const k of outputs) expect(maxRelErr(res[1][k], res[0][k]), k).toBeLessThanOrEqual(1e-5);
-      } finally {
-        be.destroy();
       }
-    }
 
-    it('embedding and embeddingBackward on a split table (dim 10: rows 6, 12, 19 straddle)', async () => {
-      const V = 23, H = 10, rows = 6; // out/dOut (60 elements) fit one chunk: only the table must split
-      const ids = new Int32Array([6, 12, 22, 6, -1, 19]);
-      await same({ ids, table: randn(V * H, 1), out: randn(rows * H, 2), dOut: randn(rows * H, 3), dTable: randn(V * H, 4) }, (b, t) => {
-        b.embedding({ ids: t.ids, table: t.table, out: t.out, rows, dim: H });
-        b.embeddingBackward({ ids: t.ids, dOut: t.dOut, dTable: t.dTable, rows, dim: H });
-      }, ['out', 'dTable'], ['table', 'dTable']);
-    });
-
-    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-      it(`matmul transA=${transA} transB=${transB} with A, B and C all split, offsets, bias, accumulate`, async () => {
-        const M = 19, N = 23, K = 29;
-        await same({ a: randn(M * K + 5, 5), b: randn(N * K + 3, 6), c: randn(M * N + 7, 7), bias: randn(N, 8) }, (be, t) => {
-          be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7 });
-          be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 });
-        }, ['c'], ['a', 'b', 'c']);
+      it('embedding and embeddingBackward on a split table (dim 10: rows 6, 12, 19 straddle)', async () => {
+        const V = 23,
+          H = 10,
+          rows = 6; // out/dOut (60 elements) fit one chunk: only the table must split
+        const ids = new Int32Array([6, 12, 22, 6, -1, 19]);
+        await same(
+          { ids, table: randn(V * H, 1), out: randn(rows * H, 2), dOut: randn(rows * H, 3), dTable: randn(V * H, 4) },
+          (b, t) => {
+            b.embedding({ ids: t.ids, table: t.table, out: t.out, rows, dim: H });
+            b.embeddingBackward({ ids: t.ids, dOut: t.dOut, dTable: t.dTable, rows, dim: H });
+          },
+          ['out', 'dTable'],
+          ['table', 'dTable'],
+        );
       });
-    }
 
-    it('matmul with vec4-aligned shapes (lm_head-like transB and dW = dY^T X) on split tensors', async () => {
-      const M = 12, N = 40, K = 16;
-      await same({ x: randn(M * K, 9), w: randn(N * K, 10), y: randn(M * N, 11), dy: randn(M * N, 12), dw: randn(N * K, 13) }, (be, t) => {
-        be.matmul({ a: t.x, b: t.w, c: t.y, M, N, K, transB: true }); // logits = X W^T, W [N, K] split along N
-        be.matmul({ a: t.dy, b: t.x, c: t.dw, M: N, N: K, K: M, transA: true, accumulate: true }); // dW [N, K] += dY^T X, split along rows
-      }, ['y', 'dw'], ['w', 'y', 'dw']);
-    });
+      for (const [transA, transB] of [
+        [false, false],
+        [false, true],
+        [true, false],
+        [true, true],
+      ] as const) {
+        it(`matmul transA=${transA} transB=${transB} with A, B and C all split, offsets, bias, accumulate`, async () => {
+          const M = 19,
+            N = 23,
+            K = 29;
+          await same(
+            { a: randn(M * K + 5, 5), b: randn(N * K + 3, 6), c: randn(M * N + 7, 7), bias: randn(N, 8) },
+            (be, t) => {
+              be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias, aOff: 5, bOff: 3, cOff: 7 });
+              be.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true, aOff: 5, bOff: 3, cOff: 7 });
+            },
+            ['c'],
+            ['a', 'b', 'c'],
+          );
+        });
+      }
 
-    it('adamw, sumSquares, elementwise maps, zero, copy2d, upload and read across chunks', async () => {
-      const n = 300;
-      await same({ p: randn(n, 14), g: randn(n, 15), m: randn(n, 16, 0.1), v: randn(n, 17, 0.1).map(Math.abs), out: new Float32Array(3), a: randn(n, 18), y: randn(n + 50, 19), d: randn(n, 20), dg: randn(n, 21), du: randn(n, 22), c: randn(400, 23) }, (b, t) => {
-        b.adamw({ param: t.p, grad: t.g, m: t.m, v: t.v, n, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 });
-        b.sumSquares({ x: t.g, n, out: t.out, outIndex: 1 });
-        b.sumSquares({ x: t.p, n: n - 7, out: t.out, outIndex: 1 });
-        b.add({ a: t.a, b: t.g, out: t.a, n });
-        b.axpy({ alpha: 0.3, x: t.g, y: t.y, n: 250, xOff: 17, yOff: 45 });
-        b.scale({ x: t.a, s: 1.5, n: n - 1 });
-        b.swiglu({ gate: t.g, up: t.a, out: t.d, n });
-        b.swigluBackward({ dOut: t.d, gate: t.g, up: t.a, dGate: t.dg, dUp: t.du, n });
-        b.zero(t.c, 60, 10);
-        b.copy2d({ src: t.a, dst: t.c, rows: 7, cols: 30, srcOff: 5, srcStride: 41, dstOff: 100, dstStride: 37 });
-        b.copy2d({ src: t.y, dst: t.c, rows: 4, cols: 20, srcOff: 3, srcStride: 70, dstOff: 1, dstStride: 66, accumulate: true });
-        b.upload(t.c, randn(90, 24), 120);
-      }, ['p', 'm', 'v', 'out', 'a', 'y', 'd', 'dg', 'du', 'c'], ['p', 'g', 'm', 'v', 'a', 'y', 'c']);
-      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
-      const t = be.alloc(200);
-      const data = randn(200, 25);
-      be.upload(t, data);
-      expect(Array.from(await be.read(t, 50, 100))).toEqual(Array.from(data.slice(50, 150)));
-      be.destroy();
-    });
+      it('matmul with vec4-aligned shapes (lm_head-like transB and dW = dY^T X) on split tensors', async () => {
+        const M = 12,
+          N = 40,
+          K = 16;
+        await same(
+          { x: randn(M * K, 9), w: randn(N * K, 10), y: randn(M * N, 11), dy: randn(M * N, 12), dw: randn(N * K, 13) },
+          (be, t) => {
+            be.matmul({ a: t.x, b: t.w, c: t.y, M, N, K, transB: true }); // logits = X W^T, W [N, K] split along N
+            be.matmul({ a: t.dy, b: t.x, c: t.dw, M: N, N: K, K: M, transA: true, accumulate: true }); // dW [N, K] += dY^T X, split along rows
+          },
+          ['y', 'dw'],
+          ['w', 'y', 'dw'],
+        );
+      });
 
-    it('an op that cannot split refuses a row longer than a chunk with a clear error', async () => {
-      const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
-      const a = be.alloc(4 * 100), b = be.alloc(8 * 100), c = be.alloc(32);
-      expect(() => be.matmul({ a, b, c, M: 4, N: 8, K: 100, transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
-      be.destroy();
+      it('adamw, sumSquares, elementwise maps, zero, copy2d, upload and read across chunks', async () => {
+        const n = 300;
+        await same(
+          {
+            p: randn(n, 14),
+            g: randn(n, 15),
+            m: randn(n, 16, 0.1),
+            v: randn(n, 17, 0.1).map(Math.abs),
+            out: new Float32Array(3),
+            a: randn(n, 18),
+            y: randn(n + 50, 19),
+            d: randn(n, 20),
+            dg: randn(n, 21),
+            du: randn(n, 22),
+            c: randn(400, 23),
+          },
+          (b, t) => {
+            b.adamw({
+              param: t.p,
+              grad: t.g,
+              m: t.m,
+              v: t.v,
+              n,
+              lr: 1e-2,
+              beta1: 0.9,
+              beta2: 0.95,
+              eps: 1e-8,
+              weightDecay: 0.1,
+              step: 3,
+              gradScale: 0.5,
+            });
+            b.sumSquares({ x: t.g, n, out: t.out, outIndex: 1 });
+            b.sumSquares({ x: t.p, n: n - 7, out: t.out, outIndex: 1 });
+            b.add({ a: t.a, b: t.g, out: t.a, n });
+            b.axpy({ alpha: 0.3, x: t.g, y: t.y, n: 250, xOff: 17, yOff: 45 });
+            b.scale({ x: t.a, s: 1.5, n: n - 1 });
+            b.swiglu({ gate: t.g, up: t.a, out: t.d, n });
+            b.swigluBackward({ dOut: t.d, gate: t.g, up: t.a, dGate: t.dg, dUp: t.du, n });
+            b.zero(t.c, 60, 10);
+            b.copy2d({ src: t.a, dst: t.c, rows: 7, cols: 30, srcOff: 5, srcStride: 41, dstOff: 100, dstStride: 37 });
+            b.copy2d({ src: t.y, dst: t.c, rows: 4, cols: 20, srcOff: 3, srcStride: 70, dstOff: 1, dstStride: 66, accumulate: true });
+            b.upload(t.c, randn(90, 24), 120);
+          },
+          ['p', 'm', 'v', 'out', 'a', 'y', 'd', 'dg', 'du', 'c'],
+          ['p', 'g', 'm', 'v', 'a', 'y', 'c'],
+        );
+        const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
+        const t = be.alloc(200);
+        const data = randn(200, 25);
+        be.upload(t, data);
+        expect(Array.from(await be.read(t, 50, 100))).toEqual(Array.from(data.slice(50, 150)));
+        be.destroy();
+      });
+
+      it('an op that cannot split refuses a row longer than a chunk with a clear error', async () => {
+        const be = await createWebGPUBackend({ maxBindingBytes: 256, kernels });
+        const a = be.alloc(4 * 100),
+          b = be.alloc(8 * 100),
+          c = be.alloc(32);
+        expect(() => be.matmul({ a, b, c, M: 4, N: 8, K: 100, transB: true })).toThrow(/rows of 100 elements .* exceed one binding/);
+        be.destroy();
+      });
     });
-  });
 
   describe('kernel variants', () => {
     it('auto picks by adapter kind; an option or LATENTLM_WEBGPU_KERNELS forces a family; unknown names are refused', async () => {
@@ -163,9 +228,17 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       expect(chooseReductions('auto', true, '')).toBe('workgroup');
       expect(chooseReductions('auto', false, 'no feature')).toBe('workgroup');
       expect(chooseReductions('workgroup', false, '')).toBe('workgroup');
-      expect(() => chooseReductions('subgroup', false, 'the adapter has no `subgroups` feature')).toThrow(/subgroup reductions are unavailable here: the adapter has no/);
+      expect(() => chooseReductions('subgroup', false, 'the adapter has no `subgroups` feature')).toThrow(
+        /subgroup reductions are unavailable here: the adapter has no/,
+      );
       // levels of the subgroup library: 256 = 4^4 = 32^2 (rounded up: 128 at 32 is still 2 levels)
-      expect([subgroupLevels(256, 4), subgroupLevels(256, 32), subgroupLevels(128, 32), subgroupLevels(128, 128), subgroupLevels(256, 64)]).toEqual([4, 2, 2, 1, 2]);
+      expect([
+        subgroupLevels(256, 4),
+        subgroupLevels(256, 32),
+        subgroupLevels(128, 32),
+        subgroupLevels(128, 128),
+        subgroupLevels(256, 64),
+      ]).toEqual([4, 2, 2, 1, 2]);
       const auto = await createWebGPUBackend();
       const software = /software adapter/.test(auto.info);
       if (software || !auto.features.has('subgroups')) expect(auto.reductions).toBe('workgroup');
@@ -173,8 +246,12 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       const hasSubgroups = auto.features.has('subgroups');
       auto.destroy();
       if (!hasSubgroups) {
-        await expect(createWebGPUBackend({ reductions: 'subgroup' })).rejects.toThrow(/subgroup reductions are unavailable here: the adapter has no `subgroups` feature/);
-        console.log('backend-webgpu: this adapter has no subgroups; subgroup reductions are tested on SwiftShader (test/webgpu-variants.test.ts)');
+        await expect(createWebGPUBackend({ reductions: 'subgroup' })).rejects.toThrow(
+          /subgroup reductions are unavailable here: the adapter has no `subgroups` feature/,
+        );
+        console.log(
+          'backend-webgpu: this adapter has no subgroups; subgroup reductions are tested on SwiftShader (test/webgpu-variants.test.ts)',
+        );
       }
       const saved = process.env.LATENTLM_WEBGPU_REDUCTIONS;
       try {
@@ -193,12 +270,25 @@ describe.skipIf(!!unavailable)('webgpu', () => {
         const be = await createWebGPUBackend({ kernels: 'tiled' });
         be.matmulTile = tile;
         try {
-          const M = 130, N = 140, K = 70;
-          for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-            const res = await both(ref, be, { a: randn(M * K, 1), b: randn(N * K, 2), c: randn(M * N, 3), bias: randn(N, 4) }, (b, t) => {
-              b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias });
-              b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true });
-            }, ['c']);
+          const M = 130,
+            N = 140,
+            K = 70;
+          for (const [transA, transB] of [
+            [false, false],
+            [false, true],
+            [true, false],
+            [true, true],
+          ] as const) {
+            const res = await both(
+              ref,
+              be,
+              { a: randn(M * K, 1), b: randn(N * K, 2), c: randn(M * N, 3), bias: randn(N, 4) },
+              (b, t) => {
+                b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, bias: t.bias });
+                b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true });
+              },
+              ['c'],
+            );
             expect(maxRelErr(...res.c), `transA=${transA} transB=${transB}`).toBeLessThanOrEqual(1e-5);
           }
         } finally {
@@ -211,10 +301,17 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       it(`crossEntropy over Qwen2's 151,936 classes with the fused gradient (${kernels} kernels)`, async () => {
         const be = await createWebGPUBackend({ kernels });
         try {
-          const rows = 3, V = 151936;
-          const res = await both(ref, be, { x: randn(rows * V, 7, 12), labels: new Int32Array([5, 151935, 70000]), w: new Float32Array([1, 0.5, 2]), l: rows }, (b, t) => {
-            b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w });
-          }, ['x', 'l']);
+          const rows = 3,
+            V = 151936;
+          const res = await both(
+            ref,
+            be,
+            { x: randn(rows * V, 7, 12), labels: new Int32Array([5, 151935, 70000]), w: new Float32Array([1, 0.5, 2]), l: rows },
+            (b, t) => {
+              b.crossEntropy({ logits: t.x, labels: t.labels, losses: t.l, rows, V, weights: t.w });
+            },
+            ['x', 'l'],
+          );
           expect(maxRelErr(...res.l), 'losses').toBeLessThanOrEqual(1e-5);
           expect(maxRelErr(...res.x), 'gradient').toBeLessThanOrEqual(1e-4);
         } finally {
@@ -228,14 +325,19 @@ describe.skipIf(!!unavailable)('webgpu', () => {
       const hasF16 = probe.features.has('shader-f16');
       probe.destroy();
       if (!hasF16) {
-        await expect(createWebGPUBackend({ kernels: 'tiled', matmulF16: true })).rejects.toThrow(/matmulF16 needs the 'shader-f16' feature/);
+        await expect(createWebGPUBackend({ kernels: 'tiled', matmulF16: true })).rejects.toThrow(
+          /matmulF16 needs the 'shader-f16' feature/,
+        );
         console.log('backend-webgpu: this adapter has no shader-f16; f16 tiles are tested under Deno (test/webgpu-variants.test.ts)');
         return;
       }
       const be = await createWebGPUBackend({ kernels: 'tiled', matmulF16: true });
       try {
-        const M = 70, N = 68, K = 96;
-        const a = randn(M * K, 5), b = randn(N * K, 6);
+        const M = 70,
+          N = 68,
+          K = 96;
+        const a = randn(M * K, 5),
+          b = randn(N * K, 6);
         const res = await both(ref, be, { a, b, c: M * N }, (x, t) => x.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transB: true }), ['c']);
         // Half rounding of the inputs (relative 2^-11 each) bounds the error; an f32 kernel would be ~1e-7.
         const err = maxRelErr(...res.c);
@@ -251,7 +353,9 @@ describe.skipIf(!!unavailable)('webgpu', () => {
     it('count dispatches, submits, creations and readback bytes; repeated work creates nothing', async () => {
       const be = await createWebGPUBackend();
       try {
-        const a = be.alloc(64 * 32), b = be.alloc(48 * 32), c = be.alloc(64 * 48);
+        const a = be.alloc(64 * 32),
+          b = be.alloc(48 * 32),
+          c = be.alloc(64 * 48);
         be.upload(a, randn(64 * 32, 1));
         be.upload(b, randn(48 * 32, 2));
         const work = async () => {

@@ -19,20 +19,34 @@ try {
 demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
 describe.skipIf(!!unavailable)('bench/gpu.ts --quick', () => {
   it('prints adapter, matmul, attention and training figures as JSON lines, with 0 creations per step', async () => {
-    const { stdout } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['bench/gpu.ts', '--quick', '--seconds', '0.01'], { cwd: ROOT, maxBuffer: 16 << 20 });
-    const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const { stdout } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['bench/gpu.ts', '--quick', '--seconds', '0.01'], {
+      cwd: ROOT,
+      maxBuffer: 16 << 20,
+    });
+    const lines = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     const of = (figure: string) => lines.filter((l) => l.bench === 'gpu' && l.figure === figure);
     const [adapter] = of('adapter');
     expect(adapter.info).toMatch(/tiled kernels/);
     expect(adapter.auto).toBe(adapter.software ? 'simple' : 'tiled');
     const mm = of('matmul');
-    expect(new Set(mm.map((l) => l.variant))).toEqual(new Set(['blocked 4x4 (simple)', 'tiled 64x64/4x4', ...(adapter.features.includes('shader-f16') ? ['tiled 64x64/4x4 f16'] : [])]));
+    expect(new Set(mm.map((l) => l.variant))).toEqual(
+      new Set(['blocked 4x4 (simple)', 'tiled 64x64/4x4', ...(adapter.features.includes('shader-f16') ? ['tiled 64x64/4x4 f16'] : [])]),
+    );
     for (const l of mm) expect(l.gflops, JSON.stringify(l)).toBeGreaterThanOrEqual(0);
-    expect(of('attention').map((l) => l.variant).sort()).toEqual(['flash (tiled)', 'flash (tiled)', 'per-query (simple)', 'per-query (simple)']);
+    expect(
+      of('attention')
+        .map((l) => l.variant)
+        .sort(),
+    ).toEqual(['flash (tiled)', 'flash (tiled)', 'per-query (simple)', 'per-query (simple)']);
     const train = of('train');
     expect(train.map((l) => l.kernels)).toEqual(['simple', 'tiled']);
     for (const t of train) {
-      console.log(`bench-gpu: ${t.kernels} kernels, one step of B=${t.B} x T=${t.T}: ${t.dispatches} dispatches, ${t.submits} submits, ${t.created} created, ${t.reads} reads of ${t.readBytes} bytes`);
+      console.log(
+        `bench-gpu: ${t.kernels} kernels, one step of B=${t.B} x T=${t.T}: ${t.dispatches} dispatches, ${t.submits} submits, ${t.created} created, ${t.reads} reads of ${t.readBytes} bytes`,
+      );
       expect(t.tokensPerSec).toBeGreaterThan(0);
       expect(t.dispatches).toBeGreaterThan(100);
       expect(t.created).toBe(0);

@@ -16,7 +16,8 @@ import { demand } from './_require.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 demand('chromium', haveChromium, `no browser at ${CHROMIUM}`);
-if (!haveChromium) console.log(`[browser] skipping the demo e2e test: no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+if (!haveChromium)
+  console.log(`[browser] skipping the demo e2e test: no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
 const generated = join(ROOT, 'src', 'generated', 'default-model.ts');
 const haveDefaultModel = existsSync(generated) && !/export default null/.test(readFileSync(generated, 'utf8').slice(0, 400));
 
@@ -57,7 +58,15 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--enable-unsafe-webgpu',
+        '--no-sandbox',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1280, height: 900 },
     });
     mkdirSync(TMP, { recursive: true });
@@ -87,10 +96,14 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     const t0 = performance.now();
     await page.goto(`${at}?${qs}`);
     await page.click('#train');
-    await page.waitForFunction(() => {
-      const s = (globalThis as unknown as { __latentlm: DemoState }).__latentlm;
-      return s.phase === 'done' || s.phase === 'error' || s.errors.length > 0;
-    }, undefined, { timeout: 480_000, polling: 500 });
+    await page.waitForFunction(
+      () => {
+        const s = (globalThis as unknown as { __latentlm: DemoState }).__latentlm;
+        return s.phase === 'done' || s.phase === 'error' || s.errors.length > 0;
+      },
+      undefined,
+      { timeout: 480_000, polling: 500 },
+    );
     const state = await page.evaluate(() => (globalThis as unknown as { __latentlm: DemoState }).__latentlm);
     const seconds = (performance.now() - t0) / 1000;
     return { page, state, pageErrors, seconds };
@@ -111,9 +124,11 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
   function checkRun(name: string, r: Awaited<ReturnType<typeof trainOnPage>>, backend: string, steps: number) {
     const { state } = r;
     const losses = state.steps.map((s) => s.loss);
-    console.log(`[browser] ${name}: backend ${state.backend?.name} (${state.backend?.info}); ${state.steps.length} steps in ${r.seconds.toFixed(1)} s; `
-      + `train loss ${losses.map((l) => l.toFixed(3)).join(' ')}; test loss ${state.evals.map((e) => `@${e.step} ${e.testLoss.toFixed(3)}`).join(', ')}; `
-      + `${Math.round(state.steps[state.steps.length - 1]?.tokPerSec ?? 0)} tokens/s`);
+    console.log(
+      `[browser] ${name}: backend ${state.backend?.name} (${state.backend?.info}); ${state.steps.length} steps in ${r.seconds.toFixed(1)} s; ` +
+        `train loss ${losses.map((l) => l.toFixed(3)).join(' ')}; test loss ${state.evals.map((e) => `@${e.step} ${e.testLoss.toFixed(3)}`).join(', ')}; ` +
+        `${Math.round(state.steps[state.steps.length - 1]?.tokPerSec ?? 0)} tokens/s`,
+    );
     expect(r.pageErrors).toEqual([]);
     expect(state.errors).toEqual([]);
     expect(state.phase).toBe('done');
@@ -123,7 +138,8 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     // loss falls: the last two steps against the first two (single steps are noisy), and held-out loss end vs start
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
     expect(mean(losses.slice(-2))).toBeLessThan(mean(losses.slice(0, 2)));
-    const first = state.evals[0], last = state.evals[state.evals.length - 1];
+    const first = state.evals[0],
+      last = state.evals[state.evals.length - 1];
     expect(first.step).toBe(0);
     expect(last.step).toBe(steps);
     expect(last.testLoss).toBeLessThan(first.testLoss);
@@ -171,20 +187,26 @@ describe.skipIf(!haveChromium)('browser demo (headless Chromium)', () => {
     }
   }, 600_000);
 
-  it.skipIf(!haveDefaultModel)('trains the embedded default model on WebGPU for a few steps', async () => {
-    const r = await trainOnPage('webgpu', { steps: '4', evalEvery: '0', evalRows: '2' });
-    try {
-      console.log(`[browser] default model on webgpu: ${r.state.steps.length} steps in ${r.seconds.toFixed(1)} s, loss ${r.state.steps.map((s) => s.loss.toFixed(3)).join(' ')}`);
-      expect(r.pageErrors).toEqual([]);
-      expect(r.state.errors).toEqual([]);
-      expect(r.state.steps.length).toBe(4);
-      for (const s of r.state.steps) expect(Number.isFinite(s.loss)).toBe(true);
-      expect(await r.page.locator('#facts').textContent()).toContain('embedded default');
-      const answer = await askAndShoot(r.page, 'default-webgpu');
-      console.log(`[browser] default model answers: ${JSON.stringify(answer)}`);
-      expect(answer.trim().length).toBeGreaterThan(0);
-    } finally {
-      await r.page.close();
-    }
-  }, 600_000);
+  it.skipIf(!haveDefaultModel)(
+    'trains the embedded default model on WebGPU for a few steps',
+    async () => {
+      const r = await trainOnPage('webgpu', { steps: '4', evalEvery: '0', evalRows: '2' });
+      try {
+        console.log(
+          `[browser] default model on webgpu: ${r.state.steps.length} steps in ${r.seconds.toFixed(1)} s, loss ${r.state.steps.map((s) => s.loss.toFixed(3)).join(' ')}`,
+        );
+        expect(r.pageErrors).toEqual([]);
+        expect(r.state.errors).toEqual([]);
+        expect(r.state.steps.length).toBe(4);
+        for (const s of r.state.steps) expect(Number.isFinite(s.loss)).toBe(true);
+        expect(await r.page.locator('#facts').textContent()).toContain('embedded default');
+        const answer = await askAndShoot(r.page, 'default-webgpu');
+        console.log(`[browser] default model answers: ${JSON.stringify(answer)}`);
+        expect(answer.trim().length).toBeGreaterThan(0);
+      } finally {
+        await r.page.close();
+      }
+    },
+    600_000,
+  );
 });

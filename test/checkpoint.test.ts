@@ -14,10 +14,31 @@ import { charTok, tinyModel } from './_char-model.js';
 const tmp = mkdtempSync(join(tmpdir(), 'latentlm-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const rows = Array.from({ length: 5 }, (_, i) => ({ question: `what is ${i + 2}*3?`, steps: [`${i + 2}*3 = `, `${(i + 2) * 3}.`], final: String((i + 2) * 3) }));
+const rows = Array.from({ length: 5 }, (_, i) => ({
+  question: `what is ${i + 2}*3?`,
+  steps: [`${i + 2}*3 = `, `${(i + 2) * 3}.`],
+  final: String((i + 2) * 3),
+}));
 const head = (name: string) => ({ name, dim: 2, w: [0.5, -1], b: 0.25 });
-const phase1V1 = () => ({ step: 3, rng: new Rng(7).state(), order: [1, 0, 2], cursor: 1, epoch: 0, heads: { start: head('start'), end: head('end') }, options: { k: 1 } });
-const rlV1 = () => ({ kind: 'rl', step: 2, rng: { data: new Rng(1).state(), sample: new Rng(2).state() }, order: [0], cursor: 0, epoch: 1, heads: { start: head('start'), end: null }, options: { condition: 'latent', group: 4, seed: 0, beta: 0, mode: 'full' } });
+const phase1V1 = () => ({
+  step: 3,
+  rng: new Rng(7).state(),
+  order: [1, 0, 2],
+  cursor: 1,
+  epoch: 0,
+  heads: { start: head('start'), end: head('end') },
+  options: { k: 1 },
+});
+const rlV1 = () => ({
+  kind: 'rl',
+  step: 2,
+  rng: { data: new Rng(1).state(), sample: new Rng(2).state() },
+  order: [0],
+  cursor: 0,
+  epoch: 1,
+  heads: { start: head('start'), end: null },
+  options: { condition: 'latent', group: 4, seed: 0, beta: 0, mode: 'full' },
+});
 
 describe('checkpoint schema', () => {
   it('reads version 1 (no version field; phase 1 without kind) as the current version, fields unchanged', () => {
@@ -30,17 +51,39 @@ describe('checkpoint schema', () => {
   });
 
   it('refuses a newer version, an unknown kind, and missing or mistyped fields, naming file, field and version', () => {
-    expect(() => parseCheckpointState({ ...phase1V1(), version: 3, kind: 'phase1' }, 'x/state.json')).toThrow('x/state.json: written by a newer latentlm: this one reads checkpoint versions 1 to 2 (checkpoint version 3)');
-    expect(() => parseCheckpointState({ ...phase1V1(), version: 2 }, 'x/state.json')).toThrow('x/state.json: "kind" must be "phase1" or "rl", got undefined (checkpoint version 2)');
+    expect(() => parseCheckpointState({ ...phase1V1(), version: 3, kind: 'phase1' }, 'x/state.json')).toThrow(
+      'x/state.json: written by a newer latentlm: this one reads checkpoint versions 1 to 2 (checkpoint version 3)',
+    );
+    expect(() => parseCheckpointState({ ...phase1V1(), version: 2 }, 'x/state.json')).toThrow(
+      'x/state.json: "kind" must be "phase1" or "rl", got undefined (checkpoint version 2)',
+    );
     const { order: _, ...noOrder } = phase1V1();
-    expect(() => parseCheckpointState(noOrder, 'x/state.json')).toThrow('x/state.json: field "order" must be an array of non-negative integers, got nothing (phase-1 checkpoint version 1)');
-    expect(() => parseCheckpointState({ ...rlV1(), step: -1 }, 'x/state.json')).toThrow('field "step" must be a non-negative integer, got -1 (RL checkpoint version 1)');
-    expect(() => parseCheckpointState({ ...phase1V1(), heads: { start: head('start'), end: null } }, 'x/state.json')).toThrow('field "heads.end" must be a head ({ name, dim, w, b }), got null (phase-1 checkpoint version 1)');
+    expect(() => parseCheckpointState(noOrder, 'x/state.json')).toThrow(
+      'x/state.json: field "order" must be an array of non-negative integers, got nothing (phase-1 checkpoint version 1)',
+    );
+    expect(() => parseCheckpointState({ ...rlV1(), step: -1 }, 'x/state.json')).toThrow(
+      'field "step" must be a non-negative integer, got -1 (RL checkpoint version 1)',
+    );
+    expect(() => parseCheckpointState({ ...phase1V1(), heads: { start: head('start'), end: null } }, 'x/state.json')).toThrow(
+      'field "heads.end" must be a head ({ name, dim, w, b }), got null (phase-1 checkpoint version 1)',
+    );
     expect(() => parseCheckpointState([], 'x/state.json')).toThrow('x/state.json: not a checkpoint state');
   });
 
   it('a version-1 phase-1 checkpoint on disk loads, and resuming from it is bit-identical to running straight', async () => {
-    const opts = () => ({ mode: 'full', condition: 'latent', k: 1, steps: 4, batchSize: 2, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 9 } as Phase1Options);
+    const opts = () =>
+      ({
+        mode: 'full',
+        condition: 'latent',
+        k: 1,
+        steps: 4,
+        batchSize: 2,
+        lr: 1e-2,
+        evalEvery: 0,
+        evalRows: 2,
+        genRows: 0,
+        seed: 9,
+      }) as Phase1Options;
     const a = new Phase1Trainer(tinyModel(), charTok, rows, rows, opts());
     const straight: number[] = [];
     for (let i = 0; i < 4; i++) straight.push((await a.trainStep()).loss);
@@ -59,14 +102,26 @@ describe('checkpoint schema', () => {
     expect(await b2.restore(dir)).toBe(true);
     for (let i = 0; i < 2; i++) resumed.push((await b2.trainStep()).loss);
     expect(resumed).toEqual(straight);
-    const wa = await a.model.exportTensors(), wb = await b2.model.exportTensors();
+    const wa = await a.model.exportTensors(),
+      wb = await b2.model.exportTensors();
     for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
     expect(b2.startHead.w).toEqual(a.startHead.w);
   });
 
   it('a phase-1 trainer refuses an RL checkpoint instead of misreading it', async () => {
     const dir = join(tmp, 'rl');
-    const b1 = new Phase1Trainer(tinyModel(), charTok, rows, rows, { mode: 'full', condition: 'latent', k: 1, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0 } as Phase1Options);
+    const b1 = new Phase1Trainer(tinyModel(), charTok, rows, rows, {
+      mode: 'full',
+      condition: 'latent',
+      k: 1,
+      steps: 1,
+      batchSize: 1,
+      lr: 1e-3,
+      evalEvery: 0,
+      evalRows: 1,
+      genRows: 0,
+      seed: 0,
+    } as Phase1Options);
     await b1.save(dir);
     writeFileSync(join(dir, 'state.json'), JSON.stringify({ ...rlV1(), version: 2 }));
     const b2 = new Phase1Trainer(tinyModel(), charTok, rows, rows, b1.o);

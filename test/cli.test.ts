@@ -35,7 +35,11 @@ function cli(args: string[], stdin = ''): Promise<Run> {
   });
 }
 
-const lines = (s: string) => s.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const lines = (s: string) =>
+  s
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 describe.concurrent('latentlm CLI', () => {
   it('--help lists every command; no command is a usage error; an unknown command is named', async () => {
@@ -78,7 +82,14 @@ describe.concurrent('latentlm CLI', () => {
 
   it('split: one output line per row, errors in place with their line number, exit 1', async () => {
     const good = { question: 'Q1', answer: 'He walks 7 * 3,200 = <<7*3200=22400>>22,400 steps a week.\n#### 22,400' };
-    const input = [JSON.stringify(good), '{nope', '', JSON.stringify({ question: 'Q2', answer: 'no final' }), JSON.stringify({ question: 'Q3', answer: '#### 5' })].join('\n') + '\n';
+    const input =
+      [
+        JSON.stringify(good),
+        '{nope',
+        '',
+        JSON.stringify({ question: 'Q2', answer: 'no final' }),
+        JSON.stringify({ question: 'Q3', answer: '#### 5' }),
+      ].join('\n') + '\n';
     const r = await cli(['split'], input);
     expect(r.code).toBe(1);
     const out = lines(r.stdout);
@@ -91,7 +102,14 @@ describe.concurrent('latentlm CLI', () => {
 
     const a = await cli(['split', '--annotations'], JSON.stringify(good));
     expect(a.code).toBe(0);
-    expect(lines(a.stdout)).toEqual([{ question: 'Q1', steps: ['He walks 7 * 3,200 = ', '22,400 steps a week.'], final: '22400', annotations: [{ expr: '7*3200', result: '22400' }] }]);
+    expect(lines(a.stdout)).toEqual([
+      {
+        question: 'Q1',
+        steps: ['He walks 7 * 3,200 = ', '22,400 steps a week.'],
+        final: '22400',
+        annotations: [{ expr: '7*3200', result: '22400' }],
+      },
+    ]);
   });
 
   it('split --expand / --report: expansions per annotation, a coverage summary, bad --max-steps', async () => {
@@ -114,8 +132,8 @@ describe.concurrent('latentlm CLI', () => {
     ]);
     const r = await cli(['split', '--report', '--max-steps', '2'], input);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^annotations 3\nexpanded    0 \(0\.0%\)/);
-    expect(r.stdout).toMatch(/\nmalformed rows 1 \(not counted above\):\n  line 3: bad JSON/);
+    expect(r.stdout).toMatch(/^annotations 3\nexpanded {4}0 \(0\.0%\)/);
+    expect(r.stdout).toMatch(/\nmalformed rows 1 \(not counted above\):\n {2}line 3: bad JSON/);
     expect(r.stderr).toMatch(/1 malformed row/);
     expect(r.stdout).toMatch(/too-long +1\n +line 1 #0: <<48\*37=1776>> +3 steps \(max 2\)/);
     expect(r.stdout).toMatch(/wrong-result +1\n/);
@@ -131,7 +149,12 @@ describe.concurrent('latentlm CLI', () => {
     const r = await cli(['split', '--annotations', TEST_JSONL]);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    const lib = parseGsm8k(readFileSync(TEST_JSONL, 'utf8')).rows.map((x) => ({ question: x.question, steps: x.steps, final: x.final, annotations: x.annotations }));
+    const lib = parseGsm8k(readFileSync(TEST_JSONL, 'utf8')).rows.map((x) => ({
+      question: x.question,
+      steps: x.steps,
+      final: x.final,
+      annotations: x.annotations,
+    }));
     const out = lines(r.stdout);
     expect(out.length).toBe(1319);
     expect(out).toEqual(lib);
@@ -155,7 +178,10 @@ describe.concurrent('latentlm CLI', () => {
     expect(lines(s.stdout)).toEqual(items.map((x) => reward(x.completion, x.gold, { strict: true })));
     expect(lines(s.stdout)[1]).toEqual({ reward: 0, format: 0, extracted: '' });
 
-    const bad = await cli(['reward'], `${JSON.stringify(items[0])}\n{"completion": "x"}\n{"completion": "#### 1", "gold": "one"}\n[]\n{"completion": 5, "gold": "5"}\n`);
+    const bad = await cli(
+      ['reward'],
+      `${JSON.stringify(items[0])}\n{"completion": "x"}\n{"completion": "#### 1", "gold": "one"}\n[]\n{"completion": 5, "gold": "5"}\n`,
+    );
     expect(bad.code).toBe(1);
     expect(lines(bad.stdout)).toEqual([
       { reward: 1, format: 1, extracted: '7.5' },
@@ -207,7 +233,10 @@ describe.concurrent('latentlm CLI', () => {
     rmSync(dir, { recursive: true, force: true });
     const ev = (step: number, post: number, gaps?: [number, number, number], acc?: [number, number]) =>
       JSON.stringify({
-        type: 'eval', step, testLoss: post / 4, postBreakLoss: post,
+        type: 'eval',
+        step,
+        testLoss: post / 4,
+        postBreakLoss: post,
         usage: gaps ? { gapZeroed: gaps[0], gapSwapped: gaps[1], gapRemoved: gaps[2] } : {},
         ...(acc ? { accuracy: acc[0], accuracyNoLatents: acc[1] } : {}),
       });
@@ -215,8 +244,14 @@ describe.concurrent('latentlm CLI', () => {
     mkdirSync(join(dir, 'plain'), { recursive: true });
     mkdirSync(join(dir, 'lat'), { recursive: true });
     mkdirSync(join(dir, 'broken'), { recursive: true });
-    writeFileSync(join(dir, 'plain', 'metrics.jsonl'), [step(1), ev(0, 1.3), step(2), ev(200, 0.91, undefined, [0.25, NaN])].join('\n') + '\n');
-    writeFileSync(join(dir, 'lat', 'metrics.jsonl'), [ev(0, 6.5, [0.2, -0.1, -5]), ev(200, 0.875, [3, 0.0125, 1.25], [0.5, 0])].join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'plain', 'metrics.jsonl'),
+      [step(1), ev(0, 1.3), step(2), ev(200, 0.91, undefined, [0.25, NaN])].join('\n') + '\n',
+    );
+    writeFileSync(
+      join(dir, 'lat', 'metrics.jsonl'),
+      [ev(0, 6.5, [0.2, -0.1, -5]), ev(200, 0.875, [3, 0.0125, 1.25], [0.5, 0])].join('\n') + '\n',
+    );
     writeFileSync(join(dir, 'broken', 'metrics.jsonl'), ev(0, 1) + '\n{"type":"eval",\n');
     const out = join(dir, 'cmp.svg');
     const r = await cli(['compare', join(dir, 'plain'), join(dir, 'lat') + '/', '--out', out]);

@@ -2,7 +2,14 @@
 // each stage, step-decoding targets, the stage schedule and mixing, and the serial preset's expansion coverage.
 import { describe, expect, it } from 'vitest';
 import { Kind } from '../src/model/qwen2.js';
-import { buildCurriculumSequence, curriculumStage, mixedStage, scratchText, substepResult, type SubstepRow } from '../src/latent/curriculum.js';
+import {
+  buildCurriculumSequence,
+  curriculumStage,
+  mixedStage,
+  scratchText,
+  substepResult,
+  type SubstepRow,
+} from '../src/latent/curriculum.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0 } from '../src/latent/sequence.js';
 import { withSubsteps } from '../src/latent/substeps.js';
 import { expandAnnotation } from '../src/data/expand.js';
@@ -31,7 +38,11 @@ function layout(seq: ReturnType<typeof buildCurriculumSequence>, i: number): str
   return s;
 }
 const textBetween = (seq: ReturnType<typeof buildCurriculumSequence>, i: number) =>
-  decode(Array.from(seq.ids.slice(seq.beforeBreak[i] + 1, seq.afterBreak[i])).filter((_, j) => seq.kind[seq.beforeBreak[i] + 1 + j] === Kind.Token));
+  decode(
+    Array.from(seq.ids.slice(seq.beforeBreak[i] + 1, seq.afterBreak[i])).filter(
+      (_, j) => seq.kind[seq.beforeBreak[i] + 1 + j] === Kind.Token,
+    ),
+  );
 
 describe('sub-step curriculum layouts', () => {
   it('stage 0 writes every sub-step as labelled text and no slots', () => {
@@ -60,10 +71,14 @@ describe('sub-step curriculum layouts', () => {
     expect(sAll.reasoningPositions).toEqual([8, 4]);
     expect(sAll.spans.map((s) => s.latents.length)).toEqual([6, 2]);
     // slots and markers never carry labels (the text after them does)
-    for (const sp of sAll.spans) for (const p of [sp.bol, ...sp.latents, sp.eol]) expect(sp.latents.includes(p) || p === sp.bol || p === sp.eol).toBe(true);
+    for (const sp of sAll.spans)
+      for (const p of [sp.bol, ...sp.latents, sp.eol]) expect(sp.latents.includes(p) || p === sp.bol || p === sp.eol).toBe(true);
     for (const sp of sAll.spans) for (const p of [sp.bol, ...sp.latents, sp.eol]) expect(sAll.labels[p]).toBe(-100);
     // the text outside the breakpoints is the same at every stage
-    const outside = (seq: typeof s1) => decode(Array.from(seq.ids).filter((_, p) => seq.kind[p] === Kind.Token && !seq.afterBreak.some((a, i) => p > seq.beforeBreak[i] && p < a)));
+    const outside = (seq: typeof s1) =>
+      decode(
+        Array.from(seq.ids).filter((_, p) => seq.kind[p] === Kind.Token && !seq.afterBreak.some((a, i) => p > seq.beforeBreak[i] && p < a)),
+      );
     expect(outside(s1)).toBe(outside(sAll));
     expect(outside(s2)).toBe(outside(buildCurriculumSequence(row, tok, { fill: 'latent', c: 1, stage: 0 })));
   });
@@ -101,7 +116,9 @@ describe('sub-step curriculum layouts', () => {
   });
 
   it('rejects rows whose sub-steps do not match their breakpoints', () => {
-    expect(() => buildCurriculumSequence({ ...row, substeps: [row.substeps[0]] }, tok, { fill: 'latent', c: 1, stage: 0 })).toThrow(/2 breakpoints but 1 sub-step/);
+    expect(() => buildCurriculumSequence({ ...row, substeps: [row.substeps[0]] }, tok, { fill: 'latent', c: 1, stage: 0 })).toThrow(
+      /2 breakpoints but 1 sub-step/,
+    );
     expect(() => buildCurriculumSequence(row, tok, { fill: 'latent', c: 0, stage: 0 })).toThrow(/positive integer/);
   });
 });
@@ -148,9 +165,25 @@ describe('Phase1Trainer with a sub-step schedule', () => {
     const { Qwen2, qwen2ParamShapes } = await import('../src/model/qwen2.js');
     const { Phase1Trainer } = await import('../src/latent/trainer.js');
     const { Rng } = await import('../src/data/rng.js');
-    const cfg = { vocab_size: 128, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 512 };
+    const cfg = {
+      vocab_size: 128,
+      hidden_size: 16,
+      intermediate_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      tie_word_embeddings: true,
+      max_position_embeddings: 512,
+    };
     const rng = new Rng(3);
-    const weights = new Map([...qwen2ParamShapes(cfg as never)].map(([n, sh]) => [n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal()))]));
+    const weights = new Map(
+      [...qwen2ParamShapes(cfg as never)].map(([n, sh]) => [
+        n,
+        Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())),
+      ]),
+    );
     const model = Qwen2.fromTensors(new CpuBackend(), cfg as never, weights);
     const charTok = { ...tok, decode };
     const mk = (a: number, b: number): SubstepRow => {
@@ -158,10 +191,20 @@ describe('Phase1Trainer with a sub-step schedule', () => {
       if (!e.ok) throw new Error(e.detail);
       return { question: `${a}*${b}?`, steps: [`${a} * ${b} = `, `${a * b}.`], final: String(a * b), substeps: [e.steps] };
     };
-    const train = [mk(23, 45), mk(31, 72), mk(56, 19), mk(44, 67)], test = [mk(12, 34)];
+    const train = [mk(23, 45), mk(31, 72), mk(56, 19), mk(44, 67)],
+      test = [mk(12, 34)];
     expect(train[0].substeps[0]).toHaveLength(3);
     const trainer = new Phase1Trainer(model, charTok, train, test, {
-      mode: 'full', condition: 'latent', k: 3, steps: 3, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0,
+      mode: 'full',
+      condition: 'latent',
+      k: 3,
+      steps: 3,
+      batchSize: 1,
+      lr: 1e-3,
+      evalEvery: 0,
+      evalRows: 1,
+      genRows: 0,
+      seed: 0,
       substeps: { kind: 'internalize', c: 1, stages: 3, stageSteps: 1, resetOptimizer: true, stepDecode: 1, distill: 1 },
     });
     const recs = [];

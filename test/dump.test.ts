@@ -29,8 +29,18 @@ describe.skipIf(!hasTorch)('dump vs the PyTorch reference CLI', () => {
     const ids = Array.from({ length: T }, (_, i) => (i * 5 + 3) % config.vocab_size);
     const labels = ids.map((x, i) => (i === 3 || i === 4 ? -100 : x));
     writeFileSync(join(tmp, 'case.json'), JSON.stringify({ ids, labels, latent: [3, 4] }));
-    expect(await dumpCommand.run(['--model', dir, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'ours.safetensors'), '--backend', 'cpu'])).toBe(0);
-    execFileSync('/usr/bin/python3', ['scripts/reference/qwen2_ref.py', '--model', dir, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'ref.safetensors')]);
+    expect(
+      await dumpCommand.run(['--model', dir, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'ours.safetensors'), '--backend', 'cpu']),
+    ).toBe(0);
+    execFileSync('/usr/bin/python3', [
+      'scripts/reference/qwen2_ref.py',
+      '--model',
+      dir,
+      '--case',
+      join(tmp, 'case.json'),
+      '--out',
+      join(tmp, 'ref.safetensors'),
+    ]);
     const ours = parseSafetensors(new Uint8Array(readFileSync(join(tmp, 'ours.safetensors'))), 'ours');
     const ref = parseSafetensors(new Uint8Array(readFileSync(join(tmp, 'ref.safetensors'))), 'ref');
     expect([...ours.tensors.keys()].sort()).toEqual([...ref.tensors.keys()].sort());

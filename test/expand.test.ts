@@ -56,7 +56,8 @@ function checkExpansion(e: Expansion, result: string): void {
   if (!m) throw new Error(`result '${result}' is not a number`);
   const v = BigInt((m[2] || '0') + (m[3] ?? ''));
   const want: R = [m[1] ? -v : v, 10n ** BigInt(m[3]?.length ?? 0)];
-  if (!same(last, want) && !(r.endsWith('%') && same(last, [want[0], want[1] * 100n]))) throw new Error(`last step ${e.steps.at(-1)} is not ${result}`);
+  if (!same(last, want) && !(r.endsWith('%') && same(last, [want[0], want[1] * 100n])))
+    throw new Error(`last step ${e.steps.at(-1)} is not ${result}`);
 }
 
 describe('expandAnnotation: golden cases', () => {
@@ -125,13 +126,24 @@ describe('expandAnnotation: golden cases', () => {
       'There are 25+40+35=<<25+40+35=100>>100 flowers total.\nThere are 40+35=<<40+35=75>>75 flowers that are not roses.\nTherefore, (75/100)*100=<<(75/100)*100=75>>75% of the flowers are not roses.\n#### 75',
     ].map((a) => splitAnswer(a).annotations);
     expect(rows.map((anns) => expandAnnotations(anns))).toEqual([
-      [{ ok: true, steps: ['2 * 20 = 40', '40 * 0.01 = 0.4'] }, { ok: true, steps: ['0.4 * 1000 = 400'] }],
+      [
+        { ok: true, steps: ['2 * 20 = 40', '40 * 0.01 = 0.4'] },
+        { ok: true, steps: ['0.4 * 1000 = 400'] },
+      ],
       [{ ok: true, steps: ['60 * 60 = 3600', '3600 / 100 = 36'] }],
-      [{ ok: true, steps: ['25 + 40 = 65', '65 + 35 = 100'] }, { ok: true, steps: ['40 + 35 = 75'] }, { ok: true, steps: ['75 / 100 = 0.75', '0.75 * 100 = 75'] }],
+      [
+        { ok: true, steps: ['25 + 40 = 65', '65 + 35 = 100'] },
+        { ok: true, steps: ['40 + 35 = 75'] },
+        { ok: true, steps: ['75 / 100 = 0.75', '0.75 * 100 = 75'] },
+      ],
     ]);
     rows.flat().forEach((a) => checkExpansion(expandAnnotation(a), a.result));
     // This copy of GSM8K has no wrong annotation; line 36 with its result changed stands in for one.
-    expect(expandAnnotation({ expr: '60*60/100', result: '35' })).toEqual({ ok: false, reason: 'wrong-result', detail: "'60*60/100' is 36, the annotation says 35" });
+    expect(expandAnnotation({ expr: '60*60/100', result: '35' })).toEqual({
+      ok: false,
+      reason: 'wrong-result',
+      detail: "'60*60/100' is 36, the annotation says 35",
+    });
   });
 
   it('percentages, `$`, `x` and thousands commas', () => {
@@ -140,12 +152,27 @@ describe('expandAnnotation: golden cases', () => {
     expect(ok('$12 x 4', '$48')).toEqual(['12 * 4 = 48']);
     expect(ok('1,200+300', '1,500')).toEqual(['1200 + 300 = 1500']);
     // 50/200 has a two-digit quotient (0.25), so it is long division.
-    expect(ok('50/200*100', '25%')).toEqual(['200 * 0.2 = 40', '50 - 40 = 10', '200 * 0.05 = 10', '10 - 10 = 0', '0.2 + 0.05 = 0.25', '0.25 * 100 = 25']);
+    expect(ok('50/200*100', '25%')).toEqual([
+      '200 * 0.2 = 40',
+      '50 - 40 = 10',
+      '200 * 0.05 = 10',
+      '10 - 10 = 0',
+      '0.2 + 0.05 = 0.25',
+      '0.25 * 100 = 25',
+    ]);
   });
 
   it('in a chain each factor is worked out just before it is combined', () => {
     expect(ok('6*5*(10/100)', '3')).toEqual(['6 * 5 = 30', '10 / 100 = 0.1', '30 * 0.1 = 3']);
-    expect(ok('(1/2)/(1/4)', '2')).toEqual(['1 / 2 = 0.5', '4 * 0.2 = 0.8', '1 - 0.8 = 0.2', '4 * 0.05 = 0.2', '0.2 - 0.2 = 0', '0.2 + 0.05 = 0.25', '0.5 / 0.25 = 2']);
+    expect(ok('(1/2)/(1/4)', '2')).toEqual([
+      '1 / 2 = 0.5',
+      '4 * 0.2 = 0.8',
+      '1 - 0.8 = 0.2',
+      '4 * 0.05 = 0.2',
+      '0.2 - 0.2 = 0',
+      '0.2 + 0.05 = 0.25',
+      '0.5 / 0.25 = 2',
+    ]);
   });
 
   it('negative values are written with a minus sign', () => {
@@ -154,38 +181,92 @@ describe('expandAnnotation: golden cases', () => {
   });
 
   it('a wrong stated result keeps its reason and both values', () => {
-    expect(expandAnnotation({ expr: '48*37', result: '1766' })).toEqual({ ok: false, reason: 'wrong-result', detail: "'48*37' is 1776, the annotation says 1766" });
+    expect(expandAnnotation({ expr: '48*37', result: '1766' })).toEqual({
+      ok: false,
+      reason: 'wrong-result',
+      detail: "'48*37' is 1776, the annotation says 1766",
+    });
     const r = expandAnnotation({ expr: '100/3', result: '33.33' });
     expect(r).toMatchObject({ ok: false, reason: 'wrong-result' });
     expect((r as { detail: string }).detail).toMatch(/^rounded: '100\/3' is exactly 100\/3/);
-    expect(expandAnnotation({ expr: '7/8', result: '0.88' })).toMatchObject({ ok: false, reason: 'wrong-result', detail: expect.stringMatching(/^rounded:/) });
+    expect(expandAnnotation({ expr: '7/8', result: '0.88' })).toMatchObject({
+      ok: false,
+      reason: 'wrong-result',
+      detail: expect.stringMatching(/^rounded:/),
+    });
   });
 
   it('every other failure has its own reason', () => {
     expect(expandAnnotation({ expr: '48/2', result: '' })).toMatchObject({ ok: false, reason: 'no-result' });
     expect(expandAnnotation({ expr: '4 apples * 2', result: '8' })).toMatchObject({ ok: false, reason: 'unparsed' });
-    expect(expandAnnotation({ expr: '(4*2', result: '8' })).toMatchObject({ ok: false, reason: 'unparsed', detail: expect.stringContaining("expected ')'") });
+    expect(expandAnnotation({ expr: '(4*2', result: '8' })).toMatchObject({
+      ok: false,
+      reason: 'unparsed',
+      detail: expect.stringContaining("expected ')'"),
+    });
     expect(expandAnnotation({ expr: '4*2', result: 'eight' })).toMatchObject({ ok: false, reason: 'unparsed' });
-    expect(expandAnnotation({ expr: '8/0', result: '0' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('division by zero') });
-    expect(expandAnnotation({ expr: '1/3+2/3', result: '1' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('not a finite decimal') });
-    expect(expandAnnotation({ expr: '72', result: '72' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('no operation') });
-    expect(expandAnnotation({ expr: '123456*654321', result: '80779853376' }, { maxSteps: 4 })).toEqual({ ok: false, reason: 'too-long', detail: '11 steps (max 4)' });
-    expect(expandAnnotation({ expr: '2 3', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '2 3': unexpected '3' at position 2" });
+    expect(expandAnnotation({ expr: '8/0', result: '0' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('division by zero'),
+    });
+    expect(expandAnnotation({ expr: '1/3+2/3', result: '1' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('not a finite decimal'),
+    });
+    expect(expandAnnotation({ expr: '72', result: '72' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('no operation'),
+    });
+    expect(expandAnnotation({ expr: '123456*654321', result: '80779853376' }, { maxSteps: 4 })).toEqual({
+      ok: false,
+      reason: 'too-long',
+      detail: '11 steps (max 4)',
+    });
+    expect(expandAnnotation({ expr: '2 3', result: '5' })).toEqual({
+      ok: false,
+      reason: 'unparsed',
+      detail: "expression '2 3': unexpected '3' at position 2",
+    });
     expect(expandAnnotation({ expr: '5+', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '5+' ends early" });
-    expect(expandAnnotation({ expr: '2+😀', result: '5' })).toEqual({ ok: false, reason: 'unparsed', detail: "expression '2+😀': unexpected '😀' at position 2" });
+    expect(expandAnnotation({ expr: '2+😀', result: '5' })).toEqual({
+      ok: false,
+      reason: 'unparsed',
+      detail: "expression '2+😀': unexpected '😀' at position 2",
+    });
     expect(expandAnnotation({ expr: '560//10', result: '56' })).toMatchObject({ ok: false, reason: 'unparsed' });
-    expect(expandAnnotation({ expr: '3/4', result: '3/4' })).toEqual({ ok: false, reason: 'unparsed', detail: "result '3/4' is not a number" });
+    expect(expandAnnotation({ expr: '3/4', result: '3/4' })).toEqual({
+      ok: false,
+      reason: 'unparsed',
+      detail: "result '3/4' is not a number",
+    });
     // Past i64: refused, never a wrong step. Nesting is capped so no input can exhaust the WASM stack.
-    expect(expandAnnotation({ expr: '99999999999*99999999999', result: '9999999999800000000001' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('too large') });
-    expect(expandAnnotation({ expr: '('.repeat(101) + '1+1' + ')'.repeat(101), result: '2' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('nested deeper') });
+    expect(expandAnnotation({ expr: '99999999999*99999999999', result: '9999999999800000000001' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('too large'),
+    });
+    expect(expandAnnotation({ expr: '('.repeat(101) + '1+1' + ')'.repeat(101), result: '2' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('nested deeper'),
+    });
     expect(expandAnnotation({ expr: '('.repeat(100) + '1+1' + ')'.repeat(100), result: '2' })).toEqual({ ok: true, steps: ['1 + 1 = 2'] });
     // Chains nested on the right are tried two ways at every level: a work budget bounds that.
-    expect(expandAnnotation({ expr: '1/('.repeat(12) + '1/2' + ')'.repeat(12), result: '0.5' })).toMatchObject({ ok: false, reason: 'unsupported', detail: expect.stringContaining('too complex') });
+    expect(expandAnnotation({ expr: '1/('.repeat(12) + '1/2' + ')'.repeat(12), result: '0.5' })).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      detail: expect.stringContaining('too complex'),
+    });
   });
 
   it('bad options and non-annotations are rejected with a clear error', () => {
     expect(() => expandAnnotations([{ expr: '1+1', result: '2' }], { maxSteps: 0 })).toThrow(/maxSteps must be a positive integer, got 0/);
-    expect(() => expandAnnotations([{ expr: '1+1', result: '2' }, { expr: 3 } as never])).toThrow(/annotation 1 is not \{expr: string, result: string\}/);
+    expect(() => expandAnnotations([{ expr: '1+1', result: '2' }, { expr: 3 } as never])).toThrow(
+      /annotation 1 is not \{expr: string, result: string\}/,
+    );
     expect(expandAnnotations([])).toEqual([]);
     const huge = { expr: '1+'.repeat(3000) + '1', result: '3001' };
     expect(expandAnnotations([huge, { expr: '2*3', result: '6' }])).toEqual([
@@ -193,13 +274,27 @@ describe('expandAnnotation: golden cases', () => {
       { ok: true, steps: ['2 * 3 = 6'] },
     ]);
     // Just under the limit: 1,999 additions, refused only as too long for maxSteps.
-    expect(expandAnnotation({ expr: '1+'.repeat(1999) + '1', result: '2000' })).toEqual({ ok: false, reason: 'too-long', detail: '1999 steps (max 24)' });
+    expect(expandAnnotation({ expr: '1+'.repeat(1999) + '1', result: '2000' })).toEqual({
+      ok: false,
+      reason: 'too-long',
+      detail: '1999 steps (max 24)',
+    });
   });
 
   it('expansionReport counts outcomes and lists each failure with its row and index', () => {
     const rep = expansionReport([
-      { annotations: [{ expr: '3+4', result: '7' }, { expr: '48*37', result: '1776' }] },
-      { annotations: [{ expr: '2*2', result: '5' }, { expr: '1', result: '' }] },
+      {
+        annotations: [
+          { expr: '3+4', result: '7' },
+          { expr: '48*37', result: '1776' },
+        ],
+      },
+      {
+        annotations: [
+          { expr: '2*2', result: '5' },
+          { expr: '1', result: '' },
+        ],
+      },
     ]);
     expect(rep).toEqual({
       annotations: 4,
@@ -211,7 +306,12 @@ describe('expandAnnotation: golden cases', () => {
         { line: 2, index: 1, expr: '1', result: '', reason: 'no-result', detail: "annotation '1' has no result" },
       ],
     });
-    expect(expandAnnotations([{ expr: '3+4', result: '7' }, { expr: '1+1', result: '3' }]).map((e) => e.ok)).toEqual([true, false]);
+    expect(
+      expandAnnotations([
+        { expr: '3+4', result: '7' },
+        { expr: '1+1', result: '3' },
+      ]).map((e) => e.ok),
+    ).toEqual([true, false]);
   });
 });
 
@@ -247,12 +347,14 @@ const expr: fc.Memo<Gen> = fc.memo((depth) =>
         { weight: 2, arbitrary: leaf },
         {
           weight: 3,
-          arbitrary: fc.tuple(expr(depth - 1), fc.constantFrom('+', '-', '*', '/'), expr(depth - 1), fc.boolean()).map(([a, op, b, paren]) => {
-            // Parenthesise operands so the text's precedence is the tree's; optional extra parentheses around it.
-            const wrap = (g: Gen) => (g.atom ? g.text : `(${g.text})`);
-            const text = `${wrap(a)}${op}${wrap(b)}`;
-            return { text: paren ? `(${text})` : text, v: ops[op](a.v, b.v), atom: paren };
-          }),
+          arbitrary: fc
+            .tuple(expr(depth - 1), fc.constantFrom('+', '-', '*', '/'), expr(depth - 1), fc.boolean())
+            .map(([a, op, b, paren]) => {
+              // Parenthesise operands so the text's precedence is the tree's; optional extra parentheses around it.
+              const wrap = (g: Gen) => (g.atom ? g.text : `(${g.text})`);
+              const text = `${wrap(a)}${op}${wrap(b)}`;
+              return { text: paren ? `(${text})` : text, v: ops[op](a.v, b.v), atom: paren };
+            }),
         },
       ),
 );

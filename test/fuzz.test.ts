@@ -14,8 +14,16 @@ beforeAll(async () => {
 
 describe('independent references', () => {
   it('agree with the documented examples', () => {
-    expect(refSplit('Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72')).toEqual({ steps: ['Natalia sold 48/2 = ', '24 clips in May.'], annotations: [{ expr: '48/2', result: '24' }], final: '72' });
-    expect(refSplit('a <<<1=1>> b\n#### 1,080')).toEqual({ steps: ['a <', ' b'], annotations: [{ expr: '1', result: '1' }], final: '1080' });
+    expect(refSplit('Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72')).toEqual({
+      steps: ['Natalia sold 48/2 = ', '24 clips in May.'],
+      annotations: [{ expr: '48/2', result: '24' }],
+      final: '72',
+    });
+    expect(refSplit('a <<<1=1>> b\n#### 1,080')).toEqual({
+      steps: ['a <', ' b'],
+      annotations: [{ expr: '1', result: '1' }],
+      final: '1080',
+    });
     expect(refSplit('no final')).toEqual({ error: "answer has no '#### N' final line" });
     expect(refReward('so she has 7.50 dollars.\n#### $7.50', '7.5', false)).toEqual({ reward: 1, format: 1, extracted: '7.5' });
     expect(refReward('5-3 = 2, x-1', '1', false)).toEqual({ reward: 1, format: 0, extracted: '1' });

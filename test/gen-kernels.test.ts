@@ -14,7 +14,9 @@ describe('WGSL //#include snippets', () => {
   writeFileSync(join(dir, 'loop.wgsl'), '//#include loop\n');
 
   it('substitutes each argument (parenthesised), keeps the indentation, and nests', () => {
-    expect(expandIncludes('fn main() {\n  //#include load(NAME = v, FROM = min(i, 3u))\n}\n', dir, 't')).toBe('fn main() {\n  let (v) = f((min(i, 3u)), g(1, 2));\n}\n');
+    expect(expandIncludes('fn main() {\n  //#include load(NAME = v, FROM = min(i, 3u))\n}\n', dir, 't')).toBe(
+      'fn main() {\n  let (v) = f((min(i, 3u)), g(1, 2));\n}\n',
+    );
     expect(expandIncludes('    //#include outer\n', dir, 't')).toBe('    // outer\n    let (x) = f((a + b), g(1, 2));\n');
   });
 

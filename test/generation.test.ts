@@ -16,7 +16,19 @@ async function tinyLatentModel(mode: 'full' | 'two-trunk', seed: number): Promis
   const model = tinyModel(seed, 0.3);
   // the trainer adds and fills the marker/pause table (and the latent trunk in two-trunk mode)
   const row = { question: 'what is 2*3?', steps: ['2*3 = ', '6.'], final: '6' };
-  await new Phase1Trainer(model, charTok, [row], [row], { mode, condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0, maxLatents: 4 } as Phase1Options).init();
+  await new Phase1Trainer(model, charTok, [row], [row], {
+    mode,
+    condition: 'latent',
+    k: 2,
+    steps: 1,
+    batchSize: 1,
+    lr: 1e-3,
+    evalEvery: 0,
+    evalRows: 1,
+    genRows: 0,
+    seed: 0,
+    maxLatents: 4,
+  } as Phase1Options).init();
   return model;
 }
 
@@ -48,7 +60,14 @@ async function referenceGenerate(model: Qwen2, tok: Decoder, prompt: string, o: 
   let cur: number[] = [];
   const trunkOf = (k: number) => (model.twoTrunk && k !== Kind.Token ? 1 : 0);
   const step = async (ids: number[], kind: number[], extra: number[]) => {
-    const inp = { B: 1, T: ids.length, ids: Int32Array.from(ids), kind: Uint8Array.from(kind), extra: Int32Array.from(extra), trunk: model.twoTrunk ? Uint8Array.from(kind.map(trunkOf)) : undefined };
+    const inp = {
+      B: 1,
+      T: ids.length,
+      ids: Int32Array.from(ids),
+      kind: Uint8Array.from(kind),
+      extra: Int32Array.from(extra),
+      trunk: model.twoTrunk ? Uint8Array.from(kind.map(trunkOf)) : undefined,
+    };
     return model.forward(inp, { cache, wantLastLogits: true });
   };
   try {
@@ -71,7 +90,9 @@ async function referenceGenerate(model: Qwen2, tok: Decoder, prompt: string, o: 
             const fed = res.lastHidden!.slice();
             if (condition === 'latent') res = await step([0], [Kind.Latent], [-1]);
             else res = await step([0], [Kind.Extra], [EXTRA_PAUSE0 + j]);
-            seq.ids.push(0), seq.kind.push(condition === 'latent' ? Kind.Latent : Kind.Extra), seq.extra.push(condition === 'latent' ? -1 : EXTRA_PAUSE0 + j);
+            seq.ids.push(0),
+              seq.kind.push(condition === 'latent' ? Kind.Latent : Kind.Extra),
+              seq.extra.push(condition === 'latent' ? -1 : EXTRA_PAUSE0 + j);
             span.vectors.push(fed);
             span.count++;
             latentsUsed++;
@@ -112,17 +133,30 @@ describe('generate() through the one decoder', () => {
   const cases: { name: string; mode: 'full' | 'two-trunk'; o: GenerateOptions }[] = [];
   for (const condition of ['latent', 'pause', 'none'] as Condition[])
     for (const sampleDecisions of [false, true])
-      for (const [temperature, topP] of [[0, 1], [1, 1], [0.8, 0.7]])
-        cases.push({ name: `${condition}, ${sampleDecisions ? 'sampled' : 'thresholded'} decisions, temperature ${temperature}, topP ${topP}`, mode: 'full', o: { condition, sampleDecisions, temperature, topP } });
+      for (const [temperature, topP] of [
+        [0, 1],
+        [1, 1],
+        [0.8, 0.7],
+      ])
+        cases.push({
+          name: `${condition}, ${sampleDecisions ? 'sampled' : 'thresholded'} decisions, temperature ${temperature}, topP ${topP}`,
+          mode: 'full',
+          o: { condition, sampleDecisions, temperature, topP },
+        });
   cases.push({ name: 'latent, two-trunk, sampled', mode: 'two-trunk', o: { condition: 'latent', sampleDecisions: true, temperature: 1 } });
-  cases.push({ name: 'latent, fixed spans (no end head), tight budget', mode: 'full', o: { condition: 'latent', sampleDecisions: true, temperature: 1, latentBudget: 5, latentsPerSpan: 2 } });
+  cases.push({
+    name: 'latent, fixed spans (no end head), tight budget',
+    mode: 'full',
+    o: { condition: 'latent', sampleDecisions: true, temperature: 1, latentBudget: 5, latentsPerSpan: 2 },
+  });
 
   for (const c of cases)
     it(c.name, async () => {
       const model = await tinyLatentModel(c.mode, 3);
       let spansSeen = 0;
       for (let seed = 0; seed < 4; seed++) {
-        const startHead = randomHead('start', 10 + seed, -0.5), endHead = c.o.latentsPerSpan ? null : randomHead('end', 20 + seed, 0);
+        const startHead = randomHead('start', 10 + seed, -0.5),
+          endHead = c.o.latentsPerSpan ? null : randomHead('end', 20 + seed, 0);
         const o: GenerateOptions = { maxNewTokens: 20, maxLatents: 3, latentBudget: 8, eosId: EOS, startHead, endHead, ...c.o };
         const want = await referenceGenerate(model, charTok, 'what is 2*3?\n', { ...o, rng: new Rng(seed) });
         const got = await generate(model, charTok, 'what is 2*3?\n', { ...o, rng: new Rng(seed) });

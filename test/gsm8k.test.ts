@@ -24,7 +24,11 @@ function rebuild(r: Gsm8kExample, finalAsWritten: string): string {
 describe('splitAnswer: exact examples', () => {
   it('cuts where the annotation was; the next step starts with the result', () => {
     const r = splitAnswer('He walks 7 * 3,200 = <<7*3200=22400>>22,400 steps a week.\n#### 22,400');
-    expect(r).toEqual({ steps: ['He walks 7 * 3,200 = ', '22,400 steps a week.'], annotations: [{ expr: '7*3200', result: '22400' }], final: '22400' });
+    expect(r).toEqual({
+      steps: ['He walks 7 * 3,200 = ', '22,400 steps a week.'],
+      annotations: [{ expr: '7*3200', result: '22400' }],
+      final: '22400',
+    });
   });
 
   it('an answer without annotations is one step', () => {
@@ -44,7 +48,11 @@ describe('splitAnswer: exact examples', () => {
     // Runs of '<' and '>': the innermost << ... first >> is the annotation; the rest is text.
     expect(splitAnswer('a <<<1=1>>> b\n#### 1')).toEqual({ steps: ['a <', '> b'], annotations: [{ expr: '1', result: '1' }], final: '1' });
     // Nested: the inner pair is the annotation, the outer '<<' stays text.
-    expect(splitAnswer('<<2*<<1+1=2>>=4>>\n#### 4')).toEqual({ steps: ['<<2*', '=4>>'], annotations: [{ expr: '1+1', result: '2' }], final: '4' });
+    expect(splitAnswer('<<2*<<1+1=2>>=4>>\n#### 4')).toEqual({
+      steps: ['<<2*', '=4>>'],
+      annotations: [{ expr: '1+1', result: '2' }],
+      final: '4',
+    });
     // Unclosed '<<', stray '>>': text. A newline cancels an open '<<'.
     expect(splitAnswer('x << y >> z\n#### 1').steps).toEqual(['x ', ' z']);
     expect(splitAnswer('x << y\nz >> w\n#### 1')).toEqual({ steps: ['x << y\nz >> w'], annotations: [], final: '1' });
@@ -80,7 +88,16 @@ describe('splitAnswer: exact examples', () => {
 
 describe('parseGsm8k / loadGsm8k: malformed rows', () => {
   const good = JSON.stringify({ question: 'q', answer: 'a = <<1+1=2>>2\n#### 2' });
-  const text = [good, '{bad json', JSON.stringify({ question: 'q' }), '', JSON.stringify({ question: 'q', answer: 'no final' }), JSON.stringify({ question: 1, answer: '#### 1' }), '[1]', good].join('\n');
+  const text = [
+    good,
+    '{bad json',
+    JSON.stringify({ question: 'q' }),
+    '',
+    JSON.stringify({ question: 'q', answer: 'no final' }),
+    JSON.stringify({ question: 1, answer: '#### 1' }),
+    '[1]',
+    good,
+  ].join('\n');
 
   it("onError 'skip' keeps good rows and lists every bad one with its line", () => {
     const d = parseGsm8k(text, { onError: 'skip' });
@@ -137,12 +154,18 @@ describe('parseGsm8k / loadGsm8k: malformed rows', () => {
 
 demand('shared', haveData, '../shared/gsm8k is absent');
 describe.skipIf(!haveData)('real GSM8K data', () => {
-  for (const [split, count] of [['train', 7473], ['test', 1319]] as const) {
+  for (const [split, count] of [
+    ['train', 7473],
+    ['test', 1319],
+  ] as const) {
     it(`${split}: all ${count} rows split, and every row satisfies the invariants`, async () => {
       const d = await loadGsm8k(DATA, { split });
       expect(d.errors).toEqual([]);
       expect(d.rows.length).toBe(count);
-      const raw = readFileSync(join(DATA, `${split}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const raw = readFileSync(join(DATA, `${split}.jsonl`), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       let cuts = 0;
       d.rows.forEach((r, i) => {
         const where = `${split} row ${i + 1}`;
@@ -172,7 +195,10 @@ describe.skipIf(!haveData)('real GSM8K data', () => {
     const train = await loadGsm8k(join(DATA, 'train.jsonl'));
     expect(train.rows[0]).toMatchObject({
       steps: ['Natalia sold 48/2 = ', '24 clips in May.\nNatalia sold 48+24 = ', '72 clips altogether in April and May.'],
-      annotations: [{ expr: '48/2', result: '24' }, { expr: '48+24', result: '72' }],
+      annotations: [
+        { expr: '48/2', result: '24' },
+        { expr: '48+24', result: '72' },
+      ],
       final: '72',
     });
     const test = await loadGsm8k(DATA, { split: 'test' });
@@ -223,12 +249,21 @@ describe('fuzz: the WASM splitter never crashes or hangs, and agrees with a rege
   it('random strings over a hostile alphabet', () => {
     // Pieces rather than single characters, and size 'max', so runs such as '<<<', '>>>' and '####' are common.
     const piece = fc.constantFrom('<', '<<', '>', '>>', '=', '#', '####', ' ', '\n', '1', 'a', ',', '\r');
-    fc.assert(fc.property(fc.array(piece, { maxLength: 80, size: 'max' }).map((p) => p.join('')), check), { numRuns: 5000 });
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 80, size: 'max' }).map((p) => p.join('')),
+        check,
+      ),
+      { numRuns: 5000 },
+    );
   });
 
   it('random UTF-16 (lone surrogates included) and random bytes', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300, size: 'max' }), check), { numRuns: 1000 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 500, size: 'max' }), (b) => check(new TextDecoder('latin1').decode(b))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 500, size: 'max' }), (b) => check(new TextDecoder('latin1').decode(b))),
+      { numRuns: 1000 },
+    );
   });
 
   it('batches of random answers (buffers grow and shrink between calls)', () => {
@@ -243,19 +278,29 @@ describe('fuzz: the WASM splitter never crashes or hangs, and agrees with a rege
   });
 
   it('structured random answers round-trip exactly', () => {
-    const text = fc.string({ unit: fc.constantFrom('a', ' ', '1', ',', '.', '$', '\n', '+', '*'), maxLength: 20 }).filter((s) => !/(^|\n)####/.test(s));
-    const ann = fc.record({ expr: fc.string({ unit: fc.constantFrom('1', '+', '*', '(', ')', '.'), maxLength: 10 }), result: fc.string({ unit: fc.constantFrom('1', '2', '.', '-'), maxLength: 6 }) });
+    const text = fc
+      .string({ unit: fc.constantFrom('a', ' ', '1', ',', '.', '$', '\n', '+', '*'), maxLength: 20 })
+      .filter((s) => !/(^|\n)####/.test(s));
+    const ann = fc.record({
+      expr: fc.string({ unit: fc.constantFrom('1', '+', '*', '(', ')', '.'), maxLength: 10 }),
+      result: fc.string({ unit: fc.constantFrom('1', '2', '.', '-'), maxLength: 6 }),
+    });
     fc.assert(
-      fc.property(fc.array(fc.tuple(ann, text), { maxLength: 8, size: 'max' }), text, fc.stringMatching(/^-?[1-9][0-9,]{0,8}$/), (parts, first, fin) => {
-        // A step must not end with '\n' right before "####" or it would become a final line: the generator keeps
-        // "####" out of steps entirely.
-        let s = first;
-        for (const [a, t] of parts) s += `<<${a.expr}=${a.result}>>${t}`;
-        const r = splitAnswer(`${s}\n#### ${fin}`);
-        expect(r.annotations).toEqual(parts.map(([a]) => a));
-        expect(r.steps).toEqual([first, ...parts.map(([, t]) => t)]);
-        expect(r.final).toBe(fin.replace(/,/g, ''));
-      }),
+      fc.property(
+        fc.array(fc.tuple(ann, text), { maxLength: 8, size: 'max' }),
+        text,
+        fc.stringMatching(/^-?[1-9][0-9,]{0,8}$/),
+        (parts, first, fin) => {
+          // A step must not end with '\n' right before "####" or it would become a final line: the generator keeps
+          // "####" out of steps entirely.
+          let s = first;
+          for (const [a, t] of parts) s += `<<${a.expr}=${a.result}>>${t}`;
+          const r = splitAnswer(`${s}\n#### ${fin}`);
+          expect(r.annotations).toEqual(parts.map(([a]) => a));
+          expect(r.steps).toEqual([first, ...parts.map(([, t]) => t)]);
+          expect(r.final).toBe(fin.replace(/,/g, ''));
+        },
+      ),
       { numRuns: 2000 },
     );
   });

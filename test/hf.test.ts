@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  expectedQwen2Tensors, loadHfCheckpoint, parseQwen2Config, saveHfCheckpoint, validateQwen2Tensors, type Qwen2Config, type SaveTensor,
+  expectedQwen2Tensors,
+  loadHfCheckpoint,
+  parseQwen2Config,
+  saveHfCheckpoint,
+  validateQwen2Tensors,
+  type Qwen2Config,
+  type SaveTensor,
 } from '../src/model/hf.js';
 import { parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors } from '../src/io/safetensors.js';
 import { demand } from './_require.js';
@@ -22,21 +28,39 @@ const newDir = () => {
   return d;
 };
 
-const tinyConfig = (over: Partial<Qwen2Config> = {}): Qwen2Config => parseQwen2Config({
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 20, hidden_size: 8, intermediate_size: 12,
-  num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64,
-  rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, torch_dtype: 'float32', bos_token_id: 3, ...over,
-});
+const tinyConfig = (over: Partial<Qwen2Config> = {}): Qwen2Config =>
+  parseQwen2Config({
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    vocab_size: 20,
+    hidden_size: 8,
+    intermediate_size: 12,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 64,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    torch_dtype: 'float32',
+    bos_token_id: 3,
+    ...over,
+  });
 
 /** Deterministic pseudo-random weights (xorshift), with shapes from the config. */
 function randomTensors(config: Qwen2Config, seed = 1): Map<string, { shape: number[]; data: Float32Array }> {
   let s = seed >>> 0 || 1;
   const rnd = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 2 ** 32 - 0.5;
   };
   const m = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, shape] of expectedQwen2Tensors(config)) m.set(name, { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd) });
+  for (const [name, shape] of expectedQwen2Tensors(config))
+    m.set(name, { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd) });
   return m;
 }
 
@@ -44,7 +68,10 @@ const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOff
 
 describe('Qwen2 config', () => {
   it('fills HF defaults and keeps unknown fields', () => {
-    const c = parseQwen2Config({ vocab_size: 10, hidden_size: 8, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 2, foo: 'bar' }, 'c.json');
+    const c = parseQwen2Config(
+      { vocab_size: 10, hidden_size: 8, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 2, foo: 'bar' },
+      'c.json',
+    );
     expect(c.num_key_value_heads).toBe(2);
     expect(c.rms_norm_eps).toBe(1e-6);
     expect(c.rope_theta).toBe(10000);
@@ -55,16 +82,28 @@ describe('Qwen2 config', () => {
 
   it('rejects inconsistent shapes with clear errors naming the file', () => {
     const base = { vocab_size: 10, hidden_size: 8, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 2 };
-    expect(() => parseQwen2Config({ ...base, num_attention_heads: 3 }, 'a/config.json')).toThrow('a/config.json: hidden_size 8 is not divisible by num_attention_heads 3');
-    expect(() => parseQwen2Config({ ...base, hidden_size: 12, num_attention_heads: 4 }, 'b.json')).toThrow(/b\.json: head_dim = hidden_size \/ num_attention_heads = 3 must be even/);
-    expect(() => parseQwen2Config({ ...base, hidden_size: 24, num_attention_heads: 3, num_key_value_heads: 2 }, 'c.json')).toThrow('c.json: num_attention_heads 3 is not divisible by num_key_value_heads 2');
+    expect(() => parseQwen2Config({ ...base, num_attention_heads: 3 }, 'a/config.json')).toThrow(
+      'a/config.json: hidden_size 8 is not divisible by num_attention_heads 3',
+    );
+    expect(() => parseQwen2Config({ ...base, hidden_size: 12, num_attention_heads: 4 }, 'b.json')).toThrow(
+      /b\.json: head_dim = hidden_size \/ num_attention_heads = 3 must be even/,
+    );
+    expect(() => parseQwen2Config({ ...base, hidden_size: 24, num_attention_heads: 3, num_key_value_heads: 2 }, 'c.json')).toThrow(
+      'c.json: num_attention_heads 3 is not divisible by num_key_value_heads 2',
+    );
     expect(() => parseQwen2Config({ ...base, vocab_size: undefined }, 'd.json')).toThrow("d.json: missing field 'vocab_size'");
-    expect(() => parseQwen2Config({ ...base, num_hidden_layers: 1.5 }, 'e.json')).toThrow(/e\.json: 'num_hidden_layers' must be a positive integer/);
+    expect(() => parseQwen2Config({ ...base, num_hidden_layers: 1.5 }, 'e.json')).toThrow(
+      /e\.json: 'num_hidden_layers' must be a positive integer/,
+    );
     expect(() => parseQwen2Config({ ...base, model_type: 'llama' }, 'f.json')).toThrow(/f\.json: model_type "llama" is not supported/);
     expect(() => parseQwen2Config({ ...base, rms_norm_eps: 0 }, 'g.json')).toThrow(/g\.json: 'rms_norm_eps' must be a positive number/);
-    expect(() => parseQwen2Config({ ...base, rope_scaling: { type: 'yarn', factor: 4 } }, 'h.json')).toThrow(/h\.json: rope_scaling .* is not supported/);
+    expect(() => parseQwen2Config({ ...base, rope_scaling: { type: 'yarn', factor: 4 } }, 'h.json')).toThrow(
+      /h\.json: rope_scaling .* is not supported/,
+    );
     expect(() => parseQwen2Config({ ...base, hidden_act: 'gelu' }, 'i.json')).toThrow(/i\.json: hidden_act "gelu"/);
-    expect(() => parseQwen2Config({ ...base, tie_word_embeddings: 'yes' }, 'j.json')).toThrow(/j\.json: 'tie_word_embeddings' must be true or false/);
+    expect(() => parseQwen2Config({ ...base, tie_word_embeddings: 'yes' }, 'j.json')).toThrow(
+      /j\.json: 'tie_word_embeddings' must be true or false/,
+    );
     expect(() => parseQwen2Config([], 'k.json')).toThrow('k.json: not a JSON object');
     expect(() => parseQwen2Config({ ...base, use_sliding_window: true }, 'l.json')).toThrow(/l\.json: use_sliding_window/);
     expect(parseQwen2Config({ ...base, rope_scaling: null, use_sliding_window: false }, 'ok.json').hidden_size).toBe(8);
@@ -112,7 +151,8 @@ describe('HF checkpoint save / load', () => {
   });
 
   it('BF16: rounds like torch, raw bits available unconverted, and re-saving is bit-identical', async () => {
-    const dir = newDir(), dir2 = newDir();
+    const dir = newDir(),
+      dir2 = newDir();
     const config = tinyConfig({ tie_word_embeddings: true });
     const tensors = randomTensors(config, 7);
     await saveHfCheckpoint(dir, config, tensors, { dtype: 'BF16' });
@@ -161,7 +201,13 @@ describe('HF checkpoint save / load', () => {
     shards.forEach((list, i) => {
       const file = `model-0000${i + 1}-of-00002.safetensors`;
       for (const n of list) weight_map[n] = file;
-      writeFileSync(join(dir, file), writeSafetensors(list.map((n) => ({ name: n, dtype: 'BF16' as const, ...tensors.get(n)! })), { format: 'pt' }));
+      writeFileSync(
+        join(dir, file),
+        writeSafetensors(
+          list.map((n) => ({ name: n, dtype: 'BF16' as const, ...tensors.get(n)! })),
+          { format: 'pt' },
+        ),
+      );
     });
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map }));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -175,7 +221,9 @@ describe('HF checkpoint save / load', () => {
     // the index names a tensor its shard does not hold
     weight_map['model.norm.weight'] = 'model-00001-of-00002.safetensors';
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map }));
-    await expect(loadHfCheckpoint(dir)).rejects.toThrow(/model-00001-of-00002\.safetensors: tensor 'model\.norm\.weight' is listed for this shard .* but is not in it/);
+    await expect(loadHfCheckpoint(dir)).rejects.toThrow(
+      /model-00001-of-00002\.safetensors: tensor 'model\.norm\.weight' is listed for this shard .* but is not in it/,
+    );
     weight_map['model.norm.weight'] = '../elsewhere.safetensors';
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map }));
     await expect(loadHfCheckpoint(dir)).rejects.toThrow(/index\.json: tensor 'model\.norm\.weight' maps to invalid shard/);
@@ -185,7 +233,10 @@ describe('HF checkpoint save / load', () => {
     const config = tinyConfig();
     const write = (dir: string, tensors: Map<string, { shape: number[]; data: Float32Array }>) => {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-      const bytes = writeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: 'F32' as const, ...t })), { format: 'pt' });
+      const bytes = writeSafetensors(
+        [...tensors].map(([name, t]) => ({ name, dtype: 'F32' as const, ...t })),
+        { format: 'pt' },
+      );
       writeFileSync(join(dir, 'model.safetensors'), bytes);
       return bytes;
     };
@@ -193,18 +244,24 @@ describe('HF checkpoint save / load', () => {
     const t1 = randomTensors(config);
     t1.delete('model.layers.1.mlp.up_proj.weight');
     write(d1, t1);
-    await expect(loadHfCheckpoint(d1)).rejects.toThrow(`${d1}/model.safetensors: missing tensor 'model.layers.1.mlp.up_proj.weight' [12, 8]`);
+    await expect(loadHfCheckpoint(d1)).rejects.toThrow(
+      `${d1}/model.safetensors: missing tensor 'model.layers.1.mlp.up_proj.weight' [12, 8]`,
+    );
 
     const d2 = newDir();
     const t2 = randomTensors(config);
     t2.set('model.layers.0.self_attn.k_proj.weight', { shape: [8, 4], data: new Float32Array(32) });
     write(d2, t2);
-    await expect(loadHfCheckpoint(d2)).rejects.toThrow(`${d2}/model.safetensors: tensor 'model.layers.0.self_attn.k_proj.weight' has shape [8, 4], expected [4, 8]`);
+    await expect(loadHfCheckpoint(d2)).rejects.toThrow(
+      `${d2}/model.safetensors: tensor 'model.layers.0.self_attn.k_proj.weight' has shape [8, 4], expected [4, 8]`,
+    );
 
     const d3 = newDir();
     const bytes = write(d3, randomTensors(config));
     writeFileSync(join(d3, 'model.safetensors'), bytes.subarray(0, bytes.length - 100));
-    await expect(loadHfCheckpoint(d3)).rejects.toThrow(new RegExp(`^${d3}/model\\.safetensors: tensor '[^']+': offsets .* exceed data size`));
+    await expect(loadHfCheckpoint(d3)).rejects.toThrow(
+      new RegExp(`^${d3}/model\\.safetensors: tensor '[^']+': offsets .* exceed data size`),
+    );
 
     const d4 = newDir();
     writeFileSync(join(d4, 'config.json'), JSON.stringify(config));
@@ -273,11 +330,19 @@ describe('HF checkpoint from a URL (local HTTP server)', () => {
 
 describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/make_fixtures.py)', () => {
   const dir = join(__dirname, 'fixtures');
-  const cases = readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('st_')).sort();
+  const cases = readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors') && !f.startsWith('st_'))
+    .sort();
   const load = (file: string) => parseSafetensors(new Uint8Array(readFileSync(join(dir, file))), file);
 
   it('the expected cases exist', () => {
-    expect(cases).toEqual(['gqa2_tied.safetensors', 'gqa7_untied.safetensors', 'latent_chain.safetensors', 'masked_labels.safetensors', 'rope_eps.safetensors']);
+    expect(cases).toEqual([
+      'gqa2_tied.safetensors',
+      'gqa7_untied.safetensors',
+      'latent_chain.safetensors',
+      'masked_labels.safetensors',
+      'rope_eps.safetensors',
+    ]);
   });
 
   for (const file of cases) {
@@ -298,11 +363,14 @@ describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/ma
       expect(st.tensors.get('ref.logits')!.shape).toEqual([B, T, config.vocab_size]);
       expect(st.tensors.get('ref.hidden')!.shape).toEqual([B, T, config.hidden_size]);
       expect(st.tensors.get('ref.adamw_losses')!.shape).toEqual([10]);
-      const ids = toInt32(st.tensors.get('case.ids')!), labels = toInt32(st.tensors.get('case.labels')!), mask = toInt32(st.tensors.get('case.latent_mask')!);
+      const ids = toInt32(st.tensors.get('case.ids')!),
+        labels = toInt32(st.tensors.get('case.labels')!),
+        mask = toInt32(st.tensors.get('case.latent_mask')!);
       // recompute the loss from the reference logits: HF shift, mean over labels != -100 of the whole batch
       const logits = toFloat32(st.tensors.get('ref.logits')!);
       const V = config.vocab_size;
-      let sum = 0, count = 0;
+      let sum = 0,
+        count = 0;
       for (let b = 0; b < B; b++) {
         expect(mask[b * T]).toBe(0);
         for (let t = 0; t + 1 < T; t++) {
@@ -328,7 +396,8 @@ describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/ma
   it('latent_chain has 3 consecutive latents in one sequence and 1 in the other, unlabelled', () => {
     const st = load('latent_chain.safetensors');
     const [B, T] = st.tensors.get('case.latent_mask')!.shape;
-    const mask = toInt32(st.tensors.get('case.latent_mask')!), labels = toInt32(st.tensors.get('case.labels')!);
+    const mask = toInt32(st.tensors.get('case.latent_mask')!),
+      labels = toInt32(st.tensors.get('case.labels')!);
     const pos = Array.from({ length: B }, (_, b) => [...Array(T).keys()].filter((t) => mask[b * T + t]));
     expect(pos).toEqual([[4, 5, 6], [7]]);
     for (let i = 0; i < B * T; i++) if (mask[i]) expect(labels[i]).toBe(-100);
@@ -342,7 +411,11 @@ describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/ma
   it.skipIf(!hasTorch)('qwen2_ref.py CLI on a checkpoint we saved reproduces the fixture for one sequence (with latents)', async () => {
     const st = load('latent_chain.safetensors');
     const config = parseQwen2Config(JSON.parse(st.metadata.config));
-    const params = new Map([...st.tensors].filter(([n]) => !n.startsWith('case.') && !n.startsWith('ref.')).map(([n, e]) => [n, { shape: e.shape, data: toFloat32(e) }]));
+    const params = new Map(
+      [...st.tensors]
+        .filter(([n]) => !n.startsWith('case.') && !n.startsWith('ref.'))
+        .map(([n, e]) => [n, { shape: e.shape, data: toFloat32(e) }]),
+    );
     const dir = newDir();
     await saveHfCheckpoint(dir, config, params);
     const [, T] = st.tensors.get('case.ids')!.shape;
@@ -352,10 +425,15 @@ describe('parity fixtures (test/fixtures/*.safetensors from scripts/reference/ma
     const latent = [...mask.keys()].filter((t) => mask[t]);
     writeFileSync(join(dir, 'case.json'), JSON.stringify({ ids, labels, latent }));
     const out = join(dir, 'out.safetensors');
-    const r = spawnSync(py, [join(__dirname, '..', 'scripts', 'reference', 'qwen2_ref.py'), '--model', dir, '--case', join(dir, 'case.json'), '--out', out], { encoding: 'utf8' });
+    const r = spawnSync(
+      py,
+      [join(__dirname, '..', 'scripts', 'reference', 'qwen2_ref.py'), '--model', dir, '--case', join(dir, 'case.json'), '--out', out],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const res = parseSafetensors(new Uint8Array(readFileSync(out)), out);
-    const V = config.vocab_size, H = config.hidden_size;
+    const V = config.vocab_size,
+      H = config.hidden_size;
     expect(res.tensors.get('logits')!.shape).toEqual([T, V]);
     expect(res.tensors.get('hidden')!.shape).toEqual([T, H]);
     const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);

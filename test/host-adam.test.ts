@@ -7,22 +7,36 @@ import { LogisticHead } from '../src/latent/heads.js';
 import { Rng } from '../src/data/rng.js';
 
 /** LogisticHead.step as it was: loss gradient, then Adam inline. */
-function referenceHeadStep(h: { w: Float32Array; b: number; m: Float32Array; v: Float32Array; mb: number; vb: number; t: number; lr: number }, xs: Float32Array[], ys: number[], posWeight: number) {
-  const dim = h.w.length, g = new Float32Array(dim);
+function referenceHeadStep(
+  h: { w: Float32Array; b: number; m: Float32Array; v: Float32Array; mb: number; vb: number; t: number; lr: number },
+  xs: Float32Array[],
+  ys: number[],
+  posWeight: number,
+) {
+  const dim = h.w.length,
+    g = new Float32Array(dim);
   const prob = (x: Float32Array) => {
     let s = h.b;
     for (let i = 0; i < dim; i++) s += h.w[i] * x[i];
     return 1 / (1 + Math.exp(-s));
   };
-  let gb = 0, wsum = 0;
+  let gb = 0,
+    wsum = 0;
   for (let n = 0; n < xs.length; n++) {
-    const p = prob(xs[n]), y = ys[n], w = y ? posWeight : 1, d = w * (p - y);
+    const p = prob(xs[n]),
+      y = ys[n],
+      w = y ? posWeight : 1,
+      d = w * (p - y);
     for (let i = 0; i < dim; i++) g[i] += d * xs[n][i];
     gb += d;
     wsum += w;
   }
   h.t++;
-  const b1 = 0.9, b2 = 0.999, eps = 1e-8, bc1 = 1 - b1 ** h.t, bc2 = 1 - b2 ** h.t;
+  const b1 = 0.9,
+    b2 = 0.999,
+    eps = 1e-8,
+    bc1 = 1 - b1 ** h.t,
+    bc2 = 1 - b2 ** h.t;
   for (let i = 0; i < dim; i++) {
     const gi = g[i] / wsum;
     h.m[i] = b1 * h.m[i] + (1 - b1) * gi;
@@ -36,10 +50,20 @@ function referenceHeadStep(h: { w: Float32Array; b: number; m: Float32Array; v: 
 }
 
 /** RL's HeadAdam.step as it was. */
-function referenceHeadAdam(s: { m: Float64Array; v: Float64Array; t: number; lr: number }, w: Float32Array, bias: { b: number }, gw: Float64Array, gb: number) {
-  const dim = w.length, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+function referenceHeadAdam(
+  s: { m: Float64Array; v: Float64Array; t: number; lr: number },
+  w: Float32Array,
+  bias: { b: number },
+  gw: Float64Array,
+  gb: number,
+) {
+  const dim = w.length,
+    beta1 = 0.9,
+    beta2 = 0.999,
+    eps = 1e-8;
   s.t++;
-  const bc1 = 1 - beta1 ** s.t, bc2 = 1 - beta2 ** s.t;
+  const bc1 = 1 - beta1 ** s.t,
+    bc2 = 1 - beta2 ** s.t;
   for (let i = 0; i <= dim; i++) {
     const g = i < dim ? gw[i] : gb;
     s.m[i] = beta1 * s.m[i] + (1 - beta1) * g;
@@ -52,7 +76,8 @@ function referenceHeadAdam(s: { m: Float64Array; v: Float64Array; t: number; lr:
 
 describe('host Adam', () => {
   it("LogisticHead.step is bit-identical to phase 1's former inline Adam (and its state round-trips)", () => {
-    const rng = new Rng(3), dim = 24;
+    const rng = new Rng(3),
+      dim = 24;
     const head = new LogisticHead(dim, 'start', 3e-3);
     const ref = { w: new Float32Array(dim), b: 0, m: new Float32Array(dim), v: new Float32Array(dim), mb: 0, vb: 0, t: 0, lr: 3e-3 };
     for (let step = 0; step < 40; step++) {
@@ -74,10 +99,14 @@ describe('host Adam', () => {
   });
 
   it("HostAdam over [w..., b] is bit-identical to RL's former HeadAdam", () => {
-    const rng = new Rng(4), dim = 16;
+    const rng = new Rng(4),
+      dim = 16;
     const opt = new HostAdam(dim + 1, 1e-3);
-    const w = new Float32Array(dim), bias = { b: 0.1 };
-    const rw = new Float32Array(dim), rb = { b: 0.1 }, rs = { m: new Float64Array(dim + 1), v: new Float64Array(dim + 1), t: 0, lr: 1e-3 };
+    const w = new Float32Array(dim),
+      bias = { b: 0.1 };
+    const rw = new Float32Array(dim),
+      rb = { b: 0.1 },
+      rs = { m: new Float64Array(dim + 1), v: new Float64Array(dim + 1), t: 0, lr: 1e-3 };
     for (let step = 0; step < 30; step++) {
       const g = Float64Array.from({ length: dim + 1 }, () => 0.01 * rng.normal());
       opt.step(g, (i, d) => (i < dim ? (w[i] -= d) : (bias.b -= d)));

@@ -24,8 +24,15 @@ const TOKEN = 'hf_testtoken';
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const gitSha1 = (b: Uint8Array) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
 
-interface MockFile { bytes: Uint8Array; lfs: boolean; gated?: boolean }
-interface Repo { commit: string; files: Map<string, MockFile> }
+interface MockFile {
+  bytes: Uint8Array;
+  lfs: boolean;
+  gated?: boolean;
+}
+interface Repo {
+  commit: string;
+  files: Map<string, MockFile>;
+}
 
 /** A mock Hub: records every request; `cutAfter` / `corrupt` make the next download of a file fail as asked. */
 class MockHub {
@@ -62,7 +69,17 @@ class MockHub {
     if (m) {
       const repo = this.find(`${m[1] === 'models' ? '' : 'datasets/'}${m[2]}`, m[3]);
       if (!repo) return this.send(res, 404, { 'X-Error-Code': 'RepoNotFound' }, '{"error":"Repository not found"}');
-      const body = { _id: 'x', id: m[2], sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: '2024-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) };
+      const body = {
+        _id: 'x',
+        id: m[2],
+        sha: repo.commit,
+        private: false,
+        gated: false,
+        downloads: 0,
+        likes: 0,
+        lastModified: '2024-01-01T00:00:00.000Z',
+        siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
+      };
       return this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(body));
     }
     m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/paths-info\/(.+)$/.exec(path);
@@ -73,12 +90,27 @@ class MockHub {
       req.on('end', () => {
         if (!repo) return this.send(res, 404, { 'X-Error-Code': 'RevisionNotFound' }, '{"error":"Revision not found"}');
         const paths = (JSON.parse(body) as { paths: string[] }).paths;
-        if (paths.some((p) => repo.files.get(p)?.gated) && req.headers.authorization !== `Bearer ${TOKEN}`) return this.send(res, 401, {}, '{"error":"Access to this repo is restricted"}');
-        const out = paths.filter((p) => repo.files.has(p)).map((p) => {
-          const f = repo.files.get(p)!;
-          const lfs = f.lfs ? { oid: sha256(f.bytes), size: f.bytes.length, pointerSize: 134 } : undefined;
-          return { type: 'file', path: p, oid: gitSha1(f.lfs ? new TextEncoder().encode(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(f.bytes)}\nsize ${f.bytes.length}\n`) : f.bytes), size: f.lfs ? 134 : f.bytes.length, lfs };
-        });
+        if (paths.some((p) => repo.files.get(p)?.gated) && req.headers.authorization !== `Bearer ${TOKEN}`)
+          return this.send(res, 401, {}, '{"error":"Access to this repo is restricted"}');
+        const out = paths
+          .filter((p) => repo.files.has(p))
+          .map((p) => {
+            const f = repo.files.get(p)!;
+            const lfs = f.lfs ? { oid: sha256(f.bytes), size: f.bytes.length, pointerSize: 134 } : undefined;
+            return {
+              type: 'file',
+              path: p,
+              oid: gitSha1(
+                f.lfs
+                  ? new TextEncoder().encode(
+                      `version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(f.bytes)}\nsize ${f.bytes.length}\n`,
+                    )
+                  : f.bytes,
+              ),
+              size: f.lfs ? 134 : f.bytes.length,
+              lfs,
+            };
+          });
         this.send(res, 200, { 'Content-Type': 'application/json' }, JSON.stringify(out));
       });
       return;
@@ -87,7 +119,8 @@ class MockHub {
     const repo = m ? this.find(m[1], m[2]) : undefined;
     const file = repo?.files.get(m![3]);
     if (!m || !file) return this.send(res, 404, { 'X-Error-Code': 'EntryNotFound' }, 'Entry not found');
-    if (file.gated && req.headers.authorization !== `Bearer ${TOKEN}`) return this.send(res, 401, { 'X-Error-Code': 'GatedRepo' }, 'Access to this file is restricted');
+    if (file.gated && req.headers.authorization !== `Bearer ${TOKEN}`)
+      return this.send(res, 401, { 'X-Error-Code': 'GatedRepo' }, 'Access to this file is restricted');
     const etag = file.lfs ? sha256(file.bytes) : gitSha1(file.bytes);
     const key = `${m[1]}/${m[3]}`;
     let bytes = file.bytes;
@@ -96,9 +129,16 @@ class MockHub {
       bytes = new Uint8Array(bytes); // a copy (Buffer#slice would be a view)
       bytes[bytes.length >> 1] ^= 0xff;
     }
-    const headers: Record<string, string> = { ETag: `"${etag}"`, 'X-Repo-Commit': repo!.commit, 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' };
+    const headers: Record<string, string> = {
+      ETag: `"${etag}"`,
+      'X-Repo-Commit': repo!.commit,
+      'Accept-Ranges': 'bytes',
+      'Content-Type': 'application/octet-stream',
+    };
     if (file.lfs) headers['X-Linked-Etag'] = `"${etag}"`;
-    let start = 0, end = bytes.length - 1, status = 200;
+    let start = 0,
+      end = bytes.length - 1,
+      status = 200;
     const r = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (r) {
       start = Number(r[1]);
@@ -129,23 +169,40 @@ let modelDir = '';
 const savedEnv = { ...process.env };
 
 const tinyConfig = {
-  architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 300, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
-  num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+  architectures: ['Qwen2ForCausalLM'],
+  model_type: 'qwen2',
+  vocab_size: 300,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  max_position_embeddings: 128,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
 } as Qwen2Config;
 
 const ROWS = {
   train: [
-    { question: 'Natalia sold 48 clips and then half as many. How many?', answer: 'She sold 48/2 = <<48/2=24>>24 more.\n48+24 = <<48+24=72>>72\n#### 72' },
+    {
+      question: 'Natalia sold 48 clips and then half as many. How many?',
+      answer: 'She sold 48/2 = <<48/2=24>>24 more.\n48+24 = <<48+24=72>>72\n#### 72',
+    },
     { question: 'Weng earns $12 an hour. How much for 3 hours?', answer: '12*3 = <<12*3=36>>36\n#### 36' },
   ],
   test: [{ question: 'Betty has 5 apples and eats 2. How many are left?', answer: '5-2 = <<5-2=3>>3\n#### 3' }],
 };
 
 function parquetOf(rows: { question: string; answer: string }[]): Uint8Array {
-  return new Uint8Array(parquetWriteBuffer({ columnData: [
-    { name: 'question', data: rows.map((r) => r.question), type: 'STRING' },
-    { name: 'answer', data: rows.map((r) => r.answer), type: 'STRING' },
-  ] }));
+  return new Uint8Array(
+    parquetWriteBuffer({
+      columnData: [
+        { name: 'question', data: rows.map((r) => r.question), type: 'STRING' },
+        { name: 'answer', data: rows.map((r) => r.answer), type: 'STRING' },
+      ],
+    }),
+  );
 }
 
 /** GPT-2's bytes_to_unicode: the ByteLevel alphabet a byte-level BPE vocabulary is written in. */
@@ -169,27 +226,78 @@ function tinyTokenizerJson(): string {
   byteLevelChars().forEach((c, i) => (vocab[c] = i));
   vocab.he = 256;
   vocab.ll = 257;
-  const added = (id: number, content: string, special: boolean) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special, special });
+  const added = (id: number, content: string, special: boolean) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: !special,
+    special,
+  });
   return JSON.stringify({
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: [added(258, '<|endoftext|>', true), added(259, '<|im_start|>', true), added(260, '<|im_end|>', true), added(261, '<think>', false)],
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [
+      added(258, '<|endoftext|>', true),
+      added(259, '<|im_start|>', true),
+      added(260, '<|im_end|>', true),
+      added(261, '<think>', false),
+    ],
     normalizer: { type: 'NFC' },
     // Qwen2's tokenizer.json pre-tokenizer, verbatim
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [
-      { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
-      byteLevel,
-    ] },
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        {
+          type: 'Split',
+          pattern: {
+            Regex:
+              "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+          },
+          behavior: 'Isolated',
+          invert: false,
+        },
+        byteLevel,
+      ],
+    },
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: ['h e', 'l l'] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: ['h e', 'l l'],
+    },
   });
 }
 
 // Qwen2-Instruct's ChatML template (tokenizer_config.json)
-const CHATML = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+const CHATML =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
 // The fields a Qwen2.5 config.json adds over Qwen2's (same model_type 'qwen2').
-const QWEN25_FIELDS = { attention_dropout: 0.0, bos_token_id: 258, eos_token_id: 258, hidden_act: 'silu', initializer_range: 0.02, max_window_layers: 1, rope_theta: 1000000.0, sliding_window: 128, use_cache: true, use_sliding_window: false, rope_scaling: null, transformers_version: '4.43.1' };
+const QWEN25_FIELDS = {
+  attention_dropout: 0.0,
+  bos_token_id: 258,
+  eos_token_id: 258,
+  hidden_act: 'silu',
+  initializer_range: 0.02,
+  max_window_layers: 1,
+  rope_theta: 1000000.0,
+  sliding_window: 128,
+  use_cache: true,
+  use_sliding_window: false,
+  rope_scaling: null,
+  transformers_version: '4.43.1',
+};
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'latentlm-hub-'));
@@ -208,36 +316,68 @@ beforeAll(async () => {
   files.set('README.md', { bytes: new TextEncoder().encode('# tiny\n'), lfs: false });
   files.set('pytorch_model.bin', { bytes: new Uint8Array(10), lfs: true }); // never fetched: not a file the loader reads
   hub.repos.set(MODEL, { commit: COMMIT, files });
-  hub.repos.set(`${MODEL}-gated`, { commit: COMMIT, files: new Map([...files].map(([k, v]) => [k, { ...v, gated: k === 'model.safetensors' }])) });
-  hub.repos.set('test-org/tiny-qwen3', { commit: COMMIT, files: new Map([
-    ['config.json', { bytes: new TextEncoder().encode(JSON.stringify({ ...tinyConfig, model_type: 'qwen3' })), lfs: false }],
-    ['model.safetensors', files.get('model.safetensors')!],
-  ]) });
-  hub.repos.set(`datasets/${DATASET}`, { commit: DCOMMIT, files: new Map([
-    ['README.md', { bytes: new TextEncoder().encode('# data\n'), lfs: false }],
-    ['main/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
-    ['main/test-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
-    ['socratic/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
-  ]) });
+  hub.repos.set(`${MODEL}-gated`, {
+    commit: COMMIT,
+    files: new Map([...files].map(([k, v]) => [k, { ...v, gated: k === 'model.safetensors' }])),
+  });
+  hub.repos.set('test-org/tiny-qwen3', {
+    commit: COMMIT,
+    files: new Map([
+      ['config.json', { bytes: new TextEncoder().encode(JSON.stringify({ ...tinyConfig, model_type: 'qwen3' })), lfs: false }],
+      ['model.safetensors', files.get('model.safetensors')!],
+    ]),
+  });
+  hub.repos.set(`datasets/${DATASET}`, {
+    commit: DCOMMIT,
+    files: new Map([
+      ['README.md', { bytes: new TextEncoder().encode('# data\n'), lfs: false }],
+      ['main/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
+      ['main/test-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+      ['socratic/train-00000-of-00001.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+    ]),
+  });
   const enc = new TextEncoder();
-  for (const [name, vocab] of [['tiny-qwen25-instruct', 300], ['tiny-qwen25-small-vocab', 260]] as const) {
-    const cfg = { ...JSON.parse(new TextDecoder().decode(files.get('config.json')!.bytes)), ...QWEN25_FIELDS, vocab_size: vocab, torch_dtype: 'bfloat16' };
+  for (const [name, vocab] of [
+    ['tiny-qwen25-instruct', 300],
+    ['tiny-qwen25-small-vocab', 260],
+  ] as const) {
+    const cfg = {
+      ...JSON.parse(new TextDecoder().decode(files.get('config.json')!.bytes)),
+      ...QWEN25_FIELDS,
+      vocab_size: vocab,
+      torch_dtype: 'bfloat16',
+    };
     const dir = join(tmp, name);
     const t = new Map<string, Float32Array>();
-    for (const [n, shape] of expectedQwen2Tensors(cfg)) t.set(n, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (n.endsWith('norm.weight') ? 1 : Math.sin(i * 0.37) * 0.05)));
+    for (const [n, shape] of expectedQwen2Tensors(cfg))
+      t.set(
+        n,
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) =>
+          n.endsWith('norm.weight') ? 1 : Math.sin(i * 0.37) * 0.05,
+        ),
+      );
     await saveHfCheckpoint(dir, cfg, t, { dtype: 'BF16' });
-    hub.repos.set(`test-org/${name}`, { commit: COMMIT, files: new Map([
-      ['config.json', { bytes: await readFile(join(dir, 'config.json')), lfs: false }],
-      ['model.safetensors', { bytes: await readFile(join(dir, 'model.safetensors')), lfs: true }],
-      ['tokenizer.json', { bytes: enc.encode(tinyTokenizerJson()), lfs: false }],
-      ['tokenizer_config.json', { bytes: enc.encode(JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null })), lfs: false }],
-    ]) });
+    hub.repos.set(`test-org/${name}`, {
+      commit: COMMIT,
+      files: new Map([
+        ['config.json', { bytes: await readFile(join(dir, 'config.json')), lfs: false }],
+        ['model.safetensors', { bytes: await readFile(join(dir, 'model.safetensors')), lfs: true }],
+        ['tokenizer.json', { bytes: enc.encode(tinyTokenizerJson()), lfs: false }],
+        [
+          'tokenizer_config.json',
+          { bytes: enc.encode(JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null })), lfs: false },
+        ],
+      ]),
+    });
   }
   // the Hub's parquet conversion branch: <config>/<split>/0000.parquet
-  hub.repos.set(`datasets/${DATASET}@refs/convert/parquet`, { commit: 'd'.repeat(40), files: new Map([
-    ['main/train/0000.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
-    ['main/test/0000.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
-  ]) });
+  hub.repos.set(`datasets/${DATASET}@refs/convert/parquet`, {
+    commit: 'd'.repeat(40),
+    files: new Map([
+      ['main/train/0000.parquet', { bytes: parquetOf(ROWS.train), lfs: true }],
+      ['main/test/0000.parquet', { bytes: parquetOf(ROWS.test), lfs: true }],
+    ]),
+  });
   await hub.start();
 });
 
@@ -252,7 +392,11 @@ const opts = (cacheDir: string, extra: object = {}) => ({ hub: { endpoint: hub.u
 describe('hub ids', () => {
   it('parses org/name[@revision] and rejects paths and bad names', () => {
     expect(parseRepoId('Qwen/Qwen2-0.5B', 'model')).toEqual({ type: 'model', name: 'Qwen/Qwen2-0.5B', revision: 'main' });
-    expect(parseRepoId('openai/gsm8k@refs/convert/parquet', 'dataset')).toEqual({ type: 'dataset', name: 'openai/gsm8k', revision: 'refs/convert/parquet' });
+    expect(parseRepoId('openai/gsm8k@refs/convert/parquet', 'dataset')).toEqual({
+      type: 'dataset',
+      name: 'openai/gsm8k',
+      revision: 'refs/convert/parquet',
+    });
     for (const bad of ['./a/b', '/abs/dir', 'a/b/c', 'a--x/b', 'a/b..c', 'runs', 'a/b@../x']) expect(parseRepoId(bad, 'model')).toBeNull();
   });
 });
@@ -267,7 +411,9 @@ describe('models from a mock Hub', () => {
     const weights = await readFile(join(modelDir, 'model.safetensors'));
     const link = await readlink(join(repoDir, 'snapshots', COMMIT, 'model.safetensors'));
     expect(link).toBe(`../../blobs/${sha256(weights)}`); // relative, as huggingface_hub writes it
-    expect(await readlink(join(repoDir, 'snapshots', COMMIT, 'config.json'))).toBe(`../../blobs/${gitSha1(await readFile(join(modelDir, 'config.json')))}`);
+    expect(await readlink(join(repoDir, 'snapshots', COMMIT, 'config.json'))).toBe(
+      `../../blobs/${gitSha1(await readFile(join(modelDir, 'config.json')))}`,
+    );
     expect((await readdir(join(repoDir, 'blobs'))).length).toBe(2); // README.md and pytorch_model.bin were not fetched
     const direct = await loadHfCheckpoint(modelDir);
     for (const [n, t] of direct.tensors) expect(ck.tensors.get(n)!.data).toEqual(t.data);
@@ -300,13 +446,20 @@ describe('models from a mock Hub', () => {
       if (f === 'config.json') await symlink(`../../blobs/${blob}`, join(repoDir, 'snapshots', commit, f));
     }
     hub.log = [];
-    await expect(loadHfCheckpoint(MODEL, opts(cache, { offline: true }))).rejects.toThrow(/HF_HUB_OFFLINE is set.*lacks model\.safetensors/);
-    await symlink(`../../blobs/${sha256(await readFile(join(modelDir, 'model.safetensors')))}`, join(repoDir, 'snapshots', commit, 'model.safetensors'));
+    await expect(loadHfCheckpoint(MODEL, opts(cache, { offline: true }))).rejects.toThrow(
+      /HF_HUB_OFFLINE is set.*lacks model\.safetensors/,
+    );
+    await symlink(
+      `../../blobs/${sha256(await readFile(join(modelDir, 'model.safetensors')))}`,
+      join(repoDir, 'snapshots', commit, 'model.safetensors'),
+    );
     process.env.HF_HUB_OFFLINE = '1';
     try {
       const ck = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url, cacheDir: cache } });
       expect(ck.source).toBe(join(repoDir, 'snapshots', commit));
-      await expect(loadHfCheckpoint('test-org/not-cached', { hub: { endpoint: hub.url, cacheDir: cache } })).rejects.toThrow(/test-org\/not-cached: HF_HUB_OFFLINE is set, and it is not in the cache \(no .*refs.main\)/);
+      await expect(loadHfCheckpoint('test-org/not-cached', { hub: { endpoint: hub.url, cacheDir: cache } })).rejects.toThrow(
+        /test-org\/not-cached: HF_HUB_OFFLINE is set, and it is not in the cache \(no .*refs.main\)/,
+      );
     } finally {
       delete process.env.HF_HUB_OFFLINE;
     }
@@ -336,7 +489,9 @@ describe('models from a mock Hub', () => {
   it("a corrupted download is detected against the Hub's sha256 and not kept", async () => {
     const cache = join(tmp, 'cache-corrupt');
     hub.corrupt.add(`${MODEL}/model.safetensors`);
-    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(/model\.safetensors: corrupted download: sha256 is [0-9a-f]{64}, the Hub's hash is [0-9a-f]{64}/);
+    await expect(loadHfCheckpoint(MODEL, opts(cache))).rejects.toThrow(
+      /model\.safetensors: corrupted download: sha256 is [0-9a-f]{64}, the Hub's hash is [0-9a-f]{64}/,
+    );
     const blobs = await readdir(join(cache, 'models--test-org--tiny-qwen2', 'blobs'));
     const good = sha256(await readFile(join(modelDir, 'model.safetensors')));
     expect(blobs.some((b) => b.startsWith(good))).toBe(false);
@@ -357,16 +512,22 @@ describe('models from a mock Hub', () => {
 
   it('a gated file needs HF_TOKEN; unknown repos and architectures fail clearly', async () => {
     const cache = join(tmp, 'cache-gated');
-    await expect(loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).rejects.toThrow(/tiny-qwen2-gated: cannot get config\.json, model\.safetensors: HTTP 401: the repo is gated or private; set HF_TOKEN/);
+    await expect(loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).rejects.toThrow(
+      /tiny-qwen2-gated: cannot get config\.json, model\.safetensors: HTTP 401: the repo is gated or private; set HF_TOKEN/,
+    );
     process.env.HF_TOKEN = TOKEN;
     try {
       expect((await loadHfCheckpoint(`${MODEL}-gated`, opts(cache))).tensors.size).toBeGreaterThan(0);
     } finally {
       delete process.env.HF_TOKEN;
     }
-    await expect(loadHfCheckpoint('test-org/missing', opts(cache))).rejects.toThrow(/test-org\/missing: cannot list the repo: not a local path, and not found on the Hub \(HTTP 404\)/);
+    await expect(loadHfCheckpoint('test-org/missing', opts(cache))).rejects.toThrow(
+      /test-org\/missing: cannot list the repo: not a local path, and not found on the Hub \(HTTP 404\)/,
+    );
     hub.log = [];
-    await expect(loadHfCheckpoint('test-org/tiny-qwen3', opts(cache))).rejects.toThrow(/config\.json: model_type "qwen3" is not supported .*q_norm\/k_norm/);
+    await expect(loadHfCheckpoint('test-org/tiny-qwen3', opts(cache))).rejects.toThrow(
+      /config\.json: model_type "qwen3" is not supported .*q_norm\/k_norm/,
+    );
     expect(hub.log.some((l) => l.includes('model.safetensors'))).toBe(false); // rejected before the weights were fetched
   });
 });
@@ -379,13 +540,36 @@ describe('latentlm dump --model ID', () => {
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = join(tmp, 'cache-dump');
     try {
-      expect(await dumpCommand.run(['--model', MODEL, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'by-id.safetensors'), '--backend', 'cpu'])).toBe(0);
+      expect(
+        await dumpCommand.run([
+          '--model',
+          MODEL,
+          '--case',
+          join(tmp, 'case.json'),
+          '--out',
+          join(tmp, 'by-id.safetensors'),
+          '--backend',
+          'cpu',
+        ]),
+      ).toBe(0);
     } finally {
       delete process.env.HF_ENDPOINT;
       delete process.env.HF_HUB_CACHE;
     }
-    expect(await dumpCommand.run(['--model', modelDir, '--case', join(tmp, 'case.json'), '--out', join(tmp, 'by-dir.safetensors'), '--backend', 'cpu'])).toBe(0);
-    const a = parseSafetensors(await readFile(join(tmp, 'by-id.safetensors')), 'a'), b = parseSafetensors(await readFile(join(tmp, 'by-dir.safetensors')), 'b');
+    expect(
+      await dumpCommand.run([
+        '--model',
+        modelDir,
+        '--case',
+        join(tmp, 'case.json'),
+        '--out',
+        join(tmp, 'by-dir.safetensors'),
+        '--backend',
+        'cpu',
+      ]),
+    ).toBe(0);
+    const a = parseSafetensors(await readFile(join(tmp, 'by-id.safetensors')), 'a'),
+      b = parseSafetensors(await readFile(join(tmp, 'by-dir.safetensors')), 'b');
     expect([...a.tensors.keys()].length).toBeGreaterThan(3);
     for (const [n, t] of b.tensors) expect(Buffer.from(a.tensors.get(n)!.data)).toEqual(Buffer.from(t.data));
   });
@@ -399,12 +583,23 @@ describe('data sets from a mock Hub', () => {
     expect(ds.splits.train).toEqual(ROWS.train);
     expect(ds.splits.test).toEqual(ROWS.test);
     expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'main'), 'utf8')).toBe(DCOMMIT);
-    const soc = await loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['train'], { endpoint: hub.url, cacheDir: cache, config: 'socratic' });
+    const soc = await loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['train'], {
+      endpoint: hub.url,
+      cacheDir: cache,
+      config: 'socratic',
+    });
     expect(soc.splits.train).toEqual(ROWS.test);
-    const conv = await loadHubDataset(parseRepoId(`${DATASET}@refs/convert/parquet`, 'dataset')!, ['train', 'test'], { endpoint: hub.url, cacheDir: cache });
+    const conv = await loadHubDataset(parseRepoId(`${DATASET}@refs/convert/parquet`, 'dataset')!, ['train', 'test'], {
+      endpoint: hub.url,
+      cacheDir: cache,
+    });
     expect(conv.splits).toEqual(ROWS);
-    expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'refs', 'convert', 'parquet'), 'utf8')).toBe('d'.repeat(40));
-    await expect(loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['validation'], { endpoint: hub.url, cacheDir: cache })).rejects.toThrow(/no parquet files for config 'main' split validation/);
+    expect(await readFile(join(cache, 'datasets--test-org--tiny-gsm8k', 'refs', 'refs', 'convert', 'parquet'), 'utf8')).toBe(
+      'd'.repeat(40),
+    );
+    await expect(loadHubDataset(parseRepoId(DATASET, 'dataset')!, ['validation'], { endpoint: hub.url, cacheDir: cache })).rejects.toThrow(
+      /no parquet files for config 'main' split validation/,
+    );
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = cache;
     try {
@@ -428,16 +623,24 @@ describe('browser Cache API', () => {
   it('in a browser a Hub id loads from /resolve/<commit>/ URLs, and a second load comes from the Cache API', async () => {
     const store = new Map<string, Response>();
     const g = globalThis as { document?: unknown; caches?: CacheStorageLike };
-    g.caches = { open: async () => ({ match: async (u: string) => store.get(u)?.clone(), put: async (u: string, r: Response) => void store.set(u, r) }) };
+    g.caches = {
+      open: async () => ({
+        match: async (u: string) => store.get(u)?.clone(),
+        put: async (u: string, r: Response) => void store.set(u, r),
+      }),
+    };
     g.document = {}; // what io.ts and the hub module take for "a browser"
     try {
       hub.log = [];
       const a = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
       expect(a.source).toBe(`${hub.url}/${MODEL}/resolve/${COMMIT}/`);
-      expect([...store.keys()].sort()).toEqual([
-        `${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`, `${hub.url}/${MODEL}/resolve/${COMMIT}/model.safetensors`,
-        `${hub.url}/api/models/${MODEL}/revision/main`, // the last commit lookup, for offline visits
-      ].sort());
+      expect([...store.keys()].sort()).toEqual(
+        [
+          `${hub.url}/${MODEL}/resolve/${COMMIT}/config.json`,
+          `${hub.url}/${MODEL}/resolve/${COMMIT}/model.safetensors`,
+          `${hub.url}/api/models/${MODEL}/revision/main`, // the last commit lookup, for offline visits
+        ].sort(),
+      );
       hub.log = [];
       const b = await loadHfCheckpoint(MODEL, { hub: { endpoint: hub.url } });
       expect(hub.log).toEqual([`GET /api/models/${MODEL}/revision/main`]); // only the commit lookup goes out
@@ -454,7 +657,12 @@ describe('browser Cache API', () => {
 
   it('serves immutable /resolve/<commit>/ URLs from the cache after the first fetch; branch URLs always fetch', async () => {
     const store = new Map<string, Response>();
-    const fake: CacheStorageLike = { open: async () => ({ match: async (u: string) => store.get(u)?.clone(), put: async (u: string, r: Response) => void store.set(u, r) }) };
+    const fake: CacheStorageLike = {
+      open: async () => ({
+        match: async (u: string) => store.get(u)?.clone(),
+        put: async (u: string, r: Response) => void store.set(u, r),
+      }),
+    };
     let fetches = 0;
     const f = ((u: string) => {
       fetches++;
@@ -472,7 +680,7 @@ describe('browser Cache API', () => {
 });
 
 describe('the tokenizer and chat template from the model repo', () => {
-  it("a Qwen2.5-style fine-tune loads with its own tokenizer.json (checked against HF tokenizers), trains a step, and applies its chat template", async () => {
+  it('a Qwen2.5-style fine-tune loads with its own tokenizer.json (checked against HF tokenizers), trains a step, and applies its chat template', async () => {
     const cache = join(tmp, 'cache-tok');
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = cache;
@@ -488,18 +696,29 @@ describe('the tokenizer and chat template from the model repo', () => {
       // one training step's forward and backward through the BF16 checkpoint
       const ids = Int32Array.from(tok.encode('hello hello'));
       model.zeroGrads();
-      const r = await model.forward({ B: 1, T: ids.length, ids, labels: ids, kind: new Uint8Array(ids.length) }, { grad: true, lossScale: 1 });
+      const r = await model.forward(
+        { B: 1, T: ids.length, ids, labels: ids, kind: new Uint8Array(ids.length) },
+        { grad: true, lossScale: 1 },
+      );
       model.backward();
       expect(Number.isFinite(r.lossSum) && r.lossSum > 0).toBe(true);
       const grad = await model.readGrad('model.embed_tokens.weight');
       expect(grad.some((g) => g !== 0)).toBe(true);
       model.destroy();
 
-      const data = { train: [{ question: 'What is 2+3?', steps: [], final: '5' }], test: [{ question: 'Q?', steps: [], final: '1' }], source: 'x' };
+      const data = {
+        train: [{ question: 'What is 2+3?', steps: [], final: '5' }],
+        test: [{ question: 'Q?', steps: [], final: '1' }],
+        source: 'x',
+      };
       expect(await applyChatTemplate(data, dir)).toMatch(/tokenizer_config\.json$/);
       // the sequence builder appends "\n" after the question: together they end exactly at the assistant turn
-      expect(data.train[0].question + '\n').toBe('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n');
-      await expect(loadModel(be, 'test-org/tiny-qwen25-small-vocab')).rejects.toThrow(/tokenizer\.json has 262 token ids but the model's embedding has 260 rows \(vocab_size in .*config\.json\)/);
+      expect(data.train[0].question + '\n').toBe(
+        '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n',
+      );
+      await expect(loadModel(be, 'test-org/tiny-qwen25-small-vocab')).rejects.toThrow(
+        /tokenizer\.json has 262 token ids but the model's embedding has 260 rows \(vocab_size in .*config\.json\)/,
+      );
       await expect(applyChatTemplate(data, modelDir)).rejects.toThrow(/has no chat template/);
     } finally {
       be.destroy();
@@ -516,7 +735,27 @@ describe('examples/train.ts by id', () => {
     process.env.HF_ENDPOINT = hub.url;
     process.env.HF_HUB_CACHE = join(tmp, 'cache-train');
     try {
-      const args = ['--model', 'test-org/tiny-qwen25-instruct', '--data', DATASET, '--chat', '--steps', '2', '--batch', '1', '--eval-every', '2', '--eval-rows', '1', '--gen-rows', '0', '--backend', 'cpu', '--out', out];
+      const args = [
+        '--model',
+        'test-org/tiny-qwen25-instruct',
+        '--data',
+        DATASET,
+        '--chat',
+        '--steps',
+        '2',
+        '--batch',
+        '1',
+        '--eval-every',
+        '2',
+        '--eval-rows',
+        '1',
+        '--gen-rows',
+        '0',
+        '--backend',
+        'cpu',
+        '--out',
+        out,
+      ];
       expect(await trainMain(args)).toBe(0);
     } finally {
       delete process.env.HF_ENDPOINT;

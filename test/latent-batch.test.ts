@@ -19,7 +19,11 @@ import { expandAnnotation } from '../src/data/expand.js';
 function tinyModel(be: Backend, seed = 1): Qwen2 {
   const rng = new Rng(seed);
   const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config)) t.set(n, Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())));
+  for (const [n, sh] of qwen2ParamShapes(config))
+    t.set(
+      n,
+      Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())),
+    );
   return Qwen2.fromTensors(be, config, t);
 }
 
@@ -27,16 +31,23 @@ function tinyModel(be: Backend, seed = 1): Qwen2 {
 function rows(n: number, seed: number): SplitRow[] {
   const rng = new Rng(seed);
   return Array.from({ length: n }, (_, i) => {
-    const a = rng.int(2, 99), b = rng.int(2, 9), c = rng.int(2, 999);
+    const a = rng.int(2, 99),
+      b = rng.int(2, 9),
+      c = rng.int(2, 999);
     const steps = [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`];
     if (i % 2) steps.splice(2, 0, `${a * b + c}. ${a * b + c}-${b} = `, `${a * b + c - b}. so `);
-    return { question: `what is ${a}*${b}+${c}${i % 2 ? `-${b}` : ''}${'?'.repeat(1 + i)}`, steps, final: String(i % 2 ? a * b + c - b : a * b + c) };
+    return {
+      question: `what is ${a}*${b}+${c}${i % 2 ? `-${b}` : ''}${'?'.repeat(1 + i)}`,
+      steps,
+      final: String(i % 2 ? a * b + c - b : a * b + c),
+    };
   });
 }
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
   expect(a.length, what).toBe(b.length);
-  let scale = 0, err = 0;
+  let scale = 0,
+    err = 0;
   for (let i = 0; i < a.length; i++) {
     scale = Math.max(scale, Math.abs(b[i]));
     err = Math.max(err, Math.abs(a[i] - b[i]));
@@ -65,7 +76,8 @@ describe('batched latent forwards', () => {
   });
 
   it('groups stay within the row budget, in order; two-trunk groups share routing', () => {
-    const lens = seqs.map((s) => s.ids.length), T = Math.max(...lens);
+    const lens = seqs.map((s) => s.ids.length),
+      T = Math.max(...lens);
     expect(batchGroups(seqs, 1e9, false)).toEqual([[0, 1, 2, 3, 4]]);
     expect(batchGroups(seqs, 0, false)).toEqual([[0], [1], [2], [3], [4]]);
     for (const g of batchGroups(seqs, 2 * T, false)) expect(g.length * Math.max(...g.map((i) => lens[i]))).toBeLessThanOrEqual(2 * T);
@@ -78,10 +90,15 @@ describe('batched latent forwards', () => {
   it('losses and gradients equal one forward per sequence (CPU)', async () => {
     const be = new CpuBackend();
     const model = tinyModel(be);
-    model.addParam('latent.embeddings', [8, config.hidden_size], Float32Array.from({ length: 8 * config.hidden_size }, (_, i) => Math.sin(i) * 0.1));
+    model.addParam(
+      'latent.embeddings',
+      [8, config.hidden_size],
+      Float32Array.from({ length: 8 * config.hidden_size }, (_, i) => Math.sin(i) * 0.1),
+    );
     model.setTrainable(() => true);
     const N = seqs.reduce((a, s) => a + s.labelCount, 0);
-    const grads = async () => new Map(await Promise.all([...model.grads].map(async ([n, g]) => [n, (await be.read(g)) as Float32Array] as const)));
+    const grads = async () =>
+      new Map(await Promise.all([...model.grads].map(async ([n, g]) => [n, (await be.read(g)) as Float32Array] as const)));
 
     model.zeroGrads();
     const { input, T } = packSequences(seqs, false);
@@ -111,7 +128,21 @@ describe('batched latent forwards', () => {
   });
 
   const trainerOpts = (batchForward: boolean, extra: Partial<Phase1Options> = {}) =>
-    ({ mode: 'full', condition: 'latent', k: 2, steps: 3, batchSize: 4, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 5, eosId: EOS, batchForward, ...extra }) as Phase1Options;
+    ({
+      mode: 'full',
+      condition: 'latent',
+      k: 2,
+      steps: 3,
+      batchSize: 4,
+      lr: 1e-2,
+      evalEvery: 0,
+      evalRows: 2,
+      genRows: 0,
+      seed: 5,
+      eosId: EOS,
+      batchForward,
+      ...extra,
+    }) as Phase1Options;
 
   it('trainer steps with batchForward on match steps with it off (loss, heads, weights)', async () => {
     for (const extra of [{}, { latentSupervision: 0.5 }, { mode: 'two-trunk' as const }]) {
@@ -123,7 +154,8 @@ describe('batched latent forwards', () => {
         tr.model.destroy();
         return { recs, w };
       };
-      const a = await run(true), b = await run(false);
+      const a = await run(true),
+        b = await run(false);
       for (let i = 0; i < 3; i++) {
         const what = `${JSON.stringify(extra)} step ${i + 1}`;
         expect(a.recs[i].tokens, what).toBe(b.recs[i].tokens);
@@ -132,7 +164,8 @@ describe('batched latent forwards', () => {
         expect(a.recs[i].startLoss!, what).toBeCloseTo(b.recs[i].startLoss!, 5);
         expect(a.recs[i].endLoss!, what).toBeCloseTo(b.recs[i].endLoss!, 5);
       }
-      for (const [n, t] of b.w) close(a.w.get(n)!.data as Float32Array, t.data as Float32Array, 1e-4, `${JSON.stringify(extra)} weight ${n}`);
+      for (const [n, t] of b.w)
+        close(a.w.get(n)!.data as Float32Array, t.data as Float32Array, 1e-4, `${JSON.stringify(extra)} weight ${n}`);
     }
   });
 
@@ -140,19 +173,28 @@ describe('batched latent forwards', () => {
     const mk = (a: number, b: number, pad: number): SubstepRow => {
       const e = expandAnnotation({ expr: `${a}*${b}`, result: String(a * b) });
       if (!e.ok) throw new Error(e.detail);
-      return { question: `what is ${a}*${b}${'?'.repeat(pad)}`, steps: [`${a} * ${b} = `, `${a * b}.`], final: String(a * b), substeps: [e.steps] };
+      return {
+        question: `what is ${a}*${b}${'?'.repeat(pad)}`,
+        steps: [`${a} * ${b} = `, `${a * b}.`],
+        final: String(a * b),
+        substeps: [e.steps],
+      };
     };
     const train = [mk(23, 45, 1), mk(31, 72, 4), mk(56, 19, 2), mk(44, 67, 6)];
     const run = async (batched: boolean) => {
       const tr = new Phase1Trainer(tinyModel(new CpuBackend(), 4), charTok, train, [mk(12, 34, 1)], {
-        ...trainerOpts(batched), k: 3, batchSize: 4, substeps: { kind: 'internalize', c: 1, stages: 3, stageSteps: 1, stepDecode: 1, distill: 1 },
+        ...trainerOpts(batched),
+        k: 3,
+        batchSize: 4,
+        substeps: { kind: 'internalize', c: 1, stages: 3, stageSteps: 1, stepDecode: 1, distill: 1 },
       });
       const recs = [];
       for (let i = 0; i < 3; i++) recs.push(await tr.trainStep());
       tr.model.destroy();
       return recs;
     };
-    const a = await run(true), b = await run(false);
+    const a = await run(true),
+      b = await run(false);
     expect(b[1].distillLoss!).toBeGreaterThan(0);
     for (let i = 0; i < 3; i++) {
       expect(a[i].loss, `step ${i + 1}`).toBeCloseTo(b[i].loss, 5);
@@ -171,9 +213,9 @@ describe('batched latent forwards', () => {
       be.destroy();
       return { losses, w };
     };
-    const a = await run(1), b = await run(3);
+    const a = await run(1),
+      b = await run(3);
     expect(a.losses).toEqual(b.losses);
     for (const [n, t] of a.w) expect(Array.from(b.w.get(n)!.data), n).toEqual(Array.from(t.data));
   });
 });
-

@@ -16,8 +16,14 @@ import { charTok, EOS, tinyModel } from './_char-model.js';
 function rows(n: number, seed: number): SplitRow[] {
   const rng = new Rng(seed);
   return Array.from({ length: n }, () => {
-    const a = rng.int(2, 9), b = rng.int(2, 9), c = rng.int(2, 9);
-    return { question: `what is ${a}*${b}+${c}?`, steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`], final: String(a * b + c) };
+    const a = rng.int(2, 9),
+      b = rng.int(2, 9),
+      c = rng.int(2, 9);
+    return {
+      question: `what is ${a}*${b}+${c}?`,
+      steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`],
+      final: String(a * b + c),
+    };
   });
 }
 
@@ -56,18 +62,40 @@ describe('two-trunk routing', () => {
     const model = tinyModel();
     const before = await model.exportTensors((n) => n.startsWith('model.'));
     const train = rows(6, 1);
-    const trainer = new Phase1Trainer(model, charTok, train, rows(4, 2), { mode: 'two-trunk', condition: 'latent', k: 2, steps: 3, batchSize: 2, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 0, eosId: EOS } as Phase1Options);
+    const trainer = new Phase1Trainer(model, charTok, train, rows(4, 2), {
+      mode: 'two-trunk',
+      condition: 'latent',
+      k: 2,
+      steps: 3,
+      batchSize: 2,
+      lr: 1e-2,
+      evalEvery: 0,
+      evalRows: 2,
+      genRows: 0,
+      seed: 0,
+      eosId: EOS,
+    } as Phase1Options);
     expect(model.trainableNames().every((n) => n.startsWith('latent.'))).toBe(true);
     // a sequence without latents: gradients reach no latent-trunk weight
     model.zeroGrads();
     const plain = buildSequence(train[0], charTok, { condition: 'none', k: 0 });
-    await model.forward({ B: 1, T: plain.ids.length, ids: plain.ids, labels: plain.labels, trunk: plain.trunk }, { grad: true, lossScale: 1 });
+    await model.forward(
+      { B: 1, T: plain.ids.length, ids: plain.ids, labels: plain.labels, trunk: plain.trunk },
+      { grad: true, lossScale: 1 },
+    );
     model.backward();
-    for (const n of model.trainableNames()) expect((await model.readGrad(n)).every((x) => x === 0), n).toBe(true);
+    for (const n of model.trainableNames())
+      expect(
+        (await model.readGrad(n)).every((x) => x === 0),
+        n,
+      ).toBe(true);
     // with latents the latent trunk does get gradient (through the K/V that text positions attend to)
     model.zeroGrads();
     const lat = buildSequence(train[0], charTok, { condition: 'latent', k: 2 });
-    await model.forward({ B: 1, T: lat.ids.length, ids: lat.ids, kind: lat.kind, extra: lat.extra, labels: lat.labels, trunk: lat.trunk }, { grad: true, lossScale: 1 });
+    await model.forward(
+      { B: 1, T: lat.ids.length, ids: lat.ids, kind: lat.kind, extra: lat.extra, labels: lat.labels, trunk: lat.trunk },
+      { grad: true, lossScale: 1 },
+    );
     model.backward();
     const g = await model.readGrad('latent.model.layers.0.self_attn.k_proj.weight');
     expect(g.some((x) => x !== 0)).toBe(true);
@@ -86,7 +114,8 @@ describe('classifier heads', () => {
     const rng = new Rng(3);
     const head = new LogisticHead(8, 'toy', 5e-2);
     const make = (n: number) => {
-      const xs: Float32Array[] = [], ys: number[] = [];
+      const xs: Float32Array[] = [],
+        ys: number[] = [];
       for (let i = 0; i < n; i++) {
         const x = Float32Array.from({ length: 8 }, () => rng.normal());
         xs.push(x);
@@ -94,7 +123,8 @@ describe('classifier heads', () => {
       }
       return { xs, ys };
     };
-    const tr = make(400), te = make(200);
+    const tr = make(400),
+      te = make(200);
     const before = head.evaluate(te.xs, te.ys);
     for (let e = 0; e < 200; e++) head.step(tr.xs, tr.ys, 2);
     const m = head.evaluate(te.xs, te.ys);
@@ -107,13 +137,32 @@ describe('classifier heads', () => {
 describe('generation', () => {
   it('never exceeds maxLatents in a span, marks spans, and returns the latent vectors', async () => {
     const model = tinyModel(5);
-    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(2, 2), { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0, maxLatents: 3 } as Phase1Options);
+    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(2, 2), {
+      mode: 'full',
+      condition: 'latent',
+      k: 2,
+      steps: 1,
+      batchSize: 1,
+      lr: 1e-3,
+      evalEvery: 0,
+      evalRows: 1,
+      genRows: 0,
+      seed: 0,
+      maxLatents: 3,
+    } as Phase1Options);
     await trainer.init();
     const always = new LogisticHead(model.H, 'start');
     always.b = 50; // always start
     const never = new LogisticHead(model.H, 'end');
     never.b = -50; // never stop: the cap must
-    const g = await generate(model, charTok, 'what is 2*3?\n', { maxNewTokens: 6, condition: 'latent', startHead: always, endHead: never, maxLatents: 3, latentBudget: 100 });
+    const g = await generate(model, charTok, 'what is 2*3?\n', {
+      maxNewTokens: 6,
+      condition: 'latent',
+      startHead: always,
+      endHead: never,
+      maxLatents: 3,
+      latentBudget: 100,
+    });
     expect(g.spans.length).toBeGreaterThan(0);
     for (const s of g.spans) {
       expect(s.count).toBe(3);
@@ -121,7 +170,14 @@ describe('generation', () => {
       expect(s.vectors[0].length).toBe(model.H);
     }
     expect(g.text).toContain('⟨3 latents⟩');
-    const budgeted = await generate(model, charTok, 'what is 2*3?\n', { maxNewTokens: 6, condition: 'latent', startHead: always, endHead: never, maxLatents: 3, latentBudget: 4 });
+    const budgeted = await generate(model, charTok, 'what is 2*3?\n', {
+      maxNewTokens: 6,
+      condition: 'latent',
+      startHead: always,
+      endHead: never,
+      maxLatents: 3,
+      latentBudget: 4,
+    });
     expect(budgeted.spans.reduce((a, s) => a + s.count, 0)).toBeLessThanOrEqual(4);
   });
 });
@@ -129,7 +185,18 @@ describe('generation', () => {
 describe('usage probes', () => {
   it('zeroed / swapped / removed losses differ from normal when latents carry information', async () => {
     const model = tinyModel(7);
-    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(4, 2), { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 4, genRows: 0, seed: 0 } as Phase1Options);
+    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(4, 2), {
+      mode: 'full',
+      condition: 'latent',
+      k: 2,
+      steps: 1,
+      batchSize: 1,
+      lr: 1e-3,
+      evalEvery: 0,
+      evalRows: 4,
+      genRows: 0,
+      seed: 0,
+    } as Phase1Options);
     await trainer.init();
     const seqs = rows(4, 2).map((r) => trainer.sequence(r, Infinity));
     const u = await latentUsage(model, seqs);
@@ -144,8 +211,22 @@ describe('checkpoint and resume', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'latentlm-resume-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   it('N steps straight equal N/2 + save + resume + N/2 (same losses, same weights)', async () => {
-    const opts = (out?: string) => ({ mode: 'full', condition: 'latent', k: 1, steps: 4, batchSize: 2, lr: 1e-2, evalEvery: 0, evalRows: 2, genRows: 0, seed: 9, outDir: out } as Phase1Options);
-    const train = rows(5, 1), test = rows(2, 2);
+    const opts = (out?: string) =>
+      ({
+        mode: 'full',
+        condition: 'latent',
+        k: 1,
+        steps: 4,
+        batchSize: 2,
+        lr: 1e-2,
+        evalEvery: 0,
+        evalRows: 2,
+        genRows: 0,
+        seed: 9,
+        outDir: out,
+      }) as Phase1Options;
+    const train = rows(5, 1),
+      test = rows(2, 2);
     const a = new Phase1Trainer(tinyModel(), charTok, train, test, opts());
     const straight: number[] = [];
     for (let i = 0; i < 4; i++) straight.push((await a.trainStep()).loss);
@@ -157,12 +238,24 @@ describe('checkpoint and resume', () => {
     expect(await b2.restore(join(tmp, 'ckpt'))).toBe(true);
     for (let i = 0; i < 2; i++) first.push((await b2.trainStep()).loss);
     expect(first).toEqual(straight);
-    const wa = await a.model.exportTensors(), wb = await b2.model.exportTensors();
+    const wa = await a.model.exportTensors(),
+      wb = await b2.model.exportTensors();
     for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
   });
   it('a NaN loss stops training with a message naming the step', async () => {
     const model = tinyModel();
-    const tr = new Phase1Trainer(model, charTok, rows(3, 1), rows(1, 2), { mode: 'full', condition: 'none', k: 0, steps: 2, batchSize: 1, lr: 1e-3, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0 } as Phase1Options);
+    const tr = new Phase1Trainer(model, charTok, rows(3, 1), rows(1, 2), {
+      mode: 'full',
+      condition: 'none',
+      k: 0,
+      steps: 2,
+      batchSize: 1,
+      lr: 1e-3,
+      evalEvery: 0,
+      evalRows: 1,
+      genRows: 0,
+      seed: 0,
+    } as Phase1Options);
     const emb = model.param('model.embed_tokens.weight');
     model.be.upload(emb, new Float32Array(emb.size).fill(NaN));
     await expect(tr.trainStep()).rejects.toThrow(/step 1: loss is NaN/);
@@ -176,17 +269,30 @@ describe('latent feedback variants', () => {
     model.feedback = scaledFeedback(0.37);
     const seq = buildSequence(rows(1, 3)[0], charTok, { condition: 'latent', k: 2 });
     const inp = { B: 1, T: seq.ids.length, ids: seq.ids, kind: seq.kind, labels: seq.labels, extra: seq.extra };
-    model.addParam('latent.embeddings', [4, model.H], Float32Array.from({ length: 4 * model.H }, (_, i) => Math.sin(i)));
+    model.addParam(
+      'latent.embeddings',
+      [4, model.H],
+      Float32Array.from({ length: 4 * model.H }, (_, i) => Math.sin(i)),
+    );
     model.zeroGrads();
     const r = await model.forward(inp, { grad: true, lossScale: 1 / seq.labelCount });
     model.backward();
     const name = 'model.layers.1.mlp.down_proj.weight';
-    const P = (model.param(name) as unknown as { data: Float32Array }).data, G = await model.readGrad(name);
-    const loss = async () => { const x = await model.forward(inp); return x.lossSum / x.labelCount; };
+    const P = (model.param(name) as unknown as { data: Float32Array }).data,
+      G = await model.readGrad(name);
+    const loss = async () => {
+      const x = await model.forward(inp);
+      return x.lossSum / x.labelCount;
+    };
     expect(r.lossSum / r.labelCount).toBeCloseTo(await loss(), 5);
     for (const i of [3, 77, 200]) {
-      const o = P[i], h = 1e-2;
-      P[i] = o + h; const lp = await loss(); P[i] = o - h; const lm = await loss(); P[i] = o;
+      const o = P[i],
+        h = 1e-2;
+      P[i] = o + h;
+      const lp = await loss();
+      P[i] = o - h;
+      const lm = await loss();
+      P[i] = o;
       expect(Math.abs((lp - lm) / (2 * h) - G[i])).toBeLessThan(2e-3 + 0.02 * Math.abs(G[i]));
     }
   });
@@ -202,7 +308,18 @@ describe('latent supervision', () => {
     expect(charTok.decode([s.labels[sp.latents[1]], s.labels[sp.eol]])).toBe('6 ');
     expect(buildSequence(row, charTok, { condition: 'latent', k: 2 }).auxLabels).toBeUndefined();
     const model = tinyModel(3);
-    const base = { mode: 'full', condition: 'latent', k: 2, steps: 1, batchSize: 2, lr: 0, evalEvery: 0, evalRows: 1, genRows: 0, seed: 0 } as Phase1Options;
+    const base = {
+      mode: 'full',
+      condition: 'latent',
+      k: 2,
+      steps: 1,
+      batchSize: 2,
+      lr: 0,
+      evalEvery: 0,
+      evalRows: 1,
+      genRows: 0,
+      seed: 0,
+    } as Phase1Options;
     const a = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), base).trainStep();
     const b = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), { ...base, latentSupervision: 0.5 }).trainStep();
     expect(b.loss).toBeCloseTo(a.loss, 5); // same text loss (lr 0), the aux terms only add gradient

@@ -13,7 +13,9 @@ import { maxRelErr } from './_conformance.js';
 import { testBackends } from './_backends.js';
 
 const dir = join(__dirname, 'fixtures');
-const cases = readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('st_')).sort();
+const cases = readdirSync(dir)
+  .filter((f) => f.endsWith('.safetensors') && !f.startsWith('st_'))
+  .sort();
 
 interface Fixture {
   config: Qwen2Config;
@@ -30,8 +32,13 @@ interface Fixture {
 function loadFixture(file: string): Fixture {
   const st = parseSafetensors(new Uint8Array(readFileSync(join(dir, file))), file);
   const meta = st.metadata as Record<string, string>;
-  const params = new Map<string, Float32Array>(), ref = new Map<string, Float32Array>();
-  let ids!: Int32Array, labels!: Int32Array, latent!: Int32Array, B = 0, T = 0;
+  const params = new Map<string, Float32Array>(),
+    ref = new Map<string, Float32Array>();
+  let ids!: Int32Array,
+    labels!: Int32Array,
+    latent!: Int32Array,
+    B = 0,
+    T = 0;
   for (const [name, e] of st.tensors) {
     if (name === 'case.ids') {
       ids = Int32Array.from(toFloat32(e));
@@ -45,7 +52,8 @@ function loadFixture(file: string): Fixture {
   return { config: JSON.parse(meta.config), adamw, params, B, T, ids, labels, latent, ref };
 }
 
-const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-3) => expect(maxRelErr(got, want), what).toBeLessThan(tol);
+const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-3) =>
+  expect(maxRelErr(got, want), what).toBeLessThan(tol);
 
 for (const { name: beName, make } of testBackends()) {
   describe(`Qwen2 parity with the PyTorch reference on ${beName}`, () => {
@@ -74,7 +82,14 @@ for (const { name: beName, make } of testBackends()) {
       const file = cases.find((c) => c.includes('gqa2')) ?? cases[0];
       const f = loadFixture(file);
       const model = Qwen2.fromTensors(await get(), f.config, f.params, file);
-      const opt = new AdamW(model, { lr: f.adamw.lr, beta1: f.adamw.betas[0], beta2: f.adamw.betas[1], eps: f.adamw.eps, weightDecay: f.adamw.weight_decay, clipNorm: f.adamw.clip });
+      const opt = new AdamW(model, {
+        lr: f.adamw.lr,
+        beta1: f.adamw.betas[0],
+        beta2: f.adamw.betas[1],
+        eps: f.adamw.eps,
+        weightDecay: f.adamw.weight_decay,
+        clipNorm: f.adamw.clip,
+      });
       const kind = Uint8Array.from(f.latent, (x) => (x ? Kind.Latent : Kind.Token));
       const losses: number[] = [];
       for (let s = 0; s < 10; s++) {
@@ -99,7 +114,8 @@ describe('KV-cache incremental passes equal full passes', () => {
     const f = loadFixture(cases.find((c) => c.includes('latent')) ?? cases[0]);
     const be = new CpuBackend();
     const model = Qwen2.fromTensors(be, f.config, f.params);
-    const T = f.T, H = model.H;
+    const T = f.T,
+      H = model.H;
     const ids = f.ids.slice(0, T);
     const kind = Uint8Array.from(f.latent.slice(0, T), (x) => (x ? Kind.Latent : Kind.Token));
     const full = await model.forward({ B: 1, T, ids, kind }, { wantHidden: true });

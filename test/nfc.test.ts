@@ -19,7 +19,35 @@ describe('NFC like HF tokenizers', () => {
 
   it('same as the Rust normalizer on every probe of the sampled code points', () => {
     const cps = new Set<number>();
-    const blocks: [number, number][] = [[0, 0x24f], [0x300, 0x36f], [0x483, 0x489], [0x591, 0x8ff], [0x900, 0xdff], [0xf00, 0x109f], [0x1100, 0x11ff], [0x1ab0, 0x1aff], [0x1b00, 0x1bff], [0x1dc0, 0x1eff], [0x20d0, 0x20ff], [0x2cef, 0x2cf1], [0x302a, 0x309a], [0xa66f, 0xa6f1], [0xa8e0, 0xa8ff], [0xac00, 0xac40], [0xfb1d, 0xfb4f], [0xfe20, 0xfe2f], [0x10376, 0x1037a], [0x10a00, 0x10a3f], [0x10d24, 0x10d6f], [0x10eab, 0x10f85], [0x11000, 0x11fff], [0x16af0, 0x16f9f], [0x16d00, 0x16d7f], [0x1d165, 0x1d1ad], [0x1e000, 0x1e94f]];
+    const blocks: [number, number][] = [
+      [0, 0x24f],
+      [0x300, 0x36f],
+      [0x483, 0x489],
+      [0x591, 0x8ff],
+      [0x900, 0xdff],
+      [0xf00, 0x109f],
+      [0x1100, 0x11ff],
+      [0x1ab0, 0x1aff],
+      [0x1b00, 0x1bff],
+      [0x1dc0, 0x1eff],
+      [0x20d0, 0x20ff],
+      [0x2cef, 0x2cf1],
+      [0x302a, 0x309a],
+      [0xa66f, 0xa6f1],
+      [0xa8e0, 0xa8ff],
+      [0xac00, 0xac40],
+      [0xfb1d, 0xfb4f],
+      [0xfe20, 0xfe2f],
+      [0x10376, 0x1037a],
+      [0x10a00, 0x10a3f],
+      [0x10d24, 0x10d6f],
+      [0x10eab, 0x10f85],
+      [0x11000, 0x11fff],
+      [0x16af0, 0x16f9f],
+      [0x16d00, 0x16d7f],
+      [0x1d165, 0x1d1ad],
+      [0x1e000, 0x1e94f],
+    ];
     for (const [a, b] of blocks) for (let c = a; c <= b; c++) cps.add(c);
     for (const [a, b] of HF_NFC_INERT) for (let c = a - 2; c <= b + 2; c++) cps.add(c);
     let seed = 7;
@@ -27,7 +55,8 @@ describe('NFC like HF tokenizers', () => {
     const bad: string[] = [];
     for (const cp of cps) {
       if (cp >= 0xd800 && cp <= 0xdfff) continue;
-      for (const p of probes(String.fromCodePoint(cp))) if (nfcLikeHf(p) !== hfNfc(p) && bad.length < 10) bad.push(`U+${cp.toString(16)} in ${JSON.stringify(p)}`);
+      for (const p of probes(String.fromCodePoint(cp)))
+        if (nfcLikeHf(p) !== hfNfc(p) && bad.length < 10) bad.push(`U+${cp.toString(16)} in ${JSON.stringify(p)}`);
     }
     expect(bad).toEqual([]);
   });

@@ -18,7 +18,9 @@ describe('latent objectives match the PyTorch reference', () => {
     const meta = st.metadata as Record<string, string>;
     const cfg = JSON.parse(meta.config) as Qwen2Config;
     const { w_sd, w_d } = JSON.parse(meta.case) as { w_sd: number; w_d: number };
-    const params = new Map<string, Float32Array>(), ref = new Map<string, Float32Array>(), c = new Map<string, Float32Array>();
+    const params = new Map<string, Float32Array>(),
+      ref = new Map<string, Float32Array>(),
+      c = new Map<string, Float32Array>();
     let T = 0;
     for (const [name, e] of st.tensors) {
       if (name.startsWith('case.')) {
@@ -27,7 +29,8 @@ describe('latent objectives match the PyTorch reference', () => {
       } else if (name.startsWith('ref.')) ref.set(name.slice(4), toFloat32(e));
       else params.set(name, toFloat32(e));
     }
-    const ids = Int32Array.from(c.get('ids')!), labels = Int32Array.from(c.get('labels')!);
+    const ids = Int32Array.from(c.get('ids')!),
+      labels = Int32Array.from(c.get('labels')!);
     const kind = Uint8Array.from(c.get('latent_mask')!, (x) => (x ? Kind.Latent : Kind.Token));
     const aux: number[] = [];
     c.get('aux_mask')!.forEach((x, p) => x && aux.push(p));
@@ -38,9 +41,21 @@ describe('latent objectives match the PyTorch reference', () => {
     const be = new CpuBackend();
     const model = Qwen2.fromTensors(be, cfg, params, 'objectives');
     model.zeroGrads();
-    const r = await model.forward({ B: 1, T, ids, kind, labels, labelWeights: auxLabelWeights(T, aux, w_sd) }, { grad: true, lossScale: 1 / nText, wantHidden: true });
-    const H = model.H, pos = Array.from(c.get('distill_pos')!), target = c.get('target')!;
-    const d = distillationGrad(r.hidden!, H, T, pos.map((p, j) => ({ pos: p, target: target.subarray(j * H, (j + 1) * H) })), w_d, pos.length);
+    const r = await model.forward(
+      { B: 1, T, ids, kind, labels, labelWeights: auxLabelWeights(T, aux, w_sd) },
+      { grad: true, lossScale: 1 / nText, wantHidden: true },
+    );
+    const H = model.H,
+      pos = Array.from(c.get('distill_pos')!),
+      target = c.get('target')!;
+    const d = distillationGrad(
+      r.hidden!,
+      H,
+      T,
+      pos.map((p, j) => ({ pos: p, target: target.subarray(j * H, (j + 1) * H) })),
+      w_d,
+      pos.length,
+    );
     model.addHiddenGrad(d.grad);
     model.backward();
     let ce = 0;
@@ -49,7 +64,8 @@ describe('latent objectives match the PyTorch reference', () => {
     expect(Math.abs(loss - ref.get('loss')![0]) / ref.get('loss')![0]).toBeLessThan(1e-4);
     expect(d.loss).toBeGreaterThan(0.05 * loss); // both terms matter in this case
     expect(maxRelErr(r.hidden!, ref.get('hidden')!)).toBeLessThan(1e-3);
-    for (const name of params.keys()) expect(maxRelErr(await model.readGrad(name), ref.get(`grad.${name}`)!), `grad.${name}`).toBeLessThan(1e-3);
+    for (const name of params.keys())
+      expect(maxRelErr(await model.readGrad(name), ref.get(`grad.${name}`)!), `grad.${name}`).toBeLessThan(1e-3);
     // without the two objectives the gradients differ: the test can fail
     model.zeroGrads();
     await model.forward({ B: 1, T, ids, kind, labels }, { grad: true, lossScale: 1 / nText });

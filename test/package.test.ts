@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIST, NODE_BUILTIN, ROOT, ensureDist, run, staticGraph } from './_dist.js';
 
 const BIN = join(ROOT, 'node_modules', '.bin');
-const bun = join(BIN, 'bun'), deno = join(BIN, 'deno');
+const bun = join(BIN, 'bun'),
+  deno = join(BIN, 'deno');
 let dir = '';
 let proj = '';
 let packed: { filename: string; files: { path: string }[] };
@@ -29,7 +30,10 @@ beforeAll(async () => {
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   t0 = performance.now();
   // --prefer-offline: the dependencies come from the npm cache that `npm ci` filled; the network only if missing
-  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, packed.filename)], { cwd: proj, maxBuffer: 64 << 20 });
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, packed.filename)], {
+    cwd: proj,
+    maxBuffer: 64 << 20,
+  });
   console.log(`[package] npm install of the tarball into an empty project: ${secs(t0)}`);
   // the smoke script, transpiled to plain JS, importing the installed package instead of ../src
   const { transform } = await import('esbuild');
@@ -52,7 +56,16 @@ function parseSmoke(stdout: string) {
 describe('npm pack', () => {
   it('ships the built entries, typings and the README, and no sources, tests or models', () => {
     const files = packed.files.map((f) => f.path);
-    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/browser.js', 'dist/cli.js', 'dist/index.d.ts', 'dist/browser.d.ts']) expect(files).toContain(f);
+    for (const f of [
+      'package.json',
+      'README.md',
+      'dist/index.js',
+      'dist/browser.js',
+      'dist/cli.js',
+      'dist/index.d.ts',
+      'dist/browser.d.ts',
+    ])
+      expect(files).toContain(f);
     expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|CHANGELOG\.md$|LICEN[CS]E)/.test(f))).toEqual([]);
   });
 
@@ -138,10 +151,21 @@ describe('the installed tarball', () => {
 
   it('resolves to dist/browser.js for a browser bundler, which bundles it without Node built-ins', async () => {
     const { build } = await import('esbuild');
-    writeFileSync(join(proj, 'page.js'), "import { linePlot, Tokenizer } from 'latentlm';\nconsole.log(linePlot({ series: [] }).length, typeof Tokenizer);\n");
+    writeFileSync(
+      join(proj, 'page.js'),
+      "import { linePlot, Tokenizer } from 'latentlm';\nconsole.log(linePlot({ series: [] }).length, typeof Tokenizer);\n",
+    );
     const res = await build({
-      entryPoints: [join(proj, 'page.js')], absWorkingDir: proj, bundle: true, write: false, platform: 'browser', format: 'esm', splitting: true,
-      outdir: join(proj, 'out'), metafile: true, logLevel: 'silent',
+      entryPoints: [join(proj, 'page.js')],
+      absWorkingDir: proj,
+      bundle: true,
+      write: false,
+      platform: 'browser',
+      format: 'esm',
+      splitting: true,
+      outdir: join(proj, 'out'),
+      metafile: true,
+      logLevel: 'silent',
       // only the Node-only dynamic imports may stay unresolved
       external: ['node:*'],
     });
@@ -162,23 +186,38 @@ describe('the installed tarball', () => {
   });
 
   it('type-checks a consumer against the shipped .d.ts', async () => {
-    writeFileSync(join(proj, 'check.ts'), [
-      "import { Tokenizer, splitAnswer, Phase1Trainer, createBackend, linePlot, type StepRecord } from 'latentlm';",
-      'const tok: Tokenizer = await Tokenizer.load();',
-      'const ids: ArrayLike<number> = tok.encode("hi");',
-      'const s: string = splitAnswer("1+1 = <<1+1=2>>2\\n#### 2").final;',
-      'const be = await createBackend({ prefer: "cpu" });',
-      'const svg: string = linePlot({ series: [{ name: "loss", points: [[1, 2]] }] });',
-      'const r: StepRecord["loss"] = 1;',
-      'void [ids, s, be, svg, r, Phase1Trainer];',
-      '// @ts-expect-error: not exported',
-      "import { nothingHere } from 'latentlm';",
-      'void nothingHere;',
-    ].join('\n'));
-    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false, lib: ['ES2022', 'DOM'], types: [] },
-      files: ['check.ts'],
-    }));
+    writeFileSync(
+      join(proj, 'check.ts'),
+      [
+        "import { Tokenizer, splitAnswer, Phase1Trainer, createBackend, linePlot, type StepRecord } from 'latentlm';",
+        'const tok: Tokenizer = await Tokenizer.load();',
+        'const ids: ArrayLike<number> = tok.encode("hi");',
+        'const s: string = splitAnswer("1+1 = <<1+1=2>>2\\n#### 2").final;',
+        'const be = await createBackend({ prefer: "cpu" });',
+        'const svg: string = linePlot({ series: [{ name: "loss", points: [[1, 2]] }] });',
+        'const r: StepRecord["loss"] = 1;',
+        'void [ids, s, be, svg, r, Phase1Trainer];',
+        '// @ts-expect-error: not exported',
+        "import { nothingHere } from 'latentlm';",
+        'void nothingHere;',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(proj, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          lib: ['ES2022', 'DOM'],
+          types: [],
+        },
+        files: ['check.ts'],
+      }),
+    );
     const r = await run(join(BIN, 'tsc'), ['-p', 'tsconfig.json'], { cwd: proj }).catch((e) => e as { stdout: string; code: number });
     expect((r as { stdout: string }).stdout).toBe('');
   }, 180_000);

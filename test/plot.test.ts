@@ -28,7 +28,10 @@ function assertWellFormed(svg: string): void {
 function assertFiniteNumbers(svg: string): void {
   expect(svg).not.toMatch(/NaN|Infinity|undefined/);
   for (const m of svg.matchAll(/\sd="([^"]*)"/g)) {
-    const nums = m[1]!.split(/[ML\s]+/).filter(Boolean).map(Number);
+    const nums = m[1]!
+      .split(/[ML\s]+/)
+      .filter(Boolean)
+      .map(Number);
     expect(nums.length).toBeGreaterThan(0);
     for (const v of nums) expect(Number.isFinite(v)).toBe(true);
   }
@@ -105,8 +108,22 @@ describe('linePlot', () => {
       xLabel: 'step',
       yLabel: "model's loss",
       series: [
-        { name: 'train', points: [[0, 3], [1, 2.5], [2, 2.1]] },
-        { name: 'val & more', points: [[0, 3.1], [2, 2.4]], dashed: true },
+        {
+          name: 'train',
+          points: [
+            [0, 3],
+            [1, 2.5],
+            [2, 2.1],
+          ],
+        },
+        {
+          name: 'val & more',
+          points: [
+            [0, 3.1],
+            [2, 2.4],
+          ],
+          dashed: true,
+        },
       ],
     });
     assertWellFormed(svg);
@@ -122,7 +139,21 @@ describe('linePlot', () => {
 
   it('skips NaN/Inf points as gaps and draws an isolated point as a dot', () => {
     const svg = linePlot({
-      series: [{ name: 's', points: [[0, 1], [1, 2], [2, NaN], [3, 4], [4, 5], [5, Infinity], [6, 3], [7, -Infinity]] }],
+      series: [
+        {
+          name: 's',
+          points: [
+            [0, 1],
+            [1, 2],
+            [2, NaN],
+            [3, 4],
+            [4, 5],
+            [5, Infinity],
+            [6, 3],
+            [7, -Infinity],
+          ],
+        },
+      ],
     });
     assertWellFormed(svg);
     assertFiniteNumbers(svg);
@@ -135,7 +166,11 @@ describe('linePlot', () => {
   });
 
   it('handles empty series and no series', () => {
-    for (const svg of [linePlot({ series: [] }), linePlot({ series: [{ name: 'e', points: [] }] }), linePlot({ series: [{ name: 'nan', points: [[NaN, NaN]] }] })]) {
+    for (const svg of [
+      linePlot({ series: [] }),
+      linePlot({ series: [{ name: 'e', points: [] }] }),
+      linePlot({ series: [{ name: 'nan', points: [[NaN, NaN]] }] }),
+    ]) {
       assertWellFormed(svg);
       assertFiniteNumbers(svg);
       expect(svg).toContain('no data');
@@ -143,7 +178,21 @@ describe('linePlot', () => {
   });
 
   it('uses a log y axis, skipping non-positive values', () => {
-    const svg = linePlot({ logY: true, series: [{ name: 'g', points: [[0, 1], [1, 1e3], [2, 0], [3, 1e6], [4, 1e5]] }] });
+    const svg = linePlot({
+      logY: true,
+      series: [
+        {
+          name: 'g',
+          points: [
+            [0, 1],
+            [1, 1e3],
+            [2, 0],
+            [3, 1e6],
+            [4, 1e5],
+          ],
+        },
+      ],
+    });
     assertWellFormed(svg);
     assertFiniteNumbers(svg);
     for (const l of ['1', '10', '100', '1000', '1e4', '1e5', '1e6']) expect(svg).toContain(`>${l}</text>`);
@@ -153,7 +202,20 @@ describe('linePlot', () => {
   });
 
   it('maps negative values inside the plot area', () => {
-    const svg = linePlot({ series: [{ name: 'n', points: [[0, -5], [1, -1], [2, -3]] }], width: 400, height: 300 });
+    const svg = linePlot({
+      series: [
+        {
+          name: 'n',
+          points: [
+            [0, -5],
+            [1, -1],
+            [2, -3],
+          ],
+        },
+      ],
+      width: 400,
+      height: 300,
+    });
     assertWellFormed(svg);
     const d = /<path d="([^"]+)"/.exec(svg)![1]!;
     const ys = [...d.matchAll(/[ML]([\d.-]+) ([\d.-]+)/g)].map((m) => Number(m[2]));
@@ -167,7 +229,10 @@ describe('barPlot and multiPanel', () => {
     const svg = barPlot({
       title: 'accuracy',
       categories: ['easy', 'hard <x>'],
-      series: [{ name: 'no latents', values: [0.9, 0.2] }, { name: 'latents', values: [0.95, NaN] }],
+      series: [
+        { name: 'no latents', values: [0.9, 0.2] },
+        { name: 'latents', values: [0.95, NaN] },
+      ],
     });
     assertWellFormed(svg);
     assertFiniteNumbers(svg);
@@ -182,7 +247,19 @@ describe('barPlot and multiPanel', () => {
   });
 
   it('lays panels out in a grid as one well-formed SVG', () => {
-    const a = linePlot({ series: [{ name: 'a', points: [[0, 1], [1, 2]] }], width: 300, height: 200 });
+    const a = linePlot({
+      series: [
+        {
+          name: 'a',
+          points: [
+            [0, 1],
+            [1, 2],
+          ],
+        },
+      ],
+      width: 300,
+      height: 200,
+    });
     const b = barPlot({ categories: ['x'], series: [{ name: 'b', values: [1] }], width: 200, height: 250 });
     const svg = multiPanel([a, b, a], 2, { title: 'report & co', gap: 10 });
     assertWellFormed(svg);

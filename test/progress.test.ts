@@ -4,11 +4,25 @@ import { createProgress, formatDuration, formatField, type ProgressEvent } from 
 // A non-TTY stream that records writes, and a manual clock (no timing assertions on the real clock).
 function collector(isTTY = false) {
   const out: string[] = [];
-  return { out, stream: { isTTY, write: (s: string) => { out.push(s); return true; } } };
+  return {
+    out,
+    stream: {
+      isTTY,
+      write: (s: string) => {
+        out.push(s);
+        return true;
+      },
+    },
+  };
 }
 function manualClock() {
   let t = 0;
-  return { now: () => t, advance: (s: number) => { t += s * 1000; } };
+  return {
+    now: () => t,
+    advance: (s: number) => {
+      t += s * 1000;
+    },
+  };
 }
 
 describe('progress: plain-line mode', () => {
@@ -78,7 +92,11 @@ describe('progress: callback and bar modes', () => {
     clock.advance(1);
     p.update(2, { loss: 2 });
     p.done();
-    expect(events.map((e) => [e.step, e.fields.loss, e.etaS])).toEqual([[1, 3, 3], [2, 2, 2], [2, 2, 2]]);
+    expect(events.map((e) => [e.step, e.fields.loss, e.etaS])).toEqual([
+      [1, 3, 3],
+      [2, 2, 2],
+      [2, 2, 2],
+    ]);
     expect(events[1]!.elapsedS).toBe(2);
   });
 
@@ -98,7 +116,15 @@ describe('progress: callback and bar modes', () => {
 describe('formatting', () => {
   it('formats fields and durations for humans', () => {
     expect([2.31, 1234, 1234.56, 123.45, 0.00012346, NaN, -Infinity, 'x', 7].map(formatField)).toEqual([
-      '2.310', '1234', '1235', '123.5', '1.235e-4', 'nan', '-inf', 'x', '7',
+      '2.310',
+      '1234',
+      '1235',
+      '123.5',
+      '1.235e-4',
+      'nan',
+      '-inf',
+      'x',
+      '7',
     ]);
     expect([0, 45.4, 185, 7260, -1].map(formatDuration)).toEqual(['0s', '45s', '3m05s', '2h01m', '?']);
   });

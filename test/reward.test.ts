@@ -130,7 +130,12 @@ describe('reward: agrees with the regex/BigInt reference on random input', () =>
   it('batches of random items', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.string({ unit: alphabet, maxLength: 40, size: 'max' }), gold), { maxLength: 30 }), (items) => {
-        expect(rewardBatch(items.map((x) => x[0]), items.map((x) => x[1]))).toEqual(items.map(([c, g]) => refReward(c, g, false)));
+        expect(
+          rewardBatch(
+            items.map((x) => x[0]),
+            items.map((x) => x[1]),
+          ),
+        ).toEqual(items.map(([c, g]) => refReward(c, g, false)));
       }),
       { numRuns: 500 },
     );
@@ -185,7 +190,10 @@ describe('fuzz: no crash or hang on any input', () => {
     expect(reward(`#### ${big}.000`, big)).toEqual({ reward: 1, format: 1, extracted: big });
     expect(reward(`#### ${big}`, big.slice(1) + '8').reward).toBe(0);
     expect(reward('1.'.repeat(M), '1.1').extracted).toBe('1.1');
-    const batch = rewardBatch(Array.from({ length: 64 }, (_, i) => 'x '.repeat(i * 1000) + `#### ${i}`), Array.from({ length: 64 }, (_, i) => String(i)));
+    const batch = rewardBatch(
+      Array.from({ length: 64 }, (_, i) => 'x '.repeat(i * 1000) + `#### ${i}`),
+      Array.from({ length: 64 }, (_, i) => String(i)),
+    );
     expect(batch.every((r) => r.reward === 1 && r.format === 1)).toBe(true);
   });
 });
@@ -194,10 +202,17 @@ describe.skipIf(!haveData)('real GSM8K data', () => {
   it('every gold answer text scores 1 against its own final, in one batch per split', async () => {
     for (const split of ['train', 'test']) {
       const d = await loadGsm8k(DATA, { split });
-      const rs = rewardBatch(d.rows.map((r) => r.answer), d.rows.map((r) => r.final), { strict: true });
+      const rs = rewardBatch(
+        d.rows.map((r) => r.answer),
+        d.rows.map((r) => r.final),
+        { strict: true },
+      );
       rs.forEach((r, i) => expect(r, `${split} row ${i + 1}`).toEqual({ reward: 1, format: 1, extracted: d.rows[i].final }));
       // Without the final line, a lenient check still finds some number, and the format flag is 0.
-      const noFinal = rewardBatch(d.rows.map((r) => r.steps.join('')), d.rows.map((r) => r.final));
+      const noFinal = rewardBatch(
+        d.rows.map((r) => r.steps.join('')),
+        d.rows.map((r) => r.final),
+      );
       expect(noFinal.every((r) => r.format === 0)).toBe(true);
       // The steps' last number is usually the answer; the point here is only that it is a number.
       expect(noFinal.filter((r) => r.extracted === '').length).toBe(0);

@@ -18,24 +18,37 @@ import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
 const ALPHABET = '0123456789+=?# \n';
 const EOS = ALPHABET.length;
 const charTok = {
-  encode: (s: string) => Array.from(s, (ch) => {
-    const i = ALPHABET.indexOf(ch);
-    if (i < 0) throw new Error(`char tokenizer: '${ch}'`);
-    return i;
-  }),
+  encode: (s: string) =>
+    Array.from(s, (ch) => {
+      const i = ALPHABET.indexOf(ch);
+      if (i < 0) throw new Error(`char tokenizer: '${ch}'`);
+      return i;
+    }),
   decode: (ids: ArrayLike<number>) => Array.from(ids, (i) => (i < ALPHABET.length ? ALPHABET[i] : '')).join(''),
 };
 const config: Qwen2Config = {
-  vocab_size: ALPHABET.length + 1, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 256,
+  vocab_size: ALPHABET.length + 1,
+  hidden_size: 8,
+  intermediate_size: 16,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  max_position_embeddings: 256,
 };
 function lcg(seed: number) {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
 }
 function tinyTensors(seed = 1, maxLatents = 4): Map<string, Float32Array> {
-  const r = lcg(seed), t = new Map<string, Float32Array>();
-  const H = config.hidden_size, I = config.intermediate_size, KV = (H / config.num_attention_heads) * config.num_key_value_heads, V = config.vocab_size;
+  const r = lcg(seed),
+    t = new Map<string, Float32Array>();
+  const H = config.hidden_size,
+    I = config.intermediate_size,
+    KV = (H / config.num_attention_heads) * config.num_key_value_heads,
+    V = config.vocab_size;
   const rnd = (n: number, s: number, base = 0) => Float32Array.from({ length: n }, () => base + s * r());
   t.set('model.embed_tokens.weight', rnd(V * H, 0.8));
   const p = 'model.layers.0.';
@@ -43,7 +56,9 @@ function tinyTensors(seed = 1, maxLatents = 4): Map<string, Float32Array> {
   t.set(p + 'self_attn.k_proj.weight', rnd(KV * H, 0.4)), t.set(p + 'self_attn.k_proj.bias', rnd(KV, 0.1));
   t.set(p + 'self_attn.v_proj.weight', rnd(KV * H, 0.4)), t.set(p + 'self_attn.v_proj.bias', rnd(KV, 0.1));
   t.set(p + 'self_attn.o_proj.weight', rnd(H * H, 0.4));
-  t.set(p + 'mlp.gate_proj.weight', rnd(I * H, 0.4)), t.set(p + 'mlp.up_proj.weight', rnd(I * H, 0.4)), t.set(p + 'mlp.down_proj.weight', rnd(H * I, 0.4));
+  t.set(p + 'mlp.gate_proj.weight', rnd(I * H, 0.4)),
+    t.set(p + 'mlp.up_proj.weight', rnd(I * H, 0.4)),
+    t.set(p + 'mlp.down_proj.weight', rnd(H * I, 0.4));
   t.set(p + 'input_layernorm.weight', rnd(H, 0.1, 1)), t.set(p + 'post_attention_layernorm.weight', rnd(H, 0.1, 1));
   t.set('model.norm.weight', rnd(H, 0.1, 1));
   t.set('latent.embeddings', rnd(extraRows(maxLatents) * H, 0.8));
@@ -56,7 +71,9 @@ const makeModel = (seed = 1) => Qwen2.fromTensors(be, config, tinyTensors(seed),
 /** A completion by hand: prompt, then items (a token id, or 'span:k' for <bol> k latents <eol>). */
 function handCompletion(prompt: number[], items: (number | { latents: number })[]): Completion {
   const seq = { ids: [...prompt], kind: prompt.map(() => Kind.Token as number), extra: prompt.map(() => -1) };
-  const actions: Action[] = [], tokens: number[] = [], spans: Completion['spans'] = [];
+  const actions: Action[] = [],
+    tokens: number[] = [],
+    spans: Completion['spans'] = [];
   let latents = 0;
   for (const it of items) {
     if (typeof it === 'number') {
@@ -126,7 +143,7 @@ describe('group normalisation', () => {
     expect(g.mean[0]).toBeCloseTo(0.25, 12);
     expect(g.std[0]).toBeCloseTo(0.5, 12);
     expect(g.adv[0]).toBeCloseTo(1.4997000599880024, 12);
-    expect(g.adv[1]).toBeCloseTo(-0.49990001999600083, 12);
+    expect(g.adv[1]).toBeCloseTo(-0.499900019996, 12);
     // group 1: all equal
     expect(g.zeroVariance).toEqual([false, true, false]);
     expect(Array.from(g.adv.slice(4, 8))).toEqual([0, 0, 0, 0]);
@@ -186,14 +203,21 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
     expect(Array.from(groupAdvantages([1, 0], 2).adv)).toEqual(A);
     const cur = (await replay(model, comps)).tokenLogp;
     // old log-probs chosen so that some ratios fall outside [0.8, 1.2]: offsets (logp - old) per token
-    const offsets = [[0.05, 0.5, -0.1, -0.6], [0.3, -0.02, -0.5, 0.1]];
+    const offsets = [
+      [0.05, 0.5, -0.1, -0.6],
+      [0.3, -0.02, -0.5, 0.1],
+    ];
     const old = cur.map((lp, b) => lp.map((x, t) => x - offsets[b][t]));
     const ref = cur.map((lp, b) => lp.map((x, t) => x + 0.2 * (t - 1.5) + 0.1 * b));
-    const beta = 0.1, eps = 0.2;
+    const beta = 0.1,
+      eps = 0.2;
     const N = comps.reduce((a, c) => a + c.actions.length, 0); // tokens + decisions
     const terms = cur.map((lp, b) => Array.from(lp, (x, t) => clippedTerm(x, old[b][t], A[b], eps)));
     // which tokens are clipped is what the offsets were chosen for
-    expect(terms.map((ts) => ts.map((t) => t.clipped))).toEqual([[false, true, false, false], [false, false, true, false]]);
+    expect(terms.map((ts) => ts.map((t) => t.clipped))).toEqual([
+      [false, true, false, false],
+      [false, false, true, false],
+    ]);
     const weights = terms.map((ts, b) => Float64Array.from(ts, (t, j) => policyWeight(t, beta, cur[b][j], ref[b][j])));
     // the weights by hand: clipped -> beta (e^(ref - logp) - 1) only; unclipped -> r A + that
     expect(weights[0][1]).toBeCloseTo(beta * (Math.exp(0.2 * (1 - 1.5)) - 1), 6);
@@ -216,89 +240,134 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
   });
 
   for (const mode of ['full', 'two-trunk'] as const)
-  it(`trainer.update (${mode}, on-policy, r = 1): model gradient == finite difference; head gradient == finite difference`, async () => {
-    const model = makeModel(5);
-    if (mode === 'two-trunk') model.enableTwoTrunk();
-    const t0 = await model.exportTensors();
-    const start = new LogisticHead(config.hidden_size, 'start'), end = new LogisticHead(config.hidden_size, 'end');
-    const r = lcg(9);
-    for (const h of [start, end]) h.w.set(Float32Array.from({ length: h.dim }, () => r())), (h.b = 0.3 * r());
-    const opts: GrpoOptions = {
-      steps: 1, group: 2, questionsPerStep: 1, lr: 1e-3, beta: 0, eps: 0.2, ppoEpochs: 1, condition: 'latent', maxNewTokens: 8, temperature: 1,
-      maxLatents: 4, latentBudget: 8, rewards: {}, seed: 1, headLr: 1e-3,
-    };
-    const tr = new GrpoTrainer(model, charTok, [{ question: '12+3', gold: '15' }], () => ({ reward: 0, format: 0 }), opts, { start, end });
-    const scored = [c0, c1].map((comp, i) => ({ task: { question: '12+3', gold: '15' }, comp, score: { reward: 1 - i, correct: 1 - i, format: 0, latents: comp.latents, extracted: null } }));
-    // the hidden states the heads see, and the head weights, before the update
-    const headsBefore = { start: LogisticHead.fromJSON(start.toJSON()), end: LogisticHead.fromJSON(end.toJSON()) };
-    const u = await tr.update(scored);
-    const N = c0.actions.length + c1.actions.length;
-    expect(u.N).toBe(N);
-    const A = Array.from(u.advantages.adv);
-    // model gradient (left in model.grads by the update) vs FD of the token part at the pre-update weights
-    const ref = Qwen2.fromTensors(be, config, new Map([...t0].map(([k, v]) => [k, v.data])), 'pre-update');
-    ref.twoTrunk = model.twoTrunk;
-    const old = (await replayEach(ref, [c0, c1])).tokenLogp;
-    const objective = async () => {
-      const lp = (await replayEach(ref, [c0, c1])).tokenLogp;
-      let L = 0;
-      lp.forEach((x, b) => x.forEach((v, t) => (L -= clippedTerm(v, old[b][t], A[b], 0.2).obj)));
-      return L / N;
-    };
-    // two-trunk: only the latent trunk and the marker embeddings learn; the language trunk gets no gradient at all
-    const params = mode === 'full' ? fdParams : fdParams.filter(([n]) => n !== 'model.embed_tokens.weight').map(([n, i]) => [n.startsWith('model.') ? `latent.${n}` : n, i] as [string, number[]]);
-    if (mode === 'two-trunk') await expect(model.readGrad('model.layers.0.mlp.down_proj.weight')).rejects.toThrow(/no gradient/);
-    for (const [name, idx] of params) {
-      const g = await model.readGrad(name);
-      for (const i of idx) relClose(g[i], await fd(ref, name, i, objective), `${name}[${i}]`);
-    }
-    // head gradient vs FD over the head parameters, hidden states fixed (the heads are detached from the trunk)
-    const hs = (await replayEach(ref, [c0, c1], { wantHidden: true })).decisionHidden;
-    const headObjective = (which: 'start' | 'end', head: LogisticHead) => {
-      let L = 0;
-      [c0, c1].forEach((c, b) => {
-        let d = 0;
-        for (const a of c.actions) {
-          if (a.type === 'token') continue;
-          const h = hs[b][d++];
-          if (a.type !== which) continue;
-          const p = head.prob(h), yes = a.type === 'start' ? a.take : a.stop;
-          const lp = Math.log(yes ? p : 1 - p);
-          // on-policy: old = current at the pre-update head, so J = A * exp(lp - lp0)
-          const p0 = headsBefore[which].prob(h), lp0 = Math.log(yes ? p0 : 1 - p0);
-          L -= clippedTerm(lp, lp0, A[b], 0.2).obj;
-        }
+    it(`trainer.update (${mode}, on-policy, r = 1): model gradient == finite difference; head gradient == finite difference`, async () => {
+      const model = makeModel(5);
+      if (mode === 'two-trunk') model.enableTwoTrunk();
+      const t0 = await model.exportTensors();
+      const start = new LogisticHead(config.hidden_size, 'start'),
+        end = new LogisticHead(config.hidden_size, 'end');
+      const r = lcg(9);
+      for (const h of [start, end]) h.w.set(Float32Array.from({ length: h.dim }, () => r())), (h.b = 0.3 * r());
+      const opts: GrpoOptions = {
+        steps: 1,
+        group: 2,
+        questionsPerStep: 1,
+        lr: 1e-3,
+        beta: 0,
+        eps: 0.2,
+        ppoEpochs: 1,
+        condition: 'latent',
+        maxNewTokens: 8,
+        temperature: 1,
+        maxLatents: 4,
+        latentBudget: 8,
+        rewards: {},
+        seed: 1,
+        headLr: 1e-3,
+      };
+      const tr = new GrpoTrainer(model, charTok, [{ question: '12+3', gold: '15' }], () => ({ reward: 0, format: 0 }), opts, {
+        start,
+        end,
       });
-      return L / N;
-    };
-    for (const which of ['start', 'end'] as const) {
-      const g = (which === 'start' ? tr.startOpt : tr.endOpt)!.lastGrad!;
-      const h0 = headsBefore[which];
-      for (const i of [0, 3, 7, h0.dim]) {
-        const probe = LogisticHead.fromJSON(h0.toJSON());
-        const e = 1e-4;
-        const bump = (d: number) => (i === h0.dim ? (probe.b = h0.b + d) : (probe.w[i] = h0.w[i] + d));
-        bump(e);
-        const up = headObjective(which, probe);
-        bump(-e);
-        const dn = headObjective(which, probe);
-        relClose(g[i], (up - dn) / (2 * e), `${which} head [${i}]`, 5e-3);
+      const scored = [c0, c1].map((comp, i) => ({
+        task: { question: '12+3', gold: '15' },
+        comp,
+        score: { reward: 1 - i, correct: 1 - i, format: 0, latents: comp.latents, extracted: null },
+      }));
+      // the hidden states the heads see, and the head weights, before the update
+      const headsBefore = { start: LogisticHead.fromJSON(start.toJSON()), end: LogisticHead.fromJSON(end.toJSON()) };
+      const u = await tr.update(scored);
+      const N = c0.actions.length + c1.actions.length;
+      expect(u.N).toBe(N);
+      const A = Array.from(u.advantages.adv);
+      // model gradient (left in model.grads by the update) vs FD of the token part at the pre-update weights
+      const ref = Qwen2.fromTensors(be, config, new Map([...t0].map(([k, v]) => [k, v.data])), 'pre-update');
+      ref.twoTrunk = model.twoTrunk;
+      const old = (await replayEach(ref, [c0, c1])).tokenLogp;
+      const objective = async () => {
+        const lp = (await replayEach(ref, [c0, c1])).tokenLogp;
+        let L = 0;
+        lp.forEach((x, b) => x.forEach((v, t) => (L -= clippedTerm(v, old[b][t], A[b], 0.2).obj)));
+        return L / N;
+      };
+      // two-trunk: only the latent trunk and the marker embeddings learn; the language trunk gets no gradient at all
+      const params =
+        mode === 'full'
+          ? fdParams
+          : fdParams
+              .filter(([n]) => n !== 'model.embed_tokens.weight')
+              .map(([n, i]) => [n.startsWith('model.') ? `latent.${n}` : n, i] as [string, number[]]);
+      if (mode === 'two-trunk') await expect(model.readGrad('model.layers.0.mlp.down_proj.weight')).rejects.toThrow(/no gradient/);
+      for (const [name, idx] of params) {
+        const g = await model.readGrad(name);
+        for (const i of idx) relClose(g[i], await fd(ref, name, i, objective), `${name}[${i}]`);
       }
-    }
-    ref.destroy();
-    tr.destroy();
-    model.destroy();
-  });
+      // head gradient vs FD over the head parameters, hidden states fixed (the heads are detached from the trunk)
+      const hs = (await replayEach(ref, [c0, c1], { wantHidden: true })).decisionHidden;
+      const headObjective = (which: 'start' | 'end', head: LogisticHead) => {
+        let L = 0;
+        [c0, c1].forEach((c, b) => {
+          let d = 0;
+          for (const a of c.actions) {
+            if (a.type === 'token') continue;
+            const h = hs[b][d++];
+            if (a.type !== which) continue;
+            const p = head.prob(h),
+              yes = a.type === 'start' ? a.take : a.stop;
+            const lp = Math.log(yes ? p : 1 - p);
+            // on-policy: old = current at the pre-update head, so J = A * exp(lp - lp0)
+            const p0 = headsBefore[which].prob(h),
+              lp0 = Math.log(yes ? p0 : 1 - p0);
+            L -= clippedTerm(lp, lp0, A[b], 0.2).obj;
+          }
+        });
+        return L / N;
+      };
+      for (const which of ['start', 'end'] as const) {
+        const g = (which === 'start' ? tr.startOpt : tr.endOpt)!.lastGrad!;
+        const h0 = headsBefore[which];
+        for (const i of [0, 3, 7, h0.dim]) {
+          const probe = LogisticHead.fromJSON(h0.toJSON());
+          const e = 1e-4;
+          const bump = (d: number) => (i === h0.dim ? (probe.b = h0.b + d) : (probe.w[i] = h0.w[i] + d));
+          bump(e);
+          const up = headObjective(which, probe);
+          bump(-e);
+          const dn = headObjective(which, probe);
+          relClose(g[i], (up - dn) / (2 * e), `${which} head [${i}]`, 5e-3);
+        }
+      }
+      ref.destroy();
+      tr.destroy();
+      model.destroy();
+    });
 
   it('zero-variance groups: reported, no replay; filtered out of N with filterZeroVariance', async () => {
     const model = makeModel(5);
     const base: GrpoOptions = {
-      steps: 1, group: 2, questionsPerStep: 2, lr: 1e-3, beta: 0, eps: 0.2, ppoEpochs: 1, condition: 'none', maxNewTokens: 8, temperature: 1,
-      maxLatents: 4, latentBudget: 0, rewards: {}, seed: 1,
+      steps: 1,
+      group: 2,
+      questionsPerStep: 2,
+      lr: 1e-3,
+      beta: 0,
+      eps: 0.2,
+      ppoEpochs: 1,
+      condition: 'none',
+      maxNewTokens: 8,
+      temperature: 1,
+      maxLatents: 4,
+      latentBudget: 0,
+      rewards: {},
+      seed: 1,
     };
     const task = { question: '12+3', gold: '15' };
-    const c2 = handCompletion(prompt, [4, 4, EOS]), c3 = handCompletion(prompt, [7, EOS]);
-    const mk = (c: Completion, reward: number) => ({ task, comp: c, score: { reward, correct: reward, format: 0, latents: 0, extracted: null } });
+    const c2 = handCompletion(prompt, [4, 4, EOS]),
+      c3 = handCompletion(prompt, [7, EOS]);
+    const mk = (c: Completion, reward: number) => ({
+      task,
+      comp: c,
+      score: { reward, correct: reward, format: 0, latents: 0, extracted: null },
+    });
     const text = (c: Completion) => c.actions.filter((a) => a.type === 'token').length;
     for (const filter of [false, true]) {
       const tr = new GrpoTrainer(model, charTok, [task], () => ({ reward: 0, format: 0 }), { ...base, filterZeroVariance: filter });
@@ -342,34 +411,78 @@ describe('reward shaping', () => {
     expect(shapeReward(checker, 'I do not know.', '7', 1, o).reward).toBeCloseTo(-0.01, 12);
     // no `####`: the last number counts unless strict; the format reward is not paid either way
     expect(shapeReward(checker, 'the answer is 7', '7', 0, o)).toMatchObject({ correct: 1, format: 0, reward: 1, extracted: '7' });
-    expect(shapeReward(checker, 'the answer is 7', '7', 0, { ...o, strict: true })).toMatchObject({ correct: 0, format: 0, reward: 0, extracted: null });
+    expect(shapeReward(checker, 'the answer is 7', '7', 0, { ...o, strict: true })).toMatchObject({
+      correct: 0,
+      format: 0,
+      reward: 0,
+      extracted: null,
+    });
   });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('sampling with the KV cache', () => {
   const tasks: Task[] = [
-    { question: '12+3', gold: '15' }, { question: '4+4', gold: '8' }, { question: '20+1', gold: '21' }, { question: '9+9', gold: '18' },
+    { question: '12+3', gold: '15' },
+    { question: '4+4', gold: '8' },
+    { question: '20+1', gold: '21' },
+    { question: '9+9', gold: '18' },
   ];
   const opts = (o: Partial<GrpoOptions> = {}): GrpoOptions => ({
-    steps: 4, group: 4, questionsPerStep: 1, lr: 1e-2, beta: 0, eps: 0.2, ppoEpochs: 1, condition: 'latent', maxNewTokens: 8, temperature: 1,
-    maxLatents: 3, latentBudget: 5, rewards: { formatReward: 0.1 }, seed: 11, freshStartProb: 0.3, freshEndProb: 0.4, ...o,
+    steps: 4,
+    group: 4,
+    questionsPerStep: 1,
+    lr: 1e-2,
+    beta: 0,
+    eps: 0.2,
+    ppoEpochs: 1,
+    condition: 'latent',
+    maxNewTokens: 8,
+    temperature: 1,
+    maxLatents: 3,
+    latentBudget: 5,
+    rewards: { formatReward: 0.1 },
+    seed: 11,
+    freshStartProb: 0.3,
+    freshEndProb: 0.4,
+    ...o,
   });
 
-  for (const [twoTrunk, condition] of [[false, 'latent'], [true, 'latent'], [false, 'pause']] as const)
+  for (const [twoTrunk, condition] of [
+    [false, 'latent'],
+    [true, 'latent'],
+    [false, 'pause'],
+  ] as const)
     it(`batched group sampling (${condition}, markers, padding${twoTrunk ? ', two-trunk mixed steps' : ''}) agrees with replay`, async () => {
       const model = makeModel(7);
       if (twoTrunk) model.enableTwoTrunk();
-      const start = new LogisticHead(config.hidden_size, 'start'), end = new LogisticHead(config.hidden_size, 'end');
-      start.b = 0, end.b = -0.5;
+      const start = new LogisticHead(config.hidden_size, 'start'),
+        end = new LogisticHead(config.hidden_size, 'end');
+      (start.b = 0), (end.b = -0.5);
       const r = lcg(4);
       const rng = { float: () => (r() + 1) / 2 };
-      const comps = await sampleGroup(model, charTok.encode('12+3\n'), 6, {
-        condition, startHead: start, endHead: condition === 'latent' ? end : null, latentsPerSpan: condition === 'pause' ? 2 : undefined, maxNewTokens: 10, temperature: 1, topP: 1, maxLatents: 3, latentBudget: 5, eosId: EOS,
-      }, rng);
+      const comps = await sampleGroup(
+        model,
+        charTok.encode('12+3\n'),
+        6,
+        {
+          condition,
+          startHead: start,
+          endHead: condition === 'latent' ? end : null,
+          latentsPerSpan: condition === 'pause' ? 2 : undefined,
+          maxNewTokens: 10,
+          temperature: 1,
+          topP: 1,
+          maxLatents: 3,
+          latentBudget: 5,
+          eosId: EOS,
+        },
+        rng,
+      );
       expect(comps.some((c) => c.latents > 0)).toBe(true);
       // one padded batch (where the routing allows it) == one at a time
-      const batched = await replayEach(model, comps), single: ReplayResult[] = [];
+      const batched = await replayEach(model, comps),
+        single: ReplayResult[] = [];
       for (const c of comps) single.push(await replay(model, [c])); // sequential: forwards on one model must not interleave
       comps.forEach((_, b) => batched.tokenLogp[b].forEach((x, t) => expect(Math.abs(x - single[b].tokenLogp[0][t])).toBeLessThan(1e-5)));
       for (const c of comps) {
@@ -378,9 +491,12 @@ describe('sampling with the KV cache', () => {
         if (condition === 'pause') expect(c.seq.kind.includes(Kind.Latent)).toBe(false);
         // one at a time (no padding, no mixing): sampled token logp == replayed logp; decision p == head(hidden)
         const rp = await replay(model, [c], { wantHidden: true });
-        const toks = c.actions.filter((a) => a.type === 'token'), dec = c.actions.filter((a) => a.type !== 'token');
+        const toks = c.actions.filter((a) => a.type === 'token'),
+          dec = c.actions.filter((a) => a.type !== 'token');
         toks.forEach((a, t) => expect(Math.abs(a.logp - rp.tokenLogp[0][t])).toBeLessThan(1e-4));
-        dec.forEach((a, d) => expect(Math.abs((a as { p: number }).p - (a.type === 'start' ? start : end).prob(rp.decisionHidden[0][d]))).toBeLessThan(1e-4));
+        dec.forEach((a, d) =>
+          expect(Math.abs((a as { p: number }).p - (a.type === 'start' ? start : end).prob(rp.decisionHidden[0][d]))).toBeLessThan(1e-4),
+        );
       }
       model.destroy();
     });
@@ -393,7 +509,8 @@ describe('sampling with the KV cache', () => {
       // an untrained model never writes `#### n`: grade "mentions the gold's last digit" so groups have variance
       const lenient: Checker = (c, gold) => ({ reward: c.includes(gold.slice(-1)) ? 1 : 0, format: c.includes('#'), extracted: null });
       const o = opts({ beta: 0.05, ppoEpochs: 2, eosId: EOS, epsHigh: 0.28, rewards: { formatReward: 0.1, latentCost: 0.05 } });
-      const straightModel = fresh(), straightRef = fresh();
+      const straightModel = fresh(),
+        straightRef = fresh();
       const straight = new GrpoTrainer(straightModel, charTok, tasks, lenient, o, {}, straightRef);
       for (let s = 0; s < 4; s++) await straight.trainStep();
       const a = straight.records.map((r) => r.losses);
@@ -403,18 +520,21 @@ describe('sampling with the KV cache', () => {
       expect(straight.records.some((r) => r.clipFrac > 0 || r.kl > 0)).toBe(true);
       console.log('resume test losses per step [epoch 0, epoch 1]:', JSON.stringify(a));
 
-      const m1 = fresh(), r1 = fresh();
+      const m1 = fresh(),
+        r1 = fresh();
       const first = new GrpoTrainer(m1, charTok, tasks, lenient, o, {}, r1);
       for (let s = 0; s < 2; s++) await first.trainStep();
       await first.save(join(dir, 'ckpt'));
-      const m2 = fresh(), r2 = fresh(); // resumes into a freshly initialised model: everything must come from the checkpoint
+      const m2 = fresh(),
+        r2 = fresh(); // resumes into a freshly initialised model: everything must come from the checkpoint
       const second = new GrpoTrainer(m2, charTok, tasks, lenient, o, {}, r2);
       expect(await second.restore(join(dir, 'ckpt'))).toBe(true);
       expect(second.step).toBe(2);
       for (let s = 0; s < 2; s++) await second.trainStep();
       const b = [...first.records, ...second.records].map((r) => r.losses);
       expect(b).toEqual(a);
-      const wa = await straightModel.exportTensors(), wb = await m2.exportTensors();
+      const wa = await straightModel.exportTensors(),
+        wb = await m2.exportTensors();
       for (const [k, v] of wa) expect(Array.from(wb.get(k)!.data), k).toEqual(Array.from(v.data));
       expect(Array.from(second.startHead!.w)).toEqual(Array.from(straight.startHead!.w));
       expect(second.endHead!.b).toBe(straight.endHead!.b);

@@ -21,7 +21,9 @@ describe('Rng (xoshiro128**)', () => {
   });
 
   it('is deterministic for a seed and differs between seeds', () => {
-    const a = new Rng(42), b = new Rng(42), c = new Rng(43);
+    const a = new Rng(42),
+      b = new Rng(42),
+      c = new Rng(43);
     const sa = Array.from({ length: 100 }, () => a.next());
     const sb = Array.from({ length: 100 }, () => b.next());
     const sc = Array.from({ length: 100 }, () => c.next());
@@ -84,13 +86,16 @@ describe('Rng (xoshiro128**)', () => {
   it('normal() has mean ~0 and variance ~1', () => {
     const r = new Rng(3);
     const n = 50_000;
-    let s = 0, s2 = 0;
+    let s = 0,
+      s2 = 0;
     for (let i = 0; i < n; i++) {
       const z = r.normal();
-      s += z; s2 += z * z;
+      s += z;
+      s2 += z * z;
     }
     expect(Number.isFinite(s2)).toBe(true);
-    const mean = s / n, variance = s2 / n - mean * mean;
+    const mean = s / n,
+      variance = s2 / n - mean * mean;
     expect(Math.abs(mean)).toBeLessThan(0.03);
     expect(Math.abs(variance - 1)).toBeLessThan(0.05);
     const shifted = new Rng(3).normal(10, 2);
@@ -130,9 +135,16 @@ describe('Rng (xoshiro128**)', () => {
     const p = Array.from({ length: 2000 }, () => parent.float()); // parent stream from its start
     // Correlation between fork streams (and the parent) is near zero: |r| < 0.1 for n=2000 (sd ~ 0.022).
     const corr = (x: number[], y: number[]) => {
-      const mx = x.reduce((s, v) => s + v, 0) / x.length, my = y.reduce((s, v) => s + v, 0) / y.length;
-      let sxy = 0, sxx = 0, syy = 0;
-      for (let i = 0; i < x.length; i++) { sxy += (x[i]! - mx) * (y[i]! - my); sxx += (x[i]! - mx) ** 2; syy += (y[i]! - my) ** 2; }
+      const mx = x.reduce((s, v) => s + v, 0) / x.length,
+        my = y.reduce((s, v) => s + v, 0) / y.length;
+      let sxy = 0,
+        sxx = 0,
+        syy = 0;
+      for (let i = 0; i < x.length; i++) {
+        sxy += (x[i]! - mx) * (y[i]! - my);
+        sxx += (x[i]! - mx) ** 2;
+        syy += (y[i]! - my) ** 2;
+      }
       return sxy / Math.sqrt(sxx * syy);
     };
     expect(Math.abs(corr(a, b))).toBeLessThan(0.1);

@@ -23,9 +23,43 @@ beforeAll(async () => {
 // (~0.2 s per sequence here) and the tiny model's is not: the tsx entries run the default model where it is built.
 const generated = join(ROOT, 'src', 'generated', 'default-model.ts');
 const haveDefaultModel = existsSync(generated) && !/export default null/.test(readFileSync(generated, 'utf8').slice(0, 400));
-if (!haveDefaultModel) console.log('[robust] the default model is not built: the Ctrl-C tests under tsx use the tiny model, which does not reproduce the wrapper killing a busy child');
-const slowFlags = (out: string) => [...(haveDefaultModel ? [] : ['--model', tiny]), '--batch', '2', '--eval-every', '0', '--eval-rows', '2', '--gen-rows', '0', '--steps', '100000', '--out', out];
-const trainFlags = (out: string, steps: number) => ['--model', tiny, '--lr', '1e-3', '--batch', '2', '--eval-every', '0', '--eval-rows', '2', '--gen-rows', '0', '--steps', String(steps), '--out', out];
+if (!haveDefaultModel)
+  console.log(
+    '[robust] the default model is not built: the Ctrl-C tests under tsx use the tiny model, which does not reproduce the wrapper killing a busy child',
+  );
+const slowFlags = (out: string) => [
+  ...(haveDefaultModel ? [] : ['--model', tiny]),
+  '--batch',
+  '2',
+  '--eval-every',
+  '0',
+  '--eval-rows',
+  '2',
+  '--gen-rows',
+  '0',
+  '--steps',
+  '100000',
+  '--out',
+  out,
+];
+const trainFlags = (out: string, steps: number) => [
+  '--model',
+  tiny,
+  '--lr',
+  '1e-3',
+  '--batch',
+  '2',
+  '--eval-every',
+  '0',
+  '--eval-rows',
+  '2',
+  '--gen-rows',
+  '0',
+  '--steps',
+  String(steps),
+  '--out',
+  out,
+];
 
 interface PtyResult {
   code: number | null;
@@ -42,7 +76,8 @@ interface PtyResult {
 function ptyRun(cmd: string, total: number, atStep = 2, again?: number): Promise<PtyResult> {
   return new Promise((resolve) => {
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '', tSig = 0;
+    let output = '',
+      tSig = 0;
     const re = new RegExp(`(\\d+)/${total}\\b`, 'g');
     const onData = (d: Buffer) => {
       output += d.toString();
@@ -53,46 +88,86 @@ function ptyRun(cmd: string, total: number, atStep = 2, again?: number): Promise
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('exit', (code) => resolve({ code, output: output.replace(/\r/g, ''), afterCtrlC: tSig ? (performance.now() - tSig) / 1000 : NaN }));
+    child.on('exit', (code) =>
+      resolve({ code, output: output.replace(/\r/g, ''), afterCtrlC: tSig ? (performance.now() - tSig) / 1000 : NaN }),
+    );
   });
 }
 
 const state = (out: string) => JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8'));
-const records = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const records = (out: string) =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 const ENTRIES = [
   { name: 'npx tsx examples/train.ts', cmd: (a: string[]) => `npx tsx examples/train.ts ${a.map(q).join(' ')}`, slow: true },
   { name: 'npx tsx src/cli.ts train', cmd: (a: string[]) => `npx tsx src/cli.ts train ${a.map(q).join(' ')}`, slow: true },
-  { name: 'npx latentlm train (the built package)', cmd: (a: string[]) => `npx latentlm train ${a.map(q).join(' ')}`, slow: true, dist: true },
-  { name: 'bun run examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'bun'))} run examples/train.ts ${a.map(q).join(' ')}`, bin: 'bun' },
-  { name: 'deno run -A examples/train.ts', cmd: (a: string[]) => `${q(join(BIN, 'deno'))} run -A examples/train.ts ${a.map(q).join(' ')}`, bin: 'deno' },
+  {
+    name: 'npx latentlm train (the built package)',
+    cmd: (a: string[]) => `npx latentlm train ${a.map(q).join(' ')}`,
+    slow: true,
+    dist: true,
+  },
+  {
+    name: 'bun run examples/train.ts',
+    cmd: (a: string[]) => `${q(join(BIN, 'bun'))} run examples/train.ts ${a.map(q).join(' ')}`,
+    bin: 'bun',
+  },
+  {
+    name: 'deno run -A examples/train.ts',
+    cmd: (a: string[]) => `${q(join(BIN, 'deno'))} run -A examples/train.ts ${a.map(q).join(' ')}`,
+    bin: 'deno',
+  },
 ];
 
 describe.skipIf(!haveScript)('Ctrl-C in a terminal', () => {
   for (const e of ENTRIES) {
     const have = !e.bin || existsSync(join(BIN, e.bin));
-    it.skipIf(!have)(`${e.name}: stops within a step, saves a checkpoint there, says where, exits 130`, async () => {
-      if (e.dist) await ensureDist();
-      const out = join(TMP, `robust-ctrlc-${e.name.replace(/\W+/g, '-')}`);
-      rmSync(out, { recursive: true, force: true });
-      const r = await ptyRun(e.cmd(e.slow ? slowFlags(out) : trainFlags(out, 100000)), 100000);
-      console.log(`[robust] ${e.name}: exit ${r.code} ${r.afterCtrlC.toFixed(2)} s after Ctrl-C`);
-      expect(r.code, r.output.slice(-2000)).toBe(130);
-      expect(r.output).toMatch(/Ctrl-C: finishing this step and saving a checkpoint/);
-      const st = state(out);
-      expect(st.step).toBeGreaterThanOrEqual(2);
-      expect(r.output).toContain(`stopped at step ${st.step} of 100000: checkpoint saved in ${out}/checkpoint`);
-      // one Ctrl-C, relayed by wrappers, is one request: the run stopped right after the step it was in
-      const steps = records(out).filter((x) => x.type === 'step').map((x) => x.step);
-      expect(steps[steps.length - 1]).toBe(st.step);
-      expect(st.step).toBeLessThanOrEqual(Math.max(...[...r.output.matchAll(/(\d+)\/100000/g)].map((m) => Number(m[1]))) + 1);
-    }, 120_000);
+    it.skipIf(!have)(
+      `${e.name}: stops within a step, saves a checkpoint there, says where, exits 130`,
+      async () => {
+        if (e.dist) await ensureDist();
+        const out = join(TMP, `robust-ctrlc-${e.name.replace(/\W+/g, '-')}`);
+        rmSync(out, { recursive: true, force: true });
+        const r = await ptyRun(e.cmd(e.slow ? slowFlags(out) : trainFlags(out, 100000)), 100000);
+        console.log(`[robust] ${e.name}: exit ${r.code} ${r.afterCtrlC.toFixed(2)} s after Ctrl-C`);
+        expect(r.code, r.output.slice(-2000)).toBe(130);
+        expect(r.output).toMatch(/Ctrl-C: finishing this step and saving a checkpoint/);
+        const st = state(out);
+        expect(st.step).toBeGreaterThanOrEqual(2);
+        expect(r.output).toContain(`stopped at step ${st.step} of 100000: checkpoint saved in ${out}/checkpoint`);
+        // one Ctrl-C, relayed by wrappers, is one request: the run stopped right after the step it was in
+        const steps = records(out)
+          .filter((x) => x.type === 'step')
+          .map((x) => x.step);
+        expect(steps[steps.length - 1]).toBe(st.step);
+        expect(st.step).toBeLessThanOrEqual(Math.max(...[...r.output.matchAll(/(\d+)\/100000/g)].map((m) => Number(m[1]))) + 1);
+      },
+      120_000,
+    );
   }
 
   it('npx tsx examples/rl.ts: the same for phase 2', async () => {
     const out = join(TMP, 'robust-ctrlc-rl');
     rmSync(out, { recursive: true, force: true });
-    const args = ['--model', tiny, '--steps', '100000', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-rows', '0', '--out', out];
+    const args = [
+      '--model',
+      tiny,
+      '--steps',
+      '100000',
+      '--group',
+      '2',
+      '--questions',
+      '1',
+      '--max-new',
+      '8',
+      '--eval-rows',
+      '0',
+      '--out',
+      out,
+    ];
     const r = await ptyRun(`npx tsx examples/rl.ts ${args.map(q).join(' ')}`, 100000);
     expect(r.code, r.output.slice(-2000)).toBe(130);
     const st = state(out);
@@ -116,8 +191,14 @@ describe.skipIf(!haveScript)('Ctrl-C in a terminal', () => {
 describe('the SIGINT handler', () => {
   it('one request per keypress; a later Ctrl-C waits for a save in progress, then one after it quits with 130', async () => {
     const { installStopSignal } = await import('../src/train/signals.js');
-    const logs: string[] = [], exits: number[] = [];
-    const sig = installStopSignal({ checkpointDir: 'OUT/checkpoint', log: (l) => logs.push(l), exit: (c) => exits.push(c), sameCtrlCMs: 50 });
+    const logs: string[] = [],
+      exits: number[] = [];
+    const sig = installStopSignal({
+      checkpointDir: 'OUT/checkpoint',
+      log: (l) => logs.push(l),
+      exit: (c) => exits.push(c),
+      sameCtrlCMs: 50,
+    });
     try {
       expect(sig.requested).toBe(false);
       process.emit('SIGINT');
@@ -144,7 +225,9 @@ describe('the SIGINT handler', () => {
 describe('kill -9 and --resume', () => {
   // only the run that is killed needs its own process; the others run in this one (quiet), which is faster
   const quiet = async <T>(f: () => Promise<T>): Promise<{ value: T; stderr: string }> => {
-    const log = console.log, err = console.error, lines: string[] = [];
+    const log = console.log,
+      err = console.error,
+      lines: string[] = [];
     console.log = () => {};
     console.error = (...a: unknown[]) => void lines.push(a.join(' '));
     try {
@@ -167,7 +250,28 @@ describe('kill -9 and --resume', () => {
     expect(r.value, r.stderr).toBe(0);
     return r;
   };
-  const flags = (out: string) => ['--model', tiny, '--backend', 'wasm', '--lr', '1e-3', '--batch', '2', '--eval-every', '5', '--eval-rows', '2', '--gen-rows', '1', '--steps', '30', '--ckpt-every', '4', '--out', out];
+  const flags = (out: string) => [
+    '--model',
+    tiny,
+    '--backend',
+    'wasm',
+    '--lr',
+    '1e-3',
+    '--batch',
+    '2',
+    '--eval-every',
+    '5',
+    '--eval-rows',
+    '2',
+    '--gen-rows',
+    '1',
+    '--steps',
+    '30',
+    '--ckpt-every',
+    '4',
+    '--out',
+    out,
+  ];
   // wall-clock fields (tokPerSec; RL's genSec, trainSec; the summary's seconds) are the only ones allowed to differ
   const strip = (recs: Record<string, unknown>[]) => recs.map(({ tokPerSec: _t, genSec: _g, trainSec: _s, ...r }) => r);
   const summaryOf = (out: string) => {
@@ -202,10 +306,12 @@ describe('kill -9 and --resume', () => {
   };
 
   it('kill -9 at a step, then --resume: metrics.jsonl, summary.json and report.svg equal an uninterrupted run', async () => {
-    const a = fresh('robust-straight'), b = fresh('robust-killed');
+    const a = fresh('robust-straight'),
+      b = fresh('robust-killed');
     await node(flags(a));
     await killRun('examples/train.ts', flags(b), 30, 7);
-    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
+    const at = state(b).step,
+      logged = Math.max(...records(b).map((r) => r.step));
     console.log(`[robust] phase 1 killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
     expect(at).toBeLessThan(30);
     await node([...flags(b), '--resume']);
@@ -213,11 +319,36 @@ describe('kill -9 and --resume', () => {
   }, 180_000);
 
   it('the same for RL (examples/rl.ts)', async () => {
-    const rl = (out: string) => ['--model', tiny, '--backend', 'wasm', '--steps', '12', '--group', '2', '--questions', '1', '--max-new', '8', '--eval-every', '4', '--eval-rows', '2', '--sample-every', '5', '--ckpt-every', '3', '--out', out];
-    const a = fresh('robust-rl-straight'), b = fresh('robust-rl-killed');
+    const rl = (out: string) => [
+      '--model',
+      tiny,
+      '--backend',
+      'wasm',
+      '--steps',
+      '12',
+      '--group',
+      '2',
+      '--questions',
+      '1',
+      '--max-new',
+      '8',
+      '--eval-every',
+      '4',
+      '--eval-rows',
+      '2',
+      '--sample-every',
+      '5',
+      '--ckpt-every',
+      '3',
+      '--out',
+      out,
+    ];
+    const a = fresh('robust-rl-straight'),
+      b = fresh('robust-rl-killed');
     expect((await rlIn(rl(a))).value).toBe(0);
     await killRun('examples/rl.ts', rl(b), 12, 5);
-    const at = state(b).step, logged = Math.max(...records(b).map((r) => r.step));
+    const at = state(b).step,
+      logged = Math.max(...records(b).map((r) => r.step));
     console.log(`[robust] RL killed with the checkpoint at step ${at}, records logged up to step ${logged}`);
     expect(at).toBeLessThan(12);
     expect((await rlIn([...rl(b), '--resume'])).value).toBe(0);
@@ -228,11 +359,17 @@ describe('kill -9 and --resume', () => {
     const out = join(TMP, 'robust-refuse');
     rmSync(out, { recursive: true, force: true });
     const { UsageError } = await import('../src/cli/_args.js');
-    const none = await train([...trainFlags(out, 4), '--resume']).then(() => null, (e) => e);
+    const none = await train([...trainFlags(out, 4), '--resume']).then(
+      () => null,
+      (e) => e,
+    );
     expect(none).toBeInstanceOf(UsageError);
     expect(none.message).toMatch(/--resume: there is no checkpoint in .*robust-refuse\/checkpoint/);
     await node(trainFlags(out, 4));
-    const diff = await train([...trainFlags(out, 8), '--resume']).then(() => null, (e) => e);
+    const diff = await train([...trainFlags(out, 8), '--resume']).then(
+      () => null,
+      (e) => e,
+    );
     expect(diff).toBeInstanceOf(UsageError);
     expect(diff.message).toMatch(/steps: 4 in the checkpoint, 8 now/);
     const anyway = await node([...trainFlags(out, 6), '--resume', '--resume-anyway']);
@@ -256,18 +393,29 @@ describe('flags that would train nothing', () => {
     const { trainMain } = await import('../src/cli/train-main.js');
     const { UsageError } = await import('../src/cli/_args.js');
     for (const [args, msg] of bad) {
-      const e = await trainMain(args).then(() => null, (x) => x);
+      const e = await trainMain(args).then(
+        () => null,
+        (x) => x,
+      );
       expect(e, args.join(' ')).toBeInstanceOf(UsageError);
       expect(e.message, args.join(' ')).toMatch(msg);
     }
-    const cli = await run(process.execPath, ['--import', 'tsx', 'examples/train.ts', '--batch', '0'], { cwd: ROOT }).then(() => null, (x) => x);
+    const cli = await run(process.execPath, ['--import', 'tsx', 'examples/train.ts', '--batch', '0'], { cwd: ROOT }).then(
+      () => null,
+      (x) => x,
+    );
     expect(cli?.code).toBe(2);
     expect(cli.stderr).toMatch(/--batch must be an integer >= 1, got '0' \(see --help\)/);
   });
 
   it('negative numbers are values, not options', async () => {
     const { joinNegativeValues } = await import('../src/cli/flags.js');
-    expect(joinNegativeValues(['--seed', '-1', '--out', '-x', '--resume'], ['seed', 'out'])).toEqual(['--seed=-1', '--out', '-x', '--resume']);
+    expect(joinNegativeValues(['--seed', '-1', '--out', '-x', '--resume'], ['seed', 'out'])).toEqual([
+      '--seed=-1',
+      '--out',
+      '-x',
+      '--resume',
+    ]);
   });
 
   it('--max-len below every row is an error; a cut is warned about', async () => {
@@ -292,7 +440,14 @@ describe('flags that would train nothing', () => {
     d.step(8, 1800);
     expect(w.length).toBe(1);
     expect(w[0]).toMatch(/training loss 1700.000 at step 7 is 566.7x its start \(3.000/);
-    for (const [s, l] of [[10, 1], [20, 1.1], [30, 1.2], [40, 1.3], [50, 1.4]]) d.eval(s, l);
+    for (const [s, l] of [
+      [10, 1],
+      [20, 1.1],
+      [30, 1.2],
+      [40, 1.3],
+      [50, 1.4],
+    ])
+      d.eval(s, l);
     expect(w.length).toBe(2);
     expect(w[1]).toMatch(/held-out loss rose 3 evaluations in a row \(now 1.300 at step 40\)/);
     // a resumed run replays the earlier records: the same warnings listed, none printed again
@@ -326,8 +481,13 @@ describe('weights and files that fail loudly', () => {
     tensors.get('model.layers.1.mlp.up_proj.weight')!.data[9] = Infinity;
     await saveHfCheckpoint(d, ck.config, tensors, { dtype: 'F32' });
     const be = new CpuBackend();
-    const e = await Qwen2.load(be, d).then(() => null, (x) => x);
-    expect(e?.message).toMatch(new RegExp(`${d}/model.safetensors: tensor 'model.layers.1.mlp.up_proj.weight' has 2 non-finite values \\(first: NaN at index 7\\)`));
+    const e = await Qwen2.load(be, d).then(
+      () => null,
+      (x) => x,
+    );
+    expect(e?.message).toMatch(
+      new RegExp(`${d}/model.safetensors: tensor 'model.layers.1.mlp.up_proj.weight' has 2 non-finite values \\(first: NaN at index 7\\)`),
+    );
     const m = await Qwen2.load(be, d, { allowNonFinite: true });
     m.destroy();
     be.destroy();
@@ -339,7 +499,9 @@ describe('weights and files that fail loudly', () => {
     copyTiny(d);
     const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
     writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1e9 }));
-    await expect(loadHfCheckpoint(d)).rejects.toThrow(`${d}/config.json: 'num_hidden_layers' is 1000000000, above the supported maximum 1024`);
+    await expect(loadHfCheckpoint(d)).rejects.toThrow(
+      `${d}/config.json: 'num_hidden_layers' is 1000000000, above the supported maximum 1024`,
+    );
   });
 
   it('a symlink loop is reported as such, naming the file; a bad vocab-map.json names its file', async () => {
@@ -368,21 +530,36 @@ describe('weights and files that fail loudly', () => {
     const model = await Qwen2.load(be, tiny);
     const d = join(dirOf('enospc'), 'checkpoint');
     const head = (name: string) => ({ name, dim: 1, w: [0], b: 0 });
-    const state = (step: number) => ({ version: 2 as const, kind: 'phase1' as const, step, rng: new Rng(0).state(), order: [], cursor: 0, epoch: 0, heads: { start: head('start'), end: head('end') }, options: {} });
+    const state = (step: number) => ({
+      version: 2 as const,
+      kind: 'phase1' as const,
+      step,
+      rng: new Rng(0).state(),
+      order: [],
+      cursor: 0,
+      epoch: 0,
+      heads: { start: head('start'), end: head('end') },
+      options: {},
+    });
     await saveCheckpoint(d, model, null, state(1));
     const full = async (path: string) => {
       if (path.endsWith('state.json')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       writeFileSync(path, 'x');
     };
-    await expect(saveCheckpoint(d, model, null, state(2), { writeFile: full })).rejects.toThrow(`cannot write checkpoint file ${d}.new/state.json: ENOSPC: no space left on device, write; the previous checkpoint in ${d} is unchanged`);
+    await expect(saveCheckpoint(d, model, null, state(2), { writeFile: full })).rejects.toThrow(
+      `cannot write checkpoint file ${d}.new/state.json: ENOSPC: no space left on device, write; the previous checkpoint in ${d} is unchanged`,
+    );
     expect(existsSync(`${d}.new`)).toBe(false);
     expect((await readCheckpointState(d))?.state.step).toBe(1);
     // a real full disk where this runs as root: a 64 KiB tmpfs (the tiny model's weights alone are larger)
     const mnt = dirOf('tmpfs');
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0) console.log('[robust] no tmpfs (not root?): the real ENOSPC case is skipped');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0)
+      console.log('[robust] no tmpfs (not root?): the real ENOSPC case is skipped');
     else {
       try {
-        await expect(saveCheckpoint(`${mnt}/checkpoint`, model, null, state(1))).rejects.toThrow(new RegExp(`cannot write checkpoint file ${mnt}/checkpoint.new/model.safetensors: ENOSPC`));
+        await expect(saveCheckpoint(`${mnt}/checkpoint`, model, null, state(1))).rejects.toThrow(
+          new RegExp(`cannot write checkpoint file ${mnt}/checkpoint.new/model.safetensors: ENOSPC`),
+        );
         expect(existsSync(`${mnt}/checkpoint.new`)).toBe(false);
       } finally {
         spawnSync('umount', [mnt]);
@@ -406,8 +583,24 @@ describe('Ctrl-C and --resume in the phase-1 loop', () => {
       const recs: Record<string, unknown>[] = [];
       let stop = false;
       const tr = new Phase1Trainer(model, tok, data.train, data.test, {
-        mode: 'full', condition: 'latent', k: 2, steps: 8, batchSize: 2, lr: 1e-3, warmupSteps: 2, feedback: 'scaled', evalEvery: 3, evalRows: 2, genRows: 1, genEvery: 3,
-        maxNewTokens: 6, ckptEvery: 100, outDir: out, resume: stopAfter === undefined && existsSync(join(out, 'checkpoint')), seed: 3, eosId: tok.eosId,
+        mode: 'full',
+        condition: 'latent',
+        k: 2,
+        steps: 8,
+        batchSize: 2,
+        lr: 1e-3,
+        warmupSteps: 2,
+        feedback: 'scaled',
+        evalEvery: 3,
+        evalRows: 2,
+        genRows: 1,
+        genEvery: 3,
+        maxNewTokens: 6,
+        ckptEvery: 100,
+        outDir: out,
+        resume: stopAfter === undefined && existsSync(join(out, 'checkpoint')),
+        seed: 3,
+        eosId: tok.eosId,
         reward: (c, g) => reward(c, g),
         log: (r) => {
           recs.push(r);

@@ -17,7 +17,10 @@ const secs = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
 
 const generated = join(ROOT, 'src', 'generated', 'default-model.ts');
 const haveDefaultModel = existsSync(generated) && !/export default null/.test(readFileSync(generated, 'utf8').slice(0, 400));
-if (!haveDefaultModel) console.log('[runtimes] skipping `examples/train.ts --steps 3`: the default model is not built (models/default absent; src/generated/default-model.ts is empty)');
+if (!haveDefaultModel)
+  console.log(
+    '[runtimes] skipping `examples/train.ts --steps 3`: the default model is not built (models/default absent; src/generated/default-model.ts is empty)',
+  );
 
 for (const rt of RUNTIMES) {
   const have = existsSync(rt.bin);
@@ -38,7 +41,11 @@ for (const rt of RUNTIMES) {
     // the default model when it is built; a tiny random model (test/_tiny-model.ts) always, so the runtime path
     // of the main job (HF directory loading, phase-1 steps, eval, generation, report, checkpoint) is covered now
     it.skipIf(!haveDefaultModel)('runs examples/train.ts --steps 3 on the default model', () => trainRun(rt, []), 600_000);
-    it('runs examples/train.ts --steps 3 on a tiny random model given as --model DIR', () => trainRun(rt, ['--model', tinyDir(), '--lr', '1e-3']), 600_000);
+    it(
+      'runs examples/train.ts --steps 3 on a tiny random model given as --model DIR',
+      () => trainRun(rt, ['--model', tinyDir(), '--lr', '1e-3']),
+      600_000,
+    );
   });
 }
 
@@ -53,12 +60,33 @@ async function trainRun(rt: (typeof RUNTIMES)[number], extra: string[]) {
   const out = join(TMP, `train-${rt.name.split(' ')[0]}${extra.length ? '-tiny' : ''}`);
   rmSync(out, { recursive: true, force: true });
   const t0 = performance.now();
-  const args = ['examples/train.ts', '--steps', '3', '--batch', '2', '--eval-every', '0', '--eval-rows', '4', '--gen-rows', '2', '--out', out, ...extra];
+  const args = [
+    'examples/train.ts',
+    '--steps',
+    '3',
+    '--batch',
+    '2',
+    '--eval-every',
+    '0',
+    '--eval-rows',
+    '4',
+    '--gen-rows',
+    '2',
+    '--out',
+    out,
+    ...extra,
+  ];
   const { stdout } = await run(rt.bin, [...rt.args, ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'step');
+  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'step');
   const backendLine = stdout.split('\n').find((l) => /^backend:/.test(l)) ?? '';
-  console.log(`[runtimes] ${rt.name}: train.ts --steps 3 ${extra.length ? '(tiny model)' : '(default model)'}: loss ${steps.map((s) => s.loss.toFixed(3)).join(' -> ')} (${secs(t0)}); ${backendLine.slice(0, 160)}`);
+  console.log(
+    `[runtimes] ${rt.name}: train.ts --steps 3 ${extra.length ? '(tiny model)' : '(default model)'}: loss ${steps.map((s) => s.loss.toFixed(3)).join(' -> ')} (${secs(t0)}); ${backendLine.slice(0, 160)}`,
+  );
   expect(summary.steps).toBe(3);
   expect(summary.backend).toBe(backendLine.replace(/^backend: (\w+).*/, '$1'));
   expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
@@ -76,8 +104,27 @@ describe('examples/train.ts and Ctrl-C', () => {
     const { spawn } = await import('node:child_process');
     const out = join(TMP, 'train-sigint');
     rmSync(out, { recursive: true, force: true });
-    const base = ['examples/train.ts', '--model', tinyDir(), '--lr', '1e-3', '--batch', '2', '--eval-every', '0', '--eval-rows', '4', '--gen-rows', '0', '--out', out];
-    const child = spawn(process.execPath, ['--import', 'tsx', ...base, '--steps', '100000'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const base = [
+      'examples/train.ts',
+      '--model',
+      tinyDir(),
+      '--lr',
+      '1e-3',
+      '--batch',
+      '2',
+      '--eval-every',
+      '0',
+      '--eval-rows',
+      '4',
+      '--gen-rows',
+      '0',
+      '--out',
+      out,
+    ];
+    const child = spawn(process.execPath, ['--import', 'tsx', ...base, '--steps', '100000'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let signalled = false;
     child.stderr.on('data', () => {});
@@ -98,12 +145,24 @@ describe('examples/train.ts and Ctrl-C', () => {
     const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8'));
     expect(state.step).toBeGreaterThanOrEqual(3);
     expect(state.step).toBeLessThan(100000);
-    const stepLines = () => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'step');
+    const stepLines = () =>
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((r) => r.type === 'step');
     const stepsBefore = stepLines();
     expect(stepsBefore[stepsBefore.length - 1].step).toBe(state.step);
     // resume for two more steps (a different --steps changes the schedule: --resume-anyway): the log continues at state.step + 1
-    await run(process.execPath, ['--import', 'tsx', ...base, '--steps', String(state.step + 2), '--resume', '--resume-anyway'], { cwd: ROOT, maxBuffer: 64 << 20 });
-    expect(stepLines().map((s) => s.step).slice(-3)).toEqual([state.step, state.step + 1, state.step + 2]);
+    await run(process.execPath, ['--import', 'tsx', ...base, '--steps', String(state.step + 2), '--resume', '--resume-anyway'], {
+      cwd: ROOT,
+      maxBuffer: 64 << 20,
+    });
+    expect(
+      stepLines()
+        .map((s) => s.step)
+        .slice(-3),
+    ).toEqual([state.step, state.step + 1, state.step + 2]);
     expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')).step).toBe(state.step + 2);
   }, 600_000);
 });

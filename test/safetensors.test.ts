@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  f32BitsToBf16, f32BitsToF16, parseSafetensors, toBf16Bits, toFloat32, toInt32, writeSafetensors, type WriteTensor,
+  f32BitsToBf16,
+  f32BitsToF16,
+  parseSafetensors,
+  toBf16Bits,
+  toFloat32,
+  toInt32,
+  writeSafetensors,
+  type WriteTensor,
 } from '../src/io/safetensors.js';
 import { demand } from './_require.js';
 
@@ -60,12 +67,18 @@ describe('safetensors round trip', () => {
     expect(get('f.scalar').shape).toEqual([]);
     expect(toFloat32(get('f.scalar'))).toEqual(Float32Array.of(4.5));
     // every tensor starts at a multiple of its element size (offsets relative to an 8-aligned data section)
-    for (const e of st.tensors.values()) expect((e.data.byteOffset - 8 - headerLen) % (e.dtype === 'F32' || e.dtype === 'I32' ? 4 : 2)).toBe(0);
+    for (const e of st.tensors.values())
+      expect((e.data.byteOffset - 8 - headerLen) % (e.dtype === 'F32' || e.dtype === 'I32' ? 4 : 2)).toBe(0);
     // writing the parsed tensors again gives identical bytes
-    const again = writeSafetensors([...st.tensors.values()].map((e) => ({
-      name: e.name, dtype: e.dtype as WriteTensor['dtype'], shape: e.shape,
-      data: e.dtype === 'BF16' || e.dtype === 'F16' ? u16(e) : e.dtype === 'I32' ? toInt32(e) : toFloat32(e),
-    })), st.metadata);
+    const again = writeSafetensors(
+      [...st.tensors.values()].map((e) => ({
+        name: e.name,
+        dtype: e.dtype as WriteTensor['dtype'],
+        shape: e.shape,
+        data: e.dtype === 'BF16' || e.dtype === 'F16' ? u16(e) : e.dtype === 'I32' ? toInt32(e) : toFloat32(e),
+      })),
+      st.metadata,
+    );
     expect(Buffer.from(again).equals(Buffer.from(bytes))).toBe(true);
   });
 
@@ -86,46 +99,63 @@ describe('safetensors round trip', () => {
   });
 
   it('rejects bad input to the writer', () => {
-    expect(() => writeSafetensors([{ name: 'x', dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }])).toThrow(/tensor 'x'.*4 elements, data has 3/);
-    expect(() => writeSafetensors([
-      { name: 'x', dtype: 'F32', shape: [1], data: new Float32Array(1) },
-      { name: 'x', dtype: 'F32', shape: [1], data: new Float32Array(1) },
-    ])).toThrow(/'x'.*duplicate/);
+    expect(() => writeSafetensors([{ name: 'x', dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }])).toThrow(
+      /tensor 'x'.*4 elements, data has 3/,
+    );
+    expect(() =>
+      writeSafetensors([
+        { name: 'x', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+        { name: 'x', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+      ]),
+    ).toThrow(/'x'.*duplicate/);
     expect(() => writeSafetensors([{ name: 'i', dtype: 'I32', shape: [1], data: Float32Array.of(1.5) }])).toThrow(/'i'.*not an integer/);
   });
 });
 
 describe('safetensors validation names the file and the tensor', () => {
-  const good = () => writeSafetensors([
-    { name: 'model.norm.weight', dtype: 'F32', shape: [4], data: Float32Array.of(1, 2, 3, 4) },
-    { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [2, 4], data: new Float32Array(8) },
-  ]);
+  const good = () =>
+    writeSafetensors([
+      { name: 'model.norm.weight', dtype: 'F32', shape: [4], data: Float32Array.of(1, 2, 3, 4) },
+      { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [2, 4], data: new Float32Array(8) },
+    ]);
 
   it('a truncated file', () => {
     const b = good();
-    expect(() => parseSafetensors(b.subarray(0, b.length - 4), 'model.safetensors')).toThrow(/^model\.safetensors: tensor '.*': offsets \[\d+, \d+\] exceed data size \d+ \(truncated file\?\)/);
+    expect(() => parseSafetensors(b.subarray(0, b.length - 4), 'model.safetensors')).toThrow(
+      /^model\.safetensors: tensor '.*': offsets \[\d+, \d+\] exceed data size \d+ \(truncated file\?\)/,
+    );
     expect(() => parseSafetensors(b.subarray(0, 30), 'model.safetensors')).toThrow(/model\.safetensors: header length \d+ exceeds/);
     expect(() => parseSafetensors(b.subarray(0, 5), 'model.safetensors')).toThrow(/model\.safetensors: file is 5 bytes/);
   });
 
   it('a header lying about offsets', () => {
     const f = rawFile({ 'model.norm.weight': { dtype: 'F32', shape: [4], data_offsets: [10, 26] } }, 16);
-    expect(() => parseSafetensors(f, 'model.safetensors')).toThrow("model.safetensors: tensor 'model.norm.weight': offsets [10, 26] exceed data size 16");
+    expect(() => parseSafetensors(f, 'model.safetensors')).toThrow(
+      "model.safetensors: tensor 'model.norm.weight': offsets [10, 26] exceed data size 16",
+    );
     const r = rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, 8);
     expect(() => parseSafetensors(r, 'r.safetensors')).toThrow(/r\.safetensors: tensor 'w': offsets \[8, 4\] are reversed/);
   });
 
   it('a byte length that does not match dtype size x shape', () => {
     const f = rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8);
-    expect(() => parseSafetensors(f, 'a.safetensors')).toThrow("a.safetensors: tensor 'w': F32[3] needs 12 bytes but offsets [0, 8] hold 8");
+    expect(() => parseSafetensors(f, 'a.safetensors')).toThrow(
+      "a.safetensors: tensor 'w': F32[3] needs 12 bytes but offsets [0, 8] hold 8",
+    );
     const g = rawFile({ w: { dtype: 'BF16', shape: [2, 2], data_offsets: [0, 16] } }, 16);
     expect(() => parseSafetensors(g, 'b.safetensors')).toThrow(/tensor 'w': BF16\[2, 2\] needs 8 bytes/);
   });
 
   it('overlapping offsets, holes and trailing bytes', () => {
-    const o = rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12);
+    const o = rawFile(
+      { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
+      12,
+    );
     expect(() => parseSafetensors(o, 'o.safetensors')).toThrow("o.safetensors: tensor 'b' at [4, 12] overlaps tensor 'a' ending at 8");
-    const h = rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, 12);
+    const h = rawFile(
+      { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } },
+      12,
+    );
     expect(() => parseSafetensors(h, 'h.safetensors')).toThrow(/h\.safetensors: 4 unused bytes before tensor 'b'/);
     const t = rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 12);
     expect(() => parseSafetensors(t, 't.safetensors')).toThrow(/t\.safetensors: tensors cover 4 bytes but the data section has 12/);
@@ -142,9 +172,15 @@ describe('safetensors validation names the file and the tensor', () => {
     const bad = rawFile({ a: 1 }, 0);
     bad[bad.length - 1] = 0x2c; // break the closing brace
     expect(() => parseSafetensors(bad, 'j.safetensors')).toThrow(/j\.safetensors: header is not valid JSON/);
-    expect(() => parseSafetensors(rawFile({ w: { dtype: 'Q4', shape: [1], data_offsets: [0, 1] } }, 1), 'd.safetensors')).toThrow(`d.safetensors: tensor 'w': unknown dtype "Q4"`);
-    expect(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4), 's.safetensors')).toThrow(/s\.safetensors: tensor 'w': shape \[-1\]/);
-    expect(() => parseSafetensors(rawFile({ __metadata__: { step: 3 } }, 0), 'm.safetensors')).toThrow(/m\.safetensors: __metadata__ value 'step' is not a string/);
+    expect(() => parseSafetensors(rawFile({ w: { dtype: 'Q4', shape: [1], data_offsets: [0, 1] } }, 1), 'd.safetensors')).toThrow(
+      `d.safetensors: tensor 'w': unknown dtype "Q4"`,
+    );
+    expect(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4), 's.safetensors')).toThrow(
+      /s\.safetensors: tensor 'w': shape \[-1\]/,
+    );
+    expect(() => parseSafetensors(rawFile({ __metadata__: { step: 3 } }, 0), 'm.safetensors')).toThrow(
+      /m\.safetensors: __metadata__ value 'step' is not a string/,
+    );
   });
 });
 
@@ -173,9 +209,21 @@ describe('f32 -> bf16 / f16 rounding', () => {
 
   it('f16: hand-computed values', () => {
     const cases: [number, number][] = [
-      [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00],
-      [2 ** -24, 0x0001], [2 ** -25, 0x0000], [3 * 2 ** -26, 0x0001], [2 ** -14, 0x0400],
-      [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [-0, 0x8000], [Infinity, 0x7c00], [NaN, 0x7e00],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [65504, 0x7bff],
+      [65519, 0x7bff],
+      [65520, 0x7c00],
+      [1e6, 0x7c00],
+      [2 ** -24, 0x0001],
+      [2 ** -25, 0x0000],
+      [3 * 2 ** -26, 0x0001],
+      [2 ** -14, 0x0400],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
+      [-0, 0x8000],
+      [Infinity, 0x7c00],
+      [NaN, 0x7e00],
     ];
     for (const [x, h] of cases) expect(f32BitsToF16(bitsOf(x)).toString(16), String(x)).toBe(h.toString(16));
   });
@@ -188,39 +236,53 @@ describe('f32 -> bf16 / f16 rounding', () => {
       const lo = (bits >>> 16) & 0xffff;
       const loV = floatOf(lo << 16);
       const hiV = (lo & 0x7fff) === 0x7f7f ? Math.sign(x) * 2 ** 128 : floatOf(((lo + 1) << 16) >>> 0); // next away from zero
-      const dLo = Math.abs(x - loV), dHi = Math.abs(hiV - x);
+      const dLo = Math.abs(x - loV),
+        dHi = Math.abs(hiV - x);
       return dLo < dHi || (dLo === dHi && (lo & 1) === 0) ? lo : (lo + 1) & 0xffff;
     };
     const half: number[] = [];
-    for (let h = 0; h < 0x7c00; h++) half.push(h === 0 ? 0 : (h >> 10 ? (1 + (h & 1023) / 1024) * 2 ** ((h >> 10) - 15) : (h & 1023) * 2 ** -24));
+    for (let h = 0; h < 0x7c00; h++)
+      half.push(h === 0 ? 0 : h >> 10 ? (1 + (h & 1023) / 1024) * 2 ** ((h >> 10) - 15) : (h & 1023) * 2 ** -24);
     half.push(65536); // the rounding boundary of +inf (0x7c00)
     const f16Oracle = (bits: number) => {
       const x = floatOf(bits);
       if (Number.isNaN(x)) return ((bits >>> 16) & 0x8000) | 0x7e00;
-      const sign = (bits >>> 16) & 0x8000, a = Math.abs(x);
+      const sign = (bits >>> 16) & 0x8000,
+        a = Math.abs(x);
       if (a >= 65536) return sign | 0x7c00;
-      let lo = 0, hi = half.length - 1; // largest h with half[h] <= a
+      let lo = 0,
+        hi = half.length - 1; // largest h with half[h] <= a
       while (lo < hi) {
         const mid = (lo + hi + 1) >> 1;
         if (half[mid] <= a) lo = mid;
         else hi = mid - 1;
       }
       if (half[lo] === a || lo === half.length - 1) return sign | lo;
-      const dLo = a - half[lo], dHi = half[lo + 1] - a;
+      const dLo = a - half[lo],
+        dHi = half[lo + 1] - a;
       return sign | (dLo < dHi || (dLo === dHi && (lo & 1) === 0) ? lo : lo + 1);
     };
-    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (bits) => {
-      expect(f32BitsToBf16(bits)).toBe(bf16Oracle(bits));
-      expect(f32BitsToF16(bits)).toBe(f16Oracle(bits));
-    }), { numRuns: 20000 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (bits) => {
+        expect(f32BitsToBf16(bits)).toBe(bf16Oracle(bits));
+        expect(f32BitsToF16(bits)).toBe(f16Oracle(bits));
+      }),
+      { numRuns: 20000 },
+    );
     // and around the f16 normal/subnormal boundary and the bf16 ties specifically
-    fc.assert(fc.property(fc.integer({ min: 0x33000000, max: 0x38800000 }), (bits) => {
-      expect(f32BitsToF16(bits)).toBe(f16Oracle(bits));
-    }), { numRuns: 20000 });
-    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff }), fc.boolean(), (hi, up) => {
-      const bits = ((hi << 16) | (up ? 0x8000 : 0x7fff)) >>> 0;
-      expect(f32BitsToBf16(bits)).toBe(bf16Oracle(bits));
-    }), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0x33000000, max: 0x38800000 }), (bits) => {
+        expect(f32BitsToF16(bits)).toBe(f16Oracle(bits));
+      }),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.boolean(), (hi, up) => {
+        const bits = ((hi << 16) | (up ? 0x8000 : 0x7fff)) >>> 0;
+        expect(f32BitsToBf16(bits)).toBe(bf16Oracle(bits));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
 
@@ -233,18 +295,24 @@ describe('files written by python / torch', () => {
       if (!e) throw new Error(`st_python.safetensors has no '${n}'`);
       return e;
     };
-    const same = (a: Float32Array, b: Float32Array) => expect(Array.from(new Uint32Array(a.buffer))).toEqual(Array.from(new Uint32Array(b.buffer)));
+    const same = (a: Float32Array, b: Float32Array) =>
+      expect(Array.from(new Uint32Array(a.buffer))).toEqual(Array.from(new Uint32Array(b.buffer)));
     // decoding: torch's own bf16 -> f32 / f16 -> f32 results, stored as F32
     same(toFloat32(t('bf16')), toFloat32(t('bf16_as_f32')));
-    const f16 = toFloat32(t('f16')), f16Ref = toFloat32(t('f16_as_f32'));
-    for (let i = 0; i < f16.length; i++) expect(Object.is(f16[i], f16Ref[i]) || (Number.isNaN(f16[i]) && Number.isNaN(f16Ref[i])), `f16[${i}]`).toBe(true);
+    const f16 = toFloat32(t('f16')),
+      f16Ref = toFloat32(t('f16_as_f32'));
+    for (let i = 0; i < f16.length; i++)
+      expect(Object.is(f16[i], f16Ref[i]) || (Number.isNaN(f16[i]) && Number.isNaN(f16Ref[i])), `f16[${i}]`).toBe(true);
     // encoding: our f32 -> bf16 / f16 equals torch's .to(bfloat16) / .to(float16) bits
     // (NaN bits are not significant and torch itself is inconsistent: its vectorized CPU path writes 0xFFFF, its
     // scalar path 0x7FC0; we write 0x7FC0. So a NaN only has to stay a NaN.)
     const isNanBits = (h: number) => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
-    const ours = toBf16Bits(toFloat32(t('bf16_src'))), torchBits = u16(t('bf16'));
+    const ours = toBf16Bits(toFloat32(t('bf16_src'))),
+      torchBits = u16(t('bf16'));
     expect(torchBits.some(isNanBits)).toBe(true);
-    expect(Array.from(ours, (h, i) => (isNanBits(torchBits[i]) && isNanBits(h) ? -1 : h))).toEqual(Array.from(torchBits, (h) => (isNanBits(h) ? -1 : h)));
+    expect(Array.from(ours, (h, i) => (isNanBits(torchBits[i]) && isNanBits(h) ? -1 : h))).toEqual(
+      Array.from(torchBits, (h) => (isNanBits(h) ? -1 : h)),
+    );
     const src = new Uint32Array(toFloat32(t('f16_src')).buffer);
     expect(Array.from(src, f32BitsToF16)).toEqual(Array.from(u16(t('f16'))));
     // integers and other dtypes
@@ -271,12 +339,18 @@ describe('files written by python / torch', () => {
   it.skipIf(!hasTorch)('a file we write loads in python (torch) with identical values', () => {
     const a = Float32Array.from({ length: 12 }, (_, i) => (i - 5.5) / 3);
     const file = join(tmp, 'ts.safetensors');
-    writeFileSync(file, writeSafetensors([
-      { name: 'a', dtype: 'F32', shape: [3, 4], data: a },
-      { name: 'b', dtype: 'BF16', shape: [12], data: a },
-      { name: 'c', dtype: 'F16', shape: [2, 6], data: a },
-      { name: 'd', dtype: 'I32', shape: [2], data: Int32Array.of(-3, 1 << 30) },
-    ], { format: 'pt' }));
+    writeFileSync(
+      file,
+      writeSafetensors(
+        [
+          { name: 'a', dtype: 'F32', shape: [3, 4], data: a },
+          { name: 'b', dtype: 'BF16', shape: [12], data: a },
+          { name: 'c', dtype: 'F16', shape: [2, 6], data: a },
+          { name: 'd', dtype: 'I32', shape: [2], data: Int32Array.of(-3, 1 << 30) },
+        ],
+        { format: 'pt' },
+      ),
+    );
     const script = [
       'import sys, json, torch',
       `sys.path.insert(0, ${JSON.stringify(join(__dirname, '..', 'scripts', 'reference'))})`,

@@ -9,13 +9,35 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // two tiny cells (a few steps, 2 evaluation rows, 2 graded problems), one at a time so the kill lands between them
-const sweepArgs = (out: string) => ['sweep', '--conditions', 'none,latent', '--seeds', '0', '--steps', '3', '--gen-rows', '2', '--jobs', '1', '--out', out, '--', '--eval-every', '0', '--eval-rows', '2', '--batch', '2'];
+const sweepArgs = (out: string) => [
+  'sweep',
+  '--conditions',
+  'none,latent',
+  '--seeds',
+  '0',
+  '--steps',
+  '3',
+  '--gen-rows',
+  '2',
+  '--jobs',
+  '1',
+  '--out',
+  out,
+  '--',
+  '--eval-every',
+  '0',
+  '--eval-rows',
+  '2',
+  '--batch',
+  '2',
+];
 
 /** `node --import tsx src/cli.ts ...args` (what `npx tsx src/cli.ts` does), to its exit. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
     p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
@@ -49,10 +71,15 @@ describe('latentlm sweep', () => {
 
   it('a killed sweep resumes without redoing finished cells', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'latentlm-sweep-kill-')), 'sweep');
-    const first = join(out, 'none-k0-s0', 'summary.json'), second = join(out, 'latent-k2-s0', 'summary.json');
+    const first = join(out, 'none-k0-s0', 'summary.json'),
+      second = join(out, 'latent-k2-s0', 'summary.json');
 
     // detached: its own process group, so one kill reaches the sweep and the train child it is running
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...sweepArgs(out)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...sweepArgs(out)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const killGroup = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
@@ -60,7 +87,8 @@ describe('latentlm sweep', () => {
         // already gone
       }
     };
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
     try {
@@ -74,14 +102,16 @@ describe('latentlm sweep', () => {
       // and the second cell has started training (its log has the run's header line)
       const log2 = join(out, 'latent-k2-s0', 'train.log');
       while (!(existsSync(log2) && /^# /m.test(readFileSync(log2, 'utf8')))) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sweep exited before its second cell started:\n${stdout}\n${stderr}`);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`sweep exited before its second cell started:\n${stdout}\n${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       killGroup(); // also when the wait failed: a detached group would outlive the test
     }
     expect(await exited).toBe('SIGKILL');
-    const kept = readFileSync(first, 'utf8'), keptMtime = statSync(first).mtimeMs;
+    const kept = readFileSync(first, 'utf8'),
+      keptMtime = statSync(first).mtimeMs;
     expect(() => statSync(second)).toThrow(); // the second cell was still training
 
     const rerun = await cli(sweepArgs(out));

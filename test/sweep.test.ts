@@ -28,8 +28,14 @@ describe('sweep statistics', () => {
     expect(f.lo).toBeCloseTo(1 - 3.8415 / 13.8415, 4);
     expect(f.hi).toBe(1);
     // by definition the bounds are the two roots p of (phat - p)^2 = z^2 p (1 - p) / n (the score test's boundary)
-    for (const [k, n] of [[187, 600], [3, 24], [599, 600]] as const) {
-      const { lo, hi } = wilsonInterval(k, n), phat = k / n, z2 = 1.959963984540054 ** 2;
+    for (const [k, n] of [
+      [187, 600],
+      [3, 24],
+      [599, 600],
+    ] as const) {
+      const { lo, hi } = wilsonInterval(k, n),
+        phat = k / n,
+        z2 = 1.959963984540054 ** 2;
       for (const p of [lo, hi]) expect((phat - p) ** 2 - (z2 * p * (1 - p)) / n).toBeCloseTo(0, 12);
       expect(lo).toBeLessThan(phat);
       expect(hi).toBeGreaterThan(phat);
@@ -62,11 +68,29 @@ describe('sweep statistics', () => {
 });
 
 describe('sweep grid', () => {
-  const spec = (over: Partial<GridSpec> = {}): GridSpec => ({ conditions: parseConditions('none,pause,latent'), seeds: [0, 1], ks: [1, 2], steps: 10, trainFlags: ['--gen-rows', '5'], ...over });
+  const spec = (over: Partial<GridSpec> = {}): GridSpec => ({
+    conditions: parseConditions('none,pause,latent'),
+    seeds: [0, 1],
+    ks: [1, 2],
+    steps: 10,
+    trainFlags: ['--gen-rows', '5'],
+    ...over,
+  });
 
   it('plans conditions x k x seeds; the no-latent condition runs once per seed at k = 0', () => {
     const cells = planCells(spec());
-    expect(cells.map((c) => c.id)).toEqual(['none-k0-s0', 'none-k0-s1', 'pause-k1-s0', 'pause-k1-s1', 'pause-k2-s0', 'pause-k2-s1', 'latent-k1-s0', 'latent-k1-s1', 'latent-k2-s0', 'latent-k2-s1']);
+    expect(cells.map((c) => c.id)).toEqual([
+      'none-k0-s0',
+      'none-k0-s1',
+      'pause-k1-s0',
+      'pause-k1-s1',
+      'pause-k2-s0',
+      'pause-k2-s1',
+      'latent-k1-s0',
+      'latent-k1-s1',
+      'latent-k2-s0',
+      'latent-k2-s1',
+    ]);
     expect(cells[0]!.args).toEqual(['--latents', '0', '--seed', '0', '--steps', '10', '--gen-rows', '5']);
     expect(cells[5]!.args).toEqual(['--baseline', 'pause', '--latents', '2', '--seed', '1', '--steps', '10', '--gen-rows', '5']);
   });
@@ -75,7 +99,13 @@ describe('sweep grid', () => {
     const c = parseConditions('latent,fast=--lr 2e-3 --feedback scaled');
     expect(c[1]).toEqual({ name: 'fast', flags: ['--lr', '2e-3', '--feedback', 'scaled'], usesK: true });
     // a definition with its own --latents is one cell per seed, named by that k
-    const own = planCells({ conditions: parseConditions('p1=--baseline pause --latents 1'), seeds: [0], ks: [2, 4], steps: 3, trainFlags: [] });
+    const own = planCells({
+      conditions: parseConditions('p1=--baseline pause --latents 1'),
+      seeds: [0],
+      ks: [2, 4],
+      steps: 3,
+      trainFlags: [],
+    });
     expect(own.map((x) => [x.id, x.args.join(' ')])).toEqual([['p1-k1-s0', '--baseline pause --latents 1 --seed 0 --steps 3']]);
     expect(() => parseConditions('nope')).toThrow(/unknown condition 'nope'/);
     expect(() => parseConditions('latent,latent')).toThrow(/given twice/);
@@ -94,10 +124,22 @@ describe('sweep table', () => {
   const cells = planCells({ conditions: parseConditions('latent'), seeds: [0, 1, 2], ks: [2], steps: 5, trainFlags: [] });
   const finished = cells.map((cell, i) => ({
     cell,
-    summary: { steps: 5, seconds: 10 + i, final: { type: 'eval' as const, step: 5, testLoss: 0.2, postBreakLoss: 1 + i, usage: { normal: { loss: 0, postBreakLoss: 0, labels: 1 }, gapSwapped: 0.1 * i }, accuracy: [0.4, 0.5, 0.6][i], accuracyRows: 100 } },
+    summary: {
+      steps: 5,
+      seconds: 10 + i,
+      final: {
+        type: 'eval' as const,
+        step: 5,
+        testLoss: 0.2,
+        postBreakLoss: 1 + i,
+        usage: { normal: { loss: 0, postBreakLoss: 0, labels: 1 }, gapSwapped: 0.1 * i },
+        accuracy: [0.4, 0.5, 0.6][i],
+        accuracyRows: 100,
+      },
+    },
   }));
 
-  it('pools the seeds\' problems for Wilson and spreads the seeds for t', () => {
+  it("pools the seeds' problems for Wilson and spreads the seeds for t", () => {
     const [r] = sweepRows(finished as never);
     expect(r!.accuracyPooled).toMatchObject({ correct: 150, n: 300, p: 0.5 });
     expect(r!.accuracyPooled!.ci.lo).toBeCloseTo(wilsonInterval(150, 300).lo, 12);
@@ -107,7 +149,9 @@ describe('sweep table', () => {
     expect(r!.postBreakLoss.mean).toBe(2);
     expect(r!.gapZeroed.n).toBe(0);
     const md = sweepMarkdown([r!]);
-    expect(md).toMatch(/\| latent k=2 \| 0,1,2 \| 50\.0 \[44\.4, 55\.6\] \(150\/300\) \| 50\.0 \[25\.2, 74\.8\] \(40\.0 \/ 50\.0 \/ 60\.0\) \|/);
+    expect(md).toMatch(
+      /\| latent k=2 \| 0,1,2 \| 50\.0 \[44\.4, 55\.6\] \(150\/300\) \| 50\.0 \[25\.2, 74\.8\] \(40\.0 \/ 50\.0 \/ 60\.0\) \|/,
+    );
     expect(md).toMatch(/Wilson score interval/);
     expect(md).toMatch(/Student-t/);
   });
@@ -150,12 +194,24 @@ describe('sweep table', () => {
 });
 
 describe('sweep runner (stand-in train command)', () => {
-  const spec = (conds = 'none,latent', seeds = [0, 1, 2]): GridSpec => ({ conditions: parseConditions(conds), seeds, ks: [2], steps: 7, trainFlags: ['--gen-rows', '3'] });
+  const spec = (conds = 'none,latent', seeds = [0, 1, 2]): GridSpec => ({
+    conditions: parseConditions(conds),
+    seeds,
+    ks: [2],
+    steps: 7,
+    trainFlags: ['--gen-rows', '3'],
+  });
 
   it('runs every cell at most --jobs at a time, writes the table, and skips finished cells on a rerun', async () => {
-    const root = tmp(), out = join(root, 'sweep');
+    const root = tmp(),
+      out = join(root, 'sweep');
     const events: string[] = [];
-    const r = await runSweep(spec(), { out, jobs: 2, trainCommand: FAKE_TRAIN, onEvent: (e) => e.type === 'finish' && events.push(`${e.cell.id}:${e.status}`) });
+    const r = await runSweep(spec(), {
+      out,
+      jobs: 2,
+      trainCommand: FAKE_TRAIN,
+      onEvent: (e) => e.type === 'finish' && events.push(`${e.cell.id}:${e.status}`),
+    });
     expect(r.cells.map((c) => c.status)).toEqual(Array(6).fill('done'));
     expect(events.length).toBe(6);
     const conc = readFileSync(join(out, 'concurrency.txt'), 'utf8').trim().split('\n').map(Number);
@@ -172,11 +228,16 @@ describe('sweep runner (stand-in train command)', () => {
     const again = await runSweep(spec(), { out, jobs: 2, trainCommand: FAKE_TRAIN });
     expect(again.cells.map((c) => c.status)).toEqual(Array(6).fill('skipped'));
     expect(statSync(join(out, 'none-k0-s0', 'summary.json')).mtimeMs).toBe(before);
-    expect(readFileSync(join(out, 'none-k0-s0', 'argv.jsonl'), 'utf8').trim().split('\n').length).toBe(1);
+    expect(
+      readFileSync(join(out, 'none-k0-s0', 'argv.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length,
+    ).toBe(1);
   });
 
   it('continues a cell with a checkpoint through --resume, restarts one without, and redoes a short summary', async () => {
-    const root = tmp(), out = join(root, 'sweep');
+    const root = tmp(),
+      out = join(root, 'sweep');
     const s = spec('latent', [0, 1]);
     const cells = planCells(s);
     for (const c of cells) {
@@ -196,21 +257,29 @@ describe('sweep runner (stand-in train command)', () => {
   });
 
   it('a failing cell is reported with its log and the others still run; other flags in an existing cell are refused', async () => {
-    const root = tmp(), out = join(root, 'sweep');
+    const root = tmp(),
+      out = join(root, 'sweep');
     const s: GridSpec = { ...spec('latent,broken=--fail', [0]) };
     const r = await runSweep(s, { out, jobs: 2, trainCommand: FAKE_TRAIN });
     expect(r.cells.map((c) => `${c.cell.id}:${c.status}`)).toEqual(['latent-k2-s0:done', 'broken-k2-s0:failed']);
-    expect(r.cells[1]!.error).toMatch(/broken-k2-s0: train exit code 3 without a complete summary\.json; see .*broken-k2-s0[/\\]train\.log/);
+    expect(r.cells[1]!.error).toMatch(
+      /broken-k2-s0: train exit code 3 without a complete summary\.json; see .*broken-k2-s0[/\\]train\.log/,
+    );
     expect(readFileSync(join(out, 'broken-k2-s0', 'train.log'), 'utf8')).toMatch(/failing as asked/);
     expect(r.rows.map((x) => x.condition)).toEqual(['latent']);
-    await expect(runSweep({ ...s, steps: 8 }, { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(/latent-k2-s0 was trained with other flags/);
+    await expect(runSweep({ ...s, steps: 8 }, { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(
+      /latent-k2-s0 was trained with other flags/,
+    );
   });
 
-  it('refuses a second sweep into the same directory while the first runs, and takes over a dead one\'s lock', async () => {
-    const root = tmp(), out = join(root, 'sweep');
+  it("refuses a second sweep into the same directory while the first runs, and takes over a dead one's lock", async () => {
+    const root = tmp(),
+      out = join(root, 'sweep');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'sweep.lock'), String(process.ppid)); // a live process
-    await expect(runSweep(spec('latent', [0]), { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(new RegExp(`another sweep \\(pid ${process.ppid}\\) is running`));
+    await expect(runSweep(spec('latent', [0]), { out, jobs: 1, trainCommand: FAKE_TRAIN })).rejects.toThrow(
+      new RegExp(`another sweep \\(pid ${process.ppid}\\) is running`),
+    );
     writeFileSync(join(out, 'sweep.lock'), '999999999'); // no such process: a killed sweep's leftover
     const r = await runSweep(spec('latent', [0]), { out, jobs: 1, trainCommand: FAKE_TRAIN });
     expect(r.cells[0]!.status).toBe('done');
@@ -218,9 +287,17 @@ describe('sweep runner (stand-in train command)', () => {
   });
 
   it('an aborted sweep starts no further cells', async () => {
-    const root = tmp(), out = join(root, 'sweep');
+    const root = tmp(),
+      out = join(root, 'sweep');
     const ac = new AbortController();
-    const r = await runSweep(spec('latent', [0, 1, 2]), { out, jobs: 1, trainCommand: FAKE_TRAIN, signal: ac.signal, interruptChildren: () => false, onEvent: (e) => e.type === 'finish' && ac.abort('test') });
+    const r = await runSweep(spec('latent', [0, 1, 2]), {
+      out,
+      jobs: 1,
+      trainCommand: FAKE_TRAIN,
+      signal: ac.signal,
+      interruptChildren: () => false,
+      onEvent: (e) => e.type === 'finish' && ac.abort('test'),
+    });
     expect(r.stopped).toBe(true);
     expect(r.cells.map((c) => c.status)).toEqual(['done', 'stopped', 'stopped']);
   });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { generateProblems, questionSplit, SYNTH_PRESETS, synthCoverageText, synthToJsonl, withCommas, type SynthRow } from '../src/data/synth.ts';
+import {
+  generateProblems,
+  questionSplit,
+  SYNTH_PRESETS,
+  synthCoverageText,
+  synthToJsonl,
+  withCommas,
+  type SynthRow,
+} from '../src/data/synth.ts';
 
 interface Step {
   x: bigint;
@@ -42,7 +50,8 @@ function checkAnswer(row: SynthRow, where: string): Step[] {
       throw new Error(`${where} line ${i}: prose "${pm[0]}" disagrees with annotation ${ann[1]}`);
     }
     const rm = /^([\d,]+)(?!\d)/.exec(after);
-    if (!rm || rm[1]!.replace(/,/g, '') !== String(r)) throw new Error(`${where} line ${i}: annotation not followed by its result: ${line}`);
+    if (!rm || rm[1]!.replace(/,/g, '') !== String(r))
+      throw new Error(`${where} line ${i}: annotation not followed by its result: ${line}`);
     for (const num of [pm[1]!, pm[3]!, rm[1]!]) {
       if (num.includes(',') && !/^\d{1,3}(,\d{3})+$/.test(num)) throw new Error(`${where} line ${i}: malformed thousands commas ${num}`);
     }
@@ -96,7 +105,9 @@ describe('synthetic GSM8K-style problems', () => {
       for (const ann of r.answer.matchAll(/<<([^>]*)>>/g)) expect(ann[1]).not.toContain(',');
       expect(r.answer.split('\n').pop()).toMatch(/^#### \d+$/);
     }
-    expect(generateProblems({ ...SYNTH_PRESETS.hard, seed: 3, count: 100, commaProb: 0 }).some((r) => /\d,\d/.test(r.answer + r.question))).toBe(false);
+    expect(
+      generateProblems({ ...SYNTH_PRESETS.hard, seed: 3, count: 100, commaProb: 0 }).some((r) => /\d,\d/.test(r.answer + r.question)),
+    ).toBe(false);
   });
 
   it('never puts the same question in train and test (2,000 rows each)', () => {
@@ -127,6 +138,7 @@ describe('synthetic GSM8K-style problems', () => {
   it('difficulty knobs change operand and result sizes', () => {
     const stats = (rows: SynthRow[]) => {
       const steps = rows.flatMap((r, i) => checkAnswer(r, `row ${i}`));
+      // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max does not take them)
       const maxB = steps.reduce((m, s) => (s.b > m ? s.b : m), 0n);
       const meanDigits = steps.reduce((acc, s) => acc + String(s.r).length, 0) / steps.length;
       return { maxB, meanDigits, ops: new Set(steps.map((s) => s.op)) };
@@ -169,17 +181,19 @@ describe('synthetic GSM8K-style problems', () => {
   it('restricts names, objects and templates when asked', () => {
     const rows = generateProblems({ seed: 2, count: 200, names: 3, objects: 2, templatesPerOp: 1 });
     const words = new Set(rows.flatMap((r) => (r.question + ' ' + r.answer).match(/[A-Za-z]+/g)!));
-    const full = new Set(
-      generateProblems({ seed: 2, count: 200 }).flatMap((r) => (r.question + ' ' + r.answer).match(/[A-Za-z]+/g)!),
-    );
+    const full = new Set(generateProblems({ seed: 2, count: 200 }).flatMap((r) => (r.question + ' ' + r.answer).match(/[A-Za-z]+/g)!));
     expect(words.size).toBeLessThan(full.size);
-    const capitalised = [...words].filter((w) => /^[A-Z]/.test(w) && !['He', 'She', 'His', 'Her', 'How', 'The', 'Then', 'With', 'After'].includes(w));
+    const capitalised = [...words].filter(
+      (w) => /^[A-Z]/.test(w) && !['He', 'She', 'His', 'Her', 'How', 'The', 'Then', 'With', 'After'].includes(w),
+    );
     expect(capitalised.length).toBeLessThanOrEqual(3);
     // Every word of the generated text appears in the coverage text for the same knobs.
     const coverage = new Set(synthCoverageText({ names: 3, objects: 2, templatesPerOp: 1 }).match(/[A-Za-z]+/g)!);
     expect([...words].filter((w) => !coverage.has(w))).toEqual([]);
     const fullCoverage = new Set(synthCoverageText(SYNTH_PRESETS.hard).match(/[A-Za-z]+/g)!);
-    const hardWords = generateProblems({ ...SYNTH_PRESETS.hard, seed: 2, count: 300 }).flatMap((r) => (r.question + ' ' + r.answer).match(/[A-Za-z]+/g)!);
+    const hardWords = generateProblems({ ...SYNTH_PRESETS.hard, seed: 2, count: 300 }).flatMap(
+      (r) => (r.question + ' ' + r.answer).match(/[A-Za-z]+/g)!,
+    );
     expect(hardWords.filter((w) => !fullCoverage.has(w))).toEqual([]);
   });
 
@@ -195,8 +209,16 @@ describe('synthetic GSM8K-style problems', () => {
         if (!pm) continue;
         pronounStarts++;
         const fem = pm[1] === 'She' || pm[1] === 'Her';
-        const named = new Set((sentences[j - 1]!.match(/\b[A-Z][a-z]+\b/g) ?? []).filter((w) => /^[A-Z][a-z]+$/.test(w) && (female.has(w) === fem)));
-        named.delete('He'); named.delete('She'); named.delete('His'); named.delete('Her'); named.delete('The'); named.delete('Then'); named.delete('How');
+        const named = new Set(
+          (sentences[j - 1]!.match(/\b[A-Z][a-z]+\b/g) ?? []).filter((w) => /^[A-Z][a-z]+$/.test(w) && female.has(w) === fem),
+        );
+        named.delete('He');
+        named.delete('She');
+        named.delete('His');
+        named.delete('Her');
+        named.delete('The');
+        named.delete('Then');
+        named.delete('How');
         if (named.size > 1) throw new Error(`row ${i}: ambiguous "${pm[1]}" after "${sentences[j - 1]}" in: ${r.question}`);
       }
     }
@@ -208,7 +230,10 @@ describe('synthetic GSM8K-style problems', () => {
     const rows = generateProblems({ seed: 1, count: 5 });
     const text = synthToJsonl(rows);
     expect(text.endsWith('\n')).toBe(true);
-    const back = text.trimEnd().split('\n').map((l) => JSON.parse(l));
+    const back = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(back).toEqual(rows);
     expect(synthToJsonl([])).toBe('');
   });

@@ -19,9 +19,10 @@ describe('text pipeline: chunked batches and limits', () => {
     expect(tooLargeMessage(MAX_ITEM_UNITS + 1)).toBe(`input too large (${(MAX_ITEM_UNITS + 1) * 2} bytes, limit ${MAX_ITEM_UNITS * 2})`);
   });
 
-  it('a batch several times one call\'s budget gives the same offsets as one row at a time; memory stays bounded', () => {
+  it("a batch several times one call's budget gives the same offsets as one row at a time; memory stays bounded", () => {
     const rows: string[] = [];
-    for (let i = 0; rows.length * ANSWER.length < 3 * CHUNK_UNITS; i++) rows.push(i % 97 === 0 ? 'no final line' : ANSWER.replace('72', String(i)));
+    for (let i = 0; rows.length * ANSWER.length < 3 * CHUNK_UNITS; i++)
+      rows.push(i % 97 === 0 ? 'no final line' : ANSWER.replace('72', String(i)));
     const all = splitOffsets(rows);
     expect(all).toHaveLength(rows.length);
     for (let i = 0; i < rows.length; i += 1009) expect(all[i]).toEqual(splitOffsets([rows[i]])[0]);
@@ -59,7 +60,10 @@ describe('text pipeline: chunked batches and limits', () => {
     for (const piece of [1, 7, 100, 1 << 20]) expect(parseGsm8kBytes(bytes, { onError: 'skip', source: '<text>' }, piece)).toEqual(whole);
     expect(whole.errors).toEqual([{ line: 4, message: expect.stringMatching(/^bad JSON/) }]);
     const completions = Array.from({ length: n }, (_, i) => `so #### ${i}`);
-    const r = rewardBatch(completions, completions.map((_, i) => String(i % 2 ? i : i + 1)));
+    const r = rewardBatch(
+      completions,
+      completions.map((_, i) => String(i % 2 ? i : i + 1)),
+    );
     expect(r.filter((x) => x.reward === 1)).toHaveLength(Math.floor(n / 2));
   });
 });
@@ -67,9 +71,31 @@ describe('text pipeline: chunked batches and limits', () => {
 describe('tokenizer: long texts in parts, limits, memory', () => {
   it('cutting at every nextCut position gives the ids of the whole text (random tricky text)', async () => {
     const tok = await Tokenizer.load();
-    const alphabet = ['a', 'Z', ' ', '  ', '\n', '\r\n', '\r', '\t', '1', '23', "'s", '!', '.', 'é', 'e\u0301', '你', '<|im_end|>', '<|im_start|>', 'ſ', '\u00a0', ' x'];
+    const alphabet = [
+      'a',
+      'Z',
+      ' ',
+      '  ',
+      '\n',
+      '\r\n',
+      '\r',
+      '\t',
+      '1',
+      '23',
+      "'s",
+      '!',
+      '.',
+      'é',
+      'e\u0301',
+      '你',
+      '<|im_end|>',
+      '<|im_start|>',
+      'ſ',
+      '\u00a0',
+      ' x',
+    ];
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let trial = 0; trial < 200; trial++) {
       let text = '';
       const len = 1 + Math.floor(rnd() * 60);
@@ -86,7 +112,7 @@ describe('tokenizer: long texts in parts, limits, memory', () => {
     }
   });
 
-  it('a text past one call\'s part size gives the ids of its parts; a word over the limit is a clear error; memory is given back', async () => {
+  it("a text past one call's part size gives the ids of its parts; a word over the limit is a clear error; memory is given back", async () => {
     const tok = await Tokenizer.load();
     const ref = rustReference();
     // Each paragraph starts after a '\n' with a letter, a cut: so the ids of the whole are the paragraph's repeated.
@@ -101,7 +127,9 @@ describe('tokenizer: long texts in parts, limits, memory', () => {
     for (let i = 0; i < ids.length && same; i++) same = ids[i] === paraIds[i % paraIds.length];
     expect(same).toBe(true);
     const huge = 'x'.repeat(MAX_PART_BYTES + 1);
-    expect(() => tok.encode(huge)).toThrow(`Tokenizer.encode: input too large (${MAX_PART_BYTES + 1} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+    expect(() => tok.encode(huge)).toThrow(
+      `Tokenizer.encode: input too large (${MAX_PART_BYTES + 1} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`,
+    );
     // A 1.5 MB word needs about 60 MB of BPE scratch: afterwards the instance is rebuilt, so the memory is given back.
     const base = tok.wasmMemoryBytes;
     const word = 'ab'.repeat(3 << 18);

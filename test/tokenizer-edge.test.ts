@@ -75,7 +75,7 @@ const EDGE: string[] = [
   '\udc00',
   'x\ud83dy\ude00z',
   // other
-  'ABCDEFGHIJKLMNOPQRSTUVWXYZ' .repeat(20),
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.repeat(20),
   'the the the the the the the the the the',
   'https://example.com/path?query=1&x=2#frag',
   'C:\\Users\\name\\file.txt',
@@ -112,7 +112,8 @@ describe('edge-case corpus', () => {
   });
 
   it('allowSpecial: false treats special tokens as plain text (same ids as HF without added tokens)', async () => {
-    for (const text of EDGE) expect(ids(tok.encode(text, { allowSpecial: false })), JSON.stringify(text)).toEqual(await refPlain.encode(text));
+    for (const text of EDGE)
+      expect(ids(tok.encode(text, { allowSpecial: false })), JSON.stringify(text)).toEqual(await refPlain.encode(text));
     const plain = ids(tok.encode('<|im_end|>', { allowSpecial: false }));
     expect(plain).not.toContain(151645);
     expect(tok.decode(plain)).toBe('<|im_end|>');
@@ -163,11 +164,61 @@ describe('edge-case corpus', () => {
 
 describe('property tests against HF (fast-check)', () => {
   const tricky = fc.constantFrom(
-    ' ', '  ', '\t', '\n', '\r', '\r\n', '\u00a0', '\u3000', '\u0085', "'", "'s", "'S", "'ll", "'ſ", 'ſ', 'a', 'Z', 'é', 'e\u0301',
-    '\u0301', '\u0338', '0', '7', '٣', '½', '!', '.', '<', '>', '|', '<|im_end|>', '<|im_start|>', '<|endoftext|>', '我', '👍🏽',
-    '\u200d', '👨‍👩‍👧', 'ก', 'ी', '한', '\ud800', '\udfff', '\ufeff', 'K', '\u212a', '\u07fd', '\u0341', '\u1df6', 'g', '\u{11930}', '\u{11935}',
+    ' ',
+    '  ',
+    '\t',
+    '\n',
+    '\r',
+    '\r\n',
+    '\u00a0',
+    '\u3000',
+    '\u0085',
+    "'",
+    "'s",
+    "'S",
+    "'ll",
+    "'ſ",
+    'ſ',
+    'a',
+    'Z',
+    'é',
+    'e\u0301',
+    '\u0301',
+    '\u0338',
+    '0',
+    '7',
+    '٣',
+    '½',
+    '!',
+    '.',
+    '<',
+    '>',
+    '|',
+    '<|im_end|>',
+    '<|im_start|>',
+    '<|endoftext|>',
+    '我',
+    '👍🏽',
+    '\u200d',
+    '👨‍👩‍👧',
+    'ก',
+    'ी',
+    '한',
+    '\ud800',
+    '\udfff',
+    '\ufeff',
+    'K',
+    '\u212a',
+    '\u07fd',
+    '\u0341',
+    '\u1df6',
+    'g',
+    '\u{11930}',
+    '\u{11935}',
   );
-  const mixed = fc.array(fc.oneof(tricky, fc.string({ unit: 'binary', maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 4 })), { maxLength: 24 }).map((a) => a.join(''));
+  const mixed = fc
+    .array(fc.oneof(tricky, fc.string({ unit: 'binary', maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 4 })), { maxLength: 24 })
+    .map((a) => a.join(''));
   const seed = 20240611;
 
   it('random tricky strings: same ids as HF; decode(encode(s)) === NFC(s) (between specials) when well-formed', async () => {
@@ -204,7 +255,13 @@ describe('property tests against HF (fast-check)', () => {
   });
 
   it('long inputs: a 200k-letter word (heap BPE path), 100k digits, 100k spaces', async () => {
-    for (const s of ['ab'.repeat(100_000), 'x'.repeat(3000) + ' ' + 'é'.repeat(5000), '7'.repeat(100_000), ' '.repeat(100_000) + 'z', 'hello '.repeat(20_000)]) {
+    for (const s of [
+      'ab'.repeat(100_000),
+      'x'.repeat(3000) + ' ' + 'é'.repeat(5000),
+      '7'.repeat(100_000),
+      ' '.repeat(100_000) + 'z',
+      'hello '.repeat(20_000),
+    ]) {
       expect(ids(tok.encode(s)), `${JSON.stringify(s.slice(0, 12))}... (${s.length})`).toEqual(await ref.encode(s));
     }
   });
@@ -259,21 +316,25 @@ describe('fuzz: random bytes through every WASM entry point', () => {
 
   it('decode / tokenId / tokenPtr / tokenLen with random input', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 50 }), fc.uint8Array({ maxLength: 40 }), (idList, bytes) => {
-        const e = ex();
-        const p = e.inputBuffer(idList.length * 4 + 16);
-        new Uint32Array(e.memory.buffer, p, idList.length).set(idList);
-        expect(e.decode(idList.length)).toBeGreaterThanOrEqual(0);
-        write(e, bytes);
-        const id = e.tokenId(bytes.length);
-        expect(id).toBeGreaterThanOrEqual(-1);
-        for (const x of idList.slice(0, 5)) {
-          const l = e.tokenLen(x);
-          expect(l === -1 || (l > 0 && l <= 256)).toBe(true);
-          e.tokenPtr(x);
-        }
-        expect(tok.decode(idList)).toBeTypeOf('string');
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 50 }),
+        fc.uint8Array({ maxLength: 40 }),
+        (idList, bytes) => {
+          const e = ex();
+          const p = e.inputBuffer(idList.length * 4 + 16);
+          new Uint32Array(e.memory.buffer, p, idList.length).set(idList);
+          expect(e.decode(idList.length)).toBeGreaterThanOrEqual(0);
+          write(e, bytes);
+          const id = e.tokenId(bytes.length);
+          expect(id).toBeGreaterThanOrEqual(-1);
+          for (const x of idList.slice(0, 5)) {
+            const l = e.tokenLen(x);
+            expect(l === -1 || (l > 0 && l <= 256)).toBe(true);
+            e.tokenPtr(x);
+          }
+          expect(tok.decode(idList)).toBeTypeOf('string');
+        },
+      ),
       { numRuns: 1000, seed: 11 },
     );
   });

@@ -31,7 +31,11 @@ describe.skipIf(!haveShared)('GSM8K: identical ids to HF tokenizers (Rust)', () 
       const first: string[] = [];
       for (let i = 0; i < rows.length; i++) {
         const { question, answer } = rows[i];
-        for (const [field, text] of [['question', question], ['answer', answer], ['question+answer', `${question}\n${answer}`]] as const) {
+        for (const [field, text] of [
+          ['question', question],
+          ['answer', answer],
+          ['question+answer', `${question}\n${answer}`],
+        ] as const) {
           const ours = Array.from(tok.encode(text));
           const theirs = await ref.encode(text);
           const ok = ours.length === theirs.length && ours.every((v, k) => v === theirs[k]);
@@ -91,24 +95,31 @@ describe('loaders', () => {
     tj.model.merges = tj.model.merges.map((m: [string, string]) => m.join(' '));
     same(await Tokenizer.load({ tokenizerJson: tj }), tok);
     const mergesTxt = '#version: 0.2\r\n' + tj.model.merges.join('\r\n') + '\r\n';
-    const added = [{ id: 151643, content: '<|endoftext|>', special: true }, { id: 151644, content: '<|im_start|>', special: true }, { id: 151645, content: '<|im_end|>', special: true }];
+    const added = [
+      { id: 151643, content: '<|endoftext|>', special: true },
+      { id: 151644, content: '<|im_start|>', special: true },
+      { id: 151645, content: '<|im_end|>', special: true },
+    ];
     same(await Tokenizer.load({ vocab: JSON.stringify(tj.model.vocab), merges: mergesTxt, addedTokens: added }), tok);
   });
 
-  it.skipIf(!haveShared)('../shared/qwen2-tokenizer: directory (tokenizer.json), and vocab.json + merges.txt (CRLF, #version)', async () => {
-    const shared = `${SHARED}/qwen2-tokenizer`;
-    same(await Tokenizer.load(shared), tok);
-    same(await Tokenizer.load(`${shared}/tokenizer.json`), tok);
-    const merges = readFileSync(`${shared}/merges.txt`, 'utf8');
-    expect(merges.startsWith('#version')).toBe(true);
-    expect(merges.includes('\r\n')).toBe(true);
-    const d = tmp();
-    for (const f of ['vocab.json', 'merges.txt', 'added_tokens.json']) writeFileSync(join(d, f), readFileSync(`${shared}/${f}`));
-    const fromDir = await Tokenizer.load(d);
-    same(fromDir, tok);
-    expect(fromDir.vocabSize).toBe(tok.vocabSize);
-    same(await Tokenizer.load({ vocab: readFileSync(`${shared}/vocab.json`, 'utf8'), merges }), tok, 'plain text only, 123 abc');
-  });
+  it.skipIf(!haveShared)(
+    '../shared/qwen2-tokenizer: directory (tokenizer.json), and vocab.json + merges.txt (CRLF, #version)',
+    async () => {
+      const shared = `${SHARED}/qwen2-tokenizer`;
+      same(await Tokenizer.load(shared), tok);
+      same(await Tokenizer.load(`${shared}/tokenizer.json`), tok);
+      const merges = readFileSync(`${shared}/merges.txt`, 'utf8');
+      expect(merges.startsWith('#version')).toBe(true);
+      expect(merges.includes('\r\n')).toBe(true);
+      const d = tmp();
+      for (const f of ['vocab.json', 'merges.txt', 'added_tokens.json']) writeFileSync(join(d, f), readFileSync(`${shared}/${f}`));
+      const fromDir = await Tokenizer.load(d);
+      same(fromDir, tok);
+      expect(fromDir.vocabSize).toBe(tok.vocabSize);
+      same(await Tokenizer.load({ vocab: readFileSync(`${shared}/vocab.json`, 'utf8'), merges }), tok, 'plain text only, 123 abc');
+    },
+  );
 
   it('the Llama-3 variant of the split regex (\\p{N}{1,3}) and ignore_merges, like HF', async () => {
     // tiny vocabulary with a digit merge "1 2" -> "12": digit grouping now changes the ids
@@ -171,6 +182,9 @@ function tinyTokenizerJson(): string {
   vocab.aa = n++;
   vocab.aab = n++;
   tj.model.vocab = vocab;
-  tj.model.merges = [['a', 'a'], ['aa', 'b']];
+  tj.model.merges = [
+    ['a', 'a'],
+    ['aa', 'b'],
+  ];
   return JSON.stringify(tj);
 }

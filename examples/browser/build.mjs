@@ -23,12 +23,14 @@ export async function buildDemo(outDir = join(root, 'build', 'demo')) {
     target: 'es2022',
     // Node-only code in the package sits behind dynamic imports that a browser never takes (file paths, Dawn).
     external: ['node:*', 'bun:*'],
-    plugins: [{
-      name: 'latentlm-dist',
-      setup(b) {
-        b.onResolve({ filter: /^latentlm$/ }, () => ({ path: dist }));
+    plugins: [
+      {
+        name: 'latentlm-dist',
+        setup(b) {
+          b.onResolve({ filter: /^latentlm$/ }, () => ({ path: dist }));
+        },
       },
-    }],
+    ],
     metafile: true,
     logLevel: 'warning',
   };

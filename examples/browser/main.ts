@@ -48,7 +48,13 @@ function readConfig(): DemoConfig {
     modelUrl: f.get('model') === 'url' ? String(f.get('modelUrl') ?? '').trim() : '',
     mode: f.get('mode') as DemoConfig['mode'],
     feedback: f.get('feedback') as DemoConfig['feedback'],
-    k: num('k'), steps: num('steps'), batch: num('batch'), lr: num('lr'), evalEvery: num('evalEvery'), evalRows: num('evalRows'), genRows: num('genRows'),
+    k: num('k'),
+    steps: num('steps'),
+    batch: num('batch'),
+    lr: num('lr'),
+    evalEvery: num('evalEvery'),
+    evalRows: num('evalRows'),
+    genRows: num('genRows'),
     seed: 0,
   };
 }
@@ -78,7 +84,8 @@ function fail(message: string) {
 cfgForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const cfg = readConfig();
-  if (modelSel.value === 'url' && !cfg.modelUrl) return setStatus('enter a Hub id (Qwen/Qwen2-0.5B) or the URL of an HF model directory', true);
+  if (modelSel.value === 'url' && !cfg.modelUrl)
+    return setStatus('enter a Hub id (Qwen/Qwen2-0.5B) or the URL of an HF model directory', true);
   Object.assign(state, { phase: 'loading', steps: [], evals: [], t0: performance.now(), backend: undefined });
   $('#facts').innerHTML = '';
   render();
@@ -110,7 +117,10 @@ function onMessage(m: WorkerOut) {
       state.phase = 'training';
       const facts: [string, string][] = [
         ['backend', `${m.backend.name} — ${m.backend.info}`],
-        ['model', `${m.model.source}: ${m.model.layers} layers, hidden ${m.model.hidden}, vocabulary ${m.model.vocab}, ${(m.model.params / 1e6).toFixed(2)} M parameters`],
+        [
+          'model',
+          `${m.model.source}: ${m.model.layers} layers, hidden ${m.model.hidden}, vocabulary ${m.model.vocab}, ${(m.model.params / 1e6).toFixed(2)} M parameters`,
+        ],
         ['data', `${m.data.source}: ${m.data.train} training / ${m.data.test} held-out problems`],
       ];
       if (m.backend.name === 'webgpu' && /swiftshader|llvmpipe|lavapipe|software/i.test(m.backend.info))
@@ -148,19 +158,28 @@ function onMessage(m: WorkerOut) {
 }
 
 function render() {
-  const steps = state.steps, evals = state.evals;
-  const last = steps[steps.length - 1], lastEval = evals[evals.length - 1];
+  const steps = state.steps,
+    evals = state.evals;
+  const last = steps[steps.length - 1],
+    lastEval = evals[evals.length - 1];
   $('#stat-step').textContent = last ? String(last.step) : '–';
   $('#stat-loss').textContent = fmt(last?.loss);
   $('#stat-test').textContent = fmt(lastEval?.testLoss);
   const gap = lastEval?.usage.gapZeroed;
-  $('#stat-gap').textContent = gap === undefined || !Number.isFinite(gap) ? '–' : Math.abs(gap) < 5e-4 ? '0.000' : (gap > 0 ? '+' : '') + fmt(gap);
+  $('#stat-gap').textContent =
+    gap === undefined || !Number.isFinite(gap) ? '–' : Math.abs(gap) < 5e-4 ? '0.000' : (gap > 0 ? '+' : '') + fmt(gap);
   $('#stat-tps').textContent = last ? String(Math.round(last.tokPerSec)) : '–';
   const acc = [...evals].reverse().find((e) => e.accuracy !== undefined);
-  $('#stat-acc').textContent = acc ? `${fmt(acc.accuracy! * 100, 0)}%${acc.accuracyNoLatents !== undefined ? ` (${fmt(acc.accuracyNoLatents * 100, 0)}% without)` : ''}` : '–';
+  $('#stat-acc').textContent = acc
+    ? `${fmt(acc.accuracy! * 100, 0)}%${acc.accuracyNoLatents !== undefined ? ` (${fmt(acc.accuracyNoLatents * 100, 0)}% without)` : ''}`
+    : '–';
 
   $('#plot-loss').innerHTML = linePlot({
-    title: 'Loss', xLabel: 'step', yLabel: 'cross-entropy', width: 620, height: 320,
+    title: 'Loss',
+    xLabel: 'step',
+    yLabel: 'cross-entropy',
+    width: 620,
+    height: 320,
     series: [
       { name: 'train', points: steps.map((s) => [s.step, s.loss] as const) },
       { name: 'test', points: evals.map((e) => [e.step, e.testLoss] as const) },
@@ -168,7 +187,11 @@ function render() {
     ],
   });
   $('#plot-gap').innerHTML = linePlot({
-    title: 'Latent-usage gap', xLabel: 'step', yLabel: 'loss increase', width: 620, height: 320,
+    title: 'Latent-usage gap',
+    xLabel: 'step',
+    yLabel: 'loss increase',
+    width: 620,
+    height: 320,
     series: [
       { name: 'zeroed', points: evals.map((e) => [e.step, e.usage.gapZeroed ?? NaN] as const) },
       { name: 'swapped', points: evals.map((e) => [e.step, e.usage.gapSwapped ?? NaN] as const) },
@@ -184,8 +207,13 @@ function render() {
     // whitespace made visible: a leading space is how BPE marks a word start
     const shown = (t: string) => JSON.stringify(t).slice(1, -1).replace(/ /g, '␣').replace(/\\n/g, '⏎') || '∅';
     const chip = (t: string, v: string) => `<span class="tok">${esc(shown(t))}${v ? `<i>${esc(v)}</i>` : ''}</span>`;
-    tbody.innerHTML = withLatents.decoded!.map((d) => `<tr><td>${d.example + 1}</td><td>${d.span + 1}</td><td>${d.latent + 1}</td><td>${fmt(d.d.norm, 2)}</td>`
-      + `<td>${d.d.nearest.map((n) => chip(n.token, n.cos.toFixed(2))).join('')}</td><td>${d.d.lmTop.map((n) => chip(n.token, '')).join('')}</td></tr>`).join('');
+    tbody.innerHTML = withLatents
+      .decoded!.map(
+        (d) =>
+          `<tr><td>${d.example + 1}</td><td>${d.span + 1}</td><td>${d.latent + 1}</td><td>${fmt(d.d.norm, 2)}</td>` +
+          `<td>${d.d.nearest.map((n) => chip(n.token, n.cos.toFixed(2))).join('')}</td><td>${d.d.lmTop.map((n) => chip(n.token, '')).join('')}</td></tr>`,
+      )
+      .join('');
   } else {
     $('#latents-step').textContent = '';
     tbody.innerHTML = `<tr><td colspan="6" class="note">${evals.length ? 'no latents in this run (k = 0)' : 'appears after the first evaluation'}</td></tr>`;
@@ -193,28 +221,37 @@ function render() {
 
   const withSamples = [...evals].reverse().find((e) => e.samples?.length);
   $('#samples').innerHTML = withSamples
-    ? withSamples.samples!.map((s) => `<div class="sample"><div class="q">${esc(s.question)}</div><div class="a">${markLatents(s.text)}</div>`
-      + `<div class="${s.reward ? 'ok' : 'bad'}">gold ${esc(s.gold)}: ${s.reward ? 'right' : 'wrong'}</div></div>`).join('')
+    ? withSamples
+        .samples!.map(
+          (s) =>
+            `<div class="sample"><div class="q">${esc(s.question)}</div><div class="a">${markLatents(s.text)}</div>` +
+            `<div class="${s.reward ? 'ok' : 'bad'}">gold ${esc(s.gold)}: ${s.reward ? 'right' : 'wrong'}</div></div>`,
+        )
+        .join('')
     : '<p class="note">The final evaluation answers held-out problems with and without latents.</p>';
 }
 
 /** The generator writes latent spans as ⟨k latents⟩; show them as marked chips (hover: what they decode to). */
 function markLatents(text: string, spans?: { count: number; nearest: string[][] }[]): string {
   let i = 0;
-  return text.split(/(⟨\d+ latents?⟩)/).map((part) => {
-    if (!/^⟨\d+ latents?⟩$/.test(part)) return esc(part);
-    const sp = spans?.[i++];
-    const title = sp ? sp.nearest.map((n, j) => `latent ${j + 1}: ${n.join(', ')}`).join('\n') : 'a span of latent tokens';
-    return `<span class="latent" title="${esc(title)}">${esc(part)}</span>`;
-  }).join('');
+  return text
+    .split(/(⟨\d+ latents?⟩)/)
+    .map((part) => {
+      if (!/^⟨\d+ latents?⟩$/.test(part)) return esc(part);
+      const sp = spans?.[i++];
+      const title = sp ? sp.nearest.map((n, j) => `latent ${j + 1}: ${n.join(', ')}`).join('\n') : 'a span of latent tokens';
+      return `<span class="latent" title="${esc(title)}">${esc(part)}</span>`;
+    })
+    .join('');
 }
 
 function showAnswer(m: Extract<WorkerOut, { type: 'answer' }>) {
   const div = document.createElement('div');
   div.className = 'answer';
   const nLat = m.spans.reduce((a, s) => a + s.count, 0);
-  div.innerHTML = `<div class="q">${esc(m.question)}</div><div class="a">${markLatents(m.text, m.spans)}</div>`
-    + `<div class="meta">${m.tokens} tokens, ${m.spans.length} latent span${m.spans.length === 1 ? '' : 's'} (${nLat} latents), ${m.seconds.toFixed(1)} s. Hover a span to see its nearest tokens.</div>`;
+  div.innerHTML =
+    `<div class="q">${esc(m.question)}</div><div class="a">${markLatents(m.text, m.spans)}</div>` +
+    `<div class="meta">${m.tokens} tokens, ${m.spans.length} latent span${m.spans.length === 1 ? '' : 's'} (${nLat} latents), ${m.seconds.toFixed(1)} s. Hover a span to see its nearest tokens.</div>`;
   $('#answers').prepend(div);
 }
 

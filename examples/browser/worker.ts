@@ -5,8 +5,21 @@
 // Protocol (see main.ts): in  {type:'start', cfg} | {type:'stop'} | {type:'ask', question}
 //                         out {type:'status'|'ready'|'step'|'eval'|'answer'|'done'|'error', ...}
 import {
-  createBackend, generate, loadData, loadDefaultModel, loadModel, LatentDecoder, Phase1Trainer, reward,
-  type Backend, type BackendName, type EvalRecord, type ModelTokenizer, type Phase1Options, type Qwen2, type StepRecord,
+  createBackend,
+  generate,
+  loadData,
+  loadDefaultModel,
+  loadModel,
+  LatentDecoder,
+  Phase1Trainer,
+  reward,
+  type Backend,
+  type BackendName,
+  type EvalRecord,
+  type ModelTokenizer,
+  type Phase1Options,
+  type Qwen2,
+  type StepRecord,
 } from 'latentlm';
 
 export interface DemoConfig {
@@ -32,7 +45,13 @@ export interface DemoConfig {
 
 export type WorkerOut =
   | { type: 'status'; text: string }
-  | { type: 'ready'; backend: { name: string; info: string }; model: { source: string; layers: number; hidden: number; vocab: number; params: number }; data: { source: string; train: number; test: number }; questions: string[] }
+  | {
+      type: 'ready';
+      backend: { name: string; info: string };
+      model: { source: string; layers: number; hidden: number; vocab: number; params: number };
+      data: { source: string; train: number; test: number };
+      questions: string[];
+    }
   | { type: 'step'; rec: StepRecord; seconds: number }
   | { type: 'eval'; rec: EvalRecord }
   | { type: 'answer'; question: string; text: string; spans: { count: number; nearest: string[][] }[]; tokens: number; seconds: number }
@@ -81,11 +100,24 @@ async function start(cfg: DemoConfig) {
   const data = await loadData(undefined, { seed: cfg.seed, trainCount: 2000, testCount: Math.max(64, cfg.evalRows, cfg.genRows) });
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode: cfg.mode, feedback: cfg.feedback, condition: cfg.k === 0 ? 'none' : 'latent', k: cfg.k, steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr,
+    mode: cfg.mode,
+    feedback: cfg.feedback,
+    condition: cfg.k === 0 ? 'none' : 'latent',
+    k: cfg.k,
+    steps: cfg.steps,
+    batchSize: cfg.batch,
+    lr: cfg.lr,
     warmupSteps: Math.min(20, Math.floor(cfg.steps / 10)),
     markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
-    evalEvery: cfg.evalEvery, evalRows: cfg.evalRows, genRows: cfg.genRows, maxNewTokens: 96, seed: cfg.seed, eosId: tok.eosId,
-    maxLen: 512, reward: (c, g) => reward(c, g), tokenText: (id) => tok.tokenText(id),
+    evalEvery: cfg.evalEvery,
+    evalRows: cfg.evalRows,
+    genRows: cfg.genRows,
+    maxNewTokens: 96,
+    seed: cfg.seed,
+    eosId: tok.eosId,
+    maxLen: 512,
+    reward: (c, g) => reward(c, g),
+    tokenText: (id) => tok.tokenText(id),
     decodeIds: tok.vocabSize < 5000 ? Array.from({ length: model.V }, (_, i) => i) : undefined,
   };
   const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
@@ -95,9 +127,11 @@ async function start(cfg: DemoConfig) {
   let params = 0;
   for (const t of model.params.values()) params += t.size;
   post({
-    type: 'ready', backend: { name: be.name, info: be.info },
+    type: 'ready',
+    backend: { name: be.name, info: be.info },
     model: { source, layers: model.L, hidden: model.H, vocab: model.V, params },
-    data: { source: data.source, train: data.train.length, test: data.test.length }, questions: [...questions],
+    data: { source: data.source, train: data.train.length, test: data.test.length },
+    questions: [...questions],
   });
 
   post({ type: 'status', text: 'evaluating before training…' });
@@ -137,14 +171,24 @@ async function answer(question: string) {
   const s = session!;
   const t0 = performance.now();
   const g = await generate(s.model, s.tok, question.trim() + '\n', {
-    maxNewTokens: 96, condition: s.cfg.k === 0 ? 'none' : 'latent', startHead: s.cfg.k ? s.trainer.startHead : null,
-    endHead: s.cfg.k ? s.trainer.endHead : null, latentsPerSpan: s.cfg.k || 1, maxLatents: 8, eosId: s.tok.eosId,
+    maxNewTokens: 96,
+    condition: s.cfg.k === 0 ? 'none' : 'latent',
+    startHead: s.cfg.k ? s.trainer.startHead : null,
+    endHead: s.cfg.k ? s.trainer.endHead : null,
+    latentsPerSpan: s.cfg.k || 1,
+    maxLatents: 8,
+    eosId: s.tok.eosId,
   });
   // what each latent of each span is "near" in the vocabulary: cosine against the input embeddings (re-read after
   // training steps for small models; a large model's table is read once)
   if (!s.decoder || s.model.V * s.model.H < 4e6) s.decoder = await LatentDecoder.create(s.model);
   const ids = s.tok.vocabSize < 5000 ? Array.from({ length: s.model.V }, (_, i) => i) : undefined;
-  const spans = g.spans.map((sp) => ({ count: sp.count, nearest: sp.vectors.map((v) => s.decoder!.decode(v, (id) => s.tok.tokenText(id), 3, ids).nearest.map((n) => `${JSON.stringify(n.token)} ${n.cos.toFixed(2)}`)) }));
+  const spans = g.spans.map((sp) => ({
+    count: sp.count,
+    nearest: sp.vectors.map((v) =>
+      s.decoder!.decode(v, (id) => s.tok.tokenText(id), 3, ids).nearest.map((n) => `${JSON.stringify(n.token)} ${n.cos.toFixed(2)}`),
+    ),
+  }));
   post({ type: 'answer', question, text: g.text, spans, tokens: g.tokenIds.length, seconds: (performance.now() - t0) / 1000 });
 }
 

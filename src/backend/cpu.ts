@@ -6,7 +6,11 @@ import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import type { Backend, DType, Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
-  constructor(readonly data: Float32Array | Int32Array, readonly dtype: DType, readonly label: string) {}
+  constructor(
+    readonly data: Float32Array | Int32Array,
+    readonly dtype: DType,
+    readonly label: string,
+  ) {}
   get size() {
     return this.data.length;
   }
@@ -36,9 +40,11 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     d.fill(0, offset, length === undefined ? d.length : offset + length);
   }
   kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
-    const s = (src as CpuTensor).data, d = (dst as CpuTensor).data;
+    const s = (src as CpuTensor).data,
+      d = (dst as CpuTensor).data;
     for (let r = 0; r < rows; r++) {
-      const so = srcOff + r * srcStride, dO = dstOff + r * dstStride;
+      const so = srcOff + r * srcStride,
+        dO = dstOff + r * dstStride;
       if (accumulate) for (let c = 0; c < cols; c++) d[dO + c] += s[so + c];
       else for (let c = 0; c < cols; c++) d[dO + c] = s[so + c];
     }
@@ -47,11 +53,14 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   destroy(): void {}
 
   kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
-    const x = F(a), y = F(b), o = F(out);
+    const x = F(a),
+      y = F(b),
+      o = F(out);
     for (let i = 0; i < n; i++) o[i] = x[i] + y[i];
   }
   kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
-    const a = F(x), b = F(y);
+    const a = F(x),
+      b = F(y);
     for (let i = 0; i < n; i++) b[yOff + i] += alpha * a[xOff + i];
   }
   kernelScale({ x, s, n }: KernelArgs['scale']): void {
@@ -60,7 +69,9 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
-    const id = I(ids), w = F(table), o = F(out);
+    const id = I(ids),
+      w = F(table),
+      o = F(out);
     for (let r = 0; r < rows; r++) {
       const t = id[r];
       if (t < 0) continue;
@@ -68,7 +79,9 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
-    const id = I(ids), g = F(dOut), dw = F(dTable);
+    const id = I(ids),
+      g = F(dOut),
+      dw = F(dTable);
     for (let r = 0; r < rows; r++) {
       const t = id[r];
       if (t < 0) continue;
@@ -77,9 +90,14 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) return matmulUnfused(this, args);
+    if (wantsFusion(args)) {
+      matmulUnfused(this, args);
+      return;
+    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
-    const A = F(a), Bm = F(b), C = F(c);
+    const A = F(a),
+      Bm = F(b),
+      C = F(c);
     const bias = biasT ? F(biasT) : undefined;
     const row = new Float32Array(N);
     for (let m = 0; m < M; m++) {
@@ -113,12 +131,16 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
-    const g = F(dY), db = F(dBias);
+    const g = F(dY),
+      db = F(dBias);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) db[c] += g[r * cols + c];
   }
 
   kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
-    const X = F(x), W = F(w), Y = F(y), R = F(rstd);
+    const X = F(x),
+      W = F(w),
+      Y = F(y),
+      R = F(rstd);
     for (let r = 0; r < rows; r++) {
       let ss = 0;
       for (let c = 0; c < dim; c++) ss += X[r * dim + c] * X[r * dim + c];
@@ -128,9 +150,15 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
-    const G = F(dy), X = F(x), W = F(w), R = F(rstd), DX = F(dx), DW = F(dw);
+    const G = F(dy),
+      X = F(x),
+      W = F(w),
+      R = F(rstd),
+      DX = F(dx),
+      DW = F(dw);
     for (let r = 0; r < rows; r++) {
-      const rs = R[r], o = r * dim;
+      const rs = R[r],
+        o = r * dim;
       // y = w * x * rs;  dx = rs * (w*g) - x * rs^3 * mean(w*g*x)
       let dot = 0;
       for (let c = 0; c < dim; c++) dot += W[c] * G[o + c] * X[o + c];
@@ -143,15 +171,19 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
-    const X = F(x), half = D / 2;
-    const cos = new Float32Array(rows * half), sin = new Float32Array(rows * half);
+    const X = F(x),
+      half = D / 2;
+    const cos = new Float32Array(rows * half),
+      sin = new Float32Array(rows * half);
     ropeCosSin(invFreq, I(pos), rows, inverse, cos, sin);
     for (let r = 0; r < rows; r++) {
       for (let i = 0; i < half; i++) {
-        const c = cos[r * half + i], s = sin[r * half + i];
+        const c = cos[r * half + i],
+          s = sin[r * half + i];
         for (let h = 0; h < heads; h++) {
           const o = (r * heads + h) * D;
-          const a = X[o + i], b = X[o + i + half];
+          const a = X[o + i],
+            b = X[o + i + half];
           X[o + i] = a * c - b * s;
           X[o + i + half] = b * c + a * s;
         }
@@ -160,14 +192,20 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAttention({ q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attention']): void {
-    const Q = F(q), Kc = F(kCache), Vc = F(vCache), O = F(out), L = F(lse);
-    const rep = Hq / Hkv, scale = 1 / Math.sqrt(D);
+    const Q = F(q),
+      Kc = F(kCache),
+      Vc = F(vCache),
+      O = F(out),
+      L = F(lse);
+    const rep = Hq / Hkv,
+      scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < Hq; h++) {
         const kh = Math.floor(h / rep);
         for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D, nk = qStart + i + 1;
+          const qo = ((b * Tq + i) * Hq + h) * D,
+            nk = qStart + i + 1;
           let mx = -Infinity;
           for (let j = 0; j < nk; j++) {
             const ko = ((b * kvCap + j) * Hkv + kh) * D;
@@ -177,25 +215,52 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
             if (sc[j] > mx) mx = sc[j];
           }
           let sum = 0;
-          for (let j = 0; j < nk; j++) sum += (sc[j] = Math.exp(sc[j] - mx));
+          for (let j = 0; j < nk; j++) sum += sc[j] = Math.exp(sc[j] - mx);
           for (let c = 0; c < D; c++) O[qo + c] = 0;
           for (let j = 0; j < nk; j++) {
-            const p = sc[j] / sum, vo = ((b * kvCap + j) * Hkv + kh) * D;
+            const p = sc[j] / sum,
+              vo = ((b * kvCap + j) * Hkv + kh) * D;
             for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
           }
           L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
         }
       }
   }
-  kernelAttentionBackward({ dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attentionBackward']): void {
-    const G = F(dOut), Q = F(q), Kc = F(kCache), Vc = F(vCache), O = F(out), L = F(lse);
-    const DQ = F(dq), DK = F(dkCache), DV = F(dvCache);
-    const rep = Hq / Hkv, scale = 1 / Math.sqrt(D);
+  kernelAttentionBackward({
+    dOut,
+    q,
+    kCache,
+    vCache,
+    out,
+    lse,
+    dq,
+    dkCache,
+    dvCache,
+    B,
+    Tq,
+    Hq,
+    Hkv,
+    D,
+    qStart,
+    kvCap,
+  }: KernelArgs['attentionBackward']): void {
+    const G = F(dOut),
+      Q = F(q),
+      Kc = F(kCache),
+      Vc = F(vCache),
+      O = F(out),
+      L = F(lse);
+    const DQ = F(dq),
+      DK = F(dkCache),
+      DV = F(dvCache);
+    const rep = Hq / Hkv,
+      scale = 1 / Math.sqrt(D);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < Hq; h++) {
         const kh = Math.floor(h / rep);
         for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D, nk = qStart + i + 1;
+          const qo = ((b * Tq + i) * Hq + h) * D,
+            nk = qStart + i + 1;
           const l = L[(b * Hq + h) * Tq + i];
           // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
           let delta = 0;
@@ -221,11 +286,17 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
-    const g = F(gate), u = F(up), o = F(out);
+    const g = F(gate),
+      u = F(up),
+      o = F(out);
     for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    const d = F(dOut), g = F(gate), u = F(up), dg = F(dGate), du = F(dUp);
+    const d = F(dOut),
+      g = F(gate),
+      u = F(up),
+      dg = F(dGate),
+      du = F(dUp);
     for (let i = 0; i < n; i++) {
       const sig = 1 / (1 + Math.exp(-g[i]));
       du[i] += d[i] * g[i] * sig;
@@ -234,10 +305,13 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
-    const X = F(logits), Y = I(labels), Lo = F(losses);
+    const X = F(logits),
+      Y = I(labels),
+      Lo = F(losses);
     const W = weights ? F(weights) : undefined;
     for (let r = 0; r < rows; r++) {
-      const o = logitsOff + r * V, y = Y[labelOff + r];
+      const o = logitsOff + r * V,
+        y = Y[labelOff + r];
       if (y < 0) {
         Lo[lossOff + r] = 0;
         if (W) X.fill(0, o, o + V);
@@ -257,12 +331,16 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    const P = F(param), G = F(grad), M = F(m), Vv = F(v);
+    const P = F(param),
+      G = F(grad),
+      M = F(m),
+      Vv = F(v);
     for (let i = 0; i < n; i++) {
       const g = G[i] * h.gradScale;
       M[i] = h.beta1 * M[i] + (1 - h.beta1) * g;
       Vv[i] = h.beta2 * Vv[i] + (1 - h.beta2) * g * g;
-      const mhat = M[i] / bc1, vhat = Vv[i] / bc2;
+      const mhat = M[i] / bc1,
+        vhat = Vv[i] / bc2;
       P[i] -= h.lr * (mhat / (Math.sqrt(vhat) + h.eps) + h.weightDecay * P[i]);
     }
   }

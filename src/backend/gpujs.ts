@@ -81,7 +81,12 @@ type GpuCtor = new (settings: Record<string, unknown>) => GpuInstance;
 
 class GpujsTensor implements Tensor {
   freed = false;
-  constructor(public data: Float32Array | Int32Array, readonly size: number, readonly dtype: DType, readonly label: string) {}
+  constructor(
+    public data: Float32Array | Int32Array,
+    readonly size: number,
+    readonly dtype: DType,
+    readonly label: string,
+  ) {}
 }
 
 // ---- kernel sources (gpu.js JavaScript subset: numbers are f32, this.thread.x/y/z index the output) ----
@@ -428,7 +433,8 @@ function expected(r: unknown): number {
  * path shapes 2-D/3-D and Array(4) outputs), else undefined. Saves walking one small array per row or cell.
  */
 function contiguous(r: unknown, n: number): Float32Array | undefined {
-  let first: unknown = r, last: unknown = r;
+  let first: unknown = r,
+    last: unknown = r;
   while (Array.isArray(first)) first = first[0];
   while (Array.isArray(last)) last = last[last.length - 1];
   if (!(first instanceof Float32Array) || !(last instanceof Float32Array) || first.buffer !== last.buffer) return undefined;
@@ -457,9 +463,15 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   private kernels = new Map<KernelName, GpuKernel>();
   private destroyed = false;
 
-  constructor(private readonly gpu: GpuInstance, mode: string, requested: GpujsMode, span = MAX_SPAN) {
+  constructor(
+    private readonly gpu: GpuInstance,
+    mode: string,
+    requested: GpujsMode,
+    span = MAX_SPAN,
+  ) {
     super();
-    if (!Number.isInteger(span) || span < 16 || span > 1 << 24) throw new BackendError(`gpujs backend: maxSpan ${span} must be an integer in [16, 2^24]`, 'gpujs');
+    if (!Number.isInteger(span) || span < 16 || span > 1 << 24)
+      throw new BackendError(`gpujs backend: maxSpan ${span} must be an integer in [16, 2^24]`, 'gpujs');
     this.span = span;
     this.maxBindingBytes = span * 4;
     this.mode = mode;
@@ -501,7 +513,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       // size signature, 8 by default. A training step cycles through ~15 matmul shapes, so allow a few more;
       // not many more, since each cached module pins its memory (up to ~50 MB at 2^22-element slices), and a
       // recompile costs only ~20 ms against hundreds of ms of arithmetic at those shapes.
-      if (kern.kernel && typeof kern.kernel.moduleCacheLimit === 'number' && kern.kernel.moduleCacheLimit < MODULE_CACHE) kern.kernel.moduleCacheLimit = MODULE_CACHE;
+      if (kern.kernel && typeof kern.kernel.moduleCacheLimit === 'number' && kern.kernel.moduleCacheLimit < MODULE_CACHE)
+        kern.kernel.moduleCacheLimit = MODULE_CACHE;
       return r;
     } catch (e) {
       this.fail(`kernel '${name}' over [${output.join(', ')}] failed: ${(e as Error).message}`);
@@ -550,10 +563,12 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     d.fill(0, offset, length === undefined ? d.length : offset + length);
   }
   kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
-    const s = this.T(src, 'copy2d').data, d = this.T(dst, 'copy2d').data;
+    const s = this.T(src, 'copy2d').data,
+      d = this.T(dst, 'copy2d').data;
     if (rows <= 0 || cols <= 0) return;
     for (let r = 0; r < rows; r++) {
-      const so = srcOff + r * srcStride, dO = dstOff + r * dstStride;
+      const so = srcOff + r * srcStride,
+        dO = dstOff + r * dstStride;
       if (accumulate) for (let c = 0; c < cols; c++) d[dO + c] += s[so + c];
       else if (s !== d) d.set(s.subarray(so, so + cols) as never, dO);
       else for (let c = 0; c < cols; c++) d[dO + c] = s[so + c]; // same array: keep the reference's element order
@@ -575,7 +590,14 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- elementwise ----
 
   /** Runs an elementwise kernel over [0, n) in this.span chunks: args(lo, hi) gives the kernel arguments. */
-  private elementwise(name: KernelName, n: number, dst: Float32Array, dstOff: number, add: boolean, args: (lo: number, hi: number) => unknown[]): void {
+  private elementwise(
+    name: KernelName,
+    n: number,
+    dst: Float32Array,
+    dstOff: number,
+    add: boolean,
+    args: (lo: number, hi: number) => unknown[],
+  ): void {
     for (let lo = 0; lo < n; lo += this.span) {
       const hi = Math.min(n, lo + this.span);
       writeResult(this.run(name, [hi - lo], ...args(lo, hi)), dst, dstOff + lo, add);
@@ -583,11 +605,14 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
-    const A = this.F(a, 'add'), B = this.F(b, 'add'), O = this.F(out, 'add');
+    const A = this.F(a, 'add'),
+      B = this.F(b, 'add'),
+      O = this.F(out, 'add');
     this.elementwise('add', n, O, 0, false, (lo, hi) => [A.subarray(lo, hi), B.subarray(lo, hi)]);
   }
   kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
-    const X = this.F(x, 'axpy'), Y = this.F(y, 'axpy');
+    const X = this.F(x, 'axpy'),
+      Y = this.F(y, 'axpy');
     this.elementwise('axpy', n, Y, yOff, false, (lo, hi) => [X.subarray(xOff + lo, xOff + hi), Y.subarray(yOff + lo, yOff + hi), alpha]);
   }
   kernelScale({ x, s, n }: KernelArgs['scale']): void {
@@ -598,12 +623,15 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- embedding ----
 
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
-    const id = this.I(ids, 'embedding ids'), W = this.F(table, 'embedding table'), O = this.F(out, 'embedding out');
+    const id = this.I(ids, 'embedding ids'),
+      W = this.F(table, 'embedding table'),
+      O = this.F(out, 'embedding out');
     if (dim > this.span) this.fail(`embedding: dim ${dim} exceeds ${this.span}`);
     const vocab = Math.floor(W.length / dim);
     const rowsPer = Math.max(1, Math.floor(this.span / dim)); // table rows (and output rows) per kernel call
     for (let r0 = 0; r0 < rows; r0 += rowsPer) {
-      const r1 = Math.min(rows, r0 + rowsPer), n = r1 - r0;
+      const r1 = Math.min(rows, r0 + rowsPer),
+        n = r1 - r0;
       const chunkIds = new Float32Array(n);
       const chunks = new Set<number>(); // which table chunks these rows read
       for (let r = 0; r < n; r++) {
@@ -614,14 +642,17 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
         chunks.add(Math.floor(t / rowsPer));
       }
       for (const c of [...chunks].sort((a, b) => a - b)) {
-        const v0 = c * rowsPer, v1 = Math.min(vocab, v0 + rowsPer);
+        const v0 = c * rowsPer,
+          v1 = Math.min(vocab, v0 + rowsPer);
         const res = this.run('embedding', [dim, n], W.subarray(v0 * dim, v1 * dim), chunkIds, O.subarray(r0 * dim, r1 * dim), v0, v1, dim);
         writeResult(res, O, r0 * dim, false);
       }
     }
   }
   kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
-    const id = this.I(ids, 'embeddingBackward ids'), G = this.F(dOut, 'embeddingBackward dOut'), DW = this.F(dTable, 'embeddingBackward dTable');
+    const id = this.I(ids, 'embeddingBackward ids'),
+      G = this.F(dOut, 'embeddingBackward dOut'),
+      DW = this.F(dTable, 'embeddingBackward dTable');
     if (dim > this.span) this.fail(`embeddingBackward: dim ${dim} exceeds ${this.span}`);
     const vocab = Math.floor(DW.length / dim);
     const rowsPer = Math.max(1, Math.floor(this.span / dim));
@@ -638,7 +669,9 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       }
       if (!order.length) continue;
       order.sort((x, y) => id[x] - id[y] || x - y);
-      const perm = new Float32Array(order.length), uniq: number[] = [], start: number[] = [];
+      const perm = new Float32Array(order.length),
+        uniq: number[] = [],
+        start: number[] = [];
       order.forEach((r, p) => {
         perm[p] = r - r0;
         if (p === 0 || id[r] !== id[order[p - 1]]) {
@@ -647,9 +680,13 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
         }
       });
       start.push(order.length);
-      const sums = flat(this.run('embeddingBackward', [dim, uniq.length], G.subarray(r0 * dim, r1 * dim), perm, Float32Array.from(start), dim), uniq.length * dim);
+      const sums = flat(
+        this.run('embeddingBackward', [dim, uniq.length], G.subarray(r0 * dim, r1 * dim), perm, Float32Array.from(start), dim),
+        uniq.length * dim,
+      );
       for (let u = 0; u < uniq.length; u++) {
-        const o = uniq[u] * dim, so = u * dim;
+        const o = uniq[u] * dim,
+          so = u * dim;
         for (let c = 0; c < dim; c++) DW[o + c] += sums[so + c];
       }
     }
@@ -658,15 +695,25 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- matmul ----
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) return matmulUnfused(this, args);
+    if (wantsFusion(args)) {
+      matmulUnfused(this, args);
+      return;
+    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
-    const A = this.F(a, 'matmul A'), B = this.F(b, 'matmul B'), C = this.F(c, 'matmul C');
+    const A = this.F(a, 'matmul A'),
+      B = this.F(b, 'matmul B'),
+      C = this.F(c, 'matmul C');
     const bias = biasT ? this.F(biasT, 'matmul bias') : undefined;
     if (M <= 0 || N <= 0) return;
     // Element strides of op(A)[m, k] and op(B)[k, n] in their stored layouts.
-    const sAm = transA ? 1 : K, sAk = transA ? M : 1, sBk = transB ? 1 : N, sBn = transB ? K : 1;
+    const sAm = transA ? 1 : K,
+      sAk = transA ? M : 1,
+      sBk = transB ? 1 : N,
+      sBn = transB ? K : 1;
     // Tile (mt, nt, kt) so each operand slice and the output stay within this.span (see the header comment).
-    let mt = M, nt = N, kt = Math.max(K, 1);
+    let mt = M,
+      nt = N,
+      kt = Math.max(K, 1);
     const spanA = () => (mt - 1) * sAm + (kt - 1) * sAk + 1;
     const spanB = () => (kt - 1) * sBk + (nt - 1) * sBn + 1;
     const half = (v: number) => Math.ceil(v / 2);
@@ -697,10 +744,15 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
         }
         for (let k0 = 0; k0 < K; k0 += kt) {
           const kc = Math.min(kt, K - k0);
-          const aS = aOff + m0 * sAm + k0 * sAk, aLen = (mc - 1) * sAm + (kc - 1) * sAk + 1;
-          const bS = bOff + k0 * sBk + n0 * sBn, bLen = (kc - 1) * sBk + (nc - 1) * sBn + 1;
-          const first = k0 === 0, hasBias = bias && first ? 1 : 0;
-          const as = A.subarray(aS, aS + aLen), bs = B.subarray(bS, bS + bLen), add = accumulate || !first;
+          const aS = aOff + m0 * sAm + k0 * sAk,
+            aLen = (mc - 1) * sAm + (kc - 1) * sAk + 1;
+          const bS = bOff + k0 * sBk + n0 * sBn,
+            bLen = (kc - 1) * sBk + (nc - 1) * sBn + 1;
+          const first = k0 === 0,
+            hasBias = bias && first ? 1 : 0;
+          const as = A.subarray(aS, aS + aLen),
+            bs = B.subarray(bS, bS + bLen),
+            add = accumulate || !first;
           if (mc < 4) {
             const r = this.run('matmul', [nc, mc], as, bs, biasSlice, hasBias, kc, sAm, sAk, sBk, sBn);
             this.writeTile(r, C, cOff + m0 * N + n0, N, nc, mc, add);
@@ -720,7 +772,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     }
     const t = flat(r, rows * cols);
     for (let y = 0; y < rows; y++) {
-      const o = off + y * ld, s = y * cols;
+      const o = off + y * ld,
+        s = y * cols;
       if (add) for (let x = 0; x < cols; x++) C[o + x] += t[s + x];
       else C.set(t.subarray(s, s + cols), o);
     }
@@ -736,7 +789,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       for (let y = 0; y < ng; y++) {
         const nr = Math.min(4, rows - 4 * y);
         for (let i = 0; i < nr; i++) {
-          const o = off + (4 * y + i) * ld, so = y * cols * 4 + i;
+          const o = off + (4 * y + i) * ld,
+            so = y * cols * 4 + i;
           if (add) for (let x = 0; x < cols; x++) C[o + x] += c[so + 4 * x];
           else for (let x = 0; x < cols; x++) C[o + x] = c[so + 4 * x];
         }
@@ -744,7 +798,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       return;
     }
     for (let y = 0; y < groups.length; y++) {
-      const g = groups[y], nr = Math.min(4, rows - 4 * y);
+      const g = groups[y],
+        nr = Math.min(4, rows - 4 * y);
       for (let x = 0; x < cols; x++) {
         const v = g[x];
         for (let i = 0; i < nr; i++) {
@@ -755,7 +810,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
-    const G = this.F(dY, 'sumRows dY'), DB = this.F(dBias, 'sumRows dBias');
+    const G = this.F(dY, 'sumRows dY'),
+      DB = this.F(dBias, 'sumRows dBias');
     if (cols > this.span) this.fail(`sumRows: ${cols} columns exceed ${this.span}`);
     const rowsPer = Math.max(1, Math.floor(this.span / cols));
     for (let r0 = 0; r0 < rows; r0 += rowsPer) {
@@ -769,27 +825,39 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   /** Row chunks [r0, r1) with (r1 - r0) * dim <= this.span. */
   private rowChunks(rows: number, dim: number, what: string): [number, number][] {
     if (dim > this.span) this.fail(`${what}: row length ${dim} exceeds ${this.span}`);
-    const per = Math.max(1, Math.floor(this.span / dim)), out: [number, number][] = [];
+    const per = Math.max(1, Math.floor(this.span / dim)),
+      out: [number, number][] = [];
     for (let r0 = 0; r0 < rows; r0 += per) out.push([r0, Math.min(rows, r0 + per)]);
     return out;
   }
 
   kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
-    const X = this.F(x, 'rmsNorm x'), W = this.F(w, 'rmsNorm w'), Y = this.F(y, 'rmsNorm y'), R = this.F(rstd, 'rmsNorm rstd');
+    const X = this.F(x, 'rmsNorm x'),
+      W = this.F(w, 'rmsNorm w'),
+      Y = this.F(y, 'rmsNorm y'),
+      R = this.F(rstd, 'rmsNorm rstd');
     const Wd = W.subarray(0, dim);
     for (const [r0, r1] of this.rowChunks(rows, dim, 'rmsNorm')) {
-      const xs = X.subarray(r0 * dim, r1 * dim), n = r1 - r0;
+      const xs = X.subarray(r0 * dim, r1 * dim),
+        n = r1 - r0;
       const rs = flat(this.run('rmsRstd', [n], xs, dim, eps), n);
       R.set(rs, r0);
       writeResult(this.run('rmsY', [dim, n], xs, Wd, rs, dim), Y, r0 * dim, false);
     }
   }
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
-    const G = this.F(dy, 'rmsNormBackward dy'), X = this.F(x, 'rmsNormBackward x'), W = this.F(w, 'rmsNormBackward w'), R = this.F(rstd, 'rmsNormBackward rstd');
-    const DX = this.F(dx, 'rmsNormBackward dx'), DW = this.F(dw, 'rmsNormBackward dw');
+    const G = this.F(dy, 'rmsNormBackward dy'),
+      X = this.F(x, 'rmsNormBackward x'),
+      W = this.F(w, 'rmsNormBackward w'),
+      R = this.F(rstd, 'rmsNormBackward rstd');
+    const DX = this.F(dx, 'rmsNormBackward dx'),
+      DW = this.F(dw, 'rmsNormBackward dw');
     const Wd = W.subarray(0, dim);
     for (const [r0, r1] of this.rowChunks(rows, dim, 'rmsNormBackward')) {
-      const n = r1 - r0, gs = G.subarray(r0 * dim, r1 * dim), xs = X.subarray(r0 * dim, r1 * dim), rs = R.subarray(r0, r1);
+      const n = r1 - r0,
+        gs = G.subarray(r0 * dim, r1 * dim),
+        xs = X.subarray(r0 * dim, r1 * dim),
+        rs = R.subarray(r0, r1);
       const kk = flat(this.run('rmsBwdK', [n], gs, xs, Wd, rs, dim), n);
       writeResult(this.run('rmsBwdDx', [dim, n], gs, xs, Wd, rs, kk, dim), DX, r0 * dim, true);
       writeResult(this.run('rmsBwdDw', [dim], gs, xs, rs, n, dim), DW, 0, true);
@@ -799,10 +867,14 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- rotary embeddings ----
 
   kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
-    const X = this.F(x, 'rope x'), P = this.I(pos, 'rope pos'), half = D / 2;
+    const X = this.F(x, 'rope x'),
+      P = this.I(pos, 'rope pos'),
+      half = D / 2;
     for (const [r0, r1] of this.rowChunks(rows, heads * D, 'rope')) {
       // cos/sin table on the host, bit-for-bit the reference's formula (see the header comment).
-      const n = r1 - r0, cosT = new Float32Array(n * half), sinT = new Float32Array(n * half);
+      const n = r1 - r0,
+        cosT = new Float32Array(n * half),
+        sinT = new Float32Array(n * half);
       ropeCosSin(invFreq, P.subarray(r0, r1), n, inverse, cosT, sinT);
       const res = this.run('rope', [D, heads, n], X.subarray(r0 * heads * D, r1 * heads * D), cosT, sinT, half, heads, D);
       writeResult(res, X, r0 * heads * D, false);
@@ -817,23 +889,32 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     const nkMax = qStart + Tq;
     if (nkMax * Hkv * D > this.span || Hq * nkMax > this.span || Hq * D > this.span)
       this.fail(`${what}: ${nkMax} keys x ${Hkv} heads x ${D} exceeds one ${this.span}-element kernel slice`);
-    const rep = Hq / Hkv, khOf = new Float32Array(Hq);
+    const rep = Hq / Hkv,
+      khOf = new Float32Array(Hq);
     for (let h = 0; h < Hq; h++) khOf[h] = Math.floor(h / rep);
     return { khOf, per: Math.max(1, Math.min(Tq, Math.floor(this.span / (Hq * Math.max(nkMax, D))))) };
   }
 
   kernelAttention(s: KernelArgs['attention']): void {
     const { q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    const Q = this.F(q, 'attention q'), Kc = this.F(kCache, 'attention kCache'), Vc = this.F(vCache, 'attention vCache');
-    const O = this.F(out, 'attention out'), L = this.F(lse, 'attention lse');
-    const nq = B * Tq * Hq * D, nkv = B * kvCap * Hkv * D;
+    const Q = this.F(q, 'attention q'),
+      Kc = this.F(kCache, 'attention kCache'),
+      Vc = this.F(vCache, 'attention vCache');
+    const O = this.F(out, 'attention out'),
+      L = this.F(lse, 'attention lse');
     const { khOf, per } = this.attChunks(s, 'attention');
     const scale = 1 / Math.sqrt(D);
     for (let b = 0; b < B; b++)
       for (let i0 = 0; i0 < Tq; i0 += per) {
-        const i1 = Math.min(Tq, i0 + per), nI = i1 - i0, nk = qStart + i1, lim0 = qStart + i0;
-        const qo = (b * Tq + i0) * Hq * D, ko = b * kvCap * Hkv * D;
-        const qs = Q.subarray(qo, qo + nI * Hq * D), ks = Kc.subarray(ko, ko + nk * Hkv * D), vs = Vc.subarray(ko, ko + nk * Hkv * D);
+        const i1 = Math.min(Tq, i0 + per),
+          nI = i1 - i0,
+          nk = qStart + i1,
+          lim0 = qStart + i0;
+        const qo = (b * Tq + i0) * Hq * D,
+          ko = b * kvCap * Hkv * D;
+        const qs = Q.subarray(qo, qo + nI * Hq * D),
+          ks = Kc.subarray(ko, ko + nk * Hkv * D),
+          vs = Vc.subarray(ko, ko + nk * Hkv * D);
         const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
         const l = flat(this.run('attLse', [nI, Hq], S, nk, Hq, lim0), Hq * nI);
         const P = flat(this.run('attProbs', [nk, Hq, nI], S, l, nI, 0, nk, Hq, lim0), nI * Hq * nk);
@@ -843,19 +924,34 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   }
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
     const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    const G = this.F(dOut, 'attentionBackward dOut'), Q = this.F(q, 'attentionBackward q'), Kc = this.F(kCache, 'attentionBackward kCache');
-    const Vc = this.F(vCache, 'attentionBackward vCache'), O = this.F(out, 'attentionBackward out'), L = this.F(lse, 'attentionBackward lse');
-    const DQ = this.F(dq, 'attentionBackward dq'), DK = this.F(dkCache, 'attentionBackward dkCache'), DV = this.F(dvCache, 'attentionBackward dvCache');
-    const nq = B * Tq * Hq * D, nkv = B * kvCap * Hkv * D;
+    const G = this.F(dOut, 'attentionBackward dOut'),
+      Q = this.F(q, 'attentionBackward q'),
+      Kc = this.F(kCache, 'attentionBackward kCache');
+    const Vc = this.F(vCache, 'attentionBackward vCache'),
+      O = this.F(out, 'attentionBackward out'),
+      L = this.F(lse, 'attentionBackward lse');
+    const DQ = this.F(dq, 'attentionBackward dq'),
+      DK = this.F(dkCache, 'attentionBackward dkCache'),
+      DV = this.F(dvCache, 'attentionBackward dvCache');
     const { khOf, per } = this.attChunks(s, 'attentionBackward');
-    const scale = 1 / Math.sqrt(D), rep = Hq / Hkv;
+    const scale = 1 / Math.sqrt(D),
+      rep = Hq / Hkv;
     for (let b = 0; b < B; b++) {
       const Lb = L.subarray(b * Hq * Tq, (b + 1) * Hq * Tq);
       for (let i0 = 0; i0 < Tq; i0 += per) {
-        const i1 = Math.min(Tq, i0 + per), nI = i1 - i0, nk = qStart + i1, lim0 = qStart + i0;
-        const qo = (b * Tq + i0) * Hq * D, ko = b * kvCap * Hkv * D, nqc = nI * Hq * D, nkc = nk * Hkv * D;
-        const qs = Q.subarray(qo, qo + nqc), gs = G.subarray(qo, qo + nqc), os = O.subarray(qo, qo + nqc);
-        const ks = Kc.subarray(ko, ko + nkc), vs = Vc.subarray(ko, ko + nkc);
+        const i1 = Math.min(Tq, i0 + per),
+          nI = i1 - i0,
+          nk = qStart + i1,
+          lim0 = qStart + i0;
+        const qo = (b * Tq + i0) * Hq * D,
+          ko = b * kvCap * Hkv * D,
+          nqc = nI * Hq * D,
+          nkc = nk * Hkv * D;
+        const qs = Q.subarray(qo, qo + nqc),
+          gs = G.subarray(qo, qo + nqc),
+          os = O.subarray(qo, qo + nqc);
+        const ks = Kc.subarray(ko, ko + nkc),
+          vs = Vc.subarray(ko, ko + nkc);
         const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
         const P = flat(this.run('attProbs', [nk, Hq, nI], S, Lb, Tq, i0, nk, Hq, lim0), nI * Hq * nk);
         const delta = flat(this.run('attDelta', [Hq, nI], gs, os, Hq, D), nI * Hq);
@@ -870,12 +966,17 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- SwiGLU ----
 
   kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
-    const Gt = this.F(gate, 'swiglu gate'), U = this.F(up, 'swiglu up'), O = this.F(out, 'swiglu out');
+    const Gt = this.F(gate, 'swiglu gate'),
+      U = this.F(up, 'swiglu up'),
+      O = this.F(out, 'swiglu out');
     this.elementwise('swiglu', n, O, 0, false, (lo, hi) => [Gt.subarray(lo, hi), U.subarray(lo, hi)]);
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    const Dd = this.F(dOut, 'swigluBackward dOut'), Gt = this.F(gate, 'swigluBackward gate'), U = this.F(up, 'swigluBackward up');
-    const DG = this.F(dGate, 'swigluBackward dGate'), DU = this.F(dUp, 'swigluBackward dUp');
+    const Dd = this.F(dOut, 'swigluBackward dOut'),
+      Gt = this.F(gate, 'swigluBackward gate'),
+      U = this.F(up, 'swigluBackward up');
+    const DG = this.F(dGate, 'swigluBackward dGate'),
+      DU = this.F(dUp, 'swigluBackward dUp');
     this.elementwise('swigluBwdUp', n, DU, 0, true, (lo, hi) => [Dd.subarray(lo, hi), Gt.subarray(lo, hi)]);
     this.elementwise('swigluBwdGate', n, DG, 0, true, (lo, hi) => [Dd.subarray(lo, hi), Gt.subarray(lo, hi), U.subarray(lo, hi)]);
   }
@@ -883,12 +984,17 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- softmax cross-entropy ----
 
   kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
-    const X = this.F(logits, 'crossEntropy logits'), Y = this.I(labels, 'crossEntropy labels'), Lo = this.F(losses, 'crossEntropy losses');
+    const X = this.F(logits, 'crossEntropy logits'),
+      Y = this.I(labels, 'crossEntropy labels'),
+      Lo = this.F(losses, 'crossEntropy losses');
     const W = weights ? this.F(weights, 'crossEntropy weights') : undefined;
-    for (let r = 0; r < rows; r++) if (Y[labelOff + r] >= V) this.fail(`crossEntropy: label ${Y[labelOff + r]} at row ${r} is outside vocabulary ${V}`);
+    for (let r = 0; r < rows; r++)
+      if (Y[labelOff + r] >= V) this.fail(`crossEntropy: label ${Y[labelOff + r]} at row ${r} is outside vocabulary ${V}`);
     for (const [r0, r1] of this.rowChunks(rows, V, 'crossEntropy')) {
-      const n = r1 - r0, xo = logitsOff + r0 * V;
-      const xs = X.subarray(xo, xo + n * V), ys = f32(Y.subarray(labelOff + r0, labelOff + r1));
+      const n = r1 - r0,
+        xo = logitsOff + r0 * V;
+      const xs = X.subarray(xo, xo + n * V),
+        ys = f32(Y.subarray(labelOff + r0, labelOff + r1));
       const lse = flat(this.run('ceLse', [n], xs, ys, V), n);
       writeResult(this.run('ceLoss', [n], xs, ys, lse, V), Lo, lossOff + r0, false);
       if (W) writeResult(this.run('ceGrad', [V, n], xs, ys, lse, W.subarray(labelOff + r0, labelOff + r1), V), X, xo, false);
@@ -898,16 +1004,30 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- optimizer ----
 
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    const P = this.F(param, 'adamw param'), G = this.F(grad, 'adamw grad'), M = this.F(m, 'adamw m'), Vv = this.F(v, 'adamw v');
+    const P = this.F(param, 'adamw param'),
+      G = this.F(grad, 'adamw grad'),
+      M = this.F(m, 'adamw m'),
+      Vv = this.F(v, 'adamw v');
     this.elementwise('adamM', n, M, 0, false, (lo, hi) => [M.subarray(lo, hi), G.subarray(lo, hi), h.beta1, 1 - h.beta1, h.gradScale]);
     this.elementwise('adamV', n, Vv, 0, false, (lo, hi) => [Vv.subarray(lo, hi), G.subarray(lo, hi), h.beta2, 1 - h.beta2, h.gradScale]);
-    this.elementwise('adamP', n, P, 0, false, (lo, hi) => [P.subarray(lo, hi), M.subarray(lo, hi), Vv.subarray(lo, hi), h.lr, h.eps, h.weightDecay, bc1, bc2]);
+    this.elementwise('adamP', n, P, 0, false, (lo, hi) => [
+      P.subarray(lo, hi),
+      M.subarray(lo, hi),
+      Vv.subarray(lo, hi),
+      h.lr,
+      h.eps,
+      h.weightDecay,
+      bc1,
+      bc2,
+    ]);
   }
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
-    const X = this.F(x, 'sumSquares x'), O = this.F(out, 'sumSquares out');
+    const X = this.F(x, 'sumSquares x'),
+      O = this.F(out, 'sumSquares out');
     let total = 0;
     for (let lo = 0; lo < n; lo += this.span) {
-      const len = Math.min(this.span, n - lo), parts = Math.ceil(len / SEG);
+      const len = Math.min(this.span, n - lo),
+        parts = Math.ceil(len / SEG);
       const r = flat(this.run('sumSquares', [parts], X.subarray(lo, lo + len), len, SEG), parts);
       for (let i = 0; i < parts; i++) total += r[i];
     }
@@ -921,7 +1041,14 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
  * cannot be used because gpu.js's browser build is minified.
  */
 function kernelMode(lib: Record<string, unknown>, kernel: unknown): string {
-  const classes: [string, string][] = [['HeadlessGLKernel', 'headlessgl'], ['WebGL2Kernel', 'webgl2'], ['WebGLKernel', 'webgl'], ['WebGPUKernel', 'webgpu'], ['WebAssemblyKernel', 'webasm'], ['CPUKernel', 'cpu']];
+  const classes: [string, string][] = [
+    ['HeadlessGLKernel', 'headlessgl'],
+    ['WebGL2Kernel', 'webgl2'],
+    ['WebGLKernel', 'webgl'],
+    ['WebGPUKernel', 'webgpu'],
+    ['WebAssemblyKernel', 'webasm'],
+    ['CPUKernel', 'cpu'],
+  ];
   for (const [cls, mode] of classes) {
     const C = lib[cls];
     if (typeof C === 'function' && kernel instanceof (C as new () => unknown)) return mode;
@@ -942,7 +1069,7 @@ export async function createGpujsBackend(opts: GpujsBackendOptions = {}): Promis
     throw new BackendError(`gpujs backend: cannot load the 'gpu.js' package (${(e as Error).message})`, 'gpujs');
   }
   // CommonJS module: named exports under Node's ESM interop, or on `default` under bundlers/Deno/Bun.
-  const lib = (mod.GPU ? mod : (mod.default as Record<string, unknown> | undefined) ?? {}) as Record<string, unknown>;
+  const lib = (mod.GPU ? mod : ((mod.default as Record<string, unknown> | undefined) ?? {})) as Record<string, unknown>;
   const GPU = lib.GPU as GpuCtor | undefined;
   if (typeof GPU !== 'function') throw new BackendError(`gpujs backend: the 'gpu.js' package has no GPU export`, 'gpujs');
   let gpu: GpuInstance;
@@ -954,7 +1081,11 @@ export async function createGpujsBackend(opts: GpujsBackendOptions = {}): Promis
   // Probe: run one tiny kernel to learn which kernel backend gpu.js really uses (it may degrade silently).
   let actual = 'unknown';
   try {
-    const probe = gpu.createKernel(`function (a) { return a[this.thread.x] * 2; }`, { output: [2], precision: 'single', tactic: 'precision' });
+    const probe = gpu.createKernel(`function (a) { return a[this.thread.x] * 2; }`, {
+      output: [2],
+      precision: 'single',
+      tactic: 'precision',
+    });
     const r = probe(new Float32Array([1.5, -3])) as Float32Array;
     if (!(r instanceof Float32Array) || r[0] !== 3 || r[1] !== -6) throw new Error(`probe kernel returned ${String(r)}`);
     actual = kernelMode(lib, probe.kernel);

@@ -26,7 +26,8 @@ export function matmulUnfused(be: Backend, args: KernelArgs['matmul']): void {
   }
   if (residual) {
     const off = plain.cOff;
-    if (residual !== plain.c) be.copy2d({ src: residual, dst: plain.c, rows: M, cols: N, srcOff: off, srcStride: N, dstOff: off, dstStride: N });
+    if (residual !== plain.c)
+      be.copy2d({ src: residual, dst: plain.c, rows: M, cols: N, srcOff: off, srcStride: N, dstOff: off, dstStride: N });
     plain.accumulate = true;
   }
   be.matmul(plain);

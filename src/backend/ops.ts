@@ -13,7 +13,7 @@
 // every backend (TypeScript refuses a backend class without it: `implements Kernels`), and a case in
 // test/_conformance.ts (refused at compile time when missing). See README "Architecture".
 import { roundToBf16 } from '../io/safetensors.js';
-import { BackendError, type AdamWParams, type AttentionShape, type BackendName, type DType, type Tensor } from './types.js';
+import { BackendError, type AdamWParams, type AttentionShape, type BackendName, type Tensor } from './types.js';
 
 // ---------------------------------------------------------------- named arguments of every op
 // Conventions as in ./types.ts: sizes and offsets are in elements; forward ops WRITE their outputs, backward ops
@@ -285,7 +285,12 @@ export type Kernels = { [K in OpName as KernelName<K>]: (args: KernelArgs[K]) =>
  * `number` any number, `bool` a boolean; `default` fills an omitted optional argument.
  */
 export type ArgSpec<A> =
-  | { tensor: 'f32' | 'float' | 'i32' | 'any'; range: (a: A) => [off: number, n: number]; writes?: boolean | ((a: A) => boolean); optional?: true }
+  | {
+      tensor: 'f32' | 'float' | 'i32' | 'any';
+      range: (a: A) => [off: number, n: number];
+      writes?: boolean | ((a: A) => boolean);
+      optional?: true;
+    }
   | { int: true; default?: number }
   | { number: true }
   | { bool: true; default: boolean };
@@ -304,7 +309,9 @@ const num = { number: true } as const;
 const off = { int: true, default: 0 } as const;
 const flag = { bool: true, default: false } as const;
 /** The [0, n) range of an elementwise operand. */
-const first = <A>(n: (a: A) => number) => (a: A): [number, number] => [0, n(a)];
+const first =
+  <A>(n: (a: A) => number) =>
+  (a: A): [number, number] => [0, n(a)];
 /** Elements a strided rows x cols block spans from its first element. */
 const span2d = (rows: number, cols: number, stride: number) => (rows > 0 && cols > 0 ? (rows - 1) * stride + cols : 0);
 
@@ -313,41 +320,61 @@ const qRange = (a: AttentionShape): [number, number] => [0, a.B * a.Tq * a.Hq * 
 const kvRange = (a: AttentionShape): [number, number] => [0, a.B * a.kvCap * a.Hkv * a.D];
 const lseRange = (a: AttentionShape): [number, number] => [0, a.B * a.Hq * a.Tq];
 const attnCheck = (a: AttentionShape) =>
-  a.Hkv === 0 || a.Hq % a.Hkv ? `Hq (${a.Hq}) must be a multiple of Hkv (${a.Hkv})`
-  : a.qStart + a.Tq > a.kvCap ? `qStart + Tq (${a.qStart + a.Tq}) exceeds kvCap (${a.kvCap})`
-  : undefined;
+  a.Hkv === 0 || a.Hq % a.Hkv
+    ? `Hq (${a.Hq}) must be a multiple of Hkv (${a.Hkv})`
+    : a.qStart + a.Tq > a.kvCap
+      ? `qStart + Tq (${a.qStart + a.Tq}) exceeds kvCap (${a.kvCap})`
+      : undefined;
 
 export const OPS: { [K in OpName]: OpSpec<K> } = {
   copy2d: {
     args: {
       src: { tensor: 'any', range: (a) => [a.srcOff, span2d(a.rows, a.cols, a.srcStride)] },
       dst: { tensor: 'any', writes: true, range: (a) => [a.dstOff, span2d(a.rows, a.cols, a.dstStride)] },
-      rows: int, cols: int, srcStride: int, dstStride: int, srcOff: off, dstOff: off, accumulate: flag,
+      rows: int,
+      cols: int,
+      srcStride: int,
+      dstStride: int,
+      srcOff: off,
+      dstOff: off,
+      accumulate: flag,
     },
   },
   add: {
     args: {
-      a: { tensor: 'f32', range: first((a) => a.n) }, b: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) }, n: int,
+      a: { tensor: 'f32', range: first((a) => a.n) },
+      b: { tensor: 'f32', range: first((a) => a.n) },
+      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      n: int,
     },
   },
   axpy: {
     args: {
-      alpha: num, x: { tensor: 'f32', range: (a) => [a.xOff, a.n] }, y: { tensor: 'f32', writes: true, range: (a) => [a.yOff, a.n] },
-      n: int, xOff: off, yOff: off,
+      alpha: num,
+      x: { tensor: 'f32', range: (a) => [a.xOff, a.n] },
+      y: { tensor: 'f32', writes: true, range: (a) => [a.yOff, a.n] },
+      n: int,
+      xOff: off,
+      yOff: off,
     },
   },
   scale: { args: { x: { tensor: 'f32', writes: true, range: first((a) => a.n) }, s: num, n: int } },
   embedding: {
     args: {
-      ids: { tensor: 'i32', range: first((a) => a.rows) }, table: { tensor: 'float', range: first((a) => a.dim) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) }, rows: int, dim: int,
+      ids: { tensor: 'i32', range: first((a) => a.rows) },
+      table: { tensor: 'float', range: first((a) => a.dim) },
+      out: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      rows: int,
+      dim: int,
     },
   },
   embeddingBackward: {
     args: {
-      ids: { tensor: 'i32', range: first((a) => a.rows) }, dOut: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      dTable: { tensor: 'f32', writes: true, range: first((a) => a.dim) }, rows: int, dim: int,
+      ids: { tensor: 'i32', range: first((a) => a.rows) },
+      dOut: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      dTable: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
+      rows: int,
+      dim: int,
     },
   },
   matmul: {
@@ -358,72 +385,115 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       bias: { tensor: 'float', optional: true, range: first((a) => a.N) },
       residual: { tensor: 'f32', optional: true, range: (a) => [a.cOff, a.M * a.N] },
       swigluGate: { tensor: 'f32', optional: true, range: (a) => [a.aOff, a.M * a.K] },
-      M: int, N: int, K: int, transA: flag, transB: flag, accumulate: flag, aOff: off, bOff: off, cOff: off,
+      M: int,
+      N: int,
+      K: int,
+      transA: flag,
+      transB: flag,
+      accumulate: flag,
+      aOff: off,
+      bOff: off,
+      cOff: off,
     },
     // every kernel reads A and B (and the gate) while it writes C in tiles; the residual is read where C is written,
     // element for element, so it may be C itself
     check: (a) =>
-      a.c === a.a || a.c === a.b || a.c === a.swigluGate ? `output '${a.c.label}' aliases an input`
-      : a.residual && a.accumulate ? 'residual and accumulate cannot be combined'
-      : a.residual && a.residual.size !== a.c.size ? `residual '${a.residual.label}' must be a tensor of C's size (${a.c.size})`
-      : a.swigluGate && (a.swigluGate.size !== a.a.size || a.a.dtype !== 'f32') ? `swigluGate '${a.swigluGate.label}' needs an f32 A of its size (${a.a.size})`
-      : undefined,
+      a.c === a.a || a.c === a.b || a.c === a.swigluGate
+        ? `output '${a.c.label}' aliases an input`
+        : a.residual && a.accumulate
+          ? 'residual and accumulate cannot be combined'
+          : a.residual && a.residual.size !== a.c.size
+            ? `residual '${a.residual.label}' must be a tensor of C's size (${a.c.size})`
+            : a.swigluGate && (a.swigluGate.size !== a.a.size || a.a.dtype !== 'f32')
+              ? `swigluGate '${a.swigluGate.label}' needs an f32 A of its size (${a.a.size})`
+              : undefined,
   },
   sumRows: {
     args: {
-      dY: { tensor: 'f32', range: first((a) => a.rows * a.cols) }, dBias: { tensor: 'f32', writes: true, range: first((a) => a.cols) },
-      rows: int, cols: int,
+      dY: { tensor: 'f32', range: first((a) => a.rows * a.cols) },
+      dBias: { tensor: 'f32', writes: true, range: first((a) => a.cols) },
+      rows: int,
+      cols: int,
     },
   },
   rmsNorm: {
     args: {
-      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) }, w: { tensor: 'float', range: first((a) => a.dim) },
-      y: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) }, rstd: { tensor: 'f32', writes: true, range: first((a) => a.rows) },
-      rows: int, dim: int, eps: num,
+      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      w: { tensor: 'float', range: first((a) => a.dim) },
+      y: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      rstd: { tensor: 'f32', writes: true, range: first((a) => a.rows) },
+      rows: int,
+      dim: int,
+      eps: num,
     },
   },
   rmsNormBackward: {
     args: {
-      dy: { tensor: 'f32', range: first((a) => a.rows * a.dim) }, x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      w: { tensor: 'float', range: first((a) => a.dim) }, rstd: { tensor: 'f32', range: first((a) => a.rows) },
-      dx: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) }, dw: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
-      rows: int, dim: int,
+      dy: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      w: { tensor: 'float', range: first((a) => a.dim) },
+      rstd: { tensor: 'f32', range: first((a) => a.rows) },
+      dx: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      dw: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
+      rows: int,
+      dim: int,
     },
   },
   rope: {
     args: {
-      x: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.heads * a.D) }, pos: { tensor: 'i32', range: first((a) => a.rows) },
-      rows: int, heads: int, D: int, theta: num, inverse: flag,
+      x: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.heads * a.D) },
+      pos: { tensor: 'i32', range: first((a) => a.rows) },
+      rows: int,
+      heads: int,
+      D: int,
+      theta: num,
+      inverse: flag,
     },
     check: (a) => (a.D % 2 ? `head dimension D = ${a.D} must be even` : undefined),
     prepare: (a) => ({ invFreq: ropeInvFreq(a.theta, a.D) }),
   },
   attention: {
     args: {
-      q: { tensor: 'f32', range: qRange }, kCache: { tensor: 'f32', range: kvRange }, vCache: { tensor: 'f32', range: kvRange },
-      out: { tensor: 'f32', writes: true, range: qRange }, lse: { tensor: 'f32', writes: true, range: lseRange }, ...attnShape,
+      q: { tensor: 'f32', range: qRange },
+      kCache: { tensor: 'f32', range: kvRange },
+      vCache: { tensor: 'f32', range: kvRange },
+      out: { tensor: 'f32', writes: true, range: qRange },
+      lse: { tensor: 'f32', writes: true, range: lseRange },
+      ...attnShape,
     },
     check: attnCheck,
   },
   attentionBackward: {
     args: {
-      dOut: { tensor: 'f32', range: qRange }, q: { tensor: 'f32', range: qRange }, kCache: { tensor: 'f32', range: kvRange },
-      vCache: { tensor: 'f32', range: kvRange }, out: { tensor: 'f32', range: qRange }, lse: { tensor: 'f32', range: lseRange },
-      dq: { tensor: 'f32', writes: true, range: qRange }, dkCache: { tensor: 'f32', writes: true, range: kvRange },
-      dvCache: { tensor: 'f32', writes: true, range: kvRange }, ...attnShape,
+      dOut: { tensor: 'f32', range: qRange },
+      q: { tensor: 'f32', range: qRange },
+      kCache: { tensor: 'f32', range: kvRange },
+      vCache: { tensor: 'f32', range: kvRange },
+      out: { tensor: 'f32', range: qRange },
+      lse: { tensor: 'f32', range: lseRange },
+      dq: { tensor: 'f32', writes: true, range: qRange },
+      dkCache: { tensor: 'f32', writes: true, range: kvRange },
+      dvCache: { tensor: 'f32', writes: true, range: kvRange },
+      ...attnShape,
     },
     check: attnCheck,
   },
   swiglu: {
     args: {
-      gate: { tensor: 'f32', range: first((a) => a.n) }, up: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) }, n: int,
+      gate: { tensor: 'f32', range: first((a) => a.n) },
+      up: { tensor: 'f32', range: first((a) => a.n) },
+      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      n: int,
     },
   },
   swigluBackward: {
     args: {
-      dOut: { tensor: 'f32', range: first((a) => a.n) }, gate: { tensor: 'f32', range: first((a) => a.n) }, up: { tensor: 'f32', range: first((a) => a.n) },
-      dGate: { tensor: 'f32', writes: true, range: first((a) => a.n) }, dUp: { tensor: 'f32', writes: true, range: first((a) => a.n) }, n: int,
+      dOut: { tensor: 'f32', range: first((a) => a.n) },
+      gate: { tensor: 'f32', range: first((a) => a.n) },
+      up: { tensor: 'f32', range: first((a) => a.n) },
+      dGate: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      dUp: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      n: int,
     },
   },
   crossEntropy: {
@@ -432,19 +502,37 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       labels: { tensor: 'i32', range: (a) => [a.labelOff, a.rows] },
       losses: { tensor: 'f32', writes: true, range: (a) => [a.lossOff, a.rows] },
       weights: { tensor: 'f32', optional: true, range: (a) => [a.labelOff, a.rows] },
-      rows: int, V: int, logitsOff: off, labelOff: off, lossOff: off,
+      rows: int,
+      V: int,
+      logitsOff: off,
+      labelOff: off,
+      lossOff: off,
     },
   },
   adamw: {
     args: {
-      param: { tensor: 'f32', writes: true, range: first((a) => a.n) }, grad: { tensor: 'f32', range: first((a) => a.n) },
-      m: { tensor: 'f32', writes: true, range: first((a) => a.n) }, v: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int, lr: num, beta1: num, beta2: num, eps: num, weightDecay: num, step: int, gradScale: num,
+      param: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      grad: { tensor: 'f32', range: first((a) => a.n) },
+      m: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      v: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      n: int,
+      lr: num,
+      beta1: num,
+      beta2: num,
+      eps: num,
+      weightDecay: num,
+      step: int,
+      gradScale: num,
     },
     prepare: (a) => ({ bc1: 1 - Math.pow(a.beta1, a.step), bc2: 1 - Math.pow(a.beta2, a.step) }),
   },
   sumSquares: {
-    args: { x: { tensor: 'f32', range: first((a) => a.n) }, n: int, out: { tensor: 'f32', writes: true, range: (a) => [a.outIndex, 1] }, outIndex: int },
+    args: {
+      x: { tensor: 'f32', range: first((a) => a.n) },
+      n: int,
+      out: { tensor: 'f32', writes: true, range: (a) => [a.outIndex, 1] },
+      outIndex: int,
+    },
   },
 };
 
@@ -471,7 +559,14 @@ export function ropeInvFreq(theta: number, D: number): Float32Array {
  * pos[r] * f_i, then cos and sin in f64 rounded to f32 (sin negated for the inverse rotation). The WebGPU kernel
  * computes the same angles on the device from the same invFreq.
  */
-export function ropeCosSin(invFreq: Float32Array, pos: ArrayLike<number>, rows: number, inverse: boolean, cos: Float32Array, sin: Float32Array): void {
+export function ropeCosSin(
+  invFreq: Float32Array,
+  pos: ArrayLike<number>,
+  rows: number,
+  inverse: boolean,
+  cos: Float32Array,
+  sin: Float32Array,
+): void {
   const half = invFreq.length;
   for (let r = 0; r < rows; r++)
     for (let i = 0; i < half; i++) {
@@ -516,7 +611,11 @@ export function checkOp<K extends OpName>(backend: BackendName, op: K, args: OpA
     let v = a[name];
     if (v === undefined && 'default' in s && s.default !== undefined) v = a[name] = s.default;
     if ('int' in s ? !(Number.isInteger(v) && (v as number) >= 0) : 'number' in s ? typeof v !== 'number' : typeof v !== 'boolean')
-      fail(backend, op, `'${name}' must be ${'int' in s ? 'a non-negative integer' : 'number' in s ? 'a number' : 'true or false'} (got ${v})`);
+      fail(
+        backend,
+        op,
+        `'${name}' must be ${'int' in s ? 'a non-negative integer' : 'number' in s ? 'a number' : 'true or false'} (got ${v})`,
+      );
   }
   const full = a as never as KernelArgs[K];
   for (const [name, s] of tensors) {
@@ -527,11 +626,13 @@ export function checkOp<K extends OpName>(backend: BackendName, op: K, args: OpA
     const tt = t as Tensor;
     const writes = typeof s.writes === 'function' ? s.writes(full as never) : !!s.writes;
     if (s.tensor === 'i32' && tt.dtype !== 'i32') fail(backend, op, `'${name}' (tensor '${tt.label}') must be i32, is ${tt.dtype}`);
-    if ((s.tensor === 'f32' || s.tensor === 'float') && tt.dtype === 'i32') fail(backend, op, `'${name}' (tensor '${tt.label}') must be f32, is i32`);
+    if ((s.tensor === 'f32' || s.tensor === 'float') && tt.dtype === 'i32')
+      fail(backend, op, `'${name}' (tensor '${tt.label}') must be f32, is i32`);
     if (s.tensor === 'f32' && tt.dtype === 'bf16' && !writes) fail(backend, op, `'${name}' (tensor '${tt.label}') must be f32, is bf16`);
     if (writes && tt.dtype === 'bf16') fail(backend, op, `'${name}' (tensor '${tt.label}') is bf16, which ops only read`);
     const [o, n] = s.range(full as never);
-    if (n > 0 && (o < 0 || o + n > tt.size)) fail(backend, op, `'${name}' (tensor '${tt.label}', ${tt.size} elements) accessed at [${o}, ${o + n})`);
+    if (n > 0 && (o < 0 || o + n > tt.size))
+      fail(backend, op, `'${name}' (tensor '${tt.label}', ${tt.size} elements) accessed at [${o}, ${o + n})`);
   }
   const bad = spec.check?.(full);
   if (bad) fail(backend, op, bad);
@@ -545,6 +646,7 @@ export function checkOp<K extends OpName>(backend: BackendName, op: K, args: OpA
  */
 // The op methods are installed on the prototype from OPS below; this declaration merge gives them their types.
 export interface OpBackend extends BackendOps {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the methods are installed on the prototype below, from OPS
 export abstract class OpBackend {
   abstract readonly name: BackendName;
   /** Writes already checked (and, for bf16 tensors, rounded) data at element `offset`. */
@@ -553,7 +655,10 @@ export abstract class OpBackend {
   upload(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
     if (!isTensor(t)) throw new BackendError(`${this.name} backend: upload: not a tensor`, this.name);
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > t.size)
-      throw new BackendError(`${this.name} backend: upload of ${data.length} elements at ${offset} overflows tensor '${t.label}' (${t.size})`, this.name);
+      throw new BackendError(
+        `${this.name} backend: upload of ${data.length} elements at ${offset} overflows tensor '${t.label}' (${t.size})`,
+        this.name,
+      );
     this.kernelUpload(t, t.dtype === 'bf16' ? roundToBf16(Float32Array.from(data)) : data, offset);
   }
 }

@@ -81,7 +81,10 @@ export interface Backend extends BackendOps {
 }
 
 export class BackendError extends Error {
-  constructor(message: string, readonly backend: BackendName) {
+  constructor(
+    message: string,
+    readonly backend: BackendName,
+  ) {
     super(message);
     this.name = 'BackendError';
   }

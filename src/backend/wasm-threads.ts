@@ -15,7 +15,12 @@
 // (Deno, Bun, browsers). The worker source is a string here, so bundles need no worker file on disk.
 
 /** Int32 slots of the control block. */
-const GEN = 0, PENDING = 1, OP = 2, NARGS = 3, FAILED = 4, NEXT = 5;
+const GEN = 0,
+  PENDING = 1,
+  OP = 2,
+  NARGS = 3,
+  FAILED = 4,
+  NEXT = 5;
 /** Byte offset of the Float64 argument slots in the control block. */
 const ARGS_AT = 64;
 const MAX_ARGS = 32;
@@ -74,7 +79,8 @@ interface WorkerHandle {
  * Web Workers would keep the process alive after the script ends: they have no unref).
  */
 async function startWorker(init: Record<string, unknown>): Promise<WorkerHandle> {
-  const WebWorker = (globalThis as { Worker?: { new (url: string, o?: { type?: string }): WebWorkerLike; prototype: { unref?: unknown } } }).Worker;
+  const WebWorker = (globalThis as { Worker?: { new (url: string, o?: { type?: string }): WebWorkerLike; prototype: { unref?: unknown } } })
+    .Worker;
   const hasNodeWorkers = typeof process !== 'undefined' && !!process.versions?.node;
   if (typeof WebWorker === 'function' && (!hasNodeWorkers || typeof WebWorker.prototype.unref === 'function')) {
     const url = URL.createObjectURL(new Blob([workerSource('web')], { type: 'text/javascript' }));
@@ -147,7 +153,13 @@ export class WasmThreadPool {
    * Starts threads - 1 workers over `memory` (shared) running `module`'s exports `names`; `local` is the calling
    * thread's own instance, which runs part 0. Rejects (after stopping any started worker) if a worker cannot start.
    */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, local: WebAssembly.Exports, names: string[], threads: number): Promise<WasmThreadPool> {
+  static async create(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    local: WebAssembly.Exports,
+    names: string[],
+    threads: number,
+  ): Promise<WasmThreadPool> {
     const ctlBuf = new SharedArrayBuffer(ARGS_AT + MAX_ARGS * 8);
     const started = await Promise.allSettled(
       Array.from({ length: threads - 1 }, () => startWorker({ module, memory, ctl: ctlBuf, names, nth: threads, spin: SPIN })),
@@ -181,7 +193,7 @@ export class WasmThreadPool {
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let localError: unknown;
-    for (let part; (part = Atomics.add(ctl, NEXT, 1)) < this.threads; ) {
+    for (let part: number; (part = Atomics.add(ctl, NEXT, 1)) < this.threads; ) {
       try {
         this.local[name](...args, part, this.threads);
       } catch (e) {

@@ -36,9 +36,53 @@ interface SimdExports extends WebAssembly.Exports {
  * arguments before those two.
  */
 interface ThreadedKernels {
-  matmul: [a: number, b: number, c: number, bias: number, M: number, N: number, K: number, transA: number, transB: number, accumulate: number, scratch: number];
-  attention: [q: number, k: number, v: number, out: number, lse: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number];
-  attentionBackward: [g: number, q: number, k: number, v: number, out: number, lse: number, dq: number, dk: number, dv: number, B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number, scratch: number];
+  matmul: [
+    a: number,
+    b: number,
+    c: number,
+    bias: number,
+    M: number,
+    N: number,
+    K: number,
+    transA: number,
+    transB: number,
+    accumulate: number,
+    scratch: number,
+  ];
+  attention: [
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    lse: number,
+    B: number,
+    Tq: number,
+    Hq: number,
+    Hkv: number,
+    D: number,
+    qStart: number,
+    kvCap: number,
+    scratch: number,
+  ];
+  attentionBackward: [
+    g: number,
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    lse: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    B: number,
+    Tq: number,
+    Hq: number,
+    Hkv: number,
+    D: number,
+    qStart: number,
+    kvCap: number,
+    scratch: number,
+  ];
   add: [a: number, b: number, out: number, n: number];
   axpy: [alpha: number, x: number, y: number, n: number];
   scale: [x: number, s: number, n: number];
@@ -52,12 +96,43 @@ interface ThreadedKernels {
   swiglu: [gate: number, up: number, out: number, n: number];
   swigluBackward: [dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number];
   crossEntropy: [logits: number, labels: number, losses: number, weights: number, rows: number, V: number];
-  adamw: [p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, omb1: number, omb2: number, eps: number, wd: number, bc1: number, bc2: number, gradScale: number];
+  adamw: [
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    omb1: number,
+    omb2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+    gradScale: number,
+  ];
 }
 type KernelName = keyof ThreadedKernels;
 const THREADED_KERNELS: KernelName[] = [
-  'matmul', 'attention', 'attentionBackward', 'add', 'axpy', 'scale', 'copy2d', 'embedding', 'embeddingBackward', 'sumRows',
-  'rmsNorm', 'rmsNormBackward', 'rope', 'swiglu', 'swigluBackward', 'crossEntropy', 'adamw',
+  'matmul',
+  'attention',
+  'attentionBackward',
+  'add',
+  'axpy',
+  'scale',
+  'copy2d',
+  'embedding',
+  'embeddingBackward',
+  'sumRows',
+  'rmsNorm',
+  'rmsNormBackward',
+  'rope',
+  'swiglu',
+  'swigluBackward',
+  'crossEntropy',
+  'adamw',
 ];
 /** Default WasmBackendOptions.parallelThreshold: waking the pool costs microseconds, about what 64K elements of an O(n) op take. */
 const MIN_PARALLEL_WORK = 1 << 16;
@@ -68,7 +143,14 @@ const WASM32_MAX = 4 * 1024 * 1024 * 1024;
 
 class WasmTensor implements Tensor {
   freed = false;
-  constructor(readonly ptr: number, readonly bytes: number, readonly size: number, readonly dtype: DType, readonly label: string, readonly owner: WasmBackend) {}
+  constructor(
+    readonly ptr: number,
+    readonly bytes: number,
+    readonly size: number,
+    readonly dtype: DType,
+    readonly label: string,
+    readonly owner: WasmBackend,
+  ) {}
 }
 
 export interface WasmBackendOptions {
@@ -183,8 +265,10 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
       this.views().f32.fill(0, ptr >>> 2, (ptr + bytes) >>> 2); // reused memory must read as zeros
       return ptr;
     }
-    const ptr = this.top, end = ptr + bytes;
-    if (end > this.maxBytes) this.fail(`out of memory: need ${fmtBytes(end)} of linear memory, limit is ${fmtBytes(this.maxBytes)} (maxMemoryBytes)`);
+    const ptr = this.top,
+      end = ptr + bytes;
+    if (end > this.maxBytes)
+      this.fail(`out of memory: need ${fmtBytes(end)} of linear memory, limit is ${fmtBytes(this.maxBytes)} (maxMemoryBytes)`);
     const have = this.k.memory.buffer.byteLength;
     if (end > have) {
       // Grow geometrically (x1.5) so a sequence of allocations does not grow page by page.
@@ -213,14 +297,16 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     bytes = roundUp(Math.max(bytes, ALIGN), ALIGN);
     const fl = this.free_;
     // Binary search for the insertion point, then merge with neighbours.
-    let lo = 0, hi = fl.length;
+    let lo = 0,
+      hi = fl.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (fl[mid].ptr < ptr) lo = mid + 1;
       else hi = mid;
     }
     let blk: Block = { ptr, bytes };
-    const prev = fl[lo - 1], next = fl[lo];
+    const prev = fl[lo - 1],
+      next = fl[lo];
     if (prev && prev.ptr + prev.bytes === ptr) {
       prev.bytes += bytes;
       blk = prev;
@@ -282,7 +368,8 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     const w = this.T(t, 'read');
     const n = length === undefined ? w.size - offset : length;
     if (offset < 0 || n < 0 || offset + n > w.size) this.fail(`read [${offset}, ${offset + n}) outside tensor '${t.label}' (${w.size})`);
-    const v = this.views(), s = (w.ptr >>> 2) + offset;
+    const v = this.views(),
+      s = (w.ptr >>> 2) + offset;
     return w.dtype === 'i32' ? v.i32.slice(s, s + n) : v.f32.slice(s, s + n);
   }
   zero(t: Tensor, offset = 0, length?: number): void {
@@ -320,25 +407,48 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   // ---- embedding ----
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     this.checkIds(ids, rows, table, dim, 'embedding');
-    this.run('embedding', rows * dim, this.P(ids, 'embedding ids', 0, rows), this.P(table, 'embedding table'), this.P(out, 'embedding out', 0, rows * dim), rows, dim);
+    this.run(
+      'embedding',
+      rows * dim,
+      this.P(ids, 'embedding ids', 0, rows),
+      this.P(table, 'embedding table'),
+      this.P(out, 'embedding out', 0, rows * dim),
+      rows,
+      dim,
+    );
   }
   kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
     this.checkIds(ids, rows, dTable, dim, 'embeddingBackward');
-    this.run('embeddingBackward', rows * dim, this.P(ids, 'embeddingBackward ids', 0, rows), this.P(dOut, 'embeddingBackward dOut', 0, rows * dim), this.P(dTable, 'embeddingBackward dTable'), rows, dim);
+    this.run(
+      'embeddingBackward',
+      rows * dim,
+      this.P(ids, 'embeddingBackward ids', 0, rows),
+      this.P(dOut, 'embeddingBackward dOut', 0, rows * dim),
+      this.P(dTable, 'embeddingBackward dTable'),
+      rows,
+      dim,
+    );
   }
   /** Out-of-range ids would read/write other tensors' memory, so they are an error here (rows are few). */
   private checkIds(ids: Tensor, rows: number, table: Tensor, dim: number, what: string): void {
-    const p = this.P(ids, `${what} ids`, 0, rows) >>> 2, I = this.views().i32;
+    const p = this.P(ids, `${what} ids`, 0, rows) >>> 2,
+      I = this.views().i32;
     const nRows = Math.floor(this.T(table, what).size / dim);
-    for (let r = 0; r < rows; r++) if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
+    for (let r = 0; r < rows; r++)
+      if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
   }
 
   // ---- matmul ----
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) return matmulUnfused(this, args);
+    if (wantsFusion(args)) {
+      matmulUnfused(this, args);
+      return;
+    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias } = args;
     if (M <= 0 || N <= 0) return;
-    const pa = this.P(a, 'matmul A', aOff, M * K), pb = this.P(b, 'matmul B', bOff, N * K), pc = this.P(c, 'matmul C', cOff, M * N);
+    const pa = this.P(a, 'matmul A', aOff, M * K),
+      pb = this.P(b, 'matmul B', bOff, N * K),
+      pc = this.P(c, 'matmul C', cOff, M * N);
     const pbias = bias ? this.P(bias, 'matmul bias', 0, N) : 0;
     this.run('matmul', M * N * K, pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
   }
@@ -349,11 +459,32 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   // ---- RMSNorm ----
   kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
     const n = rows * dim;
-    this.run('rmsNorm', n, this.P(x, 'rmsNorm x', 0, n), this.P(w, 'rmsNorm w', 0, dim), this.P(y, 'rmsNorm y', 0, n), this.P(rstd, 'rmsNorm rstd', 0, rows), rows, dim, eps);
+    this.run(
+      'rmsNorm',
+      n,
+      this.P(x, 'rmsNorm x', 0, n),
+      this.P(w, 'rmsNorm w', 0, dim),
+      this.P(y, 'rmsNorm y', 0, n),
+      this.P(rstd, 'rmsNorm rstd', 0, rows),
+      rows,
+      dim,
+      eps,
+    );
   }
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     const n = rows * dim;
-    this.run('rmsNormBackward', n, this.P(dy, 'rmsNormBackward dy', 0, n), this.P(x, 'rmsNormBackward x', 0, n), this.P(w, 'rmsNormBackward w', 0, dim), this.P(rstd, 'rmsNormBackward rstd', 0, rows), this.P(dx, 'rmsNormBackward dx', 0, n), this.P(dw, 'rmsNormBackward dw', 0, dim), rows, dim);
+    this.run(
+      'rmsNormBackward',
+      n,
+      this.P(dy, 'rmsNormBackward dy', 0, n),
+      this.P(x, 'rmsNormBackward x', 0, n),
+      this.P(w, 'rmsNormBackward w', 0, dim),
+      this.P(rstd, 'rmsNormBackward rstd', 0, rows),
+      this.P(dx, 'rmsNormBackward dx', 0, n),
+      this.P(dw, 'rmsNormBackward dw', 0, dim),
+      rows,
+      dim,
+    );
   }
 
   // ---- rope: the cos/sin table is computed on the host exactly as cpu.ts does (ops.ts ropeCosSin), then the
@@ -364,7 +495,8 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     const pp = this.P(pos, 'rope pos', 0, rows) >>> 2;
     const tab = this.scratch(rows * half * 8);
     const { f32, i32 } = this.views();
-    const cos0 = tab >>> 2, sin0 = cos0 + rows * half;
+    const cos0 = tab >>> 2,
+      sin0 = cos0 + rows * half;
     ropeCosSin(invFreq, i32.subarray(pp, pp + rows), rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
     this.run('rope', rows * heads * D, px, tab, rows, heads, D);
   }
@@ -374,18 +506,60 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     // work: multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys)
     const work = B * Hq * Tq * (qStart + (Tq + 1) / 2) * D * 2;
-    return { nq: B * Tq * Hq * D, nkv: B * kvCap * Hkv * D, nl: B * Hq * Tq, work, scratch: this.scratch(this.threads * this.k.attentionScratchBytes(kvCap)) };
+    return {
+      nq: B * Tq * Hq * D,
+      nkv: B * kvCap * Hkv * D,
+      nl: B * Hq * Tq,
+      work,
+      scratch: this.scratch(this.threads * this.k.attentionScratchBytes(kvCap)),
+    };
   }
   kernelAttention(s: KernelArgs['attention']): void {
     const { q, kCache, vCache, out, lse } = s;
     const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
-    this.run('attention', work, this.P(q, 'attention q', 0, nq), this.P(kCache, 'attention kCache', 0, nkv), this.P(vCache, 'attention vCache', 0, nkv), this.P(out, 'attention out', 0, nq), this.P(lse, 'attention lse', 0, nl), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+    this.run(
+      'attention',
+      work,
+      this.P(q, 'attention q', 0, nq),
+      this.P(kCache, 'attention kCache', 0, nkv),
+      this.P(vCache, 'attention vCache', 0, nkv),
+      this.P(out, 'attention out', 0, nq),
+      this.P(lse, 'attention lse', 0, nl),
+      s.B,
+      s.Tq,
+      s.Hq,
+      s.Hkv,
+      s.D,
+      s.qStart,
+      s.kvCap,
+      scratch,
+    );
   }
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
     const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache } = s;
     const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
     const w = 'attentionBackward';
-    this.run('attentionBackward', work, this.P(dOut, `${w} dOut`, 0, nq), this.P(q, `${w} q`, 0, nq), this.P(kCache, `${w} kCache`, 0, nkv), this.P(vCache, `${w} vCache`, 0, nkv), this.P(out, `${w} out`, 0, nq), this.P(lse, `${w} lse`, 0, nl), this.P(dq, `${w} dq`, 0, nq), this.P(dkCache, `${w} dkCache`, 0, nkv), this.P(dvCache, `${w} dvCache`, 0, nkv), s.B, s.Tq, s.Hq, s.Hkv, s.D, s.qStart, s.kvCap, scratch);
+    this.run(
+      'attentionBackward',
+      work,
+      this.P(dOut, `${w} dOut`, 0, nq),
+      this.P(q, `${w} q`, 0, nq),
+      this.P(kCache, `${w} kCache`, 0, nkv),
+      this.P(vCache, `${w} vCache`, 0, nkv),
+      this.P(out, `${w} out`, 0, nq),
+      this.P(lse, `${w} lse`, 0, nl),
+      this.P(dq, `${w} dq`, 0, nq),
+      this.P(dkCache, `${w} dkCache`, 0, nkv),
+      this.P(dvCache, `${w} dvCache`, 0, nkv),
+      s.B,
+      s.Tq,
+      s.Hq,
+      s.Hkv,
+      s.D,
+      s.qStart,
+      s.kvCap,
+      scratch,
+    );
   }
 
   // ---- SwiGLU ----
@@ -393,7 +567,16 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     this.run('swiglu', n, this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    this.run('swigluBackward', n, this.P(dOut, 'swigluBackward dOut', 0, n), this.P(gate, 'swigluBackward gate', 0, n), this.P(up, 'swigluBackward up', 0, n), this.P(dGate, 'swigluBackward dGate', 0, n), this.P(dUp, 'swigluBackward dUp', 0, n), n);
+    this.run(
+      'swigluBackward',
+      n,
+      this.P(dOut, 'swigluBackward dOut', 0, n),
+      this.P(gate, 'swigluBackward gate', 0, n),
+      this.P(up, 'swigluBackward up', 0, n),
+      this.P(dGate, 'swigluBackward dGate', 0, n),
+      this.P(dUp, 'swigluBackward dUp', 0, n),
+      n,
+    );
   }
 
   // ---- cross-entropy ----
@@ -404,12 +587,39 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
       const y = I[(pl >>> 2) + r];
       if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
     }
-    this.run('crossEntropy', rows * V, this.P(logits, 'crossEntropy logits', logitsOff, rows * V), pl, this.P(losses, 'crossEntropy losses', lossOff, rows), weights ? this.P(weights, 'crossEntropy weights', labelOff, rows) : 0, rows, V);
+    this.run(
+      'crossEntropy',
+      rows * V,
+      this.P(logits, 'crossEntropy logits', logitsOff, rows * V),
+      pl,
+      this.P(losses, 'crossEntropy losses', lossOff, rows),
+      weights ? this.P(weights, 'crossEntropy weights', labelOff, rows) : 0,
+      rows,
+      V,
+    );
   }
 
   // ---- optimizer ----
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    this.run('adamw', n, this.P(param, 'adamw param', 0, n), this.P(grad, 'adamw grad', 0, n), this.P(m, 'adamw m', 0, n), this.P(v, 'adamw v', 0, n), n, h.lr, h.beta1, h.beta2, 1 - h.beta1, 1 - h.beta2, h.eps, h.weightDecay, bc1, bc2, h.gradScale);
+    this.run(
+      'adamw',
+      n,
+      this.P(param, 'adamw param', 0, n),
+      this.P(grad, 'adamw grad', 0, n),
+      this.P(m, 'adamw m', 0, n),
+      this.P(v, 'adamw v', 0, n),
+      n,
+      h.lr,
+      h.beta1,
+      h.beta2,
+      1 - h.beta1,
+      1 - h.beta2,
+      h.eps,
+      h.weightDecay,
+      bc1,
+      bc2,
+      h.gradScale,
+    );
   }
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     const s = this.k.sumSquares(this.P(x, 'sumSquares x', 0, n), n);
@@ -431,7 +641,8 @@ function fmtBytes(b: number): string {
  */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<Backend> {
   const threads = opts.threads ?? (await availableCores());
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new BackendError(`wasm backend: threads must be an integer in 1..256, got ${opts.threads}`, 'wasm');
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new BackendError(`wasm backend: threads must be an integer in 1..256, got ${opts.threads}`, 'wasm');
   const maxBytes = Math.min(opts.maxMemoryBytes ?? WASM32_MAX, WASM32_MAX);
   let memory: WebAssembly.Memory | undefined;
   let why = '';
@@ -440,16 +651,20 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     if (!(memory.buffer instanceof SharedArrayBuffer)) throw new Error('the engine returned an unshared buffer');
   } catch (e) {
     const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated;
-    why = isolated === false
-      ? 'one thread: this page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for shared memory)'
-      : `one thread: no shared WebAssembly memory here (${(e as Error).message})`;
+    why =
+      isolated === false
+        ? 'one thread: this page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for shared memory)'
+        : `one thread: no shared WebAssembly memory here (${(e as Error).message})`;
     memory = undefined;
   }
   const oneThread = async (note: string) => {
     try {
       return new WasmBackend(await instantiateEmbedded<SimdExports>(simdWasm), { ...opts, fma: false }, undefined, note);
     } catch (e) {
-      throw new BackendError(`wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`, 'wasm');
+      throw new BackendError(
+        `wasm backend: cannot instantiate the SIMD module (WebAssembly SIMD unsupported?): ${(e as Error).message}`,
+        'wasm',
+      );
     }
   };
   if (!memory) return oneThread(why);

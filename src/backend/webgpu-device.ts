@@ -62,7 +62,7 @@ const LIMITS = [
 function describeAdapter(a: GPUAdapter): string {
   const i = (a as GPUAdapter & { info?: GPUAdapterInfo }).info;
   if (!i) return 'unknown adapter';
-  const parts = [i.vendor, i.architecture, i.device, i.description].filter((s) => s && s.length);
+  const parts = [i.vendor, i.architecture, i.device, i.description].filter((s) => s?.length);
   return parts.length ? [...new Set(parts)].join(' ') : 'unknown adapter';
 }
 
@@ -75,7 +75,14 @@ async function deviceFor(gpu: GPU, adapter: GPUAdapter, label: string, why: stri
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features?.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'latentlm' });
   const features = new Set(requiredFeatures.filter((f) => device.features?.has(f)));
-  return { device, adapter, gpu, software: isSoftwareAdapter(adapter), features, info: `${label} (${describeAdapter(adapter)})${why.length ? `: ${why.join('; ')}` : ''}` };
+  return {
+    device,
+    adapter,
+    gpu,
+    software: isSoftwareAdapter(adapter),
+    features,
+    info: `${label} (${describeAdapter(adapter)})${why.length ? `: ${why.join('; ')}` : ''}`,
+  };
 }
 
 const msg = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
@@ -120,7 +127,10 @@ export async function requestWebGPU(opts: WebGPUDeviceOptions = {}): Promise<Web
       try {
         await prepareGles?.();
         const gpu = dawn.create(['backend=opengles']);
-        const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility', powerPreference: opts.powerPreference } as GPURequestAdapterOptions);
+        const adapter = await gpu.requestAdapter({
+          featureLevel: 'compatibility',
+          powerPreference: opts.powerPreference,
+        } as GPURequestAdapterOptions);
         if (adapter) return await deviceFor(gpu, adapter, 'Dawn GLES compat', tried);
         tried.push('Dawn GLES compat: no adapter (requestAdapter() returned null)');
       } catch (e) {

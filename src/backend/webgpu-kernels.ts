@@ -57,7 +57,11 @@ export function tiledShortfall(limits: Partial<Record<keyof typeof TILED_NEEDS, 
  * Resolves the requested family ('auto' or absent: by adapter kind and limits); throws on an unknown name, or
  * when 'tiled' is forced on a device whose limits cannot run it.
  */
-export function chooseKernels(requested: KernelFamily | 'auto' | undefined, software: boolean, limits: Partial<Record<keyof typeof TILED_NEEDS, number>> = TILED_NEEDS): KernelFamily {
+export function chooseKernels(
+  requested: KernelFamily | 'auto' | undefined,
+  software: boolean,
+  limits: Partial<Record<keyof typeof TILED_NEEDS, number>> = TILED_NEEDS,
+): KernelFamily {
   const want = requested ?? fromEnv() ?? 'auto';
   if (!(FAMILIES as readonly string[]).includes(want)) {
     const where = requested === undefined ? `${KERNELS_ENV}=${want}` : `kernels: '${want}'`;

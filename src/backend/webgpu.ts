@@ -24,7 +24,17 @@ import { toBf16Bits } from '../io/safetensors.js';
 import { OpBackend, type KernelArgs, type Kernels } from './ops.js';
 import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 import { requestWebGPU, type AdapterChoice, type WebGPUDevice } from './webgpu-device.js';
-import { chooseKernels, chooseReductions, requestedReductions, subgroupLevels, TILED_MATMUL, type KernelFamily, type MatmulKernel, type MatmulTile, type Reductions } from './webgpu-kernels.js';
+import {
+  chooseKernels,
+  chooseReductions,
+  requestedReductions,
+  subgroupLevels,
+  TILED_MATMUL,
+  type KernelFamily,
+  type MatmulKernel,
+  type MatmulTile,
+  type Reductions,
+} from './webgpu-kernels.js';
 
 // The numeric values of the WebGPU flag namespaces, so nothing depends on GPUBufferUsage & co. being globals.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -167,7 +177,8 @@ function partition(lists: Piece[][], n: number): { lo: number; hi: number; piece
   const idx = lists.map(() => 0);
   const out: { lo: number; hi: number; pieces: Piece[] }[] = [];
   for (let s = 0; s + 1 < pts.length; s++) {
-    const lo = pts[s], hi = pts[s + 1];
+    const lo = pts[s],
+      hi = pts[s + 1];
     const pieces = lists.map((l, li) => {
       while (l[idx[li]].hi <= lo) idx[li]++;
       return l[idx[li]];
@@ -200,7 +211,18 @@ const MAP_OPS: Record<string, MapOp> = {
   },
   adamw: {
     libs: ['adamw'],
-    params: [['lr', 'f32'], ['beta1', 'f32'], ['beta2', 'f32'], ['oneMinusBeta1', 'f32'], ['oneMinusBeta2', 'f32'], ['eps', 'f32'], ['wd', 'f32'], ['bc1', 'f32'], ['bc2', 'f32'], ['gradScale', 'f32']],
+    params: [
+      ['lr', 'f32'],
+      ['beta1', 'f32'],
+      ['beta2', 'f32'],
+      ['oneMinusBeta1', 'f32'],
+      ['oneMinusBeta2', 'f32'],
+      ['eps', 'f32'],
+      ['wd', 'f32'],
+      ['bc1', 'f32'],
+      ['bc2', 'f32'],
+      ['gradScale', 'f32'],
+    ],
     args: { p: 'rw', g: 'r', m: 'rw', v: 'rw' },
     body: 'let u = adamw(r_p, r_g, r_m, r_v); w_p = u.x; w_m = u.y; w_v = u.z;',
   },
@@ -209,77 +231,239 @@ const MAP_OPS: Record<string, MapOp> = {
 // ---- kernel specs of the non-map kernels ----
 const K: Record<string, KernelSpec> = {
   copy2d: {
-    file: 'elementwise', section: 'copy2d', wg: 64,
-    params: [['rLo', 'u32'], ['rHi', 'u32'], ['cols', 'u32'], ['srcOff', 'u32'], ['srcStride', 'u32'], ['dstOff', 'u32'], ['dstStride', 'u32'], ['accumulate', 'u32']],
+    file: 'elementwise',
+    section: 'copy2d',
+    wg: 64,
+    params: [
+      ['rLo', 'u32'],
+      ['rHi', 'u32'],
+      ['cols', 'u32'],
+      ['srcOff', 'u32'],
+      ['srcStride', 'u32'],
+      ['dstOff', 'u32'],
+      ['dstStride', 'u32'],
+      ['accumulate', 'u32'],
+    ],
     bufs: [{ name: 'src' }, { name: 'dst', rw: true }],
   },
-  sumRows: { file: 'elementwise', section: 'sumRows', wg: 64, params: [['rows', 'u32'], ['cols', 'u32']], bufs: [{ name: 'dy' }, { name: 'db', rw: true }] },
+  sumRows: {
+    file: 'elementwise',
+    section: 'sumRows',
+    wg: 64,
+    params: [
+      ['rows', 'u32'],
+      ['cols', 'u32'],
+    ],
+    bufs: [{ name: 'dy' }, { name: 'db', rw: true }],
+  },
   ssPartial: {
-    file: 'elementwise', section: 'sumSquaresPartial', wg: 256, reduce: true,
-    params: [['n', 'u32'], ['xOff', 'u32'], ['nGroups', 'u32'], ['pOff', 'u32']],
+    file: 'elementwise',
+    section: 'sumSquaresPartial',
+    wg: 256,
+    reduce: true,
+    params: [
+      ['n', 'u32'],
+      ['xOff', 'u32'],
+      ['nGroups', 'u32'],
+      ['pOff', 'u32'],
+    ],
     bufs: [{ name: 'x' }, { name: 'part', rw: true }],
   },
   subgroupProbe: { file: 'elementwise', section: 'subgroupProbe', wg: 256, reduce: true, params: [], bufs: [{ name: 'out', rw: true }] },
-  ssFinal: { file: 'elementwise', section: 'sumSquaresFinal', wg: 256, reduce: true, params: [['nPart', 'u32'], ['outIndex', 'u32']], bufs: [{ name: 'part' }, { name: 'out', rw: true }] },
+  ssFinal: {
+    file: 'elementwise',
+    section: 'sumSquaresFinal',
+    wg: 256,
+    reduce: true,
+    params: [
+      ['nPart', 'u32'],
+      ['outIndex', 'u32'],
+    ],
+    bufs: [{ name: 'part' }, { name: 'out', rw: true }],
+  },
   embedding: {
-    file: 'embedding', section: 'forward', wg: 64,
-    params: [['rows', 'u32'], ['dim', 'u32'], ['lo', 'u32'], ['hi', 'u32'], ['base', 'u32']],
+    file: 'embedding',
+    section: 'forward',
+    wg: 64,
+    params: [
+      ['rows', 'u32'],
+      ['dim', 'u32'],
+      ['lo', 'u32'],
+      ['hi', 'u32'],
+      ['base', 'u32'],
+    ],
     bufs: [{ name: 'ids', type: 'i32' }, { name: 'table' }, { name: 'out', rw: true }],
   },
   embeddingBackward: {
-    file: 'embedding', section: 'backward', wg: 64,
-    params: [['rows', 'u32'], ['dim', 'u32'], ['lo', 'u32'], ['hi', 'u32'], ['base', 'u32']],
+    file: 'embedding',
+    section: 'backward',
+    wg: 64,
+    params: [
+      ['rows', 'u32'],
+      ['dim', 'u32'],
+      ['lo', 'u32'],
+      ['hi', 'u32'],
+      ['base', 'u32'],
+    ],
     bufs: [{ name: 'ids', type: 'i32' }, { name: 'dout' }, { name: 'dtable', rw: true }],
   },
   rmsNorm: {
-    file: 'rmsnorm', section: 'forward', wg: 128, reduce: true,
-    params: [['rows', 'u32'], ['dim', 'u32'], ['eps', 'f32']],
+    file: 'rmsnorm',
+    section: 'forward',
+    wg: 128,
+    reduce: true,
+    params: [
+      ['rows', 'u32'],
+      ['dim', 'u32'],
+      ['eps', 'f32'],
+    ],
     bufs: [{ name: 'x' }, { name: 'w' }, { name: 'y', rw: true }, { name: 'rstd', rw: true }],
   },
   rmsNormBackwardX: {
-    file: 'rmsnorm', section: 'backwardX', wg: 128, reduce: true,
-    params: [['rows', 'u32'], ['dim', 'u32']],
+    file: 'rmsnorm',
+    section: 'backwardX',
+    wg: 128,
+    reduce: true,
+    params: [
+      ['rows', 'u32'],
+      ['dim', 'u32'],
+    ],
     bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'w' }, { name: 'rstd' }, { name: 'dx', rw: true }],
   },
   rmsNormBackwardW: {
-    file: 'rmsnorm', section: 'backwardW', wg: 64,
-    params: [['rows', 'u32'], ['dim', 'u32']],
+    file: 'rmsnorm',
+    section: 'backwardW',
+    wg: 64,
+    params: [
+      ['rows', 'u32'],
+      ['dim', 'u32'],
+    ],
     bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'rstd' }, { name: 'dw', rw: true }],
   },
   rope: {
-    file: 'rope', section: 'rope', wg: 64,
-    params: [['rows', 'u32'], ['heads', 'u32'], ['D', 'u32'], ['inverse', 'u32']],
+    file: 'rope',
+    section: 'rope',
+    wg: 64,
+    params: [
+      ['rows', 'u32'],
+      ['heads', 'u32'],
+      ['D', 'u32'],
+      ['inverse', 'u32'],
+    ],
     bufs: [{ name: 'pos', type: 'i32' }, { name: 'freq' }, { name: 'x', rw: true }],
   },
   attention: {
-    file: 'attention', section: 'forward', wg: 64,
-    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
+    file: 'attention',
+    section: 'forward',
+    wg: 64,
+    params: [
+      ['B', 'u32'],
+      ['Tq', 'u32'],
+      ['Hq', 'u32'],
+      ['Hkv', 'u32'],
+      ['qStart', 'u32'],
+      ['kvCap', 'u32'],
+      ['scale', 'f32'],
+    ],
     bufs: [{ name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out', rw: true }, { name: 'lse', rw: true }],
   },
   attentionBackwardQ: {
-    file: 'attention', section: 'backwardQ', wg: 64,
-    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
-    bufs: [{ name: 'dout' }, { name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out' }, { name: 'lse' }, { name: 'dq', rw: true }, { name: 'delta', rw: true }],
+    file: 'attention',
+    section: 'backwardQ',
+    wg: 64,
+    params: [
+      ['B', 'u32'],
+      ['Tq', 'u32'],
+      ['Hq', 'u32'],
+      ['Hkv', 'u32'],
+      ['qStart', 'u32'],
+      ['kvCap', 'u32'],
+      ['scale', 'f32'],
+    ],
+    bufs: [
+      { name: 'dout' },
+      { name: 'q' },
+      { name: 'k' },
+      { name: 'v' },
+      { name: 'out' },
+      { name: 'lse' },
+      { name: 'dq', rw: true },
+      { name: 'delta', rw: true },
+    ],
   },
   attentionBackwardKV: {
-    file: 'attention', section: 'backwardKV', wg: 64,
-    params: [['B', 'u32'], ['Tq', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['qStart', 'u32'], ['kvCap', 'u32'], ['scale', 'f32']],
-    bufs: [{ name: 'dout' }, { name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'lse' }, { name: 'delta' }, { name: 'dk', rw: true }, { name: 'dv', rw: true }],
+    file: 'attention',
+    section: 'backwardKV',
+    wg: 64,
+    params: [
+      ['B', 'u32'],
+      ['Tq', 'u32'],
+      ['Hq', 'u32'],
+      ['Hkv', 'u32'],
+      ['qStart', 'u32'],
+      ['kvCap', 'u32'],
+      ['scale', 'f32'],
+    ],
+    bufs: [
+      { name: 'dout' },
+      { name: 'q' },
+      { name: 'k' },
+      { name: 'v' },
+      { name: 'lse' },
+      { name: 'delta' },
+      { name: 'dk', rw: true },
+      { name: 'dv', rw: true },
+    ],
   },
   crossEntropy: {
-    file: 'crossentropy', section: 'crossEntropy', wg: 256, reduce: true,
-    params: [['V', 'u32'], ['rows', 'u32'], ['logitsOff', 'u32'], ['labelOff', 'u32'], ['lossOff', 'u32']],
-    bufs: [{ name: 'x', rw: true }, { name: 'labels', type: 'i32' }, { name: 'losses', rw: true }, { name: 'weights', optional: true }],
+    file: 'crossentropy',
+    section: 'crossEntropy',
+    wg: 256,
+    reduce: true,
+    params: [
+      ['V', 'u32'],
+      ['rows', 'u32'],
+      ['logitsOff', 'u32'],
+      ['labelOff', 'u32'],
+      ['lossOff', 'u32'],
+    ],
+    bufs: [
+      { name: 'x', rw: true },
+      { name: 'labels', type: 'i32' },
+      { name: 'losses', rw: true },
+      { name: 'weights', optional: true },
+    ],
   },
 };
 
 const MATMUL_PARAMS: [string, ParamType][] = [
-  ['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['cOff', 'u32'],
-  ['mLo', 'u32'], ['mHi', 'u32'], ['nLo', 'u32'], ['nHi', 'u32'], ['kLo', 'u32'], ['kHi', 'u32'],
-  ['mBase', 'u32'], ['nBase', 'u32'], ['accumulate', 'u32'], ['useBias', 'u32'], ['useRes', 'u32'],
+  ['M', 'u32'],
+  ['N', 'u32'],
+  ['K', 'u32'],
+  ['aOff', 'u32'],
+  ['bOff', 'u32'],
+  ['cOff', 'u32'],
+  ['mLo', 'u32'],
+  ['mHi', 'u32'],
+  ['nLo', 'u32'],
+  ['nHi', 'u32'],
+  ['kLo', 'u32'],
+  ['kHi', 'u32'],
+  ['mBase', 'u32'],
+  ['nBase', 'u32'],
+  ['accumulate', 'u32'],
+  ['useBias', 'u32'],
+  ['useRes', 'u32'],
 ];
 /** g: the SwiGLU gate fused into A's loads (A's layout); r: the residual fused into C's store (C's layout). */
-const MATMUL_BUFS: BufSpec[] = [{ name: 'a' }, { name: 'b' }, { name: 'c', rw: true }, { name: 'bias', optional: true }, { name: 'g', optional: true }, { name: 'r', optional: true }];
+const MATMUL_BUFS: BufSpec[] = [
+  { name: 'a' },
+  { name: 'b' },
+  { name: 'c', rw: true },
+  { name: 'bias', optional: true },
+  { name: 'g', optional: true },
+  { name: 'r', optional: true },
+];
 
 /**
  * Workgroup layout of the flash attention kernels (kernels/attention.wgsl, flash*) for one shape: BQ query
@@ -291,11 +475,16 @@ function flashShape(s: AttentionShape, DC = s.D) {
   const rep = s.Hq / s.Hkv;
   const BQ = Math.max(1, Math.floor(64 / rep));
   const clamp = (x: number, hi: number) => Math.max(1, Math.min(hi, Math.floor(x)));
-  const BKV = clamp(1024 / s.D, 32), BKK = clamp(1024 / s.D, 16), BQT = clamp(512 / s.D, 16);
+  const BKV = clamp(1024 / s.D, 32),
+    BKK = clamp(1024 / s.D, 16),
+    BQT = clamp(512 / s.D, 16);
   const spec = (section: string, wg: number): KernelSpec => ({ ...K[FLASH_OF[section]], section, wg });
-  const wgQ = rep * BQ, wgKV = BKK * (s.D / DC);
+  const wgQ = rep * BQ,
+    wgKV = BKK * (s.D / DC);
   return {
-    forward: spec('flashForward', wgQ), backwardQ: spec('flashBackwardQ', wgQ), backwardKV: spec('flashBackwardKV', wgKV),
+    forward: spec('flashForward', wgQ),
+    backwardQ: spec('flashBackwardQ', wgQ),
+    backwardKV: spec('flashBackwardKV', wgKV),
     consts: { D: s.D, REP: rep, BQ, BKV },
     kvConsts: { D: s.D, REP: rep, DC, BKK, BQT },
     queryGroups: s.B * s.Hkv * cdiv(s.Tq, BQ),
@@ -303,7 +492,11 @@ function flashShape(s: AttentionShape, DC = s.D) {
   };
 }
 /** The simple kernel whose parameters and bindings each flash kernel shares. */
-const FLASH_OF: Record<string, string> = { flashForward: 'attention', flashBackwardQ: 'attentionBackwardQ', flashBackwardKV: 'attentionBackwardKV' };
+const FLASH_OF: Record<string, string> = {
+  flashForward: 'attention',
+  flashBackwardQ: 'attentionBackwardQ',
+  flashBackwardKV: 'attentionBackwardKV',
+};
 
 /** Creates the WebGPU backend on the best adapter available (see ./webgpu-device.ts). */
 export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
@@ -349,7 +542,18 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
    * buffersCreated/bindGroupsCreated: GPU objects created (0 per step once warm: pools and caches serve them);
    * readBytes/reads: bytes and number of device-to-host readbacks.
    */
-  readonly stats = { dispatches: 0, submits: 0, merged: 0, pipelines: 0, liveBytes: 0, peakBytes: 0, buffersCreated: 0, bindGroupsCreated: 0, readBytes: 0, reads: 0 };
+  readonly stats = {
+    dispatches: 0,
+    submits: 0,
+    merged: 0,
+    pipelines: 0,
+    liveBytes: 0,
+    peakBytes: 0,
+    buffersCreated: 0,
+    bindGroupsCreated: 0,
+    readBytes: 0,
+    reads: 0,
+  };
 
   private readonly device: GPUDevice;
   private readonly keepAlive: GPU;
@@ -398,11 +602,16 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.wantReductions = requestedReductions(opts.reductions);
     this.subgroupMin = Math.max(4, (dev.adapter as GPUAdapter & { info?: GPUAdapterInfo }).info?.subgroupMinSize ?? 4);
     this.matmulKernel = opts.matmulKernel ?? (this.kernels === 'tiled' ? 'tiled' : 'blocked');
-    if (opts.matmulF16 && !dev.features.has('shader-f16')) throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
+    if (opts.matmulF16 && !dev.features.has('shader-f16'))
+      throw new BackendError(`matmulF16 needs the 'shader-f16' feature, which this adapter (${dev.info}) lacks`, 'webgpu');
     this.matmulF16 = !!opts.matmulF16;
     this.maxGroups = lim.maxComputeWorkgroupsPerDimension;
     this.info = `${dev.info}; ${this.kernels} kernels${dev.software ? ' (software adapter)' : ''}; max binding ${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, max buffer ${(lim.maxBufferSize / 2 ** 20).toFixed(0)} MiB${this.maxBindingBytes < this.deviceBindingBytes ? `, tensors split at ${this.maxBindingBytes} bytes` : ''}`;
-    this.ring = this.device.createBuffer({ size: SLOT_BYTES * RING_SLOTS, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'latentlm params ring' });
+    this.ring = this.device.createBuffer({
+      size: SLOT_BYTES * RING_SLOTS,
+      usage: USAGE.UNIFORM | USAGE.COPY_DST,
+      label: 'latentlm params ring',
+    });
     this.device.lost.then((i) => {
       if (!this.destroyed) this.fatal ??= new BackendError(`WebGPU device lost (${i.reason}): ${i.message}`, 'webgpu');
     });
@@ -425,7 +634,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     let why = '';
     if (!this.features.has('subgroups')) why = 'the adapter has no `subgroups` feature';
     else if (want === 'subgroup' || (want === 'auto' && !this.software)) why = await this.probeSubgroups();
-    else why = 'not chosen on a software adapter (force with reductions: \'subgroup\')';
+    else why = "not chosen on a software adapter (force with reductions: 'subgroup')";
     this.reductions = chooseReductions(want === 'auto' && this.software ? 'workgroup' : want, this.software, why);
     this.subgroupNote = this.reductions === 'subgroup' ? '' : why;
     (this as { info: string }).info += `; ${this.reductions} reductions`;
@@ -443,7 +652,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
         const [bad, sum, mx, lse, n] = (await this.read(out, 0, 5)) as Float32Array;
         const want = [0, (wg * (wg - 1)) / 2, wg - 1, Math.log(wg)];
         if (bad !== 0) results.push(`WG ${wg}: ${bad} invocations outside a full, linearly laid out subgroup (size ${n})`);
-        else if (sum !== want[1] || mx !== want[2] || !(Math.abs(lse - want[3]) < 1e-5)) results.push(`WG ${wg}: reductions gave ${sum}, ${mx}, ${lse} instead of ${want.slice(1).join(', ')}`);
+        else if (sum !== want[1] || mx !== want[2] || !(Math.abs(lse - want[3]) < 1e-5))
+          results.push(`WG ${wg}: reductions gave ${sum}, ${mx}, ${lse} instead of ${want.slice(1).join(', ')}`);
       }
       return results.join('; ');
     } catch (e) {
@@ -465,7 +675,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   }
 
   private T(t: Tensor, what: string): GpuTensor {
-    if (!(t instanceof GpuTensor)) throw new BackendError(`${what}: tensor '${t?.label}' was not allocated by this webgpu backend`, 'webgpu');
+    if (!(t instanceof GpuTensor))
+      throw new BackendError(`${what}: tensor '${t?.label}' was not allocated by this webgpu backend`, 'webgpu');
     if (t.freed) throw new BackendError(`${what}: tensor '${t.label}' was freed`, 'webgpu');
     return t;
   }
@@ -563,19 +774,38 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   // ---------------------------------------------------------------- pipelines and dispatch
 
-  private variant(key: string, spec: KernelSpec, consts: Record<string, number | boolean | string>, subst: Record<string, string> | undefined, libs: string[], args: Record<string, Arg | undefined>, extraParams: [string, ParamType][] = []): Variant {
+  private variant(
+    key: string,
+    spec: KernelSpec,
+    consts: Record<string, number | boolean | string>,
+    subst: Record<string, string> | undefined,
+    libs: string[],
+    args: Record<string, Arg | undefined>,
+    extraParams: [string, ParamType][] = [],
+  ): Variant {
     const hit = this.variants.get(key);
     if (hit) return hit;
-    const fields: [string, ParamType][] = [...spec.params, ...extraParams, ...spec.bufs.map((b): [string, ParamType] => [`${b.name}_split`, 'u32'])];
+    const fields: [string, ParamType][] = [
+      ...spec.params,
+      ...extraParams,
+      ...spec.bufs.map((b): [string, ParamType] => [`${b.name}_split`, 'u32']),
+    ];
     if (fields.length * 4 > SLOT_BYTES) throw new Error(`kernel ${spec.file}/${spec.section}: too many parameters`);
     const lines: string[] = [];
     if (Array.isArray(spec.wg)) lines.push(`const WG_X: u32 = ${spec.wg[0]}u;`, `const WG_Y: u32 = ${spec.wg[1]}u;`);
     else lines.push(`const WG: u32 = ${spec.wg}u;`);
-    for (const [k, v] of Object.entries(consts)) lines.push(typeof v === 'string' ? `alias ${k} = ${v};` : typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`);
+    for (const [k, v] of Object.entries(consts))
+      lines.push(
+        typeof v === 'string' ? `alias ${k} = ${v};` : typeof v === 'boolean' ? `const ${k}: bool = ${v};` : `const ${k}: u32 = ${v}u;`,
+      );
     lines.push(`struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}`);
     lines.push('@group(0) @binding(0) var<uniform> P: Params;');
     const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: Math.ceil((fields.length * 4) / 16) * 16 } },
+      {
+        binding: 0,
+        visibility: STAGE_COMPUTE,
+        buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: Math.ceil((fields.length * 4) / 16) * 16 },
+      },
     ];
     const owner = new Map<GPUBuffer, string>(); // alias detection: buffer -> buf name holding its binding
     let binding = 1;
@@ -608,7 +838,9 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
           entries.push({ binding: binding++, visibility: STAGE_COMPUTE, buffer: { type: 'read-only-storage' } });
         }
         const word = a.b1 ? `select(${n}_1[(i - P.${n}_split) >> 1u], ${n}_0[i >> 1u], i < P.${n}_split)` : `${n}_0[i >> 1u]`;
-        lines.push(`fn ld_${n}(i: u32) -> f32 { let w = ${word}; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`);
+        lines.push(
+          `fn ld_${n}(i: u32) -> f32 { let w = ${word}; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`,
+        );
         lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(ld_${n}(i), ld_${n}(i + 1u), ld_${n}(i + 2u), ld_${n}(i + 3u)); }`);
         continue;
       }
@@ -629,7 +861,10 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
       } else {
         if (a.b1) lines.push(`fn ld_${n}(i: u32) -> ${st} { if (i < ${sp}) { return ${n}_0[i]; } return ${n}_1[i - ${sp}]; }`);
         else lines.push(`fn ld_${n}(i: u32) -> ${st} { return ${n}_0[i]; }`);
-        if (st === 'f32') lines.push(`fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(ld_${n}(i), ld_${n}(i + 1u), ld_${n}(i + 2u), ld_${n}(i + 3u)); }`);
+        if (st === 'f32')
+          lines.push(
+            `fn ld4_${n}(i: u32) -> vec4<f32> { return vec4<f32>(ld_${n}(i), ld_${n}(i + 1u), ld_${n}(i + 2u), ld_${n}(i + 3u)); }`,
+          );
         if (rw) {
           if (a.b1) lines.push(`fn st_${n}(i: u32, v: ${st}) { if (i < ${sp}) { ${n}_0[i] = v; } else { ${n}_1[i - ${sp}] = v; } }`);
           else lines.push(`fn st_${n}(i: u32, v: ${st}) { ${n}_0[i] = v; }`);
@@ -639,12 +874,21 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     let body = sectionOf(spec.file, spec.section);
     // Placeholders are whole lines `$NAME` (so comments may mention them).
     for (const [k, v] of Object.entries(subst ?? {})) body = body.replace(new RegExp(`^[ \\t]*\\$${k}[ \\t]*$`, 'm'), () => `  ${v}`);
-    const code = [...(spec.enable ?? []).map((e) => `enable ${e};`), lines.join('\n'), body, ...libs.map((l) => KERNEL_FILES[l] ?? '')].join('\n');
+    const code = [
+      ...(spec.enable ?? []).map((e) => `enable ${e};`),
+      lines.join('\n'),
+      body,
+      ...libs.map((l) => KERNEL_FILES[l] ?? ''),
+    ].join('\n');
     const label = `${spec.file}/${spec.section} ${key}`;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const layout = this.device.createBindGroupLayout({ entries, label });
-    const pipeline = this.device.createComputePipeline({ layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' }, label });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+      label,
+    });
     this.watch(this.device.popErrorScope(), `WGSL kernel ${spec.file}.wgsl/${spec.section} failed to build`);
     this.stats.pipelines++;
     const v: Variant = { pipeline, layout, fields, uniformBytes: Math.ceil((fields.length * 4) / 16) * 16 };
@@ -656,7 +900,16 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
    * Encodes one dispatch of `spec` with `params` and the given bindings. `consts`/`subst` specialise the WGSL;
    * the variant key covers them and the binding layout (split pairs, vec4 views, aliases, absent optionals).
    */
-  private run(spec: KernelSpec, params: Record<string, number>, args: Record<string, Arg | undefined>, grid: [number, number, number?], consts: Record<string, number | boolean | string> = {}, subst?: Record<string, string>, libs: string[] = [], extraParams: [string, ParamType][] = []): void {
+  private run(
+    spec: KernelSpec,
+    params: Record<string, number>,
+    args: Record<string, Arg | undefined>,
+    grid: [number, number, number?],
+    consts: Record<string, number | boolean | string> = {},
+    subst?: Record<string, string>,
+    libs: string[] = [],
+    extraParams: [string, ParamType][] = [],
+  ): void {
     if (grid[0] === 0 || grid[1] === 0) return;
     if (spec.reduce) {
       // The reduction library in use; its constants go into the variant key with the kernel's own.
@@ -667,7 +920,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
         spec = { ...spec, enable: [...(spec.enable ?? []), 'subgroups'] };
       }
     }
-    if (grid[0] > this.maxGroups || grid[1] > this.maxGroups) throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
+    if (grid[0] > this.maxGroups || grid[1] > this.maxGroups)
+      throw new BackendError(`${spec.file}/${spec.section}: dispatch of ${grid.join('x')} workgroups exceeds the device limit`, 'webgpu');
     const layoutKey = spec.bufs
       .map((b) => {
         const a = args[b.name];
@@ -710,7 +964,10 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     if (!bg) {
       bg = this.device.createBindGroup({
         layout: v.layout,
-        entries: [{ binding: 0, resource: { buffer: this.ring, offset: 0, size: v.uniformBytes } }, ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+        entries: [
+          { binding: 0, resource: { buffer: this.ring, offset: 0, size: v.uniformBytes } },
+          ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ],
       });
       this.bindGroups.set(bgKey, bg);
       this.stats.bindGroupsCreated++;
@@ -736,10 +993,15 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   private pieces(t: GpuTensor, off: number, stride: number, len: number, nRows: number, what: string): Piece[] {
     if (nRows <= 0) return [];
     const last = off + (nRows - 1) * stride + len;
-    if (off < 0 || last > t.size) throw new BackendError(`${what}: range [${off}, ${last}) is outside tensor '${t.label}' (${t.size} elements)`, 'webgpu');
+    if (off < 0 || last > t.size)
+      throw new BackendError(`${what}: range [${off}, ${last}) is outside tensor '${t.label}' (${t.size} elements)`, 'webgpu');
     if (!t.split) return [{ lo: 0, hi: nRows, chunk: 0, pair: false }];
     const ce = t.chunkElems;
-    if (len > ce) throw new BackendError(`${what}: rows of ${len} elements of tensor '${t.label}' exceed one binding (${ce} elements); this op cannot split them`, 'webgpu');
+    if (len > ce)
+      throw new BackendError(
+        `${what}: rows of ${len} elements of tensor '${t.label}' exceed one binding (${ce} elements); this op cannot split them`,
+        'webgpu',
+      );
     const out: Piece[] = [];
     for (let r = 0; r < nRows; ) {
       const c = Math.floor((off + r * stride) / ce);
@@ -754,7 +1016,9 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   private argOf(t: GpuTensor, p: Piece, vec4 = false): Arg {
     const bf16 = t.dtype === 'bf16';
     if (bf16) vec4 = false;
-    return p.pair ? { b0: t.chunks[p.chunk], b1: t.chunks[p.chunk + 1], split: t.chunkLen(p.chunk), vec4, bf16 } : { b0: t.chunks[p.chunk], split: NO_SPLIT, vec4, bf16 };
+    return p.pair
+      ? { b0: t.chunks[p.chunk], b1: t.chunks[p.chunk + 1], split: t.chunkLen(p.chunk), vec4, bf16 }
+      : { b0: t.chunks[p.chunk], split: NO_SPLIT, vec4, bf16 };
   }
 
   /**
@@ -764,12 +1028,17 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   private withWhole(what: string, body: (whole: (t: GpuTensor, rw: boolean) => Arg) => void): void {
     const temps = new Map<GpuTensor, { buf: GPUBuffer; rw: boolean }>();
     const whole = (t: GpuTensor, rw: boolean): Arg => {
-      const bf16 = t.dtype === 'bf16', eb = elemBytes(t.dtype);
+      const bf16 = t.dtype === 'bf16',
+        eb = elemBytes(t.dtype);
       if (!t.split) return { b0: t.chunks[0], split: NO_SPLIT, bf16 };
       let tmp = temps.get(t);
       if (!tmp) {
         const bytes = bytesOf(t.size, eb);
-        if (bytes > this.deviceBindingBytes) throw new BackendError(`${what}: tensor '${t.label}' (${t.size * eb} bytes) is larger than one binding (${this.deviceBindingBytes} bytes) and ${what} does not split tensors`, 'webgpu');
+        if (bytes > this.deviceBindingBytes)
+          throw new BackendError(
+            `${what}: tensor '${t.label}' (${t.size * eb} bytes) is larger than one binding (${this.deviceBindingBytes} bytes) and ${what} does not split tensors`,
+            'webgpu',
+          );
         if (bf16 && rw) throw new BackendError(`${what}: '${t.label}' is a bf16 tensor, which ops only read`, 'webgpu');
         const buf = this.buffer(bytes, `${t.label} (merged)`);
         const e = this.copyEncoder();
@@ -800,10 +1069,13 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   alloc(size: number, dtype: DType = 'f32', label = ''): Tensor {
     this.live('alloc');
-    if (!Number.isInteger(size) || size < 0) throw new BackendError(`alloc '${label}': size must be a non-negative integer (got ${size})`, 'webgpu');
-    if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'bf16') throw new BackendError(`alloc '${label}': unknown dtype ${dtype}`, 'webgpu');
+    if (!Number.isInteger(size) || size < 0)
+      throw new BackendError(`alloc '${label}': size must be a non-negative integer (got ${size})`, 'webgpu');
+    if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'bf16')
+      throw new BackendError(`alloc '${label}': unknown dtype ${dtype}`, 'webgpu');
     const eb = elemBytes(dtype);
-    if (size * eb > this.maxTensorBytes) throw new BackendError(`alloc '${label}': ${size * eb} bytes exceed maxTensorBytes (${this.maxTensorBytes})`, 'webgpu');
+    if (size * eb > this.maxTensorBytes)
+      throw new BackendError(`alloc '${label}': ${size * eb} bytes exceed maxTensorBytes (${this.maxTensorBytes})`, 'webgpu');
     // a chunk holds the same bytes whatever the dtype: twice the elements for bf16 (an even count)
     const ce = this.chunkElems * (4 / eb);
     const n = Math.max(1, cdiv(size, ce));
@@ -824,10 +1096,19 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const g = this.T(t, 'upload');
     // queue.writeBuffer runs before the next submit, i.e. before ops already encoded: submit those first.
     this.flush();
-    if (g.dtype === 'bf16') return this.uploadBf16(g, data, offset);
+    if (g.dtype === 'bf16') {
+      this.uploadBf16(g, data, offset);
+      return;
+    }
     for (const p of this.pieces(g, offset, 1, 1, data.length, 'upload')) {
       const start = offset + p.lo;
-      this.device.queue.writeBuffer(g.chunks[p.chunk], (start - p.chunk * g.chunkElems) * 4, data as Float32Array<ArrayBuffer>, p.lo, p.hi - p.lo);
+      this.device.queue.writeBuffer(
+        g.chunks[p.chunk],
+        (start - p.chunk * g.chunkElems) * 4,
+        data as Float32Array<ArrayBuffer>,
+        p.lo,
+        p.hi - p.lo,
+      );
     }
   }
 
@@ -841,7 +1122,13 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
       const n = p.hi - p.lo;
       const words = new Uint16Array(n + (n % 2)); // the buffer is rounded up to 16 bytes, so the pad stays inside
       words.set(bits.subarray(p.lo, p.hi));
-      this.device.queue.writeBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * 2, words.buffer as ArrayBuffer, 0, words.byteLength);
+      this.device.queue.writeBuffer(
+        g.chunks[p.chunk],
+        (offset + p.lo - p.chunk * g.chunkElems) * 2,
+        words.buffer as ArrayBuffer,
+        0,
+        words.byteLength,
+      );
     }
   }
 
@@ -857,7 +1144,13 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.stats.readBytes += size;
     const e = this.copyEncoder();
     for (const p of this.pieces(g, from, 1, 1, count, 'read')) {
-      e.copyBufferToBuffer(g.chunks[p.chunk], (from + p.lo - p.chunk * g.chunkElems) * eb, staging, p.lo * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
+      e.copyBufferToBuffer(
+        g.chunks[p.chunk],
+        (from + p.lo - p.chunk * g.chunkElems) * eb,
+        staging,
+        p.lo * eb,
+        Math.ceil(((p.hi - p.lo) * eb) / 4) * 4,
+      );
     }
     this.flush();
     try {
@@ -887,7 +1180,10 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   /** Keeps a staging buffer for the next readback of its size (a few per size; large ones are dropped). */
   private returnStaging(b: GPUBuffer): void {
     const list = this.staging.get(b.size) ?? [];
-    if (list.length >= 4 || b.size > STAGING_KEEP_BYTES) return b.destroy();
+    if (list.length >= 4 || b.size > STAGING_KEEP_BYTES) {
+      b.destroy();
+      return;
+    }
     list.push(b);
     this.staging.set(b.size, list);
   }
@@ -896,7 +1192,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.live('read');
     const g = this.T(t, 'read');
     const len = length ?? g.size - offset;
-    if (offset < 0 || len < 0 || offset + len > g.size) throw new BackendError(`read of ${len} elements at ${offset} is outside tensor '${g.label}' (${g.size})`, 'webgpu');
+    if (offset < 0 || len < 0 || offset + len > g.size)
+      throw new BackendError(`read of ${len} elements at ${offset} is outside tensor '${g.label}' (${g.size})`, 'webgpu');
     if (len === 0) {
       await this.sync();
       return g.dtype === 'i32' ? new Int32Array(0) : new Float32Array(0);
@@ -904,7 +1201,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     if (g.dtype === 'i32') return new Int32Array(await this.readStaged(g, offset, len, 4));
     if (g.dtype === 'f32') return new Float32Array(await this.readStaged(g, offset, len, 4));
     // bf16: read whole u32s around the range (chunk borders are even, buffers round up), widen to f32.
-    const lo = offset & ~1, hi = (offset + len + 1) & ~1;
+    const lo = offset & ~1,
+      hi = (offset + len + 1) & ~1;
     const half = new Uint16Array(await this.readStaged(g, lo, Math.min(hi, g.size) - lo, 2), 0, hi - lo);
     const out = new Float32Array(len);
     const bits = new Uint32Array(out.buffer);
@@ -916,26 +1214,42 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.live('zero');
     const g = this.T(t, 'zero');
     const len = length ?? g.size - offset;
-    if (g.dtype === 'bf16' && (offset !== 0 || len !== g.size)) throw new BackendError(`zero of bf16 tensor '${g.label}': only the whole tensor`, 'webgpu');
+    if (g.dtype === 'bf16' && (offset !== 0 || len !== g.size))
+      throw new BackendError(`zero of bf16 tensor '${g.label}': only the whole tensor`, 'webgpu');
     const eb = elemBytes(g.dtype);
     const ps = this.pieces(g, offset, 1, 1, len, 'zero');
     if (!ps.length) return;
     const e = this.copyEncoder();
-    for (const p of ps) e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
+    for (const p of ps)
+      e.clearBuffer(g.chunks[p.chunk], (offset + p.lo - p.chunk * g.chunkElems) * eb, Math.ceil(((p.hi - p.lo) * eb) / 4) * 4);
   }
 
   kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
     this.live('copy2d');
-    const s = this.T(src, 'copy2d'), d = this.T(dst, 'copy2d');
+    const s = this.T(src, 'copy2d'),
+      d = this.T(dst, 'copy2d');
     if (rows <= 0 || cols <= 0) return;
     const sp = this.pieces(s, srcOff, srcStride, cols, rows, 'copy2d src');
     const dp = this.pieces(d, dstOff, dstStride, cols, rows, 'copy2d dst');
     for (const seg of partition([sp, dp], rows)) {
       const [a, b] = seg.pieces;
-      if (s === d && (a.chunk !== b.chunk || a.pair !== b.pair)) throw new BackendError(`copy2d within split tensor '${s.label}' across chunks is not supported`, 'webgpu');
-      this.run(K.copy2d, {
-        rLo: seg.lo, rHi: seg.hi, cols, srcOff: srcOff - a.chunk * s.chunkElems, srcStride, dstOff: dstOff - b.chunk * d.chunkElems, dstStride, accumulate: accumulate ? 1 : 0,
-      }, { src: this.argOf(s, a), dst: this.argOf(d, b) }, this.grid(cdiv((seg.hi - seg.lo) * cols, 64)));
+      if (s === d && (a.chunk !== b.chunk || a.pair !== b.pair))
+        throw new BackendError(`copy2d within split tensor '${s.label}' across chunks is not supported`, 'webgpu');
+      this.run(
+        K.copy2d,
+        {
+          rLo: seg.lo,
+          rHi: seg.hi,
+          cols,
+          srcOff: srcOff - a.chunk * s.chunkElems,
+          srcStride,
+          dstOff: dstOff - b.chunk * d.chunkElems,
+          dstStride,
+          accumulate: accumulate ? 1 : 0,
+        },
+        { src: this.argOf(s, a), dst: this.argOf(d, b) },
+        this.grid(cdiv((seg.hi - seg.lo) * cols, 64)),
+      );
     }
   }
 
@@ -975,13 +1289,25 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const offs = names.map((k) => tensors[k][1]);
     const lists = ts.map((t, i) => this.pieces(t, offs[i], 1, 1, n, `${op} '${names[i]}'`));
     const spec: KernelSpec = {
-      file: 'elementwise', section: 'map', wg: 64, params: def.params,
+      file: 'elementwise',
+      section: 'map',
+      wg: 64,
+      params: def.params,
       bufs: names.map((k) => ({ name: k, rw: def.args[k] !== 'r' })),
     };
     const subst = {
-      LOADS: names.filter((k) => def.args[k] !== 'w').map((k) => `let r_${k} = ld_${k}(P.o_${k} + i);`).join('\n  '),
-      BODY: `${names.filter((k) => def.args[k] !== 'r').map((k) => `var w_${k}: f32;`).join(' ')}\n  ${def.body}`,
-      STORES: names.filter((k) => def.args[k] !== 'r').map((k) => `st_${k}(P.o_${k} + i, w_${k});`).join('\n  '),
+      LOADS: names
+        .filter((k) => def.args[k] !== 'w')
+        .map((k) => `let r_${k} = ld_${k}(P.o_${k} + i);`)
+        .join('\n  '),
+      BODY: `${names
+        .filter((k) => def.args[k] !== 'r')
+        .map((k) => `var w_${k}: f32;`)
+        .join(' ')}\n  ${def.body}`,
+      STORES: names
+        .filter((k) => def.args[k] !== 'r')
+        .map((k) => `st_${k}(P.o_${k} + i, w_${k});`)
+        .join('\n  '),
     };
     const extra: [string, ParamType][] = [['n', 'u32'], ...names.map((k): [string, ParamType] => [`o_${k}`, 'u32'])];
     for (const seg of partition(lists, n)) {
@@ -993,9 +1319,12 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
         args[k] = this.argOf(ts[i], pc);
       });
       // Aliased tensors (e.g. add(a, b, a)) must land in the same chunk to share one binding.
-      names.forEach((k, i) => names.forEach((k2, j) => {
-        if (j > i && ts[i] === ts[j] && seg.pieces[i].chunk !== seg.pieces[j].chunk) throw new BackendError(`${op}: '${k}' and '${k2}' are the same split tensor at offsets in different chunks`, 'webgpu');
-      }));
+      names.forEach((k, i) =>
+        names.forEach((k2, j) => {
+          if (j > i && ts[i] === ts[j] && seg.pieces[i].chunk !== seg.pieces[j].chunk)
+            throw new BackendError(`${op}: '${k}' and '${k2}' are the same split tensor at offsets in different chunks`, 'webgpu');
+        }),
+      );
       this.run(spec, p, args, this.grid(cdiv(seg.hi - seg.lo, 64)), {}, subst, def.libs, extra);
     }
   }
@@ -1016,15 +1345,29 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.map('swigluBackward', n, { dout: [dOut, 0], gate: [gate, 0], up: [up, 0], dgate: [dGate, 0], dup: [dUp, 0] });
   }
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    this.map('adamw', n, { p: [param, 0], g: [grad, 0], m: [m, 0], v: [v, 0] }, {
-      lr: h.lr, beta1: h.beta1, beta2: h.beta2, oneMinusBeta1: 1 - h.beta1, oneMinusBeta2: 1 - h.beta2, eps: h.eps, wd: h.weightDecay,
-      bc1, bc2, gradScale: h.gradScale,
-    });
+    this.map(
+      'adamw',
+      n,
+      { p: [param, 0], g: [grad, 0], m: [m, 0], v: [v, 0] },
+      {
+        lr: h.lr,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        oneMinusBeta1: 1 - h.beta1,
+        oneMinusBeta2: 1 - h.beta2,
+        eps: h.eps,
+        wd: h.weightDecay,
+        bc1,
+        bc2,
+        gradScale: h.gradScale,
+      },
+    );
   }
 
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     this.live('sumSquares');
-    const g = this.T(x, 'sumSquares'), o = this.T(out, 'sumSquares');
+    const g = this.T(x, 'sumSquares'),
+      o = this.T(out, 'sumSquares');
     const ps = this.pieces(g, 0, 1, 1, n, 'sumSquares');
     // Stage 1: per piece, up to 256 workgroups of 256 each write one partial; stage 2 adds them up in order.
     const groups = ps.map((p) => Math.min(256, Math.max(1, cdiv(p.hi - p.lo, 256 * 8))));
@@ -1034,24 +1377,43 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const partArg: Arg = { b0: part, split: NO_SPLIT };
     let pOff = 0;
     ps.forEach((p, i) => {
-      this.run(K.ssPartial, { n: p.hi - p.lo, xOff: p.lo - p.chunk * g.chunkElems, nGroups: groups[i], pOff }, { x: this.argOf(g, p), part: partArg }, [groups[i], 1]);
+      this.run(
+        K.ssPartial,
+        { n: p.hi - p.lo, xOff: p.lo - p.chunk * g.chunkElems, nGroups: groups[i], pOff },
+        { x: this.argOf(g, p), part: partArg },
+        [groups[i], 1],
+      );
       pOff += groups[i];
     });
-    this.withWhole('sumSquares', (whole) => this.run(K.ssFinal, { nPart: total, outIndex }, { part: partArg, out: whole(o, true) }, [1, 1]));
+    this.withWhole('sumSquares', (whole) =>
+      this.run(K.ssFinal, { nPart: total, outIndex }, { part: partArg, out: whole(o, true) }, [1, 1]),
+    );
     this.release(part);
   }
 
   kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
     this.live('sumRows');
-    const g = this.T(dY, 'sumRows'), d = this.T(dBias, 'sumRows');
-    this.withWhole('sumRows', (whole) => this.run(K.sumRows, { rows, cols }, { dy: whole(g, false), db: whole(d, true) }, this.grid(cdiv(cols, 64))));
+    const g = this.T(dY, 'sumRows'),
+      d = this.T(dBias, 'sumRows');
+    this.withWhole('sumRows', (whole) =>
+      this.run(K.sumRows, { rows, cols }, { dy: whole(g, false), db: whole(d, true) }, this.grid(cdiv(cols, 64))),
+    );
   }
 
   // ================================================================ embedding
 
-  private embeddingOp(which: 'embedding' | 'embeddingBackward', ids: Tensor, table: Tensor, other: Tensor, rows: number, dim: number): void {
+  private embeddingOp(
+    which: 'embedding' | 'embeddingBackward',
+    ids: Tensor,
+    table: Tensor,
+    other: Tensor,
+    rows: number,
+    dim: number,
+  ): void {
     this.live(which);
-    const it = this.T(ids, which), tt = this.T(table, which), ot = this.T(other, which);
+    const it = this.T(ids, which),
+      tt = this.T(table, which),
+      ot = this.T(other, which);
     if (rows <= 0 || dim <= 0) return;
     const tableRows = Math.floor(tt.size / dim);
     this.withWhole(which, (whole) => {
@@ -1059,7 +1421,8 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
       const otherArg = whole(ot, which === 'embedding');
       for (const p of this.pieces(tt, 0, dim, dim, tableRows, which)) {
         const params = { rows, dim, lo: p.lo, hi: p.hi, base: p.chunk * tt.chunkElems };
-        if (which === 'embedding') this.run(K.embedding, params, { ids: idsArg, table: this.argOf(tt, p), out: otherArg }, this.grid(cdiv(rows * dim, 64)));
+        if (which === 'embedding')
+          this.run(K.embedding, params, { ids: idsArg, table: this.argOf(tt, p), out: otherArg }, this.grid(cdiv(rows * dim, 64)));
         else this.run(K.embeddingBackward, params, { ids: idsArg, dout: otherArg, dtable: this.argOf(tt, p) }, this.grid(cdiv(dim, 64)));
       }
     });
@@ -1074,9 +1437,27 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   // ================================================================ matmul
 
-  kernelMatmul({ a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT, residual, swigluGate }: KernelArgs['matmul']): void {
+  kernelMatmul({
+    a,
+    b,
+    c,
+    M,
+    N,
+    K,
+    transA,
+    transB,
+    accumulate,
+    aOff,
+    bOff,
+    cOff,
+    bias: biasT,
+    residual,
+    swigluGate,
+  }: KernelArgs['matmul']): void {
     this.live('matmul');
-    const A = this.T(a, 'matmul A'), B = this.T(b, 'matmul B'), C = this.T(c, 'matmul C');
+    const A = this.T(a, 'matmul A'),
+      B = this.T(b, 'matmul B'),
+      C = this.T(c, 'matmul C');
     const bias = biasT ? this.T(biasT, 'matmul bias') : undefined;
     // The fusions (see kernels/matmul.wgsl; their contract is checked by the op table): the gate shares A's
     // chunking and the residual C's (same sizes, f32).
@@ -1084,8 +1465,10 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const R = residual ? this.T(residual, 'matmul residual') : undefined;
     if (M <= 0 || N <= 0) return;
     const kind = this.matmulKernel;
-    const naive = kind === 'naive', tiled = kind === 'tiled';
-    const tile = this.matmulTile, f16 = tiled && this.matmulF16;
+    const naive = kind === 'naive',
+      tiled = kind === 'tiled';
+    const tile = this.matmulTile,
+      f16 = tiled && this.matmulF16;
     // Each operand is a list of rows along one of the dims m, n, k; a split operand cuts that dim into pieces.
     const aP = this.pieces(A, aOff, transA ? M : K, transA ? M : K, transA ? K : M, `matmul A '${A.label}'`);
     const bP = this.pieces(B, bOff, transB ? K : N, transB ? K : N, transB ? N : K, `matmul B '${B.label}'`);
@@ -1095,8 +1478,21 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const nSeg = partition([transB ? bP : full(N)], N);
     const kSeg = partition([transA ? aP : full(K), transB ? full(K) : bP], K);
     const wg: [number, number] = tiled ? [tile.bn / tile.rn, tile.bm / tile.rm] : naive ? [16, 4] : this.matmulWorkgroup;
-    const spec: KernelSpec = { file: 'matmul', section: kind, wg, params: MATMUL_PARAMS, bufs: MATMUL_BUFS, enable: f16 ? ['f16'] : undefined };
-    const consts: Record<string, number | boolean | string> = { TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!bias, SWIGLU_A: !!G, HAS_RES: !!R };
+    const spec: KernelSpec = {
+      file: 'matmul',
+      section: kind,
+      wg,
+      params: MATMUL_PARAMS,
+      bufs: MATMUL_BUFS,
+      enable: f16 ? ['f16'] : undefined,
+    };
+    const consts: Record<string, number | boolean | string> = {
+      TRANS_A: transA,
+      TRANS_B: transB,
+      HAS_BIAS: !!bias,
+      SWIGLU_A: !!G,
+      HAS_RES: !!R,
+    };
     if (tiled) Object.assign(consts, { BM: tile.bm, BN: tile.bn, BK: tile.bk, RM: tile.rm, RN: tile.rn, TILE: f16 ? 'f16' : 'f32' });
     this.withWhole('matmul', (whole) => {
       const biasArg = bias ? whole(bias, false) : undefined;
@@ -1108,19 +1504,46 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
             const pa = transA ? ks.pieces[0] : ms.pieces[0];
             const pb = transB ? ns.pieces[0] : ks.pieces[1];
             const pc = ms.pieces[1];
-            const aRel = aOff - pa.chunk * A.chunkElems, bRel = bOff - pb.chunk * B.chunkElems, cRel = cOff - pc.chunk * C.chunkElems;
+            const aRel = aOff - pa.chunk * A.chunkElems,
+              bRel = bOff - pb.chunk * B.chunkElems,
+              cRel = cOff - pc.chunk * C.chunkElems;
             const first = ks.lo === 0;
             const vecA = kind === 'blocked' && aRel % 4 === 0 && (transA ? M % 4 === 0 : K % 4 === 0 && ks.lo % 4 === 0);
             const vecB = kind === 'blocked' && bRel % 4 === 0 && (transB ? K % 4 === 0 && ks.lo % 4 === 0 : N % 4 === 0);
-            const mBase = naive ? ms.lo : ms.lo & ~3, nBase = naive ? ns.lo : ns.lo & ~3;
+            const mBase = naive ? ms.lo : ms.lo & ~3,
+              nBase = naive ? ns.lo : ns.lo & ~3;
             const params = {
-              M, N, K, aOff: aRel, bOff: bRel, cOff: cRel, mLo: ms.lo, mHi: ms.hi, nLo: ns.lo, nHi: ns.hi, kLo: ks.lo, kHi: ks.hi,
-              mBase, nBase, accumulate: accumulate || !first ? 1 : 0, useBias: bias && first ? 1 : 0, useRes: R && first ? 1 : 0,
+              M,
+              N,
+              K,
+              aOff: aRel,
+              bOff: bRel,
+              cOff: cRel,
+              mLo: ms.lo,
+              mHi: ms.hi,
+              nLo: ns.lo,
+              nHi: ns.hi,
+              kLo: ks.lo,
+              kHi: ks.hi,
+              mBase,
+              nBase,
+              accumulate: accumulate || !first ? 1 : 0,
+              useBias: bias && first ? 1 : 0,
+              useRes: R && first ? 1 : 0,
             };
             const [wx, wy] = spec.wg as [number, number];
             const per = naive ? 1 : 4;
-            const grid: [number, number] = tiled ? [cdiv(ns.hi - nBase, tile.bn), cdiv(ms.hi - mBase, tile.bm)] : [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
-            const args = { a: this.argOf(A, pa, vecA), b: this.argOf(B, pb, vecB), c: this.argOf(C, pc), bias: biasArg, g: G && this.argOf(G, pa, vecA), r: R && this.argOf(R, pc) };
+            const grid: [number, number] = tiled
+              ? [cdiv(ns.hi - nBase, tile.bn), cdiv(ms.hi - mBase, tile.bm)]
+              : [cdiv(cdiv(ns.hi - nBase, per), wx), cdiv(cdiv(ms.hi - mBase, per), wy)];
+            const args = {
+              a: this.argOf(A, pa, vecA),
+              b: this.argOf(B, pb, vecB),
+              c: this.argOf(C, pc),
+              bias: biasArg,
+              g: G && this.argOf(G, pa, vecA),
+              r: R && this.argOf(R, pc),
+            };
             this.run(spec, params, args, grid, consts, undefined, ['swiglu']);
           }
     });
@@ -1132,15 +1555,31 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     this.live('rmsNorm');
     const [X, W, Y, R] = [x, w, y, rstd].map((t) => this.T(t, 'rmsNorm'));
     this.withWhole('rmsNorm', (whole) =>
-      this.run(K.rmsNorm, { rows, dim, eps }, { x: whole(X, false), w: whole(W, false), y: whole(Y, true), rstd: whole(R, true) }, this.grid(rows)));
+      this.run(
+        K.rmsNorm,
+        { rows, dim, eps },
+        { x: whole(X, false), w: whole(W, false), y: whole(Y, true), rstd: whole(R, true) },
+        this.grid(rows),
+      ),
+    );
   }
 
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
     this.live('rmsNormBackward');
     const [G, X, W, R, DX, DW] = [dy, x, w, rstd, dx, dw].map((t) => this.T(t, 'rmsNormBackward'));
     this.withWhole('rmsNormBackward', (whole) => {
-      this.run(K.rmsNormBackwardX, { rows, dim }, { dy: whole(G, false), x: whole(X, false), w: whole(W, false), rstd: whole(R, false), dx: whole(DX, true) }, this.grid(rows));
-      this.run(K.rmsNormBackwardW, { rows, dim }, { dy: whole(G, false), x: whole(X, false), rstd: whole(R, false), dw: whole(DW, true) }, this.grid(cdiv(dim, 64)));
+      this.run(
+        K.rmsNormBackwardX,
+        { rows, dim },
+        { dy: whole(G, false), x: whole(X, false), w: whole(W, false), rstd: whole(R, false), dx: whole(DX, true) },
+        this.grid(rows),
+      );
+      this.run(
+        K.rmsNormBackwardW,
+        { rows, dim },
+        { dy: whole(G, false), x: whole(X, false), rstd: whole(R, false), dw: whole(DW, true) },
+        this.grid(cdiv(dim, 64)),
+      );
     });
   }
 
@@ -1162,10 +1601,17 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   kernelRope({ x, pos, rows, heads, D, theta, inverse, invFreq }: KernelArgs['rope']): void {
     this.live('rope');
-    const X = this.T(x, 'rope'), Pt = this.T(pos, 'rope');
+    const X = this.T(x, 'rope'),
+      Pt = this.T(pos, 'rope');
     const freq: Arg = { b0: this.freqs(theta, D, invFreq), split: NO_SPLIT };
     this.withWhole('rope', (whole) =>
-      this.run(K.rope, { rows, heads, D, inverse: inverse ? 1 : 0 }, { pos: whole(Pt, false), freq, x: whole(X, true) }, this.grid(cdiv(rows * (D / 2), 64))));
+      this.run(
+        K.rope,
+        { rows, heads, D, inverse: inverse ? 1 : 0 },
+        { pos: whole(Pt, false), freq, x: whole(X, true) },
+        this.grid(cdiv(rows * (D / 2), 64)),
+      ),
+    );
   }
 
   // ================================================================ attention
@@ -1181,13 +1627,21 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const p = this.attnParams(s);
     const flash = this.kernels === 'tiled' ? flashShape(s) : undefined;
     this.withWhole('attention', (whole) =>
-      this.run(flash ? flash.forward : K.attention, p, { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
-        this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)), flash ? flash.consts : { D: s.D }));
+      this.run(
+        flash ? flash.forward : K.attention,
+        p,
+        { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
+        this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)),
+        flash ? flash.consts : { D: s.D },
+      ),
+    );
   }
 
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
     this.live('attentionBackward');
-    const [G, Q, Kc, Vc, O, L, DQ, DK, DV] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse, s.dq, s.dkCache, s.dvCache].map((t) => this.T(t, 'attentionBackward'));
+    const [G, Q, Kc, Vc, O, L, DQ, DK, DV] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse, s.dq, s.dkCache, s.dvCache].map((t) =>
+      this.T(t, 'attentionBackward'),
+    );
     const p = this.attnParams(s);
     const nq = s.B * s.Hq * s.Tq;
     if (!nq) return;
@@ -1196,7 +1650,11 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     const DC = s.D % 16 === 0 && s.D > 16 ? 16 : s.D;
     const flash = this.kernels === 'tiled' ? flashShape(s, DC) : undefined;
     this.withWhole('attentionBackward', (whole) => {
-      const g = whole(G, false), qa = whole(Q, false), ka = whole(Kc, false), va = whole(Vc, false), la = whole(L, false);
+      const g = whole(G, false),
+        qa = whole(Q, false),
+        ka = whole(Kc, false),
+        va = whole(Vc, false),
+        la = whole(L, false);
       const qArgs = { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta };
       const kvArgs = { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) };
       if (flash) {
@@ -1215,12 +1673,20 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
 
   kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
     this.live('crossEntropy');
-    const X = this.T(logits, 'crossEntropy'), Y = this.T(labels, 'crossEntropy'), L = this.T(losses, 'crossEntropy');
+    const X = this.T(logits, 'crossEntropy'),
+      Y = this.T(labels, 'crossEntropy'),
+      L = this.T(losses, 'crossEntropy');
     const W = weights ? this.T(weights, 'crossEntropy') : undefined;
     if (rows <= 0) return;
     const spec: KernelSpec = this.kernels === 'tiled' ? { ...K.crossEntropy, section: 'crossEntropyOnline' } : K.crossEntropy;
     this.withWhole('crossEntropy', (whole) =>
-      this.run(spec, { V, rows, logitsOff, labelOff, lossOff },
-        { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined }, this.grid(rows), { HAS_W: !!W }));
+      this.run(
+        spec,
+        { V, rows, logitsOff, labelOff, lossOff },
+        { x: whole(X, !!W), labels: whole(Y, false), losses: whole(L, true), weights: W ? whole(W, false) : undefined },
+        this.grid(rows),
+        { HAS_W: !!W },
+      ),
+    );
   }
 }

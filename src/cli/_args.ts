@@ -23,9 +23,17 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  */
 export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O, maxPositionals = 0) {
   try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    const r = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: true,
+    });
     if (r.positionals.length > maxPositionals) {
-      const extra = r.positionals.slice(maxPositionals).map((p) => `'${p}'`).join(', ');
+      const extra = r.positionals
+        .slice(maxPositionals)
+        .map((p) => `'${p}'`)
+        .join(', ');
       throw new UsageError(`${cmd}: unexpected argument${r.positionals.length - maxPositionals > 1 ? 's' : ''} ${extra}`);
     }
     return r as typeof r & { values: { help?: boolean } };

@@ -28,14 +28,16 @@ export const compareCommand: Command = {
     }
     if (!positionals.length) throw new UsageError('compare: give at least one run directory');
     const names = values.names ? values.names.split(',') : positionals.map((d) => basename(d.replace(/[/\\]+$/, '')) || d);
-    if (names.length !== positionals.length) throw new UsageError(`compare: --names has ${names.length} labels for ${positionals.length} runs`);
+    if (names.length !== positionals.length)
+      throw new UsageError(`compare: --names has ${names.length} labels for ${positionals.length} runs`);
     const runs: RunForComparison[] = [];
     for (const [i, dir] of positionals.entries()) {
       const file = joinSource(dir, 'metrics.jsonl');
       if (!(await sourceExists(file))) throw new Error(`${file}: not found (is ${dir} a run directory from examples/train.ts --out?)`);
       const rows = await readJsonlFile<{ type?: string }>(file);
       const evals = rows.filter((r): r is EvalRecord => r.type === 'eval');
-      if (!evals.length) throw new Error(`${file}: no evaluation lines ({"type":"eval",...}); a phase-1 run writes one every --eval-every steps`);
+      if (!evals.length)
+        throw new Error(`${file}: no evaluation lines ({"type":"eval",...}); a phase-1 run writes one every --eval-every steps`);
       runs.push({ name: names[i]!, evals });
     }
     const { svg, table } = compareRuns(runs);

@@ -25,7 +25,18 @@ export const dumpCommand = {
   summary: 'forward+backward one case through a checkpoint; write logits, loss, hidden and every gradient',
   help,
   async run(argv: string[]): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, case: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' },
+        case: { type: 'string' },
+        out: { type: 'string' },
+        backend: { type: 'string' },
+        'allow-nonfinite': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
     if (values.help) {
       console.log(help);
       return 0;
@@ -37,7 +48,8 @@ export const dumpCommand = {
     } catch (e) {
       throw new Error(`${values.case}: ${(e as Error).message}`);
     }
-    if (!Array.isArray(spec.ids) || spec.ids.length === 0 || !spec.ids.every(Number.isInteger)) throw new Error(`${values.case}: "ids" must be a non-empty array of integers`);
+    if (!Array.isArray(spec.ids) || spec.ids.length === 0 || !spec.ids.every(Number.isInteger))
+      throw new Error(`${values.case}: "ids" must be a non-empty array of integers`);
     const T = spec.ids.length;
     const ids = Int32Array.from(spec.ids as number[]);
     const labels = spec.labels === undefined ? ids.slice() : Int32Array.from(spec.labels as number[]);
@@ -50,20 +62,29 @@ export const dumpCommand = {
     const be = await createBackend({ prefer: (values.backend as BackendName | undefined) ?? 'auto', log: (l) => console.error(l) });
     const dir = String(await resolveQwen2Source(values.model!));
     if (dir !== values.model) console.error(`dump: ${values.model} is ${dir}`);
-    const model = await Qwen2.load(be, dir, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: values['allow-nonfinite'] });
+    const model = await Qwen2.load(be, dir, {
+      onWarning: (w) => console.error(`warning: ${w}`),
+      allowNonFinite: values['allow-nonfinite'],
+    });
     let valid = 0;
     for (let t = 1; t < T; t++) if (labels[t] !== -100) valid++;
     model.zeroGrads();
-    const r = await model.forward({ B: 1, T, ids, labels, kind }, { grad: true, lossScale: 1 / Math.max(1, valid), wantLogits: true, wantHidden: true });
+    const r = await model.forward(
+      { B: 1, T, ids, labels, kind },
+      { grad: true, lossScale: 1 / Math.max(1, valid), wantLogits: true, wantHidden: true },
+    );
     model.backward();
     const out: WriteTensor[] = [
       { name: 'logits', dtype: 'F32', shape: [T, model.V], data: r.logits! },
       { name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(valid ? r.lossSum / valid : NaN) },
       { name: 'hidden', dtype: 'F32', shape: [T, model.H], data: r.hidden! },
     ];
-    for (const name of model.params.keys()) out.push({ name: `grad.${name}`, dtype: 'F32', shape: model.shapes.get(name)!, data: await model.readGrad(name) });
+    for (const name of model.params.keys())
+      out.push({ name: `grad.${name}`, dtype: 'F32', shape: model.shapes.get(name)!, data: await model.readGrad(name) });
     await writeFileAtomic(values.out!, writeSafetensors(out, { backend: be.name, loss: String(valid ? r.lossSum / valid : NaN) }));
-    console.error(`dump: loss ${(r.lossSum / Math.max(1, valid)).toFixed(6)} over ${valid} labels on ${be.name}; wrote ${out.length} tensors to ${values.out}`);
+    console.error(
+      `dump: loss ${(r.lossSum / Math.max(1, valid)).toFixed(6)} over ${valid} labels on ${be.name}; wrote ${out.length} tensors to ${values.out}`,
+    );
     model.destroy();
     be.destroy();
     return 0;

@@ -12,7 +12,8 @@ export function joinNegativeValues(argv: string[], valueFlags: Iterable<string>)
   const takes = new Set(valueFlags);
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], next = argv[i + 1];
+    const a = argv[i],
+      next = argv[i + 1];
     if (a.startsWith('--') && !a.includes('=') && takes.has(a.slice(2)) && next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)) {
       out.push(`${a}=${next}`);
       i++;
@@ -23,7 +24,9 @@ export function joinNegativeValues(argv: string[], valueFlags: Iterable<string>)
 
 /** The names of an options table's string-valued flags (for joinNegativeValues). */
 export function valueFlagNames(options: Record<string, { type: string }>): string[] {
-  return Object.entries(options).filter(([, o]) => o.type === 'string').map(([n]) => n);
+  return Object.entries(options)
+    .filter(([, o]) => o.type === 'string')
+    .map(([n]) => n);
 }
 
 export interface NumberRange {
@@ -51,7 +54,10 @@ function checkRange(cmd: string, name: string, raw: string, n: number, r: Number
 
 /** Reads flag values of one command; every failure is a UsageError naming the flag and the value given. */
 export class FlagReader {
-  constructor(readonly cmd: string, readonly values: Values) {}
+  constructor(
+    readonly cmd: string,
+    readonly values: Values,
+  ) {}
 
   private raw(name: string): string | undefined {
     const v = this.values[name];
@@ -76,7 +82,8 @@ export class FlagReader {
   int(name: string, def: number, range: NumberRange = {}): number {
     const raw = this.raw(name);
     if (raw === undefined) return def;
-    if (!/^[+-]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`${this.cmd}: --${name} expects a whole number, got '${raw}'`);
+    if (!/^[+-]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw)))
+      throw new UsageError(`${this.cmd}: --${name} expects a whole number, got '${raw}'`);
     return checkRange(this.cmd, name, raw, Number(raw), range, 'an integer');
   }
 
@@ -84,7 +91,10 @@ export class FlagReader {
   choice<T extends string>(name: string, choices: readonly T[], def: T): T {
     const raw = this.raw(name);
     if (raw === undefined) return def;
-    if (!(choices as readonly string[]).includes(raw)) throw new UsageError(`${this.cmd}: --${name} must be ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got '${raw}'`);
+    if (!(choices as readonly string[]).includes(raw))
+      throw new UsageError(
+        `${this.cmd}: --${name} must be ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got '${raw}'`,
+      );
     return raw as T;
   }
 }

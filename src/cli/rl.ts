@@ -91,13 +91,41 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
 }
 
 const RL_FLAGS = {
-      steps: { type: 'string' }, group: { type: 'string' }, questions: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
-      eps: { type: 'string' }, 'eps-high': { type: 'string' }, 'ppo-epochs': { type: 'string' }, 'latent-cost': { type: 'string' },
-      'format-reward': { type: 'string' }, strict: { type: 'boolean' }, 'filter-zero-variance': { type: 'boolean' }, condition: { type: 'string' },
-      mode: { type: 'string' }, 'max-latents': { type: 'string' }, 'latent-budget': { type: 'string' }, 'max-new': { type: 'string' },
-      temperature: { type: 'string' }, 'head-lr': { type: 'string' }, init: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
-      preset: { type: 'string' }, out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' },
-      'sample-every': { type: 'string' }, 'micro-batch': { type: 'string' }, resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' },
+  steps: { type: 'string' },
+  group: { type: 'string' },
+  questions: { type: 'string' },
+  lr: { type: 'string' },
+  beta: { type: 'string' },
+  eps: { type: 'string' },
+  'eps-high': { type: 'string' },
+  'ppo-epochs': { type: 'string' },
+  'latent-cost': { type: 'string' },
+  'format-reward': { type: 'string' },
+  strict: { type: 'boolean' },
+  'filter-zero-variance': { type: 'boolean' },
+  condition: { type: 'string' },
+  mode: { type: 'string' },
+  'max-latents': { type: 'string' },
+  'latent-budget': { type: 'string' },
+  'max-new': { type: 'string' },
+  temperature: { type: 'string' },
+  'head-lr': { type: 'string' },
+  init: { type: 'string' },
+  model: { type: 'string' },
+  data: { type: 'string' },
+  preset: { type: 'string' },
+  out: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'eval-rows': { type: 'string' },
+  'sample-every': { type: 'string' },
+  'micro-batch': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-anyway': { type: 'boolean' },
+  'ckpt-every': { type: 'string' },
+  'allow-nonfinite': { type: 'boolean' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  seed: { type: 'string' },
 } as const;
 const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
 
@@ -149,19 +177,29 @@ export async function rlMain(argv: string[]): Promise<number> {
   }
 }
 
-async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: ReturnType<typeof rlNumbers>, out: string, t0: number, stop: StopSignal, backendName: string | undefined): Promise<number> {
+async function rlRun(
+  values: ReturnType<typeof parseRlFlags>['values'],
+  n: ReturnType<typeof rlNumbers>,
+  out: string,
+  t0: number,
+  stop: StopSignal,
+  backendName: string | undefined,
+): Promise<number> {
   const seed = n.seed;
   const ckptDir = `${out}/checkpoint`;
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
-  if (values.resume && !saved) throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
+  if (values.resume && !saved)
+    throw new UsageError(`rl: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
   const be = await pickBackend(backendName, (l) => console.log(l), n.threads);
   let initial: Initial;
   try {
     initial = await loadInitial(be, values.model, values.init, values['allow-nonfinite']);
   } catch (e) {
     if (!values.model && /default model|default-model/i.test((e as Error).message)) {
-      console.error(`The embedded default model (models/default) is not built in this checkout, so there is nothing to train.\n` +
-        `Build it first (npx tsx examples/pretrain.ts), or run on a real Qwen2 with --model DIR --data PATH.\n(${(e as Error).message})`);
+      console.error(
+        `The embedded default model (models/default) is not built in this checkout, so there is nothing to train.\n` +
+          `Build it first (npx tsx examples/pretrain.ts), or run on a real Qwen2 with --model DIR --data PATH.\n(${(e as Error).message})`,
+      );
       be.destroy();
       return 2;
     }
@@ -170,17 +208,21 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   const { model, tok } = initial;
   const p1 = initial.phase1 ?? {};
   const condition = (values.condition ?? (p1.condition as string | undefined) ?? 'latent') as Condition;
-  if (!['latent', 'pause', 'none'].includes(condition)) throw new UsageError(`rl: --condition must be latent, pause or none, got '${condition}'`);
+  if (!['latent', 'pause', 'none'].includes(condition))
+    throw new UsageError(`rl: --condition must be latent, pause or none, got '${condition}'`);
   const mode = values.mode ?? (model.twoTrunk ? 'two-trunk' : 'full');
   if (mode !== 'full' && mode !== 'two-trunk') throw new UsageError(`rl: --mode must be full or two-trunk, got '${values.mode}'`);
   if (mode === 'two-trunk' && !model.twoTrunk) model.enableTwoTrunk();
   if (mode === 'full' && model.twoTrunk) throw new Error('--mode full: the --init checkpoint is a two-trunk model; use --mode two-trunk');
   const data = await loadData(values.data, { seed, preset: values.preset });
   const toTask = (r: { question: string; final: string }): Task => ({ question: r.question, gold: r.final });
-  const tasks = data.train.map(toTask), evalTasks = data.test.slice(0, n.evalRows).map(toTask);
+  const tasks = data.train.map(toTask),
+    evalTasks = data.test.slice(0, n.evalRows).map(toTask);
   const steps = n.steps;
   const beta = n.beta;
-  console.log(`model: ${initial.source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}, ${mode}); data: ${data.source} (${tasks.length} train / ${data.test.length} test)`);
+  console.log(
+    `model: ${initial.source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}, ${mode}); data: ${data.source} (${tasks.length} train / ${data.test.length} test)`,
+  );
 
   // beta > 0 on resume: the reference is the INITIAL policy, loaded again (the checkpoint holds the trained one)
   let reference: Qwen2 | null = null;
@@ -204,7 +246,10 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   };
   const evalEvery = n.evalEvery;
   const opts: GrpoOptions = {
-    steps, beta, seed, condition,
+    steps,
+    beta,
+    seed,
+    condition,
     group: n.group,
     questionsPerStep: n.questions,
     lr: n.lr,
@@ -230,16 +275,34 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     shouldStop: () => stop.requested,
   };
   const trainer = new GrpoTrainer(model, tok, tasks, wasmChecker, opts, initial.heads, reference);
-  const trajectory = JSON.parse(JSON.stringify({ ...opts, log: undefined, shouldStop: undefined, resume: undefined, outDir: undefined, model: initial.source, data: data.source, backend: be.name, mode }));
+  const trajectory = JSON.parse(
+    JSON.stringify({
+      ...opts,
+      log: undefined,
+      shouldStop: undefined,
+      resume: undefined,
+      outDir: undefined,
+      model: initial.source,
+      data: data.source,
+      backend: be.name,
+      mode,
+    }),
+  );
   // an evaluation that Ctrl-C interrupted (or kept from starting) is done first by the resumed run
   let pendingEval = saved?.state.pendingEval === true;
   trainer.extraState = () => ({ records: logged, trajectory, pendingEval });
   if (saved) {
-    await checkResume('rl', saved, trajectory, { anyway: !!values['resume-anyway'], metricsFile: metrics, refuse: (m) => new UsageError(m) });
+    await checkResume('rl', saved, trajectory, {
+      anyway: !!values['resume-anyway'],
+      metricsFile: metrics,
+      refuse: (m) => new UsageError(m),
+    });
     await trainer.restore(ckptDir);
     console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
   }
-  console.log(`rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`);
+  console.log(
+    `rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`,
+  );
   const runEval = async () => {
     pendingEval = true;
     if (stop.requested) return;
@@ -252,8 +315,13 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     }
     pendingEval = false;
     log(e as unknown as Record<string, unknown>);
-    console.log(`[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`);
-    for (const s of e.samples.slice(0, 1)) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`);
+    console.log(
+      `[eval @ ${e.step}] held-out accuracy ${(100 * e.accuracy).toFixed(1)}% (n=${e.n}), format ${(100 * e.formatRate).toFixed(0)}%, latents/answer ${e.latentsPerAnswer.toFixed(2)}`,
+    );
+    for (const s of e.samples.slice(0, 1))
+      console.log(
+        `  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ').slice(0, 300)}  [gold ${s.gold}: ${s.correct ? 'right' : 'wrong'}]`,
+      );
     await flush();
   };
   if (evalTasks.length && (trainer.step === 0 || pendingEval)) await runEval();
@@ -261,7 +329,9 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
     await yieldToEventLoop(); // a step's awaits may all resolve without a turn of the event loop: let a SIGINT be seen
     if (trainer.step >= steps || stop.requested) break;
     const r: GrpoStepRecord = await trainer.trainStep();
-    console.log(`step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`);
+    console.log(
+      `step ${r.step}/${steps}  reward ${r.reward.toFixed(3)}  acc ${(100 * r.accuracy).toFixed(0)}%  latents ${r.latentsPerAnswer.toFixed(2)}  start ${r.startRate.toFixed(3)} end ${r.endRate.toFixed(2)}  zero-var ${r.zeroVarianceGroups}/${r.groups}  clip ${r.clipFrac.toFixed(3)}  kl ${r.kl.toFixed(4)}  ${Math.round(r.tokPerSec)} tok/s`,
+    );
     if (evalEvery > 0 && r.step % evalEvery === 0 && r.step < steps && evalTasks.length) await runEval();
     // flushed first: a checkpoint counts only records already in metrics.jsonl
     await flush();
@@ -282,8 +352,19 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   const window = (a: GrpoStepRecord[]) => (a.length ? a.reduce((s, r) => s + r.reward, 0) / a.length : NaN);
   const k = Math.max(1, Math.min(20, Math.floor(recs.length / 4)));
   const summary = {
-    steps: trainer.step, stoppedEarly, seconds: (performance.now() - t0) / 1000, backend: be.name, model: initial.source, data: data.source, mode, condition, options: { ...opts, log: undefined, shouldStop: undefined, resume: undefined },
-    rewardFirst: window(recs.slice(0, k)), rewardLast: window(recs.slice(-k)), windowSteps: k, evals,
+    steps: trainer.step,
+    stoppedEarly,
+    seconds: (performance.now() - t0) / 1000,
+    backend: be.name,
+    model: initial.source,
+    data: data.source,
+    mode,
+    condition,
+    options: { ...opts, log: undefined, shouldStop: undefined, resume: undefined },
+    rewardFirst: window(recs.slice(0, k)),
+    rewardLast: window(recs.slice(-k)),
+    windowSteps: k,
+    evals,
   };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   try {
@@ -292,7 +373,9 @@ async function rlRun(values: ReturnType<typeof parseRlFlags>['values'], n: Retur
   } catch (e) {
     console.error(`warning: no report.svg (${(e as Error).message})`);
   }
-  console.log(`done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`);
+  console.log(
+    `done in ${summary.seconds.toFixed(0)} s: mean reward ${summary.rewardFirst.toFixed(3)} (first ${k} steps) -> ${summary.rewardLast.toFixed(3)} (last ${k}); ${out}/metrics.jsonl, ${out}/report.svg, ${out}/summary.json, ${out}/checkpoint/`,
+  );
   trainer.destroy();
   model.destroy();
   be.destroy();

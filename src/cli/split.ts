@@ -32,9 +32,11 @@ export const splitCommand: Command = {
       return 0;
     }
     const maxSteps = values['max-steps'] === undefined ? DEFAULT_MAX_STEPS : Number(values['max-steps']);
-    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new UsageError(`split: --max-steps must be a positive integer, got '${values['max-steps']}'`);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1)
+      throw new UsageError(`split: --max-steps must be a positive integer, got '${values['max-steps']}'`);
     if (values.report) {
-      if (values.expand || values.annotations) throw new UsageError('split: --report prints only the summary; run it without --expand/--annotations');
+      if (values.expand || values.annotations)
+        throw new UsageError('split: --report prints only the summary; run it without --expand/--annotations');
       return reportCoverage(positionals[0], maxSteps);
     }
     return mapJsonLines(

@@ -37,10 +37,18 @@ export const sweepCommand: Command = {
   help,
   async run(argv: string[]): Promise<number> {
     const dd = argv.indexOf('--');
-    const own = dd < 0 ? argv : argv.slice(0, dd), extra = dd < 0 ? [] : argv.slice(dd + 1);
+    const own = dd < 0 ? argv : argv.slice(0, dd),
+      extra = dd < 0 ? [] : argv.slice(dd + 1);
     const { values } = parseFlags('sweep', own, {
-      conditions: { type: 'string' }, seeds: { type: 'string' }, k: { type: 'string' }, steps: { type: 'string' }, 'gen-rows': { type: 'string' },
-      data: { type: 'string' }, out: { type: 'string' }, jobs: { type: 'string' }, 'dry-run': { type: 'boolean' },
+      conditions: { type: 'string' },
+      seeds: { type: 'string' },
+      k: { type: 'string' },
+      steps: { type: 'string' },
+      'gen-rows': { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      jobs: { type: 'string' },
+      'dry-run': { type: 'boolean' },
     });
     if (values.help) {
       console.log(help);
@@ -78,13 +86,17 @@ export const sweepCommand: Command = {
       for (const c of cells) {
         const dir = joinSource(out, c.id);
         const state = (await readCompleteSummary(dir, steps)) ? 'done' : (await hasCheckpoint(dir)) ? 'resume' : 'new';
-        console.log(`${c.id.padEnd(Math.max(...cells.map((x) => x.id.length)))}  ${state.padEnd(6)}  train ${c.args.join(' ')} --out ${dir}`);
+        console.log(
+          `${c.id.padEnd(Math.max(...cells.map((x) => x.id.length)))}  ${state.padEnd(6)}  train ${c.args.join(' ')} --out ${dir}`,
+        );
       }
       console.log(`${cells.length} cells into ${out}/`);
       return 0;
     }
 
-    console.log(`sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'} (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`);
+    console.log(
+      `sweep: ${cells.length} cell${cells.length === 1 ? '' : 's'} (${conditions.map((c) => c.name).join(', ')} x k ${ks.join(',')} x seeds ${seeds.join(',')}), ${steps} steps each, into ${out}/`,
+    );
     // after the header: a bar must be the last thing on the terminal
     const display = await cellDisplay(cells.length);
     const ac = new AbortController();
@@ -95,12 +107,17 @@ export const sweepCommand: Command = {
     const t0 = performance.now();
     try {
       const r = await runSweep(spec, {
-        out, jobs, signal: ac.signal, onEvent: display.event,
+        out,
+        jobs,
+        signal: ac.signal,
+        onEvent: display.event,
         // Ctrl-C in a terminal reaches the cells itself (same process group); a second SIGINT would make them quit unsaved
         interruptChildren: (reason) => reason !== 'SIGINT',
       });
       display.done();
-      console.log(`\n${r.table}\ntable: ${r.files.tableMd}, ${r.files.tableJson}; plot: ${r.files.svg} (sweep took ${formatDuration((performance.now() - t0) / 1000)})`);
+      console.log(
+        `\n${r.table}\ntable: ${r.files.tableMd}, ${r.files.tableJson}; plot: ${r.files.svg} (sweep took ${formatDuration((performance.now() - t0) / 1000)})`,
+      );
       const failed = r.cells.filter((c) => c.status === 'failed');
       for (const f of failed) console.error(`failed: ${f.error}`);
       if (r.stopped) {
@@ -122,14 +139,25 @@ async function checkData(data: string) {
     return;
   }
   for (const f of ['train.jsonl', 'test.jsonl'])
-    if (!(await sourceExists(joinSource(data, f)))) throw new Error(`--data ${data}: no ${f} there (a GSM8K-format directory has train.jsonl and test.jsonl)`);
+    if (!(await sourceExists(joinSource(data, f))))
+      throw new Error(`--data ${data}: no ${f} there (a GSM8K-format directory has train.jsonl and test.jsonl)`);
 }
 
 function describe(e: CellEvent): string {
   const f = e.summary?.final;
-  const acc = f?.accuracy !== undefined ? `accuracy ${(100 * f.accuracy).toFixed(1)} %${f.accuracyRows ? ` (${Math.round(f.accuracy * f.accuracyRows)}/${f.accuracyRows})` : ''}` : '';
+  const acc =
+    f?.accuracy !== undefined
+      ? `accuracy ${(100 * f.accuracy).toFixed(1)} %${f.accuracyRows ? ` (${Math.round(f.accuracy * f.accuracyRows)}/${f.accuracyRows})` : ''}`
+      : '';
   const loss = f && Number.isFinite(f.postBreakLoss) ? `post-break loss ${f.postBreakLoss.toFixed(3)}` : '';
-  const what = e.status === 'skipped' ? 'already done' : e.status === 'done' ? `done in ${formatDuration(e.summary?.seconds ?? NaN)}` : e.status === 'stopped' ? 'stopped' : `FAILED: ${e.error}`;
+  const what =
+    e.status === 'skipped'
+      ? 'already done'
+      : e.status === 'done'
+        ? `done in ${formatDuration(e.summary?.seconds ?? NaN)}`
+        : e.status === 'stopped'
+          ? 'stopped'
+          : `FAILED: ${e.error}`;
   return `[${e.finished}/${e.total}] ${e.cell.id} ${what}${[acc, loss].filter(Boolean).length ? `: ${[acc, loss].filter(Boolean).join(', ')}` : ''}`;
 }
 

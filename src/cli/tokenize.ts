@@ -25,7 +25,8 @@ export const tokenizeCommand: Command = {
     return mapJsonLines('tokenize', positionals[0], (line) => {
       const v: unknown = JSON.parse(line);
       if (values.decode) {
-        if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new Error('line must be a JSON array of non-negative integer ids');
+        if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0))
+          throw new Error('line must be a JSON array of non-negative integer ids');
         return JSON.stringify(tok.decode(v as number[]));
       }
       if (typeof v !== 'string') throw new Error('line must be a JSON string');

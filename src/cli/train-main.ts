@@ -58,11 +58,30 @@ Ctrl-C stops after the current step, saves a checkpoint, says where and exits 13
 being written waits for it, one after that quits at once (the previous checkpoint stays whole).`;
 
 const TRAIN_FLAGS = {
-  steps: { type: 'string' }, mode: { type: 'string' }, latents: { type: 'string' }, baseline: { type: 'string' },
-  batch: { type: 'string' }, lr: { type: 'string' }, curriculum: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
-  out: { type: 'string' }, 'eval-every': { type: 'string' }, 'eval-rows': { type: 'string' }, 'gen-rows': { type: 'string' },
-  resume: { type: 'boolean' }, 'resume-anyway': { type: 'boolean' }, chat: { type: 'boolean' }, 'ckpt-every': { type: 'string' }, 'allow-nonfinite': { type: 'boolean' },
-  feedback: { type: 'string' }, 'supervise-latents': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, seed: { type: 'string' }, 'max-len': { type: 'string' },
+  steps: { type: 'string' },
+  mode: { type: 'string' },
+  latents: { type: 'string' },
+  baseline: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  curriculum: { type: 'string' },
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'eval-rows': { type: 'string' },
+  'gen-rows': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-anyway': { type: 'boolean' },
+  chat: { type: 'boolean' },
+  'ckpt-every': { type: 'string' },
+  'allow-nonfinite': { type: 'boolean' },
+  feedback: { type: 'string' },
+  'supervise-latents': { type: 'string' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  seed: { type: 'string' },
+  'max-len': { type: 'string' },
   ...conditionOptions,
 } as const;
 
@@ -116,15 +135,58 @@ function readTrainFlags(values: TrainValues) {
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
-  return { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, threads, out, ckptDir, metricsFile, testRows, resolved };
+  return {
+    mode,
+    feedback,
+    seed,
+    steps,
+    batchSize,
+    lr,
+    maxLen,
+    evalEvery,
+    evalRows,
+    genRows,
+    ckptEvery,
+    latentSupervision,
+    curriculum,
+    backendName,
+    threads,
+    out,
+    ckptDir,
+    metricsFile,
+    testRows,
+    resolved,
+  };
 }
 
 async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
-  const { mode, feedback, seed, steps, batchSize, lr, maxLen, evalEvery, evalRows, genRows, ckptEvery, latentSupervision, curriculum, backendName, threads, out, ckptDir, metricsFile, testRows, resolved } = flags;
+  const {
+    mode,
+    feedback,
+    seed,
+    steps,
+    batchSize,
+    lr,
+    maxLen,
+    evalEvery,
+    evalRows,
+    genRows,
+    ckptEvery,
+    latentSupervision,
+    curriculum,
+    backendName,
+    threads,
+    out,
+    ckptDir,
+    metricsFile,
+    testRows,
+    resolved,
+  } = flags;
   let k = resolved.k;
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
-  if (values.resume && !saved) throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
+  if (values.resume && !saved)
+    throw new UsageError(`train: --resume: there is no checkpoint in ${ckptDir} to continue (run without --resume to start afresh)`);
   const be = await pickBackend(backendName, (l) => console.log(l), threads);
   const { model, tok, source, dir } = await loadModel(be, values.model, { allowNonFinite: values['allow-nonfinite'] });
   const data = await loadData(values.data, { seed, preset: values.preset, testCount: testRows });
@@ -138,13 +200,25 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
     k = condition === 'pause' ? sub.typicalSlots : sub.maxSlots;
     maxLatents = Math.max(8, sub.maxSlots);
     coverage = { train: sub.coverage, test: sub.testCoverage };
-    console.log(`sub-steps: ${sub.coverage.annotations} train annotations, ${sub.coverage.multiStep} expanded into several sub-steps (mean ${sub.coverage.meanSubsteps.toFixed(2)} per breakpoint), not expanded: ${JSON.stringify(sub.coverage.failed)}`);
+    console.log(
+      `sub-steps: ${sub.coverage.annotations} train annotations, ${sub.coverage.multiStep} expanded into several sub-steps (mean ${sub.coverage.meanSubsteps.toFixed(2)} per breakpoint), not expanded: ${JSON.stringify(sub.coverage.failed)}`,
+    );
   }
-  console.log(`model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`);
-  console.log(`phase 1: mode ${mode}, condition ${resolved.name}, k=${k}${resolved.substeps ? `, sub-steps ${JSON.stringify(resolved.substeps)}` : ''}`);
+  console.log(
+    `model: ${source} (${model.L} layers, hidden ${model.H}, vocab ${model.V}); data: ${data.source} (${data.train.length} train / ${data.test.length} test rows)`,
+  );
+  console.log(
+    `phase 1: mode ${mode}, condition ${resolved.name}, k=${k}${resolved.substeps ? `, sub-steps ${JSON.stringify(resolved.substeps)}` : ''}`,
+  );
   const lengths = measureLengths(data.train, tok, { condition, k, eosId: tok.eosId }, maxLen);
-  if (lengths.empty === lengths.rows) throw new UsageError(`train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`);
-  if (lengths.cut) console.error(`warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`);
+  if (lengths.empty === lengths.rows)
+    throw new UsageError(
+      `train: --max-len ${maxLen} leaves no answer token in any training row (the longest has ${lengths.longest} tokens): nothing to train`,
+    );
+  if (lengths.cut)
+    console.error(
+      `warning: ${lengths.cut} of ${lengths.rows} training rows are longer than --max-len ${maxLen} tokens (longest ${lengths.longest}) and are cut: their answers lose the end, '#### N' included${lengths.empty ? `; ${lengths.empty} keep no answer token at all` : ''}. Raise --max-len to keep them whole.`,
+    );
   const divergence = new DivergenceWatch({ warn: (m) => console.error(`\nwarning: ${m}`) });
   await mkdirp(out);
   const { JsonlWriter } = await import('../io/jsonl.js');
@@ -152,11 +226,23 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   let jsonl: import('../io/jsonl.js').JsonlWriter | undefined;
   const marker = tok.encode('<<');
   const opts: Phase1Options = {
-    mode, condition, k, steps, feedback, substeps: resolved.substeps, maxLatents, genWithoutLatents: values['gen-no-latents'] !== '0', latentSupervision, batchSize, lr,
+    mode,
+    condition,
+    k,
+    steps,
+    feedback,
+    substeps: resolved.substeps,
+    maxLatents,
+    genWithoutLatents: values['gen-no-latents'] !== '0',
+    latentSupervision,
+    batchSize,
+    lr,
     warmupSteps: Math.min(20, Math.floor(steps / 10)),
     curriculumStepsPerStage: curriculum,
     markerInit: marker.length === 1 ? { kind: 'token', id: marker[0] } : { kind: 'mean' },
-    evalEvery, evalRows, genRows,
+    evalEvery,
+    evalRows,
+    genRows,
     maxNewTokens: 96,
     ckptEvery,
     outDir: out,
@@ -184,7 +270,12 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   };
   const trainer = new Phase1Trainer(model, tok, data.train, data.test, opts);
   if (saved) {
-    await checkResume('train', saved, trainer.trajectoryOptions(), { anyway: !!values['resume-anyway'], metricsFile, savedKey: 'options', refuse: (m) => new UsageError(m) });
+    await checkResume('train', saved, trainer.trajectoryOptions(), {
+      anyway: !!values['resume-anyway'],
+      metricsFile,
+      savedKey: 'options',
+      refuse: (m) => new UsageError(m),
+    });
     divergence.replay(await readRecords(metricsFile)); // so summary.json's warnings cover the whole run
     console.log(`resuming from ${saved.dir} at step ${saved.state.step}`);
   }
@@ -199,7 +290,29 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
   await writeFileAtomic(`${out}/report.svg`, phase1Report(`${mode}, ${resolved.name}${k ? ` k=${k}` : ''}`, allSteps, allEvals));
   const last = allEvals[allEvals.length - 1];
   const seconds = (performance.now() - t0) / 1000;
-  const summary = { mode, condition: resolved.name, slots: condition, substeps: resolved.substeps, expansion: coverage, preset: values.preset ?? 'default', grid: last ? gridFigures(last, seconds) : undefined, k, feedback, latentSupervision, verdict: last ? usageVerdict(last.usage) : undefined, steps: trainer.step, seconds, backend: be.name, model: source, data: data.source, final: last, firstTrainLoss: allSteps[0]?.loss, lastTrainLoss: allSteps[allSteps.length - 1]?.loss, stoppedEarly: result.stoppedEarly, warnings: divergence.warnings };
+  const summary = {
+    mode,
+    condition: resolved.name,
+    slots: condition,
+    substeps: resolved.substeps,
+    expansion: coverage,
+    preset: values.preset ?? 'default',
+    grid: last ? gridFigures(last, seconds) : undefined,
+    k,
+    feedback,
+    latentSupervision,
+    verdict: last ? usageVerdict(last.usage) : undefined,
+    steps: trainer.step,
+    seconds,
+    backend: be.name,
+    model: source,
+    data: data.source,
+    final: last,
+    firstTrainLoss: allSteps[0]?.loss,
+    lastTrainLoss: allSteps[allSteps.length - 1]?.loss,
+    stoppedEarly: result.stoppedEarly,
+    warnings: divergence.warnings,
+  };
   await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2));
   model.destroy();
   be.destroy();
@@ -214,9 +327,18 @@ async function runTraining(values: TrainValues, flags: ReturnType<typeof readTra
 /** The figures a grid compares, flat (what `latentlm sweep` reads from summary.json). */
 function gridFigures(e: EvalRecord, seconds: number) {
   return {
-    heldOutAccuracy: e.accuracy, heldOutCount: e.accuracyRows, accuracyNoLatents: e.accuracyNoLatents, postBreakLoss: e.postBreakLoss, testLoss: e.testLoss,
-    gapZeroed: e.usage.gapZeroed, gapSwapped: e.usage.gapSwapped, gapRemoved: e.usage.gapRemoved,
-    reasoningPositions: e.reasoningPositions, resultTokenAccuracy: e.resultTokenAccuracy, resultExactAccuracy: e.resultExactAccuracy, wallSeconds: seconds,
+    heldOutAccuracy: e.accuracy,
+    heldOutCount: e.accuracyRows,
+    accuracyNoLatents: e.accuracyNoLatents,
+    postBreakLoss: e.postBreakLoss,
+    testLoss: e.testLoss,
+    gapZeroed: e.usage.gapZeroed,
+    gapSwapped: e.usage.gapSwapped,
+    gapRemoved: e.usage.gapRemoved,
+    reasoningPositions: e.reasoningPositions,
+    resultTokenAccuracy: e.resultTokenAccuracy,
+    resultExactAccuracy: e.resultExactAccuracy,
+    wallSeconds: seconds,
   };
 }
 
@@ -227,16 +349,32 @@ function fmt(x: number | undefined, d = 3) {
 export function printEval(e: EvalRecord): void {
   const u = e.usage;
   console.log(`\n[eval @ step ${e.step}] test loss ${fmt(e.testLoss)}  post-breakpoint loss ${fmt(e.postBreakLoss)}`);
-  if (e.resultTokenAccuracy !== undefined) console.log(`  result tokens after breakpoints (teacher-forced argmax): ${fmt(e.resultTokenAccuracy * 100, 1)}% of digits, ${fmt((e.resultExactAccuracy ?? NaN) * 100, 1)}% of whole results; ${fmt(e.reasoningPositions, 1)} reasoning positions per breakpoint`);
-  if (u.zeroed) console.log(`  latent usage (post-breakpoint loss): normal ${fmt(u.normal.postBreakLoss)} | zeroed ${fmt(u.zeroed.postBreakLoss)} (+${fmt(u.gapZeroed)}) | swapped ${fmt(u.swapped?.postBreakLoss)} (+${fmt(u.gapSwapped)}) | removed ${fmt(u.removed?.postBreakLoss)} (+${fmt(u.gapRemoved)})`);
+  if (e.resultTokenAccuracy !== undefined)
+    console.log(
+      `  result tokens after breakpoints (teacher-forced argmax): ${fmt(e.resultTokenAccuracy * 100, 1)}% of digits, ${fmt((e.resultExactAccuracy ?? NaN) * 100, 1)}% of whole results; ${fmt(e.reasoningPositions, 1)} reasoning positions per breakpoint`,
+    );
+  if (u.zeroed)
+    console.log(
+      `  latent usage (post-breakpoint loss): normal ${fmt(u.normal.postBreakLoss)} | zeroed ${fmt(u.zeroed.postBreakLoss)} (+${fmt(u.gapZeroed)}) | swapped ${fmt(u.swapped?.postBreakLoss)} (+${fmt(u.gapSwapped)}) | removed ${fmt(u.removed?.postBreakLoss)} (+${fmt(u.gapRemoved)})`,
+    );
   if (u.zeroed) console.log(`  verdict: ${usageVerdict(u)}`);
-  if (e.start) console.log(`  start head: precision ${fmt(e.start.precision, 2)} recall ${fmt(e.start.recall, 2)} F1 ${fmt(e.start.f1, 2)}${e.end ? `; end head accuracy ${fmt(e.end.accuracy, 2)}` : ''}`);
+  if (e.start)
+    console.log(
+      `  start head: precision ${fmt(e.start.precision, 2)} recall ${fmt(e.start.recall, 2)} F1 ${fmt(e.start.f1, 2)}${e.end ? `; end head accuracy ${fmt(e.end.accuracy, 2)}` : ''}`,
+    );
   if (e.decoded?.length) {
     console.log(`  decoded latents (typical token-embedding norm ${fmt(e.typicalEmbeddingNorm, 2)}):`);
     for (const d of e.decoded.slice(0, 4))
-      console.log(`    ex${d.example} span${d.span} #${d.latent}: norm ${fmt(d.d.norm, 2)}  nearest ${d.d.nearest.map((n) => `${JSON.stringify(n.token)}(${n.cos.toFixed(2)})`).join(' ')}  lm-head ${d.d.lmTop.map((n) => JSON.stringify(n.token)).join(' ')}`);
+      console.log(
+        `    ex${d.example} span${d.span} #${d.latent}: norm ${fmt(d.d.norm, 2)}  nearest ${d.d.nearest.map((n) => `${JSON.stringify(n.token)}(${n.cos.toFixed(2)})`).join(' ')}  lm-head ${d.d.lmTop.map((n) => JSON.stringify(n.token)).join(' ')}`,
+      );
   }
   if (e.accuracy !== undefined)
-    console.log(`  accuracy: ${fmt(e.accuracy * 100, 1)}%${e.accuracyNoLatents !== undefined ? ` with latents, ${fmt(e.accuracyNoLatents * 100, 1)}% with latents off` : ''} (greedy, held-out, WASM reward checker)`);
-  for (const s of e.samples?.slice(0, 2) ?? []) console.log(`  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ')}  [gold ${s.gold}: ${s.reward ? 'right' : 'wrong'}]`);
+    console.log(
+      `  accuracy: ${fmt(e.accuracy * 100, 1)}%${e.accuracyNoLatents !== undefined ? ` with latents, ${fmt(e.accuracyNoLatents * 100, 1)}% with latents off` : ''} (greedy, held-out, WASM reward checker)`,
+    );
+  for (const s of e.samples?.slice(0, 2) ?? [])
+    console.log(
+      `  Q: ${s.question.slice(0, 100)}\n  A: ${s.text.replace(/\n/g, ' ⏎ ')}  [gold ${s.gold}: ${s.reward ? 'right' : 'wrong'}]`,
+    );
 }

@@ -89,11 +89,13 @@ function detail(code: number, sub: number, aux: number, text: string, ann: Annot
 /** Expands many annotations in one WASM call (see the header for the scheme). */
 export function expandAnnotations(anns: Annotation[], opts: ExpandOptions = {}): Expansion[] {
   const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
-  if (!Number.isInteger(maxSteps) || maxSteps < 1 || maxSteps > 0x7fffffff) throw new Error(`expand: maxSteps must be a positive integer, got ${maxSteps}`);
+  if (!Number.isInteger(maxSteps) || maxSteps < 1 || maxSteps > 0x7fffffff)
+    throw new Error(`expand: maxSteps must be a positive integer, got ${maxSteps}`);
   const n = anns.length;
   const w = textWasmExports<ExpandExports>();
   anns.forEach((a, i) => {
-    if (typeof a?.expr !== 'string' || typeof a?.result !== 'string') throw new Error(`expand: annotation ${i} is not {expr: string, result: string}`);
+    if (typeof a?.expr !== 'string' || typeof a?.result !== 'string')
+      throw new Error(`expand: annotation ${i} is not {expr: string, result: string}`);
   });
   // An annotation over MAX_ANNOTATION_UNITS is refused here (GSM8K's longest is under 60 characters), so a
   // pathological input cannot make the WASM node pool or its text outgrow memory; it is sent as an empty one.
@@ -126,7 +128,11 @@ export function expandAnnotations(anns: Annotation[], opts: ExpandOptions = {}):
       res.push({ ok: false, reason: 'unsupported', detail: `annotation is ${units} characters long (limit ${MAX_ANNOTATION_UNITS})` });
       continue;
     }
-    res.push(code === 0 ? { ok: true, steps: text.split('\n') } : { ok: false, reason: REASONS[code], detail: detail(code, sub, aux, text, anns[r], maxSteps) });
+    res.push(
+      code === 0
+        ? { ok: true, steps: text.split('\n') }
+        : { ok: false, reason: REASONS[code], detail: detail(code, sub, aux, text, anns[r], maxSteps) },
+    );
   }
   return res;
 }
@@ -197,7 +203,8 @@ export function formatExpandReport(r: ExpandReport, examples = 2): string {
       (kinds.has(kind) ? others : distinct).push(x);
       kinds.add(kind);
     }
-    for (const x of [...distinct, ...others].slice(0, examples)) out.push(`      line ${x.line} #${x.index}: <<${x.expr}=${x.result}>>  ${x.detail}`);
+    for (const x of [...distinct, ...others].slice(0, examples))
+      out.push(`      line ${x.line} #${x.index}: <<${x.expr}=${x.result}>>  ${x.detail}`);
   }
   return out.join('\n');
 }

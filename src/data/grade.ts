@@ -33,7 +33,8 @@ function goldString(g: Gold, where: string): string {
 }
 
 function finish(r: { reward: number; format: number; extracted: string }, gold: string, where: string): RewardResult {
-  if (r.reward < 0) throw new Error(`reward: gold ${where}${JSON.stringify(gold.length > 80 ? gold.slice(0, 80) + '...' : gold)} is not a number`);
+  if (r.reward < 0)
+    throw new Error(`reward: gold ${where}${JSON.stringify(gold.length > 80 ? gold.slice(0, 80) + '...' : gold)} is not a number`);
   return { reward: r.reward as 0 | 1, format: r.format as 0 | 1, extracted: r.extracted };
 }
 

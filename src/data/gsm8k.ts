@@ -69,7 +69,11 @@ function fromOffsets(answer: string, o: SplitOffsets): SplitAnswer | string {
     const sep = o.ann[k + 1];
     const close = o.ann[k + 2];
     steps.push(answer.slice(at, open));
-    annotations.push(sep < 0 ? { expr: answer.slice(open + 2, close), result: '' } : { expr: answer.slice(open + 2, sep), result: answer.slice(sep + 1, close) });
+    annotations.push(
+      sep < 0
+        ? { expr: answer.slice(open + 2, close), result: '' }
+        : { expr: answer.slice(open + 2, sep), result: answer.slice(sep + 1, close) },
+    );
     at = close + 2;
   }
   steps.push(answer.slice(at, o.stepsEnd));
@@ -175,7 +179,11 @@ function finishParse(ds: Gsm8kDataset, onError: 'throw' | 'skip'): Gsm8kDataset 
 const PARSE_PIECE_BYTES = 64 << 20;
 
 /** parseGsm8k over UTF-8 bytes, a line-aligned piece at a time (same rows, errors and line numbers). */
-export function parseGsm8kBytes(bytes: Uint8Array, opts: { onError?: 'throw' | 'skip'; source?: string } = {}, pieceBytes = PARSE_PIECE_BYTES): Gsm8kDataset {
+export function parseGsm8kBytes(
+  bytes: Uint8Array,
+  opts: { onError?: 'throw' | 'skip'; source?: string } = {},
+  pieceBytes = PARSE_PIECE_BYTES,
+): Gsm8kDataset {
   const onError = checkOnError(opts.onError);
   const ds: Gsm8kDataset = { source: opts.source ?? '<bytes>', rows: [], errors: [] };
   const dec = new TextDecoder();

@@ -39,14 +39,20 @@ function mix32(x: number): number {
 
 /** 128-bit hash of a string (four lanes of a murmur3-like mix over UTF-16 code units). */
 function hashKey(key: string): [number, number, number, number] {
-  let h1 = 0x9e3779b9, h2 = 0x243f6a88, h3 = 0xb7e15162, h4 = 0xdeadbeef;
+  let h1 = 0x9e3779b9,
+    h2 = 0x243f6a88,
+    h3 = 0xb7e15162,
+    h4 = 0xdeadbeef;
   for (let i = 0; i < key.length; i++) {
     const c = key.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 0x85ebca6b);
     h2 = Math.imul(h2 ^ c, 0xc2b2ae35);
     h3 = Math.imul(h3 ^ c, 0x27d4eb2f);
     h4 = Math.imul(h4 ^ c, 0x165667b1);
-    h1 = rotl(h1, 13) ^ h4; h2 = rotl(h2, 17) ^ h1; h3 = rotl(h3, 11) ^ h2; h4 = rotl(h4, 19) ^ h3;
+    h1 = rotl(h1, 13) ^ h4;
+    h2 = rotl(h2, 17) ^ h1;
+    h3 = rotl(h3, 11) ^ h2;
+    h4 = rotl(h4, 19) ^ h3;
   }
   // Length-dependent final mix so "a" and "a\0" differ.
   return [mix32(h1 ^ key.length), mix32(h2 + h1), mix32(h3 + h2), mix32(h4 + h3)];
@@ -82,7 +88,7 @@ export class Rng {
 
   /** Restores a generator from `state()` output (e.g. read back from a checkpoint's JSON). */
   static fromState(state: RngState): Rng {
-    if (!state || state.algo !== 'xoshiro128**') throw new Error(`Rng.fromState: expected algo "xoshiro128**", got ${JSON.stringify(state?.algo)}`);
+    if (state?.algo !== 'xoshiro128**') throw new Error(`Rng.fromState: expected algo "xoshiro128**", got ${JSON.stringify(state?.algo)}`);
     const s = state.s;
     if (!Array.isArray(s) || s.length !== 4 || !s.every((w) => Number.isInteger(w) && w >= 0 && w < TWO_POW_32)) {
       throw new Error(`Rng.fromState: state.s must be four unsigned 32-bit integers, got ${JSON.stringify(s)}`);
@@ -90,7 +96,10 @@ export class Rng {
     if ((s[0] | s[1] | s[2] | s[3]) === 0) throw new Error('Rng.fromState: all-zero state is invalid for xoshiro128**');
     if (state.spare !== null && typeof state.spare !== 'number') throw new Error('Rng.fromState: spare must be a number or null');
     const r = new Rng(state.key ?? '0');
-    r.s0 = s[0]; r.s1 = s[1]; r.s2 = s[2]; r.s3 = s[3];
+    r.s0 = s[0];
+    r.s1 = s[1];
+    r.s2 = s[2];
+    r.s3 = s[3];
     r.spare = state.spare;
     return r;
   }
@@ -133,7 +142,8 @@ export class Rng {
     // Accept only draws below the largest multiple of span, so every residue is equally likely.
     const limit = TWO_POW_32 - (TWO_POW_32 % span);
     let x: number;
-    do x = this.next(); while (x >= limit);
+    do x = this.next();
+    while (x >= limit);
     return lo + (x % span);
   }
 

@@ -96,14 +96,49 @@ interface Person {
 }
 
 const NAMES: Person[] = [
-  ['Liam', 'm'], ['Emma', 'f'], ['Noah', 'm'], ['Olivia', 'f'], ['James', 'm'], ['Ava', 'f'], ['Lucas', 'm'],
-  ['Mia', 'f'], ['Ethan', 'm'], ['Sophia', 'f'], ['Mason', 'm'], ['Lily', 'f'], ['Leo', 'm'], ['Chloe', 'f'],
-  ['Ben', 'm'], ['Grace', 'f'], ['Sam', 'm'], ['Zoe', 'f'], ['Jack', 'm'], ['Anna', 'f'],
+  ['Liam', 'm'],
+  ['Emma', 'f'],
+  ['Noah', 'm'],
+  ['Olivia', 'f'],
+  ['James', 'm'],
+  ['Ava', 'f'],
+  ['Lucas', 'm'],
+  ['Mia', 'f'],
+  ['Ethan', 'm'],
+  ['Sophia', 'f'],
+  ['Mason', 'm'],
+  ['Lily', 'f'],
+  ['Leo', 'm'],
+  ['Chloe', 'f'],
+  ['Ben', 'm'],
+  ['Grace', 'f'],
+  ['Sam', 'm'],
+  ['Zoe', 'f'],
+  ['Jack', 'm'],
+  ['Anna', 'f'],
 ].map(([name, g]) => (g === 'm' ? { name: name!, he: 'he', him: 'him', his: 'his' } : { name: name!, he: 'she', him: 'her', his: 'her' }));
 
 const OBJECTS = [
-  'apples', 'marbles', 'stickers', 'pencils', 'cookies', 'books', 'shells', 'coins', 'cards', 'balloons',
-  'oranges', 'crayons', 'stamps', 'buttons', 'candies', 'toys', 'flowers', 'rocks', 'beads', 'cupcakes',
+  'apples',
+  'marbles',
+  'stickers',
+  'pencils',
+  'cookies',
+  'books',
+  'shells',
+  'coins',
+  'cards',
+  'balloons',
+  'oranges',
+  'crayons',
+  'stamps',
+  'buttons',
+  'candies',
+  'toys',
+  'flowers',
+  'rocks',
+  'beads',
+  'cupcakes',
 ];
 
 // A step template: a question sentence, and an answer sentence containing {calc} ("x op b = <<x op b=r>>r").
@@ -153,7 +188,13 @@ const TEMPLATES: Record<SynthOp, StepTemplate[]> = {
   ],
 };
 
-const INTROS = ['{H} has {a} {obj}.', '{H} collects {a} {obj}.', '{H} buys {a} {obj} at the store.', '{H} starts with {a} {obj}.', '{H} keeps {a} {obj} in a box.'];
+const INTROS = [
+  '{H} has {a} {obj}.',
+  '{H} collects {a} {obj}.',
+  '{H} buys {a} {obj} at the store.',
+  '{H} starts with {a} {obj}.',
+  '{H} keeps {a} {obj} in a box.',
+];
 const FINALS = ['How many {obj} does {H} have now?', 'How many {obj} does {H} have?', 'How many {obj} does {H} end up with?'];
 
 /** Writes an integer with thousands commas: 3200 -> "3,200". */
@@ -184,8 +225,13 @@ function personVars(h: Person, n: Person | undefined, pronouns = true) {
   if (!pronouns) return { H: h.name, he: h.name, He: h.name, him: h.name, his: poss, His: poss, N: n ? n.name : '' };
   const sameGender = n !== undefined && n.he === h.he;
   return {
-    H: h.name, he: h.he, He: capitalize(h.he), him: h.him,
-    his: sameGender ? poss : h.his, His: sameGender ? poss : capitalize(h.his), N: n ? n.name : '',
+    H: h.name,
+    he: h.he,
+    He: capitalize(h.he),
+    him: h.him,
+    his: sameGender ? poss : h.his,
+    His: sameGender ? poss : capitalize(h.his),
+    N: n ? n.name : '',
   };
 }
 
@@ -209,8 +255,10 @@ function resolveKnobs(opts: Partial<SynthOptions>): Knobs {
     if (opts[key] !== undefined) (k as Record<string, unknown>)[key] = opts[key];
   }
   const [sMin, sMax] = typeof k.steps === 'number' ? [k.steps, k.steps] : k.steps;
-  if (!Number.isInteger(sMin) || !Number.isInteger(sMax) || sMin < 1 || sMax < sMin) throw new Error(`synth: bad steps ${JSON.stringify(k.steps)}`);
-  if (!k.ops.length || k.ops.some((o) => !(o in TEMPLATES))) throw new Error(`synth: ops must be a non-empty subset of + - * /, got ${JSON.stringify(k.ops)}`);
+  if (!Number.isInteger(sMin) || !Number.isInteger(sMax) || sMin < 1 || sMax < sMin)
+    throw new Error(`synth: bad steps ${JSON.stringify(k.steps)}`);
+  if (!k.ops.length || k.ops.some((o) => !(o in TEMPLATES)))
+    throw new Error(`synth: ops must be a non-empty subset of + - * /, got ${JSON.stringify(k.ops)}`);
   // Operands and results are >= 2 so every noun stays plural ("1 apples" would be wrong, and singular forms would
   // grow the vocabulary).
   if (!Number.isInteger(k.minOperand) || !Number.isInteger(k.maxOperand) || k.minOperand < 2 || k.maxOperand < k.minOperand) {
@@ -229,9 +277,15 @@ function operandChoices(op: SynthOp, x: number, k: Knobs): { lo: number; hi: num
   const lo = op === '*' || op === '/' ? Math.max(2, k.minOperand) : k.minOperand;
   let hi = k.maxOperand;
   switch (op) {
-    case '+': hi = Math.min(hi, k.maxResult - x); break;
-    case '-': hi = Math.min(hi, x - 2); break; // keep results >= 2 (plural nouns)
-    case '*': hi = Math.min(hi, Math.floor(k.maxResult / x)); break;
+    case '+':
+      hi = Math.min(hi, k.maxResult - x);
+      break;
+    case '-':
+      hi = Math.min(hi, x - 2);
+      break; // keep results >= 2 (plural nouns)
+    case '*':
+      hi = Math.min(hi, Math.floor(k.maxResult / x));
+      break;
     case '/': {
       const ds: number[] = [];
       for (let d = lo; d <= Math.min(hi, x / 2); d++) if (x % d === 0) ds.push(d); // quotient >= 2
@@ -243,10 +297,14 @@ function operandChoices(op: SynthOp, x: number, k: Knobs): { lo: number; hi: num
 
 function apply(op: SynthOp, x: number, b: number): number {
   switch (op) {
-    case '+': return x + b;
-    case '-': return x - b;
-    case '*': return x * b;
-    case '/': return x / b;
+    case '+':
+      return x + b;
+    case '-':
+      return x - b;
+    case '*':
+      return x * b;
+    case '/':
+      return x / b;
   }
 }
 
@@ -370,7 +428,8 @@ export function synthCoverageText(opts: Partial<SynthOptions> = {}): string {
   const n = Math.max(people.length, objects.length);
   const calcs = ['1,234 + 5 = <<1234+5=1239>>1,239', '6 - 7 = <<6-7=8>>8', '9 * 10 = <<9*10=90>>90', '0 / 2 = <<0/2=0>>0'];
   for (let i = 0; i < n; i++) {
-    const h = people[i % people.length]!, o = people[(i + 1) % people.length]!;
+    const h = people[i % people.length]!,
+      o = people[(i + 1) % people.length]!;
     // With pronouns, and with names in their place (the generator's choice when a pronoun would be ambiguous).
     for (const pronouns of [true, false]) {
       const vars = { ...personVars(h, o, pronouns), obj: objects[i % objects.length]!, a: '3,456', b: '7,890' };

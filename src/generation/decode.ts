@@ -75,7 +75,12 @@ export const trunkOfKind = (k: number) => (k === Kind.Token ? 0 : 1);
  * hidden states for the latent-routed rows are set aside), then the language trunk, and the set-aside rows are
  * copied back. Exact, at twice the cost of that one step; uniform steps (the common case) run once.
  */
-async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk: Uint8Array | null): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+async function cachedStep(
+  model: Qwen2,
+  cache: KVCache,
+  inp: ForwardInput,
+  trunk: Uint8Array | null,
+): Promise<{ logits: Float32Array; hidden: Float32Array }> {
   const B = inp.B;
   if (!model.twoTrunk || !trunk) {
     const r = await model.forward(inp, { cache, wantLastLogits: true });
@@ -86,12 +91,18 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
     const r = await model.forward({ ...inp, trunk }, { cache, wantLastLogits: true });
     return { logits: r.lastLogits!, hidden: r.lastHidden! };
   }
-  const be = model.be, KV = model.KV, H = model.H, V = model.V, len = cache.len, cap = cache.cap;
+  const be = model.be,
+    KV = model.KV,
+    H = model.H,
+    V = model.V,
+    len = cache.len,
+    cap = cache.cap;
   const rows = [...trunk.keys()].filter((b) => trunk[b] === 1);
   const r1 = await model.forward({ ...inp, trunk: new Uint8Array(B).fill(1) }, { cache, wantLastLogits: true });
   const saved: Tensor[] = [];
   for (let l = 0; l < model.L; l++) {
-    const k = be.alloc(rows.length * KV, 'f32', 'rl:mixed-k'), v = be.alloc(rows.length * KV, 'f32', 'rl:mixed-v');
+    const k = be.alloc(rows.length * KV, 'f32', 'rl:mixed-k'),
+      v = be.alloc(rows.length * KV, 'f32', 'rl:mixed-v');
     rows.forEach((b, j) => {
       be.copy2d({ src: cache.k[l], dst: k, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
       be.copy2d({ src: cache.v[l], dst: v, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
@@ -102,11 +113,30 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
   const r2 = await model.forward({ ...inp, trunk: new Uint8Array(B) }, { cache, wantLastLogits: true });
   for (let l = 0; l < model.L; l++)
     rows.forEach((b, j) => {
-      be.copy2d({ src: saved[2 * l], dst: cache.k[l], rows: 1, cols: KV, srcOff: j * KV, srcStride: 0, dstOff: (b * cap + len) * KV, dstStride: 0 });
-      be.copy2d({ src: saved[2 * l + 1], dst: cache.v[l], rows: 1, cols: KV, srcOff: j * KV, srcStride: 0, dstOff: (b * cap + len) * KV, dstStride: 0 });
+      be.copy2d({
+        src: saved[2 * l],
+        dst: cache.k[l],
+        rows: 1,
+        cols: KV,
+        srcOff: j * KV,
+        srcStride: 0,
+        dstOff: (b * cap + len) * KV,
+        dstStride: 0,
+      });
+      be.copy2d({
+        src: saved[2 * l + 1],
+        dst: cache.v[l],
+        rows: 1,
+        cols: KV,
+        srcOff: j * KV,
+        srcStride: 0,
+        dstOff: (b * cap + len) * KV,
+        dstStride: 0,
+      });
     });
   for (const t of saved) be.free(t);
-  const logits = r2.lastLogits!, hidden = r2.lastHidden!;
+  const logits = r2.lastLogits!,
+    hidden = r2.lastHidden!;
   for (const b of rows) {
     logits.set(r1.lastLogits!.subarray(b * V, (b + 1) * V), b * V);
     hidden.set(r1.lastHidden!.subarray(b * H, (b + 1) * H), b * H);
@@ -120,19 +150,51 @@ async function cachedStep(model: Qwen2, cache: KVCache, inp: ForwardInput, trunk
  * The shared prompt runs once (B = 1) and its K/V rows are copied into every row of the group's cache: G times
  * less prefill compute than running G identical prompts.
  */
-async function prefill(model: Qwen2, cache: KVCache, promptIds: ArrayLike<number>): Promise<{ logits: Float32Array; hidden: Float32Array }> {
-  const G = cache.B, P = promptIds.length, KV = model.KV, H = model.H, V = model.V, be = model.be;
+async function prefill(
+  model: Qwen2,
+  cache: KVCache,
+  promptIds: ArrayLike<number>,
+): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const G = cache.B,
+    P = promptIds.length,
+    KV = model.KV,
+    H = model.H,
+    V = model.V,
+    be = model.be;
   const one = model.createCache(1, P);
   try {
-    const r = await model.forward({ B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined }, { cache: one, wantLastLogits: true });
+    const r = await model.forward(
+      { B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined },
+      { cache: one, wantLastLogits: true },
+    );
     for (let l = 0; l < model.L; l++)
       for (let b = 0; b < G; b++) {
-        be.copy2d({ src: one.k[l], dst: cache.k[l], rows: 1, cols: P * KV, srcOff: 0, srcStride: 0, dstOff: b * cache.cap * KV, dstStride: 0 });
-        be.copy2d({ src: one.v[l], dst: cache.v[l], rows: 1, cols: P * KV, srcOff: 0, srcStride: 0, dstOff: b * cache.cap * KV, dstStride: 0 });
+        be.copy2d({
+          src: one.k[l],
+          dst: cache.k[l],
+          rows: 1,
+          cols: P * KV,
+          srcOff: 0,
+          srcStride: 0,
+          dstOff: b * cache.cap * KV,
+          dstStride: 0,
+        });
+        be.copy2d({
+          src: one.v[l],
+          dst: cache.v[l],
+          rows: 1,
+          cols: P * KV,
+          srcOff: 0,
+          srcStride: 0,
+          dstOff: b * cache.cap * KV,
+          dstStride: 0,
+        });
       }
-    for (let b = 0; b < G; b++) be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
+    for (let b = 0; b < G; b++)
+      be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
     cache.len = P;
-    const logits = new Float32Array(G * V), hidden = new Float32Array(G * H);
+    const logits = new Float32Array(G * V),
+      hidden = new Float32Array(G * H);
     for (let b = 0; b < G; b++) logits.set(r.lastLogits!, b * V), hidden.set(r.lastHidden!, b * H);
     return { logits, hidden };
   } finally {
@@ -143,10 +205,17 @@ async function prefill(model: Qwen2, cache: KVCache, promptIds: ArrayLike<number
 type Last = 'text' | 'bol' | 'latent' | 'eol';
 
 /** Samples G completions of one prompt, batched with the KV cache. */
-export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G: number, o: DecodeOptions, rng: UniformSource): Promise<Completion[]> {
+export async function sampleGroup(
+  model: Qwen2,
+  promptIds: ArrayLike<number>,
+  G: number,
+  o: DecodeOptions,
+  rng: UniformSource,
+): Promise<Completion[]> {
   const P = promptIds.length;
   if (P === 0) throw new Error('sampleGroup: empty prompt');
-  const V = model.V, H = model.H;
+  const V = model.V,
+    H = model.H;
   const useSpans = o.condition !== 'none' && !!o.startHead && o.latentBudget > 0 && o.maxLatents > 0;
   const perSpan = Math.min(o.latentsPerSpan ?? o.maxLatents, o.maxLatents);
   const budget = useSpans ? o.latentBudget : 0;
@@ -154,7 +223,15 @@ export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G:
   // every span costs its latents + 2 markers; +1 for the eos input
   const cap = P + o.maxNewTokens + 3 * budget + 2;
   const rows = Array.from({ length: G }, () => ({
-    c: { seq: { ids: Array.from(promptIds, Number), kind: new Array(P).fill(Kind.Token), extra: new Array(P).fill(-1) }, promptLength: P, tokens: [], actions: [], spans: [], latents: 0, finish: 'length' } as Completion,
+    c: {
+      seq: { ids: Array.from(promptIds, Number), kind: new Array(P).fill(Kind.Token), extra: new Array(P).fill(-1) },
+      promptLength: P,
+      tokens: [],
+      actions: [],
+      spans: [],
+      latents: 0,
+      finish: 'length',
+    } as Completion,
     last: 'text' as Last,
     done: false,
     spanCount: 0,
@@ -163,17 +240,21 @@ export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G:
   const cache = model.createCache(G, cap);
   try {
     let res = await prefill(model, cache, promptIds);
-    const nIds = new Int32Array(G), nKind = new Uint8Array(G), nExtra = new Int32Array(G), nTrunk = new Uint8Array(G);
+    const nIds = new Int32Array(G),
+      nKind = new Uint8Array(G),
+      nExtra = new Int32Array(G),
+      nTrunk = new Uint8Array(G);
     for (;;) {
       for (let b = 0; b < G; b++) {
         const r = rows[b];
-        nIds[b] = 0, nKind[b] = Kind.Token, nExtra[b] = -1;
+        (nIds[b] = 0), (nKind[b] = Kind.Token), (nExtra[b] = -1);
         if (r.done) continue;
-        const c = r.c, pos = c.seq.ids.length;
+        const c = r.c,
+          pos = c.seq.ids.length;
         const hid = res.hidden.subarray(b * H, (b + 1) * H);
         const push = (id: number, kind: number, extra: number) => {
           c.seq.ids.push(id), c.seq.kind.push(kind), c.seq.extra.push(extra);
-          nIds[b] = id, nKind[b] = kind, nExtra[b] = extra;
+          (nIds[b] = id), (nKind[b] = kind), (nExtra[b] = extra);
         };
         const openLatent = () => {
           const span = c.spans[c.spans.length - 1];
@@ -233,7 +314,12 @@ export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G:
       const active = rows.findIndex((r) => !r.done);
       for (let b = 0; b < G; b++) nTrunk[b] = trunkOfKind(nKind[b]);
       for (let b = 0; b < G; b++) if (rows[b].done) nTrunk[b] = nTrunk[active];
-      res = await cachedStep(model, cache, { B: G, T: 1, ids: nIds.slice(), kind: nKind.slice(), extra: nExtra.slice() }, model.twoTrunk ? nTrunk.slice() : null);
+      res = await cachedStep(
+        model,
+        cache,
+        { B: G, T: 1, ids: nIds.slice(), kind: nKind.slice(), extra: nExtra.slice() },
+        model.twoTrunk ? nTrunk.slice() : null,
+      );
     }
   } finally {
     model.freeCache(cache);
@@ -243,7 +329,8 @@ export async function sampleGroup(model: Qwen2, promptIds: ArrayLike<number>, G:
 
 /** Text of a completion with latent spans marked as ⟨k latents⟩. */
 export function markedText(c: Completion, decode: (ids: number[]) => string): string {
-  let out = '', at = 0;
+  let out = '',
+    at = 0;
   for (const s of c.spans) {
     out += decode(c.tokens.slice(at, s.at)) + `⟨${s.count} latent${s.count === 1 ? '' : 's'}⟩`;
     at = s.at;

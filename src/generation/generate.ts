@@ -56,17 +56,44 @@ const ANSWER_DONE = /\n#### [^\n]*\n$/;
 
 export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: GenerateOptions = {}): Promise<Generation> {
   const maxLatents = o.maxLatents ?? 8;
-  const [c] = await sampleGroup(model, Array.from(tok.encode(prompt), Number), 1, {
-    condition: o.condition ?? 'latent', startHead: o.startHead ?? null, endHead: o.endHead ?? null, maxNewTokens: o.maxNewTokens ?? 128,
-    temperature: o.temperature ?? 0, topP: o.topP ?? 1, maxLatents, latentBudget: o.latentBudget ?? 64, latentsPerSpan: o.latentsPerSpan,
-    eosId: o.eosId, decisions: o.sampleDecisions ? 'sample' : 'threshold', recordFedVectors: true,
-    stop: (tokens) => ANSWER_DONE.test(tok.decode(tokens).slice(-40)),
-  }, o.rng ?? new Rng(0));
+  const [c] = await sampleGroup(
+    model,
+    Array.from(tok.encode(prompt), Number),
+    1,
+    {
+      condition: o.condition ?? 'latent',
+      startHead: o.startHead ?? null,
+      endHead: o.endHead ?? null,
+      maxNewTokens: o.maxNewTokens ?? 128,
+      temperature: o.temperature ?? 0,
+      topP: o.topP ?? 1,
+      maxLatents,
+      latentBudget: o.latentBudget ?? 64,
+      latentsPerSpan: o.latentsPerSpan,
+      eosId: o.eosId,
+      decisions: o.sampleDecisions ? 'sample' : 'threshold',
+      recordFedVectors: true,
+      stop: (tokens) => ANSWER_DONE.test(tok.decode(tokens).slice(-40)),
+    },
+    o.rng ?? new Rng(0),
+  );
   // the eos token is an action (it ends the answer) but not an input the answer's sequence contains
   const seq = c.finish === 'eos' ? { ids: c.seq.ids.slice(0, -1), kind: c.seq.kind.slice(0, -1), extra: c.seq.extra.slice(0, -1) } : c.seq;
   const events: GenEvent[] = c.actions.map((a) =>
-    a.type === 'token' ? { type: 'token', id: a.id, logp: a.logp, pos: a.pos } : a.type === 'start' ? { type: 'start', take: a.take, p: a.p, pos: a.pos } : { type: 'end', stop: a.stop, p: a.p, pos: a.pos },
+    a.type === 'token'
+      ? { type: 'token', id: a.id, logp: a.logp, pos: a.pos }
+      : a.type === 'start'
+        ? { type: 'start', take: a.take, p: a.p, pos: a.pos }
+        : { type: 'end', stop: a.stop, p: a.p, pos: a.pos },
   );
   const spans = c.spans.map((s) => ({ at: s.at, count: s.count, vectors: s.vectors ?? [] }));
-  return { text: markedText(c, (t) => tok.decode(t)), plain: tok.decode(c.tokens), tokenIds: c.tokens, spans, seq, events, promptLength: c.promptLength };
+  return {
+    text: markedText(c, (t) => tok.decode(t)),
+    plain: tok.decode(c.tokens),
+    tokenIds: c.tokens,
+    spans,
+    seq,
+    events,
+    promptLength: c.promptLength,
+  };
 }

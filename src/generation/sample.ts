@@ -11,8 +11,16 @@ export interface UniformSource {
 export const bernoulliLogp = (p: number, yes: boolean) => Math.log(Math.max(1e-12, yes ? p : 1 - p));
 
 /** Samples a token from logits row `off` (temperature, nucleus); returns the id and its log-prob under that distribution. */
-export function sampleToken(logits: Float32Array, off: number, V: number, temperature: number, topP: number, rng: UniformSource): { id: number; logp: number } {
-  let mx = -Infinity, arg = 0;
+export function sampleToken(
+  logits: Float32Array,
+  off: number,
+  V: number,
+  temperature: number,
+  topP: number,
+  rng: UniformSource,
+): { id: number; logp: number } {
+  let mx = -Infinity,
+    arg = 0;
   for (let i = 0; i < V; i++) if (logits[off + i] > mx) (mx = logits[off + i]), (arg = i);
   const t = temperature > 0 ? temperature : 1;
   let sum = 0;

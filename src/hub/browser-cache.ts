@@ -26,7 +26,12 @@ export function isCacheableHubUrl(url: string): boolean {
  * fetch() for Hub file URLs through the Cache API: a hit is served from the cache; a miss is fetched and a copy
  * stored. Anything else (or no Cache API: Node, an insecure origin) is a plain fetch.
  */
-export async function cachedFetch(url: string, init?: RequestInit, storage: CacheStorageLike | undefined = defaultCaches(), fetchFn: typeof fetch = fetch): Promise<Response> {
+export async function cachedFetch(
+  url: string,
+  init?: RequestInit,
+  storage: CacheStorageLike | undefined = defaultCaches(),
+  fetchFn: typeof fetch = fetch,
+): Promise<Response> {
   if (!storage || !isCacheableHubUrl(url) || (init?.method && init.method !== 'GET' && init.method !== 'HEAD')) return fetchFn(url, init);
   let cache: CacheLike;
   try {
@@ -52,7 +57,12 @@ export async function cachedFetch(url: string, init?: RequestInit, storage: Cach
  * For the one mutable request, the repo API's revision -> commit lookup: the network when it answers (and a copy
  * kept), the last copy when it does not, so a page loaded offline still finds the commit whose files are cached.
  */
-export async function networkFirst(url: string, init?: RequestInit, storage: CacheStorageLike | undefined = defaultCaches(), fetchFn: typeof fetch = fetch): Promise<Response> {
+export async function networkFirst(
+  url: string,
+  init?: RequestInit,
+  storage: CacheStorageLike | undefined = defaultCaches(),
+  fetchFn: typeof fetch = fetch,
+): Promise<Response> {
   const cache = storage ? await storage.open(HUB_CACHE_NAME).catch(() => undefined) : undefined;
   let res: Response;
   try {

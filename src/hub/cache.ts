@@ -70,13 +70,19 @@ async function listSnapshot(dir: string): Promise<string[]> {
   const p = await path();
   return entries
     .filter((e) => !e.isDirectory())
-    .map((e) => p.relative(dir, p.join((e as { parentPath?: string; path?: string }).parentPath ?? (e as { path: string }).path, e.name)).split(p.sep).join('/'))
+    .map((e) =>
+      p
+        .relative(dir, p.join((e as { parentPath?: string; path?: string }).parentPath ?? (e as { path: string }).path, e.name))
+        .split(p.sep)
+        .join('/'),
+    )
     .sort();
 }
 
 /** What the cache alone can give (HF_HUB_OFFLINE=1, or the Hub unreachable). Errors say exactly what is missing. */
 async function resolveFromCache(r: HubRepo, req: ResolveRequest, opts: HubOptions, why: string): Promise<ResolvedRepo> {
-  const f = await fs(), p = await path();
+  const f = await fs(),
+    p = await path();
   const repoDir = await repoCacheDir(r, opts);
   const label = repoLabel(r);
   let commit = r.revision;
@@ -85,7 +91,9 @@ async function resolveFromCache(r: HubRepo, req: ResolveRequest, opts: HubOption
     try {
       commit = (await f.readFile(ref, 'utf8')).trim();
     } catch {
-      throw new Error(`${label}: ${why}, and it is not in the cache (no ${ref}); download it once online (or with Python's huggingface_hub)`);
+      throw new Error(
+        `${label}: ${why}, and it is not in the cache (no ${ref}); download it once online (or with Python's huggingface_hub)`,
+      );
     }
   }
   const dir = p.join(repoDir, 'snapshots', commit);
@@ -107,16 +115,22 @@ async function resolveFromCache(r: HubRepo, req: ResolveRequest, opts: HubOption
 function isNetworkError(e: unknown): boolean {
   const err = e as { name?: string; message?: string; cause?: { code?: string }; statusCode?: number };
   if (err?.statusCode !== undefined) return false;
-  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|UND_ERR/.test(String(err?.cause?.code)) || (err?.name === 'TypeError' && /fetch failed|network|Failed to fetch/i.test(String(err?.message)));
+  return (
+    /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|UND_ERR/.test(String(err?.cause?.code)) ||
+    (err?.name === 'TypeError' && /fetch failed|network|Failed to fetch/i.test(String(err?.message)))
+  );
 }
 
 function hubError(r: HubRepo, e: unknown, what: string, tokenSet: boolean): Error {
   const status = (e as { statusCode?: number }).statusCode;
   const label = repoLabel(r);
   if (status === 401 || status === 403) {
-    return new Error(`${label}: ${what}: HTTP ${status}: the repo is gated or private; ${tokenSet ? 'HF_TOKEN was sent but is not granted access (accept the terms on the repo page)' : 'set HF_TOKEN to a token with access'}`);
+    return new Error(
+      `${label}: ${what}: HTTP ${status}: the repo is gated or private; ${tokenSet ? 'HF_TOKEN was sent but is not granted access (accept the terms on the repo page)' : 'set HF_TOKEN to a token with access'}`,
+    );
   }
-  if (status === 404) return new Error(`${label}: ${what}: not a local path, and not found on the Hub (HTTP 404): check the ${r.type} id and revision`);
+  if (status === 404)
+    return new Error(`${label}: ${what}: not a local path, and not found on the Hub (HTTP 404): check the ${r.type} id and revision`);
   return new Error(`${label}: ${what}: ${(e as Error).message}`);
 }
 
@@ -140,9 +154,15 @@ export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: H
   const creds = { hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch };
   let info: { sha?: string; siblings?: { rfilename: string }[]; filePaths?: string[] };
   try {
-    info = r.type === 'model'
-      ? await hub.modelInfo({ ...creds, name: r.name, revision: r.revision, additionalFields: ['sha', 'filePaths'] })
-      : await hub.datasetInfo({ ...creds, name: r.name, revision: r.revision, additionalFields: ['sha', 'siblings'] as never[] }) as never;
+    info =
+      r.type === 'model'
+        ? await hub.modelInfo({ ...creds, name: r.name, revision: r.revision, additionalFields: ['sha', 'filePaths'] })
+        : ((await hub.datasetInfo({
+            ...creds,
+            name: r.name,
+            revision: r.revision,
+            additionalFields: ['sha', 'siblings'] as never[],
+          })) as never);
   } catch (e) {
     if (isNetworkError(e)) {
       (opts.log ?? console.error)(`warning: ${opts.endpoint} is unreachable (${(e as Error).message}); using the cached ${repoLabel(r)}`);
@@ -154,8 +174,12 @@ export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: H
   if (!commit || !COMMIT_HASH.test(commit)) throw new Error(`${repoLabel(r)}: the Hub gave no commit hash for revision ${r.revision}`);
   const all = info.filePaths ?? (info.siblings ?? []).map((s) => s.rfilename);
   const files = req.pick(all);
-  if (files.length === 0) throw new Error(`${repoLabel(r)}: none of the repo's ${all.length} files is usable here (${all.slice(0, 8).join(', ')}${all.length > 8 ? ', …' : ''})`);
-  const f = await fs(), p = await path();
+  if (files.length === 0)
+    throw new Error(
+      `${repoLabel(r)}: none of the repo's ${all.length} files is usable here (${all.slice(0, 8).join(', ')}${all.length > 8 ? ', …' : ''})`,
+    );
+  const f = await fs(),
+    p = await path();
   const repoDir = await repoCacheDir(r, opts);
   if (!COMMIT_HASH.test(r.revision)) {
     // Python's huggingface_hub resolves a branch offline through refs/<branch>: keep it current.
@@ -172,7 +196,8 @@ export async function resolveInCache(r: HubRepo, req: ResolveRequest, options: H
   const first = (req.first ?? []).filter((x) => files.includes(x));
   for (const file of first) if (blobs.has(file)) await ensureFile(r, repoDir, commit, file, blobs.get(file)!, opts);
   if (req.check) await req.check(dir);
-  for (const file of files) if (!first.includes(file) && blobs.has(file)) await ensureFile(r, repoDir, commit, file, blobs.get(file)!, opts);
+  for (const file of files)
+    if (!first.includes(file) && blobs.has(file)) await ensureFile(r, repoDir, commit, file, blobs.get(file)!, opts);
   return { dir, commit, files };
 }
 
@@ -187,33 +212,57 @@ interface BlobInfo {
  * downloadFileToCacheDir gets them): unlike a file response's ETag header, which for a non-xet LFS file comes from
  * the CDN it redirects to, these are the hashes huggingface_hub names blobs by, so the cache stays shared.
  */
-async function blobNames(r: HubRepo, commit: string, files: string[], opts: ReturnType<typeof hubOptionsFromEnv>, hub: Hub): Promise<Map<string, BlobInfo>> {
+async function blobNames(
+  r: HubRepo,
+  commit: string,
+  files: string[],
+  opts: ReturnType<typeof hubOptionsFromEnv>,
+  hub: Hub,
+): Promise<Map<string, BlobInfo>> {
   const out = new Map<string, BlobInfo>();
   if (files.length === 0) return out;
   let infos: Awaited<ReturnType<Hub['pathsInfo']>>;
   try {
-    infos = await hub.pathsInfo({ repo: { type: r.type, name: r.name }, paths: files, revision: commit, expand: true, hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch });
+    infos = await hub.pathsInfo({
+      repo: { type: r.type, name: r.name },
+      paths: files,
+      revision: commit,
+      expand: true,
+      hubUrl: opts.endpoint,
+      accessToken: opts.token,
+      fetch: opts.fetch,
+    });
   } catch (e) {
     throw hubError(r, e, `cannot get ${files.join(', ')}`, !!opts.token);
   }
   for (const i of infos) {
     const etag = i.lfs?.oid ?? i.oid;
     const size = i.lfs?.size ?? i.size;
-    if (typeof etag === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(etag) && Number.isSafeInteger(size)) out.set(i.path, { etag, size });
+    if (typeof etag === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(etag) && Number.isSafeInteger(size))
+      out.set(i.path, { etag, size });
   }
   const missing = files.filter((f) => !out.has(f));
   if (missing.length) throw new Error(`${repoLabel(r)}: the Hub gave no hash for ${missing.join(', ')} at ${commit}`);
   return out;
 }
 
-async function ensureFile(r: HubRepo, repoDir: string, commit: string, file: string, info: BlobInfo, opts: ReturnType<typeof hubOptionsFromEnv>): Promise<void> {
-  const f = await fs(), p = await path();
+async function ensureFile(
+  r: HubRepo,
+  repoDir: string,
+  commit: string,
+  file: string,
+  info: BlobInfo,
+  opts: ReturnType<typeof hubOptionsFromEnv>,
+): Promise<void> {
+  const f = await fs(),
+    p = await path();
   const pointer = p.join(repoDir, 'snapshots', commit, ...file.split('/'));
   const label = `${repoLabel(r)}: ${file}`;
   const blob = p.join(repoDir, 'blobs', info.etag);
   await f.mkdir(p.dirname(blob), { recursive: true });
   const stat = await f.stat(blob).catch(() => null);
-  if (!stat || stat.size !== info.size) await downloadBlob(label, resolveUrl(opts.endpoint, r, commit, file), blob, info.etag, info.size, opts);
+  if (!stat || stat.size !== info.size)
+    await downloadBlob(label, resolveUrl(opts.endpoint, r, commit, file), blob, info.etag, info.size, opts);
   await f.mkdir(p.dirname(pointer), { recursive: true });
   await f.rm(pointer, { force: true }); // a dangling link left by a deleted blob
   await f.symlink(p.relative(p.dirname(pointer), blob), pointer);
@@ -234,7 +283,14 @@ async function fileDigest(file: string, size: number, kind: 'sha256' | 'sha1'): 
  * huggingface_hub does), checks size and hash against what the Hub lists, then renames it into place: a blob is complete
  * and verified or absent.
  */
-async function downloadBlob(label: string, url: string, blob: string, etag: string, size: number, opts: ReturnType<typeof hubOptionsFromEnv>): Promise<void> {
+async function downloadBlob(
+  label: string,
+  url: string,
+  blob: string,
+  etag: string,
+  size: number,
+  opts: ReturnType<typeof hubOptionsFromEnv>,
+): Promise<void> {
   const f = await fs();
   const { createWriteStream } = await import('node:fs');
   const partial = `${blob}.incomplete`;
@@ -251,20 +307,31 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
   const mb = (n: number) => Math.round(n / 1e5) / 10;
   if (have < size) {
     const res = await fetchFn(url, { headers }).catch((e: Error) => {
-      throw new Error(`${label}: cannot download ${url}: ${e.message}${have ? ` (${have} bytes kept in ${partial} for the next try)` : ''}`);
+      throw new Error(
+        `${label}: cannot download ${url}: ${e.message}${have ? ` (${have} bytes kept in ${partial} for the next try)` : ''}`,
+      );
     });
     if (res.status === 401 || res.status === 403) {
-      throw new Error(`${label}: download failed: HTTP ${res.status}: the repo is gated or private; ${opts.token ? 'HF_TOKEN was sent but is not granted access' : 'set HF_TOKEN to a token with access'}`);
+      throw new Error(
+        `${label}: download failed: HTTP ${res.status}: the repo is gated or private; ${opts.token ? 'HF_TOKEN was sent but is not granted access' : 'set HF_TOKEN to a token with access'}`,
+      );
     }
     if (!res.ok || !res.body) throw new Error(`${label}: download failed: HTTP ${res.status} ${res.statusText} (${url})`);
     const resumed = res.status === 206;
     if (!resumed) have = 0; // the server ignored the Range: start over
     // A bar (TTY) or a line every 5 s for files worth watching; config files arrive before a bar could draw.
-    const progress = size < 1e6 ? { update() {}, done() {} } : await createProgress({
-      total: Math.max(1, mb(size)), label: `download ${label} (MB)`, startStep: mb(have),
-      stream: opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : (globalThis as { process?: { stderr?: { write(s: string): unknown; isTTY?: boolean } } }).process?.stderr,
-      everySeconds: 5,
-    });
+    const progress =
+      size < 1e6
+        ? { update() {}, done() {} }
+        : await createProgress({
+            total: Math.max(1, mb(size)),
+            label: `download ${label} (MB)`,
+            startStep: mb(have),
+            stream: opts.log
+              ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) }
+              : (globalThis as { process?: { stderr?: { write(s: string): unknown; isTTY?: boolean } } }).process?.stderr,
+            everySeconds: 5,
+          });
     const out = createWriteStream(partial, { flags: resumed ? 'a' : 'w' });
     try {
       let got = have;
@@ -294,7 +361,9 @@ async function downloadBlob(label: string, url: string, blob: string, etag: stri
     const digest = await fileDigest(partial, size, kind);
     if (digest !== etag) {
       await f.rm(partial, { force: true });
-      throw new Error(`${label}: corrupted download: ${kind === 'sha256' ? 'sha256' : 'git blob sha1'} is ${digest}, the Hub's hash is ${etag} (deleted; run again)`);
+      throw new Error(
+        `${label}: corrupted download: ${kind === 'sha256' ? 'sha256' : 'git blob sha1'} is ${digest}, the Hub's hash is ${etag} (deleted; run again)`,
+      );
     }
   }
   await f.rename(partial, blob);

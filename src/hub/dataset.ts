@@ -8,7 +8,8 @@ import { hubRepoOf, resolveRepo } from './index.js';
 
 function splitFiles(files: string[], config: string, split: string): string[] {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const c = esc(config), s = esc(split);
+  const c = esc(config),
+    s = esc(split);
   const own = new RegExp(`^(?:${c}|${config === 'default' ? 'data' : c})/${s}-[^/]*\\.parquet$`);
   const converted = new RegExp(`^${c}/${s}/[^/]*\\.parquet$`);
   return files.filter((f) => own.test(f) || converted.test(f)).sort();
@@ -32,18 +33,24 @@ export interface HubDataset {
 export async function loadHubDataset(repo: HubRepo, splits: string[], opts: HubOptions & { config?: string } = {}): Promise<HubDataset> {
   let config = opts.config;
   const chosen: Record<string, string[]> = {};
-  const r = await resolveRepo(repo, {
-    pick: (files) => {
-      config ??= defaultConfig(files);
-      for (const s of splits) chosen[s] = splitFiles(files, config, s);
-      const missing = splits.filter((s) => chosen[s].length === 0);
-      if (missing.length) {
-        const have = files.filter((f) => f.endsWith('.parquet'));
-        throw new Error(`${repoLabel(repo)}: no parquet files for config '${config}' split${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (parquet files in the repo: ${have.slice(0, 8).join(', ') || 'none'})`);
-      }
-      return splits.flatMap((s) => chosen[s]);
+  const r = await resolveRepo(
+    repo,
+    {
+      pick: (files) => {
+        config ??= defaultConfig(files);
+        for (const s of splits) chosen[s] = splitFiles(files, config, s);
+        const missing = splits.filter((s) => chosen[s].length === 0);
+        if (missing.length) {
+          const have = files.filter((f) => f.endsWith('.parquet'));
+          throw new Error(
+            `${repoLabel(repo)}: no parquet files for config '${config}' split${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (parquet files in the repo: ${have.slice(0, 8).join(', ') || 'none'})`,
+          );
+        }
+        return splits.flatMap((s) => chosen[s]);
+      },
     },
-  }, opts);
+    opts,
+  );
   const { parquetReadObjects } = await import('hyparquet');
   const out: Record<string, Record<string, unknown>[]> = {};
   for (const s of splits) {
@@ -59,7 +66,12 @@ export async function loadHubDataset(repo: HubRepo, splits: string[], opts: HubO
       }
     }
   }
-  return { splits: out, config: config!, commit: r.commit, source: `${repoLabel(repo)} (config ${config}, commit ${r.commit.slice(0, 7)})` };
+  return {
+    splits: out,
+    config: config!,
+    commit: r.commit,
+    source: `${repoLabel(repo)} (config ${config}, commit ${r.commit.slice(0, 7)})`,
+  };
 }
 
 export { hubRepoOf };

@@ -8,7 +8,9 @@ import type { ResolveRequest } from './cache.js';
 
 export { parseRepoId, hubOptionsFromEnv, type HubOptions, type HubRepo } from './id.js';
 
-const isBrowser = () => typeof (globalThis as { document?: unknown }).document !== 'undefined' || typeof (globalThis as { importScripts?: unknown }).importScripts === 'function';
+const isBrowser = () =>
+  typeof (globalThis as { document?: unknown }).document !== 'undefined' ||
+  typeof (globalThis as { importScripts?: unknown }).importScripts === 'function';
 
 /** The Hub repo a `--model`/`--data` value names, or null when it is a URL or a path (existing paths win). */
 export async function hubRepoOf(source: Source, type: RepoType): Promise<HubRepo | null> {
@@ -40,7 +42,10 @@ export async function resolveRepo(repo: HubRepo, req: ResolveRequest, options: H
   const api = `${opts.endpoint}/api/${repo.type}s/${repo.name}/revision/${encodeURIComponent(repo.revision)}`;
   const { networkFirst } = await import('./browser-cache.js');
   const res = await networkFirst(api, { headers: opts.token ? { Authorization: `Bearer ${opts.token}` } : {} }, undefined, opts.fetch);
-  if (!res.ok) throw new Error(`${repoLabel(repo)}: cannot list the repo: HTTP ${res.status}${res.status === 401 || res.status === 403 ? ' (gated or private: pass a token)' : res.status === 404 ? ' (not found: check the id and revision)' : ''} (${api})`);
+  if (!res.ok)
+    throw new Error(
+      `${repoLabel(repo)}: cannot list the repo: HTTP ${res.status}${res.status === 401 || res.status === 403 ? ' (gated or private: pass a token)' : res.status === 404 ? ' (not found: check the id and revision)' : ''} (${api})`,
+    );
   const info = (await res.json()) as { sha?: string; siblings?: { rfilename: string }[] };
   const commit = info.sha && COMMIT_HASH.test(info.sha) ? info.sha : repo.revision;
   const files = req.pick((info.siblings ?? []).map((s) => s.rfilename));
@@ -66,10 +71,17 @@ async function missingModelWeights(dir: string, present: string[]): Promise<stri
  * `--model` / `Qwen2.load` sources: a Hub id becomes a local snapshot directory (or URL base in a browser); any
  * other source is returned as is. `check` runs on config.json before the weights are downloaded.
  */
-export async function resolveModelSource(source: Source, opts: HubOptions & { check?: (base: string) => Promise<void> } = {}): Promise<Source> {
+export async function resolveModelSource(
+  source: Source,
+  opts: HubOptions & { check?: (base: string) => Promise<void> } = {},
+): Promise<Source> {
   const repo = await hubRepoOf(source, 'model');
   if (!repo) return source;
-  const r = await resolveRepo(repo, { pick: pickModelFiles, first: ['config.json'], check: opts.check, missing: missingModelWeights }, opts);
+  const r = await resolveRepo(
+    repo,
+    { pick: pickModelFiles, first: ['config.json'], check: opts.check, missing: missingModelWeights },
+    opts,
+  );
   if (!r.files.includes('config.json')) throw new Error(`${repoLabel(repo)}: the repo has no config.json (is it a transformers model?)`);
   return r.base;
 }

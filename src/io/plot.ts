@@ -100,11 +100,15 @@ export function formatTick(v: number, step: number): string {
  * value) is widened around the value so it still gets a readable axis.
  */
 export function niceTicks(min: number, max: number, target = 5): Ticks {
-  if (!Number.isFinite(min) || !Number.isFinite(max)) { min = 0; max = 1; }
+  if (!Number.isFinite(min) || !Number.isFinite(max)) {
+    min = 0;
+    max = 1;
+  }
   if (min > max) [min, max] = [max, min];
   if (min === max) {
     const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
-    min -= pad; max += pad;
+    min -= pad;
+    max += pad;
   }
   const range = niceNum(max - min, false);
   const step = niceNum(range / Math.max(1, target - 1), true);
@@ -170,11 +174,19 @@ interface Layout {
 
 function titleAndLabels(o: { title?: string; xLabel?: string; yLabel?: string }, width: number, height: number, L: Layout): string[] {
   const out: string[] = [];
-  if (o.title) out.push(`<text x="${n(width / 2)}" y="20" text-anchor="middle" font-size="15" font-weight="bold" ${FONT}>${escapeXml(o.title)}</text>`);
-  if (o.xLabel) out.push(`<text x="${n((L.left + width - L.right) / 2)}" y="${n(height - L.bottom + 36)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(o.xLabel)}</text>`);
+  if (o.title)
+    out.push(
+      `<text x="${n(width / 2)}" y="20" text-anchor="middle" font-size="15" font-weight="bold" ${FONT}>${escapeXml(o.title)}</text>`,
+    );
+  if (o.xLabel)
+    out.push(
+      `<text x="${n((L.left + width - L.right) / 2)}" y="${n(height - L.bottom + 36)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(o.xLabel)}</text>`,
+    );
   if (o.yLabel) {
     const cy = (L.top + height - L.bottom) / 2;
-    out.push(`<text x="14" y="${n(cy)}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${n(cy)})" ${FONT}>${escapeXml(o.yLabel)}</text>`);
+    out.push(
+      `<text x="14" y="${n(cy)}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${n(cy)})" ${FONT}>${escapeXml(o.yLabel)}</text>`,
+    );
   }
   return out;
 }
@@ -184,7 +196,9 @@ function legend(items: { name: string; color: string; dashed?: boolean; swatch: 
   items.forEach((it, i) => {
     const yy = y + i * 18;
     if (it.swatch === 'line') {
-      out.push(`<line x1="${n(x)}" y1="${n(yy)}" x2="${n(x + 22)}" y2="${n(yy)}" stroke="${escapeXml(it.color)}" stroke-width="2.5"${it.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+      out.push(
+        `<line x1="${n(x)}" y1="${n(yy)}" x2="${n(x + 22)}" y2="${n(yy)}" stroke="${escapeXml(it.color)}" stroke-width="2.5"${it.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+      );
     } else {
       out.push(`<rect x="${n(x + 5)}" y="${n(yy - 6)}" width="12" height="12" fill="${escapeXml(it.color)}"/>`);
     }
@@ -195,11 +209,15 @@ function legend(items: { name: string; color: string; dashed?: boolean; swatch: 
 
 /** Line plot. Non-finite points (and y <= 0 with logY) split a line into pieces; an isolated point is drawn as a dot. */
 export function linePlot(o: LinePlotOptions): string {
-  const width = o.width ?? 640, height = o.height ?? 400;
+  const width = o.width ?? 640,
+    height = o.height ?? 400;
   const logY = !!o.logY;
   const ok = (p: readonly [number, number]) => Number.isFinite(p[0]) && Number.isFinite(p[1]) && (!logY || p[1] > 0);
   const pts = o.series.flatMap((s) => s.points.filter(ok));
-  let xMin = Infinity, xMax = -Infinity, yMin = Infinity, yMax = -Infinity;
+  let xMin = Infinity,
+    xMax = -Infinity,
+    yMin = Infinity,
+    yMax = -Infinity;
   for (const [x, y] of pts) {
     if (x < xMin) xMin = x;
     if (x > xMax) xMax = x;
@@ -208,7 +226,13 @@ export function linePlot(o: LinePlotOptions): string {
   }
   const empty = pts.length === 0;
   const xt = empty ? niceTicks(0, 1) : niceTicks(xMin, xMax, Math.max(3, Math.round(width / 110)));
-  const yt = logY ? (empty ? logTicks(1, 10) : logTicks(yMin, yMax)) : empty ? niceTicks(0, 1) : niceTicks(yMin, yMax, Math.max(3, Math.round(height / 70)));
+  const yt = logY
+    ? empty
+      ? logTicks(1, 10)
+      : logTicks(yMin, yMax)
+    : empty
+      ? niceTicks(0, 1)
+      : niceTicks(yMin, yMax, Math.max(3, Math.round(height / 70)));
 
   // Legend to the right of the plot, or below it when the names are long enough to squeeze the plot area.
   const legendW = o.series.length ? Math.max(...o.series.map((s) => textWidth(s.name))) + 44 : 0;
@@ -220,7 +244,8 @@ export function linePlot(o: LinePlotOptions): string {
     top: o.title ? 36 : 14,
     bottom: (o.xLabel ? 48 : 32) + (legendBelow ? 18 * o.series.length + 4 : 0),
   };
-  const pw = Math.max(10, width - L.left - L.right), ph = Math.max(10, height - L.top - L.bottom);
+  const pw = Math.max(10, width - L.left - L.right),
+    ph = Math.max(10, height - L.top - L.bottom);
   const [x0, x1] = [xt.values[0]!, xt.values[xt.values.length - 1]!];
   const [y0, y1] = [yt.values[0]!, yt.values[yt.values.length - 1]!];
   const fy = logY ? (y: number) => Math.log10(y) : (y: number) => y;
@@ -232,12 +257,16 @@ export function linePlot(o: LinePlotOptions): string {
   for (const [i, v] of yt.values.entries()) {
     const y = sy(v);
     body.push(`<line x1="${n(L.left)}" y1="${n(y)}" x2="${n(L.left + pw)}" y2="${n(y)}" stroke="#e5e5e5"/>`);
-    body.push(`<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`);
+    body.push(
+      `<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`,
+    );
   }
   for (const [i, v] of xt.values.entries()) {
     const x = sx(v);
     body.push(`<line x1="${n(x)}" y1="${n(L.top)}" x2="${n(x)}" y2="${n(L.top + ph)}" stroke="#f0f0f0"/>`);
-    body.push(`<text x="${n(x)}" y="${n(L.top + ph + 16)}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>${escapeXml(xt.labels[i]!)}</text>`);
+    body.push(
+      `<text x="${n(x)}" y="${n(L.top + ph + 16)}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>${escapeXml(xt.labels[i]!)}</text>`,
+    );
   }
   body.push(`<rect x="${n(L.left)}" y="${n(L.top)}" width="${n(pw)}" height="${n(ph)}" fill="none" stroke="#888"/>`);
 
@@ -248,7 +277,10 @@ export function linePlot(o: LinePlotOptions): string {
     let cur: (readonly [number, number])[] = [];
     for (const p of s.points) {
       if (ok(p)) cur.push(p);
-      else if (cur.length) { runs.push(cur); cur = []; }
+      else if (cur.length) {
+        runs.push(cur);
+        cur = [];
+      }
     }
     if (cur.length) runs.push(cur);
     for (const run of runs) {
@@ -256,13 +288,23 @@ export function linePlot(o: LinePlotOptions): string {
         body.push(`<circle cx="${n(sx(run[0]![0]))}" cy="${n(sy(run[0]![1]))}" r="3" fill="${escapeXml(color)}"/>`);
       } else {
         const d = run.map((p, i) => `${i ? 'L' : 'M'}${n(sx(p[0]))} ${n(sy(p[1]))}`).join(' ');
-        body.push(`<path d="${d}" fill="none" stroke="${escapeXml(color)}" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+        body.push(
+          `<path d="${d}" fill="none" stroke="${escapeXml(color)}" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+        );
       }
     }
   });
-  if (empty) body.push(`<text x="${n(L.left + pw / 2)}" y="${n(L.top + ph / 2)}" text-anchor="middle" font-size="13" fill="#999" ${FONT}>no data</text>`);
+  if (empty)
+    body.push(
+      `<text x="${n(L.left + pw / 2)}" y="${n(L.top + ph / 2)}" text-anchor="middle" font-size="13" fill="#999" ${FONT}>no data</text>`,
+    );
 
-  const items = o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length]!, dashed: s.dashed, swatch: 'line' as const }));
+  const items = o.series.map((s, i) => ({
+    name: s.name,
+    color: s.color ?? PALETTE[i % PALETTE.length]!,
+    dashed: s.dashed,
+    swatch: 'line' as const,
+  }));
   if (legendBelow) body.push(...legend(items, L.left, L.top + ph + (o.xLabel ? 54 : 36)));
   else body.push(...legend(items, width - L.right + 12, L.top + 10));
   body.push(...titleAndLabels(o, width, height, L));
@@ -279,16 +321,19 @@ function formatValue(v: number): string {
 
 /** Grouped bar chart: one group per category, one bar per series. The y axis always includes 0. */
 export function barPlot(o: BarPlotOptions): string {
-  const width = o.width ?? 480, height = o.height ?? 320;
+  const width = o.width ?? 480,
+    height = o.height ?? 320;
   const whiskerEnds = o.series.flatMap((s) => (s.errors ?? []).flatMap((e) => (e ? [e.lo, e.hi] : [])));
   const vals = o.series.flatMap((s) => s.values.filter(Number.isFinite));
   const extent = [...vals, ...whiskerEnds.filter(Number.isFinite)];
-  const lo = Math.min(0, ...extent), hi = Math.max(0, ...extent, lo === 0 ? o.minTop ?? 0 : 0);
+  const lo = Math.min(0, ...extent),
+    hi = Math.max(0, ...extent, lo === 0 ? (o.minTop ?? 0) : 0);
   const yt = vals.length && hi > lo ? niceTicks(lo, hi, Math.max(3, Math.round(height / 70))) : niceTicks(0, 1);
   const legendW = o.series.length > 1 ? Math.max(...o.series.map((s) => textWidth(s.name))) + 44 : 0;
   const yLabelW = Math.max(...yt.labels.map((l) => textWidth(l, 11)));
   const L: Layout = { left: 26 + yLabelW + (o.yLabel ? 10 : 0), right: 16 + legendW, top: o.title ? 36 : 14, bottom: 32 };
-  const pw = Math.max(10, width - L.left - L.right), ph = Math.max(10, height - L.top - L.bottom);
+  const pw = Math.max(10, width - L.left - L.right),
+    ph = Math.max(10, height - L.top - L.bottom);
   const [y0, y1] = [yt.values[0]!, yt.values[yt.values.length - 1]!];
   const sy = (y: number) => L.top + ph - ((y - y0) / (y1 - y0)) * ph;
 
@@ -296,9 +341,12 @@ export function barPlot(o: BarPlotOptions): string {
   for (const [i, v] of yt.values.entries()) {
     const y = sy(v);
     body.push(`<line x1="${n(L.left)}" y1="${n(y)}" x2="${n(L.left + pw)}" y2="${n(y)}" stroke="#e5e5e5"/>`);
-    body.push(`<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`);
+    body.push(
+      `<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`,
+    );
   }
-  const nCat = Math.max(1, o.categories.length), nSer = Math.max(1, o.series.length);
+  const nCat = Math.max(1, o.categories.length),
+    nSer = Math.max(1, o.series.length);
   const groupW = pw / nCat;
   const barW = (groupW * 0.75) / nSer;
   o.categories.forEach((cat, ci) => {
@@ -308,27 +356,50 @@ export function barPlot(o: BarPlotOptions): string {
       if (v === undefined || !Number.isFinite(v)) return;
       const color = s.color ?? PALETTE[si % PALETTE.length]!;
       const x = gx + si * barW;
-      const top = sy(Math.max(v, 0)), bottom = sy(Math.min(v, 0));
-      body.push(`<rect x="${n(x + 1)}" y="${n(top)}" width="${n(Math.max(1, barW - 2))}" height="${n(Math.max(0.5, bottom - top))}" fill="${escapeXml(color)}"/>`);
+      const top = sy(Math.max(v, 0)),
+        bottom = sy(Math.min(v, 0));
+      body.push(
+        `<rect x="${n(x + 1)}" y="${n(top)}" width="${n(Math.max(1, barW - 2))}" height="${n(Math.max(0.5, bottom - top))}" fill="${escapeXml(color)}"/>`,
+      );
       const err = s.errors?.[ci];
       const whisker = !!err && Number.isFinite(err.lo) && Number.isFinite(err.hi);
       if (whisker) {
-        const cx = x + barW / 2, cap = Math.min(6, barW / 4), [ya, yb] = [sy(err.lo), sy(err.hi)];
-        body.push(`<path d="M${n(cx)} ${n(ya)}V${n(yb)}M${n(cx - cap)} ${n(ya)}H${n(cx + cap)}M${n(cx - cap)} ${n(yb)}H${n(cx + cap)}" stroke="#222" stroke-width="1.2" fill="none"/>`);
+        const cx = x + barW / 2,
+          cap = Math.min(6, barW / 4),
+          [ya, yb] = [sy(err.lo), sy(err.hi)];
+        body.push(
+          `<path d="M${n(cx)} ${n(ya)}V${n(yb)}M${n(cx - cap)} ${n(ya)}H${n(cx + cap)}M${n(cx - cap)} ${n(yb)}H${n(cx + cap)}" stroke="#222" stroke-width="1.2" fill="none"/>`,
+        );
       }
       if (o.valueLabels !== false) {
         // above (below) the whisker too, so the label never sits on its line
-        const ly = v >= 0 ? Math.min(top, whisker ? sy(Math.max(err.lo, err.hi)) : top) - 4 : Math.max(bottom, whisker ? sy(Math.min(err.lo, err.hi)) : bottom) + 13;
-        body.push(`<text x="${n(x + barW / 2)}" y="${n(ly)}" text-anchor="middle" font-size="10" fill="#333" ${FONT}>${escapeXml(formatValue(v))}</text>`);
+        const ly =
+          v >= 0
+            ? Math.min(top, whisker ? sy(Math.max(err.lo, err.hi)) : top) - 4
+            : Math.max(bottom, whisker ? sy(Math.min(err.lo, err.hi)) : bottom) + 13;
+        body.push(
+          `<text x="${n(x + barW / 2)}" y="${n(ly)}" text-anchor="middle" font-size="10" fill="#333" ${FONT}>${escapeXml(formatValue(v))}</text>`,
+        );
       }
     });
-    body.push(`<text x="${n(L.left + (ci + 0.5) * groupW)}" y="${n(L.top + ph + 18)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(cat)}</text>`);
+    body.push(
+      `<text x="${n(L.left + (ci + 0.5) * groupW)}" y="${n(L.top + ph + 18)}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(cat)}</text>`,
+    );
   });
   body.push(`<line x1="${n(L.left)}" y1="${n(sy(0))}" x2="${n(L.left + pw)}" y2="${n(sy(0))}" stroke="#555"/>`);
   body.push(`<rect x="${n(L.left)}" y="${n(L.top)}" width="${n(pw)}" height="${n(ph)}" fill="none" stroke="#888"/>`);
-  if (!vals.length) body.push(`<text x="${n(L.left + pw / 2)}" y="${n(L.top + ph / 2)}" text-anchor="middle" font-size="13" fill="#999" ${FONT}>no data</text>`);
+  if (!vals.length)
+    body.push(
+      `<text x="${n(L.left + pw / 2)}" y="${n(L.top + ph / 2)}" text-anchor="middle" font-size="13" fill="#999" ${FONT}>no data</text>`,
+    );
   if (o.series.length > 1) {
-    body.push(...legend(o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length]!, swatch: 'box' as const })), width - L.right + 12, L.top + 10));
+    body.push(
+      ...legend(
+        o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length]!, swatch: 'box' as const })),
+        width - L.right + 12,
+        L.top + 10,
+      ),
+    );
   }
   body.push(...titleAndLabels({ title: o.title, yLabel: o.yLabel }, width, height, L));
   return frame(width, height, body);
@@ -337,7 +408,8 @@ export function barPlot(o: BarPlotOptions): string {
 function svgSize(svg: string, index: number): { w: number; h: number } {
   const open = /<svg\b[^>]*>/.exec(svg);
   if (!open) throw new Error(`multiPanel: panel ${index} is not an <svg> document`);
-  const w = /\swidth="([\d.]+)"/.exec(open[0]), h = /\sheight="([\d.]+)"/.exec(open[0]);
+  const w = /\swidth="([\d.]+)"/.exec(open[0]),
+    h = /\sheight="([\d.]+)"/.exec(open[0]);
   if (!w || !h) throw new Error(`multiPanel: panel ${index} has no numeric width/height on its <svg> element`);
   return { w: Number(w[1]), h: Number(h[1]) };
 }
@@ -354,9 +426,13 @@ export function multiPanel(svgs: string[], cols = 2, opts: { title?: string; gap
   const width = Math.max(1, colW.reduce((a, b) => a + b, 0) + gap * (cols + 1));
   const height = Math.max(1, top + rowH.reduce((a, b) => a + b, 0) + gap * (rows + 1));
   const body: string[] = [];
-  if (opts.title) body.push(`<text x="${n(width / 2)}" y="24" text-anchor="middle" font-size="18" font-weight="bold" ${FONT}>${escapeXml(opts.title)}</text>`);
+  if (opts.title)
+    body.push(
+      `<text x="${n(width / 2)}" y="24" text-anchor="middle" font-size="18" font-weight="bold" ${FONT}>${escapeXml(opts.title)}</text>`,
+    );
   svgs.forEach((svg, i) => {
-    const c = i % cols, r = Math.floor(i / cols);
+    const c = i % cols,
+      r = Math.floor(i / cols);
     const x = gap + colW.slice(0, c).reduce((a, b) => a + b, 0) + gap * c;
     const y = top + gap + rowH.slice(0, r).reduce((a, b) => a + b, 0) + gap * r;
     // A nested <svg> with x/y is a self-contained viewport: the panel's own coordinates stay valid.

@@ -73,7 +73,9 @@ export function formatDuration(s: number): string {
 }
 
 function formatFields(fields: ProgressFields): string {
-  return Object.entries(fields).map(([k, v]) => `${k}=${formatField(v)}`).join(' ');
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${formatField(v)}`)
+    .join(' ');
 }
 
 function defaultClock(): () => number {

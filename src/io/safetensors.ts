@@ -8,16 +8,38 @@
 // Typed-array views assume a little-endian host (every platform JS runs on in practice); we check once.
 
 export type Dtype =
-  | 'F64' | 'F32' | 'F16' | 'BF16'
-  | 'I64' | 'I32' | 'I16' | 'I8'
-  | 'U64' | 'U32' | 'U16' | 'U8'
-  | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
+  | 'F64'
+  | 'F32'
+  | 'F16'
+  | 'BF16'
+  | 'I64'
+  | 'I32'
+  | 'I16'
+  | 'I8'
+  | 'U64'
+  | 'U32'
+  | 'U16'
+  | 'U8'
+  | 'BOOL'
+  | 'F8_E4M3'
+  | 'F8_E5M2';
 
 export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1,
-  BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 export interface SafetensorsEntry {
@@ -51,7 +73,9 @@ export function parseSafetensors(bytes: Uint8Array, name = 'file'): Safetensors 
   if (bytes.byteLength < 8) throw new Error(`${name}: file is ${bytes.byteLength} bytes, too short for a safetensors header (truncated?)`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(bytes.byteLength - 8)) {
-    throw new Error(`${name}: header length ${n} exceeds the ${bytes.byteLength - 8} bytes after the length field (truncated or not a safetensors file)`);
+    throw new Error(
+      `${name}: header length ${n} exceeds the ${bytes.byteLength - 8} bytes after the length field (truncated or not a safetensors file)`,
+    );
   }
   if (n > BigInt(MAX_HEADER)) throw new Error(`${name}: header length ${n} exceeds the ${MAX_HEADER} byte limit`);
   const headerLen = Number(n);
@@ -155,16 +179,31 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
       for (let i = 0; i < src.length; i++) out[i] = table[src[i]];
       return out;
     }
-    case 'F64': return Float32Array.from(aligned(data, 8, (b, o, l) => new Float64Array(b, o, l)));
-    case 'I32': return Float32Array.from(aligned(data, 4, (b, o, l) => new Int32Array(b, o, l)));
-    case 'U32': return Float32Array.from(aligned(data, 4, (b, o, l) => new Uint32Array(b, o, l)));
-    case 'I16': return Float32Array.from(aligned(data, 2, (b, o, l) => new Int16Array(b, o, l)));
-    case 'U16': return Float32Array.from(aligned(data, 2, (b, o, l) => new Uint16Array(b, o, l)));
-    case 'I8': return Float32Array.from(new Int8Array(data.buffer, data.byteOffset, data.byteLength));
+    case 'F64':
+      return Float32Array.from(aligned(data, 8, (b, o, l) => new Float64Array(b, o, l)));
+    case 'I32':
+      return Float32Array.from(aligned(data, 4, (b, o, l) => new Int32Array(b, o, l)));
+    case 'U32':
+      return Float32Array.from(aligned(data, 4, (b, o, l) => new Uint32Array(b, o, l)));
+    case 'I16':
+      return Float32Array.from(aligned(data, 2, (b, o, l) => new Int16Array(b, o, l)));
+    case 'U16':
+      return Float32Array.from(aligned(data, 2, (b, o, l) => new Uint16Array(b, o, l)));
+    case 'I8':
+      return Float32Array.from(new Int8Array(data.buffer, data.byteOffset, data.byteLength));
     case 'U8':
-    case 'BOOL': return Float32Array.from(data);
-    case 'I64': return Float32Array.from(aligned(data, 8, (b, o, l) => new BigInt64Array(b, o, l)), Number);
-    case 'U64': return Float32Array.from(aligned(data, 8, (b, o, l) => new BigUint64Array(b, o, l)), Number);
+    case 'BOOL':
+      return Float32Array.from(data);
+    case 'I64':
+      return Float32Array.from(
+        aligned(data, 8, (b, o, l) => new BigInt64Array(b, o, l)),
+        Number,
+      );
+    case 'U64':
+      return Float32Array.from(
+        aligned(data, 8, (b, o, l) => new BigUint64Array(b, o, l)),
+        Number,
+      );
     default:
       throw new Error(`tensor '${entry.name}': cannot convert ${dtype} to float32`);
   }
@@ -176,8 +215,15 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
   const { data, dtype } = entry;
   if (dtype === 'I32') return new Int32Array(aligned(data, 4, (b, o, l) => new Int32Array(b, o, l)));
   if (dtype === 'I64' || dtype === 'U64' || dtype === 'U32') {
-    const src = dtype === 'U32' ? Array.from(aligned(data, 4, (b, o, l) => new Uint32Array(b, o, l)), BigInt)
-      : dtype === 'I64' ? aligned(data, 8, (b, o, l) => new BigInt64Array(b, o, l)) : aligned(data, 8, (b, o, l) => new BigUint64Array(b, o, l));
+    const src =
+      dtype === 'U32'
+        ? Array.from(
+            aligned(data, 4, (b, o, l) => new Uint32Array(b, o, l)),
+            BigInt,
+          )
+        : dtype === 'I64'
+          ? aligned(data, 8, (b, o, l) => new BigInt64Array(b, o, l))
+          : aligned(data, 8, (b, o, l) => new BigUint64Array(b, o, l));
     const out = new Int32Array(src.length);
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
@@ -243,12 +289,17 @@ export function writeSafetensors(tensors: readonly WriteTensor[], metadata?: Rec
     if (!t.name || t.name === '__metadata__') throw new Error(`${where}: invalid name`);
     if (seen.has(t.name)) throw new Error(`${where}: duplicate name`);
     seen.add(t.name);
-    if (!(t.dtype in DTYPE_SIZE) || !['F32', 'BF16', 'F16', 'I32'].includes(t.dtype)) throw new Error(`${where}: cannot write dtype ${t.dtype}`);
+    if (!(t.dtype in DTYPE_SIZE) || !['F32', 'BF16', 'F16', 'I32'].includes(t.dtype))
+      throw new Error(`${where}: cannot write dtype ${t.dtype}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${where}: bad shape ${fmtShape(t.shape)}`);
-    if (numel(t.shape) !== t.data.length) throw new Error(`${where}: shape ${fmtShape(t.shape)} has ${numel(t.shape)} elements, data has ${t.data.length}`);
-    if (t.data instanceof Uint16Array && t.dtype !== 'BF16' && t.dtype !== 'F16') throw new Error(`${where}: raw 16-bit data given for ${t.dtype}`);
+    if (numel(t.shape) !== t.data.length)
+      throw new Error(`${where}: shape ${fmtShape(t.shape)} has ${numel(t.shape)} elements, data has ${t.data.length}`);
+    if (t.data instanceof Uint16Array && t.dtype !== 'BF16' && t.dtype !== 'F16')
+      throw new Error(`${where}: raw 16-bit data given for ${t.dtype}`);
   }
-  if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`writeSafetensors: metadata '${k}' is not a string`);
+  if (metadata)
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string') throw new Error(`writeSafetensors: metadata '${k}' is not a string`);
 
   // Descending element size, then name: every tensor starts at a multiple of its element size.
   const order = [...tensors].sort((a, b) => DTYPE_SIZE[b.dtype] - DTYPE_SIZE[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -277,7 +328,8 @@ export function writeSafetensors(tensors: readonly WriteTensor[], metadata?: Rec
       if (t.dtype === 'I32' && t.data instanceof Float32Array) {
         const dst = new Int32Array(out.buffer, at, n);
         for (let j = 0; j < n; j++) {
-          if (!Number.isInteger(t.data[j])) throw new Error(`writeSafetensors: tensor '${t.name}': element ${j} = ${t.data[j]} is not an integer (I32)`);
+          if (!Number.isInteger(t.data[j]))
+            throw new Error(`writeSafetensors: tensor '${t.name}': element ${j} = ${t.data[j]} is not an integer (I32)`);
           dst[j] = t.data[j];
         }
       } else if (t.dtype === 'F32') new Float32Array(out.buffer, at, n).set(t.data);
@@ -286,7 +338,10 @@ export function writeSafetensors(tensors: readonly WriteTensor[], metadata?: Rec
     }
     const dst = new Uint16Array(out.buffer, at, n);
     if (t.data instanceof Uint16Array) return dst.set(t.data);
-    const src = t.data instanceof Float32Array ? new Uint32Array(t.data.buffer, t.data.byteOffset, n) : new Uint32Array(Float32Array.from(t.data).buffer);
+    const src =
+      t.data instanceof Float32Array
+        ? new Uint32Array(t.data.buffer, t.data.byteOffset, n)
+        : new Uint32Array(Float32Array.from(t.data).buffer);
     const conv = t.dtype === 'BF16' ? f32BitsToBf16 : f32BitsToF16;
     for (let j = 0; j < n; j++) dst[j] = conv(src[j]);
   });

@@ -6,7 +6,9 @@ import { cachedFetch } from '../hub/browser-cache.js';
 
 export type Source = string | URL;
 
-const isBrowser = () => typeof (globalThis as { document?: unknown }).document !== 'undefined' || typeof (globalThis as { importScripts?: unknown }).importScripts === 'function';
+const isBrowser = () =>
+  typeof (globalThis as { document?: unknown }).document !== 'undefined' ||
+  typeof (globalThis as { importScripts?: unknown }).importScripts === 'function';
 
 export function isUrl(source: Source): boolean {
   if (source instanceof URL) return true;

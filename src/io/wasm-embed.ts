@@ -14,11 +14,14 @@ export function base64ToBytes(b64: string): Uint8Array {
 export async function instantiateEmbedded<T extends WebAssembly.Exports>(b64: string, imports: WebAssembly.Imports = {}): Promise<T> {
   const bytes = base64ToBytes(b64);
   const env = {
-    abort(msg: number, file: number, line: number, col: number) {
+    abort(_msg: number, _file: number, line: number, col: number) {
       throw new Error(`latentlm wasm abort at ${line}:${col}`);
     },
     ...(imports.env ?? {}),
   };
-  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, { ...imports, env })) as unknown as WebAssembly.WebAssemblyInstantiatedSource;
+  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, {
+    ...imports,
+    env,
+  })) as unknown as WebAssembly.WebAssemblyInstantiatedSource;
   return instance.exports as T;
 }

@@ -25,9 +25,11 @@ export const BATCH_ACTIVATION_BUDGET = 1 << 24;
  */
 export function batchGroups(seqs: readonly LatentSequence[], maxRows: number, twoTrunk: boolean): number[][] {
   const groups: number[][] = [];
-  let cur: number[] = [], T = 0;
+  let cur: number[] = [],
+    T = 0;
   for (let i = 0; i < seqs.length; i++) {
-    const len = seqs[i].ids.length, newT = Math.max(T, len);
+    const len = seqs[i].ids.length,
+      newT = Math.max(T, len);
     const fits = cur.length > 0 && (cur.length + 1) * newT <= maxRows && (!twoTrunk || cur.every((j) => sameTrunk(seqs[j], seqs[i])));
     if (!fits && cur.length) {
       groups.push(cur);
@@ -52,9 +54,17 @@ function sameTrunk(a: LatentSequence, b: LatentSequence): boolean {
  * sequence b's labels; the input carries weights only if some sequence has them (the others get 1). A single
  * sequence gives exactly its own input (no padding).
  */
-export function packSequences(seqs: readonly LatentSequence[], twoTrunk: boolean, labelWeights: readonly (Float32Array | undefined)[] = []): { input: ForwardInput; T: number } {
-  const B = seqs.length, T = Math.max(...seqs.map((s) => s.ids.length));
-  const ids = new Int32Array(B * T), kind = new Uint8Array(B * T), extra = new Int32Array(B * T).fill(-1), labels = new Int32Array(B * T).fill(-100);
+export function packSequences(
+  seqs: readonly LatentSequence[],
+  twoTrunk: boolean,
+  labelWeights: readonly (Float32Array | undefined)[] = [],
+): { input: ForwardInput; T: number } {
+  const B = seqs.length,
+    T = Math.max(...seqs.map((s) => s.ids.length));
+  const ids = new Int32Array(B * T),
+    kind = new Uint8Array(B * T),
+    extra = new Int32Array(B * T).fill(-1),
+    labels = new Int32Array(B * T).fill(-100);
   const anyWeights = labelWeights.some((w) => w);
   const weights = anyWeights ? new Float32Array(B * T).fill(1) : undefined;
   const trunk = twoTrunk ? new Uint8Array(B * T) : undefined;

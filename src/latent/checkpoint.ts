@@ -11,12 +11,24 @@ import { assertFiniteTensor } from '../model/validate.js';
 import { parseCheckpointState, type CheckpointState } from '../train/checkpoint-schema.js';
 import { hasLatentTrunk } from '../model/latent-params.js';
 
-export { CHECKPOINT_VERSION, parseCheckpointState, type CheckpointState, type Phase1CheckpointState, type RlCheckpointState } from '../train/checkpoint-schema.js';
+export {
+  CHECKPOINT_VERSION,
+  parseCheckpointState,
+  type CheckpointState,
+  type Phase1CheckpointState,
+  type RlCheckpointState,
+} from '../train/checkpoint-schema.js';
 
 /** How checkpoint files are written (node:fs/promises' writeFile by default; tests inject failures such as ENOSPC). */
 export type WriteFileFn = (path: string, data: Uint8Array | string) => Promise<void>;
 
-export async function saveCheckpoint(dir: string, model: Qwen2, opt: AdamW | null, state: CheckpointState, io: { writeFile?: WriteFileFn } = {}): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  model: Qwen2,
+  opt: AdamW | null,
+  state: CheckpointState,
+  io: { writeFile?: WriteFileFn } = {},
+): Promise<void> {
   const fs = await import('node:fs/promises');
   const tmp = `${dir}.new`;
   const write = io.writeFile ?? ((path: string, data: Uint8Array | string) => fs.writeFile(path, data));
@@ -30,7 +42,13 @@ export async function saveCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
     await write((file = `${tmp}/config.json`), JSON.stringify(model.config, null, 2));
     if (opt) {
       const os = await opt.exportState();
-      await write((file = `${tmp}/optimizer.safetensors`), writeSafetensors([...os.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })), { step: String(os.step) }));
+      await write(
+        (file = `${tmp}/optimizer.safetensors`),
+        writeSafetensors(
+          [...os.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })),
+          { step: String(os.step) },
+        ),
+      );
     }
     await write((file = `${tmp}/state.json`), JSON.stringify(state));
   } catch (e) {
@@ -70,7 +88,8 @@ export async function loadCheckpoint(dir: string, model: Qwen2, opt: AdamW | nul
     if (!model.params.has(name)) model.addParam(name, entry.shape, data);
     else {
       const p = model.param(name);
-      if (p.size !== data.length) throw new Error(`${d}/model.safetensors: tensor '${name}' has ${data.length} elements, the model has ${p.size}`);
+      if (p.size !== data.length)
+        throw new Error(`${d}/model.safetensors: tensor '${name}' has ${data.length} elements, the model has ${p.size}`);
       model.be.upload(p, data);
     }
   }

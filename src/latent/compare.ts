@@ -30,30 +30,55 @@ const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ?
 export function compareRuns(runs: RunForComparison[], title = 'phase-1 runs compared'): RunComparison {
   if (!runs.length) throw new Error('compareRuns: no runs given');
   // one colour per run in every panel (a run without latents has no gap series, so index colours would shift)
-  const evs = runs.map((r, i) => ({ name: r.name, color: PALETTE[i % PALETTE.length]!, ev: r.evals.filter((e) => Number.isFinite(e.testLoss)) }));
+  const evs = runs.map((r, i) => ({
+    name: r.name,
+    color: PALETTE[i % PALETTE.length]!,
+    ev: r.evals.filter((e) => Number.isFinite(e.testLoss)),
+  }));
   // the gaps at step 0 (untrained markers, latents never seen) are off the scale of everything after; leave them out
   const trained = (ev: EvalRecord[]) => (ev.some((e) => e.step > 0) ? ev.filter((e) => e.step > 0) : ev);
   const panels = [
     linePlot({
-      title: `${title}: post-breakpoint loss (the step latents should help)`, xLabel: 'step', yLabel: 'nats/token', logY: true,
+      title: `${title}: post-breakpoint loss (the step latents should help)`,
+      xLabel: 'step',
+      yLabel: 'nats/token',
+      logY: true,
       series: evs.map(({ name, color, ev }) => ({ name, color, points: pts(ev, (e) => e.postBreakLoss) })),
     }),
     linePlot({
-      title: 'test loss (all answer tokens)', xLabel: 'step', yLabel: 'nats/token', logY: true,
+      title: 'test loss (all answer tokens)',
+      xLabel: 'step',
+      yLabel: 'nats/token',
+      logY: true,
       series: evs.map(({ name, color, ev }) => ({ name, color, points: pts(ev, (e) => e.testLoss) })),
     }),
   ];
-  const swapped = evs.map(({ name, color, ev }) => ({ name, color, points: pts(trained(ev), (e) => e.usage.gapSwapped) })).filter((s) => s.points.length);
+  const swapped = evs
+    .map(({ name, color, ev }) => ({ name, color, points: pts(trained(ev), (e) => e.usage.gapSwapped) }))
+    .filter((s) => s.points.length);
   if (swapped.length)
-    panels.push(linePlot({ title: 'latents from another example − normal (> 0: content used)', xLabel: 'step', yLabel: 'loss gap (nats)', series: swapped }));
-  const removed = evs.map(({ name, color, ev }) => ({ name, color, points: pts(trained(ev), (e) => e.usage.gapRemoved) })).filter((s) => s.points.length);
+    panels.push(
+      linePlot({
+        title: 'latents from another example − normal (> 0: content used)',
+        xLabel: 'step',
+        yLabel: 'loss gap (nats)',
+        series: swapped,
+      }),
+    );
+  const removed = evs
+    .map(({ name, color, ev }) => ({ name, color, points: pts(trained(ev), (e) => e.usage.gapRemoved) }))
+    .filter((s) => s.points.length);
   if (removed.length)
-    panels.push(linePlot({ title: 'latents removed − normal (> 0: slots used)', xLabel: 'step', yLabel: 'loss gap (nats)', series: removed }));
+    panels.push(
+      linePlot({ title: 'latents removed − normal (> 0: slots used)', xLabel: 'step', yLabel: 'loss gap (nats)', series: removed }),
+    );
   const lastAcc = runs.map((r) => [...r.evals].reverse().find((e) => e.accuracy !== undefined));
   if (lastAcc.some((e) => e)) {
     panels.push(
       barPlot({
-        title: 'held-out accuracy at the last evaluation', yLabel: 'accuracy', minTop: 1,
+        title: 'held-out accuracy at the last evaluation',
+        yLabel: 'accuracy',
+        minTop: 1,
         categories: runs.map((r) => r.name),
         series: [
           { name: 'with latents', values: lastAcc.map((e) => e?.accuracy ?? NaN) },

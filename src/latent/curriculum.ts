@@ -9,7 +9,16 @@
 // pause embeddings (`pause` with the identical schedule: a win of latents over it is their content and depth, not the
 // curriculum). Scratch text is labelled like the rest of the answer (the model must write it); slots are not.
 import { Kind } from '../model/qwen2.js';
-import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, packSequence, sequenceParts, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
+import {
+  EXTRA_BOL,
+  EXTRA_EOL,
+  EXTRA_PAUSE0,
+  packSequence,
+  sequenceParts,
+  type LatentSequence,
+  type SplitRow,
+  type TextEncoder_,
+} from './sequence.js';
 
 /** A split row whose breakpoints carry their expanded sub-steps: substeps[i] belongs to the breakpoint after steps[i]. */
 export interface SubstepRow extends SplitRow {
@@ -55,11 +64,15 @@ export function substepResult(substep: string): string {
 }
 
 export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: CurriculumBuildOptions): CurriculumSequence {
-  if (row.substeps.length !== row.steps.length - 1) throw new Error(`curriculum: row has ${row.steps.length - 1} breakpoints but ${row.substeps.length} sub-step lists (question ${JSON.stringify(row.question.slice(0, 60))})`);
+  if (row.substeps.length !== row.steps.length - 1)
+    throw new Error(
+      `curriculum: row has ${row.steps.length - 1} breakpoints but ${row.substeps.length} sub-step lists (question ${JSON.stringify(row.question.slice(0, 60))})`,
+    );
   if (!(o.c >= 1) || !Number.isInteger(o.c)) throw new Error(`curriculum: c (slots per sub-step) must be a positive integer, got ${o.c}`);
   const { parts, push, text } = sequenceParts(tok);
-  const { ids, kind, labels, spans, afterBreak, beforeBreak, aux } = parts;
-  const reasoningPositions: number[] = [], beforeResult: number[] = [];
+  const { ids, labels, spans, afterBreak, beforeBreak, aux } = parts;
+  const reasoningPositions: number[] = [],
+    beforeResult: number[] = [];
   const maxPause = o.maxPause ?? 8;
   text(row.question + '\n', false);
   for (let i = 0; i < row.steps.length; i++) {

@@ -28,18 +28,36 @@ export interface UsageReport {
 }
 
 export function inputOf(seq: LatentSequence, twoTrunk: boolean) {
-  return { B: 1, T: seq.ids.length, ids: seq.ids, kind: seq.kind, extra: seq.extra, labels: seq.labels, trunk: twoTrunk ? seq.trunk : undefined };
+  return {
+    B: 1,
+    T: seq.ids.length,
+    ids: seq.ids,
+    kind: seq.kind,
+    extra: seq.extra,
+    labels: seq.labels,
+    trunk: twoTrunk ? seq.trunk : undefined,
+  };
 }
 
 function postBreakMask(seq: LatentSequence, afterTokens: number): Set<number> {
   const s = new Set<number>();
-  for (const p of seq.afterBreak) for (let j = 0; j < afterTokens && p + j < seq.ids.length; j++) if (seq.labels[p + j] !== -100 && seq.kind[p + j] === Kind.Token) s.add(p + j);
+  for (const p of seq.afterBreak)
+    for (let j = 0; j < afterTokens && p + j < seq.ids.length; j++)
+      if (seq.labels[p + j] !== -100 && seq.kind[p + j] === Kind.Token) s.add(p + j);
   return s;
 }
 
 /** Loss over sequences; `transform` may swap in supplied vectors for latent positions. */
-async function lossOver(model: Qwen2, seqs: LatentSequence[], afterTokens: number, prep?: (s: LatentSequence, i: number) => { seq: LatentSequence; embeds?: Float32Array }): Promise<LossReport> {
-  let sum = 0, n = 0, psum = 0, pn = 0;
+async function lossOver(
+  model: Qwen2,
+  seqs: LatentSequence[],
+  afterTokens: number,
+  prep?: (s: LatentSequence, i: number) => { seq: LatentSequence; embeds?: Float32Array },
+): Promise<LossReport> {
+  let sum = 0,
+    n = 0,
+    psum = 0,
+    pn = 0;
   for (let i = 0; i < seqs.length; i++) {
     const { seq, embeds } = prep ? prep(seqs[i], i) : { seq: seqs[i] };
     const r = await model.forward({ ...inputOf(seq, model.twoTrunk), embeds });
@@ -55,7 +73,8 @@ async function lossOver(model: Qwen2, seqs: LatentSequence[], afterTokens: numbe
 
 /** The vectors fed into each latent position (final-norm hidden of the position before), per sequence. */
 export async function collectLatents(model: Qwen2, seqs: LatentSequence[]): Promise<Float32Array[][]> {
-  const H = model.H, out: Float32Array[][] = [];
+  const H = model.H,
+    out: Float32Array[][] = [];
   for (const seq of seqs) {
     const lat: Float32Array[] = [];
     if (seq.kind.includes(Kind.Latent)) {
@@ -72,9 +91,11 @@ export async function latentUsage(model: Qwen2, seqs: LatentSequence[], afterTok
   const normal = await lossOver(model, seqs, afterTokens);
   const hasSpans = seqs.some((s) => s.spans.length > 0);
   if (!hasSpans) return { normal };
-  const isLatent = (s: LatentSequence, t: number) => s.kind[t] === Kind.Latent || (s.kind[t] === Kind.Extra && s.spans.some((sp) => sp.latents.includes(t)));
+  const isLatent = (s: LatentSequence, t: number) =>
+    s.kind[t] === Kind.Latent || (s.kind[t] === Kind.Extra && s.spans.some((sp) => sp.latents.includes(t)));
   const withEmbeds = (s: LatentSequence, vec: (t: number, j: number) => Float32Array | null) => {
-    const kind = s.kind.slice(), embeds = new Float32Array(s.ids.length * H);
+    const kind = s.kind.slice(),
+      embeds = new Float32Array(s.ids.length * H);
     let j = 0;
     for (let t = 0; t < s.ids.length; t++)
       if (isLatent(s, t)) {
@@ -98,7 +119,10 @@ export async function latentUsage(model: Qwen2, seqs: LatentSequence[], afterTok
   }
   const removed = await lossOver(model, seqs.map(removeLatents), afterTokens);
   return {
-    normal, zeroed, swapped, removed,
+    normal,
+    zeroed,
+    swapped,
+    removed,
     gapZeroed: zeroed.postBreakLoss - normal.postBreakLoss,
     gapSwapped: swapped ? swapped.postBreakLoss - normal.postBreakLoss : undefined,
     gapRemoved: removed.postBreakLoss - normal.postBreakLoss,
@@ -111,7 +135,8 @@ export async function latentUsage(model: Qwen2, seqs: LatentSequence[], afterTok
  */
 export function usageVerdict(u: UsageReport, margin = 0.05): string {
   if (!u.zeroed) return 'no latent spans';
-  if ((u.gapSwapped ?? 0) > margin) return `latents carry example-specific information the model uses (swapped +${u.gapSwapped!.toFixed(3)} nats)`;
+  if ((u.gapSwapped ?? 0) > margin)
+    return `latents carry example-specific information the model uses (swapped +${u.gapSwapped!.toFixed(3)} nats)`;
   if ((u.gapRemoved ?? 0) > margin || (u.gapZeroed ?? 0) > margin)
     return `the latent slots matter but their content is interchangeable between examples (swapped ${(u.gapSwapped ?? 0).toFixed(3)}, removed +${(u.gapRemoved ?? 0).toFixed(3)}): pause-like use, not reasoning in latents`;
   return 'latents are ignored (all probe gaps below the margin)';
@@ -127,12 +152,20 @@ export interface DecodedLatent {
 
 /** Reads the embedding table once and decodes latent vectors; `typicalNorm` is the mean token-embedding norm. */
 export class LatentDecoder {
-  private constructor(readonly emb: Float32Array, readonly lm: Float32Array, readonly norms: Float32Array, readonly typicalNorm: number, readonly H: number) {}
+  private constructor(
+    readonly emb: Float32Array,
+    readonly lm: Float32Array,
+    readonly norms: Float32Array,
+    readonly typicalNorm: number,
+    readonly H: number,
+  ) {}
 
   static async create(model: Qwen2): Promise<LatentDecoder> {
     const emb = (await model.be.read(model.param(TOKEN_EMBEDDINGS))) as Float32Array;
     const lm = model.config.tie_word_embeddings ? emb : ((await model.be.read(model.param(LM_HEAD))) as Float32Array);
-    const H = model.H, V = emb.length / H, norms = new Float32Array(V);
+    const H = model.H,
+      V = emb.length / H,
+      norms = new Float32Array(V);
     let total = 0;
     for (let v = 0; v < V; v++) {
       let s = 0;
@@ -144,15 +177,18 @@ export class LatentDecoder {
   }
 
   decode(vec: Float32Array, tokenText: (id: number) => string, top = 5, validIds?: ArrayLike<number>): DecodedLatent {
-    const H = this.H, V = this.norms.length;
+    const H = this.H,
+      V = this.norms.length;
     let nn = 0;
     for (let i = 0; i < H; i++) nn += vec[i] * vec[i];
     const norm = Math.sqrt(nn);
-    const cos: { id: number; v: number }[] = [], lg: { id: number; v: number }[] = [];
+    const cos: { id: number; v: number }[] = [],
+      lg: { id: number; v: number }[] = [];
     const ids = validIds ?? { length: V };
     for (let k = 0; k < ids.length; k++) {
       const v = validIds ? validIds[k] : k;
-      let d = 0, l = 0;
+      let d = 0,
+        l = 0;
       for (let i = 0; i < H; i++) {
         d += vec[i] * this.emb[v * H + i];
         l += vec[i] * this.lm[v * H + i];

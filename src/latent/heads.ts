@@ -21,7 +21,11 @@ export class LogisticHead {
   /** Adam for the weights (moments in f32) and for the bias (in f64), stepped together. */
   private wOpt: HostAdam;
   private bOpt: HostAdam;
-  constructor(readonly dim: number, readonly name: string, lr = 1e-2) {
+  constructor(
+    readonly dim: number,
+    readonly name: string,
+    lr = 1e-2,
+  ) {
     this.w = new Float32Array(dim);
     this.wOpt = new HostAdam(dim, lr, { moments: 'f32' });
     this.bOpt = new HostAdam(1, lr);
@@ -48,22 +52,32 @@ export class LogisticHead {
   step(xs: Float32Array[], ys: number[], posWeight = 1): number {
     if (xs.length === 0) return 0;
     const g = new Float32Array(this.dim);
-    let gb = 0, loss = 0, wsum = 0;
+    let gb = 0,
+      loss = 0,
+      wsum = 0;
     for (let n = 0; n < xs.length; n++) {
-      const p = this.prob(xs[n]), y = ys[n], w = y ? posWeight : 1;
+      const p = this.prob(xs[n]),
+        y = ys[n],
+        w = y ? posWeight : 1;
       loss -= w * (y ? Math.log(p + 1e-12) : Math.log(1 - p + 1e-12));
       const d = w * (p - y);
       for (let i = 0; i < this.dim; i++) g[i] += d * xs[n][i];
       gb += d;
       wsum += w;
     }
-    this.wOpt.step(Float64Array.from(g, (x) => x / wsum), (i, d) => (this.w[i] -= d));
+    this.wOpt.step(
+      Float64Array.from(g, (x) => x / wsum),
+      (i, d) => (this.w[i] -= d),
+    );
     this.bOpt.step([gb / wsum], (_, d) => (this.b -= d));
     return loss / wsum;
   }
 
   evaluate(xs: Float32Array[], ys: number[], threshold = 0.5): HeadMetrics {
-    let tp = 0, fp = 0, fn = 0, ok = 0;
+    let tp = 0,
+      fp = 0,
+      fn = 0,
+      ok = 0;
     for (let n = 0; n < xs.length; n++) {
       const pred = this.prob(xs[n]) > threshold ? 1 : 0;
       if (pred && ys[n]) tp++;
@@ -71,8 +85,15 @@ export class LogisticHead {
       else if (ys[n]) fn++;
       if (pred === ys[n]) ok++;
     }
-    const precision = tp + fp ? tp / (tp + fp) : 0, recall = tp + fn ? tp / (tp + fn) : 0;
-    return { precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0, accuracy: xs.length ? ok / xs.length : 0, n: xs.length };
+    const precision = tp + fp ? tp / (tp + fp) : 0,
+      recall = tp + fn ? tp / (tp + fn) : 0;
+    return {
+      precision,
+      recall,
+      f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0,
+      accuracy: xs.length ? ok / xs.length : 0,
+      n: xs.length,
+    };
   }
 
   toJSON(): HeadWeights {
@@ -85,7 +106,8 @@ export class LogisticHead {
   }
 
   loadAdamState(s: HeadAdamState): void {
-    if (s.m.length !== this.dim || s.v.length !== this.dim) throw new Error(`${this.name} head: optimizer state has ${s.m.length} entries, the head has ${this.dim}`);
+    if (s.m.length !== this.dim || s.v.length !== this.dim)
+      throw new Error(`${this.name} head: optimizer state has ${s.m.length} entries, the head has ${this.dim}`);
     this.wOpt.load({ t: s.t, m: s.m, v: s.v });
     this.bOpt.load({ t: s.t, m: [s.mb], v: [s.vb] });
   }

@@ -12,7 +12,9 @@ export interface LengthReport {
 }
 
 export function measureLengths(rows: SplitRow[], tok: TextEncoder_, opts: Omit<BuildOptions, 'maxLen'>, maxLen: number): LengthReport {
-  let cut = 0, empty = 0, longest = 0;
+  let cut = 0,
+    empty = 0,
+    longest = 0;
   for (const row of rows) {
     const seq = buildSequence(row, tok, opts);
     const n = seq.ids.length;

@@ -24,7 +24,14 @@ export interface DistillTarget {
  * Loss and d(loss)/d(hidden) ([T*H], for Qwen2.addHiddenGrad) of the distillation term for one sequence, normalised by
  * `count` (the number of distilled positions in the whole batch, so the batch loss is their mean).
  */
-export function distillationGrad(hidden: Float32Array, H: number, T: number, targets: readonly DistillTarget[], weight: number, count: number): { loss: number; grad: Float32Array } {
+export function distillationGrad(
+  hidden: Float32Array,
+  H: number,
+  T: number,
+  targets: readonly DistillTarget[],
+  weight: number,
+  count: number,
+): { loss: number; grad: Float32Array } {
   const grad = new Float32Array(T * H);
   let loss = 0;
   const scale = weight / (H * Math.max(1, count));

@@ -168,13 +168,20 @@ export function removeLatents(seq: LatentSequence): LatentSequence {
   const keep: number[] = [];
   for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Token) keep.push(t);
   const map = new Map(keep.map((t, i) => [t, i]));
-  const pick = <T extends Int32Array | Uint8Array>(a: T) => a.constructor === Int32Array ? (Int32Array.from(keep.map((t) => a[t])) as T) : (Uint8Array.from(keep.map((t) => a[t])) as T);
+  const pick = <T extends Int32Array | Uint8Array>(a: T) =>
+    a.constructor === Int32Array ? (Int32Array.from(keep.map((t) => a[t])) as T) : (Uint8Array.from(keep.map((t) => a[t])) as T);
   const labels = pick(seq.labels);
   let labelCount = 0;
   for (let t = 1; t < labels.length; t++) if (labels[t] !== -100) labelCount++;
   return {
-    ids: pick(seq.ids), kind: pick(seq.kind), extra: pick(seq.extra), labels, trunk: new Uint8Array(keep.length),
-    spans: [], afterBreak: seq.afterBreak.map((p) => map.get(p)!).filter((p) => p !== undefined),
-    beforeBreak: seq.beforeBreak.map((p) => map.get(p)!).filter((p) => p !== undefined), labelCount,
+    ids: pick(seq.ids),
+    kind: pick(seq.kind),
+    extra: pick(seq.extra),
+    labels,
+    trunk: new Uint8Array(keep.length),
+    spans: [],
+    afterBreak: seq.afterBreak.map((p) => map.get(p)!).filter((p) => p !== undefined),
+    beforeBreak: seq.beforeBreak.map((p) => map.get(p)!).filter((p) => p !== undefined),
+    labelCount,
   };
 }

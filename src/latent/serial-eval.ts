@@ -26,7 +26,12 @@ export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSe
     if (d === undefined) digit.set(id, (d = isDigits(tok.decode([id]))));
     return d;
   };
-  let tokOk = 0, tokN = 0, exactOk = 0, exactN = 0, gaps = 0, gapN = 0;
+  let tokOk = 0,
+    tokN = 0,
+    exactOk = 0,
+    exactN = 0,
+    gaps = 0,
+    gapN = 0;
   for (const seq of seqs) {
     seq.afterBreak.forEach((p, i) => {
       const b = seq.beforeBreak[i];
@@ -36,7 +41,8 @@ export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSe
     const r = await model.forward({ ...inputOf(seq, model.twoTrunk), labels: undefined }, { wantLogits: true });
     const logits = r.logits!;
     for (const p of seq.afterBreak) {
-      let all = true, any = false;
+      let all = true,
+        any = false;
       for (let t = p; t < seq.ids.length && isDigitToken(seq.ids[t]); t++) {
         let best = 0;
         for (let v = 1; v < V; v++) if (logits[(t - 1) * V + v] > logits[(t - 1) * V + best]) best = v;
@@ -49,5 +55,9 @@ export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSe
       if (any) (exactOk += all ? 1 : 0), exactN++;
     }
   }
-  return { resultTokenAccuracy: tokN ? tokOk / tokN : NaN, resultExactAccuracy: exactN ? exactOk / exactN : NaN, reasoningPositions: gapN ? gaps / gapN : 0 };
+  return {
+    resultTokenAccuracy: tokN ? tokOk / tokN : NaN,
+    resultExactAccuracy: exactN ? exactOk / exactN : NaN,
+    reasoningPositions: gapN ? gaps / gapN : 0,
+  };
 }

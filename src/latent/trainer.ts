@@ -13,7 +13,15 @@ import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, 
 import { generate, type Decoder } from '../generation/generate.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type Phase1CheckpointState } from './checkpoint.js';
 import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
-import { buildCurriculumSequence, finalStage, mixedStage, scheduleStage, type CurriculumSequence, type SubstepRow, type SubstepSchedule } from './curriculum.js';
+import {
+  buildCurriculumSequence,
+  finalStage,
+  mixedStage,
+  scheduleStage,
+  type CurriculumSequence,
+  type SubstepRow,
+  type SubstepSchedule,
+} from './curriculum.js';
 import { auxLabelWeights, distillationGrad, type DistillTarget } from './objectives.js';
 import { breakpointStats } from './serial-eval.js';
 import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss, type MarkerInit } from '../train/skeleton.js';
@@ -153,7 +161,13 @@ export class Phase1Trainer {
   /** The step of the last checkpoint written (or restored) in this run, for error messages. */
   private savedStep?: number;
 
-  constructor(readonly model: Qwen2, readonly tok: TextEncoder_ & Decoder, readonly train: SplitRow[], readonly test: SplitRow[], readonly o: Phase1Options) {
+  constructor(
+    readonly model: Qwen2,
+    readonly tok: TextEncoder_ & Decoder,
+    readonly train: SplitRow[],
+    readonly test: SplitRow[],
+    readonly o: Phase1Options,
+  ) {
     if (train.length === 0) throw new Error('phase 1: no training rows');
     const maxLatents = o.maxLatents ?? 8;
     if (o.k > maxLatents) throw new Error(`phase 1: k=${o.k} exceeds maxLatents=${maxLatents}`);
@@ -180,7 +194,8 @@ export class Phase1Trainer {
 
   /** Fills marker/pause embeddings (a token's embedding, or the mean embedding), as Coconut initialises from `<<`. */
   async init(): Promise<void> {
-    if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity') this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
+    if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity')
+      this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
     if (!this.needsMarkerInit) return;
     await fillMarkerEmbeddings(this.model, this.o.markerInit ?? { kind: 'mean' });
     this.needsMarkerInit = false;
@@ -195,7 +210,8 @@ export class Phase1Trainer {
 
   /** Typical token-embedding norm / typical final-hidden norm, over a few training rows. */
   private async measureScale(): Promise<number> {
-    const m = this.model, H = m.H;
+    const m = this.model,
+      H = m.H;
     const emb = (await m.be.read(m.param(TOKEN_EMBEDDINGS))) as Float32Array;
     let en = 0;
     const V = emb.length / H;
@@ -204,7 +220,8 @@ export class Phase1Trainer {
       for (let i = 0; i < H; i++) s += emb[v * H + i] ** 2;
       en += Math.sqrt(s) / V;
     }
-    let hn = 0, n = 0;
+    let hn = 0,
+      n = 0;
     for (const row of this.train.slice(0, 4)) {
       const seq = buildSequence(row, this.tok, { condition: 'none', k: 0 });
       const r = await m.forward({ B: 1, T: seq.ids.length, ids: seq.ids }, { wantHidden: true });
@@ -230,10 +247,22 @@ export class Phase1Trainer {
     const sub = this.o.substeps;
     if (sub)
       return buildCurriculumSequence(row as SubstepRow, this.tok, {
-        fill: this.o.condition === 'pause' ? 'pause' : 'latent', c: sub.c, stage, maxPause: this.o.maxLatents ?? 8,
-        eosId: this.o.eosId, maxLen: this.o.maxLen, stepDecode: forTraining && (sub.stepDecode ?? 0) > 0,
+        fill: this.o.condition === 'pause' ? 'pause' : 'latent',
+        c: sub.c,
+        stage,
+        maxPause: this.o.maxLatents ?? 8,
+        eosId: this.o.eosId,
+        maxLen: this.o.maxLen,
+        stepDecode: forTraining && (sub.stepDecode ?? 0) > 0,
       });
-    return buildSequence(row, this.tok, { condition: this.o.condition, k: this.o.k, stage, eosId: this.o.eosId, maxLen: this.o.maxLen, superviseLatents: supervise });
+    return buildSequence(row, this.tok, {
+      condition: this.o.condition,
+      k: this.o.k,
+      stage,
+      eosId: this.o.eosId,
+      maxLen: this.o.maxLen,
+      superviseLatents: supervise,
+    });
   }
 
   lrAt(step: number): number {
@@ -251,7 +280,10 @@ export class Phase1Trainer {
   /** Classifier examples from one forward's hidden states. */
   private headExamples(seq: LatentSequence, hidden: Float32Array) {
     const H = this.model.H;
-    const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
+    const sx: Float32Array[] = [],
+      sy: number[] = [],
+      ex: Float32Array[] = [],
+      ey: number[] = [];
     const before = new Set(seq.beforeBreak);
     for (let t = 0; t < seq.ids.length; t++) {
       // start head: text positions inside the answer (labels present at t+1) — positive right before a breakpoint
@@ -276,7 +308,9 @@ export class Phase1Trainer {
     const sub = this.o.substeps;
     if (sub?.resetOptimizer && this.step > 0 && stage !== this.stage(this.step - 1)) this.resetOptimizer();
     const finite = sub ? Math.max(1, sub.stages - 1) : 1;
-    const seqs = rows.map((r, i) => this.sequence(r, sub ? mixedStage(stage, sub.mix ?? 0, this.o.seed, this.step, i, finite) : stage, true));
+    const seqs = rows.map((r, i) =>
+      this.sequence(r, sub ? mixedStage(stage, sub.mix ?? 0, this.o.seed, this.step, i, finite) : stage, true),
+    );
     const auxWeight = sub ? (sub.stepDecode ?? 0) : this.o.latentSupervision!;
     // the auxiliary latent targets are weighted separately and left out of the reported text loss
     const N = seqs.reduce((a, s) => a + s.labelCount - (s.auxLabels?.length ?? 0), 0);
@@ -284,7 +318,10 @@ export class Phase1Trainer {
     const distillCount = teachers?.reduce((a, t) => a + t.length, 0) ?? 0;
     let distillLoss = 0;
     this.model.zeroGrads();
-    let lossSum = 0, tokens = 0, sLoss = 0, eLoss = 0;
+    let lossSum = 0,
+      tokens = 0,
+      sLoss = 0,
+      eLoss = 0;
     const wantHidden = this.o.condition !== 'none';
     for (const group of this.forwardGroups(seqs)) {
       await yieldToEventLoop(); // lets a Ctrl-C be seen (and reported to wrappers like tsx's) within one forward
@@ -292,7 +329,11 @@ export class Phase1Trainer {
       const weights = members.map((s) => (s.auxLabels ? auxLabelWeights(s.ids.length, s.auxLabels, auxWeight) : undefined));
       const { input, T } = packSequences(members, this.model.twoTrunk, weights);
       const targets = group.map((i) => teachers?.[i] ?? []);
-      const r = await this.model.forward(input, { grad: true, lossScale: 1 / Math.max(1, N), wantHidden: wantHidden || targets.some((t) => t.length > 0) });
+      const r = await this.model.forward(input, {
+        grad: true,
+        lossScale: 1 / Math.max(1, N),
+        wantHidden: wantHidden || targets.some((t) => t.length > 0),
+      });
       const H = this.model.H;
       const hiddenOf = (b: number) => r.hidden!.subarray(b * T * H, (b * T + members[b].ids.length) * H);
       if (targets.some((t) => t.length > 0)) {
@@ -321,12 +362,25 @@ export class Phase1Trainer {
     }
     const loss = lossSum / Math.max(1, N);
     const stepNo = this.step + 1;
-    stopOnNonFiniteLoss(loss, (l) => `phase 1 step ${stepNo}: loss is ${l} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`);
+    stopOnNonFiniteLoss(
+      loss,
+      (l) =>
+        `phase 1 step ${stepNo}: loss is ${l} (NaN/Inf); stopping, ${this.savedStep !== undefined ? `the checkpoint of step ${this.savedStep} is kept` : 'no checkpoint was written'}`,
+    );
     const lr = this.lrAt(stepNo);
     const gradNorm = await this.opt.update(lr);
     this.step = stepNo;
     const dt = (performance.now() - t0) / 1000;
-    const rec: StepRecord = { type: 'step', step: stepNo, loss, gradNorm, lr, tokens, tokPerSec: tokens / dt, stage: Number.isFinite(stage) ? stage : -1 };
+    const rec: StepRecord = {
+      type: 'step',
+      step: stepNo,
+      loss,
+      gradNorm,
+      lr,
+      tokens,
+      tokPerSec: tokens / dt,
+      stage: Number.isFinite(stage) ? stage : -1,
+    };
     if (this.o.condition !== 'none') Object.assign(rec, { startLoss: sLoss / seqs.length, endLoss: eLoss / seqs.length });
     if (teachers) rec.distillLoss = distillLoss;
     this.steps.push(rec);
@@ -340,9 +394,19 @@ export class Phase1Trainer {
     const rows = this.test.slice(0, this.o.evalRows);
     const seqs = rows.map((r) => this.sequence(r, this.o.substeps ? finalStage(this.o.substeps) : Infinity));
     const usage = await latentUsage(this.model, seqs);
-    const rec: EvalRecord = { type: 'eval', step: this.step, testLoss: usage.normal.loss, postBreakLoss: usage.normal.postBreakLoss, usage, ...(await breakpointStats(this.model, this.tok, seqs)) };
+    const rec: EvalRecord = {
+      type: 'eval',
+      step: this.step,
+      testLoss: usage.normal.loss,
+      postBreakLoss: usage.normal.postBreakLoss,
+      usage,
+      ...(await breakpointStats(this.model, this.tok, seqs)),
+    };
     if (this.o.condition !== 'none') {
-      const sx: Float32Array[] = [], sy: number[] = [], ex: Float32Array[] = [], ey: number[] = [];
+      const sx: Float32Array[] = [],
+        sy: number[] = [],
+        ex: Float32Array[] = [],
+        ey: number[] = [];
       for (const seq of seqs) {
         const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
         const e = this.headExamples(seq, r.hidden!);
@@ -356,22 +420,37 @@ export class Phase1Trainer {
         rec.typicalEmbeddingNorm = dec.typicalNorm;
         const lat = await collectLatents(this.model, seqs.slice(0, 2));
         rec.decoded = [];
-        lat.forEach((vs, ex) => vs.slice(0, 2 * this.o.k).forEach((v, j) => rec.decoded!.push({ example: ex, span: Math.floor(j / this.o.k), latent: j % this.o.k, d: dec.decode(v, this.o.tokenText!, 5, this.o.decodeIds) })));
+        lat.forEach((vs, ex) =>
+          vs.slice(0, 2 * this.o.k).forEach((v, j) =>
+            rec.decoded!.push({
+              example: ex,
+              span: Math.floor(j / this.o.k),
+              latent: j % this.o.k,
+              d: dec.decode(v, this.o.tokenText!, 5, this.o.decodeIds),
+            }),
+          ),
+        );
       }
     }
     const genRows = this.o.genRows;
     if (withGeneration && genRows > 0 && this.o.reward) {
       const gr = this.test.slice(0, genRows);
       const run = async (useLatents: boolean) => {
-        let ok = 0, positions = 0, latents = 0;
+        let ok = 0,
+          positions = 0,
+          latents = 0;
         const samples: NonNullable<EvalRecord['samples']> = [];
         for (const row of gr) {
           await yieldToEventLoop();
           if (this.o.shouldStop?.()) throw new EvalInterrupted();
           const g = await generate(this.model, this.tok, row.question + '\n', {
-            maxNewTokens: this.o.maxNewTokens ?? 96, condition: useLatents ? this.o.condition : 'none',
-            startHead: useLatents ? this.startHead : null, endHead: this.o.condition === 'latent' ? this.endHead : null,
-            latentsPerSpan: this.o.k, maxLatents: this.o.maxLatents ?? 8, eosId: this.o.eosId,
+            maxNewTokens: this.o.maxNewTokens ?? 96,
+            condition: useLatents ? this.o.condition : 'none',
+            startHead: useLatents ? this.startHead : null,
+            endHead: this.o.condition === 'latent' ? this.endHead : null,
+            latentsPerSpan: this.o.k,
+            maxLatents: this.o.maxLatents ?? 8,
+            eosId: this.o.eosId,
           });
           const r = this.o.reward!(g.plain, row.final).reward;
           ok += r;
@@ -416,7 +495,13 @@ export class Phase1Trainer {
       const teacher = this.sequence(rows[i], 0) as CurriculumSequence;
       const r = await this.model.forward({ ...inputOf(teacher, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
       const withSlots = new Set(student.spans.map((sp) => sp.breakpoint));
-      out.push(student.beforeResult.flatMap((pos, b) => (withSlots.has(b) && teacher.beforeResult[b] !== undefined ? [{ pos, target: r.hidden!.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }] : [])));
+      out.push(
+        student.beforeResult.flatMap((pos, b) =>
+          withSlots.has(b) && teacher.beforeResult[b] !== undefined
+            ? [{ pos, target: r.hidden!.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }]
+            : [],
+        ),
+      );
     }
     return out;
   }
@@ -429,10 +514,19 @@ export class Phase1Trainer {
 
   checkpointState(): Phase1CheckpointState {
     return {
-      version: CHECKPOINT_VERSION, kind: 'phase1', step: this.step, rng: this.data.rng.state(), order: this.data.order, cursor: this.data.cursor, epoch: this.data.epoch,
-      heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() }, options: this.trajectoryOptions(),
+      version: CHECKPOINT_VERSION,
+      kind: 'phase1',
+      step: this.step,
+      rng: this.data.rng.state(),
+      order: this.data.order,
+      cursor: this.data.cursor,
+      epoch: this.data.epoch,
+      heads: { start: this.startHead.toJSON(), end: this.endHead.toJSON() },
+      options: this.trajectoryOptions(),
       headAdam: { start: this.startHead.adamState(), end: this.endHead.adamState() },
-      records: this.logged, pendingEval: this.pendingEval, feedbackScale: this.feedbackScale,
+      records: this.logged,
+      pendingEval: this.pendingEval,
+      feedbackScale: this.feedbackScale,
     };
   }
 
@@ -440,11 +534,30 @@ export class Phase1Trainer {
   trajectoryOptions(): Record<string, unknown> {
     const o = this.o;
     return {
-      mode: o.mode, condition: o.condition, k: o.k, seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps ?? 0,
-      adamw: o.adamw ?? {}, curriculumStepsPerStage: o.curriculumStepsPerStage ?? 0, maxLatents: o.maxLatents ?? 8, feedback: o.feedback ?? 'identity',
-      latentSupervision: o.latentSupervision ?? 0, markerInit: o.markerInit ?? { kind: 'mean' }, maxLen: o.maxLen ?? null,
-      evalEvery: o.evalEvery, evalRows: o.evalRows, genRows: o.genRows, genEvery: o.genEvery ?? 0, maxNewTokens: o.maxNewTokens ?? 96, ...o.runInfo,
-      ...(o.substeps ? { substeps: o.substeps } : {}), ...(o.batchForward !== undefined ? { batchForward: o.batchForward } : {}), ...(o.genWithoutLatents === false ? { genWithoutLatents: false } : {}),
+      mode: o.mode,
+      condition: o.condition,
+      k: o.k,
+      seed: o.seed,
+      steps: o.steps,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      warmupSteps: o.warmupSteps ?? 0,
+      adamw: o.adamw ?? {},
+      curriculumStepsPerStage: o.curriculumStepsPerStage ?? 0,
+      maxLatents: o.maxLatents ?? 8,
+      feedback: o.feedback ?? 'identity',
+      latentSupervision: o.latentSupervision ?? 0,
+      markerInit: o.markerInit ?? { kind: 'mean' },
+      maxLen: o.maxLen ?? null,
+      evalEvery: o.evalEvery,
+      evalRows: o.evalRows,
+      genRows: o.genRows,
+      genEvery: o.genEvery ?? 0,
+      maxNewTokens: o.maxNewTokens ?? 96,
+      ...o.runInfo,
+      ...(o.substeps ? { substeps: o.substeps } : {}),
+      ...(o.batchForward !== undefined ? { batchForward: o.batchForward } : {}),
+      ...(o.genWithoutLatents === false ? { genWithoutLatents: false } : {}),
     };
   }
 
@@ -460,7 +573,8 @@ export class Phase1Trainer {
     if (st.kind !== 'phase1') throw new Error(`${dir}: an RL checkpoint, not a phase-1 one (continue it with \`latentlm rl --resume\`)`);
     this.step = st.step;
     this.data.restore({ rng: Rng.fromState(st.rng), order: st.order, cursor: st.cursor, epoch: st.epoch });
-    const s = LogisticHead.fromJSON(st.heads.start), e = LogisticHead.fromJSON(st.heads.end);
+    const s = LogisticHead.fromJSON(st.heads.start),
+      e = LogisticHead.fromJSON(st.heads.end);
     this.startHead.w.set(s.w), (this.startHead.b = s.b);
     this.endHead.w.set(e.w), (this.endHead.b = e.b);
     const ha = st.headAdam;

@@ -48,17 +48,21 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
   const c = json as Record<string, unknown>;
   if (c.model_type !== undefined && c.model_type !== 'qwen2') {
     const why = UNSUPPORTED_MODEL_TYPES[String(c.model_type)];
-    throw new Error(`${file}: model_type ${JSON.stringify(c.model_type)} is not supported (this loader implements 'qwen2', which Qwen2 and Qwen2.5 checkpoints use${why ? `; ${c.model_type} ${why}` : ''})`);
+    throw new Error(
+      `${file}: model_type ${JSON.stringify(c.model_type)} is not supported (this loader implements 'qwen2', which Qwen2 and Qwen2.5 checkpoints use${why ? `; ${c.model_type} ${why}` : ''})`,
+    );
   }
   const int = (key: string, fallback?: number): number => {
     const v = c[key] ?? fallback;
     if (v === undefined) throw new Error(`${file}: missing field '${key}'`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`${file}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      throw new Error(`${file}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const pos = (key: string, fallback: number): number => {
     const v = c[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`${file}: '${key}' must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw new Error(`${file}: '${key}' must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   };
   const vocab_size = int('vocab_size');
@@ -71,7 +75,10 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
   const max_position_embeddings = int('max_position_embeddings', DEFAULTS.max_position_embeddings);
   const rms_norm_eps = pos('rms_norm_eps', DEFAULTS.rms_norm_eps);
   const rope_theta = pos('rope_theta', DEFAULTS.rope_theta);
-  checkConfigLimits({ vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, max_position_embeddings }, file);
+  checkConfigLimits(
+    { vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, max_position_embeddings },
+    file,
+  );
   const tie = c.tie_word_embeddings ?? DEFAULTS.tie_word_embeddings;
   if (typeof tie !== 'boolean') throw new Error(`${file}: 'tie_word_embeddings' must be true or false, got ${JSON.stringify(tie)}`);
 
@@ -79,14 +86,18 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
     throw new Error(`${file}: hidden_size ${hidden_size} is not divisible by num_attention_heads ${num_attention_heads}`);
   }
   const headDim = hidden_size / num_attention_heads;
-  if (headDim % 2 !== 0) throw new Error(`${file}: head_dim = hidden_size / num_attention_heads = ${headDim} must be even (rotary embeddings rotate pairs)`);
+  if (headDim % 2 !== 0)
+    throw new Error(`${file}: head_dim = hidden_size / num_attention_heads = ${headDim} must be even (rotary embeddings rotate pairs)`);
   if (c.head_dim !== undefined && c.head_dim !== null && c.head_dim !== headDim) {
-    throw new Error(`${file}: head_dim ${JSON.stringify(c.head_dim)} differs from hidden_size / num_attention_heads = ${headDim}: not supported`);
+    throw new Error(
+      `${file}: head_dim ${JSON.stringify(c.head_dim)} differs from hidden_size / num_attention_heads = ${headDim}: not supported`,
+    );
   }
   if (num_attention_heads % num_key_value_heads !== 0) {
     throw new Error(`${file}: num_attention_heads ${num_attention_heads} is not divisible by num_key_value_heads ${num_key_value_heads}`);
   }
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new Error(`${file}: hidden_act ${JSON.stringify(c.hidden_act)} is not supported (only 'silu')`);
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu')
+    throw new Error(`${file}: hidden_act ${JSON.stringify(c.hidden_act)} is not supported (only 'silu')`);
   const rs = c.rope_scaling as { type?: unknown; rope_type?: unknown } | null | undefined;
   if (rs != null && (rs.rope_type ?? rs.type ?? 'default') !== 'default') {
     throw new Error(`${file}: rope_scaling ${JSON.stringify(rs)} is not supported (only plain rotary embeddings)`);
@@ -94,15 +105,26 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
   if (c.use_sliding_window === true) throw new Error(`${file}: use_sliding_window = true is not supported`);
   return {
     ...c,
-    vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
-    max_position_embeddings, rms_norm_eps, rope_theta, tie_word_embeddings: tie,
+    vocab_size,
+    hidden_size,
+    intermediate_size,
+    num_hidden_layers,
+    num_attention_heads,
+    num_key_value_heads,
+    max_position_embeddings,
+    rms_norm_eps,
+    rope_theta,
+    tie_word_embeddings: tie,
   } as Qwen2Config;
 }
 
 /** Every HF tensor name of Qwen2ForCausalLM with this config, with its shape (lm_head only when untied). */
 export function expectedQwen2Tensors(config: Qwen2Config): Map<string, number[]> {
-  const H = config.hidden_size, I = config.intermediate_size, V = config.vocab_size;
-  const D = H / config.num_attention_heads, KV = config.num_key_value_heads * D;
+  const H = config.hidden_size,
+    I = config.intermediate_size,
+    V = config.vocab_size;
+  const D = H / config.num_attention_heads,
+    KV = config.num_key_value_heads * D;
   const m = new Map<string, number[]>();
   m.set('model.embed_tokens.weight', [V, H]);
   for (let l = 0; l < config.num_hidden_layers; l++) {
@@ -138,7 +160,11 @@ export interface ValidateOptions {
  * Throws if a tensor the config needs is missing or has the wrong shape (naming tensor and file); returns warnings
  * for tensors it does not know (rotary inv_freq buffers, a tied lm_head, training extras), which are ignored.
  */
-export function validateQwen2Tensors(config: Qwen2Config, tensors: ReadonlyMap<string, { shape: readonly number[] }>, opts: ValidateOptions = {}): string[] {
+export function validateQwen2Tensors(
+  config: Qwen2Config,
+  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
+  opts: ValidateOptions = {},
+): string[] {
   const source = opts.source ?? 'checkpoint';
   const fileOf = opts.fileOf ?? (() => source);
   const expected = expectedQwen2Tensors(config);
@@ -168,8 +194,13 @@ export function validateQwen2Tensors(config: Qwen2Config, tensors: ReadonlyMap<s
   }
   const unknown = extra.filter((n) => n !== 'lm_head.weight');
   if (unknown.length) {
-    const list = unknown.slice(0, 5).map((n) => `'${n}' (${fileOf(n)})`).join(', ');
-    warnings.push(`${source}: ignoring ${unknown.length} tensor${unknown.length > 1 ? 's' : ''} a Qwen2 model does not use: ${list}${unknown.length > 5 ? ', ...' : ''}`);
+    const list = unknown
+      .slice(0, 5)
+      .map((n) => `'${n}' (${fileOf(n)})`)
+      .join(', ');
+    warnings.push(
+      `${source}: ignoring ${unknown.length} tensor${unknown.length > 1 ? 's' : ''} a Qwen2 model does not use: ${list}${unknown.length > 5 ? ', ...' : ''}`,
+    );
   }
   return warnings;
 }
@@ -189,9 +220,18 @@ export interface HfTensor {
 
 class LazyTensor implements HfTensor {
   #f32: Float32Array | null = null;
-  constructor(private readonly entry: SafetensorsEntry, readonly file: string, private readonly name = '', private readonly checkFinite = false) {}
-  get dtype() { return this.entry.dtype; }
-  get shape() { return this.entry.shape; }
+  constructor(
+    private readonly entry: SafetensorsEntry,
+    readonly file: string,
+    private readonly name = '',
+    private readonly checkFinite = false,
+  ) {}
+  get dtype() {
+    return this.entry.dtype;
+  }
+  get shape() {
+    return this.entry.shape;
+  }
   get data(): Float32Array {
     if (!this.#f32) {
       try {
@@ -203,8 +243,12 @@ class LazyTensor implements HfTensor {
     }
     return this.#f32;
   }
-  raw() { return this.entry; }
-  release() { this.#f32 = null; }
+  raw() {
+    return this.entry;
+  }
+  release() {
+    this.#f32 = null;
+  }
 }
 
 export interface HfCheckpoint {
@@ -272,7 +316,10 @@ export async function loadHfCheckpoint(source: Source, opts: LoadOptions = {}): 
       if (prev) throw new Error(`${file}: tensor '${name}' is also in ${prev.file}`);
       tensors.set(name, new LazyTensor(entry, file, name, !opts.allowNonFinite));
     }
-    if (only) for (const name of only) if (!st.tensors.has(name)) throw new Error(`${file}: tensor '${name}' is listed for this shard in model.safetensors.index.json but is not in it`);
+    if (only)
+      for (const name of only)
+        if (!st.tensors.has(name))
+          throw new Error(`${file}: tensor '${name}' is listed for this shard in model.safetensors.index.json but is not in it`);
   };
 
   const single = joinSource(base, 'model.safetensors');
@@ -299,11 +346,14 @@ export async function loadHfCheckpoint(source: Source, opts: LoadOptions = {}): 
     }
     where = indexFile;
   } else {
-    const bin = (await sourceExists(joinSource(base, 'pytorch_model.bin'))) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
+    const bin = (await sourceExists(joinSource(base, 'pytorch_model.bin')))
+      ? ' (pytorch_model.bin is not supported: convert it to safetensors)'
+      : '';
     throw new Error(`${base}: neither model.safetensors nor model.safetensors.index.json found${bin}`);
   }
 
-  const warnings = opts.validate === false ? [] : validateQwen2Tensors(config, tensors, { source: where, fileOf: (n) => tensors.get(n)?.file ?? where });
+  const warnings =
+    opts.validate === false ? [] : validateQwen2Tensors(config, tensors, { source: where, fileOf: (n) => tensors.get(n)?.file ?? where });
   for (const w of warnings) opts.onWarning?.(w);
   return {
     source: base,
@@ -358,7 +408,8 @@ export async function saveHfCheckpoint(
     model_type: 'qwen2',
     torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32',
   };
-  const model = `${dir}/model.safetensors`, cfgFile = `${dir}/config.json`;
+  const model = `${dir}/model.safetensors`,
+    cfgFile = `${dir}/config.json`;
   await writeFileAtomic(model, bytes);
   await writeFileAtomic(cfgFile, JSON.stringify(outConfig, null, 2) + '\n');
   return { files: [model, cfgFile] };

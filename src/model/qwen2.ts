@@ -22,7 +22,7 @@ export type Qwen2Config = HfQwen2Config;
 export type Trunk = 'language' | 'latent';
 
 /** Input kind of a position. */
-export const enum Kind {
+export enum Kind {
   /** Embedding of ids[p]. */
   Token = 0,
   /** A latent: the (fed-back) final-norm hidden state of position p-1. */
@@ -88,12 +88,18 @@ export interface KVCache {
 }
 
 const LAYER_PARAMS = [
-  ['self_attn.q_proj.weight', 'q'], ['self_attn.q_proj.bias', 'qb'],
-  ['self_attn.k_proj.weight', 'k'], ['self_attn.k_proj.bias', 'kb'],
-  ['self_attn.v_proj.weight', 'v'], ['self_attn.v_proj.bias', 'vb'],
+  ['self_attn.q_proj.weight', 'q'],
+  ['self_attn.q_proj.bias', 'qb'],
+  ['self_attn.k_proj.weight', 'k'],
+  ['self_attn.k_proj.bias', 'kb'],
+  ['self_attn.v_proj.weight', 'v'],
+  ['self_attn.v_proj.bias', 'vb'],
   ['self_attn.o_proj.weight', 'o'],
-  ['mlp.gate_proj.weight', 'gate'], ['mlp.up_proj.weight', 'up'], ['mlp.down_proj.weight', 'down'],
-  ['input_layernorm.weight', 'ln1'], ['post_attention_layernorm.weight', 'ln2'],
+  ['mlp.gate_proj.weight', 'gate'],
+  ['mlp.up_proj.weight', 'up'],
+  ['mlp.down_proj.weight', 'down'],
+  ['input_layernorm.weight', 'ln1'],
+  ['post_attention_layernorm.weight', 'ln2'],
 ] as const;
 type LayerKey = (typeof LAYER_PARAMS)[number][1];
 type LayerTensors = Record<LayerKey, Tensor>;
@@ -112,7 +118,8 @@ export interface LatentFeedback {
 export const identityFeedback: LatentFeedback = {
   name: 'identity',
   forward: (be, h, ho, x, xo, H) => be.copy2d({ src: h, dst: x, rows: 1, cols: H, srcOff: ho, srcStride: H, dstOff: xo, dstStride: H }),
-  backward: (be, dx, xo, dh, ho, H) => be.copy2d({ src: dx, dst: dh, rows: 1, cols: H, srcOff: xo, srcStride: H, dstOff: ho, dstStride: H, accumulate: true }),
+  backward: (be, dx, xo, dh, ho, H) =>
+    be.copy2d({ src: dx, dst: dh, rows: 1, cols: H, srcOff: xo, srcStride: H, dstOff: ho, dstStride: H, accumulate: true }),
 };
 
 /**
@@ -147,7 +154,18 @@ interface Segment {
   feed: { row: number; b: number; p: number }[];
   xs: Tensor[];
   /** Per layer, what the backward needs (the SwiGLU activation is not kept: the down projection fuses it). */
-  acts: { xn: Tensor; rstd1: Tensor; q: Tensor; att: Tensor; lse: Tensor; x2: Tensor; xn2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor }[];
+  acts: {
+    xn: Tensor;
+    rstd1: Tensor;
+    q: Tensor;
+    att: Tensor;
+    lse: Tensor;
+    x2: Tensor;
+    xn2: Tensor;
+    rstd2: Tensor;
+    gate: Tensor;
+    up: Tensor;
+  }[];
   rstdF: Tensor;
   hf: Tensor;
   dHf: Tensor | null;
@@ -207,7 +225,10 @@ export class Qwen2 {
   readonly V: number;
   readonly L: number;
 
-  private constructor(readonly be: Backend, readonly config: Qwen2Config) {
+  private constructor(
+    readonly be: Backend,
+    readonly config: Qwen2Config,
+  ) {
     this.arena = new Arena(be);
     this.scratch = new Arena(be);
     this.tmp = new Arena(be);
@@ -288,10 +309,11 @@ export class Qwen2 {
   setTrainable(pred: (name: string) => boolean): void {
     this.trainable.clear();
     for (const name of this.params.keys()) if (pred(name)) this.trainable.add(name);
-    for (const [name, g] of this.grads) if (!this.trainable.has(name)) {
-      this.be.free(g);
-      this.grads.delete(name);
-    }
+    for (const [name, g] of this.grads)
+      if (!this.trainable.has(name)) {
+        this.be.free(g);
+        this.grads.delete(name);
+      }
   }
 
   isTrainable(name: string): boolean {
@@ -368,7 +390,9 @@ export class Qwen2 {
   createCache(B: number, cap: number): KVCache {
     const n = B * cap * this.KV;
     return {
-      B, cap, len: 0,
+      B,
+      cap,
+      len: 0,
       k: Array.from({ length: this.L }, (_, l) => this.be.alloc(n, 'f32', `kcache${l}`)),
       v: Array.from({ length: this.L }, (_, l) => this.be.alloc(n, 'f32', `vcache${l}`)),
       lastHidden: this.be.alloc(B * this.H, 'f32', 'lastHidden'),
@@ -400,7 +424,8 @@ export class Qwen2 {
       const tr = trunk[sg.s];
       for (let b = 0; b < B; b++)
         for (let t = sg.s; t < sg.e; t++)
-          if (trunk[b * T + t] !== tr) throw new Error(`two-trunk routing differs across the batch at position ${start + t}; run such sequences with B=1`);
+          if (trunk[b * T + t] !== tr)
+            throw new Error(`two-trunk routing differs across the batch at position ${start + t}; run such sequences with B=1`);
       sg.trunk = tr === 1 ? 'latent' : 'language';
     }
     return segs;
@@ -466,9 +491,16 @@ export class Qwen2 {
     arena.reset();
     const start = cache ? cache.len : 0;
     const cap = cache ? cache.cap : T;
-    if (cache && (cache.B !== B || start + T > cap)) throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
+    if (cache && (cache.B !== B || start + T > cap))
+      throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
     return {
-      inp, B, T, start, cap, arena, cache,
+      inp,
+      B,
+      T,
+      start,
+      cap,
+      arena,
+      cache,
       kc: cache ? cache.k : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
       vc: cache ? cache.v : Array.from({ length: this.L }, () => arena.take(B * cap * this.KV)),
       grad: !!opts.grad,
@@ -487,22 +519,32 @@ export class Qwen2 {
   /** Embeddings, layers, final norm and (where there are targets or logits are wanted) the loss head of one segment. */
   private segmentForward(st: PassState, plan: { s: number; e: number; trunk: Trunk }): Segment {
     const { inp, B, T, start, arena } = st;
-    const be = this.be, H = this.H, V = this.V;
+    const be = this.be,
+      H = this.H,
+      V = this.V;
     const wantLoss = !!inp.labels;
     const { s, e, trunk } = plan;
-    const Tc = e - s, rows = B * Tc;
-    const pos = new Int32Array(rows), ids = new Int32Array(rows), targets = new Int32Array(rows).fill(-100);
-    const extra = new Int32Array(rows).fill(-1), w = new Float32Array(rows);
+    const Tc = e - s,
+      rows = B * Tc;
+    const pos = new Int32Array(rows),
+      ids = new Int32Array(rows),
+      targets = new Int32Array(rows).fill(-100);
+    const extra = new Int32Array(rows).fill(-1),
+      w = new Float32Array(rows);
     const feed: Segment['feed'] = [];
     const embedRows: [number, number][] = [];
-    let hasExtra = false, hasTargets = false;
+    let hasExtra = false,
+      hasTargets = false;
     for (let b = 0; b < B; b++)
       for (let i = 0; i < Tc; i++) {
-        const t = s + i, src = b * T + t, r = b * Tc + i;
+        const t = s + i,
+          src = b * T + t,
+          r = b * Tc + i;
         pos[r] = start + t;
         const k = inp.kind ? inp.kind[src] : Kind.Token;
         ids[r] = k === Kind.Token ? inp.ids[src] : -1;
-        if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V)) throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
+        if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V))
+          throw new Error(`forward: token id ${ids[r]} at sequence ${b} position ${t} is outside the vocabulary (${V})`);
         if (k === Kind.Extra) {
           extra[r] = inp.extra![src];
           hasExtra = true;
@@ -521,11 +563,24 @@ export class Qwen2 {
       return t;
     };
     const seg: Segment = {
-      s, e, Tc, rows, trunk, feed, hasTargets,
-      pos: up(pos), ids: up(ids), extra: hasExtra ? up(extra) : null, targets: up(targets),
+      s,
+      e,
+      Tc,
+      rows,
+      trunk,
+      feed,
+      hasTargets,
+      pos: up(pos),
+      ids: up(ids),
+      extra: hasExtra ? up(extra) : null,
+      targets: up(targets),
       weights: st.grad && hasTargets ? up(w, 'f32') : null,
-      xs: [], acts: [], rstdF: arena.take(rows), hf: arena.take(rows * H),
-      dHf: st.grad ? arena.take(rows * H, 'f32', true) : null, losses: arena.take(rows),
+      xs: [],
+      acts: [],
+      rstdF: arena.take(rows),
+      hf: arena.take(rows * H),
+      dHf: st.grad ? arena.take(rows * H, 'f32', true) : null,
+      losses: arena.take(rows),
     };
     // ---- input embeddings ----
     const x0 = arena.take(rows * H);
@@ -548,7 +603,15 @@ export class Qwen2 {
     // ---- layers ----
     for (let l = 0; l < this.L; l++) seg.xs.push(this.layerForward(seg, l, st.kc[l], st.vc[l], B, start, st.cap, arena));
     // ---- final norm and fused loss head ----
-    be.rmsNorm({ x: seg.xs[this.L], w: this.param(this.normName(trunk)), y: seg.hf, rstd: seg.rstdF, rows, dim: H, eps: this.config.rms_norm_eps });
+    be.rmsNorm({
+      x: seg.xs[this.L],
+      w: this.param(this.normName(trunk)),
+      y: seg.hf,
+      rstd: seg.rstdF,
+      rows,
+      dim: H,
+      eps: this.config.rms_norm_eps,
+    });
     if (hasTargets || st.keptLogits) this.lossHead(st, seg);
     return seg;
   }
@@ -580,7 +643,10 @@ export class Qwen2 {
 
   /** Copies each sequence's last final-norm hidden state into `lh` ([B, H]) and reads it (and its logits if asked). */
   private async readLastRows(st: PassState, lh: Tensor, wantLogits: boolean): Promise<Pick<ForwardResult, 'lastLogits' | 'lastHidden'>> {
-    const be = this.be, B = st.B, H = this.H, V = this.V;
+    const be = this.be,
+      B = st.B,
+      H = this.H,
+      V = this.V;
     const last = st.segments[st.segments.length - 1];
     be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
     const out: Pick<ForwardResult, 'lastLogits' | 'lastHidden'> = {};
@@ -603,17 +669,33 @@ export class Qwen2 {
   }
 
   private layerForward(seg: Segment, l: number, kc: Tensor, vc: Tensor, B: number, start: number, cap: number, arena: Arena): Tensor {
-    const be = this.be, c = this.config, H = this.H, D = this.D, KV = this.KV, I = this.I, rows = seg.rows;
-    const Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    const be = this.be,
+      c = this.config,
+      H = this.H,
+      D = this.D,
+      KV = this.KV,
+      I = this.I,
+      rows = seg.rows;
+    const Hq = c.num_attention_heads,
+      Hkv = c.num_key_value_heads;
     const W = this.layer(l, seg.trunk, false) as LayerTensors;
     const x = seg.xs[l];
     const a = {
-      xn: arena.take(rows * H), rstd1: arena.take(rows), q: arena.take(rows * H), att: arena.take(rows * H), lse: arena.take(B * Hq * seg.Tc),
-      x2: arena.take(rows * H), xn2: arena.take(rows * H), rstd2: arena.take(rows), gate: arena.take(rows * I), up: arena.take(rows * I),
+      xn: arena.take(rows * H),
+      rstd1: arena.take(rows),
+      q: arena.take(rows * H),
+      att: arena.take(rows * H),
+      lse: arena.take(B * Hq * seg.Tc),
+      x2: arena.take(rows * H),
+      xn2: arena.take(rows * H),
+      rstd2: arena.take(rows),
+      gate: arena.take(rows * I),
+      up: arena.take(rows * I),
     };
     be.rmsNorm({ x, w: W.ln1, y: a.xn, rstd: a.rstd1, rows, dim: H, eps: c.rms_norm_eps });
     this.tmp.reset();
-    const k = this.tmp.take(rows * KV), v = this.tmp.take(rows * KV);
+    const k = this.tmp.take(rows * KV),
+      v = this.tmp.take(rows * KV);
     be.matmul({ a: a.xn, b: W.q, c: a.q, M: rows, N: H, K: H, transB: true, bias: W.qb });
     be.matmul({ a: a.xn, b: W.k, c: k, M: rows, N: KV, K: H, transB: true, bias: W.kb });
     be.matmul({ a: a.xn, b: W.v, c: v, M: rows, N: KV, K: H, transB: true, bias: W.vb });
@@ -648,9 +730,14 @@ export class Qwen2 {
    * With grad, the gradient w.r.t. the final hidden state and the LM-head weight is formed right here.
    */
   private lossHead(st: PassState, seg: Segment): void {
-    const be = this.be, H = this.H, V = this.V, arena = st.arena, grad = st.grad;
+    const be = this.be,
+      H = this.H,
+      V = this.V,
+      arena = st.arena,
+      grad = st.grad;
     const Wname = this.lmHeadName();
-    const W = this.param(Wname), dW = grad ? this.grads.get(Wname) : undefined;
+    const W = this.param(Wname),
+      dW = grad ? this.grads.get(Wname) : undefined;
     const R = this.lossChunkRows();
     let kept: Tensor | null = null;
     if (st.keptLogits) {
@@ -663,7 +750,16 @@ export class Qwen2 {
       be.matmul({ a: seg.hf, b: W, c: logits, M: n, N: V, K: H, transB: true, aOff: r0 * H });
       if (kept) be.copy2d({ src: logits, dst: kept, rows: 1, cols: n * V, srcStride: 0, dstOff: r0 * V, dstStride: 0 });
       const withGrad = grad && seg.weights !== null;
-      be.crossEntropy({ logits, labels: seg.targets, losses: seg.losses, rows: n, V, weights: withGrad ? seg.weights! : undefined, labelOff: r0, lossOff: r0 });
+      be.crossEntropy({
+        logits,
+        labels: seg.targets,
+        losses: seg.losses,
+        rows: n,
+        V,
+        weights: withGrad ? seg.weights! : undefined,
+        labelOff: r0,
+        lossOff: r0,
+      });
       if (withGrad) {
         be.matmul({ a: logits, b: W, c: seg.dHf!, M: n, N: H, K: V, cOff: r0 * H, accumulate: true });
         if (dW) be.matmul({ a: logits, b: seg.hf, c: dW, M: V, N: H, K: n, transA: true, bOff: r0 * H, accumulate: true });
@@ -678,7 +774,8 @@ export class Qwen2 {
   addHiddenGrad(grad: Float32Array): void {
     const pass = this.pass;
     if (!pass) throw new Error('addHiddenGrad: no forward({grad: true}) pass pending');
-    const { B, T } = pass.input, H = this.H;
+    const { B, T } = pass.input,
+      H = this.H;
     if (grad.length !== B * T * H) throw new Error(`addHiddenGrad: got ${grad.length} values, expected B*T*H = ${B * T * H}`);
     for (const seg of pass.segments) {
       const part = new Float32Array(seg.rows * H);
@@ -699,15 +796,27 @@ export class Qwen2 {
   backward(): void {
     const pass = this.pass;
     if (!pass) throw new Error('backward: no forward({grad: true}) pass to backpropagate');
-    const be = this.be, H = this.H, rows0 = pass.input.B;
+    const be = this.be,
+      H = this.H,
+      rows0 = pass.input.B;
     const B = rows0;
     for (let j = pass.segments.length - 1; j >= 0; j--) {
       const seg = pass.segments[j];
       const rows = seg.rows;
       const normName = this.normName(seg.trunk);
       let dx = this.arena.take(rows * H, 'f32', true);
-      be.rmsNormBackward({ dy: seg.dHf!, x: seg.xs[this.L], w: this.param(normName), rstd: seg.rstdF, dx, dw: this.grads.get(normName) ?? this.arena.take(H), rows, dim: H });
-      for (let l = this.L - 1; l >= 0; l--) dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
+      be.rmsNormBackward({
+        dy: seg.dHf!,
+        x: seg.xs[this.L],
+        w: this.param(normName),
+        rstd: seg.rstdF,
+        dx,
+        dw: this.grads.get(normName) ?? this.arena.take(H),
+        rows,
+        dim: H,
+      });
+      for (let l = this.L - 1; l >= 0; l--)
+        dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
       // dx is now the gradient of the input embeddings
       const dEmb = this.grads.get('model.embed_tokens.weight');
       if (dEmb) be.embeddingBackward({ ids: seg.ids, dOut: dx, dTable: dEmb, rows, dim: H });
@@ -721,11 +830,28 @@ export class Qwen2 {
     this.pass = null;
   }
 
-  private layerBackward(seg: Segment, l: number, dxOut: Tensor, kc: Tensor, vc: Tensor, dK: Tensor, dV: Tensor, B: number, cap: number): Tensor {
-    const be = this.be, c = this.config, H = this.H, D = this.D, KV = this.KV, I = this.I, rows = seg.rows;
+  private layerBackward(
+    seg: Segment,
+    l: number,
+    dxOut: Tensor,
+    kc: Tensor,
+    vc: Tensor,
+    dK: Tensor,
+    dV: Tensor,
+    B: number,
+    cap: number,
+  ): Tensor {
+    const be = this.be,
+      c = this.config,
+      H = this.H,
+      D = this.D,
+      KV = this.KV,
+      I = this.I,
+      rows = seg.rows;
     const ar = this.tmp;
     ar.reset();
-    const Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    const Hq = c.num_attention_heads,
+      Hkv = c.num_key_value_heads;
     const W = this.layer(l, seg.trunk, false) as LayerTensors;
     const G = this.layer(l, seg.trunk, true);
     const a = seg.acts[l];
@@ -740,7 +866,8 @@ export class Qwen2 {
       be.swiglu({ gate: a.gate, up: a.up, out: act, n: rows * I });
       be.matmul({ a: dxOut, b: act, c: G.down, M: H, N: I, K: rows, transA: true, accumulate: true });
     }
-    const dgate = ar.take(rows * I, 'f32', true), dup = ar.take(rows * I, 'f32', true);
+    const dgate = ar.take(rows * I, 'f32', true),
+      dup = ar.take(rows * I, 'f32', true);
     be.swigluBackward({ dOut: dact, gate: a.gate, up: a.up, dGate: dgate, dUp: dup, n: rows * I });
     const dxn2 = ar.take(rows * H);
     be.matmul({ a: dgate, b: W.gate, c: dxn2, M: rows, N: H, K: I });
@@ -758,7 +885,8 @@ export class Qwen2 {
     const shape = { B, Tq: seg.Tc, Hq, Hkv, D, qStart: seg.s, kvCap: cap };
     be.attentionBackward({ dOut: datt, q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, dq, dkCache: dK, dvCache: dV, ...shape });
     // this segment's own rows of dK/dV are complete now: later segments ran their backward first
-    const dk = ar.take(rows * KV), dv = ar.take(rows * KV);
+    const dk = ar.take(rows * KV),
+      dv = ar.take(rows * KV);
     for (let b = 0; b < B; b++) {
       const src = (b * cap + seg.s) * KV;
       be.copy2d({ src: dK, dst: dk, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
@@ -785,7 +913,8 @@ export class Qwen2 {
   /** Reads every parameter back (HF names, f32). */
   async exportTensors(filter: (name: string) => boolean = () => true): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, t] of this.params) if (filter(name)) out.set(name, { shape: this.shapes.get(name)!, data: (await this.be.read(t)) as Float32Array });
+    for (const [name, t] of this.params)
+      if (filter(name)) out.set(name, { shape: this.shapes.get(name)!, data: (await this.be.read(t)) as Float32Array });
     return out;
   }
 

@@ -19,13 +19,15 @@ export const CONFIG_LIMITS: Record<string, number> = {
 export function checkConfigLimits(config: Record<string, unknown>, file: string): void {
   for (const [key, max] of Object.entries(CONFIG_LIMITS)) {
     const v = config[key];
-    if (typeof v === 'number' && v > max) throw new Error(`${file}: '${key}' is ${v}, above the supported maximum ${max}: not a loadable Qwen2 config`);
+    if (typeof v === 'number' && v > max)
+      throw new Error(`${file}: '${key}' is ${v}, above the supported maximum ${max}: not a loadable Qwen2 config`);
   }
 }
 
 /** Throws `file: tensor 'name' has N non-finite values (first: NaN at index i)` unless every value is finite. */
 export function assertFiniteTensor(name: string, file: string, data: Float32Array): void {
-  let bad = 0, first = -1;
+  let bad = 0,
+    first = -1;
   for (let i = 0; i < data.length; i++) {
     // x - x is 0 for finite x and NaN for NaN and +-Infinity: one comparison per value
     if (data[i] - data[i] !== 0) {
@@ -33,5 +35,8 @@ export function assertFiniteTensor(name: string, file: string, data: Float32Arra
       bad++;
     }
   }
-  if (bad) throw new Error(`${file}: tensor '${name}' has ${bad} non-finite value${bad > 1 ? 's' : ''} (first: ${data[first]} at index ${first}); a model with such weights computes NaN losses (allowNonFinite / --allow-nonfinite loads it anyway)`);
+  if (bad)
+    throw new Error(
+      `${file}: tensor '${name}' has ${bad} non-finite value${bad > 1 ? 's' : ''} (first: ${data[first]} at index ${first}); a model with such weights computes NaN losses (allowNonFinite / --allow-nonfinite loads it anyway)`,
+    );
 }

@@ -32,7 +32,10 @@ export async function prepareGles(): Promise<void> {
     try {
       const spec = 'bun:ffi';
       const ffi = (await import(/* @vite-ignore */ spec)) as {
-        dlopen(lib: string, syms: Record<string, { args: string[]; returns: string }>): { symbols: { setenv(k: Uint8Array, v: Uint8Array, o: number): number } };
+        dlopen(
+          lib: string,
+          syms: Record<string, { args: string[]; returns: string }>,
+        ): { symbols: { setenv(k: Uint8Array, v: Uint8Array, o: number): number } };
       };
       const libc = ffi.dlopen('libc.so.6', { setenv: { args: ['ptr', 'ptr', 'i32'], returns: 'i32' } });
       const z = (s: string) => new TextEncoder().encode(`${s}\0`);

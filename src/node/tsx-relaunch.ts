@@ -26,14 +26,16 @@ function underTsxWrapper(p: NodeProcess): boolean {
  */
 export async function relaunchOutsideTsxWrapper(): Promise<number | undefined> {
   const p = (globalThis as { process?: NodeProcess }).process;
-  if (!p?.execArgv || (globalThis as { Deno?: unknown }).Deno || (globalThis as { Bun?: unknown }).Bun || !underTsxWrapper(p)) return undefined;
+  if (!p?.execArgv || (globalThis as { Deno?: unknown }).Deno || (globalThis as { Bun?: unknown }).Bun || !underTsxWrapper(p))
+    return undefined;
   const { spawn } = await import('node:child_process');
   const { constants } = await import('node:os');
   const child = spawn(p.execPath, [...p.execArgv, ...p.argv.slice(1)], { stdio: 'inherit', env: { ...p.env, [MARK]: '1' } });
   const forward = (sig: NodeJS.Signals) => () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
-  const onInt = forward('SIGINT'), onTerm = forward('SIGTERM');
+  const onInt = forward('SIGINT'),
+    onTerm = forward('SIGTERM');
   p.on('SIGINT', onInt);
   p.on('SIGTERM', onTerm);
   try {

@@ -53,8 +53,13 @@ export interface GroupAdvantages {
 export function groupAdvantages(rewards: ArrayLike<number>, G: number, o: { eps?: number; scale?: boolean } = {}): GroupAdvantages {
   const n = rewards.length;
   if (G < 1 || n % G !== 0) throw new Error(`groupAdvantages: ${n} rewards do not split into groups of ${G}`);
-  const eps = o.eps ?? 1e-4, scale = o.scale ?? true, groups = n / G;
-  const adv = new Float64Array(n), mean = new Float64Array(groups), std = new Float64Array(groups), zeroVariance: boolean[] = [];
+  const eps = o.eps ?? 1e-4,
+    scale = o.scale ?? true,
+    groups = n / G;
+  const adv = new Float64Array(n),
+    mean = new Float64Array(groups),
+    std = new Float64Array(groups),
+    zeroVariance: boolean[] = [];
   for (let g = 0; g < groups; g++) {
     let m = 0;
     for (let i = 0; i < G; i++) m += rewards[g * G + i];
@@ -62,8 +67,9 @@ export function groupAdvantages(rewards: ArrayLike<number>, G: number, o: { eps?
     let ss = 0;
     for (let i = 0; i < G; i++) ss += (rewards[g * G + i] - m) ** 2;
     const s = G > 1 ? Math.sqrt(ss / (G - 1)) : 0;
-    const zero = G < 2 || rewards.length === 0 || Array.from({ length: G }, (_, i) => rewards[g * G + i]).every((r) => r === rewards[g * G]);
-    mean[g] = m, std[g] = s, zeroVariance.push(zero);
+    const zero =
+      G < 2 || rewards.length === 0 || Array.from({ length: G }, (_, i) => rewards[g * G + i]).every((r) => r === rewards[g * G]);
+    (mean[g] = m), (std[g] = s), zeroVariance.push(zero);
     for (let i = 0; i < G; i++) adv[g * G + i] = zero ? 0 : (rewards[g * G + i] - m) / (scale ? s + eps : 1);
   }
   return { adv, mean, std, zeroVariance };
@@ -80,7 +86,8 @@ export interface ClipTerm {
 
 export function clippedTerm(logp: number, logpOld: number, A: number, eps: number, epsHigh = eps): ClipTerm {
   const ratio = Math.exp(logp - logpOld);
-  const un = ratio * A, cl = Math.min(Math.max(ratio, 1 - eps), 1 + epsHigh) * A;
+  const un = ratio * A,
+    cl = Math.min(Math.max(ratio, 1 - eps), 1 + epsHigh) * A;
   const clipped = cl < un;
   return { ratio, obj: clipped ? cl : un, coef: clipped ? 0 : un, clipped };
 }
@@ -285,7 +292,8 @@ export class GrpoTrainer {
     const trainHeads = o.trainHeads ?? useHeads;
     this.startOpt = trainHeads && this.startHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
     this.endOpt = trainHeads && this.endHead ? new HostAdam(model.H + 1, o.headLr ?? 1e-3) : null;
-    for (const h of [this.startHead, this.endHead]) if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
+    for (const h of [this.startHead, this.endHead])
+      if (h && h.dim !== model.H) throw new Error(`rl: head '${h.name}' has dim ${h.dim}, the model's hidden size is ${model.H}`);
     this.reference = reference;
     this.data = new DataCursor(tasks.length, new Rng(o.seed).fork('rl-data'));
     this.sampleRng = new Rng(o.seed).fork('rl-sample');
@@ -295,8 +303,16 @@ export class GrpoTrainer {
   private get policy(): DecodeOptions {
     const o = this.o;
     return {
-      condition: o.condition, startHead: this.startHead, endHead: this.endHead, maxNewTokens: o.maxNewTokens, temperature: o.temperature,
-      topP: o.topP ?? 1, maxLatents: o.maxLatents, latentBudget: o.latentBudget, latentsPerSpan: o.latentsPerSpan, eosId: o.eosId,
+      condition: o.condition,
+      startHead: this.startHead,
+      endHead: this.endHead,
+      maxNewTokens: o.maxNewTokens,
+      temperature: o.temperature,
+      topP: o.topP ?? 1,
+      maxLatents: o.maxLatents,
+      latentBudget: o.latentBudget,
+      latentsPerSpan: o.latentsPerSpan,
+      eosId: o.eosId,
       stop: o.stopAtAnswer === false ? undefined : (t) => /(^|\n)#### [^\n]*\n$/.test(this.tok.decode(t.slice(-24))),
     };
   }
@@ -333,8 +349,15 @@ export class GrpoTrainer {
     const out: Scored[] = [];
     const prompt = this.o.prompt ?? ((q: string) => q + '\n');
     for (const task of tasks) {
-      const comps = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), G, this.policy, this.sampleRng);
-      for (const comp of comps) out.push({ task, comp, score: shapeReward(this.check, this.tok.decode(comp.tokens), task.gold, comp.latents, this.o.rewards) });
+      const comps = await sampleGroup(
+        this.model,
+        Array.from(this.tok.encode(prompt(task.question)), Number),
+        G,
+        this.policy,
+        this.sampleRng,
+      );
+      for (const comp of comps)
+        out.push({ task, comp, score: shapeReward(this.check, this.tok.decode(comp.tokens), task.gold, comp.latents, this.o.rewards) });
     }
     return out;
   }
@@ -348,17 +371,36 @@ export class GrpoTrainer {
     const rng = new Rng(this.o.seed).fork(`rl-eval/${o.seed ?? this.step}`);
     const prompt = this.o.prompt ?? ((q: string) => q + '\n');
     const policy = { ...this.policy, temperature: o.temperature ?? 0 };
-    let correct = 0, format = 0, latents = 0, reward = 0;
+    let correct = 0,
+      format = 0,
+      latents = 0,
+      reward = 0;
     const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
     for (const task of tasks) {
       if (this.o.shouldStop?.()) throw new EvalInterrupted(); // Ctrl-C: stop at an answer boundary
       const [c] = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), 1, policy, rng);
       const s = shapeReward(this.check, this.tok.decode(c.tokens), task.gold, c.latents, this.o.rewards);
       (correct += s.correct), (format += s.format), (latents += c.latents), (reward += s.reward);
-      if (samples.length < 4) samples.push({ question: task.question, gold: task.gold, text: markedText(c, (t) => this.tok.decode(t)), correct: s.correct, latents: c.latents });
+      if (samples.length < 4)
+        samples.push({
+          question: task.question,
+          gold: task.gold,
+          text: markedText(c, (t) => this.tok.decode(t)),
+          correct: s.correct,
+          latents: c.latents,
+        });
     }
     const n = Math.max(1, tasks.length);
-    return { type: 'eval' as const, step: this.step, accuracy: correct / n, formatRate: format / n, latentsPerAnswer: latents / n, reward: reward / n, n: tasks.length, samples };
+    return {
+      type: 'eval' as const,
+      step: this.step,
+      accuracy: correct / n,
+      formatRate: format / n,
+      latentsPerAnswer: latents / n,
+      reward: reward / n,
+      n: tasks.length,
+      samples,
+    };
   }
 
   /**
@@ -369,10 +411,17 @@ export class GrpoTrainer {
   private chunks(idx: number[], comps: Completion[]): number[][] {
     const mb = Math.max(1, this.o.microBatch ?? this.o.group);
     const out: number[][] = [];
-    const plain = idx.filter((j) => comps[j].spans.length === 0), spans = idx.filter((j) => comps[j].spans.length > 0);
+    const plain = idx.filter((j) => comps[j].spans.length === 0),
+      spans = idx.filter((j) => comps[j].spans.length > 0);
     for (let i = 0; i < plain.length; i += mb) {
       const c = plain.slice(i, i + mb);
-      if (canBatch(this.model, c.map((j) => comps[j]))) out.push(c);
+      if (
+        canBatch(
+          this.model,
+          c.map((j) => comps[j]),
+        )
+      )
+        out.push(c);
       else for (const j of c) out.push([j]);
     }
     for (const j of spans) out.push([j]);
@@ -387,7 +436,11 @@ export class GrpoTrainer {
     await this.init();
     const o = this.o;
     const comps = scored.map((s) => s.comp);
-    const ga = groupAdvantages(scored.map((s) => s.score.reward), G, { eps: o.advEps, scale: o.scaleRewards });
+    const ga = groupAdvantages(
+      scored.map((s) => s.score.reward),
+      G,
+      { eps: o.advEps, scale: o.scaleRewards },
+    );
     const included = comps.map((_, i) => !(o.filterZeroVariance && ga.zeroVariance[Math.floor(i / G)]));
     const heads = { start: this.startOpt ? this.startHead : null, end: this.endOpt ? this.endHead : null };
     const isTrained = (a: Completion['actions'][number]) => a.type === 'token' || (a.type === 'start' ? !!heads.start : !!heads.end);
@@ -398,8 +451,14 @@ export class GrpoTrainer {
     // completions whose every action has zero gradient (A = 0 and no KL) need no replay
     const active = comps.map((_, i) => i).filter((i) => included[i] && (ga.adv[i] !== 0 || o.beta > 0));
     const b: UpdateBatch = {
-      comps, adv: ga.adv, N, active, heads, wantHidden: !!(heads.start || heads.end),
-      ref: { tok: new Map(), dec: new Map() }, old: { tok: new Map(), dec: new Map() },
+      comps,
+      adv: ga.adv,
+      N,
+      active,
+      heads,
+      wantHidden: !!(heads.start || heads.end),
+      ref: { tok: new Map(), dec: new Map() },
+      old: { tok: new Map(), dec: new Map() },
     };
     await this.referenceLogps(b);
     const tally: UpdateTally = { lossSum: 0, clipped: 0, terms: 0, klSum: 0, klN: 0, mismatch: 0, mismatchN: 0 };
@@ -407,7 +466,10 @@ export class GrpoTrainer {
     let gradNorm = 0;
     for (let epoch = 0; epoch < o.ppoEpochs; epoch++) {
       this.model.zeroGrads();
-      const grads = { start: heads.start ? new Float64Array(this.model.H + 1) : null, end: heads.end ? new Float64Array(this.model.H + 1) : null };
+      const grads = {
+        start: heads.start ? new Float64Array(this.model.H + 1) : null,
+        end: heads.end ? new Float64Array(this.model.H + 1) : null,
+      };
       tally.lossSum = 0;
       for (const ch of this.chunks(active, comps)) await this.chunkGradients(b, ch, epoch, grads, tally);
       losses.push(tally.lossSum / Math.max(1, N));
@@ -420,8 +482,14 @@ export class GrpoTrainer {
     }
     const t = tally;
     return {
-      losses, gradNorm, N, advantages: ga, clipFrac: t.terms ? t.clipped / t.terms : 0, kl: t.klN ? t.klSum / t.klN : 0,
-      samplerMismatch: t.mismatchN ? t.mismatch / t.mismatchN : undefined, replayed: active.length,
+      losses,
+      gradNorm,
+      N,
+      advantages: ga,
+      clipFrac: t.terms ? t.clipped / t.terms : 0,
+      kl: t.klN ? t.klSum / t.klN : 0,
+      samplerMismatch: t.mismatchN ? t.mismatch / t.mismatchN : undefined,
+      replayed: active.length,
     };
   }
 
@@ -429,7 +497,11 @@ export class GrpoTrainer {
   private async referenceLogps(b: UpdateBatch): Promise<void> {
     if (!(this.o.beta > 0 && this.reference)) return;
     for (const ch of this.chunks(b.active, b.comps)) {
-      const r = await replay(this.reference, ch.map((j) => b.comps[j]), { wantHidden: b.wantHidden });
+      const r = await replay(
+        this.reference,
+        ch.map((j) => b.comps[j]),
+        { wantHidden: b.wantHidden },
+      );
       ch.forEach((j, k) => {
         b.ref.tok.set(j, r.tokenLogp[k]);
         b.ref.dec.set(j, decisionLogps(b.comps[j], r.decisionHidden[k], this.refHeads));
@@ -442,7 +514,10 @@ export class GrpoTrainer {
    * weighted replay with its backward (model gradients accumulate), then the loss terms and head gradients.
    */
   private async chunkGradients(b: UpdateBatch, ch: number[], epoch: number, grads: HeadGrads, tally: UpdateTally): Promise<void> {
-    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const o = this.o,
+      beta = o.beta,
+      eps = o.eps,
+      epsHigh = o.epsHigh ?? o.eps;
     const cs = ch.map((j) => b.comps[j]);
     // current log-probs before the update: needed for the weights unless r = 1 and there is no KL
     const pre = beta > 0 || epoch > 0 ? await replay(this.model, cs) : null;
@@ -468,8 +543,13 @@ export class GrpoTrainer {
 
   /** Loss, clipping and KL tallies of one completion's token actions; at epoch 0 also the sampler-vs-replay gap. */
   private tokenTerms(b: UpdateBatch, j: number, cur: Float64Array, epoch: number, tally: UpdateTally): void {
-    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
-    const A = b.adv[j], old = b.old.tok.get(j)!, ref = b.ref.tok.get(j);
+    const o = this.o,
+      beta = o.beta,
+      eps = o.eps,
+      epsHigh = o.epsHigh ?? o.eps;
+    const A = b.adv[j],
+      old = b.old.tok.get(j)!,
+      ref = b.ref.tok.get(j);
     for (let t = 0; t < cur.length; t++) {
       const term = clippedTerm(cur[t], old[t], A, eps, epsHigh);
       tally.lossSum += actionLoss(term, beta, cur[t], ref?.[t]);
@@ -485,12 +565,16 @@ export class GrpoTrainer {
 
   /** The heads: same objective on log p(decision), gradient through the logit only (hidden states are detached). */
   private headGradients(b: UpdateBatch, j: number, hs: Float32Array[], epoch: number, grads: HeadGrads, tally: UpdateTally): void {
-    const o = this.o, beta = o.beta, eps = o.eps, epsHigh = o.epsHigh ?? o.eps;
+    const o = this.o,
+      beta = o.beta,
+      eps = o.eps,
+      epsHigh = o.epsHigh ?? o.eps;
     const A = b.adv[j];
     const dec = b.comps[j].actions.filter((a) => a.type !== 'token');
     const curDec = decisionLogps(b.comps[j], hs, this.heads);
     if (epoch === 0) b.old.dec.set(j, curDec);
-    const oldD = b.old.dec.get(j)!, refD = b.ref.dec.get(j);
+    const oldD = b.old.dec.get(j)!,
+      refD = b.ref.dec.get(j);
     dec.forEach((a, d) => {
       const head = a.type === 'start' ? b.heads.start : b.heads.end;
       const g = a.type === 'start' ? grads.start : grads.end;
@@ -521,20 +605,40 @@ export class GrpoTrainer {
     const u = await this.update(scored);
     const t2 = performance.now();
     this.step++;
-    const n = scored.length, mean = (f: (s: Scored) => number) => scored.reduce((a, s) => a + f(s), 0) / Math.max(1, n);
-    let starts = 0, takes = 0, ends = 0, stops = 0;
+    const n = scored.length,
+      mean = (f: (s: Scored) => number) => scored.reduce((a, s) => a + f(s), 0) / Math.max(1, n);
+    let starts = 0,
+      takes = 0,
+      ends = 0,
+      stops = 0;
     for (const s of scored)
       for (const a of s.comp.actions) {
-        if (a.type === 'start') (starts++, (takes += a.take ? 1 : 0));
-        if (a.type === 'end') (ends++, (stops += a.stop ? 1 : 0));
+        if (a.type === 'start') starts++, (takes += a.take ? 1 : 0);
+        if (a.type === 'end') ends++, (stops += a.stop ? 1 : 0);
       }
     const tokens = scored.reduce((a, s) => a + s.comp.tokens.length, 0);
     const rec: GrpoStepRecord = {
-      type: 'step', step: this.step, reward: mean((s) => s.score.reward), accuracy: mean((s) => s.score.correct), formatRate: mean((s) => s.score.format),
-      latentsPerAnswer: mean((s) => s.comp.latents), spansPerAnswer: mean((s) => s.comp.spans.length), startRate: starts ? takes / starts : 0, endRate: ends ? stops / ends : 0,
-      completionTokens: tokens / Math.max(1, n), kl: u.kl, clipFrac: u.clipFrac, zeroVarianceGroups: u.advantages.zeroVariance.filter(Boolean).length,
-      groups: tasks.length, loss: u.losses[0], losses: u.losses, gradNorm: u.gradNorm, policyActions: u.N,
-      tokPerSec: tokens / ((t2 - t0) / 1000), genSec: (t1 - t0) / 1000, trainSec: (t2 - t1) / 1000,
+      type: 'step',
+      step: this.step,
+      reward: mean((s) => s.score.reward),
+      accuracy: mean((s) => s.score.correct),
+      formatRate: mean((s) => s.score.format),
+      latentsPerAnswer: mean((s) => s.comp.latents),
+      spansPerAnswer: mean((s) => s.comp.spans.length),
+      startRate: starts ? takes / starts : 0,
+      endRate: ends ? stops / ends : 0,
+      completionTokens: tokens / Math.max(1, n),
+      kl: u.kl,
+      clipFrac: u.clipFrac,
+      zeroVarianceGroups: u.advantages.zeroVariance.filter(Boolean).length,
+      groups: tasks.length,
+      loss: u.losses[0],
+      losses: u.losses,
+      gradNorm: u.gradNorm,
+      policyActions: u.N,
+      tokPerSec: tokens / ((t2 - t0) / 1000),
+      genSec: (t1 - t0) / 1000,
+      trainSec: (t2 - t1) / 1000,
     };
     if (u.samplerMismatch !== undefined) rec.samplerMismatch = u.samplerMismatch;
     stopOnNonFiniteLoss(rec.loss, (l) => `rl step ${this.step}: loss is ${l}; stopping (the last checkpoint is kept)`);
@@ -544,8 +648,18 @@ export class GrpoTrainer {
     if (se > 0 && (due(this.step, se) || this.step === 1)) {
       const k = this.o.samplesPerLog ?? 4;
       this.o.log?.({
-        type: 'samples', step: this.step,
-        samples: scored.slice(0, k).map((s) => ({ question: s.task.question, gold: s.task.gold, text: markedText(s.comp, (t) => this.tok.decode(t)), reward: s.score.reward, correct: s.score.correct, extracted: s.score.extracted, latents: s.comp.latents, finish: s.comp.finish })),
+        type: 'samples',
+        step: this.step,
+        samples: scored.slice(0, k).map((s) => ({
+          question: s.task.question,
+          gold: s.task.gold,
+          text: markedText(s.comp, (t) => this.tok.decode(t)),
+          reward: s.score.reward,
+          correct: s.score.correct,
+          extracted: s.score.extracted,
+          latents: s.comp.latents,
+          finish: s.comp.finish,
+        })),
       });
     }
     return rec;
@@ -556,11 +670,23 @@ export class GrpoTrainer {
 
   checkpointState(): RlCheckpointState {
     return {
-      version: CHECKPOINT_VERSION, kind: 'rl', step: this.step, rng: { data: this.data.rng.state(), sample: this.sampleRng.state() }, order: this.data.order, cursor: this.data.cursor, epoch: this.data.epoch,
+      version: CHECKPOINT_VERSION,
+      kind: 'rl',
+      step: this.step,
+      rng: { data: this.data.rng.state(), sample: this.sampleRng.state() },
+      order: this.data.order,
+      cursor: this.data.cursor,
+      epoch: this.data.epoch,
       heads: { start: this.startHead?.toJSON() ?? null, end: this.endHead?.toJSON() ?? null },
       headOpt: { start: this.startOpt?.toJSON() ?? null, end: this.endOpt?.toJSON() ?? null },
       refHeads: { start: this.refHeads.start?.toJSON() ?? null, end: this.refHeads.end?.toJSON() ?? null },
-      options: { condition: this.o.condition, group: this.o.group, seed: this.o.seed, beta: this.o.beta, mode: this.model.twoTrunk ? 'two-trunk' : 'full' },
+      options: {
+        condition: this.o.condition,
+        group: this.o.group,
+        seed: this.o.seed,
+        beta: this.o.beta,
+        mode: this.model.twoTrunk ? 'two-trunk' : 'full',
+      },
       ...this.extraState?.(),
     };
   }
@@ -573,7 +699,10 @@ export class GrpoTrainer {
   async restore(dir: string): Promise<boolean> {
     const st = await loadCheckpoint(dir, this.model, this.opt);
     if (!st) return false;
-    if (st.kind !== 'rl') throw new Error(`${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`);
+    if (st.kind !== 'rl')
+      throw new Error(
+        `${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`,
+      );
     this.step = st.step;
     this.data.restore({ rng: Rng.fromState(st.rng.data), order: st.order, cursor: st.cursor, epoch: st.epoch });
     this.sampleRng = Rng.fromState(st.rng.sample);
@@ -630,7 +759,8 @@ function decisionLogps(c: Completion, hs: Float32Array[], heads: { start: Logist
       out.push(a.logp);
       continue;
     }
-    const z = head.logit(h), yes = a.type === 'start' ? a.take : a.stop;
+    const z = head.logit(h),
+      yes = a.type === 'start' ? a.take : a.stop;
     // log sigmoid(z) / log(1 - sigmoid(z)) without overflow
     out.push(yes ? -Math.log1p(Math.exp(-z)) : -Math.log1p(Math.exp(z)));
   }

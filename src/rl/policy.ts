@@ -41,9 +41,14 @@ export function canBatch(model: Qwen2, comps: Completion[]): boolean {
  * With grad, call model.backward() afterwards; the label weights carry the policy-gradient coefficients.
  */
 export async function replay(model: Qwen2, comps: Completion[], o: ReplayOptions = {}): Promise<ReplayResult> {
-  const B = comps.length, T = Math.max(...comps.map((c) => c.seq.ids.length)), H = model.H;
-  const ids = new Int32Array(B * T), kind = new Uint8Array(B * T), extra = new Int32Array(B * T).fill(-1);
-  const labels = new Int32Array(B * T).fill(-100), labelWeights = o.weights ? new Float32Array(B * T) : undefined;
+  const B = comps.length,
+    T = Math.max(...comps.map((c) => c.seq.ids.length)),
+    H = model.H;
+  const ids = new Int32Array(B * T),
+    kind = new Uint8Array(B * T),
+    extra = new Int32Array(B * T).fill(-1);
+  const labels = new Int32Array(B * T).fill(-100),
+    labelWeights = o.weights ? new Float32Array(B * T) : undefined;
   const trunk = model.twoTrunk ? new Uint8Array(B * T) : undefined;
   comps.forEach((c, b) => {
     const n = c.seq.ids.length;
@@ -67,14 +72,20 @@ export async function replay(model: Qwen2, comps: Completion[], o: ReplayOptions
       const real = comps.findIndex((c) => t < c.seq.ids.length);
       for (let b = 0; b < B; b++) {
         if (t >= comps[b].seq.ids.length) trunk[b * T + t] = trunk[real * T + t];
-        else if (trunk[b * T + t] !== trunk[real * T + t]) throw new Error('replay: two-trunk routing differs across the batch; replay these completions one at a time (see canBatch)');
+        else if (trunk[b * T + t] !== trunk[real * T + t])
+          throw new Error('replay: two-trunk routing differs across the batch; replay these completions one at a time (see canBatch)');
       }
     }
   }
-  const r = await model.forward({ B, T, ids, kind, extra, labels, labelWeights, trunk }, { grad: o.grad, lossScale: o.lossScale, wantHidden: o.wantHidden });
-  const tokenLogp: Float64Array[] = [], decisionHidden: Float32Array[][] = [];
+  const r = await model.forward(
+    { B, T, ids, kind, extra, labels, labelWeights, trunk },
+    { grad: o.grad, lossScale: o.lossScale, wantHidden: o.wantHidden },
+  );
+  const tokenLogp: Float64Array[] = [],
+    decisionHidden: Float32Array[][] = [];
   comps.forEach((c, b) => {
-    const lp: number[] = [], hs: Float32Array[] = [];
+    const lp: number[] = [],
+      hs: Float32Array[] = [];
     for (const a of c.actions) {
       if (a.type === 'token') lp.push(-r.lossAt![b * T + a.pos]);
       else if (r.hidden) hs.push(r.hidden.slice((b * T + a.pos) * H, (b * T + a.pos + 1) * H));

@@ -25,34 +25,95 @@ export function rlReport(title: string, steps: GrpoStepRecord[], evals: RlEvalPo
   const pts = (f: (s: GrpoStepRecord) => number) => steps.map((s) => [s.step, f(s)] as [number, number]);
   const panels = [
     linePlot({
-      title: `${title}: reward`, xLabel: 'step', yLabel: 'mean reward / accuracy',
+      title: `${title}: reward`,
+      xLabel: 'step',
+      yLabel: 'mean reward / accuracy',
       series: [
-        { name: `train reward (mean of ${w})`, points: smooth(pts((s) => s.reward), w) },
-        { name: `train accuracy (mean of ${w})`, points: smooth(pts((s) => s.accuracy), w), dashed: true },
-        ...(evals.length ? [{ name: 'held-out accuracy (greedy text)', points: evals.map((e) => [e.step, e.accuracy] as [number, number]) }] : []),
+        {
+          name: `train reward (mean of ${w})`,
+          points: smooth(
+            pts((s) => s.reward),
+            w,
+          ),
+        },
+        {
+          name: `train accuracy (mean of ${w})`,
+          points: smooth(
+            pts((s) => s.accuracy),
+            w,
+          ),
+          dashed: true,
+        },
+        ...(evals.length
+          ? [{ name: 'held-out accuracy (greedy text)', points: evals.map((e) => [e.step, e.accuracy] as [number, number]) }]
+          : []),
       ],
     }),
     linePlot({
-      title: 'latent use', xLabel: 'step', yLabel: 'latents per answer',
+      title: 'latent use',
+      xLabel: 'step',
+      yLabel: 'latents per answer',
       series: [
-        { name: `latents per answer (mean of ${w})`, points: smooth(pts((s) => s.latentsPerAnswer), w) },
-        { name: `spans per answer (mean of ${w})`, points: smooth(pts((s) => s.spansPerAnswer), w), dashed: true },
+        {
+          name: `latents per answer (mean of ${w})`,
+          points: smooth(
+            pts((s) => s.latentsPerAnswer),
+            w,
+          ),
+        },
+        {
+          name: `spans per answer (mean of ${w})`,
+          points: smooth(
+            pts((s) => s.spansPerAnswer),
+            w,
+          ),
+          dashed: true,
+        },
       ],
     }),
     linePlot({
-      title: 'decisions', xLabel: 'step', yLabel: 'rate',
+      title: 'decisions',
+      xLabel: 'step',
+      yLabel: 'rate',
       series: [
-        { name: 'start: P(open a span) per text position', points: smooth(pts((s) => s.startRate), w) },
-        { name: 'end: P(close) per latent', points: smooth(pts((s) => s.endRate), w) },
-        { name: 'zero-variance groups (fraction)', points: smooth(pts((s) => s.zeroVarianceGroups / Math.max(1, s.groups)), w), dashed: true },
+        {
+          name: 'start: P(open a span) per text position',
+          points: smooth(
+            pts((s) => s.startRate),
+            w,
+          ),
+        },
+        {
+          name: 'end: P(close) per latent',
+          points: smooth(
+            pts((s) => s.endRate),
+            w,
+          ),
+        },
+        {
+          name: 'zero-variance groups (fraction)',
+          points: smooth(
+            pts((s) => s.zeroVarianceGroups / Math.max(1, s.groups)),
+            w,
+          ),
+          dashed: true,
+        },
       ],
     }),
     linePlot({
-      title: 'stability', xLabel: 'step', yLabel: 'value',
+      title: 'stability',
+      xLabel: 'step',
+      yLabel: 'value',
       series: [
         { name: 'KL to reference (k3, per action)', points: pts((s) => s.kl) },
         { name: 'clip fraction', points: pts((s) => s.clipFrac), dashed: true },
-        { name: 'grad norm (pre-clip)', points: smooth(pts((s) => s.gradNorm), w) },
+        {
+          name: 'grad norm (pre-clip)',
+          points: smooth(
+            pts((s) => s.gradNorm),
+            w,
+          ),
+        },
       ],
     }),
   ];

@@ -13,9 +13,16 @@ export type ConditionName = 'none' | 'pause' | 'latent' | 'scratch' | 'internali
 export const CONDITIONS: readonly ConditionName[] = ['none', 'pause', 'latent', 'scratch', 'internalize'];
 
 export const conditionOptions = {
-  condition: { type: 'string' }, stages: { type: 'string' }, 'stage-steps': { type: 'string' }, mix: { type: 'string' },
-  'reset-optimizer': { type: 'boolean' }, 'step-decode': { type: 'string' }, distill: { type: 'string' }, preset: { type: 'string' },
-  'test-rows': { type: 'string' }, 'gen-no-latents': { type: 'string' },
+  condition: { type: 'string' },
+  stages: { type: 'string' },
+  'stage-steps': { type: 'string' },
+  mix: { type: 'string' },
+  'reset-optimizer': { type: 'boolean' },
+  'step-decode': { type: 'string' },
+  distill: { type: 'string' },
+  preset: { type: 'string' },
+  'test-rows': { type: 'string' },
+  'gen-no-latents': { type: 'string' },
 } as const;
 
 export const conditionHelp = `  --condition C      none | pause | latent | scratch | internalize (default latent; --latents 0 = none, --baseline pause = pause)
@@ -42,16 +49,22 @@ export interface ResolvedCondition {
   substeps?: SubstepSchedule;
 }
 
-export function resolveCondition(v: Values, steps: number, num: (s: string | undefined, d: number, name: string) => number): ResolvedCondition {
+export function resolveCondition(
+  v: Values,
+  steps: number,
+  num: (s: string | undefined, d: number, name: string) => number,
+): ResolvedCondition {
   const str = (n: string) => v[n] as string | undefined;
   const k = num(str('latents'), 2, 'latents');
   if (!(k >= 0) || !Number.isInteger(k)) throw new Error(`--latents must be a non-negative integer, got '${str('latents')}'`);
   const baseline = str('baseline') ?? 'none';
   if (baseline !== 'none' && baseline !== 'pause') throw new Error(`--baseline must be none or pause, got '${baseline}'`);
   let name = str('condition') as ConditionName | undefined;
-  if (name !== undefined && !CONDITIONS.includes(name)) throw new Error(`--condition must be one of ${CONDITIONS.join(', ')}, got '${name}'`);
+  if (name !== undefined && !CONDITIONS.includes(name))
+    throw new Error(`--condition must be one of ${CONDITIONS.join(', ')}, got '${name}'`);
   name ??= k === 0 ? 'none' : baseline === 'pause' ? 'pause' : 'latent';
-  if ((name === 'latent' || name === 'pause' || name === 'internalize') && k === 0) throw new Error(`--condition ${name} needs --latents >= 1`);
+  if ((name === 'latent' || name === 'pause' || name === 'internalize') && k === 0)
+    throw new Error(`--condition ${name} needs --latents >= 1`);
   const stagesGiven = str('stages') !== undefined;
   const curriculum = name === 'internalize' || (name === 'pause' && stagesGiven);
   for (const f of ['stage-steps', 'mix', 'step-decode', 'distill'])
@@ -67,14 +80,21 @@ export function resolveCondition(v: Values, steps: number, num: (s: string | und
   if (!(mix >= 0 && mix < 1)) throw new Error(`--mix must be in [0, 1), got '${str('mix')}'`);
   const stageSteps = num(str('stage-steps'), Math.max(1, Math.floor(steps / stages)), 'stage-steps');
   if (!(stageSteps >= 1)) throw new Error(`--stage-steps must be >= 1, got '${str('stage-steps')}'`);
-  const stepDecode = num(str('step-decode'), 0, 'step-decode'), distill = num(str('distill'), 0, 'distill');
+  const stepDecode = num(str('step-decode'), 0, 'step-decode'),
+    distill = num(str('distill'), 0, 'distill');
   if (!(stepDecode >= 0) || !(distill >= 0)) throw new Error('--step-decode and --distill must be >= 0');
-  return { name, condition, k, substeps: { kind: 'internalize', c: k, stages, stageSteps, mix, resetOptimizer: !!v['reset-optimizer'], stepDecode, distill } };
+  return {
+    name,
+    condition,
+    k,
+    substeps: { kind: 'internalize', c: k, stages, stageSteps, mix, resetOptimizer: !!v['reset-optimizer'], stepDecode, distill },
+  };
 }
 
 /** Rows with sub-steps for a curriculum condition; the latents cap and span length that generation needs. */
 export function prepareSubsteps(train: SplitRow[], test: SplitRow[], c: number) {
-  const tr = withSubsteps(train, expandAnnotation), te = withSubsteps(test, expandAnnotation);
+  const tr = withSubsteps(train, expandAnnotation),
+    te = withSubsteps(test, expandAnnotation);
   let maxSub = 1;
   const counts = new Map<number, number>();
   for (const r of [...tr.rows, ...te.rows])
@@ -83,5 +103,12 @@ export function prepareSubsteps(train: SplitRow[], test: SplitRow[], c: number) 
       counts.set(s.length, (counts.get(s.length) ?? 0) + 1);
     }
   const typical = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 1;
-  return { train: tr.rows as SubstepRow[], test: te.rows as SubstepRow[], coverage: tr.coverage as ExpansionCoverage, testCoverage: te.coverage, maxSlots: c * maxSub, typicalSlots: c * typical };
+  return {
+    train: tr.rows as SubstepRow[],
+    test: te.rows as SubstepRow[],
+    coverage: tr.coverage as ExpansionCoverage,
+    testCoverage: te.coverage,
+    maxSlots: c * maxSub,
+    typicalSlots: c * typical,
+  };
 }

@@ -38,10 +38,24 @@ export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
     const rt = new RestrictedTokenizer(full, map);
     const eos = map.toSmall.get(EOS_ID);
     if (eos === undefined) throw new Error('vocabulary map lacks <|endoftext|>');
-    return { encode: (t) => rt.encode(t), decode: (ids) => rt.decode(ids), tokenText: (i) => rt.tokenText(i), eosId: eos, fromFull: (i) => map.toSmall.get(i), vocabSize: map.size };
+    return {
+      encode: (t) => rt.encode(t),
+      decode: (ids) => rt.decode(ids),
+      tokenText: (i) => rt.tokenText(i),
+      eosId: eos,
+      fromFull: (i) => map.toSmall.get(i),
+      vocabSize: map.size,
+    };
   }
   const eosId = full.tokenToId('<|endoftext|>') ?? EOS_ID; // a model's own tokenizer.json may number it differently
-  return { encode: (t) => full.encode(t), decode: (ids) => full.decode(ids), tokenText: (i) => full.decode([i]), eosId, fromFull: (i) => i, vocabSize: full.vocabSize };
+  return {
+    encode: (t) => full.encode(t),
+    decode: (ids) => full.decode(ids),
+    tokenText: (i) => full.decode([i]),
+    eosId,
+    fromFull: (i) => i,
+    vocabSize: full.vocabSize,
+  };
 }
 
 /** The fastest available backend unless one is named (see createBackend's 'fastest'). */
@@ -68,7 +82,11 @@ export interface LoadedModel {
 
 /** The committed default model (models/default), embedded in the bundle. */
 export async function loadDefaultModel(be: Backend): Promise<LoadedModel> {
-  const mod = (await import('../generated/default-model.js')).default as unknown as null | { config: Qwen2Config; vocabMap: { full_ids: number[] }; safetensors: string };
+  const mod = (await import('../generated/default-model.js')).default as unknown as null | {
+    config: Qwen2Config;
+    vocabMap: { full_ids: number[] };
+    safetensors: string;
+  };
   if (!mod) throw new Error('the default model is not built in this checkout: run `npx tsx examples/pretrain.ts` (or pass --model DIR)');
   const { base64ToBytes } = await import('../io/wasm-embed.js');
   const st = parseSafetensors(base64ToBytes(mod.safetensors), 'default/model.safetensors');
@@ -86,14 +104,18 @@ export async function loadModel(be: Backend, source?: Source, opts: { allowNonFi
   source = await resolveQwen2Source(source); // a Hub id -> its snapshot in the HF cache (downloaded if needed)
   const model = await Qwen2.load(be, source, { onWarning: (w) => console.error(`warning: ${w}`), allowNonFinite: opts.allowNonFinite });
   const mapFile = joinSource(source, 'vocab-map.json');
-  const map = (await sourceExists(mapFile)) ? VocabMap.fromJSON(parseJsonFile(await readText(mapFile), mapFile) as Parameters<typeof VocabMap.fromJSON>[0], mapFile) : undefined;
+  const map = (await sourceExists(mapFile))
+    ? VocabMap.fromJSON(parseJsonFile(await readText(mapFile), mapFile) as Parameters<typeof VocabMap.fromJSON>[0], mapFile)
+    : undefined;
   if (map && map.size > model.V) throw new Error(`${mapFile}: maps ${map.size} tokens, more than the model's vocab_size ${model.V}`);
   const tokFile = joinSource(source, 'tokenizer.json');
   const hasTok = await sourceExists(tokFile);
   const full = await Tokenizer.load(hasTok ? tokFile : undefined);
   // Every id the tokenizer can produce needs an embedding row (Qwen2 pads vocab_size up; fine-tunes add tokens).
   if (!map && full.vocabSize > model.V) {
-    throw new Error(`${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`);
+    throw new Error(
+      `${hasTok ? tokFile : 'the embedded Qwen2 tokenizer'} has ${full.vocabSize} token ids but the model's embedding has ${model.V} rows (vocab_size in ${joinSource(source, 'config.json')})`,
+    );
   }
   return { model, tok: wrapTokenizer(full, map), source: label, vocabMap: map, dir: String(source) };
 }
@@ -113,7 +135,10 @@ export interface Data {
 }
 
 /** Synthetic problems (default) or GSM8K: a .jsonl file (test = its last 10%) or a directory with train/test.jsonl. */
-export async function loadData(source: Source | undefined, opts: { seed: number; trainCount?: number; testCount?: number; preset?: string } = { seed: 0 }): Promise<Data> {
+export async function loadData(
+  source: Source | undefined,
+  opts: { seed: number; trainCount?: number; testCount?: number; preset?: string } = { seed: 0 },
+): Promise<Data> {
   if (!source) {
     const preset = SYNTH_PRESETS[(opts.preset ?? 'default') as keyof typeof SYNTH_PRESETS];
     if (!preset) throw new Error(`unknown synthetic preset '${opts.preset}' (have: ${Object.keys(SYNTH_PRESETS).join(', ')})`);
@@ -151,7 +176,10 @@ export async function applyChatTemplate(data: Data, modelDir: string | undefined
   if (!modelDir) throw new Error('--chat needs --model (the embedded default model has no chat template)');
   const { loadChatTemplate } = await import('../text/chat-template.js');
   const tpl = await loadChatTemplate(modelDir);
-  if (!tpl) throw new Error(`--chat: ${modelDir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): a base model, not an instruct one`);
+  if (!tpl)
+    throw new Error(
+      `--chat: ${modelDir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): a base model, not an instruct one`,
+    );
   const wrap = (r: SplitRow): SplitRow => ({ ...r, question: tpl.render([{ role: 'user', content: r.question }]).replace(/\n$/, '') });
   data.train = data.train.map(wrap);
   data.test = data.test.map(wrap);

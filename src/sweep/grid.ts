@@ -62,18 +62,30 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*$/;
  */
 export function parseConditions(text: string, known: Record<string, ConditionSpec> = CONDITIONS): NamedCondition[] {
   const out: NamedCondition[] = [];
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const name = (eq < 0 ? part : part.slice(0, eq)).trim();
-    if (!NAME.test(name) || /-k\d+-s\d+$/.test(name)) throw new Error(`--conditions: '${name}' is not a usable condition name (letters, digits, '_', '.', '-')`);
+    if (!NAME.test(name) || /-k\d+-s\d+$/.test(name))
+      throw new Error(`--conditions: '${name}' is not a usable condition name (letters, digits, '_', '.', '-')`);
     if (out.some((c) => c.name === name)) throw new Error(`--conditions: '${name}' is given twice`);
     if (eq < 0) {
       const spec = known[name];
-      if (!spec) throw new Error(`--conditions: unknown condition '${name}' (known: ${Object.keys(known).join(', ')}; or define one as name=--flag value)`);
+      if (!spec)
+        throw new Error(
+          `--conditions: unknown condition '${name}' (known: ${Object.keys(known).join(', ')}; or define one as name=--flag value)`,
+        );
       out.push({ name, ...spec, flags: [...spec.flags] });
     } else {
-      const flags = part.slice(eq + 1).trim().split(/\s+/).filter(Boolean);
-      if (flags.length && !flags[0]!.startsWith('--')) throw new Error(`--conditions: '${name}=${part.slice(eq + 1)}' should start with a --flag`);
+      const flags = part
+        .slice(eq + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean);
+      if (flags.length && !flags[0]!.startsWith('--'))
+        throw new Error(`--conditions: '${name}=${part.slice(eq + 1)}' should start with a --flag`);
       checkNoGridFlags(flags, `condition '${name}'`, ['--latents']);
       // a definition that sets its own --latents is not crossed with the grid's k values
       out.push({ name, flags, usesK: !flags.some((f) => f === '--latents' || f.startsWith('--latents=')) });
@@ -87,14 +99,21 @@ export function parseConditions(text: string, known: Record<string, ConditionSpe
 export function parseIntList(text: string, flag: string): number[] {
   const t = text.trim();
   let vals: number[];
-  const range = /^(\d+)-(\d+)$/.exec(t), count = /^x(\d+)$/.exec(t);
+  const range = /^(\d+)-(\d+)$/.exec(t),
+    count = /^x(\d+)$/.exec(t);
   if (range) {
     const [a, b] = [Number(range[1]), Number(range[2])];
     if (b < a) throw new Error(`${flag}: empty range '${t}'`);
     vals = Array.from({ length: b - a + 1 }, (_, i) => a + i);
   } else if (count) vals = Array.from({ length: Number(count[1]) }, (_, i) => i);
-  else vals = t.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  if (!vals.length || vals.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${flag} expects non-negative integers like 0,1,2 or 0-2, got '${text}'`);
+  else
+    vals = t
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map(Number);
+  if (!vals.length || vals.some((v) => !Number.isInteger(v) || v < 0))
+    throw new Error(`${flag} expects non-negative integers like 0,1,2 or 0-2, got '${text}'`);
   if (new Set(vals).size !== vals.length) throw new Error(`${flag}: '${text}' repeats a value`);
   return vals;
 }
@@ -102,7 +121,8 @@ export function parseIntList(text: string, flag: string): number[] {
 function checkNoGridFlags(flags: string[], where: string, allowed: string[] = []) {
   for (const f of flags) {
     const name = f.split('=')[0]!;
-    if (GRID_FLAGS.includes(name) && !allowed.includes(name)) throw new Error(`${where}: ${name} is set by the sweep itself (use the sweep's --seeds/--k/--steps/--out)`);
+    if (GRID_FLAGS.includes(name) && !allowed.includes(name))
+      throw new Error(`${where}: ${name} is set by the sweep itself (use the sweep's --seeds/--k/--steps/--out)`);
   }
 }
 
@@ -128,7 +148,13 @@ export function planCells(spec: GridSpec): Cell[] {
       if (c.usesK && k === 0) throw new Error(`sweep: k = 0 with condition '${c.name}' has no latent slots (use the 'none' condition)`);
       for (const seed of spec.seeds) {
         const kFlags = c.usesK ? ['--latents', String(k)] : [];
-        cells.push({ id: `${c.name}-k${k}-s${seed}`, condition: c.name, k, seed, args: [...c.flags, ...kFlags, '--seed', String(seed), '--steps', String(spec.steps), ...spec.trainFlags] });
+        cells.push({
+          id: `${c.name}-k${k}-s${seed}`,
+          condition: c.name,
+          k,
+          seed,
+          args: [...c.flags, ...kFlags, '--seed', String(seed), '--steps', String(spec.steps), ...spec.trainFlags],
+        });
       }
     }
   }

@@ -111,14 +111,15 @@ async function readCellRecord(dir: string): Promise<CellRecord | undefined> {
 }
 
 /** Whether a cell directory has a checkpoint to continue from (the checkpoint writer's fallback copy counts). */
-export const hasCheckpoint = async (dir: string) => (await sourceExists(`${dir}/checkpoint/state.json`)) || (await sourceExists(`${dir}/checkpoint.old/state.json`));
+export const hasCheckpoint = async (dir: string) =>
+  (await sourceExists(`${dir}/checkpoint/state.json`)) || (await sourceExists(`${dir}/checkpoint.old/state.json`));
 
 /** Runs (or completes) the grid and writes its table. Resolves when every cell has finished or the sweep was stopped. */
 export async function runSweep(spec: GridSpec, opts: SweepOptions): Promise<SweepResult> {
   const os = await import('node:os');
   const { join } = await import('node:path');
   const cells = planCells(spec);
-  const jobs = opts.jobs ?? (os.availableParallelism?.() ?? os.cpus().length);
+  const jobs = opts.jobs ?? os.availableParallelism?.() ?? os.cpus().length;
   if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`sweep: --jobs must be a positive integer, got ${opts.jobs}`);
   const trainCommand = opts.trainCommand ?? (await defaultTrainCommand());
   const dirOf = (c: Cell) => join(opts.out, c.id);
@@ -128,7 +129,9 @@ export async function runSweep(spec: GridSpec, opts: SweepOptions): Promise<Swee
   for (const c of cells) {
     const rec = await readCellRecord(dirOf(c));
     if (rec && JSON.stringify(rec.args) !== JSON.stringify(c.args))
-      throw new Error(`${dirOf(c)} was trained with other flags (${rec.args.join(' ')}) than this sweep gives it (${c.args.join(' ')}); use another --out or remove that directory`);
+      throw new Error(
+        `${dirOf(c)} was trained with other flags (${rec.args.join(' ')}) than this sweep gives it (${c.args.join(' ')}); use another --out or remove that directory`,
+      );
     if (!rec && (await sourceExists(joinSource(dirOf(c), 'summary.json'))))
       throw new Error(`${dirOf(c)} holds a run this sweep did not start (no cell.json); use another --out or remove that directory`);
   }
@@ -154,7 +157,8 @@ async function lockSweep(file: string): Promise<() => Promise<void>> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && isAlive(pid)) throw new Error(`${file}: another sweep (pid ${pid}) is running into this directory; wait for it or stop it`);
+      if (pid && pid !== process.pid && isAlive(pid))
+        throw new Error(`${file}: another sweep (pid ${pid}) is running into this directory; wait for it or stop it`);
       await fs.rm(file, { force: true }); // stale: its sweep was killed
     }
   }
@@ -170,7 +174,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs: number, trainCommand: string[], dirOf: (c: Cell) => string): Promise<SweepResult> {
+async function runCells(
+  spec: GridSpec,
+  opts: SweepOptions,
+  cells: Cell[],
+  jobs: number,
+  trainCommand: string[],
+  dirOf: (c: Cell) => string,
+): Promise<SweepResult> {
   const { join } = await import('node:path');
   await writeFileAtomic(join(opts.out, 'sweep.json'), JSON.stringify({ ...spec, cells: cells.map((c) => c.id) }, null, 2));
 
@@ -191,7 +202,8 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   const runCell = async (i: number) => {
-    const cell = cells[i]!, dir = dirOf(cell);
+    const cell = cells[i]!,
+      dir = dirOf(cell);
     if (opts.signal?.aborted) return settle(i, { cell, dir, status: 'stopped' });
     await mkdirp(dir);
     const record: CellRecord = { id: cell.id, condition: cell.condition, k: cell.k, seed: cell.seed, args: cell.args };
@@ -220,7 +232,9 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
     while (next < pending.length) {
       const i = pending[next++]!;
       // a cell that cannot even be set up (unwritable directory, ...) fails alone; the others still run
-      await runCell(i).catch((e: Error) => settle(i, { cell: cells[i]!, dir: dirOf(cells[i]!), status: 'failed', error: `${cells[i]!.id}: ${e.message}` }));
+      await runCell(i).catch((e: Error) =>
+        settle(i, { cell: cells[i]!, dir: dirOf(cells[i]!), status: 'failed', error: `${cells[i]!.id}: ${e.message}` }),
+      );
     }
   };
   try {
@@ -241,11 +255,16 @@ async function runCells(spec: GridSpec, opts: SweepOptions, cells: Cell[], jobs:
       : synthetic
         ? 'Synthetic data: each seed draws its own held-out problems, so the pooled problems are distinct.'
         : 'Every seed grades the same held-out problems, so the pooled count has each problem once per seed.',
-  ].join(' ').trim();
+  ]
+    .join(' ')
+    .trim();
   const table = sweepMarkdown(rows, note);
   const files = { tableMd: join(opts.out, 'table.md'), tableJson: join(opts.out, 'table.json'), svg: join(opts.out, 'grid.svg') };
   await writeFileAtomic(files.tableMd, table);
-  await writeFileAtomic(files.tableJson, JSON.stringify({ spec, rows, cells: outcomes.map((o) => ({ id: o.cell.id, dir: o.dir, status: o.status, error: o.error })) }, null, 2));
+  await writeFileAtomic(
+    files.tableJson,
+    JSON.stringify({ spec, rows, cells: outcomes.map((o) => ({ id: o.cell.id, dir: o.dir, status: o.status, error: o.error })) }, null, 2),
+  );
   await writeFileAtomic(files.svg, sweepSvg(rows, opts.title ?? `sweep (${spec.steps} steps)`));
   return { cells: outcomes, rows, table, files, stopped: !!opts.signal?.aborted };
 }
@@ -257,12 +276,20 @@ interface Exit {
 }
 
 /** Spawns a child whose stdout and stderr are appended to `log`; resolves when it exits. */
-async function spawnLogged(cmd: string, args: string[], log: string, running: Set<import('node:child_process').ChildProcess>): Promise<Exit> {
+async function spawnLogged(
+  cmd: string,
+  args: string[],
+  log: string,
+  running: Set<import('node:child_process').ChildProcess>,
+): Promise<Exit> {
   const { spawn } = await import('node:child_process');
   const fs = await import('node:fs');
   const fd = fs.openSync(log, 'a');
   try {
-    fs.writeSync(fd, `\n# ${new Date().toISOString()} ${[cmd, ...args].map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
+    fs.writeSync(
+      fd,
+      `\n# ${new Date().toISOString()} ${[cmd, ...args].map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`,
+    );
     return await new Promise<Exit>((resolve) => {
       // same process group as the sweep: killing the sweep's group (or a terminal's Ctrl-C) reaches every cell
       const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });

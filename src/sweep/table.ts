@@ -65,9 +65,11 @@ function seedMetric(cells: FinishedCell[], pick: (s: CellSummary) => number | un
 }
 
 function pooledAccuracy(cells: FinishedCell[]): PooledAccuracy | undefined {
-  let correct = 0, n = 0;
+  let correct = 0,
+    n = 0;
   for (const { summary } of cells) {
-    const acc = summary.final?.accuracy, rows = summary.final?.accuracyRows;
+    const acc = summary.final?.accuracy,
+      rows = summary.final?.accuracyRows;
     if (acc === undefined || !rows) return undefined;
     // accuracy is (problems right) / rows, so this recovers the integer count exactly
     correct += Math.round(acc * rows);
@@ -114,7 +116,8 @@ const ok = (x: number | undefined | null): x is number => x !== undefined && x !
 const pct = (x: number | undefined | null) => (ok(x) ? (100 * x).toFixed(1) : DASH);
 const fix = (x: number | undefined | null, d = 3) => (ok(x) ? x.toFixed(d) : DASH);
 const sgn = (x: number | undefined | null, d = 3) => (ok(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(d)}` : DASH);
-const secs = (x: number | undefined | null) => (ok(x) ? (x >= 90 ? `${Math.floor(x / 60)}m${String(Math.round(x % 60)).padStart(2, '0')}s` : `${x.toFixed(0)} s`) : DASH);
+const secs = (x: number | undefined | null) =>
+  ok(x) ? (x >= 90 ? `${Math.floor(x / 60)}m${String(Math.round(x % 60)).padStart(2, '0')}s` : `${x.toFixed(0)} s`) : DASH;
 const range = (ci: Interval | undefined, f: (x: number) => string) => (ci ? ` [${f(ci.lo)}, ${f(ci.hi)}]` : '');
 
 /** `mean [lo, hi] (seed values)`; one seed: just its value. */
@@ -129,29 +132,49 @@ export function sweepMarkdown(rows: SweepRow[], note?: string): string {
   // positions per breakpoint only where the trainer measures them
   const perBreak = rows.some((r) => r.positionsPerBreakpoint.n > 0);
   const head = [
-    'condition', 'seeds', 'accuracy %, pooled problems [Wilson 95 %]', 'accuracy %, mean of seeds [t 95 %] (per seed)',
-    'latents off %', 'post-break loss [t 95 %] (per seed)', 'zeroed', 'swapped', 'removed', 'positions / answer',
-    ...(perBreak ? ['positions / breakpoint'] : []), 'wall time / cell',
+    'condition',
+    'seeds',
+    'accuracy %, pooled problems [Wilson 95 %]',
+    'accuracy %, mean of seeds [t 95 %] (per seed)',
+    'latents off %',
+    'post-break loss [t 95 %] (per seed)',
+    'zeroed',
+    'swapped',
+    'removed',
+    'positions / answer',
+    ...(perBreak ? ['positions / breakpoint'] : []),
+    'wall time / cell',
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
-    const pooled = r.accuracyPooled ? `${pct(r.accuracyPooled.p)}${range(r.accuracyPooled.ci, pct)} (${r.accuracyPooled.correct}/${r.accuracyPooled.n})` : DASH;
+    const pooled = r.accuracyPooled
+      ? `${pct(r.accuracyPooled.p)}${range(r.accuracyPooled.ci, pct)} (${r.accuracyPooled.correct}/${r.accuracyPooled.n})`
+      : DASH;
     lines.push(
       `| ${[
-        rowLabel(r), r.seeds.join(','), pooled, cell(r.accuracy, pct), cell(r.accuracyNoLatents, pct, false), cell(r.postBreakLoss, fix),
-        cell(r.gapZeroed, sgn, false), cell(r.gapSwapped, sgn, false), cell(r.gapRemoved, sgn, false), cell(r.positionsPerAnswer, (x) => fix(x, 1), false),
-        ...(perBreak ? [cell(r.positionsPerBreakpoint, (x) => fix(x, 1), false)] : []), secs(r.seconds.mean),
+        rowLabel(r),
+        r.seeds.join(','),
+        pooled,
+        cell(r.accuracy, pct),
+        cell(r.accuracyNoLatents, pct, false),
+        cell(r.postBreakLoss, fix),
+        cell(r.gapZeroed, sgn, false),
+        cell(r.gapSwapped, sgn, false),
+        cell(r.gapRemoved, sgn, false),
+        cell(r.positionsPerAnswer, (x) => fix(x, 1), false),
+        ...(perBreak ? [cell(r.positionsPerBreakpoint, (x) => fix(x, 1), false)] : []),
+        secs(r.seconds.mean),
       ].join(' | ')} |`,
     );
   }
   const legend =
-    'Pooled accuracy: all seeds\' graded held-out problems counted together, with a 95 % Wilson score interval (how well ' +
-    'this recipe\'s accuracy on these problems is known). Mean of seeds: the per-seed accuracies\' mean with a 95 % Student-t ' +
+    "Pooled accuracy: all seeds' graded held-out problems counted together, with a 95 % Wilson score interval (how well " +
+    "this recipe's accuracy on these problems is known). Mean of seeds: the per-seed accuracies' mean with a 95 % Student-t " +
     'interval (n − 1 degrees of freedom: how much it moves between training seeds; none with one seed). Losses in nats/token ' +
     'on the first tokens after each calculator breakpoint; zeroed / swapped / removed: that loss with the latents zeroed, ' +
     'taken from another example, or removed, minus the normal one (mean over seeds [t 95 %]; > 0: the latents are used). ' +
     'Positions / answer: input positions of a generated answer with latents on (text tokens + latents + span markers)' +
-    (perBreak ? '; positions / breakpoint: between a breakpoint\'s text and its result (slots, markers, scratch text). ' : '. ') +
+    (perBreak ? "; positions / breakpoint: between a breakpoint's text and its result (slots, markers, scratch text). " : '. ') +
     'Wall time: mean over seeds of the train run that finished each cell.';
   return [lines.join('\n'), '', legend, ...(note ? ['', note] : [])].join('\n') + '\n';
 }
@@ -161,13 +184,45 @@ export function sweepSvg(rows: SweepRow[], title = 'sweep'): string {
   const categories = rows.map(rowLabel);
   const ci = (m: SeedMetric) => m.ci ?? null;
   const panel = (t: string, yLabel: string, values: number[], errors: (Interval | null)[], minTop?: number) =>
-    barPlot({ title: t, yLabel, categories, series: [{ name: yLabel, values, errors }], minTop, width: Math.max(420, 90 * rows.length + 120) });
+    barPlot({
+      title: t,
+      yLabel,
+      categories,
+      series: [{ name: yLabel, values, errors }],
+      minTop,
+      width: Math.max(420, 90 * rows.length + 120),
+    });
   const panels = [
-    panel('held-out accuracy (pooled, Wilson 95 %)', 'accuracy', rows.map((r) => r.accuracyPooled?.p ?? r.accuracy.mean), rows.map((r) => r.accuracyPooled?.ci ?? ci(r.accuracy))),
-    panel('post-breakpoint loss (mean of seeds, t 95 %)', 'nats/token', rows.map((r) => r.postBreakLoss.mean), rows.map((r) => ci(r.postBreakLoss))),
-    panel('latents from another example − normal (t 95 %)', 'swapped gap (nats)', rows.map((r) => r.gapSwapped.mean), rows.map((r) => ci(r.gapSwapped))),
-    panel('latents removed − normal (t 95 %)', 'removed gap (nats)', rows.map((r) => r.gapRemoved.mean), rows.map((r) => ci(r.gapRemoved))),
-    panel('reasoning positions per answer (t 95 %)', 'positions', rows.map((r) => r.positionsPerAnswer.mean), rows.map((r) => ci(r.positionsPerAnswer))),
+    panel(
+      'held-out accuracy (pooled, Wilson 95 %)',
+      'accuracy',
+      rows.map((r) => r.accuracyPooled?.p ?? r.accuracy.mean),
+      rows.map((r) => r.accuracyPooled?.ci ?? ci(r.accuracy)),
+    ),
+    panel(
+      'post-breakpoint loss (mean of seeds, t 95 %)',
+      'nats/token',
+      rows.map((r) => r.postBreakLoss.mean),
+      rows.map((r) => ci(r.postBreakLoss)),
+    ),
+    panel(
+      'latents from another example − normal (t 95 %)',
+      'swapped gap (nats)',
+      rows.map((r) => r.gapSwapped.mean),
+      rows.map((r) => ci(r.gapSwapped)),
+    ),
+    panel(
+      'latents removed − normal (t 95 %)',
+      'removed gap (nats)',
+      rows.map((r) => r.gapRemoved.mean),
+      rows.map((r) => ci(r.gapRemoved)),
+    ),
+    panel(
+      'reasoning positions per answer (t 95 %)',
+      'positions',
+      rows.map((r) => r.positionsPerAnswer.mean),
+      rows.map((r) => ci(r.positionsPerAnswer)),
+    ),
   ];
   return multiPanel(panels, 3, { title });
 }

@@ -54,7 +54,12 @@ export async function loadChatTemplate(modelDir: Source): Promise<ChatTemplate |
   } catch (e) {
     throw new Error(`${source}: chat_template does not parse: ${(e as Error).message}`);
   }
-  const specials = { bos_token: tokenText(cfg.bos_token) ?? '', eos_token: tokenText(cfg.eos_token) ?? '', pad_token: tokenText(cfg.pad_token) ?? '', unk_token: tokenText(cfg.unk_token) ?? '' };
+  const specials = {
+    bos_token: tokenText(cfg.bos_token) ?? '',
+    eos_token: tokenText(cfg.eos_token) ?? '',
+    pad_token: tokenText(cfg.pad_token) ?? '',
+    unk_token: tokenText(cfg.unk_token) ?? '',
+  };
   return {
     source,
     render(messages, opts = {}) {

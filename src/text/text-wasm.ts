@@ -83,7 +83,11 @@ export function textWasmMemoryBytes(): number {
  * Cuts items 0..n-1 into runs of consecutive indices whose total size stays within chunkUnits (a run holds at
  * least one item); items over maxItem go to `tooLarge` and into no run.
  */
-export function planChunks(sizes: readonly number[], chunkUnits = CHUNK_UNITS, maxItem = MAX_ITEM_UNITS): { runs: number[][]; tooLarge: number[] } {
+export function planChunks(
+  sizes: readonly number[],
+  chunkUnits = CHUNK_UNITS,
+  maxItem = MAX_ITEM_UNITS,
+): { runs: number[][]; tooLarge: number[] } {
   const runs: number[][] = [];
   const tooLarge: number[] = [];
   let run: number[] = [];
@@ -151,7 +155,13 @@ function splitRun(texts: readonly string[], run: number[], res: SplitOffsets[]):
   let p = 0;
   for (let k = 0; k < n; k++) {
     const a = out[p + 4];
-    res[run[k]] = { status: out[p], stepsEnd: out[p + 1], finalStart: out[p + 2], finalEnd: out[p + 3], ann: out.slice(p + 5, p + 5 + 3 * a) };
+    res[run[k]] = {
+      status: out[p],
+      stepsEnd: out[p + 1],
+      finalStart: out[p + 2],
+      finalEnd: out[p + 3],
+      ann: out.slice(p + 5, p + 5 + 3 * a),
+    };
     p += 5 + 3 * a;
   }
   release(w);

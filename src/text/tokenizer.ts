@@ -56,7 +56,8 @@ interface TokExports {
 }
 
 // The split regexes the WASM scanner implements (Qwen2; Llama-3 differs only in \p{N}{1,3}).
-const QWEN2_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const LLAMA3_PATTERN = QWEN2_PATTERN.replace('|\\p{N}|', '|\\p{N}{1,3}|');
 
 interface Config {
@@ -152,13 +153,15 @@ class BlobWriter {
 function buildBlob(vocab: Record<string, number>, merges: [string, string][], what: string): Uint8Array {
   let nIds = 0;
   for (const [tok, id] of Object.entries(vocab)) {
-    if (!Number.isInteger(id) || id < 0 || id > 0x3ffffff) throw new Error(`${what}: vocab entry ${JSON.stringify(tok)} has a bad id ${id}`);
+    if (!Number.isInteger(id) || id < 0 || id > 0x3ffffff)
+      throw new Error(`${what}: vocab entry ${JSON.stringify(tok)} has a bad id ${id}`);
     nIds = Math.max(nIds, id + 1);
   }
   const tokens: (Uint8Array | null)[] = new Array(nIds).fill(null);
   for (const [tok, id] of Object.entries(vocab)) {
     const b = byteLevelToBytes(tok);
-    if (!b) throw new Error(`${what}: vocab token ${JSON.stringify(tok)} (id ${id}) is not ByteLevel-encoded; only byte-level BPE is supported`);
+    if (!b)
+      throw new Error(`${what}: vocab token ${JSON.stringify(tok)} (id ${id}) is not ByteLevel-encoded; only byte-level BPE is supported`);
     tokens[id] = b;
   }
   const w = new BlobWriter();
@@ -215,6 +218,7 @@ function normalizeMerges(merges: unknown[], what: string): [string, string][] {
   });
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: untyped tokenizer.json, every field is checked where it is read
 function configFromTokenizerJson(tj: Record<string, any>, what: string): Config {
   const cfg: Config = { nfc: false, maxDigits: 1, ignoreMerges: !!tj.model?.ignore_merges };
   const norm = tj.normalizer;
@@ -224,6 +228,7 @@ function configFromTokenizerJson(tj: Record<string, any>, what: string): Config 
     else throw new Error(`${what}: normalizer ${JSON.stringify(n?.type)} is not supported (only NFC or none)`);
   }
   const pre = tj.pre_tokenizer;
+  // biome-ignore lint/suspicious/noExplicitAny: untyped tokenizer.json, every field is checked where it is read
   const pres: any[] = pre == null ? [] : pre.type === 'Sequence' ? pre.pretokenizers : [pre];
   const split = pres.find((p) => p?.type === 'Split');
   const pattern = split?.pattern?.Regex;
@@ -246,6 +251,7 @@ interface Spec {
 }
 
 function specFromTokenizerJson(tjIn: string | Record<string, unknown>, what: string): Spec {
+  // biome-ignore lint/suspicious/noExplicitAny: untyped tokenizer.json, every field is checked where it is read
   let tj: Record<string, any>;
   try {
     tj = typeof tjIn === 'string' ? JSON.parse(tjIn) : tjIn;
@@ -254,18 +260,25 @@ function specFromTokenizerJson(tjIn: string | Record<string, unknown>, what: str
   }
   const config = configFromTokenizerJson(tj, what);
   const merges = normalizeMerges(tj.model.merges ?? [], `${what} model.merges`);
+  // biome-ignore lint/suspicious/noExplicitAny: untyped tokenizer.json, every field is checked where it is read
   const added: AddedToken[] = (tj.added_tokens ?? []).map((t: any) => ({ id: t.id, content: t.content, special: !!t.special }));
   return { blob: buildBlob(tj.model.vocab, merges, what), added, config };
 }
 
-function specFromVocabMerges(vocabIn: string | Record<string, number>, mergesIn: string | (string | [string, string])[], added: AddedToken[], what: string): Spec {
+function specFromVocabMerges(
+  vocabIn: string | Record<string, number>,
+  mergesIn: string | (string | [string, string])[],
+  added: AddedToken[],
+  what: string,
+): Spec {
   let vocab: Record<string, number>;
   try {
     vocab = typeof vocabIn === 'string' ? JSON.parse(vocabIn) : vocabIn;
   } catch (e) {
     throw new Error(`${what} vocab.json: invalid JSON: ${(e as Error).message}`);
   }
-  const merges = typeof mergesIn === 'string' ? parseMergesTxt(mergesIn, `${what} merges.txt`) : normalizeMerges(mergesIn, `${what} merges`);
+  const merges =
+    typeof mergesIn === 'string' ? parseMergesTxt(mergesIn, `${what} merges.txt`) : normalizeMerges(mergesIn, `${what} merges`);
   return { blob: buildBlob(vocab, merges, what), added, config: QWEN2_CONFIG };
 }
 
@@ -347,7 +360,8 @@ export class Tokenizer {
     if (source === undefined) spec = { blob: QWEN2_VOCAB_B64, added: QWEN2_ADDED_TOKENS, config: QWEN2_CONFIG };
     else if (typeof source === 'string' || source instanceof URL) spec = await specFromSource(source);
     else if ('tokenizerJson' in source) spec = specFromTokenizerJson(source.tokenizerJson, 'tokenizerJson');
-    else if ('vocab' in source && 'merges' in source) spec = specFromVocabMerges(source.vocab, source.merges, source.addedTokens ?? [], '{vocab, merges}');
+    else if ('vocab' in source && 'merges' in source)
+      spec = specFromVocabMerges(source.vocab, source.merges, source.addedTokens ?? [], '{vocab, merges}');
     else throw new Error('Tokenizer.load: source must be a path/URL, { tokenizerJson } or { vocab, merges }');
     return Tokenizer.fromSpec(spec);
   }
@@ -464,7 +478,10 @@ export class Tokenizer {
     for (let start = 0; start < norm.length; ) {
       const end = nextCut(norm, start, ENCODE_PART_UNITS, this.config.maxDigits, tokens);
       // UTF-8 takes at least one byte per code unit: reject before copying a part that cannot fit.
-      if (end - start > MAX_PART_BYTES) throw new Error(`Tokenizer.encode: input too large (${utf8.encode(norm.slice(start, end)).length} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`);
+      if (end - start > MAX_PART_BYTES)
+        throw new Error(
+          `Tokenizer.encode: input too large (${utf8.encode(norm.slice(start, end)).length} bytes of UTF-8 with no place to cut it, limit ${MAX_PART_BYTES})`,
+        );
       const ids = this.encodeWritten(this.writeText(norm.slice(start, end)), allowSpecial);
       parts.push(ids);
       total += ids.length;
@@ -507,7 +524,8 @@ export class Tokenizer {
     // fall in two parts over, so the text is exactly that of one call.
     const dec = new TextDecoder('utf-8', { ignoreBOM: true });
     let out = '';
-    for (let s = 0; s < ids.length; s += DECODE_PART_IDS) out += this.decodePart(ids, s, Math.min(ids.length, s + DECODE_PART_IDS), dec, true);
+    for (let s = 0; s < ids.length; s += DECODE_PART_IDS)
+      out += this.decodePart(ids, s, Math.min(ids.length, s + DECODE_PART_IDS), dec, true);
     return out + dec.decode();
   }
 

@@ -63,14 +63,18 @@ export class VocabMap {
   static fromJSON(j: { full_ids: number[] }, file = 'vocab-map.json'): VocabMap {
     if (!j || !Array.isArray(j.full_ids)) throw new Error(`${file}: expected {"full_ids": [...]}`);
     const bad = j.full_ids.findIndex((id) => !Number.isSafeInteger(id) || id < 0);
-    if (bad >= 0) throw new Error(`${file}: full_ids[${bad}] is ${JSON.stringify(j.full_ids[bad])}, expected a token id (a non-negative integer)`);
+    if (bad >= 0)
+      throw new Error(`${file}: full_ids[${bad}] is ${JSON.stringify(j.full_ids[bad])}, expected a token id (a non-negative integer)`);
     return new VocabMap(Int32Array.from(j.full_ids));
   }
 }
 
 /** A tokenizer over a restricted vocabulary: encode/decode in the model's small ids. */
 export class RestrictedTokenizer {
-  constructor(readonly full: FullTokenizer, readonly map: VocabMap) {}
+  constructor(
+    readonly full: FullTokenizer,
+    readonly map: VocabMap,
+  ) {}
 
   get vocabSize() {
     return this.map.size;

@@ -23,13 +23,17 @@ export class AdamW {
   readonly m = new Map<string, Tensor>();
   readonly v = new Map<string, Tensor>();
   private readonly normBuf: Tensor;
-  constructor(readonly model: Qwen2, readonly cfg: AdamWConfig = defaultAdamW) {
+  constructor(
+    readonly model: Qwen2,
+    readonly cfg: AdamWConfig = defaultAdamW,
+  ) {
     this.normBuf = model.be.alloc(1, 'f32', 'gradnorm');
   }
 
   private state(name: string, size: number) {
     const be: Backend = this.model.be;
-    let m = this.m.get(name), v = this.v.get(name);
+    let m = this.m.get(name),
+      v = this.v.get(name);
     if (!m) this.m.set(name, (m = be.alloc(size, 'f32', `adam.m:${name}`)));
     if (!v) this.v.set(name, (v = be.alloc(size, 'f32', `adam.v:${name}`)));
     return { m, v };
@@ -46,14 +50,28 @@ export class AdamW {
   /** One update with the current gradients; returns the pre-clip gradient norm. Throws on a non-finite norm. */
   async update(lr = this.cfg.lr): Promise<number> {
     const norm = await this.gradNorm();
-    if (!Number.isFinite(norm)) throw new Error(`AdamW step ${this.step + 1}: gradient norm is ${norm} (NaN/Inf); parameters left unchanged`);
+    if (!Number.isFinite(norm))
+      throw new Error(`AdamW step ${this.step + 1}: gradient norm is ${norm} (NaN/Inf); parameters left unchanged`);
     const gradScale = this.cfg.clipNorm > 0 && norm > this.cfg.clipNorm ? this.cfg.clipNorm / (norm + 1e-6) : 1;
     this.step++;
     for (const [name, g] of this.model.grads) {
       const p = this.model.param(name);
       const { m, v } = this.state(name, p.size);
       const wd = this.cfg.noDecay?.(name) ? 0 : this.cfg.weightDecay;
-      this.model.be.adamw({ param: p, grad: g, m, v, n: p.size, lr, beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: this.cfg.eps, weightDecay: wd, step: this.step, gradScale });
+      this.model.be.adamw({
+        param: p,
+        grad: g,
+        m,
+        v,
+        n: p.size,
+        lr,
+        beta1: this.cfg.beta1,
+        beta2: this.cfg.beta2,
+        eps: this.cfg.eps,
+        weightDecay: wd,
+        step: this.step,
+        gradScale,
+      });
     }
     return norm;
   }

@@ -91,13 +91,16 @@ export function parseCheckpointState(json: unknown, file: string): CheckpointSta
   if (!json || typeof json !== 'object' || Array.isArray(json)) return fail('not a checkpoint state (expected a JSON object)', 'unknown');
   const j = json as Record<string, unknown>;
   const version = j.version ?? 1;
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) return fail(`"version" must be a positive integer, got ${JSON.stringify(j.version)}`, JSON.stringify(j.version));
-  if (version > CHECKPOINT_VERSION) return fail(`written by a newer latentlm: this one reads checkpoint versions 1 to ${CHECKPOINT_VERSION}`, version);
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1)
+    return fail(`"version" must be a positive integer, got ${JSON.stringify(j.version)}`, JSON.stringify(j.version));
+  if (version > CHECKPOINT_VERSION)
+    return fail(`written by a newer latentlm: this one reads checkpoint versions 1 to ${CHECKPOINT_VERSION}`, version);
   const kind = j.kind ?? (version === 1 ? 'phase1' : undefined);
   if (kind !== 'phase1' && kind !== 'rl') return fail(`"kind" must be "phase1" or "rl", got ${JSON.stringify(j.kind)}`, version);
   const label = `${kind === 'rl' ? 'RL' : 'phase-1'} checkpoint version ${version}`;
   const bad = (field: string, want: string): never => {
-    const got = pick(j, field), shown = got === undefined ? 'nothing' : String(JSON.stringify(got)).slice(0, 60);
+    const got = pick(j, field),
+      shown = got === undefined ? 'nothing' : String(JSON.stringify(got)).slice(0, 60);
     throw new Error(`${file}: field "${field}" must be ${want}, got ${shown} (${label})`);
   };
   const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -108,7 +111,8 @@ export function parseCheckpointState(json: unknown, file: string): CheckpointSta
   if (!j.options || typeof j.options !== 'object') bad('options', 'an object');
   const heads = j.heads as Record<string, unknown> | undefined;
   if (!heads || typeof heads !== 'object') bad('heads', 'an object with "start" and "end"');
-  const isHead = (h: unknown) => !!h && typeof h === 'object' && Array.isArray((h as HeadWeights).w) && typeof (h as HeadWeights).b === 'number';
+  const isHead = (h: unknown) =>
+    !!h && typeof h === 'object' && Array.isArray((h as HeadWeights).w) && typeof (h as HeadWeights).b === 'number';
   const rng = j.rng as Record<string, unknown> | undefined;
   if (kind === 'phase1') {
     if (!rng || typeof rng !== 'object') bad('rng', 'a random-stream state');
@@ -116,7 +120,8 @@ export function parseCheckpointState(json: unknown, file: string): CheckpointSta
     if (j.feedbackScale !== undefined && typeof j.feedbackScale !== 'number') bad('feedbackScale', 'a number');
   } else {
     if (!rng || typeof rng !== 'object' || !rng.data || !rng.sample) bad('rng', '{ data, sample } random-stream states');
-    for (const h of ['start', 'end']) if (heads![h] !== null && !isHead(heads![h])) bad(`heads.${h}`, 'a head ({ name, dim, w, b }) or null');
+    for (const h of ['start', 'end'])
+      if (heads![h] !== null && !isHead(heads![h])) bad(`heads.${h}`, 'a head ({ name, dim, w, b }) or null');
   }
   // version 1 -> 2: the version and the phase-1 kind were implicit; nothing else changed
   return { ...j, version: CHECKPOINT_VERSION, kind } as CheckpointState;

@@ -47,7 +47,9 @@ export class DivergenceWatch {
     const factor = this.o.factor ?? 3;
     if (!this.warnedLoss && loss > ref * factor) {
       this.warnedLoss = true;
-      this.warn(`training loss ${loss.toFixed(3)} at step ${step} is ${(loss / ref).toFixed(1)}x its start (${ref.toFixed(3)}, mean of the first ${n} steps): the run is diverging; lower --lr`);
+      this.warn(
+        `training loss ${loss.toFixed(3)} at step ${step} is ${(loss / ref).toFixed(1)}x its start (${ref.toFixed(3)}, mean of the first ${n} steps): the run is diverging; lower --lr`,
+      );
     }
   }
 

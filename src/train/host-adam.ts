@@ -21,7 +21,11 @@ export class HostAdam {
   /** The gradient of the last step (for inspection and tests). */
   lastGrad: ArrayLike<number> | null = null;
 
-  constructor(readonly size: number, public lr: number, o: HostAdamOptions = {}) {
+  constructor(
+    readonly size: number,
+    public lr: number,
+    o: HostAdamOptions = {},
+  ) {
     this.beta1 = o.beta1 ?? 0.9;
     this.beta2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
@@ -35,7 +39,10 @@ export class HostAdam {
     if (grad.length !== this.size) throw new Error(`HostAdam: gradient has ${grad.length} entries, the optimizer ${this.size}`);
     this.lastGrad = grad;
     this.t++;
-    const b1 = this.beta1, b2 = this.beta2, bc1 = 1 - b1 ** this.t, bc2 = 1 - b2 ** this.t;
+    const b1 = this.beta1,
+      b2 = this.beta2,
+      bc1 = 1 - b1 ** this.t,
+      bc2 = 1 - b2 ** this.t;
     for (let i = 0; i < this.size; i++) {
       const g = grad[i];
       this.m[i] = b1 * this.m[i] + (1 - b1) * g;
@@ -50,7 +57,8 @@ export class HostAdam {
   }
 
   load(j: { t: number; m: ArrayLike<number>; v: ArrayLike<number> }): void {
-    if (j.m.length !== this.size || j.v.length !== this.size) throw new Error(`HostAdam: saved state has ${j.m.length} entries, the optimizer ${this.size}`);
+    if (j.m.length !== this.size || j.v.length !== this.size)
+      throw new Error(`HostAdam: saved state has ${j.m.length} entries, the optimizer ${this.size}`);
     this.t = j.t;
     this.m.set(j.m);
     this.v.set(j.v);

@@ -9,7 +9,9 @@ import type { CheckpointState } from './checkpoint-schema.js';
 export function optionDifferences(saved: Record<string, unknown>, now: Record<string, unknown>): string[] {
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
-  return keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k])).map((k) => `${k}: ${show(saved[k])} in the checkpoint, ${show(now[k])} now`);
+  return keys
+    .filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${k}: ${show(saved[k])} in the checkpoint, ${show(now[k])} now`);
 }
 
 /**
@@ -24,9 +26,18 @@ export async function truncateRecords(path: string, records: number): Promise<vo
     text = '';
   }
   const lines = text.split('\n').filter((l) => l.trim());
-  if (lines.length < records) throw new Error(`${path}: has ${lines.length} records, the checkpoint was written after ${records}: this log is not the checkpointed run's (restore it, or start a fresh --out)`);
+  if (lines.length < records)
+    throw new Error(
+      `${path}: has ${lines.length} records, the checkpoint was written after ${records}: this log is not the checkpointed run's (restore it, or start a fresh --out)`,
+    );
   if (lines.length === records && text.endsWith('\n')) return;
-  await writeFileAtomic(path, lines.slice(0, records).map((l) => l + '\n').join(''));
+  await writeFileAtomic(
+    path,
+    lines
+      .slice(0, records)
+      .map((l) => l + '\n')
+      .join(''),
+  );
 }
 
 /** Undoes the JSONL writer's encoding of non-finite numbers ("NaN", "Infinity", "-Infinity" strings). */
@@ -52,17 +63,28 @@ export async function readRecords<T = Record<string, unknown>>(path: string): Pr
  * `metricsFile` back to what the checkpointed run had logged.
  */
 export async function checkResume(
-  cmd: string, saved: { dir: string; state: CheckpointState }, now: Record<string, unknown>,
+  cmd: string,
+  saved: { dir: string; state: CheckpointState },
+  now: Record<string, unknown>,
   o: { anyway: boolean; metricsFile: string; savedKey?: 'trajectory' | 'options'; refuse: (message: string) => Error },
 ): Promise<void> {
   const { anyway, metricsFile, savedKey = 'trajectory' } = o;
   const st = saved.state;
   const before = savedKey === 'options' ? st.options : st.kind === 'rl' ? st.trajectory : undefined;
-  const diffs = before && typeof before === 'object' ? optionDifferences(before as Record<string, unknown>, now) : [`(the checkpoint in ${saved.dir} records no options: written by an older version)`];
+  const diffs =
+    before && typeof before === 'object'
+      ? optionDifferences(before as Record<string, unknown>, now)
+      : [`(the checkpoint in ${saved.dir} records no options: written by an older version)`];
   if (diffs.length && !anyway)
-    throw o.refuse(`${cmd}: --resume: these differ from the run checkpointed in ${saved.dir} (step ${saved.state.step}), so the result would not be that run's:\n  ${diffs.join('\n  ')}\nGive the same flags, or add --resume-anyway to continue regardless`);
-  if (diffs.length) console.error(`warning: --resume-anyway: continuing the run checkpointed at step ${saved.state.step} with different settings:\n  ${diffs.join('\n  ')}`);
+    throw o.refuse(
+      `${cmd}: --resume: these differ from the run checkpointed in ${saved.dir} (step ${saved.state.step}), so the result would not be that run's:\n  ${diffs.join('\n  ')}\nGive the same flags, or add --resume-anyway to continue regardless`,
+    );
+  if (diffs.length)
+    console.error(
+      `warning: --resume-anyway: continuing the run checkpointed at step ${saved.state.step} with different settings:\n  ${diffs.join('\n  ')}`,
+    );
   // records logged after the checkpoint (a kill -9 before the next one) are logged again by the resumed run
   if (typeof saved.state.records === 'number') await truncateRecords(metricsFile, saved.state.records);
-  else console.error(`warning: ${saved.dir} does not record how much of ${metricsFile} it covers (older version): the log is kept as it is`);
+  else
+    console.error(`warning: ${saved.dir} does not record how much of ${metricsFile} it covers (older version): the log is kept as it is`);
 }

@@ -65,7 +65,9 @@ export function installStopSignal(o: StopSignalOptions = {}): StopSignal {
     }
     if (now - requestedAt < (o.sameCtrlCMs ?? 500)) return;
     if (saving > 0) {
-      log(`Ctrl-C: a checkpoint is being written to ${where}; waiting for it to finish (kill -9 now would still leave the previous checkpoint whole)`);
+      log(
+        `Ctrl-C: a checkpoint is being written to ${where}; waiting for it to finish (kill -9 now would still leave the previous checkpoint whole)`,
+      );
       return;
     }
     log(`Ctrl-C again: quitting without saving; ${where} holds the last checkpoint written`);

@@ -15,7 +15,10 @@ export class DataCursor {
   order: number[] = [];
   cursor = 0;
   epoch = 0;
-  constructor(readonly n: number, public rng: Rng) {
+  constructor(
+    readonly n: number,
+    public rng: Rng,
+  ) {
     this.reshuffle();
   }
 

@@ -4,7 +4,11 @@
 
 export type RefSplit = { steps: string[]; annotations: { expr: string; result: string }[]; final: string } | { error: string };
 
-const SPLIT_ERRORS = ["answer has no '#### N' final line", "answer's '####' line has no final answer", "answer has text after its '#### N' final line"];
+const SPLIT_ERRORS = [
+  "answer has no '#### N' final line",
+  "answer's '####' line has no final answer",
+  "answer has text after its '#### N' final line",
+];
 const isBlank = (c: string) => c === ' ' || c === '\t' || c === '\r';
 
 export function refSplit(answer: string): RefSplit {
