@@ -1,6 +1,12 @@
-// Reproduces the committed default model (models/default): a small Qwen2 trained from scratch on plain
-// chain-of-thought text of the synthetic task (Coconut's stage 0), over a restricted Qwen2 vocabulary.
-//   npx tsx examples/pretrain.ts [--steps 1200] [--out models/default] [--backend wasm] [--seed 0]
+// Reproduces the committed default model (models/default): a small Qwen2 trained from scratch on chain-of-thought
+// text of the synthetic task, over a restricted Qwen2 vocabulary. The text is a mixture of the default preset and the
+// serial preset (one 2-digit x 2-digit product), each written either as plain chain-of-thought or in scratch form, with
+// every calculator step's elementary sub-steps written out before its result (src/expand.ts):
+//   ... 48 * 37 = 48 * 30 = 1440; 48 * 7 = 336; 1440 + 336 = 1776; 1776 marbles ...
+// Why: the sub-step conditions (scratch, internalize; src/latent/curriculum.ts) start from scratch text, as Coconut's
+// stage 0 starts from a CoT-trained model. A model that never saw the scratch form cannot do its partial products, and
+// then a curriculum has nothing to internalize (the README's first serial grid: every condition under 1 %).
+//   npx tsx examples/pretrain.ts [--steps 800] [--out models/default] [--backend wasm] [--seed 0]
 // The recipe (config, data, optimizer) is saved beside the weights as recipe.json, with the loss curve.
 import { parseFlags, UsageError } from '../src/cli/_args.ts';
 import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from '../src/cli/flags.ts';
@@ -18,6 +24,9 @@ import { Rng } from '../src/data/rng.ts';
 import { createProgress } from '../src/io/progress.ts';
 import { generate } from '../src/generation/generate.ts';
 import { reward } from '../src/data/grade.ts';
+import { expandAnnotation } from '../src/data/expand.ts';
+import { withSubsteps } from '../src/latent/substeps.ts';
+import { scratchText, type SubstepRow } from '../src/latent/curriculum.ts';
 
 // under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)
 const relaunched = await relaunchOutsideTsxWrapper();
@@ -30,23 +39,40 @@ const FLAGS = {
   seed: { type: 'string' },
   batch: { type: 'string' },
   lr: { type: 'string' },
+  'scratch-share': { type: 'string' },
+  'serial-share': { type: 'string' },
+  threads: { type: 'string' },
 } as const;
 let values: ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
-let steps: number, B: number, peakLr: number, seed: number, backendName: string | undefined;
+let steps: number,
+  B: number,
+  peakLr: number,
+  seed: number,
+  backendName: string | undefined,
+  scratchShare: number,
+  serialShare: number,
+  threads: number | undefined;
 try {
   values = parseFlags('pretrain', joinNegativeValues(process.argv.slice(2), valueFlagNames(FLAGS)), FLAGS).values;
   const f = new FlagReader('pretrain', values);
-  steps = f.int('steps', 1200, { min: 1 });
+  steps = f.int('steps', 800, { min: 1 });
   B = f.int('batch', 16, { min: 1 });
   peakLr = f.number('lr', 3e-3, { above: 0, max: 10 });
   seed = f.int('seed', 0);
+  scratchShare = f.number('scratch-share', 0.65, { min: 0, max: 1 });
+  serialShare = f.number('serial-share', 0.6, { min: 0, max: 1 });
+  threads = f.has('threads') ? f.int('threads', 1, { min: 1 }) : undefined;
   backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
 } catch (e) {
   console.error(`error: ${(e as Error).message}${e instanceof UsageError ? ' (see --help)' : ''}`);
   process.exit(e instanceof UsageError ? 2 : 1);
 }
 if (values.help) {
-  console.log('npx tsx examples/pretrain.ts [--steps 1200] [--batch 16] [--lr 3e-3] [--out models/default] [--backend B] [--seed 0]');
+  console.log(
+    'npx tsx examples/pretrain.ts [--steps 800] [--batch 16] [--lr 3e-3] [--scratch-share 0.65] [--serial-share 0.6] [--out models/default] [--backend B] [--threads N] [--seed 0]',
+  );
+  console.log('  --scratch-share: share of sequences written in scratch form (sub-steps spelled out), the rest plain chain-of-thought');
+  console.log('  --serial-share: share of sequences from the serial preset, the rest from the default preset');
   process.exit(0);
 }
 const out = values.out ?? 'models/default';
@@ -59,17 +85,29 @@ const stop = installStopSignal({
 });
 
 const full = await Tokenizer.load();
-// Data: the default preset for training; the vocabulary also covers the easy and hard presets so every preset runs.
-const preset = SYNTH_PRESETS.default;
-const trainRows = generateProblems({ ...preset, seed, count: 20000, split: 'train' });
-const testRows = generateProblems({ ...preset, seed, count: 200, split: 'test' });
+// Data: the default and serial presets for training (each problem in plain and scratch form); the vocabulary also
+// covers the easy and hard presets, in both forms, so every preset and condition runs.
+type Source = { name: 'default' | 'serial'; train: SubstepRow[]; test: SubstepRow[] };
+const withSteps = (rows: { question: string; answer: string }[]) => withSubsteps(rows.map(splitRow), expandAnnotation).rows;
+const sources: Source[] = (['default', 'serial'] as const).map((name) => ({
+  name,
+  train: withSteps(generateProblems({ ...SYNTH_PRESETS[name], seed, count: 20000, split: 'train' })),
+  test: withSteps(generateProblems({ ...SYNTH_PRESETS[name], seed, count: 200, split: 'test' })),
+}));
+// Plain chain-of-thought (annotations removed, as the splitter leaves it) or scratch form (each breakpoint's sub-steps
+// written out, exactly as the scratch condition's sequences have them); loss on every token.
+const plainText = (r: SubstepRow) => `${r.question}\n${r.steps.join('')}\n#### ${r.final}`;
+const scratchForm = (r: SubstepRow) =>
+  `${r.question}\n${r.steps.map((s, i) => (i > 0 ? r.substeps[i - 1].map(scratchText).join('') : '') + s).join('')}\n#### ${r.final}`;
 const vocabTexts: string[] = [];
 for (const p of Object.values(SYNTH_PRESETS))
   for (const split of ['train', 'test'] as const)
-    for (const r of generateProblems({ ...p, seed, count: 3000, split })) vocabTexts.push(r.question + '\n' + r.answer);
+    for (const r of withSteps(generateProblems({ ...p, seed, count: 3000, split }))) vocabTexts.push(plainText(r), scratchForm(r));
 const map = VocabMap.fromCorpus(full, vocabTexts, [...allByteTokens(full), EOS_ID]);
 const tok = wrapTokenizer(full, map);
-console.log(`vocabulary: ${map.size} tokens (of ${full.vocabSize}); ${trainRows.length} training problems`);
+console.log(
+  `vocabulary: ${map.size} tokens (of ${full.vocabSize}); ${sources.map((s) => `${s.train.length} ${s.name}`).join(' + ')} training problems; ${(scratchShare * 100).toFixed(0)} % of sequences in scratch form, ${(serialShare * 100).toFixed(0)} % from the serial preset`,
+);
 
 const config: Qwen2Config = {
   architectures: ['Qwen2ForCausalLM'],
@@ -98,33 +136,34 @@ for (const [name, shape] of qwen2ParamShapes(config)) {
   else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) t[i] = 0.02 * rng.normal();
   tensors.set(name, t);
 }
-const be = await pickBackend(backendName, (l) => console.log(l));
+const be = await pickBackend(backendName, (l) => console.log(l), threads);
 const model = Qwen2.fromTensors(be, config, tensors, 'init');
 const opt = new AdamW(model, { lr: peakLr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 });
 
-// Plain chain-of-thought text (annotations removed, as the splitter leaves it), loss on every token.
-const textOf = (r: { question: string; answer: string }) => {
-  const s = splitRow(r);
-  return `${s.question}\n${s.steps.join('')}\n#### ${s.final}`;
-};
-const encodeRow = (r: { question: string; answer: string }) => [...tok.encode(textOf(r)), tok.eosId];
+const encode = (text: string) => [...tok.encode(text), tok.eosId];
 const dataRng = rng.fork('data');
-let order = dataRng.shuffle(trainRows.map((_, i) => i)),
-  cursor = 0;
+const cursors = sources.map((src) => ({ order: dataRng.shuffle(src.train.map((_, i) => i)), at: 0 }));
 const batchOf = () => {
   const seqs: number[][] = [];
   for (let b = 0; b < B; b++) {
-    if (cursor >= order.length) (order = dataRng.shuffle(order)), (cursor = 0);
-    seqs.push(encodeRow(trainRows[order[cursor++]]));
+    const si = dataRng.float() < serialShare ? 1 : 0;
+    const c = cursors[si];
+    if (c.at >= c.order.length) (c.order = dataRng.shuffle(c.order)), (c.at = 0);
+    const row = sources[si].train[c.order[c.at++]];
+    seqs.push(encode(dataRng.float() < scratchShare ? scratchForm(row) : plainText(row)));
   }
-  const T = Math.max(...seqs.map((s) => s.length));
+  // T rounded up to a multiple of 16 (padding is unlabelled, after every real token, so causal attention never sees
+  // it): the model's activation arena keeps one set of buffers per distinct shape, and the mixture's lengths vary
+  // enough (short serial plain CoT to long default scratch form) that one set per exact T outgrew WASM's 4 GiB.
+  const T = Math.ceil(Math.max(...seqs.map((s) => s.length)) / 16) * 16;
   const ids = new Int32Array(B * T).fill(tok.eosId),
     labels = new Int32Array(B * T).fill(-100);
   seqs.forEach((s, b) => s.forEach((id, t) => ((ids[b * T + t] = id), (labels[b * T + t] = id))));
   return { B, T, ids, labels, n: seqs.reduce((a, s) => a + s.length - 1, 0) };
 };
+// held-out loss: 16 problems of each preset in each form
 const testBatch = (() => {
-  const seqs = testRows.slice(0, 64).map(encodeRow);
+  const seqs = sources.flatMap((src) => src.test.slice(0, 16).flatMap((r) => [encode(plainText(r)), encode(scratchForm(r))]));
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Int32Array(seqs.length * T).fill(tok.eosId),
     labels = new Int32Array(seqs.length * T).fill(-100);
@@ -170,17 +209,25 @@ for (let step = 1; step <= steps; step++) {
 }
 progress.done();
 
-// Greedy accuracy on held-out problems (plain CoT, no latents).
-let correct = 0;
+// Greedy accuracy on held-out problems of each preset (no latents; the model writes plain or scratch form as it
+// likes), and how often it chose to write the sub-steps out.
 const nEval = 50;
-for (const row of testRows.slice(0, nEval)) {
-  const s = splitRow(row);
-  const g = await generate(model, tok, s.question + '\n', { maxNewTokens: 120, condition: 'none', eosId: tok.eosId });
-  correct += reward(g.plain, s.final).reward;
+const heldOut: Record<string, { accuracy: number; correct: number; problems: number; wroteScratch: number }> = {};
+for (const src of sources) {
+  let correct = 0,
+    wroteScratch = 0;
+  for (const row of src.test.slice(0, nEval)) {
+    const g = await generate(model, tok, row.question + '\n', { maxNewTokens: 160, condition: 'none', eosId: tok.eosId });
+    correct += reward(g.plain, row.final).reward;
+    if (g.plain.includes('; ')) wroteScratch++;
+  }
+  heldOut[src.name] = { accuracy: correct / nEval, correct, problems: nEval, wroteScratch };
+  console.log(
+    `held-out greedy accuracy, ${src.name} preset: ${((correct / nEval) * 100).toFixed(1)}% (${correct}/${nEval}; sub-steps written out in ${wroteScratch})`,
+  );
 }
-const accuracy = correct / nEval;
 const seconds = (performance.now() - t0) / 1000;
-console.log(`held-out greedy accuracy: ${(accuracy * 100).toFixed(1)}% (${correct}/${nEval}); ${seconds.toFixed(0)} s`);
+console.log(`${seconds.toFixed(0)} s`);
 
 await model.save(out, { dtype: 'F32' });
 await writeFileAtomic(`${out}/vocab-map.json`, JSON.stringify(map.toJSON()));
@@ -197,16 +244,18 @@ await writeFileAtomic(
       schedule: 'cosine to 10%',
       adamw: { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, clipNorm: 1 },
       data: {
-        generator: 'src/data/synth.ts',
-        preset: 'default',
-        trainProblems: trainRows.length,
-        format: 'question \\n steps (annotations removed) \\n#### final <eos>',
+        generator: 'src/synth.ts',
+        presets: Object.fromEntries(sources.map((s) => [s.name, s.train.length])),
+        serialShare,
+        scratchShare,
+        format:
+          'question \\n steps (annotations removed; in scratch form each breakpoint is preceded by its sub-steps "A op B = C; ") \\n#### final <eos>',
       },
       backend: be.name,
       seconds,
       finalTrainLoss: log[log.length - 1].loss,
       finalTestLoss: log[log.length - 1].test,
-      heldOutAccuracy: accuracy,
+      heldOut,
     },
     null,
     2,
@@ -216,7 +265,7 @@ await writeFileAtomic(`${out}/pretrain-metrics.jsonl`, log.map((r) => JSON.strin
 await writeFileAtomic(
   `${out}/pretrain-loss.svg`,
   linePlot({
-    title: 'default model pretraining (plain chain-of-thought, synthetic task)',
+    title: 'default model pretraining (plain and scratch-form chain-of-thought, default + serial presets)',
     xLabel: 'step',
     yLabel: 'cross-entropy (nats/token)',
     logY: true,
