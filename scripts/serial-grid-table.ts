@@ -1,4 +1,5 @@
-// Reads the runs of scripts/serial-grid.sh (DIR/<condition>-s<seed>/summary.json) and prints the grid as a Markdown
+// Reads the runs of scripts/serial-grid.sh (DIR/<condition>-s<seed>/summary.json) or of `latentlm sweep`
+// (DIR/<condition>-k<k>-s<seed>/summary.json) and prints the grid as a Markdown
 // table: held-out accuracy pooled over seeds with its Wilson 95 % interval (and per seed), post-breakpoint loss, the
 // three usage-probe gaps, reasoning positions per breakpoint, teacher-forced result-token accuracy, wall time.
 //   npx tsx scripts/serial-grid-table.ts DIR
@@ -24,7 +25,7 @@ interface Grid {
 }
 const groups = new Map<string, { seed: number; g: Grid }[]>();
 for (const name of readdirSync(dir).sort()) {
-  const m = /^(.+)-s(\d+)$/.exec(name);
+  const m = /^(.+?)(?:-k\d+)?-s(\d+)$/.exec(name);
   const file = join(dir, name, 'summary.json');
   if (!m || !existsSync(file)) continue;
   const g = JSON.parse(readFileSync(file, 'utf8')).grid as Grid | undefined;
@@ -49,7 +50,7 @@ const mean = (xs: (number | undefined)[]) => {
 const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
 console.log(
-  '| condition | seeds | held-out accuracy (pooled) | 95 % interval | per seed | post-break loss | zeroed | swapped | removed | positions / breakpoint | result tokens (teacher-forced) | wall s |',
+  '| condition | seeds | held-out accuracy (pooled) | 95 % interval | per seed | post-break loss | zeroed | swapped | removed | positions / breakpoint | result digits / whole results (teacher-forced) | wall s |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 const order = ['none', 'pause', 'latent', 'scratch', 'internalize'];
@@ -64,6 +65,6 @@ for (const name of [...groups.keys()].sort((a, b) => (order.indexOf(a) + 1 || 99
   const [lo, hi] = wilson(k, n);
   const gs = runs.map((r) => r.g);
   console.log(
-    `| ${name} | ${runs.length} | ${pct(k / n)} % (${k}/${n}) | ${pct(lo)}–${pct(hi)} % | ${runs.map((r) => pct(r.g.heldOutAccuracy ?? NaN)).join(' / ')} | ${f(mean(gs.map((g) => g.postBreakLoss)))} | ${f(mean(gs.map((g) => g.gapZeroed)))} | ${f(mean(gs.map((g) => g.gapSwapped)))} | ${f(mean(gs.map((g) => g.gapRemoved)))} | ${f(mean(gs.map((g) => g.reasoningPositions)), 1)} | ${pct(mean(gs.map((g) => g.resultTokenAccuracy)))} % | ${f(mean(gs.map((g) => g.wallSeconds)), 0)} |`,
+    `| ${name} | ${runs.length} | ${pct(k / n)} % (${k}/${n}) | ${pct(lo)}–${pct(hi)} % | ${runs.map((r) => pct(r.g.heldOutAccuracy ?? NaN)).join(' / ')} | ${f(mean(gs.map((g) => g.postBreakLoss)))} | ${f(mean(gs.map((g) => g.gapZeroed)))} | ${f(mean(gs.map((g) => g.gapSwapped)))} | ${f(mean(gs.map((g) => g.gapRemoved)))} | ${f(mean(gs.map((g) => g.reasoningPositions)), 1)} | ${pct(mean(gs.map((g) => g.resultTokenAccuracy)))} % / ${pct(mean(gs.map((g) => g.resultExactAccuracy)))} % | ${f(mean(gs.map((g) => g.wallSeconds)), 0)} |`,
   );
 }
