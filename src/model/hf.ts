@@ -3,6 +3,7 @@
 // needs is present with the right shape, naming the tensor and the file it came from, so a bad checkpoint fails
 // at load time rather than as NaNs mid-training. Sources are directory paths or URL bases (see io.ts), so the
 // same code loads from disk in Node/Deno/Bun and over HTTP in a browser.
+import { LM_HEAD, TOKEN_EMBEDDINGS } from './latent-params.js';
 import { joinSource, readBytes, readText, sourceExists, writeFileAtomic, type Source } from '../io/source.js';
 import { resolveModelSource, type HubOptions } from '../hub/index.js';
 import { parseSafetensors, toFloat32, type Dtype, type SafetensorsEntry, type WriteTensor, writeSafetensors } from '../io/safetensors.js';
@@ -126,7 +127,7 @@ export function expectedQwen2Tensors(config: Qwen2Config): Map<string, number[]>
   const D = H / config.num_attention_heads,
     KV = config.num_key_value_heads * D;
   const m = new Map<string, number[]>();
-  m.set('model.embed_tokens.weight', [V, H]);
+  m.set(TOKEN_EMBEDDINGS, [V, H]);
   for (let l = 0; l < config.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
     m.set(p + 'self_attn.q_proj.weight', [H, H]);
@@ -143,7 +144,7 @@ export function expectedQwen2Tensors(config: Qwen2Config): Map<string, number[]>
     m.set(p + 'post_attention_layernorm.weight', [H]);
   }
   m.set('model.norm.weight', [H]);
-  if (!config.tie_word_embeddings) m.set('lm_head.weight', [V, H]);
+  if (!config.tie_word_embeddings) m.set(LM_HEAD, [V, H]);
   return m;
 }
 
@@ -189,10 +190,10 @@ export function validateQwen2Tensors(
   }
   const warnings: string[] = [];
   const extra = [...tensors.keys()].filter((n) => !expected.has(n));
-  if (config.tie_word_embeddings && tensors.has('lm_head.weight')) {
-    warnings.push(`${fileOf('lm_head.weight')}: tensor 'lm_head.weight' ignored: tie_word_embeddings is true (lm_head = embed_tokens)`);
+  if (config.tie_word_embeddings && tensors.has(LM_HEAD)) {
+    warnings.push(`${fileOf(LM_HEAD)}: tensor '${LM_HEAD}' ignored: tie_word_embeddings is true (lm_head = embed_tokens)`);
   }
-  const unknown = extra.filter((n) => n !== 'lm_head.weight');
+  const unknown = extra.filter((n) => n !== LM_HEAD);
   if (unknown.length) {
     const list = unknown
       .slice(0, 5)

@@ -13,6 +13,7 @@
 // earlier position whichever trunk produced them.
 import type { Backend, Tensor } from '../backend/types.js';
 import { Arena } from './arena.js';
+import { hasLatentTrunk, LATENT_EMBEDDINGS, LATENT_PREFIX, LM_HEAD, TOKEN_EMBEDDINGS } from './latent-params.js';
 import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type LoadOptions, type Qwen2Config as HfQwen2Config } from './hf.js';
 import type { Source } from '../io/source.js';
 
@@ -251,7 +252,7 @@ export class Qwen2 {
       if (data.length !== n) throw new Error(`${source}: tensor '${name}' has ${data.length} elements, expected [${shape}] = ${n}`);
       m.addParam(name, shape, data);
     }
-    for (const [name, data] of tensors) if (name.startsWith('latent.')) m.addParam(name, [data.length], data);
+    for (const [name, data] of tensors) if (name.startsWith(LATENT_PREFIX)) m.addParam(name, [data.length], data);
     return m;
   }
 
@@ -272,11 +273,11 @@ export class Qwen2 {
     }
     if (opts.storage === 'bf16') m.setTrainable(() => false);
     for (const [name, t] of ckpt.tensors)
-      if (name.startsWith('latent.')) {
+      if (name.startsWith(LATENT_PREFIX)) {
         m.addParam(name, t.shape, t.data);
         t.release();
       }
-    if ([...m.params.keys()].some((n) => n.startsWith('latent.model.'))) m.twoTrunk = true;
+    if (hasLatentTrunk(m.params.keys())) m.twoTrunk = true;
     return m;
   }
 
@@ -347,7 +348,7 @@ export class Qwen2 {
   enableTwoTrunk(): void {
     for (const name of [...this.params.keys()]) {
       if (!name.startsWith('model.layers.') && name !== 'model.norm.weight') continue;
-      const latentName = `latent.${name}`;
+      const latentName = `${LATENT_PREFIX}${name}`;
       if (this.params.has(latentName)) continue;
       const t = this.be.alloc(this.param(name).size, 'f32', latentName);
       this.be.copy2d({ src: this.param(name), dst: t, rows: 1, cols: t.size, srcStride: 0, dstStride: 0 });
@@ -355,7 +356,7 @@ export class Qwen2 {
       this.shapes.set(latentName, this.shapes.get(name)!);
     }
     this.twoTrunk = true;
-    this.setTrainable((n) => n.startsWith('latent.'));
+    this.setTrainable((n) => n.startsWith(LATENT_PREFIX));
   }
 
   /** Zeroes (allocating if needed) the gradient of every trainable parameter. */
@@ -368,7 +369,7 @@ export class Qwen2 {
   }
 
   private layer(l: number, trunk: Trunk, grads: boolean): Partial<LayerTensors> {
-    const prefix = `${trunk === 'latent' && this.twoTrunk ? 'latent.' : ''}model.layers.${l}.`;
+    const prefix = `${trunk === 'latent' && this.twoTrunk ? LATENT_PREFIX : ''}model.layers.${l}.`;
     const out: Partial<LayerTensors> = {};
     for (const [suffix, key] of LAYER_PARAMS) {
       const name = prefix + suffix;
@@ -381,10 +382,10 @@ export class Qwen2 {
   }
 
   private normName(trunk: Trunk) {
-    return trunk === 'latent' && this.twoTrunk ? 'latent.model.norm.weight' : 'model.norm.weight';
+    return trunk === 'latent' && this.twoTrunk ? `${LATENT_PREFIX}model.norm.weight` : 'model.norm.weight';
   }
   private lmHeadName() {
-    return this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    return this.config.tie_word_embeddings ? TOKEN_EMBEDDINGS : LM_HEAD;
   }
 
   createCache(B: number, cap: number): KVCache {
@@ -584,8 +585,8 @@ export class Qwen2 {
     };
     // ---- input embeddings ----
     const x0 = arena.take(rows * H);
-    be.embedding({ ids: seg.ids, table: this.param('model.embed_tokens.weight'), out: x0, rows, dim: H });
-    if (seg.extra) be.embedding({ ids: seg.extra, table: this.param('latent.embeddings'), out: x0, rows, dim: H });
+    be.embedding({ ids: seg.ids, table: this.param(TOKEN_EMBEDDINGS), out: x0, rows, dim: H });
+    if (seg.extra) be.embedding({ ids: seg.extra, table: this.param(LATENT_EMBEDDINGS), out: x0, rows, dim: H });
     for (const [r, src] of embedRows) {
       if (!inp.embeds) throw new Error('forward: kind Embed needs input.embeds');
       be.upload(x0, inp.embeds.subarray(src * H, src * H + H), r * H);
@@ -818,9 +819,9 @@ export class Qwen2 {
       for (let l = this.L - 1; l >= 0; l--)
         dx = this.layerBackward(seg, l, dx, pass.kc[l], pass.vc[l], pass.dK[l], pass.dV[l], B, pass.cap);
       // dx is now the gradient of the input embeddings
-      const dEmb = this.grads.get('model.embed_tokens.weight');
+      const dEmb = this.grads.get(TOKEN_EMBEDDINGS);
       if (dEmb) be.embeddingBackward({ ids: seg.ids, dOut: dx, dTable: dEmb, rows, dim: H });
-      const dExtra = this.grads.get('latent.embeddings');
+      const dExtra = this.grads.get(LATENT_EMBEDDINGS);
       if (seg.extra && dExtra) be.embeddingBackward({ ids: seg.extra, dOut: dx, dTable: dExtra, rows, dim: H });
       for (const f of seg.feed) {
         const prev = pass.segments[j - 1];
