@@ -168,28 +168,18 @@ async function prefill(
       { cache: one, wantLastLogits: true },
     );
     for (let l = 0; l < model.L; l++)
-      for (let b = 0; b < G; b++) {
-        be.copy2d({
-          src: one.k[l],
-          dst: cache.k[l],
-          rows: 1,
-          cols: P * KV,
-          srcOff: 0,
-          srcStride: 0,
-          dstOff: b * cache.cap * KV,
-          dstStride: 0,
-        });
-        be.copy2d({
-          src: one.v[l],
-          dst: cache.v[l],
-          rows: 1,
-          cols: P * KV,
-          srcOff: 0,
-          srcStride: 0,
-          dstOff: b * cache.cap * KV,
-          dstStride: 0,
-        });
-      }
+      for (let b = 0; b < G; b++)
+        for (const kv of ['k', 'v'] as const)
+          be.copy2d({
+            src: one[kv][l],
+            dst: cache[kv][l],
+            rows: 1,
+            cols: P * KV,
+            srcOff: 0,
+            srcStride: 0,
+            dstOff: b * cache.cap * KV,
+            dstStride: 0,
+          });
     for (let b = 0; b < G; b++)
       be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
     cache.len = P;
