@@ -97,6 +97,9 @@ async function cachedStep(
     V = model.V,
     len = cache.len,
     cap = cache.cap;
+  // one cache row (one sequence's K or V at one position) to or from the side copy that keeps it
+  const copyKvRow = (src: Tensor, srcRow: number, dst: Tensor, dstRow: number) =>
+    be.copy2d({ src, dst, rows: 1, cols: KV, srcOff: srcRow * KV, srcStride: 0, dstOff: dstRow * KV, dstStride: 0 });
   const rows = [...trunk.keys()].filter((b) => trunk[b] === 1);
   const r1 = await model.forward({ ...inp, trunk: new Uint8Array(B).fill(1) }, { cache, wantLastLogits: true });
   const saved: Tensor[] = [];
@@ -104,8 +107,8 @@ async function cachedStep(
     const k = be.alloc(rows.length * KV, 'f32', 'rl:mixed-k'),
       v = be.alloc(rows.length * KV, 'f32', 'rl:mixed-v');
     rows.forEach((b, j) => {
-      be.copy2d({ src: cache.k[l], dst: k, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
-      be.copy2d({ src: cache.v[l], dst: v, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
+      copyKvRow(cache.k[l], b * cap + len, k, j);
+      copyKvRow(cache.v[l], b * cap + len, v, j);
     });
     saved.push(k, v);
   }
@@ -113,26 +116,8 @@ async function cachedStep(
   const r2 = await model.forward({ ...inp, trunk: new Uint8Array(B) }, { cache, wantLastLogits: true });
   for (let l = 0; l < model.L; l++)
     rows.forEach((b, j) => {
-      be.copy2d({
-        src: saved[2 * l],
-        dst: cache.k[l],
-        rows: 1,
-        cols: KV,
-        srcOff: j * KV,
-        srcStride: 0,
-        dstOff: (b * cap + len) * KV,
-        dstStride: 0,
-      });
-      be.copy2d({
-        src: saved[2 * l + 1],
-        dst: cache.v[l],
-        rows: 1,
-        cols: KV,
-        srcOff: j * KV,
-        srcStride: 0,
-        dstOff: (b * cap + len) * KV,
-        dstStride: 0,
-      });
+      copyKvRow(saved[2 * l], j, cache.k[l], b * cap + len);
+      copyKvRow(saved[2 * l + 1], j, cache.v[l], b * cap + len);
     });
   for (const t of saved) be.free(t);
   const logits = r2.lastLogits!,
