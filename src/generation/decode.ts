@@ -91,12 +91,8 @@ async function cachedStep(
     const r = await model.forward({ ...inp, trunk }, { cache, wantLastLogits: true });
     return { logits: r.lastLogits!, hidden: r.lastHidden! };
   }
-  const be = model.be,
-    KV = model.KV,
-    H = model.H,
-    V = model.V,
-    len = cache.len,
-    cap = cache.cap;
+  const { be, KV, H, V } = model;
+  const { len, cap } = cache;
   // one cache row (one sequence's K or V at one position) to or from the side copy that keeps it
   const copyKvRow = (src: Tensor, srcRow: number, dst: Tensor, dstRow: number) =>
     be.copy2d({ src, dst, rows: 1, cols: KV, srcOff: srcRow * KV, srcStride: 0, dstOff: dstRow * KV, dstStride: 0 });
@@ -140,12 +136,9 @@ async function prefill(
   cache: KVCache,
   promptIds: ArrayLike<number>,
 ): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const { be, KV, H, V } = model;
   const G = cache.B,
-    P = promptIds.length,
-    KV = model.KV,
-    H = model.H,
-    V = model.V,
-    be = model.be;
+    P = promptIds.length;
   const one = model.createCache(1, P);
   try {
     const r = await model.forward(
