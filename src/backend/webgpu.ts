@@ -87,6 +87,17 @@ interface BufSpec {
   optional?: boolean;
 }
 
+/** The uniform block of all three attention kernels (forward, backwardQ, backwardKV): attention.wgsl reads the same Params in each. */
+const ATTENTION_PARAMS: [string, ParamType][] = [
+  ['B', 'u32'],
+  ['Tq', 'u32'],
+  ['Hq', 'u32'],
+  ['Hkv', 'u32'],
+  ['qStart', 'u32'],
+  ['kvCap', 'u32'],
+  ['scale', 'f32'],
+];
+
 interface KernelSpec {
   file: string;
   section: string;
@@ -356,30 +367,14 @@ const K: Record<string, KernelSpec> = {
     file: 'attention',
     section: 'forward',
     wg: 64,
-    params: [
-      ['B', 'u32'],
-      ['Tq', 'u32'],
-      ['Hq', 'u32'],
-      ['Hkv', 'u32'],
-      ['qStart', 'u32'],
-      ['kvCap', 'u32'],
-      ['scale', 'f32'],
-    ],
+    params: ATTENTION_PARAMS,
     bufs: [{ name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out', rw: true }, { name: 'lse', rw: true }],
   },
   attentionBackwardQ: {
     file: 'attention',
     section: 'backwardQ',
     wg: 64,
-    params: [
-      ['B', 'u32'],
-      ['Tq', 'u32'],
-      ['Hq', 'u32'],
-      ['Hkv', 'u32'],
-      ['qStart', 'u32'],
-      ['kvCap', 'u32'],
-      ['scale', 'f32'],
-    ],
+    params: ATTENTION_PARAMS,
     bufs: [
       { name: 'dout' },
       { name: 'q' },
@@ -395,15 +390,7 @@ const K: Record<string, KernelSpec> = {
     file: 'attention',
     section: 'backwardKV',
     wg: 64,
-    params: [
-      ['B', 'u32'],
-      ['Tq', 'u32'],
-      ['Hq', 'u32'],
-      ['Hkv', 'u32'],
-      ['qStart', 'u32'],
-      ['kvCap', 'u32'],
-      ['scale', 'f32'],
-    ],
+    params: ATTENTION_PARAMS,
     bufs: [
       { name: 'dout' },
       { name: 'q' },

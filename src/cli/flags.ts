@@ -100,3 +100,20 @@ export class FlagReader {
 }
 
 export const BACKEND_CHOICES = ['webgpu', 'wasm', 'gpujs', 'cpu'] as const;
+
+/** The flags every training command (train, rl) takes alike: where the model, data and run directory are, evaluation and
+ * checkpoint cadence, resuming, the backend and the seed. */
+export const RUN_FLAGS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'eval-rows': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-anyway': { type: 'boolean' },
+  'ckpt-every': { type: 'string' },
+  'allow-nonfinite': { type: 'boolean' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  seed: { type: 'string' },
+} as const;

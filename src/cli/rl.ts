@@ -15,7 +15,7 @@ import { parseFlags, UsageError } from './_args.js';
 import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
-import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
 import { hasLatentTrunk } from '../model/latent-params.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
@@ -91,6 +91,7 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
 }
 
 const RL_FLAGS = {
+  ...RUN_FLAGS,
   steps: { type: 'string' },
   group: { type: 'string' },
   questions: { type: 'string' },
@@ -111,21 +112,9 @@ const RL_FLAGS = {
   temperature: { type: 'string' },
   'head-lr': { type: 'string' },
   init: { type: 'string' },
-  model: { type: 'string' },
-  data: { type: 'string' },
   preset: { type: 'string' },
-  out: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'eval-rows': { type: 'string' },
   'sample-every': { type: 'string' },
   'micro-batch': { type: 'string' },
-  resume: { type: 'boolean' },
-  'resume-anyway': { type: 'boolean' },
-  'ckpt-every': { type: 'string' },
-  'allow-nonfinite': { type: 'boolean' },
-  backend: { type: 'string' },
-  threads: { type: 'string' },
-  seed: { type: 'string' },
 } as const;
 const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
 

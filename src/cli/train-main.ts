@@ -10,7 +10,7 @@ import { createProgress } from '../io/progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from '../setup/loaders.js';
 import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
 import { parseFlags, UsageError } from './_args.js';
-import { BACKEND_CHOICES, FlagReader, joinNegativeValues, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
@@ -58,6 +58,7 @@ Ctrl-C stops after the current step, saves a checkpoint, says where and exits 13
 being written waits for it, one after that quits at once (the previous checkpoint stays whole).`;
 
 const TRAIN_FLAGS = {
+  ...RUN_FLAGS,
   steps: { type: 'string' },
   mode: { type: 'string' },
   latents: { type: 'string' },
@@ -65,22 +66,10 @@ const TRAIN_FLAGS = {
   batch: { type: 'string' },
   lr: { type: 'string' },
   curriculum: { type: 'string' },
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'eval-rows': { type: 'string' },
   'gen-rows': { type: 'string' },
-  resume: { type: 'boolean' },
-  'resume-anyway': { type: 'boolean' },
   chat: { type: 'boolean' },
-  'ckpt-every': { type: 'string' },
-  'allow-nonfinite': { type: 'boolean' },
   feedback: { type: 'string' },
   'supervise-latents': { type: 'string' },
-  backend: { type: 'string' },
-  threads: { type: 'string' },
-  seed: { type: 'string' },
   'max-len': { type: 'string' },
   ...conditionOptions,
 } as const;

@@ -91,12 +91,11 @@ async function cachedStep(
     const r = await model.forward({ ...inp, trunk }, { cache, wantLastLogits: true });
     return { logits: r.lastLogits!, hidden: r.lastHidden! };
   }
-  const be = model.be,
-    KV = model.KV,
-    H = model.H,
-    V = model.V,
-    len = cache.len,
-    cap = cache.cap;
+  const { be, KV, H, V } = model;
+  const { len, cap } = cache;
+  // one cache row (one sequence's K or V at one position) to or from the side copy that keeps it
+  const copyKvRow = (src: Tensor, srcRow: number, dst: Tensor, dstRow: number) =>
+    be.copy2d({ src, dst, rows: 1, cols: KV, srcOff: srcRow * KV, srcStride: 0, dstOff: dstRow * KV, dstStride: 0 });
   const rows = [...trunk.keys()].filter((b) => trunk[b] === 1);
   const r1 = await model.forward({ ...inp, trunk: new Uint8Array(B).fill(1) }, { cache, wantLastLogits: true });
   const saved: Tensor[] = [];
@@ -104,8 +103,8 @@ async function cachedStep(
     const k = be.alloc(rows.length * KV, 'f32', 'rl:mixed-k'),
       v = be.alloc(rows.length * KV, 'f32', 'rl:mixed-v');
     rows.forEach((b, j) => {
-      be.copy2d({ src: cache.k[l], dst: k, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
-      be.copy2d({ src: cache.v[l], dst: v, rows: 1, cols: KV, srcOff: (b * cap + len) * KV, srcStride: 0, dstOff: j * KV, dstStride: 0 });
+      copyKvRow(cache.k[l], b * cap + len, k, j);
+      copyKvRow(cache.v[l], b * cap + len, v, j);
     });
     saved.push(k, v);
   }
@@ -113,26 +112,8 @@ async function cachedStep(
   const r2 = await model.forward({ ...inp, trunk: new Uint8Array(B) }, { cache, wantLastLogits: true });
   for (let l = 0; l < model.L; l++)
     rows.forEach((b, j) => {
-      be.copy2d({
-        src: saved[2 * l],
-        dst: cache.k[l],
-        rows: 1,
-        cols: KV,
-        srcOff: j * KV,
-        srcStride: 0,
-        dstOff: (b * cap + len) * KV,
-        dstStride: 0,
-      });
-      be.copy2d({
-        src: saved[2 * l + 1],
-        dst: cache.v[l],
-        rows: 1,
-        cols: KV,
-        srcOff: j * KV,
-        srcStride: 0,
-        dstOff: (b * cap + len) * KV,
-        dstStride: 0,
-      });
+      copyKvRow(saved[2 * l], j, cache.k[l], b * cap + len);
+      copyKvRow(saved[2 * l + 1], j, cache.v[l], b * cap + len);
     });
   for (const t of saved) be.free(t);
   const logits = r2.lastLogits!,
@@ -155,12 +136,9 @@ async function prefill(
   cache: KVCache,
   promptIds: ArrayLike<number>,
 ): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const { be, KV, H, V } = model;
   const G = cache.B,
-    P = promptIds.length,
-    KV = model.KV,
-    H = model.H,
-    V = model.V,
-    be = model.be;
+    P = promptIds.length;
   const one = model.createCache(1, P);
   try {
     const r = await model.forward(
@@ -168,28 +146,18 @@ async function prefill(
       { cache: one, wantLastLogits: true },
     );
     for (let l = 0; l < model.L; l++)
-      for (let b = 0; b < G; b++) {
-        be.copy2d({
-          src: one.k[l],
-          dst: cache.k[l],
-          rows: 1,
-          cols: P * KV,
-          srcOff: 0,
-          srcStride: 0,
-          dstOff: b * cache.cap * KV,
-          dstStride: 0,
-        });
-        be.copy2d({
-          src: one.v[l],
-          dst: cache.v[l],
-          rows: 1,
-          cols: P * KV,
-          srcOff: 0,
-          srcStride: 0,
-          dstOff: b * cache.cap * KV,
-          dstStride: 0,
-        });
-      }
+      for (let b = 0; b < G; b++)
+        for (const kv of ['k', 'v'] as const)
+          be.copy2d({
+            src: one[kv][l],
+            dst: cache[kv][l],
+            rows: 1,
+            cols: P * KV,
+            srcOff: 0,
+            srcStride: 0,
+            dstOff: b * cache.cap * KV,
+            dstStride: 0,
+          });
     for (let b = 0; b < G; b++)
       be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
     cache.len = P;

@@ -7,11 +7,10 @@ import type { Qwen2 } from '../model/qwen2.js';
 import type { Condition } from '../model/latent-params.js';
 import { Rng } from '../data/rng.js';
 import { markedText, sampleGroup, type DecisionHead } from './decode.js';
+import type { TextCodec } from '../text/tokenizer-shape.js';
 
-export interface Decoder {
-  encode(text: string): Uint32Array | Int32Array | number[];
-  decode(ids: ArrayLike<number>): string;
-}
+/** What generation needs of a tokenizer (kept under this name for callers of the public API). */
+export type Decoder = TextCodec;
 
 export interface GenerateOptions {
   maxNewTokens?: number;

@@ -207,6 +207,17 @@ function legend(items: { name: string; color: string; dashed?: boolean; swatch: 
   return out;
 }
 
+/** A horizontal grid line and a right-aligned tick label at each y tick (line and bar plots draw the same y axis). */
+function pushYGrid(body: string[], yt: Ticks, sy: (y: number) => number, left: number, pw: number): void {
+  for (const [i, v] of yt.values.entries()) {
+    const y = sy(v);
+    body.push(`<line x1="${n(left)}" y1="${n(y)}" x2="${n(left + pw)}" y2="${n(y)}" stroke="#e5e5e5"/>`);
+    body.push(
+      `<text x="${n(left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`,
+    );
+  }
+}
+
 /** Line plot. Non-finite points (and y <= 0 with logY) split a line into pieces; an isolated point is drawn as a dot. */
 export function linePlot(o: LinePlotOptions): string {
   const width = o.width ?? 640,
@@ -254,13 +265,7 @@ export function linePlot(o: LinePlotOptions): string {
 
   const body: string[] = [];
   // Grid and tick labels.
-  for (const [i, v] of yt.values.entries()) {
-    const y = sy(v);
-    body.push(`<line x1="${n(L.left)}" y1="${n(y)}" x2="${n(L.left + pw)}" y2="${n(y)}" stroke="#e5e5e5"/>`);
-    body.push(
-      `<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`,
-    );
-  }
+  pushYGrid(body, yt, sy, L.left, pw);
   for (const [i, v] of xt.values.entries()) {
     const x = sx(v);
     body.push(`<line x1="${n(x)}" y1="${n(L.top)}" x2="${n(x)}" y2="${n(L.top + ph)}" stroke="#f0f0f0"/>`);
@@ -338,13 +343,7 @@ export function barPlot(o: BarPlotOptions): string {
   const sy = (y: number) => L.top + ph - ((y - y0) / (y1 - y0)) * ph;
 
   const body: string[] = [];
-  for (const [i, v] of yt.values.entries()) {
-    const y = sy(v);
-    body.push(`<line x1="${n(L.left)}" y1="${n(y)}" x2="${n(L.left + pw)}" y2="${n(y)}" stroke="#e5e5e5"/>`);
-    body.push(
-      `<text x="${n(L.left - 6)}" y="${n(y + 4)}" text-anchor="end" font-size="11" fill="#444" ${FONT}>${escapeXml(yt.labels[i]!)}</text>`,
-    );
-  }
+  pushYGrid(body, yt, sy, L.left, pw);
   const nCat = Math.max(1, o.categories.length),
     nSer = Math.max(1, o.series.length);
   const groupW = pw / nCat;

@@ -114,6 +114,24 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
     return { step, total, fields, elapsedS, etaS };
   };
 
+  // What every mode does alike: no output after done, and the last step and fields kept for done (which may omit
+  // them). `show` is the mode's own output, called with that state already updated.
+  const tracked = (show: { update(step: number, fields: ProgressFields): void; done(fields?: ProgressFields): void }): Progress => ({
+    mode,
+    update(step, fields = {}) {
+      if (finished) return;
+      lastStep = step;
+      lastFields = fields;
+      show.update(step, fields);
+    },
+    done(fields) {
+      if (finished) return;
+      finished = true;
+      if (fields) lastFields = fields;
+      show.done(fields);
+    },
+  });
+
   // ---- bar mode (interactive terminal) ----
   if (mode === 'bar') {
     // The specifier is a variable (and marked ignore for Vite/webpack) so app bundlers don't pull cli-progress and its
@@ -135,24 +153,17 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
       cp.Presets.shades_classic,
     );
     bar.start(total, startStep, { fields: '' });
-    return {
-      mode,
-      update(step, fields = {}) {
-        if (finished) return;
-        lastStep = step;
-        lastFields = fields;
+    return tracked({
+      update(step, fields) {
         bar.update(step, { fields: formatFields(fields) });
         opts.onUpdate?.(event(step, fields));
       },
-      done(fields) {
-        if (finished) return;
-        finished = true;
-        if (fields) lastFields = fields;
+      done() {
         bar.update(lastStep, { fields: formatFields(lastFields) });
         bar.stop();
         opts.onUpdate?.(event(lastStep, lastFields));
       },
-    };
+    });
   }
 
   // ---- lines mode (logs/pipes) and callback mode (browser) ----
@@ -165,12 +176,8 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
     if (eta !== null && step < total) parts.push(`eta=${formatDuration(eta)}`);
     return parts.join(' ') + '\n';
   };
-  return {
-    mode,
-    update(step, fields = {}) {
-      if (finished) return;
-      lastStep = step;
-      lastFields = fields;
+  return tracked({
+    update(step, fields) {
       const e = event(step, fields);
       opts.onUpdate?.(e);
       if (mode !== 'lines') return;
@@ -182,9 +189,6 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
       printedAt = t;
     },
     done(fields) {
-      if (finished) return;
-      finished = true;
-      if (fields) lastFields = fields;
       const e = event(lastStep, lastFields);
       opts.onUpdate?.(e);
       if (mode !== 'lines') return;
@@ -192,5 +196,5 @@ export async function createProgress(opts: ProgressOptions): Promise<Progress> {
       if (printedStep !== lastStep || fields) stream!.write(line(lastStep, lastFields, null));
       stream!.write(`${label ? label + ' ' : ''}done in ${formatDuration(e.elapsedS)}\n`);
     },
-  };
+  });
 }

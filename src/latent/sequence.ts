@@ -9,6 +9,7 @@
 //   'none'    no markers and no latents (plain chain-of-thought; the k = 0 baseline)
 import { Kind } from '../model/qwen2.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../model/latent-params.js';
+import type { TokenizerShape } from '../text/tokenizer-shape.js';
 
 export interface SplitRow {
   question: string;
@@ -18,9 +19,8 @@ export interface SplitRow {
   annotations?: { expr: string; result: string }[];
 }
 
-export interface TextEncoder_ {
-  encode(text: string): Uint32Array | Int32Array | number[];
-}
+/** What building a sequence needs of a tokenizer: only encode. */
+export type TextEncoder_ = Pick<TokenizerShape, 'encode'>;
 
 // the span layout is shared with generation (src/generation/), one layer below: defined in the model layer
 export { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, extraRows, type Condition } from '../model/latent-params.js';

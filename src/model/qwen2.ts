@@ -670,13 +670,8 @@ export class Qwen2 {
   }
 
   private layerForward(seg: Segment, l: number, kc: Tensor, vc: Tensor, B: number, start: number, cap: number, arena: Arena): Tensor {
-    const be = this.be,
-      c = this.config,
-      H = this.H,
-      D = this.D,
-      KV = this.KV,
-      I = this.I,
-      rows = seg.rows;
+    const { be, config: c, H, D, KV, I } = this;
+    const rows = seg.rows;
     const Hq = c.num_attention_heads,
       Hkv = c.num_key_value_heads;
     const W = this.layer(l, seg.trunk, false) as LayerTensors;
@@ -842,13 +837,8 @@ export class Qwen2 {
     B: number,
     cap: number,
   ): Tensor {
-    const be = this.be,
-      c = this.config,
-      H = this.H,
-      D = this.D,
-      KV = this.KV,
-      I = this.I,
-      rows = seg.rows;
+    const { be, config: c, H, D, KV, I } = this;
+    const rows = seg.rows;
     const ar = this.tmp;
     ar.reset();
     const Hq = c.num_attention_heads,

@@ -34,6 +34,7 @@ import { markedText, sampleGroup, type Completion, type DecodeOptions } from '..
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
 import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
+import type { TextCodec } from '../text/tokenizer-shape.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -120,10 +121,8 @@ export interface Task {
   gold: string;
 }
 
-export interface TokenizerLike {
-  encode(text: string): Uint32Array | Int32Array | number[];
-  decode(ids: ArrayLike<number>): string;
-}
+/** What GRPO needs of a tokenizer (kept under this name for callers of the public API). */
+export type TokenizerLike = TextCodec;
 
 export interface GrpoOptions {
   steps: number;

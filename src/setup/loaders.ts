@@ -12,6 +12,7 @@ import { splitAnswer, loadGsm8k } from '../data/gsm8k.js';
 import { generateProblems, SYNTH_PRESETS } from '../data/synth.js';
 import { resolveQwen2Source } from '../model/hf.js';
 import { hubRepoOf, loadHubDataset } from '../hub/dataset.js';
+import type { TokenizerShape } from '../text/tokenizer-shape.js';
 
 export const EOS_ID = 151643; // <|endoftext|>
 
@@ -22,16 +23,10 @@ export function splitRow(r: { question: string; answer: string }): SplitRow {
 }
 
 /** The tokenizer a model speaks: the full Qwen2 one, or the restricted vocabulary of a small model. */
-export interface ModelTokenizer {
+export type ModelTokenizer = Pick<TokenizerShape, 'decode' | 'tokenText' | 'eosId' | 'fromFull' | 'vocabSize'> & {
+  /** Model-space ids, always a typed array (the loaders' own tokenizers return one). */
   encode(text: string): Int32Array | Uint32Array;
-  decode(ids: ArrayLike<number>): string;
-  tokenText(id: number): string;
-  /** The model-space id of <|endoftext|>. */
-  eosId: number;
-  /** Model-space id of a Qwen2 token, if the model has it. */
-  fromFull(id: number): number | undefined;
-  vocabSize: number;
-}
+};
 
 export function wrapTokenizer(full: Tokenizer, map?: VocabMap): ModelTokenizer {
   if (map) {

@@ -199,29 +199,21 @@ export function sweepSvg(rows: SweepRow[], title = 'sweep'): string {
       rows.map((r) => r.accuracyPooled?.p ?? r.accuracy.mean),
       rows.map((r) => r.accuracyPooled?.ci ?? ci(r.accuracy)),
     ),
-    panel(
-      'post-breakpoint loss (mean of seeds, t 95 %)',
-      'nats/token',
-      rows.map((r) => r.postBreakLoss.mean),
-      rows.map((r) => ci(r.postBreakLoss)),
-    ),
-    panel(
-      'latents from another example − normal (t 95 %)',
-      'swapped gap (nats)',
-      rows.map((r) => r.gapSwapped.mean),
-      rows.map((r) => ci(r.gapSwapped)),
-    ),
-    panel(
-      'latents removed − normal (t 95 %)',
-      'removed gap (nats)',
-      rows.map((r) => r.gapRemoved.mean),
-      rows.map((r) => ci(r.gapRemoved)),
-    ),
-    panel(
-      'reasoning positions per answer (t 95 %)',
-      'positions',
-      rows.map((r) => r.positionsPerAnswer.mean),
-      rows.map((r) => ci(r.positionsPerAnswer)),
+    // the other panels: a per-seed metric's mean with its seed-to-seed t interval
+    ...(
+      [
+        ['post-breakpoint loss (mean of seeds, t 95 %)', 'nats/token', 'postBreakLoss'],
+        ['latents from another example − normal (t 95 %)', 'swapped gap (nats)', 'gapSwapped'],
+        ['latents removed − normal (t 95 %)', 'removed gap (nats)', 'gapRemoved'],
+        ['reasoning positions per answer (t 95 %)', 'positions', 'positionsPerAnswer'],
+      ] as const
+    ).map(([t, yLabel, key]) =>
+      panel(
+        t,
+        yLabel,
+        rows.map((r) => r[key].mean),
+        rows.map((r) => ci(r[key])),
+      ),
     ),
   ];
   return multiPanel(panels, 3, { title });

@@ -3,13 +3,10 @@
 // A Qwen2 token outside the subset is spelled with its byte-level tokens (every one of the 256 byte tokens is kept),
 // so any text can be encoded; decoding maps back to Qwen2 ids and uses the real decoder.
 
-export interface FullTokenizer {
-  encode(text: string): Uint32Array | Int32Array | number[];
-  decode(ids: ArrayLike<number>): string;
-  /** Byte-level vocabulary strings (every char of one stands for one byte and is itself a token). */
-  idToToken(id: number): string | undefined;
-  tokenToId(token: string): number | undefined;
-}
+import type { TokenizerShape } from './tokenizer-shape.js';
+
+/** The full Qwen2 tokenizer as a restricted vocabulary sees it: text both ways and the byte-level vocabulary. */
+export type FullTokenizer = Pick<TokenizerShape, 'encode' | 'decode' | 'idToToken' | 'tokenToId'>;
 
 /** The ids of the single-byte tokens that spell token `id` (byte-level BPE: one vocabulary char per byte). */
 export function byteTokens(tok: FullTokenizer, id: number): number[] | undefined {
