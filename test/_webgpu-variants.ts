@@ -2,7 +2,8 @@
 // the one vitest sees (Deno's wgpu on lavapipe/llvmpipe: test/webgpu-variants.test.ts; it also runs under tsx).
 // Per variant (simple, tiled, tiled with split tensors, tiled with f16 tiles where the adapter has shader-f16,
 // both families with subgroup reductions where the adapter has subgroups):
-// matmul in all four transpose forms over several tiles with bias then accumulate, attention forward and
+// matmul in all four transpose forms over several tiles with bias then accumulate, the fused SwiGLU input and
+// residual (two forms), attention forward and
 // backward with GQA 7:1 and a KV-cache prefix, RMSNorm forward/backward, cross-entropy with its fused gradient.
 // Prints one line `VARIANTS {json}` (adapter, per-variant max relative errors) and exits non-zero on a failure.
 import { CpuBackend } from '../src/backend/cpu.ts';
@@ -77,6 +78,22 @@ const cases: {
       b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, accumulate: true });
     },
     outputs: ['c'],
+  })),
+  ...(
+    [
+      [false, true],
+      [true, false],
+    ] as const
+  ).map(([transA, transB]) => ({
+    // the fusions of the MLP and the output projections: silu(gate) * A loaded as the left operand, residual added
+    // in the store, once into a fresh C and once in place (residual = C)
+    name: `matmul transA=${transA} transB=${transB} with the fused SwiGLU input and residual`,
+    inputs: { a: data(M * K, 5), g: data(M * K, 6, 4), b: data(N * K, 7), r: data(M * N, 8), c: M * N, c2: data(M * N, 9) },
+    op: (b: Backend, t: Record<string, Tensor>) => {
+      b.matmul({ a: t.a, b: t.b, c: t.c, M, N, K, transA, transB, swigluGate: t.g, residual: t.r });
+      b.matmul({ a: t.a, b: t.b, c: t.c2, M, N, K, transA, transB, swigluGate: t.g, residual: t.c2 });
+    },
+    outputs: ['c', 'c2'],
   })),
   {
     name: 'attention GQA 7:1 forward and backward',
