@@ -1,6 +1,6 @@
 // The fused matmul arguments (residual, swigluGate) for backends whose kernels do not fuse them: the same result
-// from the backend's own ops, in the order that defines them (so fused and unfused backends agree exactly):
-// swiglu into a temporary, copy the residual into C, then the plain product accumulated onto it. The WebGPU
+// from the backend's own ops, in the order of the unfused model: swiglu into a temporary, the product into a
+// temporary, then residual + product (bit-identical to the model before the fusion; fused kernels agree to rounding). The WebGPU
 // backend fuses both into its matmul kernels instead (one pass over memory fewer for each). The op table
 // (ops.ts, matmul's check) has already checked the fusions' contract.
 import type { KernelArgs } from './ops.js';
@@ -25,11 +25,18 @@ export function matmulUnfused(be: Backend, args: KernelArgs['matmul']): void {
     plain.a = tmp;
   }
   if (residual) {
-    const off = plain.cOff;
-    if (residual !== plain.c)
-      be.copy2d({ src: residual, dst: plain.c, rows: M, cols: N, srcOff: off, srcStride: N, dstOff: off, dstStride: N });
-    plain.accumulate = true;
-  }
-  be.matmul(plain);
+    // the product into a temporary, then C = residual + product: the order of the unfused model (matmul, then add),
+    // so the host backends give the same bits as before the fusion existed
+    const c = plain.c,
+      off = plain.cOff;
+    const prod = be.alloc(M * N, 'f32', 'matmul product (unfused residual)');
+    be.matmul({ ...plain, c: prod, cOff: 0, accumulate: false });
+    if (off === 0) be.add({ a: residual, b: prod, out: c, n: M * N });
+    else {
+      if (residual !== c) be.copy2d({ src: residual, dst: c, rows: 1, cols: M * N, srcOff: off, srcStride: 0, dstOff: off, dstStride: 0 });
+      be.axpy({ alpha: 1, x: prod, y: c, n: M * N, yOff: off });
+    }
+    be.free(prod);
+  } else be.matmul(plain);
   if (tmp) be.free(tmp);
 }

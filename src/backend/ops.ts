@@ -88,7 +88,8 @@ export interface MatmulArgs {
   accumulate?: boolean;
   /**
    * C = residual + op(A) op(B) (+ bias): a residual add folded into the product's output (a tensor of C's size, read
-   * at cOff like C; may be C itself). Not with accumulate. Exactly `copy residual to C, then accumulate`.
+   * at cOff like C; may be C itself). Not with accumulate. Means `residual + (op(A) op(B) + bias)`, the order of an
+   * unfused matmul followed by an add (the host backends compute it so; fused kernels agree to rounding).
    */
   residual?: Tensor;
   /**
