@@ -1,8 +1,8 @@
 // The fused matmul arguments (residual, swigluGate) for backends whose kernels do not fuse them: the same result
 // from the backend's own ops, in the order of the unfused model: swiglu into a temporary, the product into a
-// temporary, then residual + product (bit-identical to the model before the fusion; fused kernels agree to rounding). The WebGPU
-// backend fuses both into its matmul kernels instead (one pass over memory fewer for each). The op table
-// (ops.ts, matmul's check) has already checked the fusions' contract.
+// temporary, then residual + product (bit-identical to the model before the fusion; fused kernels agree to
+// rounding). The WebGPU backend fuses both into its matmul kernels instead (one pass over memory fewer for each).
+// The op table (ops.ts, matmul's check) has already checked the fusions' contract.
 import type { KernelArgs } from './ops.js';
 import type { Backend, Tensor } from './types.js';
 
@@ -11,7 +11,10 @@ export function wantsFusion(a: KernelArgs['matmul']): boolean {
   return !!(a.residual || a.swigluGate);
 }
 
-/** C = [residual +] op(silu(gate) * A or A) op(B) [+ bias] from be.swiglu, be.copy2d and a plain be.matmul. */
+/**
+ * C = [residual +] (op(silu(gate) * A or A) op(B) [+ bias]) from be.swiglu, a plain be.matmul and be.add (be.copy2d
+ * and be.axpy when C has an offset, since add has none).
+ */
 export function matmulUnfused(be: Backend, args: KernelArgs['matmul']): void {
   const { residual, swigluGate, ...plain } = args;
   const { M, N, K } = plain;
