@@ -223,3 +223,29 @@ describe('Phase1Trainer with a sub-step schedule', () => {
     model.destroy();
   });
 });
+
+describe('text pieces tokenize as the whole text does', () => {
+  // A sequence is encoded piece by piece (question, steps, sub-steps), but a model is pretrained on whole texts: where
+  // a piece boundary splits what the pre-tokenizer would join (the last step's "." and the "\n" of "#### N" are one
+  // token, '.\n'), fine-tuning would teach token pairs that whole-text tokenization never produces.
+  it('scratch (stage 0) and plain (k = 0) sequences equal the whole text through the real Qwen2 tokenizer', async () => {
+    const { Tokenizer } = await import('../src/text/tokenizer.js');
+    const { buildSequence } = await import('../src/latent/sequence.js');
+    const full = await Tokenizer.load();
+    const rows = withSubsteps(
+      [
+        ...generateProblems({ ...SYNTH_PRESETS.serial, seed: 3, count: 20, split: 'train' }),
+        ...generateProblems({ ...SYNTH_PRESETS.default, seed: 3, count: 20, split: 'train' }),
+      ].map(splitRow),
+      expandAnnotation,
+    ).rows;
+    for (const r of rows) {
+      const scratch = `${r.question}\n${r.steps.map((s, i) => (i > 0 ? r.substeps[i - 1].map(scratchText).join('') : '') + s).join('')}\n#### ${r.final}`;
+      const seq = buildCurriculumSequence(r, full, { fill: 'latent', c: 1, stage: 0 });
+      expect(Array.from(seq.ids)).toEqual(Array.from(full.encode(scratch), Number));
+      const plain = `${r.question}\n${r.steps.join('')}\n#### ${r.final}`;
+      const p = buildSequence(r, full, { condition: 'none', k: 0 });
+      expect(Array.from(p.ids)).toEqual(Array.from(full.encode(plain), Number));
+    }
+  });
+});

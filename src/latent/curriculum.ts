@@ -117,9 +117,12 @@ export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: C
       beforeResult.push(ids.length - 1);
       afterBreak.push(ids.length);
     }
-    text(row.steps[i], true);
+    // The answer's last line goes in the same piece as the last step: a piece is encoded on its own, and Qwen2's
+    // pre-tokenizer joins a step's closing "." with the newline ('.\n' is one token); encoded apart they become
+    // "." "\n", a pair whole-text tokenization never produces, so a model pretrained on whole texts would be taught
+    // an unfamiliar ending (it then ran on past the answer instead of closing with "#### N").
+    text(i === row.steps.length - 1 ? `${row.steps[i]}\n#### ${row.final}` : row.steps[i], true);
   }
-  text(`\n#### ${row.final}`, true);
   if (o.eosId !== undefined) push(o.eosId, Kind.Token, true);
   const { seq, n } = packSequence(parts, o.maxLen);
   return { ...seq, beforeResult: beforeResult.filter((p) => p < n), reasoningPositions };

@@ -88,7 +88,11 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
       afterBreak.push(ids.length);
     }
     const stepStart = ids.length;
-    text(row.steps[i], true);
+    // The answer's last line goes in the same piece as the last step: a piece is encoded on its own, and Qwen2's
+    // pre-tokenizer joins a step's closing "." with the newline ('.\n' is one token); encoded apart they become
+    // "." "\n", a pair whole-text tokenization never produces, so a model pretrained on whole texts would be taught
+    // an unfamiliar ending (it then ran on past the answer instead of closing with "#### N").
+    text(i === row.steps.length - 1 ? `${row.steps[i]}\n#### ${row.final}` : row.steps[i], true);
     if (opts.superviseLatents && spans.length && spans[spans.length - 1].eol === stepStart - 1) {
       const sp = spans[spans.length - 1];
       // outputs of latents 0..k-1 are read at positions latents[1..k-1], eol
@@ -101,7 +105,6 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
       });
     }
   }
-  text(`\n#### ${row.final}`, true);
   if (opts.eosId !== undefined) push(opts.eosId, Kind.Token, true);
   return packSequence(parts, opts.maxLen).seq;
 }
