@@ -20,7 +20,8 @@ What it computes, exactly as HF Qwen2ForCausalLM does:
 Latent positions (Coconut): at a latent position p (p >= 1) the input embedding is not embed_tokens[ids[p]] but the
 final-norm hidden state of position p-1. Latents are filled in increasing position order, one full causal pass each
 (a latent at p+1 right after one at p sees the hidden state computed with p's latent input), then one final pass;
-plain autograd through the chain gives exact gradients.
+plain autograd through the chain gives exact gradients. forward(..., feedback=gated_feedback(P, cfg, tau)) feeds
+instead HRPO-style gated inputs (see gated_feedback; the CLI below always uses plain feedback).
 
 CLI (mirrors the TypeScript `dump` command):
   /usr/bin/python3 scripts/reference/qwen2_ref.py --model DIR --case CASE.json --out OUT.safetensors [--no-grad]
