@@ -266,6 +266,15 @@ describe('gated feedback in the phase-1 trainer', () => {
     expect(plain.model.params.has(GATE_WEIGHT)).toBe(false);
   });
 
+  it('the train command accepts --feedback gated only with latents; the sweep has a gated row', async () => {
+    const { trainMain } = await import('../src/cli/train-main.js');
+    const { CONDITIONS } = await import('../src/sweep/grid.js');
+    await expect(trainMain(['--feedback', 'gated', '--baseline', 'pause'])).rejects.toThrow(/--feedback gated .*'pause' has none/);
+    await expect(trainMain(['--feedback', 'gated', '--latents', '0'])).rejects.toThrow(/--feedback gated .*'none' has none/);
+    await expect(trainMain(['--feedback', 'bogus'])).rejects.toThrow(/identity, scaled or gated/);
+    expect(CONDITIONS.gated).toEqual({ flags: ['--feedback', 'gated'], usesK: true });
+  });
+
   it('two-trunk mode trains the gate with the latent trunk and leaves the language trunk frozen', async () => {
     const tr = new Phase1Trainer(tinyModel(4), charTok, train, test, opts({ mode: 'two-trunk', steps: 1 }));
     const before = await tr.model.exportTensors();
