@@ -20,7 +20,9 @@
 //   - sigmoid(u) and 1 − sigmoid(u): H rows of two logits [u, 0] through the same op: softmax([u, 0]) = [σ(u), σ(−u)];
 //   - a ⊙ b: rmsNormBackward with dim 1, x = 0 and weight 1 adds rstd · dy to dx (its x-term vanishes), i.e. a
 //     fused elementwise multiply-add with rstd = a, dy = b.
-// A dedicated op for each would be cheaper (one workgroup per element row on WebGPU here); the results would not change.
+// It relies only on the formulas ops.ts specifies for these ops (test/gated-feedback.test.ts checks it on every
+// backend). A dedicated op for each would be cheaper (WebGPU runs one workgroup per element for a ⊙ b here) and would
+// agree to rounding.
 import type { Backend, Tensor } from '../backend/types.js';
 import { GATE_BIAS, GATE_WEIGHT, TOKEN_EMBEDDINGS } from './latent-params.js';
 import type { FeedbackContext, LatentFeedback, Qwen2 } from './qwen2.js';
