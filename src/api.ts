@@ -18,7 +18,17 @@ export type { AdamWParams, AttentionShape } from './backend/types.js';
 export type { MatmulOptions, OpArgs, OpName } from './backend/ops.js';
 
 export { Qwen2, Kind, identityFeedback, scaledFeedback, qwen2ParamShapes } from './model/qwen2.js';
-export type { ForwardInput, ForwardOptions, ForwardResult, KVCache, LatentFeedback, Qwen2Config, Trunk } from './model/qwen2.js';
+export { gatedFeedback, addGateParams, gateValues, DEFAULT_GATE_INIT, type GatedFeedbackOptions } from './model/gated-feedback.js';
+export type {
+  FeedbackContext,
+  ForwardInput,
+  ForwardOptions,
+  ForwardResult,
+  KVCache,
+  LatentFeedback,
+  Qwen2Config,
+  Trunk,
+} from './model/qwen2.js';
 export { VocabMap, RestrictedTokenizer } from './text/vocab-map.js';
 export { parseSafetensors, writeSafetensors, toFloat32 } from './io/safetensors.js';
 export { loadHfCheckpoint, saveHfCheckpoint, parseQwen2Config } from './model/hf.js';

@@ -3,6 +3,7 @@
 
 Run:  /usr/bin/python3 scripts/reference/make_fixtures.py          (torch >= 1.13 + numpy; deterministic, CPU only)
       ... make_fixtures.py --only objectives   rewrites only test/fixtures/objectives/ (see make_objectives)
+      ... make_fixtures.py --only gated        rewrites only test/fixtures/gated/ (see make_gated)
 
 FIXTURE FORMAT: test/fixtures/<case>.safetensors, one per case (each < 200 KB)
   Parameters, by their HF names, F32: model.embed_tokens.weight [V,H], model.layers.{i}.self_attn.{q,k,v}_proj.{weight,bias},
@@ -41,7 +42,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qwen2_ref import causal_lm_loss, forward, param_shapes, save_safetensors  # noqa: E402
+from qwen2_ref import causal_lm_loss, forward, gated_feedback, param_shapes, save_safetensors  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, 'test', 'fixtures')
@@ -260,10 +261,65 @@ def make_objectives():
     print(f'objectives     {os.path.getsize(path) / 1024:6.1f} KB  loss {loss.item():.5f}  f32 vs f64 grad gap {gap:.1e}')
 
 
+def make_gated_case(name, cfg, tau, seed, latent):
+    """test/fixtures/gated/<name>.safetensors: gated feedback (qwen2_ref.gated_feedback) on a tiny model, B = 2, with
+    a chain of fed-back latents in each sequence (test/gated-feedback.test.ts). The gate's parameters are random, not
+    their training init (W_g = 0, where the gradient into h through the gate would vanish), so every path is exercised.
+    Writes the params (latent.gate.weight [H,H] and latent.gate.bias [H] included), case.ids, case.labels,
+    case.latent_mask, ref.logits, ref.hidden, ref.loss (mean CE over labels != -100), ref.grad.<name> for every
+    parameter; metadata config and case {"name", "seed", "tau", "latent", "f64_gap"}."""
+    g = torch.Generator().manual_seed(seed)
+    P = init_params(cfg, g)
+    H = cfg['hidden_size']
+    P['latent.gate.weight'] = (0.8 * torch.randn(H, H, generator=g) / H ** 0.5).to(torch.float32)
+    P['latent.gate.bias'] = (0.5 + 0.8 * torch.randn(H, generator=g)).to(torch.float32)
+    B, T = len(latent), 12
+    ids = torch.randint(0, cfg['vocab_size'], (B, T), generator=g)
+    labels = ids.clone()
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, ps in enumerate(latent):
+        for p in ps:
+            mask[b, p] = True
+            labels[b, p] = -100
+
+    def run(dtype):
+        Pd = {k: v.to(dtype).clone().requires_grad_(True) for k, v in P.items()}
+        hidden, logits = forward(Pd, cfg, ids, mask, feedback=gated_feedback(Pd, cfg, tau))
+        loss = causal_lm_loss(logits, labels)
+        loss.backward()
+        return loss.detach(), hidden.detach(), logits.detach(), {k: v.grad.detach() for k, v in Pd.items()}
+
+    loss64, hidden64, logits64, grads64 = run(torch.float64)
+    loss, hidden, logits, grads = run(torch.float32)
+    gap = {'logits': rel_gap(logits, logits64), 'hidden': rel_gap(hidden, hidden64), 'loss': rel_gap(loss, loss64),
+           'grad_max': max(rel_gap(grads[k], grads64[k]) for k in grads)}
+    t = dict(P)
+    t.update({'case.ids': ids.to(torch.int32), 'case.labels': labels.to(torch.int32), 'case.latent_mask': mask.to(torch.int32),
+              'ref.logits': logits, 'ref.hidden': hidden, 'ref.loss': loss.reshape(1)})
+    for k, v in grads.items():
+        t['ref.grad.' + k] = v
+    os.makedirs(os.path.join(OUT, 'gated'), exist_ok=True)
+    path = os.path.join(OUT, 'gated', name + '.safetensors')
+    save_safetensors(path, t, {'format': 'pt', 'config': json.dumps(cfg),
+                               'case': json.dumps({'name': name, 'seed': seed, 'tau': tau, 'latent': latent, 'f64_gap': gap})})
+    gnorm = {k: float(grads[k].norm()) for k in ('latent.gate.weight', 'latent.gate.bias', 'model.embed_tokens.weight')}
+    print(f'{name:14s} {os.path.getsize(path) / 1024:6.1f} KB  loss {loss.item():.5f}  grad norms ' +
+          '  '.join(f'{k} {v:.3e}' for k, v in gnorm.items()))
+    print('    f32 vs f64: ' + '  '.join(f'{k} {v:.1e}' for k, v in gap.items()))
+
+
+def make_gated():
+    make_gated_case('gated_tied', hf_config(48, 16, 32, 2, 4, 2, True), tau=1.0, seed=21, latent=[[4, 5, 6], [6, 7]])
+    make_gated_case('gated_untied', hf_config(40, 24, 32, 2, 4, 2, False), tau=0.7, seed=22, latent=[[3, 4, 5], [7, 8]])
+
+
 def main():
     torch.set_num_threads(1)  # determinism across machines
     if sys.argv[1:] == ['--only', 'objectives']:  # regenerate just this fixture (the others stay byte-identical)
         make_objectives()
+        return
+    if sys.argv[1:] == ['--only', 'gated']:
+        make_gated()
         return
     os.makedirs(OUT, exist_ok=True)
     gaps = {}
@@ -276,6 +332,7 @@ def main():
     gaps['rope_eps'] = make_case('rope_eps', hf_config(64, 32, 40, 2, 2, 1, True, theta=1e6, eps=1e-5), B=2, T=12, seed=5)
     make_st_python()
     make_objectives()
+    make_gated()
     worst = max(max(g.values()) for g in gaps.values())
     print(f'worst f32-vs-f64 relative gap over all cases and outputs: {worst:.2e}')
 

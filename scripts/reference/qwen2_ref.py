@@ -20,7 +20,8 @@ What it computes, exactly as HF Qwen2ForCausalLM does:
 Latent positions (Coconut): at a latent position p (p >= 1) the input embedding is not embed_tokens[ids[p]] but the
 final-norm hidden state of position p-1. Latents are filled in increasing position order, one full causal pass each
 (a latent at p+1 right after one at p sees the hidden state computed with p's latent input), then one final pass;
-plain autograd through the chain gives exact gradients.
+plain autograd through the chain gives exact gradients. forward(..., feedback=gated_feedback(P, cfg, tau)) feeds
+instead HRPO-style gated inputs (see gated_feedback; the CLI below always uses plain feedback).
 
 CLI (mirrors the TypeScript `dump` command):
   /usr/bin/python3 scripts/reference/qwen2_ref.py --model DIR --case CASE.json --out OUT.safetensors [--no-grad]
@@ -240,19 +241,39 @@ def body(P: dict, cfg: dict, x):
     return rms_norm(x, P['model.norm.weight'], eps)
 
 
-def forward(P: dict, cfg: dict, ids, latent_mask=None):
-    """ids [B, T] long, latent_mask [B, T] bool (or None) -> (final-norm hidden [B,T,H], logits [B,T,V])."""
+def output_head(P: dict, cfg: dict):
+    """The LM head's weight [V, H]: the embedding table itself when tied."""
+    return P['model.embed_tokens.weight'] if cfg.get('tie_word_embeddings', False) else P['lm_head.weight']
+
+
+def gated_feedback(P: dict, cfg: dict, tau: float = 1.0):
+    """HRPO-style gated feedback (Yue et al. 2025), written from the paper's description, not from our TypeScript:
+    the next input is a per-dimension convex mix of the embedding of the model's own next-token distribution and the
+    hidden state itself,
+        e_hat = softmax(lm_head(h) / tau) @ embed_tokens,   g = sigmoid(h @ W_g^T + b_g),   x = g * e_hat + (1 - g) * h
+    with W_g = P['latent.gate.weight'] [H, H] and b_g = P['latent.gate.bias'] [H]. Returns h [B, H] -> x [B, H]."""
+    def feed(h):
+        probs = torch.softmax(torch.nn.functional.linear(h, output_head(P, cfg)) / tau, dim=-1)
+        e_hat = probs @ P['model.embed_tokens.weight']
+        g = torch.sigmoid(torch.nn.functional.linear(h, P['latent.gate.weight'], P['latent.gate.bias']))
+        return g * e_hat + (1 - g) * h
+    return feed
+
+
+def forward(P: dict, cfg: dict, ids, latent_mask=None, feedback=None):
+    """ids [B, T] long, latent_mask [B, T] bool (or None) -> (final-norm hidden [B,T,H], logits [B,T,V]).
+    feedback: h [B, H] -> latent input [B, H] (default: h itself, Coconut; see gated_feedback)."""
     emb = P['model.embed_tokens.weight'][ids]
     if latent_mask is not None and bool(latent_mask.any()):
         if bool(latent_mask[:, 0].any()):
             raise ValueError('a latent at position 0 has no previous hidden state')
         for p in sorted({int(p) for p in torch.nonzero(latent_mask)[:, 1]}):
             h = body(P, cfg, emb)  # causal: hidden[p-1] depends only on inputs 0..p-1, all final by now
-            row = torch.where(latent_mask[:, p, None], h[:, p - 1], emb[:, p])
+            fed = h[:, p - 1] if feedback is None else feedback(h[:, p - 1])
+            row = torch.where(latent_mask[:, p, None], fed, emb[:, p])
             emb = torch.cat([emb[:, :p], row[:, None], emb[:, p + 1:]], dim=1)  # no in-place: keeps autograd exact
     hidden = body(P, cfg, emb)
-    head = P['model.embed_tokens.weight'] if cfg.get('tie_word_embeddings', False) else P['lm_head.weight']
-    logits = torch.nn.functional.linear(hidden, head)
+    logits = torch.nn.functional.linear(hidden, output_head(P, cfg))
     return hidden, logits
 
 

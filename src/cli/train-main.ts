@@ -26,7 +26,8 @@ Usage: npx tsx examples/train.ts [flags]     (also: bun run examples/train.ts, d
   --mode M           full | two-trunk (default full)
   --latents K        latents per breakpoint (default 2; 0 = plain chain-of-thought)
   --baseline B       none | pause: 'pause' fills the same slots with K learned constant embeddings (default none)
-  --feedback F       identity | scaled: how a latent's hidden state re-enters (scaled = to the typical embedding norm)
+  --feedback F       identity | scaled | gated: how a latent's hidden state re-enters (scaled = to the typical embedding
+                     norm; gated = a learned gate mixes it with the embedding of the model's own next-token distribution)
   --supervise-latents W  weight of an auxiliary loss asking latent j's output to predict the j-th result token
                      (default 0 = off): forces the fed-back states to carry the result
 ${conditionHelp}
@@ -99,7 +100,7 @@ function readTrainFlags(values: TrainValues) {
   // --baseline and --latents are range-checked here; resolveCondition below turns them into the condition
   f.choice('baseline', ['none', 'pause'] as const, 'none');
   f.int('latents', 2, { min: 0, max: 8 });
-  const feedback = f.choice('feedback', ['identity', 'scaled'] as const, 'identity');
+  const feedback = f.choice('feedback', ['identity', 'scaled', 'gated'] as const, 'identity');
   const seed = f.int('seed', 0);
   const steps = f.int('steps', 240, { min: 1 });
   const batchSize = f.int('batch', 8, { min: 1 });
@@ -121,6 +122,10 @@ function readTrainFlags(values: TrainValues) {
   } catch (e) {
     throw new UsageError(`train: ${(e as Error).message}`);
   }
+  if (feedback === 'gated' && resolved.condition !== 'latent')
+    throw new UsageError(
+      `train: --feedback gated mixes fed-back latents; condition '${resolved.name}' has none (use --latents >= 1 without --baseline pause)`,
+    );
   const out = values.out ?? 'runs/train';
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;

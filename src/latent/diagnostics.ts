@@ -71,15 +71,25 @@ async function lossOver(
   return { loss: n ? sum / n : NaN, postBreakLoss: pn ? psum / pn : NaN, labels: n };
 }
 
-/** The vectors fed into each latent position (final-norm hidden of the position before), per sequence. */
-export async function collectLatents(model: Qwen2, seqs: LatentSequence[]): Promise<Float32Array[][]> {
+/**
+ * The state behind each latent position, per sequence: the final-norm hidden state of the position before it, or with
+ * `fed` what the model's feedback makes of it, i.e. the latent's actual input (the same vector for identity feedback;
+ * a scaled or gated one for the others).
+ */
+export async function collectLatents(model: Qwen2, seqs: LatentSequence[], opts: { fed?: boolean } = {}): Promise<Float32Array[][]> {
   const H = model.H,
     out: Float32Array[][] = [];
   for (const seq of seqs) {
-    const lat: Float32Array[] = [];
+    let lat: Float32Array[] = [];
     if (seq.kind.includes(Kind.Latent)) {
       const r = await model.forward({ ...inputOf(seq, model.twoTrunk), labels: undefined }, { wantHidden: true });
       for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Latent) lat.push(r.hidden!.slice((t - 1) * H, t * H));
+      if (opts.fed && lat.length) {
+        const rows = new Float32Array(lat.length * H);
+        lat.forEach((v, i) => rows.set(v, i * H));
+        const fed = await model.applyFeedback(rows);
+        lat = lat.map((_, i) => fed.slice(i * H, (i + 1) * H));
+      }
     }
     out.push(lat);
   }
@@ -106,8 +116,9 @@ export async function latentUsage(model: Qwen2, seqs: LatentSequence[], afterTok
     return { seq: { ...s, kind }, embeds };
   };
   const zeroed = await lossOver(model, seqs, afterTokens, (s) => withEmbeds(s, () => null));
-  // another example's latents (the next sequence that has any, cyclically); pause tokens have none to swap
-  const lat = await collectLatents(model, seqs);
+  // another example's latent inputs (the next sequence that has any, cyclically), as its feedback made them: a swap
+  // then changes only which example the state came from; pause tokens have none to swap
+  const lat = await collectLatents(model, seqs, { fed: true });
   let swapped: LossReport | undefined;
   if (lat.some((l) => l.length)) {
     swapped = await lossOver(model, seqs, afterTokens, (s, i) => {

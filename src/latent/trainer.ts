@@ -4,6 +4,7 @@
 // (each its own forward: latent layouts differ per row), one AdamW update; every `evalEvery` steps the usage
 // diagnostics; every `ckptEvery` steps an atomic checkpoint that `resume` continues bit-for-bit.
 import { Kind, scaledFeedback, type Qwen2 } from '../model/qwen2.js';
+import { addGateParams, DEFAULT_GATE_INIT, gatedFeedback, gateValues } from '../model/gated-feedback.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { Rng } from '../data/rng.js';
 import { LogisticHead, type HeadMetrics } from './heads.js';
@@ -41,10 +42,15 @@ export interface Phase1Options {
   curriculumStepsPerStage?: number;
   maxLatents?: number;
   /**
-   * How a latent's hidden state enters as the next input: 'identity' (Coconut) or 'scaled' (multiplied by
-   * typical-embedding-norm / typical-hidden-norm, measured once at the start).
+   * How a latent's hidden state enters as the next input: 'identity' (Coconut), 'scaled' (multiplied by
+   * typical-embedding-norm / typical-hidden-norm, measured once at the start) or 'gated' (HRPO-style: a learned gate
+   * mixes the embedding of the model's own next-token distribution with the hidden state; src/model/gated-feedback.ts).
    */
-  feedback?: 'identity' | 'scaled';
+  feedback?: 'identity' | 'scaled' | 'gated';
+  /** Gated feedback: temperature of the next-token distribution whose embedding mixture is fed back (default 1). */
+  feedbackTemperature?: number;
+  /** Gated feedback: the gate's initial value (default 0.95: mostly the embedding mixture). */
+  gateInit?: number;
   /** Weight of the latent-supervision loss (0 = off): each latent's output predicts the next result token. */
   latentSupervision?: number;
   /**
@@ -129,6 +135,8 @@ export interface EvalRecord {
   typicalEmbeddingNorm?: number;
   /** Teacher-forced accuracy on the result tokens after each breakpoint (digits of the calculator result). */
   resultTokenAccuracy?: number;
+  /** Gated feedback: the mean gate value (share of the embedding mixture) over the held-out latents' inputs. */
+  gateMean?: number;
   /** Share of breakpoints whose whole result is predicted right (teacher-forced, argmax). */
   resultExactAccuracy?: number;
   /** Mean positions between a breakpoint's text and its result (markers, slots, scratch text). */
@@ -172,6 +180,12 @@ export class Phase1Trainer {
     const maxLatents = o.maxLatents ?? 8;
     if (o.k > maxLatents) throw new Error(`phase 1: k=${o.k} exceeds maxLatents=${maxLatents}`);
     this.ensureMarkers(maxLatents);
+    if (o.feedback === 'gated') {
+      if (o.condition !== 'latent')
+        throw new Error(`phase 1: --feedback gated mixes fed-back latents, and condition '${o.condition}' has none (use latents, k >= 1)`);
+      // before the trainable set and the optimizer are made (a resumed checkpoint's values are uploaded over these)
+      addGateParams(model, o.gateInit ?? DEFAULT_GATE_INIT);
+    }
     // full: every weight and the marker/pause embeddings train; two-trunk: only `latent.*` (trunk copy + markers)
     if (o.mode === 'two-trunk') model.enableTwoTrunk();
     else model.setTrainable(() => true);
@@ -196,6 +210,8 @@ export class Phase1Trainer {
   async init(): Promise<void> {
     if (this.o.feedback === 'scaled' && this.model.feedback.name === 'identity')
       this.model.feedback = scaledFeedback((this.feedbackScale ??= await this.measureScale()));
+    if (this.o.feedback === 'gated' && this.model.feedback.name === 'identity')
+      this.model.feedback = gatedFeedback({ temperature: this.o.feedbackTemperature ?? 1 });
     if (!this.needsMarkerInit) return;
     await fillMarkerEmbeddings(this.model, this.o.markerInit ?? { kind: 'mean' });
     this.needsMarkerInit = false;
@@ -415,6 +431,12 @@ export class Phase1Trainer {
       rec.start = this.startHead.evaluate(sx, sy);
       if (ex.length) rec.end = this.endHead.evaluate(ex, ey);
       // decode the latents of the first few held-out examples
+      if (this.o.feedback === 'gated') {
+        const lat = (await collectLatents(this.model, seqs)).flat();
+        const hidden = new Float32Array(lat.length * this.model.H);
+        lat.forEach((v, i) => hidden.set(v, i * this.model.H));
+        if (lat.length) rec.gateMean = (await gateValues(this.model, hidden)).mean;
+      }
       if (this.o.condition === 'latent' && this.o.tokenText) {
         const dec = await LatentDecoder.create(this.model);
         rec.typicalEmbeddingNorm = dec.typicalNorm;
@@ -546,6 +568,8 @@ export class Phase1Trainer {
       curriculumStepsPerStage: o.curriculumStepsPerStage ?? 0,
       maxLatents: o.maxLatents ?? 8,
       feedback: o.feedback ?? 'identity',
+      // only for gated runs, so the trajectory of every other run (and its resume check) is unchanged
+      ...(o.feedback === 'gated' ? { feedbackTemperature: o.feedbackTemperature ?? 1, gateInit: o.gateInit ?? DEFAULT_GATE_INIT } : {}),
       latentSupervision: o.latentSupervision ?? 0,
       markerInit: o.markerInit ?? { kind: 'mean' },
       maxLen: o.maxLen ?? null,

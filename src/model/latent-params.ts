@@ -13,6 +13,13 @@ export const LATENT_PREFIX = 'latent.';
 /** Prefix of the latent trunk's copy of the transformer (two-trunk mode): its presence marks a two-trunk checkpoint. */
 export const LATENT_TRUNK_PREFIX = 'latent.model.';
 
+/**
+ * Gated feedback (HRPO-style, src/model/gated-feedback.ts): g = sigmoid(W h + b) per hidden dimension, [H, H] and [H].
+ * Under the `latent.` prefix, so two-trunk training trains them with the latent trunk and checkpoints carry them.
+ */
+export const GATE_WEIGHT = 'latent.gate.weight';
+export const GATE_BIAS = 'latent.gate.bias';
+
 /** Rows of the extra-embedding table `latent.embeddings`. */
 export const EXTRA_BOL = 0;
 export const EXTRA_EOL = 1;

@@ -108,12 +108,40 @@ type LayerTensors = Record<LayerKey, Tensor>;
 /** Every HF tensor name and shape of a Qwen2 model with this config (one definition, in hf.ts). */
 export const qwen2ParamShapes = (c: Qwen2Config): Map<string, number[]> => expectedQwen2Tensors(c as HfQwen2Config);
 
+/**
+ * What a feedback with parameters of its own reads from the model (gated feedback: the gate, the token embeddings and
+ * the output head). Identity and scaled feedback ignore it.
+ */
+export interface FeedbackContext {
+  readonly V: number;
+  /** The name of the output head's weight [V, H]: the token-embedding table when tied. */
+  readonly lmHead: string;
+  param(name: string): Tensor;
+  /** The gradient buffer of a trainable parameter; undefined when the parameter is frozen. */
+  grad(name: string): Tensor | undefined;
+}
+
 /** How a latent's fed-back hidden state becomes the next input embedding. Identity by default (Coconut). */
 export interface LatentFeedback {
   readonly name: string;
-  forward(be: Backend, hidden: Tensor, hiddenOff: number, input: Tensor, inputOff: number, H: number): void;
-  /** Adds d(hidden) given d(input). */
-  backward(be: Backend, dInput: Tensor, dInputOff: number, dHidden: Tensor, dHiddenOff: number, H: number): void;
+  forward(be: Backend, hidden: Tensor, hiddenOff: number, input: Tensor, inputOff: number, H: number, ctx: FeedbackContext): void;
+  /**
+   * Adds d(hidden) given d(input), and the gradients of any parameters the feedback reads (through ctx.grad). Called
+   * while the forward's hidden state is still in place (`hidden` at `hiddenOff`), so a feedback may recompute from it.
+   */
+  backward(
+    be: Backend,
+    dInput: Tensor,
+    dInputOff: number,
+    dHidden: Tensor,
+    dHiddenOff: number,
+    H: number,
+    ctx: FeedbackContext,
+    hidden: Tensor,
+    hiddenOff: number,
+  ): void;
+  /** Frees tensors the feedback allocated on a backend (scratch buffers); called by Qwen2.destroy(). */
+  dispose?(): void;
 }
 
 export const identityFeedback: LatentFeedback = {
@@ -218,6 +246,8 @@ export class Qwen2 {
   private readonly tmp: Arena;
   private pass: Pass | null = null;
   feedback: LatentFeedback = identityFeedback;
+  /** The model as a feedback sees it (its parameters, gradients and output head). */
+  private readonly feedbackCtx: FeedbackContext;
   twoTrunk = false;
   readonly H: number;
   readonly D: number;
@@ -240,6 +270,7 @@ export class Qwen2 {
     this.I = c.intermediate_size;
     this.V = c.vocab_size;
     this.L = c.num_hidden_layers;
+    this.feedbackCtx = { V: this.V, lmHead: this.lmHeadName(), param: (name) => this.param(name), grad: (name) => this.grads.get(name) };
   }
 
   /** Builds a model from HF-named f32 tensors (validated against the config's expected shapes). */
@@ -594,10 +625,10 @@ export class Qwen2 {
     for (const f of feed) {
       if (f.p === 0) {
         // the previous call's last position (incremental decoding)
-        this.feedback.forward(be, st.cache!.lastHidden, f.b * H, x0, f.row * H, H);
+        this.feedback.forward(be, st.cache!.lastHidden, f.b * H, x0, f.row * H, H, this.feedbackCtx);
       } else {
         const prev = st.segments[st.segments.length - 1];
-        this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H);
+        this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H, this.feedbackCtx);
       }
     }
     seg.xs.push(x0);
@@ -820,7 +851,8 @@ export class Qwen2 {
       if (seg.extra && dExtra) be.embeddingBackward({ ids: seg.extra, dOut: dx, dTable: dExtra, rows, dim: H });
       for (const f of seg.feed) {
         const prev = pass.segments[j - 1];
-        this.feedback.backward(be, dx, f.row * H, prev.dHf!, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, H);
+        const hOff = (f.b * prev.Tc + (f.p - 1 - prev.s)) * H;
+        this.feedback.backward(be, dx, f.row * H, prev.dHf!, hOff, H, this.feedbackCtx, prev.hf, hOff);
       }
     }
     this.pass = null;
@@ -909,6 +941,29 @@ export class Qwen2 {
     return out;
   }
 
+  /**
+   * The inputs this model's feedback makes of final-norm hidden states ([n, H] in, [n, H] out): what a latent
+   * position is fed. The usage probes swap these between examples, so a swapped latent is a real input of the
+   * feedback in use, not a raw hidden state (identical for identity feedback).
+   */
+  async applyFeedback(hidden: Float32Array): Promise<Float32Array> {
+    const H = this.H,
+      n = hidden.length / H;
+    if (!Number.isInteger(n)) throw new Error(`applyFeedback: ${hidden.length} values are not rows of H = ${H}`);
+    if (n === 0) return new Float32Array(0);
+    if (this.busy) throw new Error('applyFeedback: a forward on this model is still running (await it first)');
+    const h = this.be.alloc(n * H, 'f32', 'feedback:h'),
+      x = this.be.alloc(n * H, 'f32', 'feedback:x');
+    try {
+      this.be.upload(h, hidden);
+      for (let r = 0; r < n; r++) this.feedback.forward(this.be, h, r * H, x, r * H, H, this.feedbackCtx);
+      return (await this.be.read(x)) as Float32Array;
+    } finally {
+      this.be.free(h);
+      this.be.free(x);
+    }
+  }
+
   async readGrad(name: string): Promise<Float32Array> {
     const g = this.grads.get(name);
     if (!g) throw new Error(`no gradient for '${name}' (frozen, or zeroGrads() not called)`);
@@ -919,6 +974,7 @@ export class Qwen2 {
     this.arena.destroy();
     this.scratch.destroy();
     this.tmp.destroy();
+    this.feedback.dispose?.();
     for (const t of [...this.params.values(), ...this.grads.values()]) this.be.free(t);
     this.params.clear();
     this.grads.clear();

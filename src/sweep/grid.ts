@@ -18,6 +18,7 @@ export const CONDITIONS: Record<string, ConditionSpec> = {
   pause: { flags: ['--baseline', 'pause'], usesK: true },
   latent: { flags: [], usesK: true },
   scaled: { flags: ['--feedback', 'scaled'], usesK: true },
+  gated: { flags: ['--feedback', 'gated'], usesK: true },
   supervised: { flags: ['--supervise-latents', '1'], usesK: true },
   'two-trunk': { flags: ['--mode', 'two-trunk'], usesK: true },
   // the sub-step conditions of the train command's --condition flag (issue 11, part B)
