@@ -1,7 +1,6 @@
 // The plain-JavaScript backend: the executable specification of every op of the table in ./ops.ts, the reference the
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import type { Backend, DType, Tensor } from './types.js';
 
@@ -90,10 +89,6 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
-    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
     const A = F(a),
       Bm = F(b),

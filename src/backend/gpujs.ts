@@ -41,7 +41,6 @@
 //
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
@@ -695,10 +694,6 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- matmul ----
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
-    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
     const A = this.F(a, 'matmul A'),
       B = this.F(b, 'matmul B'),

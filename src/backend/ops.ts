@@ -13,7 +13,8 @@
 // every backend (TypeScript refuses a backend class without it: `implements Kernels`), and a case in
 // test/_conformance.ts (refused at compile time when missing). See README "Architecture".
 import { roundToBf16 } from '../io/safetensors.js';
-import { BackendError, type AdamWParams, type AttentionShape, type BackendName, type Tensor } from './types.js';
+import { matmulUnfused } from './matmul-fused.js';
+import { BackendError, type AdamWParams, type AttentionShape, type Backend, type BackendName, type Tensor } from './types.js';
 
 // ---------------------------------------------------------------- named arguments of every op
 // Conventions as in ./types.ts: sizes and offsets are in elements; forward ops WRITE their outputs, backward ops
@@ -303,7 +304,16 @@ export interface OpSpec<K extends OpName> {
   check?: (a: KernelArgs[K]) => string | undefined;
   /** Host-side precomputation: the fields KernelArgs[K] adds to OpArgs[K]. */
   prepare?: (a: KernelArgs[K]) => Omit<KernelArgs[K], keyof OpArgs[K]>;
+  /**
+   * Optional parts of the op that only some kernels implement: when `wants(args)` and the backend lacks the
+   * capability `unless`, OpBackend runs `compose` (the same result from the backend's other ops) instead of the
+   * kernel, so the kernels of the other backends never see those arguments.
+   */
+  composed?: { unless: KernelCapability; wants: (a: KernelArgs[K]) => boolean; compose: (be: Backend, a: KernelArgs[K]) => void };
 }
+
+/** What a backend's kernels may do beyond the plain op (a boolean field of OpBackend, false unless a backend sets it). */
+export type KernelCapability = 'fusesMatmul';
 
 const int = { int: true } as const;
 const num = { number: true } as const;
@@ -408,6 +418,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
             : a.swigluGate && (a.swigluGate.size !== a.a.size || a.a.dtype !== 'f32')
               ? `swigluGate '${a.swigluGate.label}' needs an f32 A of its size (${a.a.size})`
               : undefined,
+    composed: { unless: 'fusesMatmul', wants: (a) => !!(a.residual || a.swigluGate), compose: matmulUnfused },
   },
   sumRows: {
     args: {
@@ -650,6 +661,11 @@ export interface OpBackend extends BackendOps {}
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the methods are installed on the prototype below, from OPS
 export abstract class OpBackend {
   abstract readonly name: BackendName;
+  /**
+   * Whether kernelMatmul takes matmul's `residual` and `swigluGate` itself (fused into its loads and stores); else
+   * OpBackend composes them from the backend's other ops (./matmul-fused.ts) and the kernel never sees them.
+   */
+  readonly fusesMatmul: boolean = false;
   /** Writes already checked (and, for bf16 tensors, rounded) data at element `offset`. */
   protected abstract kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void;
 
@@ -665,13 +681,16 @@ export abstract class OpBackend {
 }
 for (const op of OP_NAMES) {
   const k = kernelName(op);
+  const composed = (OPS[op] as OpSpec<OpName>).composed as OpSpec<OpName>['composed'] & { compose: (be: Backend, a: unknown) => void };
   Object.defineProperty(OpBackend.prototype, op, {
     configurable: true,
     writable: true,
     value: function (this: OpBackend & Record<string, unknown>, args: never) {
       const kernel = this[k] as ((a: unknown) => void) | undefined;
       if (typeof kernel !== 'function') throw new BackendError(`${this.name} backend: has no kernel for op '${op}' (${k})`, this.name);
-      kernel.call(this, checkOp(this.name, op, args));
+      const a = checkOp(this.name, op, args);
+      if (composed && !this[composed.unless] && composed.wants(a as never)) composed.compose(this as never as Backend, a);
+      else kernel.call(this, a);
     },
   });
 }

@@ -14,7 +14,6 @@
 // (imported shared memory) and the heavy ops run on `threads` threads; each kernel splits only its outputs, so
 // results are bit-identical for any thread count. FMA: the simd_mt_fma build (relaxed SIMD) where the engine
 // validates it. Without shared memory (a page that is not cross-origin isolated) it is the one-thread simd build.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import simdWasm from '../generated/simd.wasm.js';
 import simdMtWasm from '../generated/simd_mt.wasm.js';
 import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
@@ -440,10 +439,6 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
 
   // ---- matmul ----
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
-    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias } = args;
     if (M <= 0 || N <= 0) return;
     const pa = this.P(a, 'matmul A', aOff, M * K),

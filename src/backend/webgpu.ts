@@ -500,6 +500,8 @@ export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Prom
 
 export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'webgpu' as const;
+  /** kernelMatmul fuses the residual add into C's store and the SwiGLU gate into A's loads (one pass fewer each). */
+  override readonly fusesMatmul = true;
   readonly info: string;
   readonly maxBindingBytes: number;
   /** Elements per chunk of a split tensor (a multiple of 4). */
