@@ -8,9 +8,9 @@ import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../data/grade.js';
 import { createProgress } from '../io/progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from '../setup/loaders.js';
-import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
+import { CONDITION_SWITCHES, CONDITION_VALUE_FLAGS, conditionHelp, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
 import { parseFlags, UsageError } from './_args.js';
-import { BACKEND_CHOICES, FlagReader, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
@@ -59,20 +59,12 @@ being written waits for it, one after that quits at once (the previous checkpoin
 
 const TRAIN_FLAGS = {
   ...RUN_FLAGS,
-  steps: { type: 'string' },
-  mode: { type: 'string' },
-  latents: { type: 'string' },
-  baseline: { type: 'string' },
-  batch: { type: 'string' },
-  lr: { type: 'string' },
-  curriculum: { type: 'string' },
-  'gen-rows': { type: 'string' },
-  chat: { type: 'boolean' },
-  feedback: { type: 'string' },
-  'supervise-latents': { type: 'string' },
-  'max-len': { type: 'string' },
-  ...conditionOptions,
-} as const;
+  ...flagTable(
+    ['steps', 'mode', 'latents', 'baseline', 'batch', 'lr', 'curriculum', 'gen-rows', 'feedback', 'supervise-latents', 'max-len'],
+    ['chat'],
+  ),
+  ...flagTable(CONDITION_VALUE_FLAGS, CONDITION_SWITCHES),
+};
 
 export async function trainMain(argv: string[]): Promise<number> {
   const { values } = parseFlags('train', joinNegativeValues(argv, valueFlagNames(TRAIN_FLAGS)), TRAIN_FLAGS);
@@ -99,53 +91,34 @@ function readTrainFlags(values: TrainValues) {
   // --baseline and --latents are range-checked here; resolveCondition below turns them into the condition
   f.choice('baseline', ['none', 'pause'] as const, 'none');
   f.int('latents', 2, { min: 0, max: 8 });
-  const feedback = f.choice('feedback', ['identity', 'scaled'] as const, 'identity');
-  const seed = f.int('seed', 0);
-  const steps = f.int('steps', 240, { min: 1 });
-  const batchSize = f.int('batch', 8, { min: 1 });
-  const lr = f.number('lr', values.model ? 1e-5 : 1e-3, { above: 0, max: 10 });
-  const maxLen = f.int('max-len', 512, { min: 2 });
-  const evalEvery = f.int('eval-every', 40, { min: 0 });
-  const evalRows = f.int('eval-rows', 32, { min: 0 });
-  const genRows = f.int('gen-rows', 24, { min: 0 });
-  const ckptEvery = f.int('ckpt-every', 50, { min: 0 });
-  const latentSupervision = f.number('supervise-latents', 0, { min: 0 });
-  const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
-  const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
-  const threads = f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined;
-  const testRows = f.int('test-rows', Math.max(200, genRows, evalRows), { min: 1 });
+  // read in this order, so that of several bad flags the same one is reported first as always
+  const typed = {
+    mode,
+    feedback: f.choice('feedback', ['identity', 'scaled'] as const, 'identity'),
+    seed: f.int('seed', 0),
+    steps: f.int('steps', 240, { min: 1 }),
+    batchSize: f.int('batch', 8, { min: 1 }),
+    lr: f.number('lr', values.model ? 1e-5 : 1e-3, { above: 0, max: 10 }),
+    maxLen: f.int('max-len', 512, { min: 2 }),
+    evalEvery: f.int('eval-every', 40, { min: 0 }),
+    evalRows: f.int('eval-rows', 32, { min: 0 }),
+    genRows: f.int('gen-rows', 24, { min: 0 }),
+    ckptEvery: f.int('ckpt-every', 50, { min: 0 }),
+    latentSupervision: f.number('supervise-latents', 0, { min: 0 }),
+    curriculum: f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined,
+    backendName: f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined,
+    threads: f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined,
+  };
+  const testRows = f.int('test-rows', Math.max(200, typed.genRows, typed.evalRows), { min: 1 });
   const num = (v: string | undefined, d: number, name: string) => (v === undefined ? d : f.number(name, d));
   let resolved: ReturnType<typeof resolveCondition>;
   try {
-    resolved = resolveCondition(values, steps, num);
+    resolved = resolveCondition(values, typed.steps, num);
   } catch (e) {
     throw new UsageError(`train: ${(e as Error).message}`);
   }
   const out = values.out ?? 'runs/train';
-  const ckptDir = `${out}/checkpoint`;
-  const metricsFile = `${out}/metrics.jsonl`;
-  return {
-    mode,
-    feedback,
-    seed,
-    steps,
-    batchSize,
-    lr,
-    maxLen,
-    evalEvery,
-    evalRows,
-    genRows,
-    ckptEvery,
-    latentSupervision,
-    curriculum,
-    backendName,
-    threads,
-    out,
-    ckptDir,
-    metricsFile,
-    testRows,
-    resolved,
-  };
+  return { ...typed, out, ckptDir: `${out}/checkpoint`, metricsFile: `${out}/metrics.jsonl`, testRows, resolved };
 }
 
 async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
