@@ -10,7 +10,7 @@ import { createProgress } from '../io/progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from '../setup/loaders.js';
 import { CONDITION_SWITCHES, CONDITION_VALUE_FLAGS, conditionHelp, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
 import { parseFlags, UsageError } from './_args.js';
-import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, runFlagsHelp, valueFlagNames } from './flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
@@ -45,12 +45,7 @@ ${conditionHelp}
   --gen-rows N       held-out problems answered by generation for accuracy (default 24)
   --max-len N        tokens per training sequence; longer rows are cut, with a warning (default 512)
   --ckpt-every N     steps between checkpoints (default 50; 0 = only at the end and on Ctrl-C)
-  --resume           continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
-                     is no checkpoint or a flag that shapes the run differs from the checkpointed one
-  --resume-anyway    resume even with such differences (they are listed)
-  --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
-  --allow-nonfinite  load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
-  --threads N        threads of the wasm backend (default: every core; results are identical for any N)
+${runFlagsHelp(21)}
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
