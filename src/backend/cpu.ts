@@ -18,6 +18,12 @@ class CpuTensor implements Tensor {
 const F = (t: Tensor) => (t as CpuTensor).data as Float32Array;
 const I = (t: Tensor) => (t as CpuTensor).data as Int32Array;
 
+/** Calls f(r, id) for every row r < rows whose id is not negative (a negative id marks a row the caller fills). */
+function eachIdRow(ids: Tensor, rows: number, f: (r: number, id: number) => void): void {
+  const id = I(ids);
+  for (let r = 0; r < rows; r++) if (id[r] >= 0) f(r, id[r]);
+}
+
 export class CpuBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'cpu' as const;
   readonly info = 'plain JavaScript (reference and baseline)';
@@ -68,24 +74,16 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
-    const id = I(ids),
-      w = F(table),
+    const w = F(table),
       o = F(out);
-    for (let r = 0; r < rows; r++) {
-      const t = id[r];
-      if (t < 0) continue;
-      o.set(w.subarray(t * dim, t * dim + dim), r * dim);
-    }
+    eachIdRow(ids, rows, (r, t) => o.set(w.subarray(t * dim, t * dim + dim), r * dim));
   }
   kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
-    const id = I(ids),
-      g = F(dOut),
+    const g = F(dOut),
       dw = F(dTable);
-    for (let r = 0; r < rows; r++) {
-      const t = id[r];
-      if (t < 0) continue;
+    eachIdRow(ids, rows, (r, t) => {
       for (let c = 0; c < dim; c++) dw[t * dim + c] += g[r * dim + c];
-    }
+    });
   }
 
   kernelMatmul(args: KernelArgs['matmul']): void {
@@ -132,10 +130,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
-    const X = F(x),
-      W = F(w),
-      Y = F(y),
-      R = F(rstd);
+    const [X, W, Y, R] = [x, w, y, rstd].map(F);
     for (let r = 0; r < rows; r++) {
       let ss = 0;
       for (let c = 0; c < dim; c++) ss += X[r * dim + c] * X[r * dim + c];
@@ -145,12 +140,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
-    const G = F(dy),
-      X = F(x),
-      W = F(w),
-      R = F(rstd),
-      DX = F(dx),
-      DW = F(dw);
+    const [G, X, W, R, DX, DW] = [dy, x, w, rstd, dx, dw].map(F);
     for (let r = 0; r < rows; r++) {
       const rs = R[r],
         o = r * dim;
@@ -187,11 +177,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAttention({ q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attention']): void {
-    const Q = F(q),
-      Kc = F(kCache),
-      Vc = F(vCache),
-      O = F(out),
-      L = F(lse);
+    const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map(F);
     const rep = Hq / Hkv,
       scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
@@ -239,15 +225,8 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     qStart,
     kvCap,
   }: KernelArgs['attentionBackward']): void {
-    const G = F(dOut),
-      Q = F(q),
-      Kc = F(kCache),
-      Vc = F(vCache),
-      O = F(out),
-      L = F(lse);
-    const DQ = F(dq),
-      DK = F(dkCache),
-      DV = F(dvCache);
+    const [G, Q, Kc, Vc, O, L] = [dOut, q, kCache, vCache, out, lse].map(F);
+    const [DQ, DK, DV] = [dq, dkCache, dvCache].map(F);
     const rep = Hq / Hkv,
       scale = 1 / Math.sqrt(D);
     for (let b = 0; b < B; b++)
@@ -287,11 +266,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    const d = F(dOut),
-      g = F(gate),
-      u = F(up),
-      dg = F(dGate),
-      du = F(dUp);
+    const [d, g, u, dg, du] = [dOut, gate, up, dGate, dUp].map(F);
     for (let i = 0; i < n; i++) {
       const sig = 1 / (1 + Math.exp(-g[i]));
       du[i] += d[i] * g[i] * sig;
@@ -326,10 +301,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    const P = F(param),
-      G = F(grad),
-      M = F(m),
-      Vv = F(v);
+    const [P, G, M, Vv] = [param, grad, m, v].map(F);
     for (let i = 0; i < n; i++) {
       const g = G[i] * h.gradScale;
       M[i] = h.beta1 * M[i] + (1 - h.beta1) * g;

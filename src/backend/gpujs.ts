@@ -91,6 +91,28 @@ class GpujsTensor implements Tensor {
 // ---- kernel sources (gpu.js JavaScript subset: numbers are f32, this.thread.x/y/z index the output) ----
 // Every local name is unique within its kernel, loop counters included: gpu.js's 'cpu' transpiler hoists
 // `let` declarations to function scope, so two `for (let j ...)` loops would redeclare one variable.
+/**
+ * Kernel body pieces used by several kernels (gpu.js kernels cannot call a shared JS function, so the source is
+ * spliced in). `returnLogSumExp(x, o, n)`: returns log sum_i exp(x[o + i]) over i < n, shifted by the maximum;
+ * it declares mx, sum, i1, i2.
+ */
+const returnLogSumExp = (x: string, o: string, n: string) => `let mx = ${x}[${o}];
+    for (let i1 = 1; i1 < ${n}; i1++) {
+      mx = Math.max(mx, ${x}[${o} + i1]);
+    }
+    let sum = 0;
+    for (let i2 = 0; i2 < ${n}; i2++) {
+      sum += Math.exp(${x}[${o} + i2] - mx);
+    }
+    return mx + Math.log(sum);`;
+/** j = key, h = query head, z = query row of the chunk; a key after the row's position (causal mask) gives 0. */
+const causalKeyHeadRow = `const j = this.thread.x;
+    const h = this.thread.y;
+    const z = this.thread.z;
+    if (j > lim0 + z) {
+      return 0;
+    }`;
+
 const SRC = {
   add: `function (a, b) { return a[this.thread.x] + b[this.thread.x]; }`,
   axpy: `function (xs, ys, alpha) { return ys[this.thread.x] + alpha * xs[this.thread.x]; }`,
@@ -225,12 +247,7 @@ const SRC = {
   // Query z sees keys j <= lim0 + z (lim0 = qStart + first query row of the chunk).
   // S[z, h, j] = q . k * scale (0 where masked)
   attScores: `function (q, k, khOf, D, Hq, Hkv, lim0, scale) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     const qo = (z * Hq + h) * D;
     const ko = (j * Hkv + khOf[h]) * D;
     let s = 0;
@@ -245,24 +262,11 @@ const SRC = {
     const h = this.thread.y;
     const o = (z * Hq + h) * nk;
     const n = lim0 + z + 1;
-    let mx = S[o];
-    for (let j1 = 1; j1 < n; j1++) {
-      mx = Math.max(mx, S[o + j1]);
-    }
-    let sum = 0;
-    for (let j2 = 0; j2 < n; j2++) {
-      sum += Math.exp(S[o + j2] - mx);
-    }
-    return mx + Math.log(sum);
+    ${returnLogSumExp('S', 'o', 'n')}
   }`,
   // P[z, h, j] = exp(S - lse), lse read at lse[h * lseStride + lseOff + z]
   attProbs: `function (S, lse, lseStride, lseOff, nk, Hq, lim0) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     return Math.exp(S[(z * Hq + h) * nk + j] - lse[h * lseStride + lseOff + z]);
   }`,
   // out[z, h, c] = sum_j W[z, h, j] * X[j, kh(h), c]  (O = P V, and dQ = dS K)
@@ -290,12 +294,7 @@ const SRC = {
   }`,
   // dS[z, h, j] = P * (dO . v_j - delta) * scale
   attDScores: `function (P, g, v, khOf, delta, nk, Hq, Hkv, D, lim0, scale) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     const row = z * Hq + h;
     const go = row * D;
     const vo = (j * Hkv + khOf[h]) * D;
@@ -343,15 +342,7 @@ const SRC = {
       return 0;
     }
     const o = this.thread.x * V;
-    let mx = xs[o];
-    for (let c1 = 1; c1 < V; c1++) {
-      mx = Math.max(mx, xs[o + c1]);
-    }
-    let sum = 0;
-    for (let c2 = 0; c2 < V; c2++) {
-      sum += Math.exp(xs[o + c2] - mx);
-    }
-    return mx + Math.log(sum);
+    ${returnLogSumExp('xs', 'o', 'V')}
   }`,
   ceLoss: `function (xs, labels, lse, V) {
     const y = labels[this.thread.x];
