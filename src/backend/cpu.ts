@@ -2,7 +2,7 @@
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
-import type { Backend, DType, Tensor } from './types.js';
+import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
   constructor(
@@ -17,6 +17,22 @@ class CpuTensor implements Tensor {
 
 const F = (t: Tensor) => (t as CpuTensor).data as Float32Array;
 const I = (t: Tensor) => (t as CpuTensor).data as Int32Array;
+
+/**
+ * Calls f for every query row of causal attention: batch b, query head h, its kv head kh, query position i, the
+ * offset qo of its q/out row, and nk, the keys it sees (0 .. qStart + i).
+ */
+function eachQueryRow(
+  { B, Tq, Hq, Hkv, D, qStart }: AttentionShape,
+  f: (b: number, h: number, kh: number, i: number, qo: number, nk: number) => void,
+): void {
+  const rep = Hq / Hkv;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hq; h++) {
+      const kh = Math.floor(h / rep);
+      for (let i = 0; i < Tq; i++) f(b, h, kh, i, ((b * Tq + i) * Hq + h) * D, qStart + i + 1);
+    }
+}
 
 /** Calls f(r, id) for every row r < rows whose id is not negative (a negative id marks a row the caller fills). */
 function eachIdRow(ids: Tensor, rows: number, f: (r: number, id: number) => void): void {
@@ -176,87 +192,58 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
 
-  kernelAttention({ q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attention']): void {
-    const [Q, Kc, Vc, O, L] = [q, kCache, vCache, out, lse].map(F);
-    const rep = Hq / Hkv,
-      scale = 1 / Math.sqrt(D);
+  kernelAttention(s: KernelArgs['attention']): void {
+    const { Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    const [Q, Kc, Vc, O, L] = [s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
+    const scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < Hq; h++) {
-        const kh = Math.floor(h / rep);
-        for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D,
-            nk = qStart + i + 1;
-          let mx = -Infinity;
-          for (let j = 0; j < nk; j++) {
-            const ko = ((b * kvCap + j) * Hkv + kh) * D;
-            let d = 0;
-            for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
-            sc[j] = d * scale;
-            if (sc[j] > mx) mx = sc[j];
-          }
-          let sum = 0;
-          for (let j = 0; j < nk; j++) sum += sc[j] = Math.exp(sc[j] - mx);
-          for (let c = 0; c < D; c++) O[qo + c] = 0;
-          for (let j = 0; j < nk; j++) {
-            const p = sc[j] / sum,
-              vo = ((b * kvCap + j) * Hkv + kh) * D;
-            for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
-          }
-          L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
-        }
+    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
+      let mx = -Infinity;
+      for (let j = 0; j < nk; j++) {
+        const ko = ((b * kvCap + j) * Hkv + kh) * D;
+        let d = 0;
+        for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
+        sc[j] = d * scale;
+        if (sc[j] > mx) mx = sc[j];
       }
+      let sum = 0;
+      for (let j = 0; j < nk; j++) sum += sc[j] = Math.exp(sc[j] - mx);
+      for (let c = 0; c < D; c++) O[qo + c] = 0;
+      for (let j = 0; j < nk; j++) {
+        const p = sc[j] / sum,
+          vo = ((b * kvCap + j) * Hkv + kh) * D;
+        for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
+      }
+      L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
+    });
   }
-  kernelAttentionBackward({
-    dOut,
-    q,
-    kCache,
-    vCache,
-    out,
-    lse,
-    dq,
-    dkCache,
-    dvCache,
-    B,
-    Tq,
-    Hq,
-    Hkv,
-    D,
-    qStart,
-    kvCap,
-  }: KernelArgs['attentionBackward']): void {
-    const [G, Q, Kc, Vc, O, L] = [dOut, q, kCache, vCache, out, lse].map(F);
-    const [DQ, DK, DV] = [dq, dkCache, dvCache].map(F);
-    const rep = Hq / Hkv,
-      scale = 1 / Math.sqrt(D);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < Hq; h++) {
-        const kh = Math.floor(h / rep);
-        for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D,
-            nk = qStart + i + 1;
-          const l = L[(b * Hq + h) * Tq + i];
-          // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
-          let delta = 0;
-          for (let c = 0; c < D; c++) delta += G[qo + c] * O[qo + c];
-          for (let j = 0; j < nk; j++) {
-            const ko = ((b * kvCap + j) * Hkv + kh) * D;
-            let d = 0;
-            for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
-            const p = Math.exp(d * scale - l);
-            let dp = 0;
-            for (let c = 0; c < D; c++) {
-              dp += G[qo + c] * Vc[ko + c];
-              DV[ko + c] += p * G[qo + c];
-            }
-            const ds = p * (dp - delta) * scale;
-            for (let c = 0; c < D; c++) {
-              DQ[qo + c] += ds * Kc[ko + c];
-              DK[ko + c] += ds * Q[qo + c];
-            }
-          }
+  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
+    const { Tq, Hq, Hkv, D, kvCap } = s;
+    const [G, Q, Kc, Vc, O, L] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
+    const [DQ, DK, DV] = [s.dq, s.dkCache, s.dvCache].map(F);
+    const scale = 1 / Math.sqrt(D);
+    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
+      const l = L[(b * Hq + h) * Tq + i];
+      // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
+      let delta = 0;
+      for (let c = 0; c < D; c++) delta += G[qo + c] * O[qo + c];
+      for (let j = 0; j < nk; j++) {
+        const ko = ((b * kvCap + j) * Hkv + kh) * D;
+        let d = 0;
+        for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
+        const p = Math.exp(d * scale - l);
+        let dp = 0;
+        for (let c = 0; c < D; c++) {
+          dp += G[qo + c] * Vc[ko + c];
+          DV[ko + c] += p * G[qo + c];
+        }
+        const ds = p * (dp - delta) * scale;
+        for (let c = 0; c < D; c++) {
+          DQ[qo + c] += ds * Kc[ko + c];
+          DK[ko + c] += ds * Q[qo + c];
         }
       }
+    });
   }
 
   kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {

@@ -323,6 +323,15 @@ const flag = { bool: true, default: false } as const;
 const first =
   <A>(n: (a: A) => number) =>
   (a: A): [number, number] => [0, n(a)];
+/** The f32 operands of the elementwise ops over [0, n): read, and written. */
+const nIn = { tensor: 'f32', range: first((a: { n: number }) => a.n) } as const;
+const nOut = { ...nIn, writes: true } as const;
+/** The f32 operands of the row ops over [0, rows * dim): read, and written; and the per-row [0, rows) ones. */
+const rowsIn = { tensor: 'f32', range: first((a: { rows: number; dim: number }) => a.rows * a.dim) } as const;
+const rowsOut = { ...rowsIn, writes: true } as const;
+const perRow = { tensor: 'f32', range: first((a: { rows: number }) => a.rows) } as const;
+/** A [dim] weight (f32 or bf16), read. */
+const dimWeight = { tensor: 'float', range: first((a: { dim: number }) => a.dim) } as const;
 /** Elements a strided rows x cols block spans from its first element. */
 const span2d = (rows: number, cols: number, stride: number) => (rows > 0 && cols > 0 ? (rows - 1) * stride + cols : 0);
 
@@ -351,14 +360,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       accumulate: flag,
     },
   },
-  add: {
-    args: {
-      a: { tensor: 'f32', range: first((a) => a.n) },
-      b: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
+  add: { args: { a: nIn, b: nIn, out: nOut, n: int } },
   axpy: {
     args: {
       alpha: num,
@@ -369,12 +371,12 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       yOff: off,
     },
   },
-  scale: { args: { x: { tensor: 'f32', writes: true, range: first((a) => a.n) }, s: num, n: int } },
+  scale: { args: { x: nOut, s: num, n: int } },
   embedding: {
     args: {
       ids: { tensor: 'i32', range: first((a) => a.rows) },
       table: { tensor: 'float', range: first((a) => a.dim) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      out: rowsOut,
       rows: int,
       dim: int,
     },
@@ -382,7 +384,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   embeddingBackward: {
     args: {
       ids: { tensor: 'i32', range: first((a) => a.rows) },
-      dOut: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      dOut: rowsIn,
       dTable: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
       rows: int,
       dim: int,
@@ -428,24 +430,14 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       cols: int,
     },
   },
-  rmsNorm: {
-    args: {
-      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      w: { tensor: 'float', range: first((a) => a.dim) },
-      y: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
-      rstd: { tensor: 'f32', writes: true, range: first((a) => a.rows) },
-      rows: int,
-      dim: int,
-      eps: num,
-    },
-  },
+  rmsNorm: { args: { x: rowsIn, w: dimWeight, y: rowsOut, rstd: { ...perRow, writes: true }, rows: int, dim: int, eps: num } },
   rmsNormBackward: {
     args: {
-      dy: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      w: { tensor: 'float', range: first((a) => a.dim) },
-      rstd: { tensor: 'f32', range: first((a) => a.rows) },
-      dx: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      dy: rowsIn,
+      x: rowsIn,
+      w: dimWeight,
+      rstd: perRow,
+      dx: rowsOut,
       dw: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
       rows: int,
       dim: int,
@@ -490,24 +482,8 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
     },
     check: attnCheck,
   },
-  swiglu: {
-    args: {
-      gate: { tensor: 'f32', range: first((a) => a.n) },
-      up: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
-  swigluBackward: {
-    args: {
-      dOut: { tensor: 'f32', range: first((a) => a.n) },
-      gate: { tensor: 'f32', range: first((a) => a.n) },
-      up: { tensor: 'f32', range: first((a) => a.n) },
-      dGate: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      dUp: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
+  swiglu: { args: { gate: nIn, up: nIn, out: nOut, n: int } },
+  swigluBackward: { args: { dOut: nIn, gate: nIn, up: nIn, dGate: nOut, dUp: nOut, n: int } },
   crossEntropy: {
     args: {
       logits: { tensor: 'f32', writes: (a) => !!a.weights, range: (a) => [a.logitsOff, a.rows * a.V] },
@@ -523,10 +499,10 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   },
   adamw: {
     args: {
-      param: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      grad: { tensor: 'f32', range: first((a) => a.n) },
-      m: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      v: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      param: nOut,
+      grad: nIn,
+      m: nOut,
+      v: nOut,
       n: int,
       lr: num,
       beta1: num,
@@ -540,7 +516,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   },
   sumSquares: {
     args: {
-      x: { tensor: 'f32', range: first((a) => a.n) },
+      x: nIn,
       n: int,
       out: { tensor: 'f32', writes: true, range: (a) => [a.outIndex, 1] },
       outIndex: int,
