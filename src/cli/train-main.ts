@@ -67,78 +67,50 @@ export async function trainMain(argv: string[]): Promise<number> {
     console.log(trainHelp);
     return 0;
   }
-  const flags = readTrainFlags(values);
   // installed before anything slow: a Ctrl-C while the model loads must not end the process unsaved
-  const stop = installStopSignal({ checkpointDir: flags.ckptDir, log: (l) => console.log(l) });
+  const stop = installStopSignal({ checkpointDir: `${outDir(values)}/checkpoint`, log: (l) => console.log(l) });
   try {
-    return await runTraining(values, flags, stop);
+    return await runTraining(values, stop);
   } finally {
     stop.dispose();
   }
 }
 
 type TrainValues = ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>['values'];
+const outDir = (values: TrainValues) => values.out ?? 'runs/train';
 
-/** Every flag typed and range-checked (UsageError naming the flag), before anything loads. */
-function readTrainFlags(values: TrainValues) {
+async function runTraining(values: TrainValues, stop: StopSignal): Promise<number> {
+  // every flag typed and range-checked (UsageError naming the flag) before anything loads
   const f = new FlagReader('train', values);
   const mode = f.choice('mode', ['full', 'two-trunk'] as const, 'full');
   // --baseline and --latents are range-checked here; resolveCondition below turns them into the condition
   f.choice('baseline', ['none', 'pause'] as const, 'none');
   f.int('latents', 2, { min: 0, max: 8 });
-  // read in this order, so that of several bad flags the same one is reported first as always
-  const typed = {
-    mode,
-    feedback: f.choice('feedback', ['identity', 'scaled'] as const, 'identity'),
-    seed: f.int('seed', 0),
-    steps: f.int('steps', 240, { min: 1 }),
-    batchSize: f.int('batch', 8, { min: 1 }),
-    lr: f.number('lr', values.model ? 1e-5 : 1e-3, { above: 0, max: 10 }),
-    maxLen: f.int('max-len', 512, { min: 2 }),
-    evalEvery: f.int('eval-every', 40, { min: 0 }),
-    evalRows: f.int('eval-rows', 32, { min: 0 }),
-    genRows: f.int('gen-rows', 24, { min: 0 }),
-    ckptEvery: f.int('ckpt-every', 50, { min: 0 }),
-    latentSupervision: f.number('supervise-latents', 0, { min: 0 }),
-    curriculum: f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined,
-    backendName: f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined,
-    threads: f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined,
-  };
-  const testRows = f.int('test-rows', Math.max(200, typed.genRows, typed.evalRows), { min: 1 });
+  const feedback = f.choice('feedback', ['identity', 'scaled'] as const, 'identity');
+  const seed = f.int('seed', 0);
+  const steps = f.int('steps', 240, { min: 1 });
+  const batchSize = f.int('batch', 8, { min: 1 });
+  const lr = f.number('lr', values.model ? 1e-5 : 1e-3, { above: 0, max: 10 });
+  const maxLen = f.int('max-len', 512, { min: 2 });
+  const evalEvery = f.int('eval-every', 40, { min: 0 });
+  const evalRows = f.int('eval-rows', 32, { min: 0 });
+  const genRows = f.int('gen-rows', 24, { min: 0 });
+  const ckptEvery = f.int('ckpt-every', 50, { min: 0 });
+  const latentSupervision = f.number('supervise-latents', 0, { min: 0 });
+  const curriculum = f.has('curriculum') ? f.int('curriculum', 0, { min: 1 }) : undefined;
+  const backendName = f.has('backend') ? f.choice('backend', BACKEND_CHOICES, 'cpu') : undefined;
+  const threads = f.has('threads') ? f.int('threads', 1, { min: 1, max: 1024 }) : undefined;
+  const testRows = f.int('test-rows', Math.max(200, genRows, evalRows), { min: 1 });
   const num = (v: string | undefined, d: number, name: string) => (v === undefined ? d : f.number(name, d));
   let resolved: ReturnType<typeof resolveCondition>;
   try {
-    resolved = resolveCondition(values, typed.steps, num);
+    resolved = resolveCondition(values, steps, num);
   } catch (e) {
     throw new UsageError(`train: ${(e as Error).message}`);
   }
-  const out = values.out ?? 'runs/train';
-  return { ...typed, out, ckptDir: `${out}/checkpoint`, metricsFile: `${out}/metrics.jsonl`, testRows, resolved };
-}
-
-async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
-  const {
-    mode,
-    feedback,
-    seed,
-    steps,
-    batchSize,
-    lr,
-    maxLen,
-    evalEvery,
-    evalRows,
-    genRows,
-    ckptEvery,
-    latentSupervision,
-    curriculum,
-    backendName,
-    threads,
-    out,
-    ckptDir,
-    metricsFile,
-    testRows,
-    resolved,
-  } = flags;
+  const out = outDir(values);
+  const ckptDir = `${out}/checkpoint`;
+  const metricsFile = `${out}/metrics.jsonl`;
   let k = resolved.k;
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;
