@@ -301,7 +301,7 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
    * One threaded kernel call as WASM_CALLS describes it: tensor arguments become byte addresses at the start of the
    * range the op table gives them (already checked there; `P` checks ownership), flags 0/1, numbers as they are.
    */
-  call<K extends ThreadedName>(op: K, a: KernelArgs[K]): void {
+  callKernel<K extends ThreadedName>(op: K, a: KernelArgs[K]): void {
     const spec = WASM_CALLS[op] as unknown as WasmCall<OpName>;
     if (spec.skip?.(a)) return;
     spec.before?.(this, a);
@@ -464,7 +464,7 @@ for (const op of THREADED_KERNELS)
     configurable: true,
     writable: true,
     value: function (this: WasmBackend, args: never) {
-      this.call(op, args);
+      this.callKernel(op, args);
     },
   });
 
