@@ -1,9 +1,8 @@
 // The plain-JavaScript backend: the executable specification of every op of the table in ./ops.ts, the reference the
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
-import type { Backend, DType, Tensor } from './types.js';
+import type { AttentionShape, Backend, DType, Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
   constructor(
@@ -18,6 +17,28 @@ class CpuTensor implements Tensor {
 
 const F = (t: Tensor) => (t as CpuTensor).data as Float32Array;
 const I = (t: Tensor) => (t as CpuTensor).data as Int32Array;
+
+/**
+ * Calls f for every query row of causal attention: batch b, query head h, its kv head kh, query position i, the
+ * offset qo of its q/out row, and nk, the keys it sees (0 .. qStart + i).
+ */
+function eachQueryRow(
+  { B, Tq, Hq, Hkv, D, qStart }: AttentionShape,
+  f: (b: number, h: number, kh: number, i: number, qo: number, nk: number) => void,
+): void {
+  const rep = Hq / Hkv;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hq; h++) {
+      const kh = Math.floor(h / rep);
+      for (let i = 0; i < Tq; i++) f(b, h, kh, i, ((b * Tq + i) * Hq + h) * D, qStart + i + 1);
+    }
+}
+
+/** Calls f(r, id) for every row r < rows whose id is not negative (a negative id marks a row the caller fills). */
+function eachIdRow(ids: Tensor, rows: number, f: (r: number, id: number) => void): void {
+  const id = I(ids);
+  for (let r = 0; r < rows; r++) if (id[r] >= 0) f(r, id[r]);
+}
 
 export class CpuBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'cpu' as const;
@@ -69,31 +90,19 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
-    const id = I(ids),
-      w = F(table),
+    const w = F(table),
       o = F(out);
-    for (let r = 0; r < rows; r++) {
-      const t = id[r];
-      if (t < 0) continue;
-      o.set(w.subarray(t * dim, t * dim + dim), r * dim);
-    }
+    eachIdRow(ids, rows, (r, t) => o.set(w.subarray(t * dim, t * dim + dim), r * dim));
   }
   kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
-    const id = I(ids),
-      g = F(dOut),
+    const g = F(dOut),
       dw = F(dTable);
-    for (let r = 0; r < rows; r++) {
-      const t = id[r];
-      if (t < 0) continue;
+    eachIdRow(ids, rows, (r, t) => {
       for (let c = 0; c < dim; c++) dw[t * dim + c] += g[r * dim + c];
-    }
+    });
   }
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
-    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
     const A = F(a),
       Bm = F(b),
@@ -137,10 +146,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
-    const X = F(x),
-      W = F(w),
-      Y = F(y),
-      R = F(rstd);
+    const [X, W, Y, R] = [x, w, y, rstd].map(F);
     for (let r = 0; r < rows; r++) {
       let ss = 0;
       for (let c = 0; c < dim; c++) ss += X[r * dim + c] * X[r * dim + c];
@@ -150,12 +156,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
   kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
-    const G = F(dy),
-      X = F(x),
-      W = F(w),
-      R = F(rstd),
-      DX = F(dx),
-      DW = F(dw);
+    const [G, X, W, R, DX, DW] = [dy, x, w, rstd, dx, dw].map(F);
     for (let r = 0; r < rows; r++) {
       const rs = R[r],
         o = r * dim;
@@ -191,98 +192,58 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     }
   }
 
-  kernelAttention({ q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap }: KernelArgs['attention']): void {
-    const Q = F(q),
-      Kc = F(kCache),
-      Vc = F(vCache),
-      O = F(out),
-      L = F(lse);
-    const rep = Hq / Hkv,
-      scale = 1 / Math.sqrt(D);
+  kernelAttention(s: KernelArgs['attention']): void {
+    const { Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    const [Q, Kc, Vc, O, L] = [s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
+    const scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < Hq; h++) {
-        const kh = Math.floor(h / rep);
-        for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D,
-            nk = qStart + i + 1;
-          let mx = -Infinity;
-          for (let j = 0; j < nk; j++) {
-            const ko = ((b * kvCap + j) * Hkv + kh) * D;
-            let d = 0;
-            for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
-            sc[j] = d * scale;
-            if (sc[j] > mx) mx = sc[j];
-          }
-          let sum = 0;
-          for (let j = 0; j < nk; j++) sum += sc[j] = Math.exp(sc[j] - mx);
-          for (let c = 0; c < D; c++) O[qo + c] = 0;
-          for (let j = 0; j < nk; j++) {
-            const p = sc[j] / sum,
-              vo = ((b * kvCap + j) * Hkv + kh) * D;
-            for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
-          }
-          L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
-        }
+    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
+      let mx = -Infinity;
+      for (let j = 0; j < nk; j++) {
+        const ko = ((b * kvCap + j) * Hkv + kh) * D;
+        let d = 0;
+        for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
+        sc[j] = d * scale;
+        if (sc[j] > mx) mx = sc[j];
       }
+      let sum = 0;
+      for (let j = 0; j < nk; j++) sum += sc[j] = Math.exp(sc[j] - mx);
+      for (let c = 0; c < D; c++) O[qo + c] = 0;
+      for (let j = 0; j < nk; j++) {
+        const p = sc[j] / sum,
+          vo = ((b * kvCap + j) * Hkv + kh) * D;
+        for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
+      }
+      L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
+    });
   }
-  kernelAttentionBackward({
-    dOut,
-    q,
-    kCache,
-    vCache,
-    out,
-    lse,
-    dq,
-    dkCache,
-    dvCache,
-    B,
-    Tq,
-    Hq,
-    Hkv,
-    D,
-    qStart,
-    kvCap,
-  }: KernelArgs['attentionBackward']): void {
-    const G = F(dOut),
-      Q = F(q),
-      Kc = F(kCache),
-      Vc = F(vCache),
-      O = F(out),
-      L = F(lse);
-    const DQ = F(dq),
-      DK = F(dkCache),
-      DV = F(dvCache);
-    const rep = Hq / Hkv,
-      scale = 1 / Math.sqrt(D);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < Hq; h++) {
-        const kh = Math.floor(h / rep);
-        for (let i = 0; i < Tq; i++) {
-          const qo = ((b * Tq + i) * Hq + h) * D,
-            nk = qStart + i + 1;
-          const l = L[(b * Hq + h) * Tq + i];
-          // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
-          let delta = 0;
-          for (let c = 0; c < D; c++) delta += G[qo + c] * O[qo + c];
-          for (let j = 0; j < nk; j++) {
-            const ko = ((b * kvCap + j) * Hkv + kh) * D;
-            let d = 0;
-            for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
-            const p = Math.exp(d * scale - l);
-            let dp = 0;
-            for (let c = 0; c < D; c++) {
-              dp += G[qo + c] * Vc[ko + c];
-              DV[ko + c] += p * G[qo + c];
-            }
-            const ds = p * (dp - delta) * scale;
-            for (let c = 0; c < D; c++) {
-              DQ[qo + c] += ds * Kc[ko + c];
-              DK[ko + c] += ds * Q[qo + c];
-            }
-          }
+  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
+    const { Tq, Hq, Hkv, D, kvCap } = s;
+    const [G, Q, Kc, Vc, O, L] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
+    const [DQ, DK, DV] = [s.dq, s.dkCache, s.dvCache].map(F);
+    const scale = 1 / Math.sqrt(D);
+    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
+      const l = L[(b * Hq + h) * Tq + i];
+      // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
+      let delta = 0;
+      for (let c = 0; c < D; c++) delta += G[qo + c] * O[qo + c];
+      for (let j = 0; j < nk; j++) {
+        const ko = ((b * kvCap + j) * Hkv + kh) * D;
+        let d = 0;
+        for (let c = 0; c < D; c++) d += Q[qo + c] * Kc[ko + c];
+        const p = Math.exp(d * scale - l);
+        let dp = 0;
+        for (let c = 0; c < D; c++) {
+          dp += G[qo + c] * Vc[ko + c];
+          DV[ko + c] += p * G[qo + c];
+        }
+        const ds = p * (dp - delta) * scale;
+        for (let c = 0; c < D; c++) {
+          DQ[qo + c] += ds * Kc[ko + c];
+          DK[ko + c] += ds * Q[qo + c];
         }
       }
+    });
   }
 
   kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
@@ -292,11 +253,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
     for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    const d = F(dOut),
-      g = F(gate),
-      u = F(up),
-      dg = F(dGate),
-      du = F(dUp);
+    const [d, g, u, dg, du] = [dOut, gate, up, dGate, dUp].map(F);
     for (let i = 0; i < n; i++) {
       const sig = 1 / (1 + Math.exp(-g[i]));
       du[i] += d[i] * g[i] * sig;
@@ -331,10 +288,7 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    const P = F(param),
-      G = F(grad),
-      M = F(m),
-      Vv = F(v);
+    const [P, G, M, Vv] = [param, grad, m, v].map(F);
     for (let i = 0; i < n; i++) {
       const g = G[i] * h.gradScale;
       M[i] = h.beta1 * M[i] + (1 - h.beta1) * g;

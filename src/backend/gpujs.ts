@@ -41,7 +41,6 @@
 //
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
@@ -92,6 +91,28 @@ class GpujsTensor implements Tensor {
 // ---- kernel sources (gpu.js JavaScript subset: numbers are f32, this.thread.x/y/z index the output) ----
 // Every local name is unique within its kernel, loop counters included: gpu.js's 'cpu' transpiler hoists
 // `let` declarations to function scope, so two `for (let j ...)` loops would redeclare one variable.
+/**
+ * Kernel body pieces used by several kernels (gpu.js kernels cannot call a shared JS function, so the source is
+ * spliced in). `returnLogSumExp(x, o, n)`: returns log sum_i exp(x[o + i]) over i < n, shifted by the maximum;
+ * it declares mx, sum, i1, i2.
+ */
+const returnLogSumExp = (x: string, o: string, n: string) => `let mx = ${x}[${o}];
+    for (let i1 = 1; i1 < ${n}; i1++) {
+      mx = Math.max(mx, ${x}[${o} + i1]);
+    }
+    let sum = 0;
+    for (let i2 = 0; i2 < ${n}; i2++) {
+      sum += Math.exp(${x}[${o} + i2] - mx);
+    }
+    return mx + Math.log(sum);`;
+/** j = key, h = query head, z = query row of the chunk; a key after the row's position (causal mask) gives 0. */
+const causalKeyHeadRow = `const j = this.thread.x;
+    const h = this.thread.y;
+    const z = this.thread.z;
+    if (j > lim0 + z) {
+      return 0;
+    }`;
+
 const SRC = {
   add: `function (a, b) { return a[this.thread.x] + b[this.thread.x]; }`,
   axpy: `function (xs, ys, alpha) { return ys[this.thread.x] + alpha * xs[this.thread.x]; }`,
@@ -226,12 +247,7 @@ const SRC = {
   // Query z sees keys j <= lim0 + z (lim0 = qStart + first query row of the chunk).
   // S[z, h, j] = q . k * scale (0 where masked)
   attScores: `function (q, k, khOf, D, Hq, Hkv, lim0, scale) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     const qo = (z * Hq + h) * D;
     const ko = (j * Hkv + khOf[h]) * D;
     let s = 0;
@@ -246,24 +262,11 @@ const SRC = {
     const h = this.thread.y;
     const o = (z * Hq + h) * nk;
     const n = lim0 + z + 1;
-    let mx = S[o];
-    for (let j1 = 1; j1 < n; j1++) {
-      mx = Math.max(mx, S[o + j1]);
-    }
-    let sum = 0;
-    for (let j2 = 0; j2 < n; j2++) {
-      sum += Math.exp(S[o + j2] - mx);
-    }
-    return mx + Math.log(sum);
+    ${returnLogSumExp('S', 'o', 'n')}
   }`,
   // P[z, h, j] = exp(S - lse), lse read at lse[h * lseStride + lseOff + z]
   attProbs: `function (S, lse, lseStride, lseOff, nk, Hq, lim0) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     return Math.exp(S[(z * Hq + h) * nk + j] - lse[h * lseStride + lseOff + z]);
   }`,
   // out[z, h, c] = sum_j W[z, h, j] * X[j, kh(h), c]  (O = P V, and dQ = dS K)
@@ -291,12 +294,7 @@ const SRC = {
   }`,
   // dS[z, h, j] = P * (dO . v_j - delta) * scale
   attDScores: `function (P, g, v, khOf, delta, nk, Hq, Hkv, D, lim0, scale) {
-    const j = this.thread.x;
-    const h = this.thread.y;
-    const z = this.thread.z;
-    if (j > lim0 + z) {
-      return 0;
-    }
+    ${causalKeyHeadRow}
     const row = z * Hq + h;
     const go = row * D;
     const vo = (j * Hkv + khOf[h]) * D;
@@ -344,15 +342,7 @@ const SRC = {
       return 0;
     }
     const o = this.thread.x * V;
-    let mx = xs[o];
-    for (let c1 = 1; c1 < V; c1++) {
-      mx = Math.max(mx, xs[o + c1]);
-    }
-    let sum = 0;
-    for (let c2 = 0; c2 < V; c2++) {
-      sum += Math.exp(xs[o + c2] - mx);
-    }
-    return mx + Math.log(sum);
+    ${returnLogSumExp('xs', 'o', 'V')}
   }`,
   ceLoss: `function (xs, labels, lse, V) {
     const y = labels[this.thread.x];
@@ -604,11 +594,15 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     }
   }
 
+  /** out[i] = name(a[i], b[i]) for i < n: the elementwise ops of two inputs; `what` labels the three tensors in errors. */
+  private binary(name: 'add' | 'swiglu', a: Tensor, b: Tensor, out: Tensor, n: number, what: [string, string, string]): void {
+    const A = this.F(a, what[0]),
+      B = this.F(b, what[1]);
+    this.elementwise(name, n, this.F(out, what[2]), 0, false, (lo, hi) => [A.subarray(lo, hi), B.subarray(lo, hi)]);
+  }
+
   kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
-    const A = this.F(a, 'add'),
-      B = this.F(b, 'add'),
-      O = this.F(out, 'add');
-    this.elementwise('add', n, O, 0, false, (lo, hi) => [A.subarray(lo, hi), B.subarray(lo, hi)]);
+    this.binary('add', a, b, out, n, ['add', 'add', 'add']);
   }
   kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
     const X = this.F(x, 'axpy'),
@@ -622,16 +616,25 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
 
   // ---- embedding ----
 
+  /**
+   * How the embedding ops cut their work: `rowsPer` table (and output) rows per kernel call, so each chunk fits
+   * this.span, and the [r0, r1) chunks of the op's rows; vocab is the table's row count.
+   */
+  private embeddingChunks(what: string, dim: number, rows: number, tableLength: number) {
+    if (dim > this.span) this.fail(`${what}: dim ${dim} exceeds ${this.span}`);
+    const rowsPer = Math.max(1, Math.floor(this.span / dim));
+    const chunks: [number, number][] = [];
+    for (let r0 = 0; r0 < rows; r0 += rowsPer) chunks.push([r0, Math.min(rows, r0 + rowsPer)]);
+    return { vocab: Math.floor(tableLength / dim), rowsPer, chunks };
+  }
+
   kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
     const id = this.I(ids, 'embedding ids'),
       W = this.F(table, 'embedding table'),
       O = this.F(out, 'embedding out');
-    if (dim > this.span) this.fail(`embedding: dim ${dim} exceeds ${this.span}`);
-    const vocab = Math.floor(W.length / dim);
-    const rowsPer = Math.max(1, Math.floor(this.span / dim)); // table rows (and output rows) per kernel call
-    for (let r0 = 0; r0 < rows; r0 += rowsPer) {
-      const r1 = Math.min(rows, r0 + rowsPer),
-        n = r1 - r0;
+    const { vocab, rowsPer, chunks: rowChunks } = this.embeddingChunks('embedding', dim, rows, W.length);
+    for (const [r0, r1] of rowChunks) {
+      const n = r1 - r0;
       const chunkIds = new Float32Array(n);
       const chunks = new Set<number>(); // which table chunks these rows read
       for (let r = 0; r < n; r++) {
@@ -653,11 +656,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     const id = this.I(ids, 'embeddingBackward ids'),
       G = this.F(dOut, 'embeddingBackward dOut'),
       DW = this.F(dTable, 'embeddingBackward dTable');
-    if (dim > this.span) this.fail(`embeddingBackward: dim ${dim} exceeds ${this.span}`);
-    const vocab = Math.floor(DW.length / dim);
-    const rowsPer = Math.max(1, Math.floor(this.span / dim));
-    for (let r0 = 0; r0 < rows; r0 += rowsPer) {
-      const r1 = Math.min(rows, r0 + rowsPer);
+    const { vocab, chunks } = this.embeddingChunks('embeddingBackward', dim, rows, DW.length);
+    for (const [r0, r1] of chunks) {
       // Host bookkeeping: the chunk's rows grouped by id (a counting-sort permutation), so the kernel can
       // gather-sum each distinct id's rows without atomics.
       const order: number[] = [];
@@ -695,10 +695,6 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- matmul ----
 
   kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
-    }
     const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias: biasT } = args;
     const A = this.F(a, 'matmul A'),
       B = this.F(b, 'matmul B'),
@@ -883,47 +879,50 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
 
   // ---- attention ----
 
-  /** Query-row chunks of one sequence so that [rows, keys] score blocks stay within this.span. */
-  private attChunks(s: AttentionShape, what: string): { khOf: Float32Array; per: number } {
-    const { Tq, Hq, Hkv, D, qStart } = s;
+  /**
+   * Query-row chunks so that [rows, keys] score blocks stay within this.span: for batch b, query rows [i0, i0 + nI)
+   * seeing nk keys (the first at lim0 = qStart + i0), q/out rows from element qo, the sequence's K/V from ko.
+   */
+  private attChunks(s: AttentionShape, what: string) {
+    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
     const nkMax = qStart + Tq;
     if (nkMax * Hkv * D > this.span || Hq * nkMax > this.span || Hq * D > this.span)
       this.fail(`${what}: ${nkMax} keys x ${Hkv} heads x ${D} exceeds one ${this.span}-element kernel slice`);
     const rep = Hq / Hkv,
       khOf = new Float32Array(Hq);
     for (let h = 0; h < Hq; h++) khOf[h] = Math.floor(h / rep);
-    return { khOf, per: Math.max(1, Math.min(Tq, Math.floor(this.span / (Hq * Math.max(nkMax, D))))) };
+    const per = Math.max(1, Math.min(Tq, Math.floor(this.span / (Hq * Math.max(nkMax, D)))));
+    const chunks: { b: number; i0: number; nI: number; nk: number; lim0: number; qo: number; ko: number }[] = [];
+    for (let b = 0; b < B; b++)
+      for (let i0 = 0; i0 < Tq; i0 += per) {
+        const i1 = Math.min(Tq, i0 + per);
+        chunks.push({ b, i0, nI: i1 - i0, nk: qStart + i1, lim0: qStart + i0, qo: (b * Tq + i0) * Hq * D, ko: b * kvCap * Hkv * D });
+      }
+    return { khOf, chunks };
   }
 
   kernelAttention(s: KernelArgs['attention']): void {
-    const { q, kCache, vCache, out, lse, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    const { q, kCache, vCache, out, lse, Tq, Hq, Hkv, D } = s;
     const Q = this.F(q, 'attention q'),
       Kc = this.F(kCache, 'attention kCache'),
       Vc = this.F(vCache, 'attention vCache');
     const O = this.F(out, 'attention out'),
       L = this.F(lse, 'attention lse');
-    const { khOf, per } = this.attChunks(s, 'attention');
+    const { khOf, chunks } = this.attChunks(s, 'attention');
     const scale = 1 / Math.sqrt(D);
-    for (let b = 0; b < B; b++)
-      for (let i0 = 0; i0 < Tq; i0 += per) {
-        const i1 = Math.min(Tq, i0 + per),
-          nI = i1 - i0,
-          nk = qStart + i1,
-          lim0 = qStart + i0;
-        const qo = (b * Tq + i0) * Hq * D,
-          ko = b * kvCap * Hkv * D;
-        const qs = Q.subarray(qo, qo + nI * Hq * D),
-          ks = Kc.subarray(ko, ko + nk * Hkv * D),
-          vs = Vc.subarray(ko, ko + nk * Hkv * D);
-        const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
-        const l = flat(this.run('attLse', [nI, Hq], S, nk, Hq, lim0), Hq * nI);
-        const P = flat(this.run('attProbs', [nk, Hq, nI], S, l, nI, 0, nk, Hq, lim0), nI * Hq * nk);
-        writeResult(this.run('attRowsTimesKV', [D, Hq, nI], P, vs, khOf, nk, Hq, Hkv, D, lim0), O, qo, false);
-        for (let h = 0; h < Hq; h++) L.set(l.subarray(h * nI, (h + 1) * nI), (b * Hq + h) * Tq + i0);
-      }
+    for (const { b, i0, nI, nk, lim0, qo, ko } of chunks) {
+      const qs = Q.subarray(qo, qo + nI * Hq * D),
+        ks = Kc.subarray(ko, ko + nk * Hkv * D),
+        vs = Vc.subarray(ko, ko + nk * Hkv * D);
+      const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
+      const l = flat(this.run('attLse', [nI, Hq], S, nk, Hq, lim0), Hq * nI);
+      const P = flat(this.run('attProbs', [nk, Hq, nI], S, l, nI, 0, nk, Hq, lim0), nI * Hq * nk);
+      writeResult(this.run('attRowsTimesKV', [D, Hq, nI], P, vs, khOf, nk, Hq, Hkv, D, lim0), O, qo, false);
+      for (let h = 0; h < Hq; h++) L.set(l.subarray(h * nI, (h + 1) * nI), (b * Hq + h) * Tq + i0);
+    }
   }
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
-    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, Tq, Hq, Hkv, D } = s;
     const G = this.F(dOut, 'attentionBackward dOut'),
       Q = this.F(q, 'attentionBackward q'),
       Kc = this.F(kCache, 'attentionBackward kCache');
@@ -933,43 +932,32 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     const DQ = this.F(dq, 'attentionBackward dq'),
       DK = this.F(dkCache, 'attentionBackward dkCache'),
       DV = this.F(dvCache, 'attentionBackward dvCache');
-    const { khOf, per } = this.attChunks(s, 'attentionBackward');
+    const { khOf, chunks } = this.attChunks(s, 'attentionBackward');
     const scale = 1 / Math.sqrt(D),
       rep = Hq / Hkv;
-    for (let b = 0; b < B; b++) {
+    for (const { b, i0, nI, nk, lim0, qo, ko } of chunks) {
       const Lb = L.subarray(b * Hq * Tq, (b + 1) * Hq * Tq);
-      for (let i0 = 0; i0 < Tq; i0 += per) {
-        const i1 = Math.min(Tq, i0 + per),
-          nI = i1 - i0,
-          nk = qStart + i1,
-          lim0 = qStart + i0;
-        const qo = (b * Tq + i0) * Hq * D,
-          ko = b * kvCap * Hkv * D,
-          nqc = nI * Hq * D,
-          nkc = nk * Hkv * D;
-        const qs = Q.subarray(qo, qo + nqc),
-          gs = G.subarray(qo, qo + nqc),
-          os = O.subarray(qo, qo + nqc);
-        const ks = Kc.subarray(ko, ko + nkc),
-          vs = Vc.subarray(ko, ko + nkc);
-        const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
-        const P = flat(this.run('attProbs', [nk, Hq, nI], S, Lb, Tq, i0, nk, Hq, lim0), nI * Hq * nk);
-        const delta = flat(this.run('attDelta', [Hq, nI], gs, os, Hq, D), nI * Hq);
-        const dS = flat(this.run('attDScores', [nk, Hq, nI], P, gs, vs, khOf, delta, nk, Hq, Hkv, D, lim0, scale), nI * Hq * nk);
-        writeResult(this.run('attRowsTimesKV', [D, Hq, nI], dS, ks, khOf, nk, Hq, Hkv, D, lim0), DQ, qo, true);
-        writeResult(this.run('attColsTimesQ', [D, Hkv, nk], dS, qs, nI, nk, Hq, rep, D, lim0), DK, ko, true);
-        writeResult(this.run('attColsTimesQ', [D, Hkv, nk], P, gs, nI, nk, Hq, rep, D, lim0), DV, ko, true);
-      }
+      const nqc = nI * Hq * D,
+        nkc = nk * Hkv * D;
+      const qs = Q.subarray(qo, qo + nqc),
+        gs = G.subarray(qo, qo + nqc),
+        os = O.subarray(qo, qo + nqc);
+      const ks = Kc.subarray(ko, ko + nkc),
+        vs = Vc.subarray(ko, ko + nkc);
+      const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
+      const P = flat(this.run('attProbs', [nk, Hq, nI], S, Lb, Tq, i0, nk, Hq, lim0), nI * Hq * nk);
+      const delta = flat(this.run('attDelta', [Hq, nI], gs, os, Hq, D), nI * Hq);
+      const dS = flat(this.run('attDScores', [nk, Hq, nI], P, gs, vs, khOf, delta, nk, Hq, Hkv, D, lim0, scale), nI * Hq * nk);
+      writeResult(this.run('attRowsTimesKV', [D, Hq, nI], dS, ks, khOf, nk, Hq, Hkv, D, lim0), DQ, qo, true);
+      writeResult(this.run('attColsTimesQ', [D, Hkv, nk], dS, qs, nI, nk, Hq, rep, D, lim0), DK, ko, true);
+      writeResult(this.run('attColsTimesQ', [D, Hkv, nk], P, gs, nI, nk, Hq, rep, D, lim0), DV, ko, true);
     }
   }
 
   // ---- SwiGLU ----
 
   kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
-    const Gt = this.F(gate, 'swiglu gate'),
-      U = this.F(up, 'swiglu up'),
-      O = this.F(out, 'swiglu out');
-    this.elementwise('swiglu', n, O, 0, false, (lo, hi) => [Gt.subarray(lo, hi), U.subarray(lo, hi)]);
+    this.binary('swiglu', gate, up, out, n, ['swiglu gate', 'swiglu up', 'swiglu out']);
   }
   kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
     const Dd = this.F(dOut, 'swigluBackward dOut'),

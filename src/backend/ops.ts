@@ -13,7 +13,8 @@
 // every backend (TypeScript refuses a backend class without it: `implements Kernels`), and a case in
 // test/_conformance.ts (refused at compile time when missing). See README "Architecture".
 import { roundToBf16 } from '../io/safetensors.js';
-import { BackendError, type AdamWParams, type AttentionShape, type BackendName, type Tensor } from './types.js';
+import { matmulUnfused } from './matmul-fused.js';
+import { BackendError, type AdamWParams, type AttentionShape, type Backend, type BackendName, type Tensor } from './types.js';
 
 // ---------------------------------------------------------------- named arguments of every op
 // Conventions as in ./types.ts: sizes and offsets are in elements; forward ops WRITE their outputs, backward ops
@@ -303,7 +304,16 @@ export interface OpSpec<K extends OpName> {
   check?: (a: KernelArgs[K]) => string | undefined;
   /** Host-side precomputation: the fields KernelArgs[K] adds to OpArgs[K]. */
   prepare?: (a: KernelArgs[K]) => Omit<KernelArgs[K], keyof OpArgs[K]>;
+  /**
+   * Optional parts of the op that only some kernels implement: when `wants(args)` and the backend lacks the
+   * capability `unless`, OpBackend runs `compose` (the same result from the backend's other ops) instead of the
+   * kernel, so the kernels of the other backends never see those arguments.
+   */
+  composed?: { unless: KernelCapability; wants: (a: KernelArgs[K]) => boolean; compose: (be: Backend, a: KernelArgs[K]) => void };
 }
+
+/** What a backend's kernels may do beyond the plain op (a boolean field of OpBackend, false unless a backend sets it). */
+export type KernelCapability = 'fusesMatmul';
 
 const int = { int: true } as const;
 const num = { number: true } as const;
@@ -313,6 +323,15 @@ const flag = { bool: true, default: false } as const;
 const first =
   <A>(n: (a: A) => number) =>
   (a: A): [number, number] => [0, n(a)];
+/** The f32 operands of the elementwise ops over [0, n): read, and written. */
+const nIn = { tensor: 'f32', range: first((a: { n: number }) => a.n) } as const;
+const nOut = { ...nIn, writes: true } as const;
+/** The f32 operands of the row ops over [0, rows * dim): read, and written; and the per-row [0, rows) ones. */
+const rowsIn = { tensor: 'f32', range: first((a: { rows: number; dim: number }) => a.rows * a.dim) } as const;
+const rowsOut = { ...rowsIn, writes: true } as const;
+const perRow = { tensor: 'f32', range: first((a: { rows: number }) => a.rows) } as const;
+/** A [dim] weight (f32 or bf16), read. */
+const dimWeight = { tensor: 'float', range: first((a: { dim: number }) => a.dim) } as const;
 /** Elements a strided rows x cols block spans from its first element. */
 const span2d = (rows: number, cols: number, stride: number) => (rows > 0 && cols > 0 ? (rows - 1) * stride + cols : 0);
 
@@ -341,14 +360,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       accumulate: flag,
     },
   },
-  add: {
-    args: {
-      a: { tensor: 'f32', range: first((a) => a.n) },
-      b: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
+  add: { args: { a: nIn, b: nIn, out: nOut, n: int } },
   axpy: {
     args: {
       alpha: num,
@@ -359,12 +371,12 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       yOff: off,
     },
   },
-  scale: { args: { x: { tensor: 'f32', writes: true, range: first((a) => a.n) }, s: num, n: int } },
+  scale: { args: { x: nOut, s: num, n: int } },
   embedding: {
     args: {
       ids: { tensor: 'i32', range: first((a) => a.rows) },
       table: { tensor: 'float', range: first((a) => a.dim) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      out: rowsOut,
       rows: int,
       dim: int,
     },
@@ -372,7 +384,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   embeddingBackward: {
     args: {
       ids: { tensor: 'i32', range: first((a) => a.rows) },
-      dOut: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
+      dOut: rowsIn,
       dTable: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
       rows: int,
       dim: int,
@@ -408,6 +420,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
             : a.swigluGate && (a.swigluGate.size !== a.a.size || a.a.dtype !== 'f32')
               ? `swigluGate '${a.swigluGate.label}' needs an f32 A of its size (${a.a.size})`
               : undefined,
+    composed: { unless: 'fusesMatmul', wants: (a) => !!(a.residual || a.swigluGate), compose: matmulUnfused },
   },
   sumRows: {
     args: {
@@ -417,24 +430,14 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       cols: int,
     },
   },
-  rmsNorm: {
-    args: {
-      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      w: { tensor: 'float', range: first((a) => a.dim) },
-      y: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
-      rstd: { tensor: 'f32', writes: true, range: first((a) => a.rows) },
-      rows: int,
-      dim: int,
-      eps: num,
-    },
-  },
+  rmsNorm: { args: { x: rowsIn, w: dimWeight, y: rowsOut, rstd: { ...perRow, writes: true }, rows: int, dim: int, eps: num } },
   rmsNormBackward: {
     args: {
-      dy: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      x: { tensor: 'f32', range: first((a) => a.rows * a.dim) },
-      w: { tensor: 'float', range: first((a) => a.dim) },
-      rstd: { tensor: 'f32', range: first((a) => a.rows) },
-      dx: { tensor: 'f32', writes: true, range: first((a) => a.rows * a.dim) },
+      dy: rowsIn,
+      x: rowsIn,
+      w: dimWeight,
+      rstd: perRow,
+      dx: rowsOut,
       dw: { tensor: 'f32', writes: true, range: first((a) => a.dim) },
       rows: int,
       dim: int,
@@ -479,24 +482,8 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
     },
     check: attnCheck,
   },
-  swiglu: {
-    args: {
-      gate: { tensor: 'f32', range: first((a) => a.n) },
-      up: { tensor: 'f32', range: first((a) => a.n) },
-      out: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
-  swigluBackward: {
-    args: {
-      dOut: { tensor: 'f32', range: first((a) => a.n) },
-      gate: { tensor: 'f32', range: first((a) => a.n) },
-      up: { tensor: 'f32', range: first((a) => a.n) },
-      dGate: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      dUp: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      n: int,
-    },
-  },
+  swiglu: { args: { gate: nIn, up: nIn, out: nOut, n: int } },
+  swigluBackward: { args: { dOut: nIn, gate: nIn, up: nIn, dGate: nOut, dUp: nOut, n: int } },
   crossEntropy: {
     args: {
       logits: { tensor: 'f32', writes: (a) => !!a.weights, range: (a) => [a.logitsOff, a.rows * a.V] },
@@ -512,10 +499,10 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   },
   adamw: {
     args: {
-      param: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      grad: { tensor: 'f32', range: first((a) => a.n) },
-      m: { tensor: 'f32', writes: true, range: first((a) => a.n) },
-      v: { tensor: 'f32', writes: true, range: first((a) => a.n) },
+      param: nOut,
+      grad: nIn,
+      m: nOut,
+      v: nOut,
       n: int,
       lr: num,
       beta1: num,
@@ -529,7 +516,7 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
   },
   sumSquares: {
     args: {
-      x: { tensor: 'f32', range: first((a) => a.n) },
+      x: nIn,
       n: int,
       out: { tensor: 'f32', writes: true, range: (a) => [a.outIndex, 1] },
       outIndex: int,
@@ -650,6 +637,11 @@ export interface OpBackend extends BackendOps {}
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the methods are installed on the prototype below, from OPS
 export abstract class OpBackend {
   abstract readonly name: BackendName;
+  /**
+   * Whether kernelMatmul takes matmul's `residual` and `swigluGate` itself (fused into its loads and stores); else
+   * OpBackend composes them from the backend's other ops (./matmul-fused.ts) and the kernel never sees them.
+   */
+  readonly fusesMatmul: boolean = false;
   /** Writes already checked (and, for bf16 tensors, rounded) data at element `offset`. */
   protected abstract kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void;
 
@@ -665,13 +657,16 @@ export abstract class OpBackend {
 }
 for (const op of OP_NAMES) {
   const k = kernelName(op);
+  const composed = (OPS[op] as OpSpec<OpName>).composed as OpSpec<OpName>['composed'] & { compose: (be: Backend, a: unknown) => void };
   Object.defineProperty(OpBackend.prototype, op, {
     configurable: true,
     writable: true,
     value: function (this: OpBackend & Record<string, unknown>, args: never) {
       const kernel = this[k] as ((a: unknown) => void) | undefined;
       if (typeof kernel !== 'function') throw new BackendError(`${this.name} backend: has no kernel for op '${op}' (${k})`, this.name);
-      kernel.call(this, checkOp(this.name, op, args));
+      const a = checkOp(this.name, op, args);
+      if (composed && !this[composed.unless] && composed.wants(a as never)) composed.compose(this as never as Backend, a);
+      else kernel.call(this, a);
     },
   });
 }

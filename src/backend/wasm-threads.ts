@@ -14,13 +14,8 @@
 // Workers: Node's worker_threads (eval'd source), or a module Worker from a Blob URL where `Worker` is a global
 // (Deno, Bun, browsers). The worker source is a string here, so bundles need no worker file on disk.
 
-/** Int32 slots of the control block. */
-const GEN = 0,
-  PENDING = 1,
-  OP = 2,
-  NARGS = 3,
-  FAILED = 4,
-  NEXT = 5;
+/** Int32 slots of the control block: generation, parts pending, op, argument count, failure flag, next part. */
+const [GEN, PENDING, OP, NARGS, FAILED, NEXT] = [0, 1, 2, 3, 4, 5];
 /** Byte offset of the Float64 argument slots in the control block. */
 const ARGS_AT = 64;
 const MAX_ARGS = 32;

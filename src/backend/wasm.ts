@@ -14,13 +14,22 @@
 // (imported shared memory) and the heavy ops run on `threads` threads; each kernel splits only its outputs, so
 // results are bit-identical for any thread count. FMA: the simd_mt_fma build (relaxed SIMD) where the engine
 // validates it. Without shared memory (a page that is not cross-origin isolated) it is the one-thread simd build.
-import { matmulUnfused, wantsFusion } from './matmul-fused.js';
 import simdWasm from '../generated/simd.wasm.js';
 import simdMtWasm from '../generated/simd_mt.wasm.js';
 import simdMtFmaWasm from '../generated/simd_mt_fma.wasm.js';
 import { base64ToBytes, instantiateEmbedded } from '../io/wasm-embed.js';
 import { WasmThreadPool } from './wasm-threads.js';
-import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import {
+  kernelName,
+  OPS,
+  OpBackend,
+  ropeCosSin,
+  type ArgSpec,
+  type KernelArgs,
+  type KernelName,
+  type Kernels,
+  type OpName,
+} from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 interface SimdExports extends WebAssembly.Exports {
@@ -31,109 +40,6 @@ interface SimdExports extends WebAssembly.Exports {
   sumSquares(x: number, n: number): number;
 }
 
-/**
- * The kernels that take a trailing (tid, nth) and split their outputs between threads (assembly/simd.ts), with the
- * arguments before those two.
- */
-interface ThreadedKernels {
-  matmul: [
-    a: number,
-    b: number,
-    c: number,
-    bias: number,
-    M: number,
-    N: number,
-    K: number,
-    transA: number,
-    transB: number,
-    accumulate: number,
-    scratch: number,
-  ];
-  attention: [
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    lse: number,
-    B: number,
-    Tq: number,
-    Hq: number,
-    Hkv: number,
-    D: number,
-    qStart: number,
-    kvCap: number,
-    scratch: number,
-  ];
-  attentionBackward: [
-    g: number,
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    lse: number,
-    dq: number,
-    dk: number,
-    dv: number,
-    B: number,
-    Tq: number,
-    Hq: number,
-    Hkv: number,
-    D: number,
-    qStart: number,
-    kvCap: number,
-    scratch: number,
-  ];
-  add: [a: number, b: number, out: number, n: number];
-  axpy: [alpha: number, x: number, y: number, n: number];
-  scale: [x: number, s: number, n: number];
-  copy2d: [src: number, dst: number, rows: number, cols: number, srcStride: number, dstStride: number, accumulate: number];
-  embedding: [ids: number, table: number, out: number, rows: number, dim: number];
-  embeddingBackward: [ids: number, dOut: number, dTable: number, rows: number, dim: number];
-  sumRows: [dY: number, dBias: number, rows: number, cols: number];
-  rmsNorm: [x: number, w: number, y: number, rstd: number, rows: number, dim: number, eps: number];
-  rmsNormBackward: [dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, dim: number];
-  rope: [x: number, tab: number, rows: number, heads: number, D: number];
-  swiglu: [gate: number, up: number, out: number, n: number];
-  swigluBackward: [dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number];
-  crossEntropy: [logits: number, labels: number, losses: number, weights: number, rows: number, V: number];
-  adamw: [
-    p: number,
-    g: number,
-    m: number,
-    v: number,
-    n: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    omb1: number,
-    omb2: number,
-    eps: number,
-    wd: number,
-    bc1: number,
-    bc2: number,
-    gradScale: number,
-  ];
-}
-type KernelName = keyof ThreadedKernels;
-const THREADED_KERNELS: KernelName[] = [
-  'matmul',
-  'attention',
-  'attentionBackward',
-  'add',
-  'axpy',
-  'scale',
-  'copy2d',
-  'embedding',
-  'embeddingBackward',
-  'sumRows',
-  'rmsNorm',
-  'rmsNormBackward',
-  'rope',
-  'swiglu',
-  'swigluBackward',
-  'crossEntropy',
-  'adamw',
-];
 /** Default WasmBackendOptions.parallelThreshold: waking the pool costs microseconds, about what 64K elements of an O(n) op take. */
 const MIN_PARALLEL_WORK = 1 << 16;
 
@@ -177,6 +83,10 @@ interface Block {
   bytes: number;
 }
 
+// The kernel methods of the ops in WASM_CALLS are installed on the prototype from it (after the class); this
+// declaration merge gives them their types.
+export interface WasmBackend extends Pick<Kernels, KernelName<ThreadedName>> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the kernel methods are installed on the prototype below, from WASM_CALLS
 export class WasmBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'wasm' as const;
   readonly info: string;
@@ -222,7 +132,7 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   }
 
   /** Runs a kernel on every thread of the pool when there is enough work for it, else on this thread alone. */
-  private run<K extends KernelName>(name: K, work: number, ...args: ThreadedKernels[K]): void {
+  private run(name: ThreadedName, work: number, args: number[]): void {
     if (this.pool && work >= this.parallelThreshold) this.pool.run(name, args);
     else (this.k[name] as (...a: number[]) => void)(...args, 0, 1);
   }
@@ -379,12 +289,6 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     const s = (w.ptr >>> 2) + offset;
     this.views().f32.fill(0, s, s + n);
   }
-  kernelCopy2d({ src, dst, rows, cols, srcOff, srcStride, dstOff, dstStride, accumulate }: KernelArgs['copy2d']): void {
-    if (rows <= 0 || cols <= 0) return;
-    const s = this.P(src, 'copy2d src', srcOff, (rows - 1) * srcStride + cols);
-    const d = this.P(dst, 'copy2d dst', dstOff, (rows - 1) * dstStride + cols);
-    this.run('copy2d', rows * cols, s, d, rows, cols, srcStride, dstStride, accumulate ? 1 : 0);
-  }
   async sync(): Promise<void> {}
   destroy(): void {
     // The memory cannot be returned to the engine piecemeal; dropping every reference lets the GC take it.
@@ -393,240 +297,176 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     this.pool?.destroy();
   }
 
-  // ---- elementwise ----
-  kernelAdd({ a, b, out, n }: KernelArgs['add']): void {
-    this.run('add', n, this.P(a, 'add a', 0, n), this.P(b, 'add b', 0, n), this.P(out, 'add out', 0, n), n);
-  }
-  kernelAxpy({ alpha, x, y, n, xOff, yOff }: KernelArgs['axpy']): void {
-    this.run('axpy', n, alpha, this.P(x, 'axpy x', xOff, n), this.P(y, 'axpy y', yOff, n), n);
-  }
-  kernelScale({ x, s, n }: KernelArgs['scale']): void {
-    this.run('scale', n, this.P(x, 'scale x', 0, n), s, n);
+  /**
+   * One threaded kernel call as WASM_CALLS describes it: tensor arguments become byte addresses at the start of the
+   * range the op table gives them (already checked there; `P` checks ownership), flags 0/1, numbers as they are.
+   */
+  callKernel<K extends ThreadedName>(op: K, a: KernelArgs[K]): void {
+    const spec = WASM_CALLS[op] as unknown as WasmCall<OpName>;
+    if (spec.skip?.(a)) return;
+    spec.before?.(this, a);
+    const ranges = OPS[op].args as Record<string, ArgSpec<KernelArgs[K]>>;
+    const named = a as unknown as Record<string, unknown>;
+    const args = spec.args.map((name) => {
+      if (typeof name === 'function') return name(a, this);
+      const v = named[name];
+      const r = ranges[name];
+      if (r && 'tensor' in r) return v === undefined ? 0 : this.P(v as Tensor, `${op} ${name}`, ...r.range(a));
+      return typeof v === 'boolean' ? +v : (v as number);
+    });
+    this.run(op, spec.work(a), args);
   }
 
-  // ---- embedding ----
-  kernelEmbedding({ ids, table, out, rows, dim }: KernelArgs['embedding']): void {
-    this.checkIds(ids, rows, table, dim, 'embedding');
-    this.run(
-      'embedding',
-      rows * dim,
-      this.P(ids, 'embedding ids', 0, rows),
-      this.P(table, 'embedding table'),
-      this.P(out, 'embedding out', 0, rows * dim),
-      rows,
-      dim,
-    );
-  }
-  kernelEmbeddingBackward({ ids, dOut, dTable, rows, dim }: KernelArgs['embeddingBackward']): void {
-    this.checkIds(ids, rows, dTable, dim, 'embeddingBackward');
-    this.run(
-      'embeddingBackward',
-      rows * dim,
-      this.P(ids, 'embeddingBackward ids', 0, rows),
-      this.P(dOut, 'embeddingBackward dOut', 0, rows * dim),
-      this.P(dTable, 'embeddingBackward dTable'),
-      rows,
-      dim,
-    );
-  }
+  // The helpers below are WASM_CALLS' (module scope, so not private; not part of the Backend interface).
+
   /** Out-of-range ids would read/write other tensors' memory, so they are an error here (rows are few). */
-  private checkIds(ids: Tensor, rows: number, table: Tensor, dim: number, what: string): void {
+  checkIds({ ids, rows, dim }: { ids: Tensor; rows: number; dim: number }, table: Tensor, what: string): void {
     const p = this.P(ids, `${what} ids`, 0, rows) >>> 2,
       I = this.views().i32;
     const nRows = Math.floor(this.T(table, what).size / dim);
     for (let r = 0; r < rows; r++)
       if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
   }
-
-  // ---- matmul ----
-  kernelMatmul(args: KernelArgs['matmul']): void {
-    if (wantsFusion(args)) {
-      matmulUnfused(this, args);
-      return;
+  /** Labels >= V would read past the row (negative ones are ignored rows). */
+  checkLabels({ labels, rows, V, labelOff }: KernelArgs['crossEntropy']): void {
+    const pl = this.P(labels, 'crossEntropy labels', labelOff, rows) >>> 2;
+    const I = this.views().i32;
+    for (let r = 0; r < rows; r++) {
+      const y = I[pl + r];
+      if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
     }
-    const { a, b, c, M, N, K, transA, transB, accumulate, aOff, bOff, cOff, bias } = args;
-    if (M <= 0 || N <= 0) return;
-    const pa = this.P(a, 'matmul A', aOff, M * K),
-      pb = this.P(b, 'matmul B', bOff, N * K),
-      pc = this.P(c, 'matmul C', cOff, M * N);
-    const pbias = bias ? this.P(bias, 'matmul bias', 0, N) : 0;
-    this.run('matmul', M * N * K, pa, pb, pc, pbias, M, N, K, transA ? 1 : 0, transB ? 1 : 0, accumulate ? 1 : 0, this.matmulScratch);
   }
-  kernelSumRows({ dY, dBias, rows, cols }: KernelArgs['sumRows']): void {
-    this.run('sumRows', rows * cols, this.P(dY, 'sumRows dY', 0, rows * cols), this.P(dBias, 'sumRows dBias', 0, cols), rows, cols);
+  /** Byte address of the shared per-thread matmul packing scratch. */
+  get matmulScratchPtr(): number {
+    return this.matmulScratch;
   }
-
-  // ---- RMSNorm ----
-  kernelRmsNorm({ x, w, y, rstd, rows, dim, eps }: KernelArgs['rmsNorm']): void {
-    const n = rows * dim;
-    this.run(
-      'rmsNorm',
-      n,
-      this.P(x, 'rmsNorm x', 0, n),
-      this.P(w, 'rmsNorm w', 0, dim),
-      this.P(y, 'rmsNorm y', 0, n),
-      this.P(rstd, 'rmsNorm rstd', 0, rows),
-      rows,
-      dim,
-      eps,
-    );
+  /** Byte address of a scratch range for `threads` attention kernels over kvCap keys. */
+  attentionScratch(kvCap: number): number {
+    return this.scratch(this.threads * this.k.attentionScratchBytes(kvCap));
   }
-  kernelRmsNormBackward({ dy, x, w, rstd, dx, dw, rows, dim }: KernelArgs['rmsNormBackward']): void {
-    const n = rows * dim;
-    this.run(
-      'rmsNormBackward',
-      n,
-      this.P(dy, 'rmsNormBackward dy', 0, n),
-      this.P(x, 'rmsNormBackward x', 0, n),
-      this.P(w, 'rmsNormBackward w', 0, dim),
-      this.P(rstd, 'rmsNormBackward rstd', 0, rows),
-      this.P(dx, 'rmsNormBackward dx', 0, n),
-      this.P(dw, 'rmsNormBackward dw', 0, dim),
-      rows,
-      dim,
-    );
-  }
-
-  // ---- rope: the cos/sin table is computed on the host exactly as cpu.ts does (ops.ts ropeCosSin), then the
-  // kernel applies the rotation to every head.
-  kernelRope({ x, pos, rows, heads, D, inverse, invFreq }: KernelArgs['rope']): void {
+  /**
+   * The rope cos/sin table in scratch memory, computed on the host exactly as cpu.ts does (ops.ts ropeCosSin); the
+   * kernel applies the rotation to every head.
+   */
+  ropeTable({ pos, rows, D, inverse, invFreq }: KernelArgs['rope']): number {
     const half = D / 2;
-    const px = this.P(x, 'rope x', 0, rows * heads * D);
     const pp = this.P(pos, 'rope pos', 0, rows) >>> 2;
     const tab = this.scratch(rows * half * 8);
     const { f32, i32 } = this.views();
     const cos0 = tab >>> 2,
       sin0 = cos0 + rows * half;
     ropeCosSin(invFreq, i32.subarray(pp, pp + rows), rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
-    this.run('rope', rows * heads * D, px, tab, rows, heads, D);
+    return tab;
   }
 
-  // ---- attention ----
-  private attnPtrs(s: AttentionShape) {
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    // work: multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys)
-    const work = B * Hq * Tq * (qStart + (Tq + 1) / 2) * D * 2;
-    return {
-      nq: B * Tq * Hq * D,
-      nkv: B * kvCap * Hkv * D,
-      nl: B * Hq * Tq,
-      work,
-      scratch: this.scratch(this.threads * this.k.attentionScratchBytes(kvCap)),
-    };
-  }
-  kernelAttention(s: KernelArgs['attention']): void {
-    const { q, kCache, vCache, out, lse } = s;
-    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
-    this.run(
-      'attention',
-      work,
-      this.P(q, 'attention q', 0, nq),
-      this.P(kCache, 'attention kCache', 0, nkv),
-      this.P(vCache, 'attention vCache', 0, nkv),
-      this.P(out, 'attention out', 0, nq),
-      this.P(lse, 'attention lse', 0, nl),
-      s.B,
-      s.Tq,
-      s.Hq,
-      s.Hkv,
-      s.D,
-      s.qStart,
-      s.kvCap,
-      scratch,
-    );
-  }
-  kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
-    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache } = s;
-    const { nq, nkv, nl, work, scratch } = this.attnPtrs(s);
-    const w = 'attentionBackward';
-    this.run(
-      'attentionBackward',
-      work,
-      this.P(dOut, `${w} dOut`, 0, nq),
-      this.P(q, `${w} q`, 0, nq),
-      this.P(kCache, `${w} kCache`, 0, nkv),
-      this.P(vCache, `${w} vCache`, 0, nkv),
-      this.P(out, `${w} out`, 0, nq),
-      this.P(lse, `${w} lse`, 0, nl),
-      this.P(dq, `${w} dq`, 0, nq),
-      this.P(dkCache, `${w} dkCache`, 0, nkv),
-      this.P(dvCache, `${w} dvCache`, 0, nkv),
-      s.B,
-      s.Tq,
-      s.Hq,
-      s.Hkv,
-      s.D,
-      s.qStart,
-      s.kvCap,
-      scratch,
-    );
-  }
-
-  // ---- SwiGLU ----
-  kernelSwiglu({ gate, up, out, n }: KernelArgs['swiglu']): void {
-    this.run('swiglu', n, this.P(gate, 'swiglu gate', 0, n), this.P(up, 'swiglu up', 0, n), this.P(out, 'swiglu out', 0, n), n);
-  }
-  kernelSwigluBackward({ dOut, gate, up, dGate, dUp, n }: KernelArgs['swigluBackward']): void {
-    this.run(
-      'swigluBackward',
-      n,
-      this.P(dOut, 'swigluBackward dOut', 0, n),
-      this.P(gate, 'swigluBackward gate', 0, n),
-      this.P(up, 'swigluBackward up', 0, n),
-      this.P(dGate, 'swigluBackward dGate', 0, n),
-      this.P(dUp, 'swigluBackward dUp', 0, n),
-      n,
-    );
-  }
-
-  // ---- cross-entropy ----
-  kernelCrossEntropy({ logits, labels, losses, rows, V, weights, logitsOff, labelOff, lossOff }: KernelArgs['crossEntropy']): void {
-    const pl = this.P(labels, 'crossEntropy labels', labelOff, rows);
-    const I = this.views().i32;
-    for (let r = 0; r < rows; r++) {
-      const y = I[(pl >>> 2) + r];
-      if (y >= V) this.fail(`crossEntropy: label ${y} at row ${r} of '${labels.label}' >= V=${V}`);
-    }
-    this.run(
-      'crossEntropy',
-      rows * V,
-      this.P(logits, 'crossEntropy logits', logitsOff, rows * V),
-      pl,
-      this.P(losses, 'crossEntropy losses', lossOff, rows),
-      weights ? this.P(weights, 'crossEntropy weights', labelOff, rows) : 0,
-      rows,
-      V,
-    );
-  }
-
-  // ---- optimizer ----
-  kernelAdamw({ param, grad, m, v, n, bc1, bc2, ...h }: KernelArgs['adamw']): void {
-    this.run(
-      'adamw',
-      n,
-      this.P(param, 'adamw param', 0, n),
-      this.P(grad, 'adamw grad', 0, n),
-      this.P(m, 'adamw m', 0, n),
-      this.P(v, 'adamw v', 0, n),
-      n,
-      h.lr,
-      h.beta1,
-      h.beta2,
-      1 - h.beta1,
-      1 - h.beta2,
-      h.eps,
-      h.weightDecay,
-      bc1,
-      bc2,
-      h.gradScale,
-    );
-  }
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
     const s = this.k.sumSquares(this.P(x, 'sumSquares x', 0, n), n);
     const p = this.P(out, 'sumSquares out', outIndex, 1) >>> 2;
     this.views().f32[p] += s;
   }
 }
+
+// ---------------------------------------------------------------- the threaded kernels' calls
+
+/** One argument of a kernel export: an argument of the op by name, or a value computed from the arguments. */
+type WasmArg<K extends OpName> = (keyof KernelArgs[K] & string) | ((a: KernelArgs[K], be: WasmBackend) => number);
+interface WasmCall<K extends OpName> {
+  /** Multiply-adds or elements: below the backend's parallelThreshold the call stays on the calling thread. */
+  work: (a: KernelArgs[K]) => number;
+  /** The export's arguments before its trailing (tid, nth), in the order of assembly/simd.ts. */
+  args: WasmArg<K>[];
+  /** Nothing to compute (the export is not called). */
+  skip?: (a: KernelArgs[K]) => boolean;
+  /** A check the op table cannot make (it reads tensor contents), run before the call. */
+  before?: (be: WasmBackend, a: KernelArgs[K]) => void;
+}
+
+/** Multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys). */
+const attentionWork = (a: AttentionShape) => a.B * a.Hq * a.Tq * (a.qStart + (a.Tq + 1) / 2) * a.D * 2;
+const attentionTail = <K extends 'attention' | 'attentionBackward'>(): WasmArg<K>[] => [
+  'B',
+  'Tq',
+  'Hq',
+  'Hkv',
+  'D',
+  'qStart',
+  'kvCap',
+  (a, be) => be.attentionScratch(a.kvCap),
+];
+const elements = (a: { n: number }) => a.n;
+/** AdamW's scalars as the export takes them: 1 - beta too, so no thread recomputes it. */
+const adamwHyper: WasmArg<'adamw'>[] = [
+  'lr',
+  'beta1',
+  'beta2',
+  (a) => 1 - a.beta1,
+  (a) => 1 - a.beta2,
+  'eps',
+  'weightDecay',
+  'bc1',
+  'bc2',
+  'gradScale',
+];
+const rowsTimesDim = (a: { rows: number; dim: number }) => a.rows * a.dim;
+
+/**
+ * Every op with a threaded kernel: the export of the same name takes these arguments, then (tid, nth), and splits
+ * only its outputs between the threads. Only sumSquares (one sum) stays a method of the class.
+ */
+const WASM_CALLS: { [K in Exclude<OpName, 'sumSquares'>]: WasmCall<K> } = {
+  copy2d: {
+    work: (a) => a.rows * a.cols,
+    skip: (a) => a.rows <= 0 || a.cols <= 0,
+    args: ['src', 'dst', 'rows', 'cols', 'srcStride', 'dstStride', 'accumulate'],
+  },
+  add: { work: elements, args: ['a', 'b', 'out', 'n'] },
+  axpy: { work: elements, args: ['alpha', 'x', 'y', 'n'] },
+  scale: { work: elements, args: ['x', 's', 'n'] },
+  embedding: {
+    work: rowsTimesDim,
+    before: (be, a) => be.checkIds(a, a.table, 'embedding'),
+    args: ['ids', 'table', 'out', 'rows', 'dim'],
+  },
+  embeddingBackward: {
+    work: rowsTimesDim,
+    before: (be, a) => be.checkIds(a, a.dTable, 'embeddingBackward'),
+    args: ['ids', 'dOut', 'dTable', 'rows', 'dim'],
+  },
+  matmul: {
+    work: (a) => a.M * a.N * a.K,
+    skip: (a) => a.M <= 0 || a.N <= 0,
+    args: ['a', 'b', 'c', 'bias', 'M', 'N', 'K', 'transA', 'transB', 'accumulate', (_a, be) => be.matmulScratchPtr],
+  },
+  sumRows: { work: (a) => a.rows * a.cols, args: ['dY', 'dBias', 'rows', 'cols'] },
+  rmsNorm: { work: rowsTimesDim, args: ['x', 'w', 'y', 'rstd', 'rows', 'dim', 'eps'] },
+  rmsNormBackward: { work: rowsTimesDim, args: ['dy', 'x', 'w', 'rstd', 'dx', 'dw', 'rows', 'dim'] },
+  rope: { work: (a) => a.rows * a.heads * a.D, args: ['x', (a, be) => be.ropeTable(a), 'rows', 'heads', 'D'] },
+  attention: { work: attentionWork, args: ['q', 'kCache', 'vCache', 'out', 'lse', ...attentionTail<'attention'>()] },
+  attentionBackward: {
+    work: attentionWork,
+    args: ['dOut', 'q', 'kCache', 'vCache', 'out', 'lse', 'dq', 'dkCache', 'dvCache', ...attentionTail<'attentionBackward'>()],
+  },
+  swiglu: { work: elements, args: ['gate', 'up', 'out', 'n'] },
+  swigluBackward: { work: elements, args: ['dOut', 'gate', 'up', 'dGate', 'dUp', 'n'] },
+  crossEntropy: {
+    work: (a) => a.rows * a.V,
+    before: (be, a) => be.checkLabels(a),
+    args: ['logits', 'labels', 'losses', 'weights', 'rows', 'V'],
+  },
+  adamw: { work: elements, args: ['param', 'grad', 'm', 'v', 'n', ...adamwHyper] },
+};
+type ThreadedName = keyof typeof WASM_CALLS;
+const THREADED_KERNELS = Object.keys(WASM_CALLS) as ThreadedName[];
+
+// The kernel methods of the threaded ops (`kernelAdd` for add, ...): one table-driven call each.
+for (const op of THREADED_KERNELS)
+  Object.defineProperty(WasmBackend.prototype, kernelName(op), {
+    configurable: true,
+    writable: true,
+    value: function (this: WasmBackend, args: never) {
+      this.callKernel(op, args);
+    },
+  });
 
 function roundUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;

@@ -79,6 +79,15 @@ export interface WebGPUBackendOptions {
 type ElemType = 'f32' | 'i32' | 'vec4';
 type ParamType = 'u32' | 'i32' | 'f32';
 
+/** Uniform parameters of one type, in this order. */
+const u32 = (...names: string[]): [string, ParamType][] => names.map((n) => [n, 'u32']);
+const f32 = (...names: string[]): [string, ParamType][] => names.map((n) => [n, 'f32']);
+/** Storage bindings in this order: f32 buffers the kernel reads, then those it writes. */
+const bufs = (read: string[], written: string[]): BufSpec[] => [
+  ...read.map((name) => ({ name })),
+  ...written.map((name) => ({ name, rw: true })),
+];
+
 interface BufSpec {
   name: string;
   type?: 'f32' | 'i32';
@@ -88,15 +97,7 @@ interface BufSpec {
 }
 
 /** The uniform block of all three attention kernels (forward, backwardQ, backwardKV): attention.wgsl reads the same Params in each. */
-const ATTENTION_PARAMS: [string, ParamType][] = [
-  ['B', 'u32'],
-  ['Tq', 'u32'],
-  ['Hq', 'u32'],
-  ['Hkv', 'u32'],
-  ['qStart', 'u32'],
-  ['kvCap', 'u32'],
-  ['scale', 'f32'],
-];
+const ATTENTION_PARAMS: [string, ParamType][] = [...u32('B', 'Tq', 'Hq', 'Hkv', 'qStart', 'kvCap'), ...f32('scale')];
 
 interface KernelSpec {
   file: string;
@@ -211,8 +212,8 @@ interface MapOp {
 
 const MAP_OPS: Record<string, MapOp> = {
   add: { params: [], args: { a: 'r', b: 'r', out: 'w' }, body: 'w_out = r_a + r_b;' },
-  axpy: { params: [['alpha', 'f32']], args: { x: 'r', y: 'rw' }, body: 'w_y = r_y + P.alpha * r_x;' },
-  scale: { params: [['s', 'f32']], args: { x: 'rw' }, body: 'w_x = r_x * P.s;' },
+  axpy: { params: f32('alpha'), args: { x: 'r', y: 'rw' }, body: 'w_y = r_y + P.alpha * r_x;' },
+  scale: { params: f32('s'), args: { x: 'rw' }, body: 'w_x = r_x * P.s;' },
   swiglu: { libs: ['swiglu'], params: [], args: { gate: 'r', up: 'r', out: 'w' }, body: 'w_out = swiglu(r_gate, r_up);' },
   swigluBackward: {
     libs: ['swiglu'],
@@ -222,18 +223,7 @@ const MAP_OPS: Record<string, MapOp> = {
   },
   adamw: {
     libs: ['adamw'],
-    params: [
-      ['lr', 'f32'],
-      ['beta1', 'f32'],
-      ['beta2', 'f32'],
-      ['oneMinusBeta1', 'f32'],
-      ['oneMinusBeta2', 'f32'],
-      ['eps', 'f32'],
-      ['wd', 'f32'],
-      ['bc1', 'f32'],
-      ['bc2', 'f32'],
-      ['gradScale', 'f32'],
-    ],
+    params: f32('lr', 'beta1', 'beta2', 'oneMinusBeta1', 'oneMinusBeta2', 'eps', 'wd', 'bc1', 'bc2', 'gradScale'),
     args: { p: 'rw', g: 'r', m: 'rw', v: 'rw' },
     body: 'let u = adamw(r_p, r_g, r_m, r_v); w_p = u.x; w_m = u.y; w_v = u.z;',
   },
@@ -245,77 +235,45 @@ const K: Record<string, KernelSpec> = {
     file: 'elementwise',
     section: 'copy2d',
     wg: 64,
-    params: [
-      ['rLo', 'u32'],
-      ['rHi', 'u32'],
-      ['cols', 'u32'],
-      ['srcOff', 'u32'],
-      ['srcStride', 'u32'],
-      ['dstOff', 'u32'],
-      ['dstStride', 'u32'],
-      ['accumulate', 'u32'],
-    ],
-    bufs: [{ name: 'src' }, { name: 'dst', rw: true }],
+    params: u32('rLo', 'rHi', 'cols', 'srcOff', 'srcStride', 'dstOff', 'dstStride', 'accumulate'),
+    bufs: bufs(['src'], ['dst']),
   },
   sumRows: {
     file: 'elementwise',
     section: 'sumRows',
     wg: 64,
-    params: [
-      ['rows', 'u32'],
-      ['cols', 'u32'],
-    ],
-    bufs: [{ name: 'dy' }, { name: 'db', rw: true }],
+    params: u32('rows', 'cols'),
+    bufs: bufs(['dy'], ['db']),
   },
   ssPartial: {
     file: 'elementwise',
     section: 'sumSquaresPartial',
     wg: 256,
     reduce: true,
-    params: [
-      ['n', 'u32'],
-      ['xOff', 'u32'],
-      ['nGroups', 'u32'],
-      ['pOff', 'u32'],
-    ],
-    bufs: [{ name: 'x' }, { name: 'part', rw: true }],
+    params: u32('n', 'xOff', 'nGroups', 'pOff'),
+    bufs: bufs(['x'], ['part']),
   },
-  subgroupProbe: { file: 'elementwise', section: 'subgroupProbe', wg: 256, reduce: true, params: [], bufs: [{ name: 'out', rw: true }] },
+  subgroupProbe: { file: 'elementwise', section: 'subgroupProbe', wg: 256, reduce: true, params: [], bufs: bufs([], ['out']) },
   ssFinal: {
     file: 'elementwise',
     section: 'sumSquaresFinal',
     wg: 256,
     reduce: true,
-    params: [
-      ['nPart', 'u32'],
-      ['outIndex', 'u32'],
-    ],
-    bufs: [{ name: 'part' }, { name: 'out', rw: true }],
+    params: u32('nPart', 'outIndex'),
+    bufs: bufs(['part'], ['out']),
   },
   embedding: {
     file: 'embedding',
     section: 'forward',
     wg: 64,
-    params: [
-      ['rows', 'u32'],
-      ['dim', 'u32'],
-      ['lo', 'u32'],
-      ['hi', 'u32'],
-      ['base', 'u32'],
-    ],
+    params: u32('rows', 'dim', 'lo', 'hi', 'base'),
     bufs: [{ name: 'ids', type: 'i32' }, { name: 'table' }, { name: 'out', rw: true }],
   },
   embeddingBackward: {
     file: 'embedding',
     section: 'backward',
     wg: 64,
-    params: [
-      ['rows', 'u32'],
-      ['dim', 'u32'],
-      ['lo', 'u32'],
-      ['hi', 'u32'],
-      ['base', 'u32'],
-    ],
+    params: u32('rows', 'dim', 'lo', 'hi', 'base'),
     bufs: [{ name: 'ids', type: 'i32' }, { name: 'dout' }, { name: 'dtable', rw: true }],
   },
   rmsNorm: {
@@ -323,44 +281,29 @@ const K: Record<string, KernelSpec> = {
     section: 'forward',
     wg: 128,
     reduce: true,
-    params: [
-      ['rows', 'u32'],
-      ['dim', 'u32'],
-      ['eps', 'f32'],
-    ],
-    bufs: [{ name: 'x' }, { name: 'w' }, { name: 'y', rw: true }, { name: 'rstd', rw: true }],
+    params: [...u32('rows', 'dim'), ...f32('eps')],
+    bufs: bufs(['x', 'w'], ['y', 'rstd']),
   },
   rmsNormBackwardX: {
     file: 'rmsnorm',
     section: 'backwardX',
     wg: 128,
     reduce: true,
-    params: [
-      ['rows', 'u32'],
-      ['dim', 'u32'],
-    ],
-    bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'w' }, { name: 'rstd' }, { name: 'dx', rw: true }],
+    params: u32('rows', 'dim'),
+    bufs: bufs(['dy', 'x', 'w', 'rstd'], ['dx']),
   },
   rmsNormBackwardW: {
     file: 'rmsnorm',
     section: 'backwardW',
     wg: 64,
-    params: [
-      ['rows', 'u32'],
-      ['dim', 'u32'],
-    ],
-    bufs: [{ name: 'dy' }, { name: 'x' }, { name: 'rstd' }, { name: 'dw', rw: true }],
+    params: u32('rows', 'dim'),
+    bufs: bufs(['dy', 'x', 'rstd'], ['dw']),
   },
   rope: {
     file: 'rope',
     section: 'rope',
     wg: 64,
-    params: [
-      ['rows', 'u32'],
-      ['heads', 'u32'],
-      ['D', 'u32'],
-      ['inverse', 'u32'],
-    ],
+    params: u32('rows', 'heads', 'D', 'inverse'),
     bufs: [{ name: 'pos', type: 'i32' }, { name: 'freq' }, { name: 'x', rw: true }],
   },
   attention: {
@@ -368,52 +311,28 @@ const K: Record<string, KernelSpec> = {
     section: 'forward',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: [{ name: 'q' }, { name: 'k' }, { name: 'v' }, { name: 'out', rw: true }, { name: 'lse', rw: true }],
+    bufs: bufs(['q', 'k', 'v'], ['out', 'lse']),
   },
   attentionBackwardQ: {
     file: 'attention',
     section: 'backwardQ',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: [
-      { name: 'dout' },
-      { name: 'q' },
-      { name: 'k' },
-      { name: 'v' },
-      { name: 'out' },
-      { name: 'lse' },
-      { name: 'dq', rw: true },
-      { name: 'delta', rw: true },
-    ],
+    bufs: bufs(['dout', 'q', 'k', 'v', 'out', 'lse'], ['dq', 'delta']),
   },
   attentionBackwardKV: {
     file: 'attention',
     section: 'backwardKV',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: [
-      { name: 'dout' },
-      { name: 'q' },
-      { name: 'k' },
-      { name: 'v' },
-      { name: 'lse' },
-      { name: 'delta' },
-      { name: 'dk', rw: true },
-      { name: 'dv', rw: true },
-    ],
+    bufs: bufs(['dout', 'q', 'k', 'v', 'lse', 'delta'], ['dk', 'dv']),
   },
   crossEntropy: {
     file: 'crossentropy',
     section: 'crossEntropy',
     wg: 256,
     reduce: true,
-    params: [
-      ['V', 'u32'],
-      ['rows', 'u32'],
-      ['logitsOff', 'u32'],
-      ['labelOff', 'u32'],
-      ['lossOff', 'u32'],
-    ],
+    params: u32('V', 'rows', 'logitsOff', 'labelOff', 'lossOff'),
     bufs: [
       { name: 'x', rw: true },
       { name: 'labels', type: 'i32' },
@@ -423,25 +342,25 @@ const K: Record<string, KernelSpec> = {
   },
 };
 
-const MATMUL_PARAMS: [string, ParamType][] = [
-  ['M', 'u32'],
-  ['N', 'u32'],
-  ['K', 'u32'],
-  ['aOff', 'u32'],
-  ['bOff', 'u32'],
-  ['cOff', 'u32'],
-  ['mLo', 'u32'],
-  ['mHi', 'u32'],
-  ['nLo', 'u32'],
-  ['nHi', 'u32'],
-  ['kLo', 'u32'],
-  ['kHi', 'u32'],
-  ['mBase', 'u32'],
-  ['nBase', 'u32'],
-  ['accumulate', 'u32'],
-  ['useBias', 'u32'],
-  ['useRes', 'u32'],
-];
+const MATMUL_PARAMS: [string, ParamType][] = u32(
+  'M',
+  'N',
+  'K',
+  'aOff',
+  'bOff',
+  'cOff',
+  'mLo',
+  'mHi',
+  'nLo',
+  'nHi',
+  'kLo',
+  'kHi',
+  'mBase',
+  'nBase',
+  'accumulate',
+  'useBias',
+  'useRes',
+);
 /** g: the SwiGLU gate fused into A's loads (A's layout); r: the residual fused into C's store (C's layout). */
 const MATMUL_BUFS: BufSpec[] = [
   { name: 'a' },
@@ -500,6 +419,8 @@ export async function createWebGPUBackend(opts: WebGPUBackendOptions = {}): Prom
 
 export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'webgpu' as const;
+  /** kernelMatmul fuses the residual add into C's store and the SwiGLU gate into A's loads (one pass fewer each). */
+  override readonly fusesMatmul = true;
   readonly info: string;
   readonly maxBindingBytes: number;
   /** Elements per chunk of a split tensor (a multiple of 4). */

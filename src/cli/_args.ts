@@ -12,6 +12,36 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
+/** The arguments a command defined with defineCommand receives: its flags parsed, and argv as given. */
+export type ParsedFlags<O extends Options> = ReturnType<typeof parseFlags<O>>;
+
+/**
+ * A Command whose flags (`options`, at most `positionals` positionals) are parsed before `run` sees them, and whose
+ * --help prints its help and exits 0: the part every command's run() began with.
+ */
+export function defineCommand<O extends Options>(c: {
+  name: string;
+  summary: string;
+  help: string;
+  options: O;
+  positionals?: number;
+  run(flags: ParsedFlags<O>, argv: string[]): Promise<number>;
+}): Command {
+  return {
+    name: c.name,
+    summary: c.summary,
+    help: c.help,
+    async run(argv) {
+      const flags = parseFlags(c.name, argv, c.options, c.positionals ?? 0);
+      if (flags.values.help) {
+        console.log(c.help);
+        return 0;
+      }
+      return c.run(flags, argv);
+    },
+  };
+}
+
 /** A mistake in how the command was called: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {}
 

@@ -5,7 +5,7 @@ import { joinSource, sourceExists, writeFileAtomic } from '../io/source.js';
 import { readJsonlFile } from '../io/jsonl.js';
 import { compareRuns, type RunForComparison } from '../latent/compare.js';
 import type { EvalRecord } from '../latent/trainer.js';
-import { type Command, parseFlags, UsageError } from './_args.js';
+import { defineCommand, UsageError } from './_args.js';
 
 const help = `latentlm compare RUN_DIR [RUN_DIR ...] [--out FILE.svg] [--names a,b,...]
 
@@ -16,16 +16,13 @@ without latents. Prints a markdown table of each run's last evaluation.
   --out FILE.svg   where the plot goes (default compare.svg; written atomically)
   --names a,b,...  legend labels (default: the directories' names)`;
 
-export const compareCommand: Command = {
+export const compareCommand = defineCommand({
   name: 'compare',
   summary: 'overlay phase-1 runs (loss after breakpoints, latent-usage gaps, accuracy) in one SVG + a table',
   help,
-  async run(argv: string[]): Promise<number> {
-    const { values, positionals } = parseFlags('compare', argv, { out: { type: 'string' }, names: { type: 'string' } }, Infinity);
-    if (values.help) {
-      console.log(help);
-      return 0;
-    }
+  options: { out: { type: 'string' }, names: { type: 'string' } },
+  positionals: Infinity,
+  async run({ values, positionals }) {
     if (!positionals.length) throw new UsageError('compare: give at least one run directory');
     const names = values.names ? values.names.split(',') : positionals.map((d) => basename(d.replace(/[/\\]+$/, '')) || d);
     if (names.length !== positionals.length)
@@ -47,4 +44,4 @@ export const compareCommand: Command = {
     console.log(`\nplot: ${out}`);
     return 0;
   },
-};
+});

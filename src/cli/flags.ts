@@ -101,19 +101,41 @@ export class FlagReader {
 
 export const BACKEND_CHOICES = ['webgpu', 'wasm', 'gpujs', 'cpu'] as const;
 
+/**
+ * A node:util parseArgs options table from flag names: `valued` take a value (`--steps N`, read with FlagReader),
+ * `switches` are booleans (`--resume`). The names stay literal types, so the parsed `values` are typed per flag.
+ */
+export function flagTable<V extends string, S extends string = never>(
+  valued: readonly V[],
+  switches: readonly S[] = [],
+): { [K in V]: { type: 'string' } } & { [K in S]: { type: 'boolean' } } {
+  const table: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const n of valued) table[n] = { type: 'string' };
+  for (const n of switches) table[n] = { type: 'boolean' };
+  return table as never;
+}
+
+/** Help of the run flags whose text is the same in every training command: [flag, line, continuation lines...]. */
+const RUN_FLAG_HELP: string[][] = [
+  [
+    '--resume',
+    'continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there',
+    'is no checkpoint or a flag that shapes the run differs from the checkpointed one',
+  ],
+  ['--resume-anyway', 'resume even with such differences (they are listed)'],
+  ['--backend B', 'webgpu | wasm | gpujs | cpu (default: the fastest available)'],
+  ['--allow-nonfinite', 'load --model weights even if some are NaN/Inf (refused by default, naming the tensor)'],
+  ['--threads N', 'threads of the wasm backend (default: every core; results are identical for any N)'],
+];
+
+/** Those help lines, each description starting at column `col` like the rest of the command's help. */
+export function runFlagsHelp(col: number): string {
+  return RUN_FLAG_HELP.map(([flag, ...text]) => text.map((t, i) => (i ? '' : `  ${flag}`).padEnd(col) + t).join('\n')).join('\n');
+}
+
 /** The flags every training command (train, rl) takes alike: where the model, data and run directory are, evaluation and
  * checkpoint cadence, resuming, the backend and the seed. */
-export const RUN_FLAGS = {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'eval-rows': { type: 'string' },
-  resume: { type: 'boolean' },
-  'resume-anyway': { type: 'boolean' },
-  'ckpt-every': { type: 'string' },
-  'allow-nonfinite': { type: 'boolean' },
-  backend: { type: 'string' },
-  threads: { type: 'string' },
-  seed: { type: 'string' },
-} as const;
+export const RUN_FLAGS = flagTable(
+  ['model', 'data', 'out', 'eval-every', 'eval-rows', 'ckpt-every', 'backend', 'threads', 'seed'],
+  ['resume', 'resume-anyway', 'allow-nonfinite'],
+);

@@ -1,6 +1,6 @@
 // `latentlm reward`: {"completion","gold"} lines in, {"reward","format","extracted"} lines out (see src/data/grade.ts).
 import { reward, type Gold } from '../data/grade.js';
-import { mapJsonLines, parseFlags, type Command } from './_args.js';
+import { defineCommand, mapJsonLines } from './_args.js';
 
 const help = `latentlm reward [--strict] [FILE]
 
@@ -11,16 +11,13 @@ The answer is the number after the last "####" (format 1), else the last number 
   --strict   only "#### N" counts: no fallback to the last number
 A blank line prints a blank line (output line N answers input line N). A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
-export const rewardCommand: Command = {
+export const rewardCommand = defineCommand({
   name: 'reward',
   summary: 'score completions against gold answers (JSONL in, JSONL out)',
   help,
-  async run(argv) {
-    const { values, positionals } = parseFlags('reward', argv, { strict: { type: 'boolean' } }, 1);
-    if (values.help) {
-      console.log(help);
-      return 0;
-    }
+  options: { strict: { type: 'boolean' } },
+  positionals: 1,
+  async run({ values, positionals }) {
     return mapJsonLines('reward', positionals[0], (line) => {
       const v = JSON.parse(line) as { completion?: unknown; gold?: unknown } | null;
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('line is not a JSON object');
@@ -30,4 +27,4 @@ export const rewardCommand: Command = {
       return JSON.stringify(reward(v.completion, v.gold as Gold, { strict: values.strict }));
     });
   },
-};
+});

@@ -15,7 +15,7 @@ import { parseFlags, UsageError } from './_args.js';
 import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
-import { BACKEND_CHOICES, FlagReader, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, runFlagsHelp, valueFlagNames } from './flags.js';
 import { hasLatentTrunk } from '../model/latent-params.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
@@ -54,12 +54,7 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --eval-rows N        held-out problems per evaluation (default 32)
   --sample-every N     log sampled completions (latent spans marked) every N steps (default 25)
   --ckpt-every N       steps between checkpoints (default 25; 0 = only at the end and on Ctrl-C)
-  --resume             continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
-                       is no checkpoint or a flag that shapes the run differs from the checkpointed one
-  --resume-anyway      resume even with such differences (they are listed)
-  --backend B          webgpu | wasm | gpujs | cpu (default: the fastest available)
-  --allow-nonfinite    load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
-  --threads N          threads of the wasm backend (default: every core; results are identical for any N)
+${runFlagsHelp(23)}
   --seed N             data order and sampling (default 0)
   --help               this text
 
@@ -92,30 +87,11 @@ async function loadInitial(be: Backend, model: string | undefined, init: string 
 
 const RL_FLAGS = {
   ...RUN_FLAGS,
-  steps: { type: 'string' },
-  group: { type: 'string' },
-  questions: { type: 'string' },
-  lr: { type: 'string' },
-  beta: { type: 'string' },
-  eps: { type: 'string' },
-  'eps-high': { type: 'string' },
-  'ppo-epochs': { type: 'string' },
-  'latent-cost': { type: 'string' },
-  'format-reward': { type: 'string' },
-  strict: { type: 'boolean' },
-  'filter-zero-variance': { type: 'boolean' },
-  condition: { type: 'string' },
-  mode: { type: 'string' },
-  'max-latents': { type: 'string' },
-  'latent-budget': { type: 'string' },
-  'max-new': { type: 'string' },
-  temperature: { type: 'string' },
-  'head-lr': { type: 'string' },
-  init: { type: 'string' },
-  preset: { type: 'string' },
-  'sample-every': { type: 'string' },
-  'micro-batch': { type: 'string' },
-} as const;
+  // the GRPO objective; sampling; the policy's start and the synthetic data
+  ...flagTable(['steps', 'group', 'questions', 'lr', 'beta', 'eps', 'eps-high', 'ppo-epochs', 'latent-cost', 'format-reward', 'head-lr']),
+  ...flagTable(['condition', 'mode', 'max-latents', 'latent-budget', 'max-new', 'temperature', 'sample-every', 'micro-batch']),
+  ...flagTable(['init', 'preset'], ['strict', 'filter-zero-variance']),
+};
 const parseRlFlags = (argv: string[]) => parseFlags('rl', joinNegativeValues(argv, valueFlagNames(RL_FLAGS)), RL_FLAGS);
 
 /** The numeric flags, typed and range-checked (UsageError naming the flag otherwise). */

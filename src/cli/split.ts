@@ -1,7 +1,7 @@
 // `latentlm split`: GSM8K JSONL rows in, {"question","steps","final"} lines out (see src/data/gsm8k.ts).
 import { parseGsm8kLine, type Annotation } from '../data/gsm8k.js';
 import { expandAnnotations, expansionReport, formatExpandReport, DEFAULT_MAX_STEPS } from '../data/expand.js';
-import { mapJsonLines, parseFlags, readLines, UsageError, type Command } from './_args.js';
+import { defineCommand, mapJsonLines, readLines, UsageError } from './_args.js';
 
 const help = `latentlm split [--annotations] [--expand] [--report] [--max-steps N] [FILE]
 
@@ -16,21 +16,13 @@ cut starts with the result), without the final "#### N" line; final is N without
   --annotations   also print "annotations": [{"expr","result"}, ...] (one per cut)
 A blank line prints a blank line (output line N answers input line N). A malformed row prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
-export const splitCommand: Command = {
+export const splitCommand = defineCommand({
   name: 'split',
   summary: 'split GSM8K answers into steps at calculator annotations (JSONL in, JSONL out)',
   help,
-  async run(argv) {
-    const { values, positionals } = parseFlags(
-      'split',
-      argv,
-      { annotations: { type: 'boolean' }, expand: { type: 'boolean' }, report: { type: 'boolean' }, 'max-steps': { type: 'string' } },
-      1,
-    );
-    if (values.help) {
-      console.log(help);
-      return 0;
-    }
+  options: { annotations: { type: 'boolean' }, expand: { type: 'boolean' }, report: { type: 'boolean' }, 'max-steps': { type: 'string' } },
+  positionals: 1,
+  async run({ values, positionals }) {
     const maxSteps = values['max-steps'] === undefined ? DEFAULT_MAX_STEPS : Number(values['max-steps']);
     if (!Number.isInteger(maxSteps) || maxSteps < 1)
       throw new UsageError(`split: --max-steps must be a positive integer, got '${values['max-steps']}'`);
@@ -53,7 +45,7 @@ export const splitCommand: Command = {
       'row',
     );
   },
-};
+});
 
 /** `split --report`: expands every annotation of FILE and prints the summary; malformed rows are listed, exit 1. */
 async function reportCoverage(file: string | undefined, maxSteps: number): Promise<number> {

@@ -1,5 +1,5 @@
 // `latentlm tokenize`: JSON strings in, JSON arrays of token ids out (or the reverse with --decode).
-import { mapJsonLines, parseFlags, type Command } from './_args.js';
+import { defineCommand, mapJsonLines } from './_args.js';
 
 const help = `latentlm tokenize [--tokenizer PATH] [--decode] [FILE]
 
@@ -9,16 +9,13 @@ Reads one JSON string per line from FILE (or stdin) and prints its token ids as 
   --decode           the reverse: each line a JSON array of ids, printed as a JSON string
 A blank line prints a blank line (output line N answers input line N). A malformed line prints {"error": "...", "line": N} in its place and the exit code is 1.`;
 
-export const tokenizeCommand: Command = {
+export const tokenizeCommand = defineCommand({
   name: 'tokenize',
   summary: 'text to token ids and back (JSONL in, JSONL out)',
   help,
-  async run(argv) {
-    const { values, positionals } = parseFlags('tokenize', argv, { tokenizer: { type: 'string' }, decode: { type: 'boolean' } }, 1);
-    if (values.help) {
-      console.log(help);
-      return 0;
-    }
+  options: { tokenizer: { type: 'string' }, decode: { type: 'boolean' } },
+  positionals: 1,
+  async run({ values, positionals }) {
     // Imported here so that other commands do not pay for the embedded vocabulary at startup.
     const { Tokenizer } = await import('../text/tokenizer.js');
     const tok = await Tokenizer.load(values.tokenizer);
@@ -33,4 +30,4 @@ export const tokenizeCommand: Command = {
       return JSON.stringify(Array.from(tok.encode(v)));
     });
   },
-};
+});

@@ -8,9 +8,9 @@ import { usageVerdict } from '../latent/diagnostics.js';
 import { reward } from '../data/grade.js';
 import { createProgress } from '../io/progress.js';
 import { applyChatTemplate, loadData, loadModel, pickBackend } from '../setup/loaders.js';
-import { conditionHelp, conditionOptions, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
+import { CONDITION_SWITCHES, CONDITION_VALUE_FLAGS, conditionHelp, prepareSubsteps, resolveCondition } from '../setup/conditions.js';
 import { parseFlags, UsageError } from './_args.js';
-import { BACKEND_CHOICES, FlagReader, joinNegativeValues, RUN_FLAGS, valueFlagNames } from './flags.js';
+import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, runFlagsHelp, valueFlagNames } from './flags.js';
 import { installStopSignal, type StopSignal } from '../train/signals.js';
 import { checkResume, readRecords } from '../train/resume.js';
 import { DivergenceWatch } from '../train/divergence.js';
@@ -46,12 +46,7 @@ ${conditionHelp}
   --gen-rows N       held-out problems answered by generation for accuracy (default 24)
   --max-len N        tokens per training sequence; longer rows are cut, with a warning (default 512)
   --ckpt-every N     steps between checkpoints (default 50; 0 = only at the end and on Ctrl-C)
-  --resume           continue from OUT/checkpoint (same trajectory as an uninterrupted run); refuses when there
-                     is no checkpoint or a flag that shapes the run differs from the checkpointed one
-  --resume-anyway    resume even with such differences (they are listed)
-  --backend B        webgpu | wasm | gpujs | cpu (default: the fastest available)
-  --allow-nonfinite  load --model weights even if some are NaN/Inf (refused by default, naming the tensor)
-  --threads N        threads of the wasm backend (default: every core; results are identical for any N)
+${runFlagsHelp(21)}
   --seed N           data order, sampling and synthetic data (default 0)
   --help             this text
 
@@ -60,20 +55,12 @@ being written waits for it, one after that quits at once (the previous checkpoin
 
 const TRAIN_FLAGS = {
   ...RUN_FLAGS,
-  steps: { type: 'string' },
-  mode: { type: 'string' },
-  latents: { type: 'string' },
-  baseline: { type: 'string' },
-  batch: { type: 'string' },
-  lr: { type: 'string' },
-  curriculum: { type: 'string' },
-  'gen-rows': { type: 'string' },
-  chat: { type: 'boolean' },
-  feedback: { type: 'string' },
-  'supervise-latents': { type: 'string' },
-  'max-len': { type: 'string' },
-  ...conditionOptions,
-} as const;
+  ...flagTable(
+    ['steps', 'mode', 'latents', 'baseline', 'batch', 'lr', 'curriculum', 'gen-rows', 'feedback', 'supervise-latents', 'max-len'],
+    ['chat'],
+  ),
+  ...flagTable(CONDITION_VALUE_FLAGS, CONDITION_SWITCHES),
+};
 
 export async function trainMain(argv: string[]): Promise<number> {
   const { values } = parseFlags('train', joinNegativeValues(argv, valueFlagNames(TRAIN_FLAGS)), TRAIN_FLAGS);
@@ -81,20 +68,20 @@ export async function trainMain(argv: string[]): Promise<number> {
     console.log(trainHelp);
     return 0;
   }
-  const flags = readTrainFlags(values);
   // installed before anything slow: a Ctrl-C while the model loads must not end the process unsaved
-  const stop = installStopSignal({ checkpointDir: flags.ckptDir, log: (l) => console.log(l) });
+  const stop = installStopSignal({ checkpointDir: `${outDir(values)}/checkpoint`, log: (l) => console.log(l) });
   try {
-    return await runTraining(values, flags, stop);
+    return await runTraining(values, stop);
   } finally {
     stop.dispose();
   }
 }
 
 type TrainValues = ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>['values'];
+const outDir = (values: TrainValues) => values.out ?? 'runs/train';
 
-/** Every flag typed and range-checked (UsageError naming the flag), before anything loads. */
-function readTrainFlags(values: TrainValues) {
+async function runTraining(values: TrainValues, stop: StopSignal): Promise<number> {
+  // every flag typed and range-checked (UsageError naming the flag) before anything loads
   const f = new FlagReader('train', values);
   const mode = f.choice('mode', ['full', 'two-trunk'] as const, 'full');
   // --baseline and --latents are range-checked here; resolveCondition below turns them into the condition
@@ -126,56 +113,9 @@ function readTrainFlags(values: TrainValues) {
     throw new UsageError(
       `train: --feedback gated mixes fed-back latents; condition '${resolved.name}' has none (use --latents >= 1 without --baseline pause)`,
     );
-  const out = values.out ?? 'runs/train';
+  const out = outDir(values);
   const ckptDir = `${out}/checkpoint`;
   const metricsFile = `${out}/metrics.jsonl`;
-  return {
-    mode,
-    feedback,
-    seed,
-    steps,
-    batchSize,
-    lr,
-    maxLen,
-    evalEvery,
-    evalRows,
-    genRows,
-    ckptEvery,
-    latentSupervision,
-    curriculum,
-    backendName,
-    threads,
-    out,
-    ckptDir,
-    metricsFile,
-    testRows,
-    resolved,
-  };
-}
-
-async function runTraining(values: TrainValues, flags: ReturnType<typeof readTrainFlags>, stop: StopSignal): Promise<number> {
-  const {
-    mode,
-    feedback,
-    seed,
-    steps,
-    batchSize,
-    lr,
-    maxLen,
-    evalEvery,
-    evalRows,
-    genRows,
-    ckptEvery,
-    latentSupervision,
-    curriculum,
-    backendName,
-    threads,
-    out,
-    ckptDir,
-    metricsFile,
-    testRows,
-    resolved,
-  } = flags;
   let k = resolved.k;
   const t0 = performance.now();
   const saved = values.resume ? await readCheckpointState(ckptDir) : null;

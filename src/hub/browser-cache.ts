@@ -18,6 +18,12 @@ function defaultCaches(): CacheStorageLike | undefined {
   return (globalThis as { caches?: CacheStorageLike }).caches;
 }
 
+/**
+ * The two cache strategies take the same arguments: fetch's, then the cache storage (default: the page's Cache API,
+ * undefined where there is none) and the fetch to use.
+ */
+export type CachingFetch = (url: string, init?: RequestInit, storage?: CacheStorageLike, fetchFn?: typeof fetch) => Promise<Response>;
+
 export function isCacheableHubUrl(url: string): boolean {
   return IMMUTABLE.test(url);
 }
@@ -26,12 +32,7 @@ export function isCacheableHubUrl(url: string): boolean {
  * fetch() for Hub file URLs through the Cache API: a hit is served from the cache; a miss is fetched and a copy
  * stored. Anything else (or no Cache API: Node, an insecure origin) is a plain fetch.
  */
-export async function cachedFetch(
-  url: string,
-  init?: RequestInit,
-  storage: CacheStorageLike | undefined = defaultCaches(),
-  fetchFn: typeof fetch = fetch,
-): Promise<Response> {
+export const cachedFetch: CachingFetch = async (url, init, storage = defaultCaches(), fetchFn = fetch) => {
   if (!storage || !isCacheableHubUrl(url) || (init?.method && init.method !== 'GET' && init.method !== 'HEAD')) return fetchFn(url, init);
   let cache: CacheLike;
   try {
@@ -51,18 +52,13 @@ export async function cachedFetch(
     }
   }
   return res;
-}
+};
 
 /**
  * For the one mutable request, the repo API's revision -> commit lookup: the network when it answers (and a copy
  * kept), the last copy when it does not, so a page loaded offline still finds the commit whose files are cached.
  */
-export async function networkFirst(
-  url: string,
-  init?: RequestInit,
-  storage: CacheStorageLike | undefined = defaultCaches(),
-  fetchFn: typeof fetch = fetch,
-): Promise<Response> {
+export const networkFirst: CachingFetch = async (url, init, storage = defaultCaches(), fetchFn = fetch) => {
   const cache = storage ? await storage.open(HUB_CACHE_NAME).catch(() => undefined) : undefined;
   let res: Response;
   try {
@@ -74,4 +70,4 @@ export async function networkFirst(
   }
   if (res.ok && cache) await cache.put(url, res.clone()).catch(() => undefined);
   return res;
-}
+};

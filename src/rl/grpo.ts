@@ -300,19 +300,19 @@ export class GrpoTrainer {
   private needsMarkers = false;
 
   private get policy(): DecodeOptions {
-    const o = this.o;
+    const { condition, maxNewTokens, temperature, topP, maxLatents, latentBudget, latentsPerSpan, eosId, stopAtAnswer } = this.o;
     return {
-      condition: o.condition,
+      condition,
       startHead: this.startHead,
       endHead: this.endHead,
-      maxNewTokens: o.maxNewTokens,
-      temperature: o.temperature,
-      topP: o.topP ?? 1,
-      maxLatents: o.maxLatents,
-      latentBudget: o.latentBudget,
-      latentsPerSpan: o.latentsPerSpan,
-      eosId: o.eosId,
-      stop: o.stopAtAnswer === false ? undefined : (t) => /(^|\n)#### [^\n]*\n$/.test(this.tok.decode(t.slice(-24))),
+      maxNewTokens,
+      temperature,
+      topP: topP ?? 1,
+      maxLatents,
+      latentBudget,
+      latentsPerSpan,
+      eosId,
+      stop: stopAtAnswer === false ? undefined : (t) => /(^|\n)#### [^\n]*\n$/.test(this.tok.decode(t.slice(-24))),
     };
   }
 

@@ -12,18 +12,19 @@ import { expandAnnotation } from '../data/expand.js';
 export type ConditionName = 'none' | 'pause' | 'latent' | 'scratch' | 'internalize';
 export const CONDITIONS: readonly ConditionName[] = ['none', 'pause', 'latent', 'scratch', 'internalize'];
 
-export const conditionOptions = {
-  condition: { type: 'string' },
-  stages: { type: 'string' },
-  'stage-steps': { type: 'string' },
-  mix: { type: 'string' },
-  'reset-optimizer': { type: 'boolean' },
-  'step-decode': { type: 'string' },
-  distill: { type: 'string' },
-  preset: { type: 'string' },
-  'test-rows': { type: 'string' },
-  'gen-no-latents': { type: 'string' },
-} as const;
+/** The condition flags that take a value, and the one switch (the train command's options table adds them). */
+export const CONDITION_VALUE_FLAGS = [
+  'condition',
+  'stages',
+  'stage-steps',
+  'mix',
+  'step-decode',
+  'distill',
+  'preset',
+  'test-rows',
+  'gen-no-latents',
+] as const;
+export const CONDITION_SWITCHES = ['reset-optimizer'] as const;
 
 export const conditionHelp = `  --condition C      none | pause | latent | scratch | internalize (default latent; --latents 0 = none, --baseline pause = pause)
                      scratch: each breakpoint's expanded sub-steps written as text (the explicit upper bound);
