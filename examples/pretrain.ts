@@ -133,9 +133,18 @@ for (const p of Object.values(SYNTH_PRESETS))
   for (const split of ['train', 'test'] as const)
     for (const r of withSteps(generateProblems({ ...p, seed, count: 3000, split }))) vocabTexts.push(plainText(r), scratchForm(r));
 // --init: continue from a model, keeping its vocabulary (its ids are what its embedding rows mean)
-const map = values.init
-  ? VocabMap.fromJSON(JSON.parse(readFileSync(`${values.init}/vocab-map.json`, 'utf8')), `${values.init}/vocab-map.json`)
-  : VocabMap.fromCorpus(full, vocabTexts, [...allByteTokens(full), EOS_ID]);
+const readInitMap = (dir: string) => {
+  const file = `${dir}/vocab-map.json`;
+  try {
+    return VocabMap.fromJSON(JSON.parse(readFileSync(file, 'utf8')), file);
+  } catch (e) {
+    console.error(
+      `error: --init ${dir}: ${(e as Error).message} (a model made by this script has config.json, model.safetensors, vocab-map.json)`,
+    );
+    process.exit(1);
+  }
+};
+const map = values.init ? readInitMap(values.init) : VocabMap.fromCorpus(full, vocabTexts, [...allByteTokens(full), EOS_ID]);
 const tok = wrapTokenizer(full, map);
 
 console.log(
