@@ -23,6 +23,7 @@ import type { FeedbackSpec } from '../src/rl/feedback.js';
 import type { Checker } from '../src/rl/rewards.js';
 import type { Action, Completion } from '../src/generation/decode.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
+import { writeTinyModel } from './_tiny-model.js';
 
 function rows(n: number, seed: number): SplitRow[] {
   const rng = new Rng(seed);
@@ -202,7 +203,14 @@ describe('RL keeps the phase-1 latent feedback', () => {
     it(`GRPO trains the gate like latent.embeddings (${mode})`, async () => {
       const { model, start } = await fromPhase1('gated');
       if (mode === 'two-trunk') model.enableTwoTrunk();
-      const tr = new GrpoTrainer(model, charTok, tasks, lenient, rlOptions({ feedback: start.feedback, beta: 0, ppoEpochs: 1 }), start.heads);
+      const tr = new GrpoTrainer(
+        model,
+        charTok,
+        tasks,
+        lenient,
+        rlOptions({ feedback: start.feedback, beta: 0, ppoEpochs: 1 }),
+        start.heads,
+      );
       for (const name of [GATE_WEIGHT, GATE_BIAS]) expect(model.isTrainable(name), name).toBe(model.isTrainable(LATENT_EMBEDDINGS));
       const before = new Map<string, number[]>();
       for (const name of [GATE_WEIGHT, GATE_BIAS, LATENT_EMBEDDINGS, TOKEN_EMBEDDINGS]) before.set(name, await read(model, name));
@@ -333,4 +341,84 @@ describe('RL keeps the phase-1 latent feedback', () => {
       plain.destroy();
     });
   });
+});
+
+describe('the rl command with --init a gated phase-1 run', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'latentlm-rl-feedback-cli-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const quiet = async <T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> => {
+    const log = console.log,
+      err = console.error,
+      lines: string[] = [],
+      errors: string[] = [];
+    console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+    console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+    try {
+      return { value: await f(), out: lines.join('\n'), err: errors.join('\n') };
+    } finally {
+      console.log = log;
+      console.error = err;
+    }
+  };
+  const stepRecords = (out: string) =>
+    readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'step')
+      .map(({ tokPerSec: _t, genSec: _g, trainSec: _s, ...r }) => r);
+
+  it('runs the checkpoint feedback, records it, and resumes (the reference reloaded with it) as the straight run', async () => {
+    const tiny = join(tmp, 'tiny'),
+      p1 = join(tmp, 'p1');
+    await writeTinyModel(tiny, { hidden: 16, layers: 1 });
+    const { trainMain } = await import('../src/cli/train-main.js');
+    const { rlMain } = await import('../src/cli/rl.js');
+    const trained = await quiet(() =>
+      trainMain(
+        ['--model', tiny, '--backend', 'cpu', '--feedback', 'gated', '--steps', '2', '--batch', '2', '--eval-every', '0'].concat([
+          '--eval-rows',
+          '1',
+          '--gen-rows',
+          '0',
+          '--out',
+          p1,
+        ]),
+      ),
+    );
+    expect(trained.value, trained.out).toBe(0);
+    const rl = (out: string, steps: number) =>
+      ['--model', tiny, '--init', join(p1, 'checkpoint'), '--backend', 'cpu', '--steps', String(steps), '--group', '2'].concat([
+        '--questions',
+        '1',
+        '--max-new',
+        '6',
+        '--beta',
+        '0.05',
+        '--eval-rows',
+        '0',
+        '--sample-every',
+        '0',
+        '--out',
+        out,
+      ]);
+    const straight = join(tmp, 'rl-straight'),
+      resumed = join(tmp, 'rl-resumed');
+    const a = await quiet(() => rlMain(rl(straight, 3)));
+    expect(a.value, a.out).toBe(0);
+    expect(a.out).toMatch(/feedback gated\(τ=1\)/);
+    const st = JSON.parse(readFileSync(join(straight, 'checkpoint', 'state.json'), 'utf8'));
+    expect(st.feedback).toEqual({ kind: 'gated', temperature: 1 });
+    expect(st.trajectory.feedback).toEqual({ kind: 'gated', temperature: 1 });
+    expect((await quiet(() => rlMain(rl(resumed, 2)))).value).toBe(0);
+    // a 2-step run continued to 3: --resume-anyway, and the only difference it lists is --steps
+    const b = await quiet(() => rlMain([...rl(resumed, 3), '--resume', '--resume-anyway']));
+    expect(b.value, b.out).toBe(0);
+    expect(b.err).toMatch(/steps: 2 in the checkpoint, 3 now/);
+    expect(b.err).not.toMatch(/feedback/);
+    expect(b.out).toMatch(/resumed from .* at step 2/);
+    // the sampled completions went through the gate (latents were sampled), before and after the resume
+    expect(stepRecords(straight).some((r) => r.latentsPerAnswer > 0)).toBe(true);
+    expect(stepRecords(resumed)).toEqual(stepRecords(straight));
+  }, 120_000);
 });
