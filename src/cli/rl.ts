@@ -4,8 +4,7 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import type { Backend } from '../backend/types.js';
 import { sourceExists, writeFileAtomic } from '../io/source.js';
-import { loadCheckpoint } from '../latent/checkpoint.js';
-import { LogisticHead } from '../latent/heads.js';
+import type { LogisticHead } from '../latent/heads.js';
 import type { Condition } from '../latent/sequence.js';
 import type { Qwen2 } from '../model/qwen2.js';
 import { GrpoTrainer, type GrpoOptions, type GrpoStepRecord, type Task } from '../rl/grpo.js';
@@ -16,7 +15,8 @@ import { EvalInterrupted, installStopSignal, yieldToEventLoop, type StopSignal }
 import { checkResume, readRecords } from '../train/resume.js';
 import { readCheckpointState } from '../latent/checkpoint.js';
 import { BACKEND_CHOICES, FlagReader, flagTable, joinNegativeValues, RUN_FLAGS, runFlagsHelp, valueFlagNames } from './flags.js';
-import { hasLatentTrunk } from '../model/latent-params.js';
+import { feedbackLabel, IDENTITY_FEEDBACK, type FeedbackSpec } from '../rl/feedback.js';
+import { loadPhase1Checkpoint } from '../rl/initial.js';
 
 export const rlHelp = `latentlm rl — phase 2: RL with verifiable rewards (GRPO-style); text and latents, only the answer is graded
 
@@ -43,7 +43,8 @@ Usage: npx tsx examples/rl.ts [flags]     (also: bun run examples/rl.ts, deno ru
   --head-lr X          Adam learning rate of the start/end heads (default 1e-3)
   --micro-batch N      text-only completions per replay forward (default = --group; lower it to save activation
                        memory); completions with latent spans always replay one at a time
-  --init DIR           a phase-1 checkpoint (runs/train/checkpoint): weights, markers and start/end heads
+  --init DIR           a phase-1 checkpoint (runs/train/checkpoint): weights, markers, start/end heads and its
+                       latent feedback (identity, scaled or gated; the gate trains on with the latent parameters)
   --model DIR|URL|ID   an HF Qwen2 directory (config.json + model.safetensors) or a Hub id (Qwen/Qwen2-0.5B, through
                        the HF cache) instead of the embedded default
   --data PATH|URL|ID   a GSM8K .jsonl file, a directory with train.jsonl/test.jsonl, or a Hub data set id
@@ -66,21 +67,20 @@ interface Initial {
   source: string;
   heads: { start?: LogisticHead; end?: LogisticHead };
   phase1?: Record<string, unknown>;
+  /** The latent feedback the --init checkpoint trained with (identity without --init). */
+  feedback: FeedbackSpec;
 }
 
 /** The initial policy: the base model (default or --model), then a phase-1 checkpoint over it (--init). */
 async function loadInitial(be: Backend, model: string | undefined, init: string | undefined, allowNonFinite = false): Promise<Initial> {
   const loaded = await loadModel(be, model, { allowNonFinite });
-  const out: Initial = { model: loaded.model, tok: loaded.tok, source: loaded.source, heads: {} };
+  const out: Initial = { model: loaded.model, tok: loaded.tok, source: loaded.source, heads: {}, feedback: IDENTITY_FEEDBACK };
   if (init) {
-    const st = await loadCheckpoint(init, loaded.model, null);
-    if (!st) throw new Error(`--init ${init}: no checkpoint there (expected state.json + model.safetensors)`);
-    if (st.kind === 'rl') throw new Error(`--init ${init}: this is an RL checkpoint; continue it with --out <its run directory> --resume`);
-    if (hasLatentTrunk(loaded.model.params.keys())) loaded.model.twoTrunk = true;
-    if (st.heads.start) out.heads.start = LogisticHead.fromJSON(st.heads.start);
-    if (st.heads.end) out.heads.end = LogisticHead.fromJSON(st.heads.end);
-    out.phase1 = st.options;
-    out.source += ` + phase-1 checkpoint ${init} (step ${st.step})`;
+    const p1 = await loadPhase1Checkpoint(init, loaded.model);
+    out.heads = p1.heads;
+    out.phase1 = p1.options;
+    out.feedback = p1.feedback;
+    out.source += ` + phase-1 checkpoint ${init} (step ${p1.step})`;
   }
   return out;
 }
@@ -236,6 +236,8 @@ async function rlRun(
     ckptEvery: n.ckptEvery,
     resume: !!values.resume,
     eosId: tok.eosId,
+    // identity is left out, so the trajectory (and the --resume check) of every run without feedback is unchanged
+    feedback: initial.feedback.kind === 'identity' ? undefined : initial.feedback,
     log,
     shouldStop: () => stop.requested,
   };
@@ -266,7 +268,7 @@ async function rlRun(
     console.log(`resumed from ${ckptDir} at step ${trainer.step}`);
   }
   console.log(
-    `rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, latent cost ${opts.rewards.latentCost}`,
+    `rl: G=${opts.group} x Q=${opts.questionsPerStep}, lr ${opts.lr}, beta ${beta}, eps ${opts.eps}${opts.epsHigh !== undefined ? `/${opts.epsHigh}` : ''}, condition ${condition}, feedback ${feedbackLabel(initial.feedback)}, latent cost ${opts.rewards.latentCost}`,
   );
   const runEval = async () => {
     pendingEval = true;

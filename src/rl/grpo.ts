@@ -20,6 +20,11 @@
 //
 // "Old" log-probs are the policy's own (untempered) log-probs measured at the first replay of the batch, stored as
 // numbers: no copy of the model. The reference model exists only when beta > 0.
+//
+// Latent feedback (options.feedback: identity, scaled or gated, src/rl/feedback.ts) is the phase-1 run's and stays
+// fixed for the run: the policy and the reference both use it, checkpoints record it, a resume restores it. Gated
+// feedback's parameters (latent.gate.*) are trained by the policy gradient in both modes, as latent.embeddings is:
+// everything trains in full mode, every `latent.*` tensor in two-trunk mode.
 import { Qwen2 } from '../model/qwen2.js';
 import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { HostAdam } from '../train/host-adam.js';
@@ -27,7 +32,7 @@ import { DataCursor, due, fillMarkerEmbeddings, stopOnNonFiniteLoss } from '../t
 import { Rng } from '../data/rng.js';
 import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
-import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
 import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
 import { canBatch, replay } from './policy.js';
 import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
@@ -35,6 +40,14 @@ import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from
 import { EvalInterrupted } from '../train/signals.js';
 import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
 import type { TextCodec } from '../text/tokenizer-shape.js';
+import {
+  feedbackLabel,
+  IDENTITY_FEEDBACK,
+  installFeedback,
+  requireFeedbackTensors,
+  safetensorsSizes,
+  type FeedbackSpec,
+} from './feedback.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm's pieces, as plain functions (tested by hand values)
@@ -151,6 +164,11 @@ export interface GrpoOptions {
   latentBudget: number;
   latentsPerSpan?: number;
   rewards: RewardShaping;
+  /**
+   * How latents are fed back (default identity): the --init checkpoint's. Installed in the policy and the reference
+   * model; gated feedback needs the gate's parameters in the model (they come with the phase-1 checkpoint).
+   */
+  feedback?: FeedbackSpec;
   /** Train the start/end heads with the policy gradient (default true when condition != 'none'). */
   trainHeads?: boolean;
   headLr?: number;
@@ -258,6 +276,8 @@ export class GrpoTrainer {
   private reference: Qwen2 | null;
   private refHeads: { start: LogisticHead | null; end: LogisticHead | null } = { start: null, end: null };
   private initialised = false;
+  /** The run's latent feedback (options.feedback, or the resumed checkpoint's). */
+  private feedbackSpec: FeedbackSpec;
 
   constructor(
     readonly model: Qwen2,
@@ -271,6 +291,14 @@ export class GrpoTrainer {
     if (tasks.length === 0) throw new Error('rl: no tasks');
     if (o.group < 2) throw new Error(`rl: group size must be >= 2 (advantages are relative within a group), got ${o.group}`);
     if (o.ppoEpochs < 1) throw new Error(`rl: ppoEpochs must be >= 1, got ${o.ppoEpochs}`);
+    // a feedback set on the model by hand would be lost to the reference and the checkpoints: it must be named
+    if (!o.feedback && model.feedback.name !== 'identity')
+      throw new Error(
+        `rl: the model feeds latents back with '${model.feedback.name}' feedback; pass it as options.feedback, so that the reference model and the checkpoints use it too`,
+      );
+    this.feedbackSpec = o.feedback ?? IDENTITY_FEEDBACK;
+    installFeedback(model, this.feedbackSpec, 'rl: the policy model');
+    if (reference) installFeedback(reference, this.feedbackSpec, 'rl: the reference model');
     // two-trunk: only the latent trunk and the markers learn; full: everything
     if (model.twoTrunk) model.setTrainable((n) => n.startsWith(LATENT_PREFIX));
     else model.setTrainable(() => true);
@@ -331,6 +359,7 @@ export class GrpoTrainer {
         this.reference = Qwen2.fromTensors(m.be, m.config, new Map([...t].map(([k, v]) => [k, v.data])), 'reference');
         this.reference.twoTrunk = m.twoTrunk;
         this.reference.setTrainable(() => false);
+        installFeedback(this.reference, this.feedbackSpec, 'rl: the reference model');
       }
       if (!this.refHeads.start && this.startHead) this.refHeads.start = LogisticHead.fromJSON(this.startHead.toJSON());
       if (!this.refHeads.end && this.endHead) this.refHeads.end = LogisticHead.fromJSON(this.endHead.toJSON());
@@ -686,6 +715,7 @@ export class GrpoTrainer {
         beta: this.o.beta,
         mode: this.model.twoTrunk ? 'two-trunk' : 'full',
       },
+      feedback: this.feedbackSpec,
       ...this.extraState?.(),
     };
   }
@@ -694,14 +724,33 @@ export class GrpoTrainer {
     await saveCheckpoint(dir, this.model, this.opt, this.checkpointState());
   }
 
-  /** Restores an RL checkpoint written by save(); false if there is none. */
+  /** The run's latent feedback (options.feedback, or the restored checkpoint's). */
+  get feedback(): FeedbackSpec {
+    return this.feedbackSpec;
+  }
+
+  /**
+   * Restores an RL checkpoint written by save(); false if there is none. The checkpoint's feedback is the run's and
+   * is installed in the policy and the reference (an RL checkpoint without the field ran identity); one whose
+   * feedback cannot be restored is refused before any weight is loaded.
+   */
   async restore(dir: string): Promise<boolean> {
-    const st = await loadCheckpoint(dir, this.model, this.opt);
-    if (!st) return false;
-    if (st.kind !== 'rl')
+    const saved = await readCheckpointState(dir);
+    if (!saved) return false;
+    if (saved.state.kind !== 'rl')
       throw new Error(
         `${dir}: not an RL checkpoint (state.json has no "kind": "rl"); to start RL from a phase-1 checkpoint pass it as the initial model`,
       );
+    const feedback = saved.state.feedback ?? IDENTITY_FEEDBACK,
+      weights = `${saved.dir}/model.safetensors`;
+    requireFeedbackTensors(feedback, await safetensorsSizes(weights), this.model.H, weights);
+    // the gate must already be a trained parameter of this model: the optimizer was made with the model's tensors
+    const recorded = `${saved.dir}/state.json records ${feedbackLabel(feedback)} feedback`;
+    installFeedback(this.model, feedback, `${recorded}; the policy model`);
+    if (this.reference) installFeedback(this.reference, feedback, `${recorded}; the reference model`);
+    this.feedbackSpec = feedback;
+    const st = await loadCheckpoint(saved.dir, this.model, this.opt);
+    if (st?.kind !== 'rl') throw new Error(`${saved.dir}: the checkpoint changed while it was being read`);
     this.step = st.step;
     this.data.restore({ rng: Rng.fromState(st.rng.data), order: st.order, cursor: st.cursor, epoch: st.epoch });
     this.sampleRng = Rng.fromState(st.rng.sample);

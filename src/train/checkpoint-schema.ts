@@ -8,7 +8,8 @@
 //   1  no "version" field. Phase 1 wrote no "kind"; RL wrote "kind": "rl". Older phase-1 runs lack "headAdam",
 //      "records", "pendingEval" and "feedbackScale"; older RL runs lack "headOpt" and "refHeads". Read as version 2
 //      with those absent (each reader already treats them as optional).
-//   2  "version": 2 and "kind": "phase1" | "rl" on every checkpoint.
+//   2  "version": 2 and "kind": "phase1" | "rl" on every checkpoint. RL runs before "feedback" was written always ran
+//      identity feedback (whatever their --init had trained with), so an absent "feedback" reads as identity.
 // A checkpoint from a newer version is refused with both version numbers, never guessed at.
 import type { RngState } from '../data/rng.js';
 
@@ -37,6 +38,13 @@ export interface HostAdamState {
   m: number[];
   v: number[];
 }
+
+/**
+ * How an RL run feeds a latent's hidden state back (src/model/qwen2.ts LatentFeedback), as the run's checkpoints
+ * record it: the kind and the numbers that make it, not the learned gate (its tensors are in model.safetensors).
+ * Phase 1 records the same in its own fields (options.feedback, options.feedbackTemperature, feedbackScale).
+ */
+export type FeedbackSpec = { kind: 'identity' } | { kind: 'scaled'; scale: number } | { kind: 'gated'; temperature: number };
 
 /** What both trainers store. */
 interface CheckpointCommon {
@@ -71,6 +79,8 @@ export interface RlCheckpointState extends CheckpointCommon {
   /** The reference policy's heads (beta > 0): frozen copies of the heads at the start of the run. */
   refHeads?: { start: HeadWeights | null; end: HeadWeights | null };
   options: { condition: string; group: number; seed: number; beta: number; mode: 'two-trunk' | 'full' };
+  /** The latent feedback of the policy and of the reference (absent: identity, see version 2 above). */
+  feedback?: FeedbackSpec;
   /** The CLI's record of the run's flags (--resume compares them). */
   trajectory?: Record<string, unknown>;
 }
@@ -122,9 +132,22 @@ export function parseCheckpointState(json: unknown, file: string): CheckpointSta
     if (!rng || typeof rng !== 'object' || !rng.data || !rng.sample) bad('rng', '{ data, sample } random-stream states');
     for (const h of ['start', 'end'])
       if (heads![h] !== null && !isHead(heads![h])) bad(`heads.${h}`, 'a head ({ name, dim, w, b }) or null');
+    if (j.feedback !== undefined && !isFeedbackSpec(j.feedback))
+      bad('feedback', '{ "kind": "identity" }, { "kind": "scaled", "scale": X > 0 } or { "kind": "gated", "temperature": X > 0 }');
   }
   // version 1 -> 2: the version and the phase-1 kind were implicit; nothing else changed
   return { ...j, version: CHECKPOINT_VERSION, kind } as CheckpointState;
+}
+
+function isFeedbackSpec(v: unknown): v is FeedbackSpec {
+  if (!v || typeof v !== 'object') return false;
+  const f = v as Record<string, unknown>;
+  const positive = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+  const only = (...keys: string[]) => Object.keys(f).every((k) => keys.includes(k));
+  if (f.kind === 'identity') return only('kind');
+  if (f.kind === 'scaled') return only('kind', 'scale') && positive(f.scale);
+  if (f.kind === 'gated') return only('kind', 'temperature') && positive(f.temperature);
+  return false;
 }
 
 function pick(j: Record<string, unknown>, path: string): unknown {
