@@ -22,7 +22,7 @@ import type { Checker } from '../src/rl/rewards.js';
 import type { Completion } from '../src/generation/decode.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
 import { writeTinyModel } from './_tiny-model.js';
-import { handCompletion as hand } from './_hand-completion.js';
+import { handCompletion } from './_hand-completion.js';
 import { arithRows, quietPhase1Options } from './_phase1.js';
 import { expectSameWeights } from './_same-weights.js';
 
@@ -66,12 +66,10 @@ const rlOptions = (o: Partial<GrpoOptions> = {}): GrpoOptions => ({
   ...o,
 });
 
-const handCompletion = (prompt: number[], items: (number | { latents: number })[]) => hand(prompt, items, EOS);
-
 const prompt = Array.from(charTok.encode('what is 2*3+4?\n'));
 // two spans of fed-back latents (chains of 3 and 2), text after each, so every later token sees the feedback
-const withLatents = handCompletion(prompt, [{ latents: 3 }, ...charTok.encode('6. '), { latents: 2 }, ...charTok.encode('10'), EOS]);
-const textOnly = handCompletion(prompt, [...charTok.encode('#### 9'), EOS]);
+const withLatents = handCompletion(prompt, [{ latents: 3 }, ...charTok.encode('6. '), { latents: 2 }, ...charTok.encode('10'), EOS], EOS);
+const textOnly = handCompletion(prompt, [...charTok.encode('#### 9'), EOS], EOS);
 const scored = (comps: Completion[], rewards: number[]) =>
   comps.map((comp, i) => ({
     task: tasks[0],

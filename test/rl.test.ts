@@ -13,7 +13,7 @@ import { actionLoss, clippedTerm, GrpoTrainer, groupAdvantages, k3, policyWeight
 import { canBatch, replay, type ReplayOptions, type ReplayResult } from '../src/rl/policy.js';
 import { sampleGroup, type Completion } from '../src/generation/decode.js';
 import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
-import { handCompletion as hand } from './_hand-completion.js';
+import { handCompletion } from './_hand-completion.js';
 import { expectSameWeights } from './_same-weights.js';
 
 // ---- a 1-layer model and a character tokenizer -----------------------------------------------------------------
@@ -69,8 +69,6 @@ function tinyTensors(seed = 1, maxLatents = 4): Map<string, Float32Array> {
 const be = new CpuBackend();
 afterAll(() => be.destroy?.());
 const makeModel = (seed = 1) => Qwen2.fromTensors(be, config, tinyTensors(seed), 'tiny');
-
-const handCompletion = (prompt: number[], items: (number | { latents: number })[]) => hand(prompt, items, EOS);
 
 /** replay() as one batch where the routing allows it, else one completion at a time (two-trunk with latents). */
 async function replayEach(model: Qwen2, comps: Completion[], o: ReplayOptions = {}): Promise<ReplayResult> {
@@ -168,8 +166,8 @@ describe('group normalisation', () => {
 // ---------------------------------------------------------------------------------------------------------------
 describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => {
   const prompt = charTok.encode('12+3=');
-  const c0 = handCompletion(prompt, [1, { latents: 2 }, 5, 13, EOS]); // "1 <2 latents> 5#" eos
-  const c1 = handCompletion(prompt, [4, 14, 7, EOS]);
+  const c0 = handCompletion(prompt, [1, { latents: 2 }, 5, 13, EOS], EOS); // "1 <2 latents> 5#" eos
+  const c1 = handCompletion(prompt, [4, 14, 7, EOS], EOS);
 
   it('labelWeights path == finite difference of the clipped objective with KL (clipped and unclipped tokens)', async () => {
     const model = makeModel(3);
@@ -337,8 +335,8 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
       seed: 1,
     };
     const task = { question: '12+3', gold: '15' };
-    const c2 = handCompletion(prompt, [4, 4, EOS]),
-      c3 = handCompletion(prompt, [7, EOS]);
+    const c2 = handCompletion(prompt, [4, 4, EOS], EOS),
+      c3 = handCompletion(prompt, [7, EOS], EOS);
     const mk = (c: Completion, reward: number) => ({
       task,
       comp: c,
