@@ -10,6 +10,8 @@ import { readCheckpointState } from '../src/latent/checkpoint.js';
 import { CHECKPOINT_VERSION, parseCheckpointState } from '../src/train/checkpoint-schema.js';
 import { Rng } from '../src/data/rng.js';
 import { charTok, tinyModel } from './_char-model.js';
+import { quietPhase1Options } from './_phase1.js';
+import { expectSameWeights } from './_same-weights.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'latentlm-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -71,19 +73,7 @@ describe('checkpoint schema', () => {
   });
 
   it('a version-1 phase-1 checkpoint on disk loads, and resuming from it is bit-identical to running straight', async () => {
-    const opts = () =>
-      ({
-        mode: 'full',
-        condition: 'latent',
-        k: 1,
-        steps: 4,
-        batchSize: 2,
-        lr: 1e-2,
-        evalEvery: 0,
-        evalRows: 2,
-        genRows: 0,
-        seed: 9,
-      }) as Phase1Options;
+    const opts = () => quietPhase1Options({ k: 1, steps: 4, seed: 9 });
     const a = new Phase1Trainer(tinyModel(), charTok, rows, rows, opts());
     const straight: number[] = [];
     for (let i = 0; i < 4; i++) straight.push((await a.trainStep()).loss);
@@ -102,9 +92,7 @@ describe('checkpoint schema', () => {
     expect(await b2.restore(dir)).toBe(true);
     for (let i = 0; i < 2; i++) resumed.push((await b2.trainStep()).loss);
     expect(resumed).toEqual(straight);
-    const wa = await a.model.exportTensors(),
-      wb = await b2.model.exportTensors();
-    for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
+    await expectSameWeights(a.model, b2.model);
     expect(b2.startHead.w).toEqual(a.startHead.w);
   });
 

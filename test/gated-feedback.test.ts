@@ -7,54 +7,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/types.js';
-import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
+import { Kind, Qwen2 } from '../src/model/qwen2.js';
 import { addGateParams, gatedFeedback, gateValues } from '../src/model/gated-feedback.js';
 import { GATE_BIAS, GATE_WEIGHT, TOKEN_EMBEDDINGS } from '../src/model/latent-params.js';
-import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
+import { parseSafetensors } from '../src/io/safetensors.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { Rng } from '../src/data/rng.js';
-import type { SplitRow } from '../src/latent/sequence.js';
 import { maxRelErr } from './_conformance.js';
 import { testBackends } from './_backends.js';
 import { charTok, tinyModel } from './_char-model.js';
+import { type FixtureCase, kindsOf, readFixtureCase } from './_fixture-case.js';
+import { arithRows, quietPhase1Options } from './_phase1.js';
+import { expectSameWeights } from './_same-weights.js';
 
 const dir = join(__dirname, 'fixtures', 'gated');
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.safetensors'))
   .sort();
 
-interface GatedFixture {
-  config: Qwen2Config;
-  tau: number;
-  params: Map<string, Float32Array>;
-  B: number;
-  T: number;
-  ids: Int32Array;
-  labels: Int32Array;
-  kind: Uint8Array;
-  ref: Map<string, Float32Array>;
-}
+/** A reference case with its latent mask as position kinds, and the feedback temperature it was made with. */
+type GatedFixture = Omit<FixtureCase, 'meta' | 'latent'> & { tau: number; kind: Uint8Array };
 
 function loadFixture(file: string): GatedFixture {
-  const st = parseSafetensors(new Uint8Array(readFileSync(join(dir, file))), file);
-  const meta = st.metadata as Record<string, string>;
-  const params = new Map<string, Float32Array>(),
-    ref = new Map<string, Float32Array>();
-  let ids!: Int32Array,
-    labels!: Int32Array,
-    kind!: Uint8Array,
-    B = 0,
-    T = 0;
-  for (const [name, e] of st.tensors) {
-    if (name === 'case.ids') {
-      ids = Int32Array.from(toFloat32(e));
-      [B, T] = e.shape;
-    } else if (name === 'case.labels') labels = Int32Array.from(toFloat32(e));
-    else if (name === 'case.latent_mask') kind = Uint8Array.from(toFloat32(e), (x) => (x ? Kind.Latent : Kind.Token));
-    else if (name.startsWith('ref.')) ref.set(name.slice(4), toFloat32(e));
-    else params.set(name, toFloat32(e));
-  }
-  return { config: JSON.parse(meta.config), tau: JSON.parse(meta.case).tau, params, B, T, ids, labels, kind, ref };
+  const { meta, latent, ...c } = readFixtureCase(dir, file);
+  return { ...c, tau: JSON.parse(meta.case).tau, kind: kindsOf(latent) };
 }
 
 const validLabels = (f: GatedFixture) => {
@@ -194,40 +169,12 @@ describe('gated feedback on the CPU reference backend', () => {
   });
 });
 
-function rows(n: number, seed: number): SplitRow[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const a = rng.int(2, 9),
-      b = rng.int(2, 9),
-      c = rng.int(2, 9);
-    return {
-      question: `what is ${a}*${b}+${c}?`,
-      steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`],
-      final: String(a * b + c),
-    };
-  });
-}
-
 describe('gated feedback in the phase-1 trainer', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'latentlm-gated-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-  const opts = (o: Partial<Phase1Options> = {}) =>
-    ({
-      mode: 'full',
-      condition: 'latent',
-      k: 2,
-      steps: 4,
-      batchSize: 2,
-      lr: 1e-2,
-      evalEvery: 0,
-      evalRows: 2,
-      genRows: 0,
-      seed: 5,
-      feedback: 'gated',
-      ...o,
-    }) as Phase1Options;
-  const train = rows(5, 1),
-    test = rows(2, 2);
+  const opts = (o: Partial<Phase1Options> = {}) => quietPhase1Options({ k: 2, steps: 4, seed: 5, feedback: 'gated', ...o });
+  const train = arithRows(5, 1),
+    test = arithRows(2, 2);
 
   it('trains the gate with the other parameters; N steps straight equal N/2 + save + resume + N/2, bit for bit', async () => {
     const a = new Phase1Trainer(tinyModel(3), charTok, train, test, opts());
@@ -249,9 +196,7 @@ describe('gated feedback in the phase-1 trainer', () => {
     expect(await b2.restore(join(tmp, 'ckpt'))).toBe(true);
     for (let i = 0; i < 2; i++) resumed.push((await b2.trainStep()).loss);
     expect(resumed).toEqual(straight);
-    const wa = await a.model.exportTensors(),
-      wb = await b2.model.exportTensors();
-    for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
+    await expectSameWeights(a.model, b2.model);
     expect(b2.trajectoryOptions()).toMatchObject({ feedback: 'gated', feedbackTemperature: 1, gateInit: 0.95 });
     // an evaluation reports the mean gate over the held-out latents
     const ev = await b2.evaluate(false);

@@ -12,20 +12,8 @@ import { generate } from '../src/generation/generate.js';
 import { latentUsage } from '../src/latent/diagnostics.js';
 import { Rng } from '../src/data/rng.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
-
-function rows(n: number, seed: number): SplitRow[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const a = rng.int(2, 9),
-      b = rng.int(2, 9),
-      c = rng.int(2, 9);
-    return {
-      question: `what is ${a}*${b}+${c}?`,
-      steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`],
-      final: String(a * b + c),
-    };
-  });
-}
+import { arithRows, quietPhase1Options } from './_phase1.js';
+import { expectSameWeights } from './_same-weights.js';
 
 describe('phase-1 sequences', () => {
   const row: SplitRow = { question: 'q?', steps: ['2*3 = ', '6 then 6+1 = ', '7.'], final: '7' };
@@ -61,8 +49,8 @@ describe('two-trunk routing', () => {
   it('frozen language weights never change; text-only sequences never touch the latent trunk', async () => {
     const model = tinyModel();
     const before = await model.exportTensors((n) => n.startsWith('model.'));
-    const train = rows(6, 1);
-    const trainer = new Phase1Trainer(model, charTok, train, rows(4, 2), {
+    const train = arithRows(6, 1);
+    const trainer = new Phase1Trainer(model, charTok, train, arithRows(4, 2), {
       mode: 'two-trunk',
       condition: 'latent',
       k: 2,
@@ -137,7 +125,7 @@ describe('classifier heads', () => {
 describe('generation', () => {
   it('never exceeds maxLatents in a span, marks spans, and returns the latent vectors', async () => {
     const model = tinyModel(5);
-    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(2, 2), {
+    const trainer = new Phase1Trainer(model, charTok, arithRows(4, 1), arithRows(2, 2), {
       mode: 'full',
       condition: 'latent',
       k: 2,
@@ -185,7 +173,7 @@ describe('generation', () => {
 describe('usage probes', () => {
   it('zeroed / swapped / removed losses differ from normal when latents carry information', async () => {
     const model = tinyModel(7);
-    const trainer = new Phase1Trainer(model, charTok, rows(4, 1), rows(4, 2), {
+    const trainer = new Phase1Trainer(model, charTok, arithRows(4, 1), arithRows(4, 2), {
       mode: 'full',
       condition: 'latent',
       k: 2,
@@ -198,7 +186,7 @@ describe('usage probes', () => {
       seed: 0,
     } as Phase1Options);
     await trainer.init();
-    const seqs = rows(4, 2).map((r) => trainer.sequence(r, Infinity));
+    const seqs = arithRows(4, 2).map((r) => trainer.sequence(r, Infinity));
     const u = await latentUsage(model, seqs);
     expect(u.zeroed && u.swapped && u.removed).toBeTruthy();
     // a random model's latents are arbitrary vectors: replacing them changes the loss
@@ -211,22 +199,9 @@ describe('checkpoint and resume', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'latentlm-resume-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   it('N steps straight equal N/2 + save + resume + N/2 (same losses, same weights)', async () => {
-    const opts = (out?: string) =>
-      ({
-        mode: 'full',
-        condition: 'latent',
-        k: 1,
-        steps: 4,
-        batchSize: 2,
-        lr: 1e-2,
-        evalEvery: 0,
-        evalRows: 2,
-        genRows: 0,
-        seed: 9,
-        outDir: out,
-      }) as Phase1Options;
-    const train = rows(5, 1),
-      test = rows(2, 2);
+    const opts = (out?: string) => quietPhase1Options({ k: 1, steps: 4, seed: 9, outDir: out });
+    const train = arithRows(5, 1),
+      test = arithRows(2, 2);
     const a = new Phase1Trainer(tinyModel(), charTok, train, test, opts());
     const straight: number[] = [];
     for (let i = 0; i < 4; i++) straight.push((await a.trainStep()).loss);
@@ -238,13 +213,11 @@ describe('checkpoint and resume', () => {
     expect(await b2.restore(join(tmp, 'ckpt'))).toBe(true);
     for (let i = 0; i < 2; i++) first.push((await b2.trainStep()).loss);
     expect(first).toEqual(straight);
-    const wa = await a.model.exportTensors(),
-      wb = await b2.model.exportTensors();
-    for (const [n, t] of wa) expect(Array.from(wb.get(n)!.data), n).toEqual(Array.from(t.data));
+    await expectSameWeights(a.model, b2.model);
   });
   it('a NaN loss stops training with a message naming the step', async () => {
     const model = tinyModel();
-    const tr = new Phase1Trainer(model, charTok, rows(3, 1), rows(1, 2), {
+    const tr = new Phase1Trainer(model, charTok, arithRows(3, 1), arithRows(1, 2), {
       mode: 'full',
       condition: 'none',
       k: 0,
@@ -267,7 +240,7 @@ describe('latent feedback variants', () => {
     const { scaledFeedback } = await import('../src/model/qwen2.js');
     const model = tinyModel(11);
     model.feedback = scaledFeedback(0.37);
-    const seq = buildSequence(rows(1, 3)[0], charTok, { condition: 'latent', k: 2 });
+    const seq = buildSequence(arithRows(1, 3)[0], charTok, { condition: 'latent', k: 2 });
     const inp = { B: 1, T: seq.ids.length, ids: seq.ids, kind: seq.kind, labels: seq.labels, extra: seq.extra };
     model.addParam(
       'latent.embeddings',
@@ -320,8 +293,8 @@ describe('latent supervision', () => {
       genRows: 0,
       seed: 0,
     } as Phase1Options;
-    const a = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), base).trainStep();
-    const b = await new Phase1Trainer(model, charTok, rows(2, 1), rows(1, 2), { ...base, latentSupervision: 0.5 }).trainStep();
+    const a = await new Phase1Trainer(model, charTok, arithRows(2, 1), arithRows(1, 2), base).trainStep();
+    const b = await new Phase1Trainer(model, charTok, arithRows(2, 1), arithRows(1, 2), { ...base, latentSupervision: 0.5 }).trainStep();
     expect(b.loss).toBeCloseTo(a.loss, 5); // same text loss (lr 0), the aux terms only add gradient
     expect(b.gradNorm).not.toBeCloseTo(a.gradNorm, 5);
   });

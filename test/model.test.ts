@@ -1,55 +1,30 @@
 // Qwen2 parity against the independent PyTorch reference (scripts/reference/make_fixtures.py, HF modeling_qwen2
 // semantics): logits, loss, final hidden states, every parameter gradient, and ten AdamW steps — on every backend.
 // Like llm.c's test_gpt2.c. Fixtures are committed; regenerate with /usr/bin/python3 scripts/reference/make_fixtures.py.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend } from '../src/backend/types.js';
-import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
-import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
+import { Kind, Qwen2 } from '../src/model/qwen2.js';
 import { AdamW } from '../src/train/adamw.js';
 import { maxRelErr } from './_conformance.js';
 import { testBackends } from './_backends.js';
+import { type FixtureCase, readFixtureCase } from './_fixture-case.js';
 
 const dir = join(__dirname, 'fixtures');
 const cases = readdirSync(dir)
   .filter((f) => f.endsWith('.safetensors') && !f.startsWith('st_'))
   .sort();
 
-interface Fixture {
-  config: Qwen2Config;
+/** A reference case with the AdamW settings of its ten optimizer steps. */
+type Fixture = FixtureCase & {
   adamw: { lr: number; betas: [number, number]; eps: number; weight_decay: number; clip: number };
-  params: Map<string, Float32Array>;
-  B: number;
-  T: number;
-  ids: Int32Array;
-  labels: Int32Array;
-  latent: Int32Array;
-  ref: Map<string, Float32Array>;
-}
+};
 
 function loadFixture(file: string): Fixture {
-  const st = parseSafetensors(new Uint8Array(readFileSync(join(dir, file))), file);
-  const meta = st.metadata as Record<string, string>;
-  const params = new Map<string, Float32Array>(),
-    ref = new Map<string, Float32Array>();
-  let ids!: Int32Array,
-    labels!: Int32Array,
-    latent!: Int32Array,
-    B = 0,
-    T = 0;
-  for (const [name, e] of st.tensors) {
-    if (name === 'case.ids') {
-      ids = Int32Array.from(toFloat32(e));
-      [B, T] = e.shape;
-    } else if (name === 'case.labels') labels = Int32Array.from(toFloat32(e));
-    else if (name === 'case.latent_mask') latent = Int32Array.from(toFloat32(e));
-    else if (name.startsWith('ref.')) ref.set(name.slice(4), toFloat32(e));
-    else params.set(name, toFloat32(e));
-  }
-  const adamw = JSON.parse(meta.adamw);
-  return { config: JSON.parse(meta.config), adamw, params, B, T, ids, labels, latent, ref };
+  const c = readFixtureCase(dir, file);
+  return { ...c, adamw: JSON.parse(c.meta.adamw) };
 }
 
 const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-3) =>

@@ -8,53 +8,33 @@ import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kind, type Qwen2 } from '../src/model/qwen2.js';
+import type { Qwen2 } from '../src/model/qwen2.js';
 import { GATE_BIAS, GATE_WEIGHT, LATENT_EMBEDDINGS, TOKEN_EMBEDDINGS } from '../src/model/latent-params.js';
 import { gatedFeedback } from '../src/model/gated-feedback.js';
 import { parseSafetensors, toFloat32, writeSafetensors } from '../src/io/safetensors.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { EXTRA_BOL, EXTRA_EOL, type SplitRow } from '../src/latent/sequence.js';
 import { parseCheckpointState } from '../src/train/checkpoint-schema.js';
-import { Rng } from '../src/data/rng.js';
 import { GrpoTrainer, type GrpoOptions, type Task } from '../src/rl/grpo.js';
 import { replay } from '../src/rl/policy.js';
 import { loadPhase1Checkpoint } from '../src/rl/initial.js';
 import type { FeedbackSpec } from '../src/rl/feedback.js';
 import type { Checker } from '../src/rl/rewards.js';
-import type { Action, Completion } from '../src/generation/decode.js';
+import type { Completion } from '../src/generation/decode.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
 import { writeTinyModel } from './_tiny-model.js';
-
-function rows(n: number, seed: number): SplitRow[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const a = rng.int(2, 9),
-      b = rng.int(2, 9),
-      c = rng.int(2, 9);
-    return {
-      question: `what is ${a}*${b}+${c}?`,
-      steps: [`${a}*${b} = `, `${a * b}. ${a * b}+${c} = `, `${a * b + c}.`],
-      final: String(a * b + c),
-    };
-  });
-}
+import { handCompletion } from './_hand-completion.js';
+import { arithRows, quietPhase1Options } from './_phase1.js';
+import { expectSameWeights } from './_same-weights.js';
 
 const phase1Options = (feedback: 'gated' | 'scaled'): Phase1Options =>
-  ({
-    mode: 'full',
-    condition: 'latent',
+  quietPhase1Options({
     k: 2,
     steps: 2,
-    batchSize: 2,
-    lr: 1e-2,
-    evalEvery: 0,
-    evalRows: 2,
-    genRows: 0,
     seed: 5,
     feedback,
     // not the default 1, so that a temperature that is not carried over shows
     ...(feedback === 'gated' ? { feedbackTemperature: 0.7 } : {}),
-  }) as Phase1Options;
+  });
 
 const tasks: Task[] = [
   { question: 'what is 2*3+4?', gold: '10' },
@@ -86,38 +66,10 @@ const rlOptions = (o: Partial<GrpoOptions> = {}): GrpoOptions => ({
   ...o,
 });
 
-/** prompt, then items (a token id, or { latents: k } for <bol> k latents <eol>), as the decoder lays them out. */
-function handCompletion(prompt: number[], items: (number | { latents: number })[]): Completion {
-  const seq = { ids: [...prompt], kind: prompt.map(() => Kind.Token as number), extra: prompt.map(() => -1) };
-  const actions: Action[] = [],
-    tokens: number[] = [],
-    spans: Completion['spans'] = [];
-  let latents = 0;
-  for (const it of items) {
-    if (typeof it === 'number') {
-      actions.push({ type: 'token', pos: seq.ids.length, id: it, logp: 0 });
-      seq.ids.push(it), seq.kind.push(Kind.Token), seq.extra.push(-1);
-      if (it !== EOS) tokens.push(it);
-    } else {
-      actions.push({ type: 'start', pos: seq.ids.length - 1, take: true, p: 0.5, logp: Math.log(0.5) });
-      seq.ids.push(0), seq.kind.push(Kind.Extra), seq.extra.push(EXTRA_BOL);
-      for (let j = 0; j < it.latents; j++) {
-        seq.ids.push(0), seq.kind.push(Kind.Latent), seq.extra.push(-1);
-        if (j < it.latents - 1) actions.push({ type: 'end', pos: seq.ids.length - 1, stop: false, p: 0.5, logp: Math.log(0.5) });
-      }
-      actions.push({ type: 'end', pos: seq.ids.length - 1, stop: true, p: 0.5, logp: Math.log(0.5) });
-      seq.ids.push(0), seq.kind.push(Kind.Extra), seq.extra.push(EXTRA_EOL);
-      spans.push({ at: tokens.length, count: it.latents });
-      latents += it.latents;
-    }
-  }
-  return { seq, promptLength: prompt.length, tokens, actions, spans, latents, finish: 'eos' };
-}
-
 const prompt = Array.from(charTok.encode('what is 2*3+4?\n'));
 // two spans of fed-back latents (chains of 3 and 2), text after each, so every later token sees the feedback
-const withLatents = handCompletion(prompt, [{ latents: 3 }, ...charTok.encode('6. '), { latents: 2 }, ...charTok.encode('10'), EOS]);
-const textOnly = handCompletion(prompt, [...charTok.encode('#### 9'), EOS]);
+const withLatents = handCompletion(prompt, [{ latents: 3 }, ...charTok.encode('6. '), { latents: 2 }, ...charTok.encode('10'), EOS], EOS);
+const textOnly = handCompletion(prompt, [...charTok.encode('#### 9'), EOS], EOS);
 const scored = (comps: Completion[], rewards: number[]) =>
   comps.map((comp, i) => ({
     task: tasks[0],
@@ -151,7 +103,7 @@ describe('RL keeps the phase-1 latent feedback', () => {
   const p1: Record<'gated' | 'scaled', { dir: string; trainer: Phase1Trainer; spec: FeedbackSpec }> = {} as never;
   beforeAll(async () => {
     for (const kind of ['gated', 'scaled'] as const) {
-      const trainer = new Phase1Trainer(tinyModel(3), charTok, rows(5, 1), rows(2, 2), phase1Options(kind));
+      const trainer = new Phase1Trainer(tinyModel(3), charTok, arithRows(5, 1), arithRows(2, 2), phase1Options(kind));
       for (let i = 0; i < 2; i++) await trainer.trainStep();
       const dir = join(tmp, `p1-${kind}`);
       await trainer.save(dir);
@@ -261,9 +213,7 @@ describe('RL keeps the phase-1 latent feedback', () => {
     expect(r.reference.feedback.name).toBe('gated(τ=0.7)');
     for (let i = 0; i < 2; i++) await second.trainStep();
     expect([...first.records, ...second.records].map((x) => x.losses)).toEqual(a);
-    const wa = await s.model.exportTensors(),
-      wb = await r.model.exportTensors();
-    for (const [k, v] of wa) expect(Array.from(wb.get(k)!.data), k).toEqual(Array.from(v.data));
+    await expectSameWeights(s.model, r.model);
     for (const t of [straight, first, second]) t.destroy();
     for (const m of [s.model, f.model, r.model]) m.destroy();
   });

@@ -8,11 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import { Kind, Qwen2, type Qwen2Config } from '../src/model/qwen2.js';
 import { LogisticHead } from '../src/latent/heads.js';
-import { EXTRA_BOL, EXTRA_EOL, extraRows } from '../src/latent/sequence.js';
+import { extraRows } from '../src/latent/sequence.js';
 import { actionLoss, clippedTerm, GrpoTrainer, groupAdvantages, k3, policyWeight, type GrpoOptions, type Task } from '../src/rl/grpo.js';
 import { canBatch, replay, type ReplayOptions, type ReplayResult } from '../src/rl/policy.js';
-import { sampleGroup, type Action, type Completion } from '../src/generation/decode.js';
+import { sampleGroup, type Completion } from '../src/generation/decode.js';
 import { shapeReward, wasmChecker, type Checker } from '../src/rl/rewards.js';
+import { handCompletion } from './_hand-completion.js';
+import { expectSameWeights } from './_same-weights.js';
 
 // ---- a 1-layer model and a character tokenizer -----------------------------------------------------------------
 const ALPHABET = '0123456789+=?# \n';
@@ -67,34 +69,6 @@ function tinyTensors(seed = 1, maxLatents = 4): Map<string, Float32Array> {
 const be = new CpuBackend();
 afterAll(() => be.destroy?.());
 const makeModel = (seed = 1) => Qwen2.fromTensors(be, config, tinyTensors(seed), 'tiny');
-
-/** A completion by hand: prompt, then items (a token id, or 'span:k' for <bol> k latents <eol>). */
-function handCompletion(prompt: number[], items: (number | { latents: number })[]): Completion {
-  const seq = { ids: [...prompt], kind: prompt.map(() => Kind.Token as number), extra: prompt.map(() => -1) };
-  const actions: Action[] = [],
-    tokens: number[] = [],
-    spans: Completion['spans'] = [];
-  let latents = 0;
-  for (const it of items) {
-    if (typeof it === 'number') {
-      actions.push({ type: 'token', pos: seq.ids.length, id: it, logp: 0 });
-      seq.ids.push(it), seq.kind.push(Kind.Token), seq.extra.push(-1);
-      if (it !== EOS) tokens.push(it);
-    } else {
-      actions.push({ type: 'start', pos: seq.ids.length - 1, take: true, p: 0.5, logp: Math.log(0.5) });
-      seq.ids.push(0), seq.kind.push(Kind.Extra), seq.extra.push(EXTRA_BOL);
-      for (let j = 0; j < it.latents; j++) {
-        seq.ids.push(0), seq.kind.push(Kind.Latent), seq.extra.push(-1);
-        if (j < it.latents - 1) actions.push({ type: 'end', pos: seq.ids.length - 1, stop: false, p: 0.5, logp: Math.log(0.5) });
-      }
-      actions.push({ type: 'end', pos: seq.ids.length - 1, stop: true, p: 0.5, logp: Math.log(0.5) });
-      seq.ids.push(0), seq.kind.push(Kind.Extra), seq.extra.push(EXTRA_EOL);
-      spans.push({ at: tokens.length, count: it.latents });
-      latents += it.latents;
-    }
-  }
-  return { seq, promptLength: prompt.length, tokens, actions, spans, latents, finish: 'eos' };
-}
 
 /** replay() as one batch where the routing allows it, else one completion at a time (two-trunk with latents). */
 async function replayEach(model: Qwen2, comps: Completion[], o: ReplayOptions = {}): Promise<ReplayResult> {
@@ -192,8 +166,8 @@ describe('group normalisation', () => {
 // ---------------------------------------------------------------------------------------------------------------
 describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => {
   const prompt = charTok.encode('12+3=');
-  const c0 = handCompletion(prompt, [1, { latents: 2 }, 5, 13, EOS]); // "1 <2 latents> 5#" eos
-  const c1 = handCompletion(prompt, [4, 14, 7, EOS]);
+  const c0 = handCompletion(prompt, [1, { latents: 2 }, 5, 13, EOS], EOS); // "1 <2 latents> 5#" eos
+  const c1 = handCompletion(prompt, [4, 14, 7, EOS], EOS);
 
   it('labelWeights path == finite difference of the clipped objective with KL (clipped and unclipped tokens)', async () => {
     const model = makeModel(3);
@@ -361,8 +335,8 @@ describe('policy-gradient loss and gradient (1-layer model, G = 2, CPU)', () => 
       seed: 1,
     };
     const task = { question: '12+3', gold: '15' };
-    const c2 = handCompletion(prompt, [4, 4, EOS]),
-      c3 = handCompletion(prompt, [7, EOS]);
+    const c2 = handCompletion(prompt, [4, 4, EOS], EOS),
+      c3 = handCompletion(prompt, [7, EOS], EOS);
     const mk = (c: Completion, reward: number) => ({
       task,
       comp: c,
@@ -533,9 +507,7 @@ describe('sampling with the KV cache', () => {
       for (let s = 0; s < 2; s++) await second.trainStep();
       const b = [...first.records, ...second.records].map((r) => r.losses);
       expect(b).toEqual(a);
-      const wa = await straightModel.exportTensors(),
-        wb = await m2.exportTensors();
-      for (const [k, v] of wa) expect(Array.from(wb.get(k)!.data), k).toEqual(Array.from(v.data));
+      await expectSameWeights(straightModel, m2);
       expect(Array.from(second.startHead!.w)).toEqual(Array.from(straight.startHead!.w));
       expect(second.endHead!.b).toBe(straight.endHead!.b);
       for (const t of [straight, first, second]) t.destroy();
