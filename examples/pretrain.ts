@@ -21,7 +21,7 @@ import { relaunchOutsideTsxWrapper } from '../src/node/tsx-relaunch.ts';
 import { readFileSync } from 'node:fs';
 import { pickBackend, loadModel, EOS_ID, wrapTokenizer, splitRow } from '../src/setup/loaders.ts';
 import { mkdirp, writeFileAtomic } from '../src/io/source.ts';
-import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
+import { initQwen2Tensors, Qwen2, type Qwen2Config } from '../src/model/qwen2.ts';
 import { VocabMap, allByteTokens } from '../src/text/vocab-map.ts';
 import { AdamW } from '../src/train/adamw.ts';
 import { Tokenizer } from '../src/text/tokenizer.ts';
@@ -33,7 +33,7 @@ import { generate } from '../src/generation/generate.ts';
 import { reward } from '../src/data/grade.ts';
 import { expandAnnotation } from '../src/data/expand.ts';
 import { withSubsteps } from '../src/latent/substeps.ts';
-import { scratchText, type SubstepRow } from '../src/latent/curriculum.ts';
+import { plainForm, scratchForm, scratchText, type SubstepRow } from '../src/latent/curriculum.ts';
 
 // under `npx tsx` the training runs in a child of this process, so that Ctrl-C can save (see tsx-relaunch.ts)
 const relaunched = await relaunchOutsideTsxWrapper();
@@ -107,11 +107,9 @@ const sources: Source[] = (['default', 'serial'] as const).map((name) => ({
   train: withSteps(generateProblems({ ...SYNTH_PRESETS[name], seed, count: 20000, split: 'train' })),
   test: withSteps(generateProblems({ ...SYNTH_PRESETS[name], seed, count: 200, split: 'test' })),
 }));
-// Plain chain-of-thought (annotations removed, as the splitter leaves it) or scratch form (each breakpoint's sub-steps
-// written out, exactly as the scratch condition's sequences have them); loss on every token.
-const plainText = (r: SubstepRow) => `${r.question}\n${r.steps.join('')}\n#### ${r.final}`;
-const scratchForm = (r: SubstepRow) =>
-  `${r.question}\n${r.steps.map((s, i) => (i > 0 ? r.substeps[i - 1].map(scratchText).join('') : '') + s).join('')}\n#### ${r.final}`;
+// Each sequence is plain chain-of-thought (plainForm: annotations removed, as the splitter leaves it), scratch form
+// (scratchForm: each breakpoint's sub-steps written out, exactly as the scratch condition's sequences have them) or a
+// drill; loss on every token.
 // An arithmetic drill: three breakpoints of training problems with their sub-steps and result, no prose, e.g.
 //   34 * 99 = 34 * 90 = 3060; 34 * 9 = 306; 3060 + 306 = 3366; 3366
 // Why: in a word problem most tokens are prose the model learns early; the partial products and sums are a few
@@ -128,10 +126,14 @@ const drillText = (pick: () => SubstepRow) => {
   }
   return lines.join('');
 };
-const vocabTexts: string[] = [];
-for (const p of Object.values(SYNTH_PRESETS))
-  for (const split of ['train', 'test'] as const)
-    for (const r of withSteps(generateProblems({ ...p, seed, count: 3000, split }))) vocabTexts.push(plainText(r), scratchForm(r));
+// The vocabulary (a fresh model only): the corpus also covers the easy and hard presets, in both forms
+const vocabTexts = () => {
+  const texts: string[] = [];
+  for (const p of Object.values(SYNTH_PRESETS))
+    for (const split of ['train', 'test'] as const)
+      for (const r of withSteps(generateProblems({ ...p, seed, count: 3000, split }))) texts.push(plainForm(r), scratchForm(r));
+  return texts;
+};
 // --init: continue from a model, keeping its vocabulary (its ids are what its embedding rows mean)
 const readInitMap = (dir: string) => {
   const file = `${dir}/vocab-map.json`;
@@ -144,7 +146,7 @@ const readInitMap = (dir: string) => {
     process.exit(1);
   }
 };
-const map = values.init ? readInitMap(values.init) : VocabMap.fromCorpus(full, vocabTexts, [...allByteTokens(full), EOS_ID]);
+const map = values.init ? readInitMap(values.init) : VocabMap.fromCorpus(full, vocabTexts(), [...allByteTokens(full), EOS_ID]);
 const tok = wrapTokenizer(full, map);
 
 console.log(
@@ -168,18 +170,10 @@ const config: Qwen2Config = {
   eos_token_id: tok.eosId,
   torch_dtype: 'float32',
 };
-// HF-style init: normal(0, 0.02) weights, zero biases, unit norms.
-const rng = new Rng(seed);
-const tensors = new Map<string, Float32Array>();
-for (const [name, shape] of qwen2ParamShapes(config)) {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const t = new Float32Array(n);
-  if (name.endsWith('norm.weight') || name.includes('layernorm')) t.fill(1);
-  else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) t[i] = 0.02 * rng.normal();
-  tensors.set(name, t);
-}
 const be = await pickBackend(backendName, (l) => console.log(l), threads);
-const model = values.init ? (await loadModel(be, values.init)).model : Qwen2.fromTensors(be, config, tensors, 'init');
+// HF-style init (normal(0, 0.02) weights, zero biases, unit norms), or the --init model's weights
+const rng = new Rng(seed);
+const model = values.init ? (await loadModel(be, values.init)).model : Qwen2.fromTensors(be, config, initQwen2Tensors(config, rng), 'init');
 if (values.init && model.V !== config.vocab_size)
   throw new Error(`--init ${values.init}: vocab_size ${model.V}, its vocab-map.json has ${map.size}`);
 const opt = new AdamW(model, { lr: peakLr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 });
@@ -202,7 +196,7 @@ const batchOf = () => {
       continue;
     }
     const row = next();
-    seqs.push(encode(dataRng.float() < scratchShare ? scratchForm(row) : plainText(row)));
+    seqs.push(encode(dataRng.float() < scratchShare ? scratchForm(row) : plainForm(row)));
   }
   // T rounded up to a multiple of 16 (padding is unlabelled, after every real token, so causal attention never sees
   // it): the model's activation arena keeps one set of buffers per distinct shape, and the mixture's lengths vary
@@ -215,7 +209,7 @@ const batchOf = () => {
 };
 // held-out loss: 16 problems of each preset in each form
 const testBatch = (() => {
-  const seqs = sources.flatMap((src) => src.test.slice(0, 16).flatMap((r) => [encode(plainText(r)), encode(scratchForm(r))]));
+  const seqs = sources.flatMap((src) => src.test.slice(0, 16).flatMap((r) => [encode(plainForm(r)), encode(scratchForm(r))]));
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Int32Array(seqs.length * T).fill(tok.eosId),
     labels = new Int32Array(seqs.length * T).fill(-100);

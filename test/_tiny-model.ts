@@ -5,7 +5,7 @@
 import { EOS_ID } from '../src/setup/loaders.ts';
 import { writeFileAtomic } from '../src/io/source.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
-import { Qwen2, qwen2ParamShapes, type Qwen2Config } from '../src/model/qwen2.ts';
+import { initQwen2Tensors, Qwen2, type Qwen2Config } from '../src/model/qwen2.ts';
 import { VocabMap, allByteTokens } from '../src/text/vocab-map.ts';
 import { Rng } from '../src/data/rng.ts';
 import { SYNTH_PRESETS, generateProblems } from '../src/data/synth.ts';
@@ -34,13 +34,7 @@ export async function writeTinyModel(dir: string, o: { hidden?: number; layers?:
     torch_dtype: 'float32',
   } as Qwen2Config;
   const rng = new Rng(o.seed ?? 0);
-  const tensors = new Map<string, Float32Array>();
-  for (const [name, shape] of qwen2ParamShapes(config)) {
-    const t = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (name.endsWith('norm.weight')) t.fill(1);
-    else if (!name.endsWith('.bias')) for (let i = 0; i < t.length; i++) t[i] = 0.02 * rng.normal();
-    tensors.set(name, t);
-  }
+  const tensors = initQwen2Tensors(config, rng);
   const be = new CpuBackend();
   const model = Qwen2.fromTensors(be, config, tensors, 'tiny');
   await model.save(dir, { dtype: 'F32' });

@@ -18,6 +18,7 @@ import {
   type LatentSequence,
   type SplitRow,
   type TextEncoder_,
+  stepPiece,
 } from './sequence.js';
 
 /** A split row whose breakpoints carry their expanded sub-steps: substeps[i] belongs to the breakpoint after steps[i]. */
@@ -56,6 +57,12 @@ export interface CurriculumSequence extends LatentSequence {
 
 /** The text of a sub-step as written in scratch form. */
 export const scratchText = (substep: string) => `${substep}; `;
+
+/** A row as one plain chain-of-thought text (what pretraining and the `none` condition's sequences hold). */
+export const plainForm = (r: SubstepRow) => `${r.question}\n${r.steps.join('')}\n#### ${r.final}`;
+/** A row as one text in scratch form: each breakpoint's sub-steps written before its result (stage 0's text). */
+export const scratchForm = (r: SubstepRow) =>
+  `${r.question}\n${r.steps.map((s, i) => (i > 0 ? r.substeps[i - 1].map(scratchText).join('') : '') + s).join('')}\n#### ${r.final}`;
 
 /** The result of a sub-step "expr = result" (what step decoding asks its slots for). */
 export function substepResult(substep: string): string {
@@ -117,11 +124,7 @@ export function buildCurriculumSequence(row: SubstepRow, tok: TextEncoder_, o: C
       beforeResult.push(ids.length - 1);
       afterBreak.push(ids.length);
     }
-    // The answer's last line goes in the same piece as the last step: a piece is encoded on its own, and Qwen2's
-    // pre-tokenizer joins a step's closing "." with the newline ('.\n' is one token); encoded apart they become
-    // "." "\n", a pair whole-text tokenization never produces, so a model pretrained on whole texts would be taught
-    // an unfamiliar ending (it then ran on past the answer instead of closing with "#### N").
-    text(i === row.steps.length - 1 ? `${row.steps[i]}\n#### ${row.final}` : row.steps[i], true);
+    text(stepPiece(row, i), true);
   }
   if (o.eosId !== undefined) push(o.eosId, Kind.Token, true);
   const { seq, n } = packSequence(parts, o.maxLen);

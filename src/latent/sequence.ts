@@ -62,6 +62,14 @@ export interface BuildOptions {
   superviseLatents?: boolean;
 }
 
+/**
+ * The text piece of step i: the step, and for the last one the answer's final line too. Pieces are encoded one by one,
+ * and Qwen2's pre-tokenizer joins a step's closing "." with the newline ('.\n' is one token); encoded apart they
+ * become "." "\n", a pair whole-text tokenization never produces, so a model pretrained on whole texts would be
+ * taught an unfamiliar ending (it then ran on past the answer instead of closing with "#### N").
+ */
+export const stepPiece = (row: SplitRow, i: number) => (i === row.steps.length - 1 ? `${row.steps[i]}\n#### ${row.final}` : row.steps[i]);
+
 export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptions): LatentSequence {
   const { parts, push, text } = sequenceParts(tok);
   const { ids, kind, labels, spans, afterBreak, beforeBreak, aux } = parts;
@@ -88,11 +96,7 @@ export function buildSequence(row: SplitRow, tok: TextEncoder_, opts: BuildOptio
       afterBreak.push(ids.length);
     }
     const stepStart = ids.length;
-    // The answer's last line goes in the same piece as the last step: a piece is encoded on its own, and Qwen2's
-    // pre-tokenizer joins a step's closing "." with the newline ('.\n' is one token); encoded apart they become
-    // "." "\n", a pair whole-text tokenization never produces, so a model pretrained on whole texts would be taught
-    // an unfamiliar ending (it then ran on past the answer instead of closing with "#### N").
-    text(i === row.steps.length - 1 ? `${row.steps[i]}\n#### ${row.final}` : row.steps[i], true);
+    text(stepPiece(row, i), true);
     if (opts.superviseLatents && spans.length && spans[spans.length - 1].eol === stepStart - 1) {
       const sp = spans[spans.length - 1];
       // outputs of latents 0..k-1 are read at positions latents[1..k-1], eol

@@ -16,6 +16,7 @@ import { Arena } from './arena.js';
 import { hasLatentTrunk, LATENT_EMBEDDINGS, LATENT_PREFIX, LM_HEAD, TOKEN_EMBEDDINGS } from './latent-params.js';
 import { expectedQwen2Tensors, loadHfCheckpoint, saveHfCheckpoint, type LoadOptions, type Qwen2Config as HfQwen2Config } from './hf.js';
 import type { Source } from '../io/source.js';
+import type { Rng } from '../data/rng.js';
 
 /** The HF config.json of a Qwen2 model (validated by parseQwen2Config in hf.ts). */
 export type Qwen2Config = HfQwen2Config;
@@ -107,6 +108,18 @@ type LayerTensors = Record<LayerKey, Tensor>;
 
 /** Every HF tensor name and shape of a Qwen2 model with this config (one definition, in hf.ts). */
 export const qwen2ParamShapes = (c: Qwen2Config): Map<string, number[]> => expectedQwen2Tensors(c as HfQwen2Config);
+
+/** HF-style initial weights for a model trained from scratch: normal(0, std) matrices, zero biases, unit norms. */
+export function initQwen2Tensors(c: Qwen2Config, rng: Pick<Rng, 'normal'>, std = 0.02): Map<string, Float32Array> {
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, shape] of qwen2ParamShapes(c)) {
+    const t = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.endsWith('norm.weight')) t.fill(1);
+    else if (!name.endsWith('.bias')) for (let i = 0; i < t.length; i++) t[i] = std * rng.normal();
+    tensors.set(name, t);
+  }
+  return tensors;
+}
 
 /**
  * What a feedback with parameters of its own reads from the model (gated feedback: the gate, the token embeddings and
