@@ -25,13 +25,13 @@ export const config: Qwen2Config = {
 };
 
 /** Norms at 1, every other weight N(0, scale^2) from a seeded stream, on the CPU reference backend. */
-export function tinyModel(seed = 1, scale = 0.2): Qwen2 {
+export function tinyModel(seed = 1, scale = 0.2, cfg: Qwen2Config = config): Qwen2 {
   const rng = new Rng(seed);
   const t = new Map<string, Float32Array>();
-  for (const [n, sh] of qwen2ParamShapes(config))
+  for (const [n, sh] of qwen2ParamShapes(cfg))
     t.set(
       n,
       Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : scale * rng.normal())),
     );
-  return Qwen2.fromTensors(new CpuBackend(), config, t);
+  return Qwen2.fromTensors(new CpuBackend(), cfg, t);
 }

@@ -163,30 +163,10 @@ describe('serial preset', () => {
 
 describe('Phase1Trainer with a sub-step schedule', () => {
   it('advances stages, resets the optimizer, trains with both objectives and evaluates the final layout', async () => {
-    const { CpuBackend } = await import('../src/backend/cpu.js');
-    const { Qwen2, qwen2ParamShapes } = await import('../src/model/qwen2.js');
     const { Phase1Trainer } = await import('../src/latent/trainer.js');
-    const { Rng } = await import('../src/data/rng.js');
-    const cfg = {
-      vocab_size: 128,
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 10000,
-      tie_word_embeddings: true,
-      max_position_embeddings: 512,
-    };
-    const rng = new Rng(3);
-    const weights = new Map(
-      [...qwen2ParamShapes(cfg as never)].map(([n, sh]) => [
-        n,
-        Float32Array.from({ length: sh.reduce((a, b) => a * b) }, () => (n.includes('norm') ? 1 : 0.2 * rng.normal())),
-      ]),
-    );
-    const model = Qwen2.fromTensors(new CpuBackend(), cfg as never, weights);
+    const { tinyModel, config } = await import('./_char-model.js');
+    // the char model's shape over this file's one-token-per-character code points (vocabulary 128)
+    const model = tinyModel(3, 0.2, { ...config, vocab_size: 128 });
     const charTok = { ...tok, decode };
     const mk = (a: number, b: number): SubstepRow => {
       const e = expandAnnotation({ expr: `${a}*${b}`, result: String(a * b) });
