@@ -114,11 +114,28 @@ export function attentionScratchBytes(kvCap: i32): i32 {
   return 2 * QB * kvCap * 4 + 64;
 }
 
+/** Position of sequence b's query row 0: qStarts[b] when the call has per-sequence starts (qStarts != 0), else qStart. */
+// @ts-ignore: decorator
+@inline
+function startOf(qStarts: usize, b: i32, qStart: i32): i32 {
+  return qStarts ? load<i32>(qStarts + (<usize>b << 2)) : qStart;
+}
+
+/** Sequence b's first query row: qRows[b] with per-sequence rows (qRows != 0), else b * Tq. */
+// @ts-ignore: decorator
+@inline
+function firstRow(qRows: usize, b: i32, Tq: i32): i32 {
+  return qRows ? load<i32>(qRows + (<usize>b << 2)) : b * Tq;
+}
+
 /**
- * q, out [B, Tq, Hq, D]; k, v [B, kvCap, Hkv, D]; lse [B, Hq, Tq]; scratch: nth x attentionScratchBytes(kvCap).
- * Thread tid of nth takes a contiguous share of the B x Hq (sequence, head) pairs, which write disjoint rows.
+ * q, out [B, Tq, Hq, D]; k, v [B, kvCap, Hkv, D]; lse [B, Hq, Tq]. qStarts: 0, or i32 [B] per-sequence starts (each
+ * <= qStart); qRows: 0, or i32 [B + 1] per-sequence first rows (then q, out are [Tq, Hq, D] with Tq all the rows,
+ * and sequence b's lse block [Hq, rows of b] starts at Hq * qRows[b]); both checked by the caller. scratch: nth x
+ * attentionScratchBytes(kvCap). Thread tid of nth takes a contiguous share of the B x Hq (sequence, head) pairs,
+ * which write disjoint rows.
  */
-export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
+export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, qStarts: usize, qRows: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
   const rep = Hq / Hkv;
   const scale = <f32>(1.0 / Math.sqrt(<f64>D));
   const kvRow = <usize>(Hkv * D) << 2; // bytes between consecutive positions of one kv head
@@ -127,16 +144,18 @@ export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, 
   for (let u = partStart(B * Hq, 1, tid, nth); u < u1; u++) {
     const b = u / Hq, h = u % Hq;
     const kh = h / rep;
+    const qs = startOf(qStarts, b, qStart);
+    const r0 = firstRow(qRows, b, Tq), n = qRows ? firstRow(qRows, b + 1, Tq) - r0 : Tq;
     const kBase = k + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
     const vBase = v + (<usize>((b * kvCap * Hkv + kh) * D) << 2);
-    for (let i = 0; i < Tq; i++) {
-      const qo = q + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-      const oo = out + (<usize>(((b * Tq + i) * Hq + h) * D) << 2);
-      const nk = qStart + i + 1;
+    for (let i = 0; i < n; i++) {
+      const qo = q + (<usize>(((r0 + i) * Hq + h) * D) << 2);
+      const oo = out + (<usize>(((r0 + i) * Hq + h) * D) << 2);
+      const nk = qs + i + 1;
       const mx = scoreRow(qo, kBase, kvRow, D, nk, scale, scratch);
       const sum = expRow(scratch, nk, mx);
       weightedRowSum(scratch, vBase, kvRow, nk, D, <f32>1.0 / sum, oo, false);
-      store<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2), mx + Mathf.log(sum));
+      store<f32>(lse + (<usize>(Hq * r0 + h * n + i) << 2), mx + Mathf.log(sum));
     }
   }
 }
@@ -147,7 +166,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, lse: usize, 
  * Thread tid of nth takes a contiguous share of the B x Hkv (sequence, kv head) pairs: the dK/dV rows of a kv head
  * sum over its query heads, so one thread does all of them, in head order (the order of the one-thread loop).
  */
-export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
+export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize, qStarts: usize, qRows: usize, B: i32, Tq: i32, Hq: i32, Hkv: i32, D: i32, qStart: i32, kvCap: i32, scratch: usize, tid: i32, nth: i32): void {
   const rep = Hq / Hkv;
   const scale = <f32>(1.0 / Math.sqrt(<f64>D));
   const kvRow = <usize>(Hkv * D) << 2;
@@ -159,17 +178,19 @@ export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: u
   for (let u = partStart(B * Hkv, 1, tid, nth); u < u1; u++)
     for (let h = (u % Hkv) * rep, hEnd = h + rep; h < hEnd; h++) {
       const b = u / Hkv, kh = h / rep;
+      const qs = startOf(qStarts, b, qStart);
+      const r0 = firstRow(qRows, b, Tq), n = qRows ? firstRow(qRows, b + 1, Tq) - r0 : Tq;
       const off = <usize>((b * kvCap * Hkv + kh) * D) << 2;
-      for (let i0 = 0; i0 < Tq; i0 += QB) {
-        const nb = min(QB, Tq - i0);
-        const nkMax = qStart + i0 + nb;
+      for (let i0 = 0; i0 < n; i0 += QB) {
+        const nb = min(QB, n - i0);
+        const nkMax = qs + i0 + nb;
         for (let t = 0; t < nb; t++) {
           const i = i0 + t;
-          const ro = <usize>(((b * Tq + i) * Hq + h) * D) << 2;
+          const ro = <usize>(((r0 + i) * Hq + h) * D) << 2;
           const qo = q + ro, go = g + ro;
-          const nk = qStart + i + 1;
+          const nk = qs + i + 1;
           const pRow = scratch + <usize>t * cap, dsRow = dsBase + <usize>t * cap;
-          const l = load<f32>(lse + (<usize>((b * Hq + h) * Tq + i) << 2));
+          const l = load<f32>(lse + (<usize>(Hq * r0 + h * n + i) << 2));
           const delta = dot(go, out + ro, D);
           // p_j = exp(q.k_j * scale - lse), recomputed rather than stored (flash-attention style).
           scoreRow(qo, k + off, kvRow, D, nk, scale, pRow);
@@ -186,10 +207,10 @@ export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: u
           weightedRowSum(dsRow, k + off, kvRow, nk, D, 1, dq + ro, true);
         }
         // dk_j += sum_t dS_tj q_t;  dv_j += sum_t p_tj g_t over the block's rows.
-        const r0 = <usize>(((b * Tq + i0) * Hq + h) * D) << 2;
+        const rb = <usize>(((r0 + i0) * Hq + h) * D) << 2;
         if ((D & 3) == 0 && nb == QB) {
-          const q0 = q + r0, q1 = q0 + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
-          const g0 = g + r0, g1 = g0 + qRow, g2 = g1 + qRow, g3 = g2 + qRow;
+          const q0 = q + rb, q1 = q0 + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
+          const g0 = g + rb, g1 = g0 + qRow, g2 = g1 + qRow, g3 = g2 + qRow;
           for (let j = 0; j < nkMax; j++) {
             const o = <usize>j << 2;
             const p0 = v128.load32_splat(scratch + o), p1 = v128.load32_splat(scratch + cap + o);
@@ -209,7 +230,7 @@ export function attentionBackward(g: usize, q: usize, k: usize, v: usize, out: u
           }
         } else {
           for (let t = 0; t < nb; t++) {
-            const ro = r0 + <usize>t * qRow;
+            const ro = rb + <usize>t * qRow;
             for (let j = 0; j < nkMax; j++) {
               const kvo = off + <usize>j * kvRow, o = <usize>t * cap + (<usize>j << 2);
               axpyRow(load<f32>(scratch + o), g + ro, dv + kvo, D);

@@ -7,7 +7,7 @@
 // of 4, 16 or 64) so tiling edge cases are exercised, and offsets are non-zero where the op takes them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
-import { kernelName, OP_NAMES, OPS, type ArgSpec, type OpArgs, type OpName } from '../src/backend/ops.js';
+import { kernelName, OP_NAMES, OPS, type ArgSpec, type KernelCapability, type OpArgs, type OpName } from '../src/backend/ops.js';
 import { BackendError, type Backend, type Tensor } from '../src/backend/types.js';
 
 function rng(seed: number) {
@@ -86,6 +86,8 @@ export interface OpCase<K extends OpName> {
   /** Runs before the op on the same tensors (e.g. the forward whose saved statistics a backward reads). */
   before?: (b: Backend, t: Record<string, Tensor>) => void;
   tol?: number;
+  /** A kernel capability the case needs: a backend without it must refuse the call with a BackendError instead. */
+  needs?: KernelCapability;
 }
 
 const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qStart: number, kvCap: number) => ({
@@ -97,7 +99,14 @@ const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qS
   qStart,
   kvCap,
 });
-const attnBefore = (b: Backend, t: Record<string, Tensor>, s: ReturnType<typeof attnShape>) =>
+/**
+ * Aligned segments (src/model/qwen2.ts): 3 sequences at their own positions with their own numbers of rows (the
+ * second has none); Tq counts all rows and qStart bounds the starts.
+ */
+const RAGGED_CASE = 'per-sequence starts and rows (qStarts, qRows), one sequence without rows';
+const raggedShape = attnShape(3, 5, 4, 2, 8, 9, 12);
+const raggedData = { qStarts: new Int32Array([5, 0, 9]), qRows: new Int32Array([0, 3, 3, 5]) };
+const attnBefore = (b: Backend, t: Record<string, Tensor>, s: ReturnType<typeof attnShape> & { qStarts?: Tensor; qRows?: Tensor }) =>
   b.attention({ q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, lse: t.lse, ...s });
 const attnCases = (
   [
@@ -177,12 +186,24 @@ export const CASES: { [K in OpName]: OpCase<K>[] } = {
       data: { pos: new Int32Array([0, 1, 2, 7, 100, 4095]) },
     },
   ],
-  attention: attnCases.map(({ name, s }) => ({
-    name,
-    args: s,
-    data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {},
-  })),
-  attentionBackward: attnCases.map(({ name, s }) => ({ name, args: s, before: (b, t) => attnBefore(b, t, s) })),
+  attention: [
+    ...attnCases.map(({ name, s }) => ({
+      name,
+      args: s,
+      data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {},
+    })),
+    { name: RAGGED_CASE, args: raggedShape, data: raggedData, needs: 'queryStarts' as const },
+  ],
+  attentionBackward: [
+    ...attnCases.map(({ name, s }) => ({ name, args: s, before: (b: Backend, t: Record<string, Tensor>) => attnBefore(b, t, s) })),
+    {
+      name: RAGGED_CASE,
+      args: raggedShape,
+      data: raggedData,
+      needs: 'queryStarts' as const,
+      before: (b: Backend, t: Record<string, Tensor>) => attnBefore(b, t, { ...raggedShape, qStarts: t.qStarts, qRows: t.qRows }),
+    },
+  ],
   swiglu: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
   swigluBackward: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
   crossEntropy: [
@@ -252,6 +273,16 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
             c.before?.(b, t);
             (b[op] as (a: unknown) => void)({ ...c.args, ...t });
           };
+          if (c.needs && !(dut as unknown as Record<string, boolean>)[c.needs]) {
+            let err: unknown;
+            try {
+              await both(ref, dut, inputs, run, outputs);
+            } catch (e) {
+              err = e;
+            }
+            expect(/not supported by this backend/.test(String(err)), String(err)).toBe(true);
+            return;
+          }
           check(await both(ref, dut, inputs, run, outputs), c.tol ?? tol);
         });
       }

@@ -87,45 +87,56 @@ describe('batched latent forwards', () => {
     expect(batchGroups([seqs[0], seqs[0], seqs[1]], 1e9, true)).toEqual([[0, 1], [2]]);
   });
 
-  it('losses and gradients equal one forward per sequence (CPU)', async () => {
-    const be = new CpuBackend();
-    const model = tinyModel(be);
-    model.addParam(
-      'latent.embeddings',
-      [8, config.hidden_size],
-      Float32Array.from({ length: 8 * config.hidden_size }, (_, i) => Math.sin(i) * 0.1),
-    );
-    model.setTrainable(() => true);
-    const N = seqs.reduce((a, s) => a + s.labelCount, 0);
-    const grads = async () =>
-      new Map(await Promise.all([...model.grads].map(async ([n, g]) => [n, (await be.read(g)) as Float32Array] as const)));
+  const backends: [string, () => Promise<Backend>][] = [
+    ['CPU', async () => new CpuBackend()],
+    ['WASM', () => createWasmBackend({ threads: 1 })],
+  ];
+  const layouts: [string, boolean][] = [
+    ['cut at the union of latent positions', false],
+    ['aligned segments', true],
+  ];
+  for (const [bn, mk] of backends)
+    for (const [ln, alignSegments] of layouts)
+      it(`losses and gradients equal one forward per sequence (${bn}, ${ln})`, async () => {
+        const be = await mk();
+        const model = tinyModel(be);
+        model.addParam(
+          'latent.embeddings',
+          [8, config.hidden_size],
+          Float32Array.from({ length: 8 * config.hidden_size }, (_, i) => Math.sin(i) * 0.1),
+        );
+        model.setTrainable(() => true);
+        const N = seqs.reduce((a, s) => a + s.labelCount, 0);
+        const grads = async () =>
+          new Map(await Promise.all([...model.grads].map(async ([n, g]) => [n, (await be.read(g)) as Float32Array] as const)));
 
-    model.zeroGrads();
-    const { input, T } = packSequences(seqs, false);
-    const rb = await model.forward(input, { grad: true, lossScale: 1 / N, wantHidden: true });
-    model.backward();
-    const gb = await grads();
+        model.zeroGrads();
+        const { input, T } = packSequences(seqs, false);
+        const rb = await model.forward(input, { grad: true, lossScale: 1 / N, wantHidden: true, alignSegments });
+        model.backward();
+        const gb = await grads();
 
-    model.zeroGrads();
-    let lossSum = 0;
-    for (const [b, s] of seqs.entries()) {
-      const r = await model.forward(inputOf(s, false), { grad: true, lossScale: 1 / N, wantHidden: true });
-      model.backward();
-      lossSum += r.lossSum;
-      close(rb.lossAt!.subarray(b * T, b * T + s.ids.length), r.lossAt!, 1e-6, `lossAt of sequence ${b}`);
-      close(rb.hidden!.subarray(b * T * 16, (b * T + s.ids.length) * 16), r.hidden!, 1e-6, `hidden of sequence ${b}`);
-      // the padded tail adds nothing
-      expect(Array.from(rb.lossAt!.subarray(b * T + s.ids.length, (b + 1) * T)).every((x) => x === 0)).toBe(true);
-    }
-    expect(rb.labelCount).toBe(N);
-    expect(rb.lossSum).toBeCloseTo(lossSum, 4);
-    const gs = await grads();
-    expect([...gb.keys()].sort()).toEqual([...gs.keys()].sort());
-    for (const [n, g] of gs) close(gb.get(n)!, g, 1e-5, `grad ${n}`);
-    // the latent chain carries gradient (otherwise the comparison above would not test the feedback path)
-    expect(gs.get('latent.embeddings')!.some((x) => x !== 0)).toBe(true);
-    model.destroy();
-  });
+        model.zeroGrads();
+        let lossSum = 0;
+        for (const [b, s] of seqs.entries()) {
+          const r = await model.forward(inputOf(s, false), { grad: true, lossScale: 1 / N, wantHidden: true });
+          model.backward();
+          lossSum += r.lossSum;
+          close(rb.lossAt!.subarray(b * T, b * T + s.ids.length), r.lossAt!, 1e-6, `lossAt of sequence ${b}`);
+          close(rb.hidden!.subarray(b * T * 16, (b * T + s.ids.length) * 16), r.hidden!, 1e-6, `hidden of sequence ${b}`);
+          // the padded tail adds nothing
+          expect(Array.from(rb.lossAt!.subarray(b * T + s.ids.length, (b + 1) * T)).every((x) => x === 0)).toBe(true);
+        }
+        expect(rb.labelCount).toBe(N);
+        expect(rb.lossSum).toBeCloseTo(lossSum, 4);
+        const gs = await grads();
+        expect([...gb.keys()].sort()).toEqual([...gs.keys()].sort());
+        for (const [n, g] of gs) close(gb.get(n)!, g, 1e-5, `grad ${n}`);
+        // the latent chain carries gradient (otherwise the comparison above would not test the feedback path)
+        expect(gs.get('latent.embeddings')!.some((x) => x !== 0)).toBe(true);
+        model.destroy();
+        be.destroy();
+      });
 
   const trainerOpts = (batchForward: boolean, extra: Partial<Phase1Options> = {}) =>
     ({

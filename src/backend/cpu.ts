@@ -2,7 +2,7 @@
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
 import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
-import type { AttentionShape, Backend, DType, Tensor } from './types.js';
+import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
   constructor(
@@ -19,19 +19,32 @@ const F = (t: Tensor) => (t as CpuTensor).data as Float32Array;
 const I = (t: Tensor) => (t as CpuTensor).data as Int32Array;
 
 /**
- * Calls f for every query row of causal attention: batch b, query head h, its kv head kh, query position i, the
- * offset qo of its q/out row, and nk, the keys it sees (0 .. qStart + i).
+ * Calls f for every query row of causal attention (query head h, position i of sequence b): b, the kv head kh of h,
+ * the offset qo of the row in q/out, nk, the keys it sees (0 .. s + i, where s is qStarts[b] if given, else qStart),
+ * and li, its lse element. Sequence b's rows are b*Tq.. (Tq of them), or qRows[b] .. qRows[b+1]-1 when given.
  */
 function eachQueryRow(
-  { B, Tq, Hq, Hkv, D, qStart }: AttentionShape,
-  f: (b: number, h: number, kh: number, i: number, qo: number, nk: number) => void,
+  { B, Tq, Hq, Hkv, D, qStart, kvCap, qStarts, qRows }: AttentionShape & { qStarts?: Tensor; qRows?: Tensor },
+  f: (b: number, kh: number, qo: number, nk: number, li: number) => void,
 ): void {
   const rep = Hq / Hkv;
-  for (let b = 0; b < B; b++)
+  const starts = qStarts ? I(qStarts) : undefined,
+    first = qRows ? I(qRows) : undefined;
+  const bad = (msg: string) => {
+    throw new BackendError(`cpu backend: attention: ${msg}`, 'cpu');
+  };
+  if (first && (first[0] !== 0 || first[B] !== Tq)) bad(`qRows must run from 0 to Tq = ${Tq} (got ${first[0]} .. ${first[B]})`);
+  for (let b = 0; b < B; b++) {
+    const s = starts ? starts[b] : qStart,
+      r0 = first ? first[b] : b * Tq,
+      n = first ? first[b + 1] - r0 : Tq;
+    if (s < 0 || s > qStart) bad(`qStarts[${b}] = ${s} outside [0, ${qStart}]`);
+    if (n < 0 || s + n > kvCap) bad(`sequence ${b}: ${n} query rows from position ${s} do not fit kvCap ${kvCap}`);
     for (let h = 0; h < Hq; h++) {
       const kh = Math.floor(h / rep);
-      for (let i = 0; i < Tq; i++) f(b, h, kh, i, ((b * Tq + i) * Hq + h) * D, qStart + i + 1);
+      for (let i = 0; i < n; i++) f(b, kh, ((r0 + i) * Hq + h) * D, s + i + 1, Hq * r0 + h * n + i);
     }
+  }
 }
 
 /** Calls f(r, id) for every row r < rows whose id is not negative (a negative id marks a row the caller fills). */
@@ -42,6 +55,7 @@ function eachIdRow(ids: Tensor, rows: number, f: (r: number, id: number) => void
 
 export class CpuBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'cpu' as const;
+  override readonly queryStarts = true;
   readonly info = 'plain JavaScript (reference and baseline)';
   readonly maxBindingBytes = Number.MAX_SAFE_INTEGER;
 
@@ -193,11 +207,11 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
   }
 
   kernelAttention(s: KernelArgs['attention']): void {
-    const { Tq, Hq, Hkv, D, qStart, kvCap } = s;
+    const { Tq, Hkv, D, qStart, kvCap } = s;
     const [Q, Kc, Vc, O, L] = [s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
     const scale = 1 / Math.sqrt(D);
     const sc = new Float32Array(qStart + Tq);
-    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
+    eachQueryRow(s, (b, kh, qo, nk, li) => {
       let mx = -Infinity;
       for (let j = 0; j < nk; j++) {
         const ko = ((b * kvCap + j) * Hkv + kh) * D;
@@ -214,16 +228,16 @@ export class CpuBackend extends OpBackend implements Backend, Kernels {
           vo = ((b * kvCap + j) * Hkv + kh) * D;
         for (let c = 0; c < D; c++) O[qo + c] += p * Vc[vo + c];
       }
-      L[(b * Hq + h) * Tq + i] = mx + Math.log(sum);
+      L[li] = mx + Math.log(sum);
     });
   }
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
-    const { Tq, Hq, Hkv, D, kvCap } = s;
+    const { Hkv, D, kvCap } = s;
     const [G, Q, Kc, Vc, O, L] = [s.dOut, s.q, s.kCache, s.vCache, s.out, s.lse].map(F);
     const [DQ, DK, DV] = [s.dq, s.dkCache, s.dvCache].map(F);
     const scale = 1 / Math.sqrt(D);
-    eachQueryRow(s, (b, h, kh, i, qo, nk) => {
-      const l = L[(b * Hq + h) * Tq + i];
+    eachQueryRow(s, (b, kh, qo, nk, li) => {
+      const l = L[li];
       // delta = sum_c dO * O  (= sum_j P_ij dP_ij)
       let delta = 0;
       for (let c = 0; c < D; c++) delta += G[qo + c] * O[qo + c];

@@ -156,6 +156,18 @@ export interface AttentionArgs extends AttentionShape {
   vCache: Tensor;
   out: Tensor;
   lse: Tensor;
+  /**
+   * i32 [B], optional: sequence b's query row 0 sits at position qStarts[b] (<= qStart) instead of qStart, so one
+   * call serves sequences that are at different positions (the model's aligned segments: src/model/qwen2.ts).
+   * Only backends with the `queryStarts` capability take it (and qRows).
+   */
+  qStarts?: Tensor;
+  /**
+   * i32 [B + 1], optional (with qStarts): sequence b has the query rows qRows[b] .. qRows[b+1] - 1, so sequences
+   * have different numbers of rows (none, too). Then Tq counts the rows of all sequences (qRows[B]), q/out are
+   * [Tq, Hq, D], and lse holds sequence b's [Hq, rows of b] block from element Hq * qRows[b].
+   */
+  qRows?: Tensor;
 }
 /** dq += ..., dkCache += ..., dvCache += ... (rows 0..qStart+Tq-1 of the caches may receive gradient). */
 export interface AttentionBackwardArgs extends AttentionShape {
@@ -168,6 +180,9 @@ export interface AttentionBackwardArgs extends AttentionShape {
   dq: Tensor;
   dkCache: Tensor;
   dvCache: Tensor;
+  /** As in AttentionArgs. */
+  qStarts?: Tensor;
+  qRows?: Tensor;
 }
 /** out[i] = silu(gate[i]) * up[i]. */
 export interface SwigluArgs {
@@ -310,10 +325,12 @@ export interface OpSpec<K extends OpName> {
    * kernel, so the kernels of the other backends never see those arguments.
    */
   composed?: { unless: KernelCapability; wants: (a: KernelArgs[K]) => boolean; compose: (be: Backend, a: KernelArgs[K]) => void };
+  /** Optional parts that only backends with capability `capability` take (no composition): `what` names them. */
+  requires?: { capability: KernelCapability; when: (a: KernelArgs[K]) => boolean; what: string };
 }
 
 /** What a backend's kernels may do beyond the plain op (a boolean field of OpBackend, false unless a backend sets it). */
-export type KernelCapability = 'fusesMatmul';
+export type KernelCapability = 'fusesMatmul' | 'queryStarts';
 
 const int = { int: true } as const;
 const num = { number: true } as const;
@@ -336,15 +353,28 @@ const dimWeight = { tensor: 'float', range: first((a: { dim: number }) => a.dim)
 const span2d = (rows: number, cols: number, stride: number) => (rows > 0 && cols > 0 ? (rows - 1) * stride + cols : 0);
 
 const attnShape = { B: int, Tq: int, Hq: int, Hkv: int, D: int, qStart: int, kvCap: int } as const;
-const qRange = (a: AttentionShape): [number, number] => [0, a.B * a.Tq * a.Hq * a.D];
+/** Query rows of all sequences: B x Tq, or Tq itself with per-sequence rows (qRows). */
+const queryRows = (a: AttentionShape & { qRows?: Tensor }) => (a.qRows ? a.Tq : a.B * a.Tq);
+const qRange = (a: AttentionShape): [number, number] => [0, queryRows(a) * a.Hq * a.D];
 const kvRange = (a: AttentionShape): [number, number] => [0, a.B * a.kvCap * a.Hkv * a.D];
-const lseRange = (a: AttentionShape): [number, number] => [0, a.B * a.Hq * a.Tq];
-const attnCheck = (a: AttentionShape) =>
+const lseRange = (a: AttentionShape): [number, number] => [0, queryRows(a) * a.Hq];
+/** Per-sequence query starts: i32 [B] (their values are checked by the kernels that take them, against qStart). */
+const qStartsArg = { tensor: 'i32', optional: true, range: first((a: AttentionShape) => a.B) } as const;
+const qRowsArg = { tensor: 'i32', optional: true, range: first((a: AttentionShape) => a.B + 1) } as const;
+const queryStartsOnly = {
+  capability: 'queryStarts',
+  when: (a: { qStarts?: Tensor; qRows?: Tensor }) => !!(a.qStarts || a.qRows),
+  what: 'per-sequence query starts and rows (qStarts, qRows)',
+} as const;
+// with qRows the kernels check each sequence's qStarts[b] + rows against kvCap (the values are in tensors)
+const attnCheck = (a: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }) =>
   a.Hkv === 0 || a.Hq % a.Hkv
     ? `Hq (${a.Hq}) must be a multiple of Hkv (${a.Hkv})`
-    : a.qStart + a.Tq > a.kvCap
-      ? `qStart + Tq (${a.qStart + a.Tq}) exceeds kvCap (${a.kvCap})`
-      : undefined;
+    : a.qRows && !a.qStarts
+      ? 'qRows needs qStarts'
+      : !a.qRows && a.qStart + a.Tq > a.kvCap
+        ? `qStart + Tq (${a.qStart + a.Tq}) exceeds kvCap (${a.kvCap})`
+        : undefined;
 
 export const OPS: { [K in OpName]: OpSpec<K> } = {
   copy2d: {
@@ -463,9 +493,12 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       vCache: { tensor: 'f32', range: kvRange },
       out: { tensor: 'f32', writes: true, range: qRange },
       lse: { tensor: 'f32', writes: true, range: lseRange },
+      qStarts: qStartsArg,
+      qRows: qRowsArg,
       ...attnShape,
     },
     check: attnCheck,
+    requires: queryStartsOnly,
   },
   attentionBackward: {
     args: {
@@ -478,9 +511,12 @@ export const OPS: { [K in OpName]: OpSpec<K> } = {
       dq: { tensor: 'f32', writes: true, range: qRange },
       dkCache: { tensor: 'f32', writes: true, range: kvRange },
       dvCache: { tensor: 'f32', writes: true, range: kvRange },
+      qStarts: qStartsArg,
+      qRows: qRowsArg,
       ...attnShape,
     },
     check: attnCheck,
+    requires: queryStartsOnly,
   },
   swiglu: { args: { gate: nIn, up: nIn, out: nOut, n: int } },
   swigluBackward: { args: { dOut: nIn, gate: nIn, up: nIn, dGate: nOut, dUp: nOut, n: int } },
@@ -642,6 +678,8 @@ export abstract class OpBackend {
    * OpBackend composes them from the backend's other ops (./matmul-fused.ts) and the kernel never sees them.
    */
   readonly fusesMatmul: boolean = false;
+  /** Whether attention and its backward take `qStarts` (per-sequence query positions); the model asks before using it. */
+  readonly queryStarts: boolean = false;
   /** Writes already checked (and, for bf16 tensors, rounded) data at element `offset`. */
   protected abstract kernelUpload(t: Tensor, data: Float32Array | Int32Array, offset: number): void;
 
@@ -665,6 +703,9 @@ for (const op of OP_NAMES) {
       const kernel = this[k] as ((a: unknown) => void) | undefined;
       if (typeof kernel !== 'function') throw new BackendError(`${this.name} backend: has no kernel for op '${op}' (${k})`, this.name);
       const a = checkOp(this.name, op, args);
+      const req = (OPS[op] as OpSpec<OpName>).requires;
+      if (req && !this[req.capability] && req.when(a as never))
+        throw new BackendError(`${this.name} backend: ${op}: ${req.what} not supported by this backend`, this.name);
       if (composed && !this[composed.unless] && composed.wants(a as never)) composed.compose(this as never as Backend, a);
       else kernel.call(this, a);
     },

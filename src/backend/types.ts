@@ -38,7 +38,10 @@ export interface AttentionShape {
   Hkv: number;
   /** Head dimension. */
   D: number;
-  /** Absolute position of query row 0 (same for every sequence); query i attends keys 0..qStart+i inclusive. */
+  /**
+   * Absolute position of query row 0 (same for every sequence); query i attends keys 0..qStart+i inclusive. With
+   * `qStarts` (AttentionArgs), an upper bound of its values: the range checks use it.
+   */
   qStart: number;
   /** Capacity (rows per sequence) of the K/V cache tensors, which are [B, kvCap, Hkv, D]. */
   kvCap: number;
@@ -62,6 +65,8 @@ export interface AdamWParams {
  */
 export interface Backend extends BackendOps {
   readonly name: BackendName;
+  /** Whether attention takes per-sequence query starts (`qStarts`); see OpBackend.queryStarts. */
+  readonly queryStarts?: boolean;
   /** Human-readable adapter description and why it was chosen. */
   readonly info: string;
   /** Largest single storage binding in bytes (informational; backends split larger tensors themselves). */

@@ -89,6 +89,7 @@ export interface WasmBackend extends Pick<Kernels, KernelName<ThreadedName>> {}
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the kernel methods are installed on the prototype below, from WASM_CALLS
 export class WasmBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'wasm' as const;
+  override readonly queryStarts = true;
   readonly info: string;
   readonly maxBindingBytes: number;
   private f32!: Float32Array;
@@ -327,6 +328,25 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     for (let r = 0; r < rows; r++)
       if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
   }
+  /** Every one of the first n i32 values of t in [lo, hi]: out-of-range values would read other tensors' memory. */
+  checkRange(t: Tensor, n: number, lo: number, hi: number, what: string): void {
+    const p = this.P(t, what, 0, n) >>> 2,
+      I = this.views().i32;
+    for (let r = 0; r < n; r++)
+      if (I[p + r] < lo || I[p + r] > hi) this.fail(`${what}: value ${I[p + r]} at ${r} of '${t.label}' outside [${lo}, ${hi}]`);
+  }
+  /** qRows [B + 1] from 0 to Tq, non-decreasing, and each sequence's rows within kvCap from its qStarts value. */
+  checkQueryRows(qStarts: Tensor, qRows: Tensor, B: number, Tq: number, kvCap: number): void {
+    const I = this.views().i32,
+      r = this.P(qRows, 'attention qRows', 0, B + 1) >>> 2,
+      s = this.P(qStarts, 'attention qStarts', 0, B) >>> 2;
+    if (I[r] !== 0 || I[r + B] !== Tq) this.fail(`attention: qRows must run from 0 to Tq = ${Tq} (got ${I[r]} .. ${I[r + B]})`);
+    for (let b = 0; b < B; b++) {
+      const n = I[r + b + 1] - I[r + b];
+      if (n < 0 || I[s + b] + n > kvCap)
+        this.fail(`attention: sequence ${b}: ${n} query rows from position ${I[s + b]} do not fit kvCap ${kvCap}`);
+    }
+  }
   /** Labels >= V would read past the row (negative ones are ignored rows). */
   checkLabels({ labels, rows, V, labelOff }: KernelArgs['crossEntropy']): void {
     const pl = this.P(labels, 'crossEntropy labels', labelOff, rows) >>> 2;
@@ -382,8 +402,11 @@ interface WasmCall<K extends OpName> {
 }
 
 /** Multiply-adds of the scores and the weighted sum (the causal triangle of Tq rows after qStart keys). */
-const attentionWork = (a: AttentionShape) => a.B * a.Hq * a.Tq * (a.qStart + (a.Tq + 1) / 2) * a.D * 2;
+const attentionWork = (a: AttentionShape & { qRows?: Tensor }) =>
+  a.qRows ? a.Hq * a.Tq * (a.qStart + 1) * a.D * 2 : a.B * a.Hq * a.Tq * (a.qStart + (a.Tq + 1) / 2) * a.D * 2;
 const attentionTail = <K extends 'attention' | 'attentionBackward'>(): WasmArg<K>[] => [
+  'qStarts',
+  'qRows',
   'B',
   'Tq',
   'Hq',
@@ -393,6 +416,14 @@ const attentionTail = <K extends 'attention' | 'attentionBackward'>(): WasmArg<K
   'kvCap',
   (a, be) => be.attentionScratch(a.kvCap),
 ];
+/**
+ * Per-sequence query starts must lie in [0, qStart], and per-sequence rows run from 0 to Tq with each sequence's
+ * rows inside the cache from its start (the op table checks only what does not depend on tensor contents).
+ */
+const checkQueryStarts = (be: WasmBackend, a: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }) => {
+  if (a.qStarts) be.checkRange(a.qStarts, a.B, 0, a.qStart, 'attention qStarts');
+  if (a.qRows) be.checkQueryRows(a.qStarts!, a.qRows, a.B, a.Tq, a.kvCap);
+};
 const elements = (a: { n: number }) => a.n;
 /** AdamW's scalars as the export takes them: 1 - beta too, so no thread recomputes it. */
 const adamwHyper: WasmArg<'adamw'>[] = [
@@ -441,9 +472,14 @@ const WASM_CALLS: { [K in Exclude<OpName, 'sumSquares'>]: WasmCall<K> } = {
   rmsNorm: { work: rowsTimesDim, args: ['x', 'w', 'y', 'rstd', 'rows', 'dim', 'eps'] },
   rmsNormBackward: { work: rowsTimesDim, args: ['dy', 'x', 'w', 'rstd', 'dx', 'dw', 'rows', 'dim'] },
   rope: { work: (a) => a.rows * a.heads * a.D, args: ['x', (a, be) => be.ropeTable(a), 'rows', 'heads', 'D'] },
-  attention: { work: attentionWork, args: ['q', 'kCache', 'vCache', 'out', 'lse', ...attentionTail<'attention'>()] },
+  attention: {
+    work: attentionWork,
+    before: checkQueryStarts,
+    args: ['q', 'kCache', 'vCache', 'out', 'lse', ...attentionTail<'attention'>()],
+  },
   attentionBackward: {
     work: attentionWork,
+    before: checkQueryStarts,
     args: ['dOut', 'q', 'kCache', 'vCache', 'out', 'lse', 'dq', 'dkCache', 'dvCache', ...attentionTail<'attentionBackward'>()],
   },
   swiglu: { work: elements, args: ['gate', 'up', 'out', 'n'] },

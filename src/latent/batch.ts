@@ -12,7 +12,7 @@
 // Why grouping: two-trunk routing must agree across the sequences of a forward at every position (the model refuses
 // otherwise), and padded rows cost memory and work, so sequences join a group only while the padded size stays
 // under an activation budget.
-import type { ForwardInput } from '../model/qwen2.js';
+import type { ForwardInput, Qwen2 } from '../model/qwen2.js';
 import type { LatentSequence } from './sequence.js';
 
 /** Padded rows x hidden x layers a batched forward may hold (floats per activation kind; ~64 MiB each). */
@@ -85,4 +85,65 @@ export function packSequences(
     }
   }
   return { input: { B, T, ids, kind, extra, labels, labelWeights: weights, trunk }, T };
+}
+
+/** What a forward-only pass gives for one sequence (as forward() on that sequence alone would). */
+export interface SequenceResult {
+  lossAt: Float32Array;
+  lossSum: number;
+  labelCount: number;
+  hidden?: Float32Array;
+}
+
+/**
+ * Forward-only passes over many sequences (the usage probes: each with optional `embeds` for its Embed positions),
+ * as shared forwards with aligned segments where the model can run them (one trunk; the backend takes per-sequence
+ * query starts), else one forward each. Results per sequence, the same as alone: every row is computed by the same
+ * kernels either way, and each sequence's loss is summed over its own labels in position order.
+ */
+export async function forwardEach(
+  model: Qwen2,
+  items: readonly { seq: LatentSequence; embeds?: Float32Array }[],
+  opts: { wantHidden?: boolean; withLabels?: boolean } = {},
+): Promise<SequenceResult[]> {
+  const withLabels = opts.withLabels ?? true;
+  const H = model.H;
+  const shared = !model.twoTrunk && model.be.queryStarts === true;
+  const groups = shared
+    ? batchGroups(
+        items.map((it) => it.seq),
+        Math.floor(BATCH_ACTIVATION_BUDGET / (H * model.L)),
+        false,
+      )
+    : items.map((_, i) => [i]);
+  const out: SequenceResult[] = [];
+  for (const g of groups) {
+    const seqs = g.map((i) => items[i].seq);
+    const { input, T } = packSequences(seqs, model.twoTrunk);
+    let embeds: Float32Array | undefined;
+    g.forEach((i, b) => {
+      const e = items[i].embeds;
+      if (!e) return;
+      embeds ??= new Float32Array(g.length * T * H);
+      embeds.set(e, b * T * H);
+    });
+    const r = await model.forward(
+      { ...input, labels: withLabels ? input.labels : undefined, embeds },
+      { wantHidden: opts.wantHidden, alignSegments: true },
+    );
+    seqs.forEach((s, b) => {
+      const n = s.ids.length;
+      const lossAt = r.lossAt ? r.lossAt.slice(b * T, b * T + n) : new Float32Array(n);
+      let lossSum = 0,
+        labelCount = 0;
+      if (withLabels)
+        for (let t = 1; t < n; t++)
+          if (s.labels[t] !== -100) {
+            lossSum += lossAt[t];
+            labelCount++;
+          }
+      out.push({ lossAt, lossSum, labelCount, hidden: r.hidden?.slice(b * T * H, (b * T + n) * H) });
+    });
+  }
+  return out;
 }

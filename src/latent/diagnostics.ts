@@ -8,6 +8,7 @@
 import { Kind, type Qwen2 } from '../model/qwen2.js';
 import { removeLatents, type LatentSequence } from './sequence.js';
 import { LM_HEAD, TOKEN_EMBEDDINGS } from '../model/latent-params.js';
+import { forwardEach } from './batch.js';
 
 export interface LossReport {
   loss: number;
@@ -58,16 +59,17 @@ async function lossOver(
     n = 0,
     psum = 0,
     pn = 0;
-  for (let i = 0; i < seqs.length; i++) {
-    const { seq, embeds } = prep ? prep(seqs[i], i) : { seq: seqs[i] };
-    const r = await model.forward({ ...inputOf(seq, model.twoTrunk), embeds });
+  const items = seqs.map((s, i) => (prep ? prep(s, i) : { seq: s }));
+  const results = await forwardEach(model, items);
+  items.forEach(({ seq }, i) => {
+    const r = results[i];
     sum += r.lossSum;
     n += r.labelCount;
     for (const p of postBreakMask(seq, afterTokens)) {
-      psum += r.lossAt![p];
+      psum += r.lossAt[p];
       pn++;
     }
-  }
+  });
   return { loss: n ? sum / n : NaN, postBreakLoss: pn ? psum / pn : NaN, labels: n };
 }
 
@@ -79,11 +81,17 @@ async function lossOver(
 export async function collectLatents(model: Qwen2, seqs: LatentSequence[], opts: { fed?: boolean } = {}): Promise<Float32Array[][]> {
   const H = model.H,
     out: Float32Array[][] = [];
+  const withLatents = seqs.filter((s) => s.kind.includes(Kind.Latent));
+  const results = await forwardEach(
+    model,
+    withLatents.map((seq) => ({ seq })),
+    { wantHidden: true, withLabels: false },
+  );
   for (const seq of seqs) {
     let lat: Float32Array[] = [];
     if (seq.kind.includes(Kind.Latent)) {
-      const r = await model.forward({ ...inputOf(seq, model.twoTrunk), labels: undefined }, { wantHidden: true });
-      for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Latent) lat.push(r.hidden!.slice((t - 1) * H, t * H));
+      const hidden = results[withLatents.indexOf(seq)].hidden!;
+      for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Latent) lat.push(hidden.slice((t - 1) * H, t * H));
       if (opts.fed && lat.length) {
         const rows = new Float32Array(lat.length * H);
         lat.forEach((v, i) => rows.set(v, i * H));

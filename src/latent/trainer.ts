@@ -62,12 +62,12 @@ export interface Phase1Options {
   markerInit?: MarkerInit;
   /**
    * Run the sequences of a step in shared forwards (src/latent/batch.ts; exact up to float summation order) instead
-   * of one forward each (default false). Measured on the default job (8 sequences of ~90 positions, 4-6 latents
-   * each; the union of their latent positions gives ~42 passes per step instead of ~68, with ~24% more rows from the
-   * padding): WASM, 1 thread, the same CPU time per step either way (the rows are the cost); WebGPU on a software
-   * adapter, dispatches per step 12,949 vs 13,230 (the latent feedback and attention stay per sequence), slower.
-   * So no backend measured here gains, and the unpadded path is the default; GPUs where a pass costs more than its
-   * rows are where this may pay.
+   * of one forward each. Default: on where the backend takes per-sequence query starts (`queryStarts`: CPU, WASM),
+   * off elsewhere. With them the forwards use aligned segments (each sequence cut at its own latents, the j-th
+   * segments of all sequences in one pass, no padding rows): on the default job ~7 passes of 8 sequences per step
+   * instead of ~68 one-sequence passes, measured 2.0x faster per step on WASM with 2 threads and 1.6x with 1
+   * (README, "Batched phase-1 steps"). Without them (WebGPU, gpu.js) a shared forward cuts every sequence at the
+   * union of the latent positions (~42 passes, ~24% padding rows), measured slower there, hence off by default.
    */
   batchForward?: boolean;
   evalEvery: number;
@@ -220,7 +220,7 @@ export class Phase1Trainer {
   /** The sequences of a step grouped into forwards: shared ones (batchForward) or one each. */
   private forwardGroups(seqs: LatentSequence[]): number[][] {
     const m = this.model;
-    if (!this.o.batchForward) return seqs.map((_, i) => [i]);
+    if (!(this.o.batchForward ?? m.be.queryStarts === true)) return seqs.map((_, i) => [i]);
     return batchGroups(seqs, Math.floor(BATCH_ACTIVATION_BUDGET / (m.H * m.L)), m.twoTrunk);
   }
 
@@ -349,6 +349,7 @@ export class Phase1Trainer {
         grad: true,
         lossScale: 1 / Math.max(1, N),
         wantHidden: wantHidden || targets.some((t) => t.length > 0),
+        alignSegments: true,
       });
       const H = this.model.H;
       const hiddenOf = (b: number) => r.hidden!.subarray(b * T * H, (b * T + members[b].ids.length) * H);

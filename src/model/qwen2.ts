@@ -65,6 +65,14 @@ export interface ForwardOptions {
   wantLastLogits?: boolean;
   /** Incremental decoding: positions continue the cache (no grad). */
   cache?: KVCache;
+  /**
+   * Cut each sequence at its OWN latent positions and run the j-th segment of every sequence in one segment pass
+   * (aligned segments), instead of cutting all of them at the union of their latent positions. Exact either way
+   * (rows are computed alone; only sums across sequences change order); with sequences whose latents sit at
+   * different positions it runs far fewer, taller passes. A hint: used where the backend takes per-sequence query
+   * starts (Backend.queryStarts) and the call has no cache, trunk routing or wantLastLogits; else ignored.
+   */
+  alignSegments?: boolean;
 }
 
 export interface ForwardResult {
@@ -180,12 +188,34 @@ export function scaledFeedback(scale: number): LatentFeedback {
   };
 }
 
-interface Segment {
-  s: number;
-  e: number;
-  Tc: number;
-  rows: number;
+/**
+ * One segment pass: rows first[b] .. first[b] + lens[b] - 1 hold positions starts[b] .. starts[b] + lens[b] - 1 of
+ * sequence b (relative to the call's first position), sequences one after another (first[B] = all rows; a sequence
+ * may have none). Position-aligned passes have the same start and the same number of rows for every sequence.
+ */
+interface SegmentPlan {
+  starts: Int32Array;
+  lens: Int32Array;
+  first: Int32Array;
   trunk: Trunk;
+}
+
+/** first[b] = rows of the sequences before b. */
+const firstRows = (lens: Int32Array) => {
+  const f = new Int32Array(lens.length + 1);
+  for (let b = 0; b < lens.length; b++) f[b + 1] = f[b] + lens[b];
+  return f;
+};
+
+interface Segment extends SegmentPlan {
+  rows: number;
+  /** Rows per sequence when they are all the same, else 0 (then qStarts and qRows give each sequence's layout). */
+  Tc: number;
+  /** The largest start: the attention calls' qStart bound. */
+  maxStart: number;
+  /** Aligned passes: absolute starts [B] and first rows [B + 1] as i32 tensors, for attention. */
+  qStarts: Tensor | null;
+  qRows: Tensor | null;
   pos: Tensor;
   ids: Tensor;
   extra: Tensor | null;
@@ -245,6 +275,8 @@ interface PassState {
   readonly keptLogits: Map<Segment, Tensor> | null;
   /** The [rows, V] logits chunk the loss head reuses across segments. */
   logitsChunk: Tensor | null;
+  /** The segment passes to run, in order, and those already run. */
+  readonly plans: SegmentPlan[];
   readonly segments: Segment[];
 }
 
@@ -449,7 +481,7 @@ export class Qwen2 {
   }
 
   /** Splits positions [0, T) into segments: every latent position starts one; trunk changes start one. */
-  private planSegments(inp: ForwardInput, start: number): { s: number; e: number; trunk: Trunk }[] {
+  private planSegments(inp: ForwardInput, start: number): SegmentPlan[] {
     const { B, T, kind, trunk } = inp;
     const cut = new Set<number>([0]);
     for (let b = 0; b < B; b++)
@@ -463,17 +495,56 @@ export class Qwen2 {
         if (trunk && t > 0 && trunk[i] !== trunk[i - 1]) cut.add(t);
       }
     const bounds = [...cut].sort((a, b) => a - b);
-    const segs = bounds.map((s, j) => ({ s, e: j + 1 < bounds.length ? bounds[j + 1] : T, trunk: 'language' as Trunk }));
-    for (const sg of segs) {
-      if (!trunk) continue;
-      const tr = trunk[sg.s];
-      for (let b = 0; b < B; b++)
-        for (let t = sg.s; t < sg.e; t++)
-          if (trunk[b * T + t] !== tr)
-            throw new Error(`two-trunk routing differs across the batch at position ${start + t}; run such sequences with B=1`);
-      sg.trunk = tr === 1 ? 'latent' : 'language';
+    return bounds.map((s, j) => {
+      const e = j + 1 < bounds.length ? bounds[j + 1] : T;
+      let tr: Trunk = 'language';
+      if (trunk) {
+        for (let b = 0; b < B; b++)
+          for (let t = s; t < e; t++)
+            if (trunk[b * T + t] !== trunk[s])
+              throw new Error(`two-trunk routing differs across the batch at position ${start + t}; run such sequences with B=1`);
+        tr = trunk[s] === 1 ? 'latent' : 'language';
+      }
+      const lens = new Int32Array(B).fill(e - s);
+      return { starts: new Int32Array(B).fill(s), lens, first: firstRows(lens), trunk: tr };
+    });
+  }
+
+  /**
+   * Aligned segments (ForwardOptions.alignSegments): sequence b is cut only at its own latent positions, and pass j
+   * takes the j-th segment of every sequence (a sequence with fewer segments has no rows there). A latent
+   * starts its sequence's segment, so the hidden state it reads (position p - 1) is the last real row of the same
+   * sequence in the pass before.
+   */
+  private planAlignedSegments(inp: ForwardInput): SegmentPlan[] {
+    const { B, T, kind } = inp;
+    const cuts: number[][] = [];
+    for (let b = 0; b < B; b++) {
+      const c = [0];
+      for (let t = 0; t < T; t++)
+        if (kind && kind[b * T + t] === Kind.Latent) {
+          if (t === 0) throw new Error(`sequence ${b}: a latent cannot be the first position (it needs a previous hidden state)`);
+          c.push(t);
+        }
+      cuts.push(c);
     }
-    return segs;
+    const n = Math.max(...cuts.map((c) => c.length));
+    return Array.from({ length: n }, (_, j) => {
+      const starts = new Int32Array(B),
+        lens = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        const c = cuts[b];
+        if (j >= c.length) continue;
+        starts[b] = c[j];
+        lens[b] = (j + 1 < c.length ? c[j + 1] : T) - c[j];
+      }
+      return { starts, lens, first: firstRows(lens), trunk: 'language' as Trunk };
+    });
+  }
+
+  /** Whether this call runs aligned segments (see ForwardOptions.alignSegments). */
+  private aligned(inp: ForwardInput, opts: ForwardOptions, cache: KVCache | null): boolean {
+    return !!opts.alignSegments && this.be.queryStarts === true && !cache && !inp.trunk && !opts.wantLastLogits && inp.B > 1;
   }
 
   /**
@@ -535,6 +606,8 @@ export class Qwen2 {
     const { B, T } = inp;
     arena.reset();
     const start = cache ? cache.len : 0;
+    const aligned = this.aligned(inp, opts, cache);
+    const plans = aligned ? this.planAlignedSegments(inp) : this.planSegments(inp, start);
     const cap = cache ? cache.cap : T;
     if (cache && (cache.B !== B || start + T > cap))
       throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
@@ -552,25 +625,25 @@ export class Qwen2 {
       lossScale: opts.lossScale ?? 1,
       keptLogits: opts.wantLogits ? new Map() : null,
       logitsChunk: null,
+      plans,
       segments: [],
     };
   }
 
   /** Runs every segment of the pass in order (a latent reads the previous segment's final hidden state). */
   private runSegments(st: PassState): void {
-    for (const plan of this.planSegments(st.inp, st.start)) st.segments.push(this.segmentForward(st, plan));
+    for (const plan of st.plans) st.segments.push(this.segmentForward(st, plan));
   }
 
   /** Embeddings, layers, final norm and (where there are targets or logits are wanted) the loss head of one segment. */
-  private segmentForward(st: PassState, plan: { s: number; e: number; trunk: Trunk }): Segment {
+  private segmentForward(st: PassState, plan: SegmentPlan): Segment {
     const { inp, B, T, start, arena } = st;
     const be = this.be,
       H = this.H,
       V = this.V;
     const wantLoss = !!inp.labels;
-    const { s, e, trunk } = plan;
-    const Tc = e - s,
-      rows = B * Tc;
+    const { starts, lens, first, trunk } = plan;
+    const rows = first[B];
     const pos = new Int32Array(rows),
       ids = new Int32Array(rows),
       targets = new Int32Array(rows).fill(-100);
@@ -581,10 +654,10 @@ export class Qwen2 {
     let hasExtra = false,
       hasTargets = false;
     for (let b = 0; b < B; b++)
-      for (let i = 0; i < Tc; i++) {
-        const t = s + i,
+      for (let i = 0; i < lens[b]; i++) {
+        const t = starts[b] + i,
           src = b * T + t,
-          r = b * Tc + i;
+          r = first[b] + i;
         pos[r] = start + t;
         const k = inp.kind ? inp.kind[src] : Kind.Token;
         ids[r] = k === Kind.Token ? inp.ids[src] : -1;
@@ -607,12 +680,22 @@ export class Qwen2 {
       be.upload(t, data);
       return t;
     };
+    let maxStart = 0,
+      uniform = true;
+    for (let b = 0; b < B; b++) {
+      maxStart = Math.max(maxStart, starts[b]);
+      uniform &&= starts[b] === starts[0] && lens[b] === lens[0];
+    }
     const seg: Segment = {
-      s,
-      e,
-      Tc,
+      starts,
+      lens,
+      first,
+      Tc: uniform ? lens[0] : 0,
       rows,
       trunk,
+      maxStart,
+      qStarts: uniform ? null : up(starts.map((x) => start + x)),
+      qRows: uniform ? null : up(first),
       feed,
       hasTargets,
       pos: up(pos),
@@ -641,7 +724,7 @@ export class Qwen2 {
         this.feedback.forward(be, st.cache!.lastHidden, f.b * H, x0, f.row * H, H, this.feedbackCtx);
       } else {
         const prev = st.segments[st.segments.length - 1];
-        this.feedback.forward(be, prev.hf, (f.b * prev.Tc + (f.p - 1 - prev.s)) * H, x0, f.row * H, H, this.feedbackCtx);
+        this.feedback.forward(be, prev.hf, (prev.first[f.b] + (f.p - 1 - prev.starts[f.b])) * H, x0, f.row * H, H, this.feedbackCtx);
       }
     }
     seg.xs.push(x0);
@@ -671,7 +754,10 @@ export class Qwen2 {
         if (!seg.hasTargets) continue;
         const l = (await this.be.read(seg.losses)) as Float32Array;
         for (let b = 0; b < B; b++)
-          for (let i = 0; i < seg.Tc; i++) if (seg.s + i + 1 < T) lossAt[b * T + seg.s + i + 1] = l[b * seg.Tc + i];
+          for (let i = 0; i < seg.lens[b]; i++) {
+            const t = seg.starts[b] + i;
+            if (t + 1 < T) lossAt[b * T + t + 1] = l[seg.first[b] + i];
+          }
       }
       for (let i = 0; i < B * T; i++)
         if (inp.labels[i] !== -100 && i % T !== 0) {
@@ -708,7 +794,7 @@ export class Qwen2 {
     const out = new Float32Array(B * T * width);
     for (const seg of segments) {
       const d = (await this.be.read(pick(seg))) as Float32Array;
-      for (let b = 0; b < B; b++) out.set(d.subarray(b * seg.Tc * width, (b + 1) * seg.Tc * width), (b * T + seg.s) * width);
+      for (let b = 0; b < B; b++) out.set(d.subarray(seg.first[b] * width, seg.first[b + 1] * width), (b * T + seg.starts[b]) * width);
     }
     return out;
   }
@@ -725,7 +811,7 @@ export class Qwen2 {
       rstd1: arena.take(rows),
       q: arena.take(rows * H),
       att: arena.take(rows * H),
-      lse: arena.take(B * Hq * seg.Tc),
+      lse: arena.take(Hq * rows),
       x2: arena.take(rows * H),
       xn2: arena.take(rows * H),
       rstd2: arena.take(rows),
@@ -742,11 +828,13 @@ export class Qwen2 {
     be.rope({ x: a.q, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta });
     be.rope({ x: k, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta });
     for (let b = 0; b < B; b++) {
-      const dst = (b * cap + start + seg.s) * KV;
-      be.copy2d({ src: k, dst: kc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
-      be.copy2d({ src: v, dst: vc, rows: 1, cols: seg.Tc * KV, srcOff: b * seg.Tc * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
+      if (!seg.lens[b]) continue;
+      const dst = (b * cap + start + seg.starts[b]) * KV;
+      const cols = seg.lens[b] * KV;
+      be.copy2d({ src: k, dst: kc, rows: 1, cols, srcOff: seg.first[b] * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
+      be.copy2d({ src: v, dst: vc, rows: 1, cols, srcOff: seg.first[b] * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
     }
-    be.attention({ q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, B, Tq: seg.Tc, Hq, Hkv, D, qStart: start + seg.s, kvCap: cap });
+    be.attention({ q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, ...this.attentionShape(seg, start, cap) });
     // the residual adds are part of the output projections' stores (the matmul's residual argument)
     be.matmul({ a: a.att, b: W.o, c: a.x2, M: rows, N: H, K: H, transB: true, residual: x });
     be.rmsNorm({ x: a.x2, w: W.ln2, y: a.xn2, rstd: a.rstd2, rows, dim: H, eps: c.rms_norm_eps });
@@ -757,6 +845,17 @@ export class Qwen2 {
     be.matmul({ a: a.up, b: W.down, c: out, M: rows, N: H, K: I, transB: true, swigluGate: a.gate, residual: a.x2 });
     seg.acts.push(a);
     return out;
+  }
+
+  /**
+   * The attention shape of a segment pass: position-aligned, B sequences of Tc rows from qStart; aligned, every
+   * sequence at its own start with its own rows (qStarts, qRows), Tq then counting the rows of all of them.
+   */
+  private attentionShape(seg: Segment, start: number, cap: number) {
+    const c = this.config;
+    const base = { B: seg.starts.length, Hq: c.num_attention_heads, Hkv: c.num_key_value_heads, D: this.D, kvCap: cap };
+    if (!seg.qStarts) return { ...base, Tq: seg.Tc, qStart: start + seg.starts[0] };
+    return { ...base, Tq: seg.rows, qStart: start + seg.maxStart, qStarts: seg.qStarts, qRows: seg.qRows! };
   }
 
   /** Largest number of rows whose logits fit one chunk (bounded by the binding size and 64 MiB). */
@@ -821,8 +920,8 @@ export class Qwen2 {
       const part = new Float32Array(seg.rows * H);
       let any = false;
       for (let b = 0; b < B; b++) {
-        const src = grad.subarray((b * T + seg.s) * H, (b * T + seg.e) * H);
-        part.set(src, b * seg.Tc * H);
+        const src = grad.subarray((b * T + seg.starts[b]) * H, (b * T + seg.starts[b] + seg.lens[b]) * H);
+        part.set(src, seg.first[b] * H);
         any ||= src.some((x) => x !== 0);
       }
       if (!any) continue;
@@ -864,7 +963,7 @@ export class Qwen2 {
       if (seg.extra && dExtra) be.embeddingBackward({ ids: seg.extra, dOut: dx, dTable: dExtra, rows, dim: H });
       for (const f of seg.feed) {
         const prev = pass.segments[j - 1];
-        const hOff = (f.b * prev.Tc + (f.p - 1 - prev.s)) * H;
+        const hOff = (prev.first[f.b] + (f.p - 1 - prev.starts[f.b])) * H;
         this.feedback.backward(be, dx, f.row * H, prev.dHf!, hOff, H, this.feedbackCtx, prev.hf, hOff);
       }
     }
@@ -918,15 +1017,17 @@ export class Qwen2 {
     be.matmul({ a: dx2, b: W.o, c: datt, M: rows, N: H, K: H });
     if (G.o) be.matmul({ a: dx2, b: a.att, c: G.o, M: H, N: H, K: rows, transA: true, accumulate: true });
     const dq = ar.take(rows * H, 'f32', true);
-    const shape = { B, Tq: seg.Tc, Hq, Hkv, D, qStart: seg.s, kvCap: cap };
+    const shape = this.attentionShape(seg, 0, cap);
     be.attentionBackward({ dOut: datt, q: a.q, kCache: kc, vCache: vc, out: a.att, lse: a.lse, dq, dkCache: dK, dvCache: dV, ...shape });
     // this segment's own rows of dK/dV are complete now: later segments ran their backward first
     const dk = ar.take(rows * KV),
       dv = ar.take(rows * KV);
     for (let b = 0; b < B; b++) {
-      const src = (b * cap + seg.s) * KV;
-      be.copy2d({ src: dK, dst: dk, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
-      be.copy2d({ src: dV, dst: dv, rows: 1, cols: seg.Tc * KV, srcOff: src, srcStride: 0, dstOff: b * seg.Tc * KV, dstStride: 0 });
+      if (!seg.lens[b]) continue;
+      const src = (b * cap + seg.starts[b]) * KV;
+      const cols = seg.lens[b] * KV;
+      be.copy2d({ src: dK, dst: dk, rows: 1, cols, srcOff: src, srcStride: 0, dstOff: seg.first[b] * KV, dstStride: 0 });
+      be.copy2d({ src: dV, dst: dv, rows: 1, cols, srcOff: src, srcStride: 0, dstOff: seg.first[b] * KV, dstStride: 0 });
     }
     be.rope({ x: dq, pos: seg.pos, rows, heads: Hq, D, theta: c.rope_theta, inverse: true });
     be.rope({ x: dk, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta, inverse: true });
