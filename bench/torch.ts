@@ -16,7 +16,15 @@ const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./torch_train.py', import.meta.url));
 
 export type TorchRow =
-  | { backend: 'pytorch'; threads: number; config?: string; tokensPerSec?: number; sgemm?: string; gflops?: number }
+  | {
+      backend: 'pytorch';
+      threads: number;
+      config?: string;
+      tokensPerSec?: number;
+      bestStepTokensPerSec?: number;
+      sgemm?: string;
+      gflops?: number;
+    }
   | { note: string };
 
 let torchCheck: string | null | undefined;
