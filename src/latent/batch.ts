@@ -93,6 +93,7 @@ export interface SequenceResult {
   lossSum: number;
   labelCount: number;
   hidden?: Float32Array;
+  logits?: Float32Array;
 }
 
 /**
@@ -104,7 +105,7 @@ export interface SequenceResult {
 export async function forwardEach(
   model: Qwen2,
   items: readonly { seq: LatentSequence; embeds?: Float32Array }[],
-  opts: { wantHidden?: boolean; withLabels?: boolean } = {},
+  opts: { wantHidden?: boolean; wantLogits?: boolean; withLabels?: boolean } = {},
 ): Promise<SequenceResult[]> {
   const withLabels = opts.withLabels ?? true;
   const H = model.H;
@@ -129,7 +130,7 @@ export async function forwardEach(
     });
     const r = await model.forward(
       { ...input, labels: withLabels ? input.labels : undefined, embeds },
-      { wantHidden: opts.wantHidden, alignSegments: true },
+      { wantHidden: opts.wantHidden, wantLogits: opts.wantLogits, alignSegments: true },
     );
     seqs.forEach((s, b) => {
       const n = s.ids.length;
@@ -142,7 +143,14 @@ export async function forwardEach(
             lossSum += lossAt[t];
             labelCount++;
           }
-      out.push({ lossAt, lossSum, labelCount, hidden: r.hidden?.slice(b * T * H, (b * T + n) * H) });
+      const V = model.V;
+      out.push({
+        lossAt,
+        lossSum,
+        labelCount,
+        hidden: r.hidden?.slice(b * T * H, (b * T + n) * H),
+        logits: r.logits?.slice(b * T * V, (b * T + n) * V),
+      });
     });
   }
   return out;

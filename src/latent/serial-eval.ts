@@ -2,7 +2,7 @@
 // argmax: on the k = 0 model this says whether a breakpoint needs serial work at all; a grid is only meaningful where
 // it is well below 100 %) and how many positions each condition spends between a breakpoint's text and its result.
 import type { Qwen2 } from '../model/qwen2.js';
-import { inputOf } from './diagnostics.js';
+import { forwardEach } from './batch.js';
 import type { LatentSequence } from './sequence.js';
 import type { Decoder } from '../generation/generate.js';
 
@@ -32,14 +32,19 @@ export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSe
     exactN = 0,
     gaps = 0,
     gapN = 0;
+  const scored = seqs.filter((s) => s.afterBreak.length);
+  const results = await forwardEach(
+    model,
+    scored.map((seq) => ({ seq })),
+    { wantLogits: true, withLabels: false },
+  );
   for (const seq of seqs) {
     seq.afterBreak.forEach((p, i) => {
       const b = seq.beforeBreak[i];
       if (b !== undefined) (gaps += p - b - 1), gapN++;
     });
     if (!seq.afterBreak.length) continue;
-    const r = await model.forward({ ...inputOf(seq, model.twoTrunk), labels: undefined }, { wantLogits: true });
-    const logits = r.logits!;
+    const logits = results[scored.indexOf(seq)].logits!;
     for (const p of seq.afterBreak) {
       let all = true,
         any = false;

@@ -9,8 +9,8 @@ import { AdamW, type AdamWConfig } from '../train/adamw.js';
 import { Rng } from '../data/rng.js';
 import { LogisticHead, type HeadMetrics } from './heads.js';
 import { buildSequence, extraRows, type Condition, type LatentSequence, type SplitRow, type TextEncoder_ } from './sequence.js';
-import { batchGroups, packSequences, BATCH_ACTIVATION_BUDGET } from './batch.js';
-import { inputOf, latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
+import { batchGroups, forwardEach, packSequences, BATCH_ACTIVATION_BUDGET } from './batch.js';
+import { latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generate, type Decoder } from '../generation/generate.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type Phase1CheckpointState } from './checkpoint.js';
 import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
@@ -424,11 +424,15 @@ export class Phase1Trainer {
         sy: number[] = [],
         ex: Float32Array[] = [],
         ey: number[] = [];
-      for (const seq of seqs) {
-        const r = await this.model.forward({ ...inputOf(seq, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
-        const e = this.headExamples(seq, r.hidden!);
+      const hidden = await forwardEach(
+        this.model,
+        seqs.map((seq) => ({ seq })),
+        { wantHidden: true, withLabels: false },
+      );
+      seqs.forEach((seq, i) => {
+        const e = this.headExamples(seq, hidden[i].hidden!);
         sx.push(...e.sx), sy.push(...e.sy), ex.push(...e.ex), ey.push(...e.ey);
-      }
+      });
       rec.start = this.startHead.evaluate(sx, sy);
       if (ex.length) rec.end = this.endHead.evaluate(ex, ey);
       // decode the latents of the first few held-out examples
@@ -508,24 +512,26 @@ export class Phase1Trainer {
    */
   private async teacherTargets(rows: SplitRow[], seqs: LatentSequence[]): Promise<DistillTarget[][]> {
     const H = this.model.H;
-    const out: DistillTarget[][] = [];
-    for (let i = 0; i < rows.length; i++) {
-      const student = seqs[i] as CurriculumSequence;
-      if (!student.spans.length) {
-        out.push([]);
-        continue;
-      }
-      const teacher = this.sequence(rows[i], 0) as CurriculumSequence;
-      const r = await this.model.forward({ ...inputOf(teacher, this.model.twoTrunk), labels: undefined }, { wantHidden: true });
+    // the teachers (scratch text, no latents) of the rows whose student has slots, in shared forwards
+    const need = rows.flatMap((_, i) => (seqs[i].spans.length ? [i] : []));
+    const teachers = need.map((i) => this.sequence(rows[i], 0) as CurriculumSequence);
+    const hidden = await forwardEach(
+      this.model,
+      teachers.map((seq) => ({ seq })),
+      { wantHidden: true, withLabels: false },
+    );
+    const out: DistillTarget[][] = rows.map(() => []);
+    need.forEach((i, k) => {
+      const student = seqs[i] as CurriculumSequence,
+        teacher = teachers[k],
+        h = hidden[k].hidden!;
       const withSlots = new Set(student.spans.map((sp) => sp.breakpoint));
-      out.push(
-        student.beforeResult.flatMap((pos, b) =>
-          withSlots.has(b) && teacher.beforeResult[b] !== undefined
-            ? [{ pos, target: r.hidden!.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }]
-            : [],
-        ),
+      out[i] = student.beforeResult.flatMap((pos, b) =>
+        withSlots.has(b) && teacher.beforeResult[b] !== undefined
+          ? [{ pos, target: h.slice(teacher.beforeResult[b] * H, (teacher.beforeResult[b] + 1) * H) }]
+          : [],
       );
-    }
+    });
     return out;
   }
 
