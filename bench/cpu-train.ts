@@ -16,6 +16,36 @@ export const SGEMM_SHAPES: MatmulCase[] = [
   [4864, 896, 'down'],
 ].map(([K, N, what]) => ({ shape: `[128x${K}] -> ${N} (${what})`, M: 128, N: N as number, K: K as number, opts: { transB: true } }));
 
+/**
+ * GFLOP/s of the best and of the median call over `n` calls of one matmul: on a shared host the best call shows what
+ * the kernel and the thread pool can do, the median what a training step typically gets.
+ */
+function matmulSpread(be: Backend, c: MatmulCase, n: number): { best: number; median: number } {
+  const a = be.alloc(c.M * c.K),
+    b = be.alloc(c.N * c.K),
+    out = be.alloc(c.M * c.N);
+  be.upload(
+    a,
+    Float32Array.from({ length: c.M * c.K }, (_, i) => Math.sin(i) * 0.1),
+  );
+  be.upload(
+    b,
+    Float32Array.from({ length: c.N * c.K }, (_, i) => Math.cos(i) * 0.1),
+  );
+  const call = () => be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts });
+  for (let i = 0; i < 5; i++) call();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    call();
+    ms.push(performance.now() - t);
+  }
+  for (const t of [a, b, out]) be.free(t);
+  ms.sort((x, y) => x - y);
+  const g = (t: number) => (2 * c.M * c.N * c.K) / (t * 1e-3) / 1e9;
+  return { best: g(ms[0]), median: g(ms[Math.floor(ms.length / 2)]) };
+}
+
 const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
 /**
@@ -41,6 +71,7 @@ export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {
     if (Number.isFinite(v)) rec[key] = Math.max(rec[key] ?? -Infinity, v);
   };
   const perRound: Record<string, number>[] = [];
+  const spread: string[] = [];
   const notes = new Set<string>();
   for (let r = 0; r < rounds; r++) {
     const mid: Record<string, number> = {};
@@ -49,6 +80,11 @@ export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {
       const be: Backend = await createWasmBackend({ threads: t });
       if (r === 0 && t === counts[counts.length - 1]) console.log(`wasm: ${be.info}`);
       for (const c of SGEMM_SHAPES) keep(sg[c.shape], `wasm ${t}T`, timeMatmul(be, c, 600));
+      if (r === rounds - 1 && t > 1)
+        for (const c of SGEMM_SHAPES) {
+          const m = matmulSpread(be, c, 100);
+          spread.push(`${c.shape.split(' (')[0]} best ${fmt(m.best, 1)} median ${fmt(m.median, 1)}`);
+        }
       for (const name of names) {
         const { config, B, T } = TRAIN_CONFIGS[name];
         const m = await measureTraining(be, config, B, T, seconds);
@@ -93,6 +129,8 @@ export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {
   console.table(table(trBest, 'config', 0));
   console.log(`sgemm GFLOP/s at Qwen2-0.5B shapes (best of repeats)`);
   console.table(table(sg, 'shape', 1));
+  if (spread.length)
+    console.log(`sgemm at ${top} threads, 100 calls in the last round, GFLOP/s of the best and the median call: ${spread.join('; ')}`);
   if (top >= 2) {
     const mid = tr.mid,
       t2 = 2;

@@ -1,6 +1,7 @@
 // The threaded WASM backend (src/backend/wasm-threads.ts): the op-by-op conformance suite with every op forced
-// through a 3-thread pool (odd shapes, so parts are uneven and some threads get nothing), bit-identical training
-// for 1, 2 and 3 threads in both builds (plain and FMA), and the one-thread fallback where shared memory is missing.
+// through a 3-thread pool (odd shapes, so parts are uneven and some threads get nothing) and through 2 threads with
+// 4 parts each (partsPerThread), bit-identical training for 1, 2 and 3 threads with 1 or 4
+// parts per thread in both builds (plain and FMA), and the one-thread fallback where shared memory is missing.
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend, type WasmBackend } from '../src/backend/wasm.js';
@@ -10,6 +11,7 @@ import { backendConformance, randn } from './_conformance.js';
 
 backendConformance('wasm (3 threads, every op threaded)', () => createWasmBackend({ threads: 3, parallelThreshold: 0 }));
 backendConformance('wasm (3 threads, plain build without FMA)', () => createWasmBackend({ threads: 3, parallelThreshold: 0, fma: false }));
+backendConformance('wasm (2 threads, 4 parts each)', () => createWasmBackend({ threads: 2, parallelThreshold: 0, partsPerThread: 4 }));
 
 const config: Qwen2Config = {
   vocab_size: 203,
@@ -53,10 +55,10 @@ async function train(be: Backend): Promise<{ losses: number[]; params: Float32Ar
 
 describe('wasm threads: results do not depend on the thread count', () => {
   for (const fma of [false, true]) {
-    it(`training losses and parameters are bit-identical for 1, 2 and 3 threads (${fma ? 'FMA' : 'plain'} build)`, async () => {
+    it(`training losses and parameters are bit-identical for 1, 2 and 3 threads, 1 or 4 parts per thread (${fma ? 'FMA' : 'plain'} build)`, async () => {
       const runs: Awaited<ReturnType<typeof train>>[] = [];
-      for (const threads of [1, 2, 3]) {
-        const be = (await createWasmBackend({ threads, fma, parallelThreshold: 0 })) as WasmBackend;
+      for (const [threads, partsPerThread] of [[1], [2], [2, 4], [3], [3, 4]]) {
+        const be = (await createWasmBackend({ threads, fma, parallelThreshold: 0, partsPerThread })) as WasmBackend;
         expect(be.threads).toBe(threads);
         runs.push(await train(be));
         be.destroy();
@@ -107,6 +109,7 @@ describe('wasm FMA build', () => {
 describe('wasm threads: options and fallback', () => {
   it('rejects a bad thread count, naming the option', async () => {
     await expect(createWasmBackend({ threads: 0 })).rejects.toThrow(/threads must be an integer/);
+    await expect(createWasmBackend({ threads: 2, partsPerThread: 0 })).rejects.toThrow(/partsPerThread must be an integer in 1..64, got 0/);
     await expect(createWasmBackend({ threads: 1.5 })).rejects.toThrow(/threads/);
   });
 

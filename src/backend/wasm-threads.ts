@@ -5,9 +5,12 @@
 // Why this shape: the backend API is synchronous (one op after another), so a dispatch must be cheap: arguments go
 // through a small SharedArrayBuffer (no postMessage per op), workers spin briefly on a generation counter before
 // sleeping in Atomics.wait (back-to-back ops of a training step never pay a futex wake-up), and the caller spins,
-// then waits, on a pending counter. An op is cut into `threads` parts that whoever is awake claims from a shared
-// counter, the caller included: a worker the OS has not scheduled yet (a busy machine) delays nothing, the caller
-// just does its part too. How a kernel splits its work is decided inside the kernel (assembly/*.ts, partStart):
+// then waits, on a pending counter. An op is cut into `parts` parts (a fixed multiple of the threads) that whoever
+// is awake claims from a shared counter, the caller included: a worker the OS has not scheduled yet (a busy
+// machine) delays nothing, the caller just does its part too, and with several parts per thread a thread whose
+// vCPU the host holds up in the middle of an op costs only the part it is on. The count is fixed for the pool's life:
+// a worker's last claim of one op can race with the posting of the next, and a claim is only safe to interpret
+// against a part count that cannot have changed in between. How a kernel splits its work is decided inside the kernel (assembly/*.ts, partStart):
 // only outputs are split, never a sum, and a part is computed the same way by any thread, so results do not
 // depend on the thread count or on who ran which part.
 //
@@ -38,7 +41,7 @@ const start = (d) => {
     return;
   }
   const args = new Float64Array(d.ctl, ${ARGS_AT}, ${MAX_ARGS});
-  const nth = d.nth, spin = d.spin;
+  const nth = d.parts, spin = d.spin;
   // Read before saying ready: the first op may be posted the moment the caller hears it.
   let seen = Atomics.load(ctl, ${GEN});
   post({ ready: true });
@@ -132,6 +135,8 @@ export class WasmThreadPool {
 
   private constructor(
     readonly threads: number,
+    /** Parts every op is cut into (the kernels' nth; the per-part scratch is sized for it). */
+    readonly parts: number,
     private readonly workers: WorkerHandle[],
     ctlBuf: SharedArrayBuffer,
     names: string[],
@@ -146,7 +151,8 @@ export class WasmThreadPool {
 
   /**
    * Starts threads - 1 workers over `memory` (shared) running `module`'s exports `names`; `local` is the calling
-   * thread's own instance, which runs part 0. Rejects (after stopping any started worker) if a worker cannot start.
+   * thread's own instance, which takes parts too. Every op runs as `parts` parts (default: one per thread). Rejects
+   * (after stopping any started worker) if a worker cannot start.
    */
   static async create(
     module: WebAssembly.Module,
@@ -154,10 +160,11 @@ export class WasmThreadPool {
     local: WebAssembly.Exports,
     names: string[],
     threads: number,
+    parts = threads,
   ): Promise<WasmThreadPool> {
     const ctlBuf = new SharedArrayBuffer(ARGS_AT + MAX_ARGS * 8);
     const started = await Promise.allSettled(
-      Array.from({ length: threads - 1 }, () => startWorker({ module, memory, ctl: ctlBuf, names, nth: threads, spin: SPIN })),
+      Array.from({ length: threads - 1 }, () => startWorker({ module, memory, ctl: ctlBuf, names, parts, spin: SPIN })),
     );
     const failed = started.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
@@ -171,10 +178,10 @@ export class WasmThreadPool {
     } catch {
       canWait = false;
     }
-    return new WasmThreadPool(threads, workers, ctlBuf, names, local as Record<string, Kernel>, canWait);
+    return new WasmThreadPool(threads, parts, workers, ctlBuf, names, local as Record<string, Kernel>, canWait);
   }
 
-  /** Runs export `name` as `threads` parts (this thread takes parts too) and returns when all parts are done. */
+  /** Runs export `name` as `parts` parts (this thread takes parts too) and returns when all parts are done. */
   run(name: string, args: number[]): void {
     const op = this.index.get(name);
     if (op === undefined || this.destroyed) throw new Error(`WasmThreadPool: ${this.destroyed ? 'destroyed' : `unknown kernel ${name}`}`);
@@ -183,14 +190,14 @@ export class WasmThreadPool {
     this.args.set(args);
     Atomics.store(ctl, OP, op);
     Atomics.store(ctl, NARGS, args.length);
-    Atomics.store(ctl, PENDING, this.threads);
+    Atomics.store(ctl, PENDING, this.parts);
     Atomics.store(ctl, NEXT, 0);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let localError: unknown;
-    for (let part: number; (part = Atomics.add(ctl, NEXT, 1)) < this.threads; ) {
+    for (let part: number; (part = Atomics.add(ctl, NEXT, 1)) < this.parts; ) {
       try {
-        this.local[name](...args, part, this.threads);
+        this.local[name](...args, part, this.parts);
       } catch (e) {
         localError ??= e;
       }

@@ -7,6 +7,10 @@
 // earlier segments read when their turn comes, and a latent input's gradient is added into the previous
 // segment's final-hidden gradient, so gradients flow through the whole latent chain exactly.
 // k latents after a prefix therefore cost k single-position passes, not k full passes.
+// With B sequences whose latents sit at different positions, cutting all of them at the union of their latent
+// positions multiplies the passes; aligned segments (ForwardOptions.alignSegments) cut each sequence at its own
+// latents and run the j-th segment of every sequence in one pass, rows packed one sequence after another, with
+// attention told each sequence's start and rows (qStarts, qRows).
 //
 // Two-trunk mode: a frozen *language* trunk (the original layers + final norm) and a trainable *latent* trunk
 // (a copy, named `latent.model.*`). Each segment is routed to one trunk; attention reads the K/V of every
