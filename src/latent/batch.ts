@@ -87,6 +87,9 @@ export function packSequences(
   return { input: { B, T, ids, kind, extra, labels, labelWeights: weights, trunk }, T };
 }
 
+/** Logit values a shared probe forward may keep (64 MiB of f32); a single sequence always forms a group. */
+const LOGITS_BUDGET = 1 << 24;
+
 /** What a forward-only pass gives for one sequence (as forward() on that sequence alone would). */
 export interface SequenceResult {
   lossAt: Float32Array;
@@ -110,10 +113,14 @@ export async function forwardEach(
   const withLabels = opts.withLabels ?? true;
   const H = model.H;
   const shared = !model.twoTrunk && model.be.queryStarts === true;
+  // kept logits are [rows, V] per forward: with a large vocabulary (Qwen2's 151,936) they bound the group, not H x L
+  const maxRows = Math.floor(
+    Math.min(BATCH_ACTIVATION_BUDGET / (H * model.L), opts.wantLogits ? LOGITS_BUDGET / model.V : Number.POSITIVE_INFINITY),
+  );
   const groups = shared
     ? batchGroups(
         items.map((it) => it.seq),
-        Math.floor(BATCH_ACTIVATION_BUDGET / (H * model.L)),
+        maxRows,
         false,
       )
     : items.map((_, i) => [i]);
