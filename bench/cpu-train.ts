@@ -5,7 +5,7 @@
 // Run alone: npx tsx bench/cpu-train.ts [--seconds S] [--rounds R]  (S: training seconds per figure, over all rounds)
 import type { Backend } from '../src/backend/types.js';
 import { availableCores, createWasmBackend } from '../src/backend/wasm.js';
-import { timeMatmul, type MatmulCase } from './cpu.js';
+import { matmulCallTimes, matmulGflops, timeMatmul, type MatmulCase } from './cpu.js';
 import { runTorch } from './torch.js';
 import { TRAIN_CONFIGS, measureTraining } from './train.js';
 
@@ -21,29 +21,8 @@ export const SGEMM_SHAPES: MatmulCase[] = [
  * the kernel and the thread pool can do, the median what a training step typically gets.
  */
 function matmulSpread(be: Backend, c: MatmulCase, n: number): { best: number; median: number } {
-  const a = be.alloc(c.M * c.K),
-    b = be.alloc(c.N * c.K),
-    out = be.alloc(c.M * c.N);
-  be.upload(
-    a,
-    Float32Array.from({ length: c.M * c.K }, (_, i) => Math.sin(i) * 0.1),
-  );
-  be.upload(
-    b,
-    Float32Array.from({ length: c.N * c.K }, (_, i) => Math.cos(i) * 0.1),
-  );
-  const call = () => be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts });
-  for (let i = 0; i < 5; i++) call();
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    call();
-    ms.push(performance.now() - t);
-  }
-  for (const t of [a, b, out]) be.free(t);
-  ms.sort((x, y) => x - y);
-  const g = (t: number) => (2 * c.M * c.N * c.K) / (t * 1e-3) / 1e9;
-  return { best: g(ms[0]), median: g(ms[Math.floor(ms.length / 2)]) };
+  const ms = matmulCallTimes(be, c, (calls) => calls < n, 5).sort((x, y) => x - y);
+  return { best: matmulGflops(c, ms[0]), median: matmulGflops(c, ms[Math.floor(ms.length / 2)]) };
 }
 
 const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));

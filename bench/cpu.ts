@@ -50,28 +50,40 @@ function cases(): MatmulCase[] {
 }
 
 /**
- * Best-of timing of one synchronous matmul: repeats until `budgetMs` is used (at least once), returns GFLOP/s of the
- * fastest run. Shared by the wasm and gpu.js benches (both run matmul synchronously; WebGPU has its own async timer).
+ * Milliseconds of each call of one synchronous matmul, after `warmup` calls (JIT tier-up, memory growth, gpu.js
+ * kernel compile for this shape), for as long as more(calls so far, ms elapsed) says (at least one call).
  */
-export function timeMatmul(be: Backend, c: MatmulCase, budgetMs: number): number {
+export function matmulCallTimes(be: Backend, c: MatmulCase, more: (calls: number, ms: number) => boolean, warmup = 1): number[] {
   const a = be.alloc(c.M * c.K),
     b = be.alloc(c.N * c.K),
     out = be.alloc(c.M * c.N);
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1);
   be.upload(a, fill(c.M * c.K));
   be.upload(b, fill(c.N * c.K));
-  be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts }); // warm-up: JIT tier-up, memory growth, gpu.js kernel compile for this shape
-  let best = Infinity;
+  const call = () => be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts });
+  for (let i = 0; i < warmup; i++) call();
+  const ms: number[] = [];
   const t0 = performance.now();
   do {
     const s = performance.now();
-    be.matmul({ a, b, c: out, M: c.M, N: c.N, K: c.K, ...c.opts });
-    best = Math.min(best, performance.now() - s);
-  } while (performance.now() - t0 < budgetMs);
+    call();
+    ms.push(performance.now() - s);
+  } while (more(ms.length, performance.now() - t0));
   be.free(a);
   be.free(b);
   be.free(out);
-  return (2 * c.M * c.N * c.K) / (best * 1e-3) / 1e9;
+  return ms;
+}
+
+/** GFLOP/s of one call of `c` that took `ms` milliseconds. */
+export const matmulGflops = (c: MatmulCase, ms: number) => (2 * c.M * c.N * c.K) / (ms * 1e-3) / 1e9;
+
+/**
+ * Best-of timing of one synchronous matmul: repeats until `budgetMs` is used (at least once), returns GFLOP/s of the
+ * fastest run. Shared by the wasm and gpu.js benches (both run matmul synchronously; WebGPU has its own async timer).
+ */
+export function timeMatmul(be: Backend, c: MatmulCase, budgetMs: number): number {
+  return matmulGflops(c, Math.min(...matmulCallTimes(be, c, (_n, ms) => ms < budgetMs)));
 }
 
 export async function benchCpu(opts: { budgetMs?: number; log?: (line: string) => void } = {}): Promise<BenchRow[]> {

@@ -8,11 +8,11 @@
 // then waits, on a pending counter. An op is cut into `parts` parts (a fixed multiple of the threads) that whoever
 // is awake claims from a shared counter, the caller included: a worker the OS has not scheduled yet (a busy
 // machine) delays nothing, the caller just does its part too, and with several parts per thread a thread whose
-// vCPU the host holds up in the middle of an op costs only the part it is on. The count is fixed for the pool's life:
-// a worker's last claim of one op can race with the posting of the next, and a claim is only safe to interpret
-// against a part count that cannot have changed in between. How a kernel splits its work is decided inside the kernel (assembly/*.ts, partStart):
-// only outputs are split, never a sum, and a part is computed the same way by any thread, so results do not
-// depend on the thread count or on who ran which part.
+// vCPU the host holds up in the middle of an op costs only the part it is on. The count is fixed for the pool's
+// life: a worker's last claim of one op can race with the posting of the next, and a claim is only safe to
+// interpret against a part count that cannot have changed in between. How a kernel splits its work is decided
+// inside the kernel (assembly/*.ts, partStart): only outputs are split, never a sum, and a part is computed the
+// same way by any thread, so results do not depend on the thread count or on who ran which part.
 //
 // Workers: Node's worker_threads (eval'd source), or a module Worker from a Blob URL where `Worker` is a global
 // (Deno, Bun, browsers). The worker source is a string here, so bundles need no worker file on disk.

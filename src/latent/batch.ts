@@ -111,8 +111,8 @@ export async function forwardEach(
   opts: { wantHidden?: boolean; wantLogits?: boolean; withLabels?: boolean } = {},
 ): Promise<SequenceResult[]> {
   const withLabels = opts.withLabels ?? true;
-  const H = model.H;
-  const shared = !model.twoTrunk && model.be.queryStarts === true;
+  const { H, V } = model;
+  const shared = model.alignsSegments;
   // kept logits are [rows, V] per forward: with a large vocabulary (Qwen2's 151,936) they bound the group, not H x L
   const maxRows = Math.floor(
     Math.min(BATCH_ACTIVATION_BUDGET / (H * model.L), opts.wantLogits ? LOGITS_BUDGET / model.V : Number.POSITIVE_INFINITY),
@@ -150,7 +150,6 @@ export async function forwardEach(
             lossSum += lossAt[t];
             labelCount++;
           }
-      const V = model.V;
       out.push({
         lossAt,
         lossSum,

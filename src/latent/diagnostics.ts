@@ -87,10 +87,11 @@ export async function collectLatents(model: Qwen2, seqs: LatentSequence[], opts:
     withLatents.map((seq) => ({ seq })),
     { wantHidden: true, withLabels: false },
   );
+  let k = 0; // results are in the order of withLatents: seqs' order, those without latents left out
   for (const seq of seqs) {
     let lat: Float32Array[] = [];
     if (seq.kind.includes(Kind.Latent)) {
-      const hidden = results[withLatents.indexOf(seq)].hidden!;
+      const hidden = results[k++].hidden!;
       for (let t = 0; t < seq.ids.length; t++) if (seq.kind[t] === Kind.Latent) lat.push(hidden.slice((t - 1) * H, t * H));
       if (opts.fed && lat.length) {
         const rows = new Float32Array(lat.length * H);

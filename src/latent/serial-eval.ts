@@ -38,13 +38,14 @@ export async function breakpointStats(model: Qwen2, tok: Decoder, seqs: LatentSe
     scored.map((seq) => ({ seq })),
     { wantLogits: true, withLabels: false },
   );
+  let k = 0;
   for (const seq of seqs) {
     seq.afterBreak.forEach((p, i) => {
       const b = seq.beforeBreak[i];
       if (b !== undefined) (gaps += p - b - 1), gapN++;
     });
     if (!seq.afterBreak.length) continue;
-    const logits = results[scored.indexOf(seq)].logits!;
+    const logits = results[k++].logits!; // results follow `scored`: seqs' order, those without breakpoints left out
     for (const p of seq.afterBreak) {
       let all = true,
         any = false;

@@ -546,6 +546,14 @@ export class Qwen2 {
     });
   }
 
+  /**
+   * Whether a shared forward of this model can run aligned segments (ForwardOptions.alignSegments): the backend takes
+   * per-sequence query starts, and there is one trunk (two-trunk routing is per position, across the batch).
+   */
+  get alignsSegments(): boolean {
+    return this.be.queryStarts === true && !this.twoTrunk;
+  }
+
   /** Whether this call runs aligned segments (see ForwardOptions.alignSegments). */
   private aligned(inp: ForwardInput, opts: ForwardOptions, cache: KVCache | null): boolean {
     return !!opts.alignSegments && this.be.queryStarts === true && !cache && !inp.trunk && !opts.wantLastLogits && inp.B > 1;

@@ -34,7 +34,7 @@ import { LogisticHead } from '../latent/heads.js';
 import { extraRows, type Condition } from '../latent/sequence.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
 import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
-import { alignsLatents, canBatch, replay } from './policy.js';
+import { canBatch, replay } from './policy.js';
 import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
@@ -433,15 +433,15 @@ export class GrpoTrainer {
 
   /**
    * Chunks of completions that share one replay forward. Text-only completions batch perfectly (one segment).
-   * Completions with latent spans share forwards with aligned segments where the model has them (alignsLatents:
-   * each completion cut at its own latents); elsewhere such a completion replays alone, because in a batch every
+   * Completions with latent spans share forwards with aligned segments where the model has them
+   * (Qwen2.alignsSegments: each completion cut at its own latents); elsewhere such a completion replays alone, because in a batch every
    * row's latent positions would cut the segments of every other row, which costs more than it saves (measured on
    * the WASM backend before aligned segments: ~2x slower at G = 8).
    */
   private chunks(idx: number[], comps: Completion[]): number[][] {
     const mb = Math.max(1, this.o.microBatch ?? this.o.group);
     const out: number[][] = [];
-    const together = alignsLatents(this.model);
+    const together = this.model.alignsSegments;
     const plain = idx.filter((j) => together || comps[j].spans.length === 0),
       spans = idx.filter((j) => !together && comps[j].spans.length > 0);
     for (let i = 0; i < plain.length; i += mb) {

@@ -19,15 +19,6 @@ export interface ReplayResult {
   decisionHidden: Float32Array[][];
 }
 
-/**
- * Whether completions with latent spans can share a forward cheaply: with aligned segments (one trunk, a backend
- * that takes per-sequence query starts) each completion is cut at its own latents; otherwise every row's latent
- * positions would cut the segments of every other row.
- */
-export function alignsLatents(model: Qwen2): boolean {
-  return !model.twoTrunk && model.be.queryStarts === true;
-}
-
 /** True when these completions can share one forward (two-trunk routing must agree at every position). */
 export function canBatch(model: Qwen2, comps: Completion[]): boolean {
   if (!model.twoTrunk || comps.length < 2) return true;
