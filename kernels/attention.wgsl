@@ -3,6 +3,23 @@
 // sits at absolute position qStart + i and attends keys 0..qStart+i. Query head h reads kv head h / (Hq/Hkv).
 // D is a specialisation constant so per-invocation row buffers live in registers / private memory.
 // Params: B, Tq, Hq, Hkv, qStart, kvCap, scale (= 1/sqrt(D)).
+//
+// Per-sequence layouts (the model's aligned segments, src/model/qwen2.ts): with QSTARTS the i32 binding qs holds
+// sequence b's start position (<= qStart) instead of qStart; with QROWS (always with QSTARTS) the i32 binding qr
+// holds B + 1 row offsets: sequence b owns rows qr[b] .. qr[b+1] - 1 of q/out/dOut (Tq then counts all rows) and
+// lse/delta's [Hq, rows of b] block from element Hq * qr[b]. The offsets come from the model, not from users; an
+// out-of-range value reads or writes out of bounds, which WebGPU clamps, so it corrupts results but not memory.
+
+/** Sequence b's first row in q/out/dOut (row r's elements start at r * Hq * D). */
+fn seq_row0(b: u32) -> u32 { if (QROWS) { return u32(ld_qr(b)); } return b * P.Tq; }
+/** Sequence b's number of query rows. */
+fn seq_rows(b: u32) -> u32 { if (QROWS) { return u32(ld_qr(b + 1u) - ld_qr(b)); } return P.Tq; }
+/** The position of sequence b's query row 0. */
+fn seq_start(b: u32) -> u32 { if (QSTARTS) { return u32(ld_qs(b)); } return P.qStart; }
+/** Query rows of all sequences. */
+fn all_rows() -> u32 { if (QROWS) { return P.Tq; } return P.B * P.Tq; }
+/** Keys any sequence may have (the key kernels' grid): the last visible position + 1, at most kvCap. */
+fn keys_bound() -> u32 { return min(P.qStart + P.Tq, P.kvCap); }
 
 //#kernel forward
 // One invocation per (b, h, i), online (flash-style) softmax over the keys: a running max m, a running sum l
@@ -10,7 +27,7 @@
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   //#include query_row
-  let nk = P.qStart + i + 1u;
+  let nk = s0 + i + 1u;
   var q: array<f32, D>;
   var acc: array<f32, D>;
   for (var c = 0u; c < D; c += 1u) { q[c] = ld_q(qo + c); }
@@ -35,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let inv = 1.0 / l;
   for (var c = 0u; c < D; c += 1u) { st_out(qo + c, acc[c] * inv); }
-  st_lse((b * P.Hq + h) * P.Tq + i, m + log(l));
+  st_lse(li, m + log(l));
 }
 
 //#kernel backwardQ
@@ -45,8 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   //#include query_row
-  let li = (b * P.Hq + h) * P.Tq + i;
-  let nk = P.qStart + i + 1u;
+  let nk = s0 + i + 1u;
   var q: array<f32, D>;
   var g: array<f32, D>;
   var dq: array<f32, D>;
@@ -79,13 +95,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nChunks = D / DC;
-  let nKeys = P.qStart + P.Tq;
+  let nKeys = keys_bound();
   let t = (wid.y * nwg.x + wid.x) * WG + lid;
   if (t >= P.B * P.Hkv * nKeys * nChunks) { return; }
   let ch = t % nChunks;
   let j = (t / nChunks) % nKeys;
   let kh = (t / (nChunks * nKeys)) % P.Hkv;
   let b = t / (nChunks * nKeys * P.Hkv);
+  let r0 = seq_row0(b);
+  let n = seq_rows(b);
+  let s0 = seq_start(b);
+  // Keys no query of sequence b sees (past its last position) get no gradient: their rows are left as they are.
+  if (j >= s0 + n) { return; }
   let rep = P.Hq / P.Hkv;
   let ko = ((b * P.kvCap + j) * P.Hkv + kh) * D;
   let c0 = ch * DC;
@@ -94,12 +115,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var dk: array<f32, DC>;
   var dv: array<f32, DC>;
   for (var c = 0u; c < D; c += 1u) { k[c] = ld_k(ko + c); v[c] = ld_v(ko + c); }
-  // Query i sees key j iff j <= qStart + i.
-  let i0 = select(0u, j - P.qStart, j > P.qStart);
+  // Query i sees key j iff j <= s0 + i.
+  let i0 = select(0u, j - s0, j > s0);
   for (var h = kh * rep; h < (kh + 1u) * rep; h += 1u) {
-    for (var i = i0; i < P.Tq; i += 1u) {
-      let qo = ((b * P.Tq + i) * P.Hq + h) * D;
-      let li = (b * P.Hq + h) * P.Tq + i;
+    for (var i = i0; i < n; i += 1u) {
+      let qo = ((r0 + i) * P.Hq + h) * D;
+      let li = P.Hq * r0 + h * n + i;
       var d = 0.0;
       var dp = 0.0;
       for (var c = 0u; c < D; c += 1u) {
@@ -164,7 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (!live) { return; }
   let inv = 1.0 / l;
   for (var c = 0u; c < D; c += 1u) { st_out(qo + c, acc[c] * inv); }
-  st_lse((b * P.Hq + h) * P.Tq + i, m + log(l));
+  st_lse(li, m + log(l));
 }
 
 //#kernel flashBackwardQ
@@ -176,7 +197,6 @@ var<workgroup> Vs: array<f32, BKV * D>;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   //#include query_block
-  let li = (b * P.Hq + h) * P.Tq + min(i, P.Tq - 1u);
   var q: array<f32, D>;
   var g: array<f32, D>;
   var dq: array<f32, D>;
@@ -223,13 +243,18 @@ var<workgroup> Ds: array<f32, BQT>;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nChunks = D / DC;
-  let nKeys = P.qStart + P.Tq;
-  let nkb = (nKeys + BKK - 1u) / BKK;
+  let nkb = (keys_bound() + BKK - 1u) / BKK;
   let grp = wid.y * nwg.x + wid.x;
   if (grp >= P.B * P.Hkv * nkb) { return; }
   let kb = grp % nkb;
   let kh = (grp / nkb) % P.Hkv;
   let b = grp / (nkb * P.Hkv);
+  let r0 = seq_row0(b);
+  let n = seq_rows(b);
+  let s0 = seq_start(b);
+  // Keys of sequence b: those its queries see. A block past them (per-sequence layouts) returns, workgroup-uniform.
+  let nKeys = s0 + n;
+  if (kb * BKK >= nKeys) { return; }
   let jj = lid / nChunks;
   let c0 = (lid % nChunks) * DC;
   let j = kb * BKK + jj;
@@ -238,28 +263,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var dk: array<f32, DC>;
   var dv: array<f32, DC>;
   let jFirst = kb * BKK;
-  let iStart = select(0u, jFirst - P.qStart, jFirst > P.qStart);
+  let iStart = select(0u, jFirst - s0, jFirst > s0);
   for (var h = kh * REP; h < (kh + 1u) * REP; h += 1u) {
-    for (var i0 = iStart; i0 < P.Tq; i0 += BQT) {
+    for (var i0 = iStart; i0 < n; i0 += BQT) {
       workgroupBarrier(); // the previous tile is no longer read (and, the first time, Ks/Vs are written)
       for (var e = lid; e < BQT * D; e += WG) {
         let i = i0 + e / D;
         var qv = 0.0;
         var gv = 0.0;
-        if (i < P.Tq) { let o = ((b * P.Tq + i) * P.Hq + h) * D + e % D; qv = ld_q(o); gv = ld_dout(o); }
+        if (i < n) { let o = ((r0 + i) * P.Hq + h) * D + e % D; qv = ld_q(o); gv = ld_dout(o); }
         Qs[e] = qv;
         Gs[e] = gv;
       }
       for (var e = lid; e < BQT; e += WG) {
-        let i = min(i0 + e, P.Tq - 1u);
-        Ls[e] = ld_lse((b * P.Hq + h) * P.Tq + i);
-        Ds[e] = ld_delta((b * P.Hq + h) * P.Tq + i);
+        let li = P.Hq * r0 + h * n + min(i0 + e, n - 1u);
+        Ls[e] = ld_lse(li);
+        Ds[e] = ld_delta(li);
       }
       workgroupBarrier();
       for (var qq = 0u; qq < BQT; qq += 1u) {
         let i = i0 + qq;
-        // Query i sees key j iff j <= qStart + i.
-        if (!jLive || i >= P.Tq || j > P.qStart + i) { continue; }
+        // Query i sees key j iff j <= s0 + i.
+        if (!jLive || i >= n || j > s0 + i) { continue; }
         var d = 0.0;
         var dp = 0.0;
         for (var c = 0u; c < D; c += 1u) {

@@ -106,6 +106,27 @@ const attnShape = (B: number, Tq: number, Hq: number, Hkv: number, D: number, qS
 const RAGGED_CASE = 'per-sequence starts and rows (qStarts, qRows), one sequence without rows';
 const raggedShape = attnShape(3, 5, 4, 2, 8, 9, 12);
 const raggedData = { qStarts: new Int32Array([5, 0, 9]), qRows: new Int32Array([0, 3, 3, 5]) };
+/** Starts only (every sequence has Tq rows), as a caller with equal segment lengths would pass them. */
+const STARTS_CASE = 'per-sequence starts only (qStarts)';
+const startsShape = attnShape(3, 4, 4, 2, 8, 6, 12);
+const startsData = { qStarts: new Int32Array([6, 0, 3]) };
+/**
+ * Ragged and long enough that a flash kernel deals each sequence several query blocks (32 rows at GQA 4:2) and key
+ * blocks, at different positions per sequence, around an empty one.
+ */
+const LONG_RAGGED_CASE = 'per-sequence starts and rows, 40 + 0 + 35 rows';
+const longRaggedShape = attnShape(3, 75, 4, 2, 8, 30, 80);
+const longRaggedData = {
+  qStarts: new Int32Array([30, 3, 0]),
+  qRows: new Int32Array([0, 40, 40, 75]),
+  q: randn(75 * 4 * 8, 42, 2),
+  kCache: randn(3 * 80 * 2 * 8, 43, 2),
+};
+const seqCases = [
+  [RAGGED_CASE, raggedShape, raggedData],
+  [STARTS_CASE, startsShape, startsData],
+  [LONG_RAGGED_CASE, longRaggedShape, longRaggedData],
+] as const;
 const attnBefore = (b: Backend, t: Record<string, Tensor>, s: ReturnType<typeof attnShape> & { qStarts?: Tensor; qRows?: Tensor }) =>
   b.attention({ q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, lse: t.lse, ...s });
 const attnCases = (
@@ -192,17 +213,17 @@ export const CASES: { [K in OpName]: OpCase<K>[] } = {
       args: s,
       data: name.startsWith('a long') ? { q: randn(70 * 2 * 16, 40, 2), kCache: randn(70 * 16, 41, 2) } : {},
     })),
-    { name: RAGGED_CASE, args: raggedShape, data: raggedData, needs: 'queryStarts' as const },
+    ...seqCases.map(([name, args, data]) => ({ name, args, data, needs: 'queryStarts' as const })),
   ],
   attentionBackward: [
     ...attnCases.map(({ name, s }) => ({ name, args: s, before: (b: Backend, t: Record<string, Tensor>) => attnBefore(b, t, s) })),
-    {
-      name: RAGGED_CASE,
-      args: raggedShape,
-      data: raggedData,
+    ...seqCases.map(([name, args, data]) => ({
+      name,
+      args,
+      data,
       needs: 'queryStarts' as const,
-      before: (b: Backend, t: Record<string, Tensor>) => attnBefore(b, t, { ...raggedShape, qStarts: t.qStarts, qRows: t.qRows }),
-    },
+      before: (b: Backend, t: Record<string, Tensor>) => attnBefore(b, t, { ...args, qStarts: t.qStarts, qRows: t.qRows }),
+    })),
   ],
   swiglu: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],
   swigluBackward: [{ name: '45 elements', args: { n: 45 }, data: { gate: randn(45, 50, 4) } }],

@@ -1,17 +1,30 @@
 // Aligned segments (src/model/qwen2.ts, ForwardOptions.alignSegments): attention with per-sequence query starts and
-// rows (qStarts, qRows) against one call per sequence in the plain layout, on the CPU reference and WASM (bit-identical
-// for 1 and 3 threads); the layout checks; the probes' shared forwards (forwardEach) against one forward per sequence;
-// and that a backend without the capability refuses the arguments instead of ignoring them.
+// rows (qStarts, qRows) against one call per sequence in the plain layout, bit for bit, on the CPU reference, WASM
+// (1 and 3 threads), WebGPU (both kernel families; where an adapter exists) and gpu.js; the layout checks; the probes'
+// shared forwards (forwardEach) against one forward per sequence; and that a backend without the capability refuses
+// the arguments instead of ignoring them.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend, Tensor } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
+import { createGpujsBackend } from '../src/backend/gpujs.js';
+import { createWebGPUBackend } from '../src/backend/webgpu.js';
 import { forwardEach } from '../src/latent/batch.js';
 import { Qwen2 } from '../src/model/qwen2.js';
 import { inputOf } from '../src/latent/diagnostics.js';
 import { buildSequence } from '../src/latent/sequence.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
 import { randn } from './_conformance.js';
+import { demand } from './_require.js';
+
+let noWebGPU = '';
+try {
+  (await createWebGPUBackend()).destroy();
+} catch (e) {
+  noWebGPU = (e as Error).message;
+  console.log(`aligned-segments: WebGPU cases skipped, no WebGPU adapter: ${noWebGPU}`);
+}
+demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
 
 const Hq = 4,
   Hkv = 2,
@@ -84,6 +97,15 @@ describe('attention with per-sequence query starts and rows', () => {
     ['cpu', async () => new CpuBackend()],
     ['wasm, 1 thread', () => createWasmBackend({ threads: 1 })],
     ['wasm, 3 threads', () => createWasmBackend({ threads: 3, parallelThreshold: 0 })],
+    ['gpujs', () => createGpujsBackend()],
+    // a kernel slice small enough that attention runs in query-row chunks
+    ['gpujs, 210-element slices', () => createGpujsBackend({ maxSpan: 210 })],
+    ...(noWebGPU
+      ? []
+      : ([
+          ['webgpu, simple kernels', () => createWebGPUBackend({ kernels: 'simple' })],
+          ['webgpu, tiled kernels (flash attention)', () => createWebGPUBackend({ kernels: 'tiled' })],
+        ] as [string, () => Promise<Backend>][])),
   ];
   for (const [name, make] of backends)
     it(`equals one call per sequence, bit for bit (${name})`, async () => {
@@ -96,7 +118,9 @@ describe('attention with per-sequence query starts and rows', () => {
     });
 
   it('refuses a layout that does not fit, naming the tensor and the sequence', async () => {
-    for (const be of [new CpuBackend(), await createWasmBackend({ threads: 1 })]) {
+    // (WebGPU cannot check: the values live on the device; the model builds them, and out-of-range indices are
+    // clamped by WebGPU's bounds checks, so they cannot reach other memory)
+    for (const be of [new CpuBackend(), await createWasmBackend({ threads: 1 }), await createGpujsBackend()]) {
       const t = (n: number) => be.alloc(n);
       const i = (v: number[]) => {
         const x = be.alloc(v.length, 'i32', 'layout');

@@ -1,10 +1,14 @@
 // Batched phase-1 forwards (src/latent/batch.ts): several latent sequences with different lengths and latent
-// layouts in one forward give the losses and gradients of one forward each (up to float summation order), the
-// trainer's steps match with batching on and off, and batched steps are bit-identical for any WASM thread count.
+// layouts in one forward give the losses and gradients of one forward each (up to float summation order; both cut
+// rules, on CPU, WASM, gpu.js and WebGPU where an adapter exists), the trainer's steps match with batching on and
+// off, and batched steps are bit-identical for any WASM thread count.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
+import { createGpujsBackend } from '../src/backend/gpujs.js';
+import { createWebGPUBackend } from '../src/backend/webgpu.js';
+import { demand } from './_require.js';
 import { Kind, Qwen2, qwen2ParamShapes } from '../src/model/qwen2.js';
 import { charTok, config, EOS } from './_char-model.js';
 import { batchGroups, packSequences } from '../src/latent/batch.js';
@@ -14,6 +18,15 @@ import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { Rng } from '../src/data/rng.js';
 import type { SubstepRow } from '../src/latent/curriculum.js';
 import { expandAnnotation } from '../src/data/expand.js';
+
+let noWebGPU = '';
+try {
+  (await createWebGPUBackend()).destroy();
+} catch (e) {
+  noWebGPU = (e as Error).message;
+  console.log(`latent-batch: WebGPU cases skipped, no WebGPU adapter: ${noWebGPU}`);
+}
+demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
 
 /** The shared tiny model's weights on any backend (test/_char-model.ts builds it on the CPU backend only). */
 function tinyModel(be: Backend, seed = 1): Qwen2 {
@@ -90,6 +103,8 @@ describe('batched latent forwards', () => {
   const backends: [string, () => Promise<Backend>][] = [
     ['CPU', async () => new CpuBackend()],
     ['WASM', () => createWasmBackend({ threads: 1 })],
+    ['gpu.js', () => createGpujsBackend()],
+    ...(noWebGPU ? [] : ([['WebGPU', () => createWebGPUBackend()]] as [string, () => Promise<Backend>][])),
   ];
   const layouts: [string, boolean][] = [
     ['cut at the union of latent positions', false],

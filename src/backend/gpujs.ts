@@ -444,6 +444,7 @@ const f32 = (a: Int32Array | Float32Array) => (a instanceof Float32Array ? a : F
 
 export class GpujsBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'gpujs' as const;
+  override readonly queryStarts = true;
   readonly info: string;
   readonly maxBindingBytes: number;
   /** Elements per kernel slice (see MAX_SPAN). */
@@ -880,29 +881,45 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
   // ---- attention ----
 
   /**
-   * Query-row chunks so that [rows, keys] score blocks stay within this.span: for batch b, query rows [i0, i0 + nI)
-   * seeing nk keys (the first at lim0 = qStart + i0), q/out rows from element qo, the sequence's K/V from ko.
+   * Query-row chunks so that [rows, keys] score blocks stay within this.span: for sequence b (n query rows from row
+   * r0, at positions start + i: qStart and b * Tq, or qStarts[b] and qRows[b] when given), query rows [i0, i0 + nI)
+   * seeing nk keys (the first at lim0 = start + i0), q/out rows from element qo, the sequence's K/V from ko, its lse
+   * block [Hq, n] from element lo. The starts and rows are host arrays here, so they only shape the chunks.
    */
-  private attChunks(s: AttentionShape, what: string) {
+  private attChunks(s: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }, what: string) {
     const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    const nkMax = qStart + Tq;
+    const starts = s.qStarts ? this.I(s.qStarts, `${what} qStarts`) : undefined,
+      first = s.qRows ? this.I(s.qRows, `${what} qRows`) : undefined;
+    if (first && (first[0] !== 0 || first[B] !== Tq))
+      this.fail(`${what}: qRows must run from 0 to Tq = ${Tq} (got ${first[0]} .. ${first[B]})`);
+    const seqs: { b: number; start: number; r0: number; n: number }[] = [];
+    for (let b = 0; b < B; b++) {
+      const start = starts ? starts[b] : qStart,
+        r0 = first ? first[b] : b * Tq,
+        n = first ? first[b + 1] - r0 : Tq;
+      if (!(start >= 0 && start <= qStart)) this.fail(`${what}: qStarts[${b}] = ${start} outside [0, ${qStart}]`);
+      if (!(n >= 0 && start + n <= kvCap))
+        this.fail(`${what}: sequence ${b}: ${n} query rows from position ${start} do not fit kvCap ${kvCap}`);
+      seqs.push({ b, start, r0, n });
+    }
+    const nkMax = Math.max(0, ...seqs.map((q) => q.start + q.n));
     if (nkMax * Hkv * D > this.span || Hq * nkMax > this.span || Hq * D > this.span)
       this.fail(`${what}: ${nkMax} keys x ${Hkv} heads x ${D} exceeds one ${this.span}-element kernel slice`);
     const rep = Hq / Hkv,
       khOf = new Float32Array(Hq);
     for (let h = 0; h < Hq; h++) khOf[h] = Math.floor(h / rep);
-    const per = Math.max(1, Math.min(Tq, Math.floor(this.span / (Hq * Math.max(nkMax, D)))));
-    const chunks: { b: number; i0: number; nI: number; nk: number; lim0: number; qo: number; ko: number }[] = [];
-    for (let b = 0; b < B; b++)
-      for (let i0 = 0; i0 < Tq; i0 += per) {
-        const i1 = Math.min(Tq, i0 + per);
-        chunks.push({ b, i0, nI: i1 - i0, nk: qStart + i1, lim0: qStart + i0, qo: (b * Tq + i0) * Hq * D, ko: b * kvCap * Hkv * D });
+    const per = Math.max(1, Math.floor(this.span / (Hq * Math.max(nkMax, D))));
+    const chunks: { i0: number; nI: number; n: number; nk: number; lim0: number; qo: number; ko: number; lo: number }[] = [];
+    for (const { b, start, r0, n } of seqs)
+      for (let i0 = 0; i0 < n; i0 += per) {
+        const i1 = Math.min(n, i0 + per);
+        chunks.push({ i0, nI: i1 - i0, n, nk: start + i1, lim0: start + i0, qo: (r0 + i0) * Hq * D, ko: b * kvCap * Hkv * D, lo: Hq * r0 });
       }
     return { khOf, chunks };
   }
 
   kernelAttention(s: KernelArgs['attention']): void {
-    const { q, kCache, vCache, out, lse, Tq, Hq, Hkv, D } = s;
+    const { q, kCache, vCache, out, lse, Hq, Hkv, D } = s;
     const Q = this.F(q, 'attention q'),
       Kc = this.F(kCache, 'attention kCache'),
       Vc = this.F(vCache, 'attention vCache');
@@ -910,7 +927,7 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       L = this.F(lse, 'attention lse');
     const { khOf, chunks } = this.attChunks(s, 'attention');
     const scale = 1 / Math.sqrt(D);
-    for (const { b, i0, nI, nk, lim0, qo, ko } of chunks) {
+    for (const { i0, nI, n, nk, lim0, qo, ko, lo } of chunks) {
       const qs = Q.subarray(qo, qo + nI * Hq * D),
         ks = Kc.subarray(ko, ko + nk * Hkv * D),
         vs = Vc.subarray(ko, ko + nk * Hkv * D);
@@ -918,11 +935,11 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       const l = flat(this.run('attLse', [nI, Hq], S, nk, Hq, lim0), Hq * nI);
       const P = flat(this.run('attProbs', [nk, Hq, nI], S, l, nI, 0, nk, Hq, lim0), nI * Hq * nk);
       writeResult(this.run('attRowsTimesKV', [D, Hq, nI], P, vs, khOf, nk, Hq, Hkv, D, lim0), O, qo, false);
-      for (let h = 0; h < Hq; h++) L.set(l.subarray(h * nI, (h + 1) * nI), (b * Hq + h) * Tq + i0);
+      for (let h = 0; h < Hq; h++) L.set(l.subarray(h * nI, (h + 1) * nI), lo + h * n + i0);
     }
   }
   kernelAttentionBackward(s: KernelArgs['attentionBackward']): void {
-    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, Tq, Hq, Hkv, D } = s;
+    const { dOut, q, kCache, vCache, out, lse, dq, dkCache, dvCache, Hq, Hkv, D } = s;
     const G = this.F(dOut, 'attentionBackward dOut'),
       Q = this.F(q, 'attentionBackward q'),
       Kc = this.F(kCache, 'attentionBackward kCache');
@@ -935,8 +952,8 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     const { khOf, chunks } = this.attChunks(s, 'attentionBackward');
     const scale = 1 / Math.sqrt(D),
       rep = Hq / Hkv;
-    for (const { b, i0, nI, nk, lim0, qo, ko } of chunks) {
-      const Lb = L.subarray(b * Hq * Tq, (b + 1) * Hq * Tq);
+    for (const { i0, nI, n, nk, lim0, qo, ko, lo } of chunks) {
+      const Lb = L.subarray(lo, lo + Hq * n);
       const nqc = nI * Hq * D,
         nkc = nk * Hkv * D;
       const qs = Q.subarray(qo, qo + nqc),
@@ -945,7 +962,7 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
       const ks = Kc.subarray(ko, ko + nkc),
         vs = Vc.subarray(ko, ko + nkc);
       const S = flat(this.run('attScores', [nk, Hq, nI], qs, ks, khOf, D, Hq, Hkv, lim0, scale), nI * Hq * nk);
-      const P = flat(this.run('attProbs', [nk, Hq, nI], S, Lb, Tq, i0, nk, Hq, lim0), nI * Hq * nk);
+      const P = flat(this.run('attProbs', [nk, Hq, nI], S, Lb, n, i0, nk, Hq, lim0), nI * Hq * nk);
       const delta = flat(this.run('attDelta', [Hq, nI], gs, os, Hq, D), nI * Hq);
       const dS = flat(this.run('attDScores', [nk, Hq, nI], P, gs, vs, khOf, delta, nk, Hq, Hkv, D, lim0, scale), nI * Hq * nk);
       writeResult(this.run('attRowsTimesKV', [D, Hq, nI], dS, ks, khOf, nk, Hq, Hkv, D, lim0), DQ, qo, true);

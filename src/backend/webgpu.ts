@@ -98,6 +98,11 @@ interface BufSpec {
 
 /** The uniform block of all three attention kernels (forward, backwardQ, backwardKV): attention.wgsl reads the same Params in each. */
 const ATTENTION_PARAMS: [string, ParamType][] = [...u32('B', 'Tq', 'Hq', 'Hkv', 'qStart', 'kvCap'), ...f32('scale')];
+/** Per-sequence starts and row offsets (AttentionArgs.qStarts/qRows), bound when given (QSTARTS/QROWS). */
+const ATTENTION_SEQ_BUFS: BufSpec[] = [
+  { name: 'qs', type: 'i32', optional: true },
+  { name: 'qr', type: 'i32', optional: true },
+];
 
 interface KernelSpec {
   file: string;
@@ -311,21 +316,21 @@ const K: Record<string, KernelSpec> = {
     section: 'forward',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: bufs(['q', 'k', 'v'], ['out', 'lse']),
+    bufs: [...bufs(['q', 'k', 'v'], ['out', 'lse']), ...ATTENTION_SEQ_BUFS],
   },
   attentionBackwardQ: {
     file: 'attention',
     section: 'backwardQ',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: bufs(['dout', 'q', 'k', 'v', 'out', 'lse'], ['dq', 'delta']),
+    bufs: [...bufs(['dout', 'q', 'k', 'v', 'out', 'lse'], ['dq', 'delta']), ...ATTENTION_SEQ_BUFS],
   },
   attentionBackwardKV: {
     file: 'attention',
     section: 'backwardKV',
     wg: 64,
     params: ATTENTION_PARAMS,
-    bufs: bufs(['dout', 'q', 'k', 'v', 'lse', 'delta'], ['dk', 'dv']),
+    bufs: [...bufs(['dout', 'q', 'k', 'v', 'lse', 'delta'], ['dk', 'dv']), ...ATTENTION_SEQ_BUFS],
   },
   crossEntropy: {
     file: 'crossentropy',
@@ -377,7 +382,7 @@ const MATMUL_BUFS: BufSpec[] = [
  * BKK keys x (D / DC) column chunks per workgroup with query tiles of BQT rows. Tiles stay within 8-12 KiB of
  * workgroup memory at D = 64 (the WebGPU default limit is 16 KiB).
  */
-function flashShape(s: AttentionShape, DC = s.D) {
+function flashShape(s: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }, DC = s.D) {
   const rep = s.Hq / s.Hkv;
   const BQ = Math.max(1, Math.floor(64 / rep));
   const clamp = (x: number, hi: number) => Math.max(1, Math.min(hi, Math.floor(x)));
@@ -391,12 +396,17 @@ function flashShape(s: AttentionShape, DC = s.D) {
     forward: spec('flashForward', wgQ),
     backwardQ: spec('flashBackwardQ', wgQ),
     backwardKV: spec('flashBackwardKV', wgKV),
-    consts: { D: s.D, REP: rep, BQ, BKV },
-    kvConsts: { D: s.D, REP: rep, DC, BKK, BQT },
-    queryGroups: s.B * s.Hkv * cdiv(s.Tq, BQ),
-    keyGroups: s.B * s.Hkv * cdiv(s.qStart + s.Tq, BKK),
+    consts: { D: s.D, REP: rep, BQ, BKV, ...seqConsts(s) },
+    kvConsts: { D: s.D, REP: rep, DC, BKK, BQT, ...seqConsts(s) },
+    // with qRows the sequences' rows are only known on the device: the bound sum_b ceil(n_b / BQ) <= ceil(Tq / BQ) + B
+    queryGroups: s.qRows ? s.Hkv * (cdiv(s.Tq, BQ) + s.B) : s.B * s.Hkv * cdiv(s.Tq, BQ),
+    keyGroups: s.B * s.Hkv * cdiv(keysBound(s), BKK),
   };
 }
+/** The attention kernels' per-sequence layout switches (kernels/attention.wgsl, QSTARTS/QROWS). */
+const seqConsts = (s: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }) => ({ QSTARTS: !!s.qStarts, QROWS: !!s.qRows });
+/** Keys any sequence may have: the key kernels' grid (attention.wgsl's keys_bound). */
+const keysBound = (s: AttentionShape) => Math.min(s.qStart + s.Tq, s.kvCap);
 /** The simple kernel whose parameters and bindings each flash kernel shares. */
 const FLASH_OF: Record<string, string> = {
   flashForward: 'attention',
@@ -421,6 +431,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
   readonly name = 'webgpu' as const;
   /** kernelMatmul fuses the residual add into C's store and the SwiGLU gate into A's loads (one pass fewer each). */
   override readonly fusesMatmul = true;
+  override readonly queryStarts = true;
   readonly info: string;
   readonly maxBindingBytes: number;
   /** Elements per chunk of a split tensor (a multiple of 4). */
@@ -1529,18 +1540,34 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
     return { B, Tq, Hq, Hkv, qStart, kvCap, scale: 1 / Math.sqrt(D) };
   }
 
+  /** The per-sequence starts and rows of an attention call as bindings (absent when the call has none). */
+  private seqArgs(s: { qStarts?: Tensor; qRows?: Tensor }, whole: (t: GpuTensor, rw: boolean) => Arg) {
+    return {
+      qs: s.qStarts ? whole(this.T(s.qStarts, 'attention'), false) : undefined,
+      qr: s.qRows ? whole(this.T(s.qRows, 'attention'), false) : undefined,
+    };
+  }
+
   kernelAttention(s: KernelArgs['attention']): void {
     this.live('attention');
     const [Q, Kc, Vc, O, L] = [s.q, s.kCache, s.vCache, s.out, s.lse].map((t) => this.T(t, 'attention'));
     const p = this.attnParams(s);
     const flash = this.kernels === 'tiled' ? flashShape(s) : undefined;
+    const rows = s.qRows ? s.Tq : s.B * s.Tq;
     this.withWhole('attention', (whole) =>
       this.run(
         flash ? flash.forward : K.attention,
         p,
-        { q: whole(Q, false), k: whole(Kc, false), v: whole(Vc, false), out: whole(O, true), lse: whole(L, true) },
-        this.grid(flash ? flash.queryGroups : cdiv(s.B * s.Hq * s.Tq, 64)),
-        flash ? flash.consts : { D: s.D },
+        {
+          q: whole(Q, false),
+          k: whole(Kc, false),
+          v: whole(Vc, false),
+          out: whole(O, true),
+          lse: whole(L, true),
+          ...this.seqArgs(s, whole),
+        },
+        this.grid(flash ? flash.queryGroups : cdiv(s.Hq * rows, 64)),
+        flash ? flash.consts : { D: s.D, ...seqConsts(s) },
       ),
     );
   }
@@ -1551,7 +1578,7 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
       this.T(t, 'attentionBackward'),
     );
     const p = this.attnParams(s);
-    const nq = s.B * s.Hq * s.Tq;
+    const nq = s.Hq * (s.qRows ? s.Tq : s.B * s.Tq);
     if (!nq) return;
     const delta: Arg = { b0: this.buffer(bytesOf(nq), 'attention delta'), split: NO_SPLIT };
     // Key pass: d-chunks of 16 columns give a real GPU enough invocations; each recomputes the full dots.
@@ -1563,16 +1590,17 @@ export class WebGPUBackend extends OpBackend implements Backend, Kernels {
         ka = whole(Kc, false),
         va = whole(Vc, false),
         la = whole(L, false);
-      const qArgs = { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta };
-      const kvArgs = { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true) };
+      const seq = this.seqArgs(s, whole);
+      const qArgs = { dout: g, q: qa, k: ka, v: va, out: whole(O, false), lse: la, dq: whole(DQ, true), delta, ...seq };
+      const kvArgs = { dout: g, q: qa, k: ka, v: va, lse: la, delta, dk: whole(DK, true), dv: whole(DV, true), ...seq };
       if (flash) {
         this.run(flash.backwardQ, p, qArgs, this.grid(flash.queryGroups), flash.consts);
         this.run(flash.backwardKV, p, kvArgs, this.grid(flash.keyGroups), flash.kvConsts);
         return;
       }
-      this.run(K.attentionBackwardQ, p, qArgs, this.grid(cdiv(nq, 64)), { D: s.D });
-      const nkv = s.B * s.Hkv * (s.qStart + s.Tq) * (s.D / DC);
-      this.run(K.attentionBackwardKV, p, kvArgs, this.grid(cdiv(nkv, 64)), { D: s.D, DC });
+      this.run(K.attentionBackwardQ, p, qArgs, this.grid(cdiv(nq, 64)), { D: s.D, ...seqConsts(s) });
+      const nkv = s.B * s.Hkv * keysBound(s) * (s.D / DC);
+      this.run(K.attentionBackwardKV, p, kvArgs, this.grid(cdiv(nkv, 64)), { D: s.D, DC, ...seqConsts(s) });
     });
     this.release(delta.b0);
   }

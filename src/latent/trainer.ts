@@ -62,12 +62,13 @@ export interface Phase1Options {
   markerInit?: MarkerInit;
   /**
    * Run the sequences of a step in shared forwards (src/latent/batch.ts; exact up to float summation order) instead
-   * of one forward each. Default: on where the backend takes per-sequence query starts (`queryStarts`: CPU, WASM),
-   * off elsewhere. With them the forwards use aligned segments (each sequence cut at its own latents, the j-th
-   * segments of all sequences in one pass, no padding rows): on the default job ~7 passes of 8 sequences per step
-   * instead of ~68 one-sequence passes, measured 2.0x faster per step on WASM with 2 threads and 1.6x with 1
-   * (README, "Batched phase-1 steps"). Without them (WebGPU, gpu.js) a shared forward cuts every sequence at the
-   * union of the latent positions (~42 passes, ~24% padding rows), measured slower there, hence off by default.
+   * of one forward each. Default: on where the backend takes per-sequence query starts (`queryStarts`: every
+   * built-in backend), off elsewhere. With them the forwards use aligned segments (each sequence cut at its own
+   * latents, the j-th segments of all sequences in one pass, no padding rows): on the default job ~7 passes of 8
+   * sequences per step instead of ~68 one-sequence passes, measured faster per step on every backend (README,
+   * "Batched phase-1 steps": WASM 2 threads 2.0x, 1 thread 1.6x, WebGPU 1.8x simple / 2.3x tiled kernels on a
+   * software adapter, gpu.js 1.2x). Without them a shared forward cuts every sequence at the union of the latent
+   * positions (~42 passes, ~24% padding rows), which measured slower than one forward each, hence off.
    */
   batchForward?: boolean;
   evalEvery: number;
