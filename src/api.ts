@@ -38,7 +38,7 @@ export type { AdamWConfig } from './train/adamw.js';
 export { buildSequence, removeLatents } from './latent/sequence.js';
 export type { Condition, LatentSequence, SplitRow } from './latent/sequence.js';
 export { LogisticHead } from './latent/heads.js';
-export { generate } from './generation/generate.js';
+export { generate, generateMany } from './generation/generate.js';
 export type { Generation, GenerateOptions } from './generation/generate.js';
 export { latentUsage, LatentDecoder, collectLatents, usageVerdict } from './latent/diagnostics.js';
 export { Phase1Trainer } from './latent/trainer.js';

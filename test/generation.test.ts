@@ -1,13 +1,15 @@
 // The one latent-span decoder (src/generation/) against the two it replaced: generate() is now sampleGroup() with
 // G = 1, and must give exactly what the old standalone B = 1 loop gave (kept below, verbatim, as the reference) —
 // same text, tokens, spans, fed-back vectors, replayable sequence and decision events — for every condition,
-// thresholded and sampled decisions, greedy and nucleus text, and the two-trunk model.
+// thresholded and sampled decisions, greedy and nucleus text, and the two-trunk model. generateMany() (several prompts
+// in one cache, each at its own position) gives every prompt the answer it gets alone.
 import { describe, expect, it } from 'vitest';
-import { Kind, type Qwen2 } from '../src/model/qwen2.js';
+import { Kind, Qwen2 } from '../src/model/qwen2.js';
+import { createWasmBackend } from '../src/backend/wasm.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../src/model/latent-params.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
-import { generate, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
+import { generate, generateMany, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
 import { sampleToken } from '../src/generation/sample.js';
 import { Rng } from '../src/data/rng.js';
 import { charTok, config, EOS, tinyModel } from './_char-model.js';
@@ -167,4 +169,69 @@ describe('generate() through the one decoder', () => {
       if (c.o.condition !== 'none') expect(spansSeen).toBeGreaterThan(0);
       else expect(spansSeen).toBe(0);
     });
+});
+
+describe('generateMany(): several prompts decoded together', () => {
+  // prompts of different lengths, so the sequences sit at different positions of one cache (KVCache.lens)
+  const prompts = ['what is 2*3?\n', 'what is 12*34+5?\n', 'hi?\n'];
+  const backends: [string, (m: Qwen2) => Promise<Qwen2>][] = [
+    ['cpu', async (m) => m],
+    [
+      'wasm, 2 threads',
+      async (m) => {
+        const be = await createWasmBackend({ threads: 2, parallelThreshold: 0 });
+        const t = await m.exportTensors();
+        return Qwen2.fromTensors(be, m.config, new Map([...t].map(([k, v]) => [k, v.data])));
+      },
+    ],
+  ];
+  for (const [name, onBackend] of backends)
+    for (const condition of ['latent', 'pause', 'none'] as Condition[])
+      it(`gives each prompt the answer it gets alone (${name}, ${condition}, greedy, thresholded)`, async () => {
+        const model = await onBackend(await tinyLatentModel('full', 3));
+        let spans = 0,
+          differ = 0;
+        for (let seed = 0; seed < 3; seed++) {
+          const o: GenerateOptions = {
+            condition,
+            maxNewTokens: 20,
+            maxLatents: 3,
+            latentBudget: 8,
+            eosId: EOS,
+            startHead: randomHead('start', 10 + seed, -0.5),
+            endHead: randomHead('end', 20 + seed, 0),
+          };
+          const many = await generateMany(model, charTok, prompts, o);
+          expect(many.length).toBe(prompts.length);
+          for (const [i, p] of prompts.entries()) {
+            const alone = await generate(model, charTok, p, o);
+            expect(many[i], `${p} seed ${seed}`).toEqual(alone);
+            spans += alone.spans.length;
+          }
+          differ += new Set(many.map((g) => g.seq.ids.length)).size > 1 ? 1 : 0;
+        }
+        if (condition !== 'none') expect(spans).toBeGreaterThan(0);
+        // the sequences really were at different lengths while decoded together
+        expect(differ).toBeGreaterThan(0);
+        model.be.destroy?.();
+      });
+
+  it('one prompt draws exactly what sampleGroup draws; a two-trunk model decodes prompt by prompt, same answers', async () => {
+    const model = await tinyLatentModel('two-trunk', 3);
+    const o: GenerateOptions = {
+      condition: 'latent',
+      maxNewTokens: 16,
+      maxLatents: 3,
+      latentBudget: 8,
+      eosId: EOS,
+      startHead: randomHead('start', 11, -0.5),
+      endHead: randomHead('end', 21, 0),
+    };
+    const many = await generateMany(model, charTok, prompts, o);
+    for (const [i, p] of prompts.entries()) expect(many[i]).toEqual(await generate(model, charTok, p, o));
+    const sampled = { ...o, sampleDecisions: true, temperature: 1 };
+    expect((await generateMany(model, charTok, [prompts[1]], { ...sampled, rng: new Rng(4) }))[0]).toEqual(
+      await generate(model, charTok, prompts[1], { ...sampled, rng: new Rng(4) }),
+    );
+  });
 });

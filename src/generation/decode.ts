@@ -7,6 +7,9 @@
 // sampleGroup(): G completions of one prompt, batched (B = G) with the KV cache. The G sequences advance in
 // lock-step, one position per forward, so their positions stay aligned even though each decides for itself what
 // its next input is (a token, <bol>, a latent, <eol>). Finished rows ride along with a dummy input.
+// sampleGroups(): the same for several prompts at once (B = prompts x G): prompts of different lengths sit at
+// their own positions in one cache (KVCache.lens, attention's per-sequence query starts), so evaluation decodes a
+// batch of questions in one forward per position instead of one question at a time.
 //
 // Layout (the phase-1 training layout of src/latent/sequence.ts, so phase-1 checkpoints are valid policies):
 //   prompt ... text <bol> latent x k <eol> text ... [eos]
@@ -128,17 +131,39 @@ async function cachedStep(
 }
 
 /**
- * The shared prompt runs once (B = 1) and its K/V rows are copied into every row of the group's cache: G times
- * less prefill compute than running G identical prompts.
+ * Each prompt runs once (B = 1) and its K/V rows are copied into its G rows of the cache (rows i*G .. i*G + G - 1
+ * for prompt i): G times less prefill compute than running G identical prompts.
  */
 async function prefill(
   model: Qwen2,
   cache: KVCache,
+  prompts: ArrayLike<number>[],
+  G: number,
+): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const { V, H } = model;
+  const logits = new Float32Array(cache.B * V),
+    hidden = new Float32Array(cache.B * H);
+  for (const [i, p] of prompts.entries()) {
+    const r = await prefillOne(model, cache, p, i * G, G);
+    logits.set(r.logits, i * G * V);
+    hidden.set(r.hidden, i * G * H);
+  }
+  const lens = prompts.flatMap((p) => new Array<number>(G).fill(p.length));
+  cache.len = Math.max(...lens);
+  if (prompts.length > 1) cache.lens = Int32Array.from(lens);
+  return { logits, hidden };
+}
+
+/** One prompt's prefill into cache rows row0 .. row0 + G - 1. */
+async function prefillOne(
+  model: Qwen2,
+  cache: KVCache,
   promptIds: ArrayLike<number>,
+  row0: number,
+  G: number,
 ): Promise<{ logits: Float32Array; hidden: Float32Array }> {
   const { be, KV, H, V } = model;
-  const G = cache.B,
-    P = promptIds.length;
+  const P = promptIds.length;
   const one = model.createCache(1, P);
   try {
     const r = await model.forward(
@@ -146,7 +171,7 @@ async function prefill(
       { cache: one, wantLastLogits: true },
     );
     for (let l = 0; l < model.L; l++)
-      for (let b = 0; b < G; b++)
+      for (let b = row0; b < row0 + G; b++)
         for (const kv of ['k', 'v'] as const)
           be.copy2d({
             src: one[kv][l],
@@ -158,9 +183,8 @@ async function prefill(
             dstOff: b * cache.cap * KV,
             dstStride: 0,
           });
-    for (let b = 0; b < G; b++)
+    for (let b = row0; b < row0 + G; b++)
       be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
-    cache.len = P;
     const logits = new Float32Array(G * V),
       hidden = new Float32Array(G * H);
     for (let b = 0; b < G; b++) logits.set(r.lastLogits!, b * V), hidden.set(r.lastHidden!, b * H);
@@ -180,8 +204,31 @@ export async function sampleGroup(
   o: DecodeOptions,
   rng: UniformSource,
 ): Promise<Completion[]> {
-  const P = promptIds.length;
-  if (P === 0) throw new Error('sampleGroup: empty prompt');
+  return (await sampleGroups(model, [promptIds], G, o, rng))[0];
+}
+
+/**
+ * G completions of each prompt, all decoded together (B = prompts x G; rows prompt-major, each draws from `rng` in
+ * row order at every position, so one prompt gives exactly sampleGroup's draws). Several prompts need a backend
+ * with `queryStarts` and one trunk; otherwise (two-trunk, whose mixed steps work on one shared position) the
+ * prompts are decoded one after another, with the same result.
+ */
+export async function sampleGroups(
+  model: Qwen2,
+  prompts: ArrayLike<number>[],
+  G: number,
+  o: DecodeOptions,
+  rng: UniformSource,
+): Promise<Completion[][]> {
+  if (prompts.length > 1 && (model.twoTrunk || !model.be.queryStarts)) {
+    const out: Completion[][] = [];
+    for (const p of prompts) out.push(...(await sampleGroups(model, [p], G, o, rng)));
+    return out;
+  }
+  if (prompts.length === 0) return [];
+  if (prompts.some((p) => p.length === 0)) throw new Error('sampleGroup: empty prompt');
+  const B = prompts.length * G;
+  const P = Math.max(...prompts.map((p) => p.length));
   const V = model.V,
     H = model.H;
   const useSpans = o.condition !== 'none' && !!o.startHead && o.latentBudget > 0 && o.maxLatents > 0;
@@ -190,10 +237,14 @@ export async function sampleGroup(
   const mode = o.decisions ?? 'sample';
   // every span costs its latents + 2 markers; +1 for the eos input
   const cap = P + o.maxNewTokens + 3 * budget + 2;
-  const rows = Array.from({ length: G }, () => ({
+  const rows = Array.from({ length: B }, (_, b) => ({
     c: {
-      seq: { ids: Array.from(promptIds, Number), kind: new Array(P).fill(Kind.Token), extra: new Array(P).fill(-1) },
-      promptLength: P,
+      seq: {
+        ids: Array.from(prompts[Math.floor(b / G)], Number),
+        kind: new Array(prompts[Math.floor(b / G)].length).fill(Kind.Token),
+        extra: new Array(prompts[Math.floor(b / G)].length).fill(-1),
+      },
+      promptLength: prompts[Math.floor(b / G)].length,
       tokens: [],
       actions: [],
       spans: [],
@@ -205,15 +256,15 @@ export async function sampleGroup(
     spanCount: 0,
     spanLimit: 0,
   }));
-  const cache = model.createCache(G, cap);
+  const cache = model.createCache(B, cap);
   try {
-    let res = await prefill(model, cache, promptIds);
-    const nIds = new Int32Array(G),
-      nKind = new Uint8Array(G),
-      nExtra = new Int32Array(G),
-      nTrunk = new Uint8Array(G);
+    let res = await prefill(model, cache, prompts, G);
+    const nIds = new Int32Array(B),
+      nKind = new Uint8Array(B),
+      nExtra = new Int32Array(B),
+      nTrunk = new Uint8Array(B);
     for (;;) {
-      for (let b = 0; b < G; b++) {
+      for (let b = 0; b < B; b++) {
         const r = rows[b];
         (nIds[b] = 0), (nKind[b] = Kind.Token), (nExtra[b] = -1);
         if (r.done) continue;
@@ -280,19 +331,19 @@ export async function sampleGroup(
       if (cache.len + 1 > cap) throw new Error(`sampleGroup: KV cache capacity ${cap} exceeded (internal sizing error)`);
       // finished rows ride along on the trunk of an active row, so they never force a mixed step
       const active = rows.findIndex((r) => !r.done);
-      for (let b = 0; b < G; b++) nTrunk[b] = trunkOfKind(nKind[b]);
-      for (let b = 0; b < G; b++) if (rows[b].done) nTrunk[b] = nTrunk[active];
+      for (let b = 0; b < B; b++) nTrunk[b] = trunkOfKind(nKind[b]);
+      for (let b = 0; b < B; b++) if (rows[b].done) nTrunk[b] = nTrunk[active];
       res = await cachedStep(
         model,
         cache,
-        { B: G, T: 1, ids: nIds.slice(), kind: nKind.slice(), extra: nExtra.slice() },
+        { B, T: 1, ids: nIds.slice(), kind: nKind.slice(), extra: nExtra.slice() },
         model.twoTrunk ? nTrunk.slice() : null,
       );
     }
   } finally {
     model.freeCache(cache);
   }
-  return rows.map((r) => r.c);
+  return prompts.map((_, i) => rows.slice(i * G, (i + 1) * G).map((r) => r.c));
 }
 
 /** Text of a completion with latent spans marked as ⟨k latents⟩. */

@@ -6,7 +6,7 @@
 import type { Qwen2 } from '../model/qwen2.js';
 import type { Condition } from '../model/latent-params.js';
 import { Rng } from '../data/rng.js';
-import { markedText, sampleGroup, type DecisionHead } from './decode.js';
+import { markedText, sampleGroups, type Completion, type DecisionHead } from './decode.js';
 import type { TextCodec } from '../text/tokenizer-shape.js';
 
 /** What generation needs of a tokenizer (kept under this name for callers of the public API). */
@@ -54,10 +54,19 @@ export interface Generation {
 const ANSWER_DONE = /\n#### [^\n]*\n$/;
 
 export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: GenerateOptions = {}): Promise<Generation> {
+  return (await generateMany(model, tok, [prompt], o))[0];
+}
+
+/**
+ * generate() for several prompts decoded together (one forward per position for all of them: sampleGroups). With
+ * the defaults (greedy text, thresholded decisions) each answer is the one generate() gives for its prompt alone, up
+ * to float summation order; sampled decisions or text draw from `rng` across the prompts in row order.
+ */
+export async function generateMany(model: Qwen2, tok: Decoder, prompts: string[], o: GenerateOptions = {}): Promise<Generation[]> {
   const maxLatents = o.maxLatents ?? 8;
-  const [c] = await sampleGroup(
+  const groups = await sampleGroups(
     model,
-    Array.from(tok.encode(prompt), Number),
+    prompts.map((p) => Array.from(tok.encode(p), Number)),
     1,
     {
       condition: o.condition ?? 'latent',
@@ -76,6 +85,10 @@ export async function generate(model: Qwen2, tok: Decoder, prompt: string, o: Ge
     },
     o.rng ?? new Rng(0),
   );
+  return groups.map(([c]) => asGeneration(c, tok));
+}
+
+function asGeneration(c: Completion, tok: Decoder): Generation {
   // the eos token is an action (it ends the answer) but not an input the answer's sequence contains
   const seq = c.finish === 'eos' ? { ids: c.seq.ids.slice(0, -1), kind: c.seq.kind.slice(0, -1), extra: c.seq.extra.slice(0, -1) } : c.seq;
   const events: GenEvent[] = c.actions.map((a) =>

@@ -90,11 +90,17 @@ export interface ForwardResult {
   lastHidden?: Float32Array;
 }
 
-/** Per-layer KV cache for incremental decoding of B sequences. */
+/**
+ * Per-layer KV cache for incremental decoding of B sequences. Sequences of different lengths (prompts of several
+ * questions decoded together) set `lens`: sequence b then holds lens[b] positions and continues from there; `len` is
+ * the longest (capacity checks). Without `lens` every sequence holds `len`.
+ */
 export interface KVCache {
   B: number;
   cap: number;
   len: number;
+  /** Per-sequence lengths (see above); a decode step advances each by T. Needs the backend's `queryStarts`. */
+  lens?: Int32Array;
   k: Tensor[];
   v: Tensor[];
   /** Final-norm hidden state of each sequence's last position: the input of a latent at position len. */
@@ -217,6 +223,8 @@ interface Segment extends SegmentPlan {
   Tc: number;
   /** The largest start: the attention calls' qStart bound. */
   maxStart: number;
+  /** Absolute position of each sequence's first row (where its K/V rows go in the caches). */
+  kvStarts: Int32Array;
   /** Aligned passes: absolute starts [B] and first rows [B + 1] as i32 tensors, for attention. */
   qStarts: Tensor | null;
   qRows: Tensor | null;
@@ -267,6 +275,8 @@ interface PassState {
   readonly T: number;
   /** Absolute position of the call's first position (the cache length for a decode step, else 0). */
   readonly start: number;
+  /** Per-sequence absolute positions of the call's first position (a cache with unequal lens), else null (start). */
+  readonly offsets: Int32Array | null;
   /** Rows per sequence of the K/V caches. */
   readonly cap: number;
   readonly arena: Arena;
@@ -485,14 +495,15 @@ export class Qwen2 {
   }
 
   /** Splits positions [0, T) into segments: every latent position starts one; trunk changes start one. */
-  private planSegments(inp: ForwardInput, start: number): SegmentPlan[] {
+  private planSegments(inp: ForwardInput, start: number, offsets: Int32Array | null): SegmentPlan[] {
     const { B, T, kind, trunk } = inp;
     const cut = new Set<number>([0]);
     for (let b = 0; b < B; b++)
       for (let t = 0; t < T; t++) {
         const i = b * T + t;
         if (kind && kind[i] === Kind.Latent) {
-          if (start + t === 0) throw new Error(`sequence ${b}: a latent cannot be the first position (it needs a previous hidden state)`);
+          if ((offsets ? offsets[b] : start) + t === 0)
+            throw new Error(`sequence ${b}: a latent cannot be the first position (it needs a previous hidden state)`);
           cut.add(t);
           if (t + 1 < T) cut.add(t + 1);
         }
@@ -601,6 +612,7 @@ export class Qwen2 {
     const result = await this.readResults(st, opts);
     Object.assign(result, await this.readLastRows(st, cache.lastHidden, !!opts.wantLastLogits));
     cache.len += inp.T;
+    if (cache.lens) for (let b = 0; b < cache.B; b++) cache.lens[b] += inp.T;
     return result;
   }
 
@@ -617,17 +629,22 @@ export class Qwen2 {
   private beginPass(inp: ForwardInput, opts: ForwardOptions, arena: Arena, cache: KVCache | null): PassState {
     const { B, T } = inp;
     arena.reset();
-    const start = cache ? cache.len : 0;
+    // a cache whose sequences differ in length: each continues at its own position (attention's qStarts)
+    const lens = cache?.lens;
+    const offsets = lens?.some((x) => x !== lens[0]) ? lens.slice() : null;
+    if (offsets && !this.be.queryStarts) throw new Error('forward: a cache with per-sequence lengths needs a backend with queryStarts');
+    const start = offsets ? 0 : cache ? (lens ? lens[0] : cache.len) : 0;
     const aligned = this.aligned(inp, opts, cache);
-    const plans = aligned ? this.planAlignedSegments(inp) : this.planSegments(inp, start);
+    const plans = aligned ? this.planAlignedSegments(inp) : this.planSegments(inp, start, offsets);
     const cap = cache ? cache.cap : T;
-    if (cache && (cache.B !== B || start + T > cap))
+    if (cache && (cache.B !== B || (lens ? Math.max(...lens) : start) + T > cap || (lens && lens.length !== B)))
       throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
     return {
       inp,
       B,
       T,
       start,
+      offsets,
       cap,
       arena,
       cache,
@@ -649,7 +666,8 @@ export class Qwen2 {
 
   /** Embeddings, layers, final norm and (where there are targets or logits are wanted) the loss head of one segment. */
   private segmentForward(st: PassState, plan: SegmentPlan): Segment {
-    const { inp, B, T, start, arena } = st;
+    const { inp, B, T, start, offsets, arena } = st;
+    const base = (b: number) => (offsets ? offsets[b] : start);
     const be = this.be,
       H = this.H,
       V = this.V;
@@ -670,7 +688,7 @@ export class Qwen2 {
         const t = starts[b] + i,
           src = b * T + t,
           r = first[b] + i;
-        pos[r] = start + t;
+        pos[r] = base(b) + t;
         const k = inp.kind ? inp.kind[src] : Kind.Token;
         ids[r] = k === Kind.Token ? inp.ids[src] : -1;
         if (k === Kind.Token && (ids[r] < 0 || ids[r] >= V))
@@ -693,9 +711,11 @@ export class Qwen2 {
       return t;
     };
     let maxStart = 0,
-      uniform = true;
+      uniform = !offsets;
+    const kvStarts = new Int32Array(B);
     for (let b = 0; b < B; b++) {
-      maxStart = Math.max(maxStart, starts[b]);
+      kvStarts[b] = base(b) + starts[b];
+      maxStart = Math.max(maxStart, kvStarts[b] - start);
       uniform &&= starts[b] === starts[0] && lens[b] === lens[0];
     }
     const seg: Segment = {
@@ -706,7 +726,8 @@ export class Qwen2 {
       rows,
       trunk,
       maxStart,
-      qStarts: uniform ? null : up(starts.map((x) => start + x)),
+      kvStarts,
+      qStarts: uniform ? null : up(kvStarts),
       qRows: uniform ? null : up(first),
       feed,
       hasTargets,
@@ -791,7 +812,10 @@ export class Qwen2 {
       H = this.H,
       V = this.V;
     const last = st.segments[st.segments.length - 1];
-    be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (last.Tc - 1) * H, srcStride: last.Tc * H, dstStride: H });
+    // position-cut passes give every sequence the same rows per segment (lens[0]), whatever their offsets
+    const n = last.Tc || last.lens[0];
+    if (last.lens.some((x) => x !== n)) throw new Error('forward: wantLastLogits / a cache needs the same positions per sequence');
+    be.copy2d({ src: last.hf, dst: lh, rows: B, cols: H, srcOff: (n - 1) * H, srcStride: n * H, dstStride: H });
     const out: Pick<ForwardResult, 'lastLogits' | 'lastHidden'> = {};
     if (wantLogits) {
       const lg = st.arena.take(B * V);
@@ -841,7 +865,7 @@ export class Qwen2 {
     be.rope({ x: k, pos: seg.pos, rows, heads: Hkv, D, theta: c.rope_theta });
     for (let b = 0; b < B; b++) {
       if (!seg.lens[b]) continue;
-      const dst = (b * cap + start + seg.starts[b]) * KV;
+      const dst = (b * cap + seg.kvStarts[b]) * KV;
       const cols = seg.lens[b] * KV;
       be.copy2d({ src: k, dst: kc, rows: 1, cols, srcOff: seg.first[b] * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
       be.copy2d({ src: v, dst: vc, rows: 1, cols, srcOff: seg.first[b] * KV, srcStride: 0, dstOff: dst, dstStride: 0 });
@@ -1036,7 +1060,7 @@ export class Qwen2 {
       dv = ar.take(rows * KV);
     for (let b = 0; b < B; b++) {
       if (!seg.lens[b]) continue;
-      const src = (b * cap + seg.starts[b]) * KV;
+      const src = (b * cap + seg.kvStarts[b]) * KV;
       const cols = seg.lens[b] * KV;
       be.copy2d({ src: dK, dst: dk, rows: 1, cols, srcOff: src, srcStride: 0, dstOff: seg.first[b] * KV, dstStride: 0 });
       be.copy2d({ src: dV, dst: dv, rows: 1, cols, srcOff: src, srcStride: 0, dstOff: seg.first[b] * KV, dstStride: 0 });
