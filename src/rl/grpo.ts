@@ -35,7 +35,7 @@ import { extraRows, type Condition } from '../latent/sequence.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
 import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
 import { canBatch, replay } from './policy.js';
-import { markedText, sampleGroup, type Completion, type DecodeOptions } from '../generation/decode.js';
+import { markedText, sampleGroups, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
 import { EvalInterrupted } from '../train/signals.js';
 import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
@@ -122,6 +122,8 @@ export function actionLoss(t: ClipTerm, beta: number, logp: number, logpRef?: nu
   return -t.obj + (beta > 0 && logpRef !== undefined ? beta * k3(logp, logpRef).kl : 0);
 }
 
+/** Held-out questions evaluate() decodes together (see sampleGroups). */
+const EVAL_BATCH = 8;
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const logit = (p: number) => Math.log(p / (1 - p));
 
@@ -376,17 +378,18 @@ export class GrpoTrainer {
     await this.init();
     const out: Scored[] = [];
     const prompt = this.o.prompt ?? ((q: string) => q + '\n');
-    for (const task of tasks) {
-      const comps = await sampleGroup(
-        this.model,
-        Array.from(this.tok.encode(prompt(task.question)), Number),
-        G,
-        this.policy,
-        this.sampleRng,
-      );
-      for (const comp of comps)
+    // every question's group in one decode (B = Q x G, each question at its own position: sampleGroups); the
+    // draws run over the rows in order at each position, so a step's samples are a fixed function of the stream
+    const groups = await sampleGroups(
+      this.model,
+      tasks.map((task) => Array.from(this.tok.encode(prompt(task.question)), Number)),
+      G,
+      this.policy,
+      this.sampleRng,
+    );
+    for (const [i, task] of tasks.entries())
+      for (const comp of groups[i])
         out.push({ task, comp, score: shapeReward(this.check, this.tok.decode(comp.tokens), task.gold, comp.latents, this.o.rewards) });
-    }
     return out;
   }
 
@@ -404,9 +407,22 @@ export class GrpoTrainer {
       latents = 0,
       reward = 0;
     const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
-    for (const task of tasks) {
-      if (this.o.shouldStop?.()) throw new EvalInterrupted(); // Ctrl-C: stop at an answer boundary
-      const [c] = await sampleGroup(this.model, Array.from(this.tok.encode(prompt(task.question)), Number), 1, policy, rng);
+    // EVAL_BATCH questions decoded together; Ctrl-C stops at a batch boundary
+    const answers: Completion[] = [];
+    for (let i = 0; i < tasks.length; i += EVAL_BATCH) {
+      if (this.o.shouldStop?.()) throw new EvalInterrupted();
+      const batch = tasks.slice(i, i + EVAL_BATCH);
+      const groups = await sampleGroups(
+        this.model,
+        batch.map((task) => Array.from(this.tok.encode(prompt(task.question)), Number)),
+        1,
+        policy,
+        rng,
+      );
+      answers.push(...groups.map(([c]) => c));
+    }
+    for (const [i, task] of tasks.entries()) {
+      const c = answers[i];
       const s = shapeReward(this.check, this.tok.decode(c.tokens), task.gold, c.latents, this.o.rewards);
       (correct += s.correct), (format += s.format), (latents += c.latents), (reward += s.reward);
       if (samples.length < 4)
