@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Kind, Qwen2 } from '../src/model/qwen2.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
+import { createWebGPUBackend } from '../src/backend/webgpu.js';
+import { demand } from './_require.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../src/model/latent-params.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
@@ -171,6 +173,15 @@ describe('generate() through the one decoder', () => {
     });
 });
 
+let noWebGPU = '';
+try {
+  (await createWebGPUBackend()).destroy();
+} catch (e) {
+  noWebGPU = (e as Error).message;
+  console.log(`generation: the WebGPU case of generateMany is skipped, no WebGPU adapter: ${noWebGPU}`);
+}
+demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
+
 describe('generateMany(): several prompts decoded together', () => {
   // prompts of different lengths, so the sequences sit at different positions of one cache (KVCache.lens)
   const prompts = ['what is 2*3?\n', 'what is 12*34+5?\n', 'hi?\n'];
@@ -184,6 +195,18 @@ describe('generateMany(): several prompts decoded together', () => {
         return Qwen2.fromTensors(be, m.config, new Map([...t].map(([k, v]) => [k, v.data])));
       },
     ],
+    ...(noWebGPU
+      ? []
+      : ([
+          [
+            'webgpu',
+            async (m: Qwen2) => {
+              const be = await createWebGPUBackend();
+              const t = await m.exportTensors();
+              return Qwen2.fromTensors(be, m.config, new Map([...t].map(([k, v]) => [k, v.data])));
+            },
+          ],
+        ] as [string, (m: Qwen2) => Promise<Qwen2>][])),
   ];
   for (const [name, onBackend] of backends)
     for (const condition of ['latent', 'pause', 'none'] as Condition[])
