@@ -13,6 +13,7 @@ import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
 import { generate, generateMany, type Decoder, type GenerateOptions, type GenEvent, type Generation } from '../src/generation/generate.js';
 import { sampleToken } from '../src/generation/sample.js';
+import { DecodeInterrupted } from '../src/generation/decode.js';
 import { Rng } from '../src/data/rng.js';
 import { charTok, config, EOS, tinyModel } from './_char-model.js';
 
@@ -256,5 +257,23 @@ describe('generateMany(): several prompts decoded together', () => {
     expect((await generateMany(model, charTok, [prompts[1]], { ...sampled, rng: new Rng(4) }))[0]).toEqual(
       await generate(model, charTok, prompts[1], { ...sampled, rng: new Rng(4) }),
     );
+  });
+});
+
+describe('generateMany(): interrupt', () => {
+  it('is asked every few positions and abandons the decode with DecodeInterrupted', async () => {
+    const model = await tinyLatentModel('full', 3);
+    let asked = 0;
+    const o: GenerateOptions = { condition: 'none', maxNewTokens: 40, eosId: -1 };
+    await expect(
+      generateMany(model, charTok, ['what is 2*3?\n', 'hi?\n'], {
+        ...o,
+        interrupt: async () => ++asked >= 2,
+      }),
+    ).rejects.toBeInstanceOf(DecodeInterrupted);
+    expect(asked).toBe(2);
+    // never interrupted: the full answers, as without the hook
+    const plain = await generateMany(model, charTok, ['what is 2*3?\n', 'hi?\n'], o);
+    expect(await generateMany(model, charTok, ['what is 2*3?\n', 'hi?\n'], { ...o, interrupt: () => false })).toEqual(plain);
   });
 });

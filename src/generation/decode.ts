@@ -48,7 +48,22 @@ export interface DecodeOptions {
   recordFedVectors?: boolean;
   /** Stop a completion early (e.g. once its `#### answer` line is complete); gets the generated text token ids. */
   stop?: (tokens: number[]) => boolean;
+  /**
+   * Asked every CHECK_EVERY positions (it may yield to the event loop, where a Ctrl-C handler runs): true abandons
+   * the whole decode with a DecodeInterrupted error, so a large batch of questions still stops promptly.
+   */
+  interrupt?: () => boolean | Promise<boolean>;
 }
+
+/** Thrown by sampleGroups when DecodeOptions.interrupt says so. */
+export class DecodeInterrupted extends Error {
+  constructor() {
+    super('decoding interrupted');
+  }
+}
+
+/** Positions between DecodeOptions.interrupt checks. */
+const CHECK_EVERY = 8;
 
 export type Action =
   | { type: 'token'; pos: number; id: number; logp: number }
@@ -259,6 +274,7 @@ export async function sampleGroups(
   const cache = model.createCache(B, cap);
   try {
     let res = await prefill(model, cache, prompts, G);
+    let sinceCheck = 0;
     const nIds = new Int32Array(B),
       nKind = new Uint8Array(B),
       nExtra = new Int32Array(B),
@@ -328,6 +344,10 @@ export async function sampleGroups(
         else if (c.tokens.length >= o.maxNewTokens) r.done = true;
       }
       if (rows.every((r) => r.done)) break;
+      if (o.interrupt && ++sinceCheck >= CHECK_EVERY) {
+        sinceCheck = 0;
+        if (await o.interrupt()) throw new DecodeInterrupted();
+      }
       if (cache.len + 1 > cap) throw new Error(`sampleGroup: KV cache capacity ${cap} exceeded (internal sizing error)`);
       // finished rows ride along on the trunk of an active row, so they never force a mixed step
       const active = rows.findIndex((r) => !r.done);

@@ -30,6 +30,8 @@ export interface GenerateOptions {
   sampleDecisions?: boolean;
   eosId?: number;
   rng?: Rng;
+  /** See DecodeOptions.interrupt (generateMany then throws DecodeInterrupted). */
+  interrupt?: () => boolean | Promise<boolean>;
 }
 
 export type GenEvent =
@@ -82,6 +84,7 @@ export async function generateMany(model: Qwen2, tok: Decoder, prompts: string[]
       decisions: o.sampleDecisions ? 'sample' : 'threshold',
       recordFedVectors: true,
       stop: (tokens) => ANSWER_DONE.test(tok.decode(tokens).slice(-40)),
+      interrupt: o.interrupt,
     },
     o.rng ?? new Rng(0),
   );

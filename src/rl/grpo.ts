@@ -35,9 +35,9 @@ import { extraRows, type Condition } from '../latent/sequence.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
 import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
 import { canBatch, replay } from './policy.js';
-import { markedText, sampleGroups, type Completion, type DecodeOptions } from '../generation/decode.js';
+import { DecodeInterrupted, markedText, sampleGroups, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
-import { EvalInterrupted } from '../train/signals.js';
+import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
 import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
 import type { TextCodec } from '../text/tokenizer-shape.js';
 import {
@@ -122,8 +122,8 @@ export function actionLoss(t: ClipTerm, beta: number, logp: number, logpRef?: nu
   return -t.obj + (beta > 0 && logpRef !== undefined ? beta * k3(logp, logpRef).kl : 0);
 }
 
-/** Held-out questions evaluate() decodes together (see sampleGroups). */
-const EVAL_BATCH = 8;
+/** Held-out questions evaluate() decodes together (see sampleGroups); Ctrl-C is also checked inside a batch. */
+const EVAL_BATCH = 32;
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const logit = (p: number) => Math.log(p / (1 - p));
 
@@ -412,13 +412,22 @@ export class GrpoTrainer {
     for (let i = 0; i < tasks.length; i += EVAL_BATCH) {
       if (this.o.shouldStop?.()) throw new EvalInterrupted();
       const batch = tasks.slice(i, i + EVAL_BATCH);
+      const stop = this.o.shouldStop;
+      const interrupt = stop
+        ? async () => {
+            await yieldToEventLoop();
+            return !!stop();
+          }
+        : undefined;
       const groups = await sampleGroups(
         this.model,
         batch.map((task) => Array.from(this.tok.encode(prompt(task.question)), Number)),
         1,
-        policy,
+        { ...policy, interrupt },
         rng,
-      );
+      ).catch((e) => {
+        throw e instanceof DecodeInterrupted ? new EvalInterrupted() : e;
+      });
       answers.push(...groups.map(([c]) => c));
     }
     for (const [i, task] of tasks.entries()) {
