@@ -252,25 +252,20 @@ export async function sampleGroups(
   const mode = o.decisions ?? 'sample';
   // every span costs its latents + 2 markers; +1 for the eos input
   const cap = P + o.maxNewTokens + 3 * budget + 2;
-  const rows = Array.from({ length: B }, (_, b) => ({
-    c: {
-      seq: {
-        ids: Array.from(prompts[Math.floor(b / G)], Number),
-        kind: new Array(prompts[Math.floor(b / G)].length).fill(Kind.Token),
-        extra: new Array(prompts[Math.floor(b / G)].length).fill(-1),
-      },
-      promptLength: prompts[Math.floor(b / G)].length,
+  // rows prompt-major: prompt i owns rows i*G .. i*G + G - 1
+  const rows = Array.from({ length: B }, (_, b) => {
+    const ids = Array.from(prompts[Math.floor(b / G)], Number);
+    const c: Completion = {
+      seq: { ids, kind: ids.map(() => Kind.Token), extra: ids.map(() => -1) },
+      promptLength: ids.length,
       tokens: [],
       actions: [],
       spans: [],
       latents: 0,
       finish: 'length',
-    } as Completion,
-    last: 'text' as Last,
-    done: false,
-    spanCount: 0,
-    spanLimit: 0,
-  }));
+    };
+    return { c, last: 'text' as Last, done: false, spanCount: 0, spanLimit: 0 };
+  });
   const cache = model.createCache(B, cap);
   try {
     let res = await prefill(model, cache, prompts, G);
