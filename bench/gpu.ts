@@ -2,7 +2,8 @@
 // GFLOP/s per kernel variant at Qwen2-0.5B's shapes (batch 8 x 256 = 2048 tokens; forward, dX and dW forms),
 // attention forward/backward at T = 256 and 1024 (14 query heads over 2 KV heads, D = 64), and training tokens/s
 // of the Qwen2-0.5B shape (random bf16 checkpoint, batch 8 x 256) with its dispatch economy, with the workgroup and (where
-// the adapter has `subgroups`) the subgroup reductions, plus adapter info and the auto choices.
+// the adapter has `subgroups`) the subgroup reductions, plus adapter info and the auto choices; and phase-1 latent
+// steps of the embedded default model with one forward per sequence vs aligned segments (Phase1Options.batchForward).
 // Prints one JSON line per figure ({"bench":"gpu",...}) and a table per section.
 //   npx tsx bench/gpu.ts [--quick] [--peak-tflops 10.4] [--seconds 0.5] [--skip-train] [--dir /tmp/qwen2-0.5b-random]
 // --quick: reduced shapes and a small model, for software adapters (what test/bench-gpu.test.ts runs).
@@ -14,6 +15,8 @@ import { MATMUL_TILES, type KernelFamily, type MatmulKernel, type MatmulTile, ty
 import { Qwen2 } from '../src/model/qwen2.js';
 import { QWEN2_05B, ensureRandomCheckpoint } from './random-checkpoint.js';
 import { measureTraining, smallConfig } from './train.js';
+import { loadData, loadDefaultModel } from '../src/setup/loaders.js';
+import { Phase1Trainer } from '../src/latent/trainer.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -260,4 +263,58 @@ if (!values['skip-train']) {
   }
   console.log('\ntraining tokens/s and the dispatch economy of one step after warm-up');
   console.table(trainRows);
+}
+
+// ---------------------------------------------------------------- phase-1 latent steps
+// The main job's kind of step (2 latents at every calculator breakpoint, the embedded default model, 8 problems) with
+// one forward per sequence and with aligned segments: on a GPU the dispatch count per step is what batching cuts.
+{
+  const latentRows: Record<string, unknown>[] = [];
+  const [batchSize, steps] = quick ? [4, 2] : [8, 12];
+  for (const family of quick ? (['simple'] as const) : (['tiled'] as const))
+    for (const batchForward of [false, true]) {
+      const be = await createWebGPUBackend({ kernels: family });
+      const { model, tok } = await loadDefaultModel(be);
+      const data = await loadData(undefined, { seed: 0, trainCount: 200, testCount: 8 });
+      const trainer = new Phase1Trainer(model, tok, data.train, data.test, {
+        mode: 'full',
+        condition: 'latent',
+        k: 2,
+        steps,
+        batchSize,
+        lr: 1e-3,
+        evalEvery: 0,
+        evalRows: 0,
+        genRows: 0,
+        seed: 0,
+        eosId: tok.eosId,
+        batchForward,
+      });
+      await trainer.trainStep(); // warm-up: pipelines, buffers, marker init
+      const d0 = be.stats.dispatches,
+        t0 = performance.now();
+      let tokens = 0,
+        loss = 0;
+      for (let i = 1; i < steps; i++) {
+        const r = await trainer.trainStep();
+        tokens += r.tokens;
+        loss = r.loss;
+      }
+      const sec = (performance.now() - t0) / 1000;
+      latentRows.push(
+        emit('latent-step', {
+          kernels: family,
+          batchForward,
+          batchSize,
+          steps: steps - 1,
+          tokensPerSec: +(tokens / sec).toFixed(1),
+          dispatchesPerStep: Math.round((be.stats.dispatches - d0) / (steps - 1)),
+          lastLoss: +loss.toFixed(6),
+        }),
+      );
+      model.destroy();
+      be.destroy();
+    }
+  console.log('\nphase-1 latent steps (embedded default model): one forward per sequence vs aligned segments');
+  console.table(latentRows);
 }

@@ -18,7 +18,7 @@ try {
 
 demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
 describe.skipIf(!!unavailable)('bench/gpu.ts --quick', () => {
-  it('prints adapter, matmul, attention and training figures as JSON lines, with 0 creations per step', async () => {
+  it('prints adapter, matmul, attention, training and latent-step figures as JSON lines, with 0 creations per step', async () => {
     const { stdout } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['bench/gpu.ts', '--quick', '--seconds', '0.01'], {
       cwd: ROOT,
       maxBuffer: 16 << 20,
@@ -52,5 +52,10 @@ describe.skipIf(!!unavailable)('bench/gpu.ts --quick', () => {
       expect(t.created).toBe(0);
       expect(t.readBytes).toBe(4 * t.B * t.T + 4);
     }
+    // phase-1 latent steps: aligned segments cut the dispatches of a step, the loss stays that of one forward each
+    const [each, aligned] = of('latent-step');
+    expect([each.batchForward, aligned.batchForward]).toEqual([false, true]);
+    expect(aligned.dispatchesPerStep).toBeLessThan(each.dispatchesPerStep / 2);
+    expect(aligned.lastLoss).toBeCloseTo(each.lastLoss, 4);
   }, 180_000);
 });
