@@ -1,7 +1,7 @@
 // The plain-JavaScript backend: the executable specification of every op of the table in ./ops.ts, the reference the
 // WebGPU and gpu.js backends are tested against, and the "plain JS" baseline in `npm run bench`.
 // Written for clarity first; loops are ordered so the inner one walks contiguous memory.
-import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import { OpBackend, querySequences, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 class CpuTensor implements Tensor {
@@ -28,23 +28,15 @@ function eachQueryRow(
   f: (b: number, kh: number, qo: number, nk: number, li: number) => void,
 ): void {
   const rep = Hq / Hkv;
-  const starts = qStarts ? I(qStarts) : undefined,
-    first = qRows ? I(qRows) : undefined;
-  const bad = (msg: string) => {
+  const bad = (msg: string): never => {
     throw new BackendError(`cpu backend: attention: ${msg}`, 'cpu');
   };
-  if (first && (first[0] !== 0 || first[B] !== Tq)) bad(`qRows must run from 0 to Tq = ${Tq} (got ${first[0]} .. ${first[B]})`);
-  for (let b = 0; b < B; b++) {
-    const s = starts ? starts[b] : qStart,
-      r0 = first ? first[b] : b * Tq,
-      n = first ? first[b + 1] - r0 : Tq;
-    if (s < 0 || s > qStart) bad(`qStarts[${b}] = ${s} outside [0, ${qStart}]`);
-    if (n < 0 || s + n > kvCap) bad(`sequence ${b}: ${n} query rows from position ${s} do not fit kvCap ${kvCap}`);
+  const seqs = querySequences({ B, Tq, Hq, Hkv, D, qStart, kvCap }, qStarts && I(qStarts), qRows && I(qRows), bad);
+  for (const [b, { start: s, r0, n }] of seqs.entries())
     for (let h = 0; h < Hq; h++) {
       const kh = Math.floor(h / rep);
       for (let i = 0; i < n; i++) f(b, kh, ((r0 + i) * Hq + h) * D, s + i + 1, Hq * r0 + h * n + i);
     }
-  }
 }
 
 /** Calls f(r, id) for every row r < rows whose id is not negative (a negative id marks a row the caller fills). */

@@ -41,7 +41,7 @@
 //
 // Precision: every kernel is built with precision 'single' (f32 textures, no 8-bit packing) and tactic
 // 'precision' (highp in GLSL). gpu.js is imported dynamically so bundles that never use it never load it.
-import { OpBackend, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
+import { OpBackend, querySequences, ropeCosSin, type KernelArgs, type Kernels } from './ops.js';
 import { BackendError, type AttentionShape, type Backend, type DType, type Tensor } from './types.js';
 
 export type GpujsMode = 'gpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
@@ -887,21 +887,10 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
    * block [Hq, n] from element lo. The starts and rows are host arrays here, so they only shape the chunks.
    */
   private attChunks(s: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }, what: string) {
-    const { B, Tq, Hq, Hkv, D, qStart, kvCap } = s;
-    const starts = s.qStarts ? this.I(s.qStarts, `${what} qStarts`) : undefined,
-      first = s.qRows ? this.I(s.qRows, `${what} qRows`) : undefined;
-    if (first && (first[0] !== 0 || first[B] !== Tq))
-      this.fail(`${what}: qRows must run from 0 to Tq = ${Tq} (got ${first[0]} .. ${first[B]})`);
-    const seqs: { b: number; start: number; r0: number; n: number }[] = [];
-    for (let b = 0; b < B; b++) {
-      const start = starts ? starts[b] : qStart,
-        r0 = first ? first[b] : b * Tq,
-        n = first ? first[b + 1] - r0 : Tq;
-      if (!(start >= 0 && start <= qStart)) this.fail(`${what}: qStarts[${b}] = ${start} outside [0, ${qStart}]`);
-      if (!(n >= 0 && start + n <= kvCap))
-        this.fail(`${what}: sequence ${b}: ${n} query rows from position ${start} do not fit kvCap ${kvCap}`);
-      seqs.push({ b, start, r0, n });
-    }
+    const { Hq, Hkv, D, kvCap } = s;
+    const seqs = querySequences(s, s.qStarts && this.I(s.qStarts, `${what} qStarts`), s.qRows && this.I(s.qRows, `${what} qRows`), (msg) =>
+      this.fail(`${what}: ${msg}`),
+    );
     const nkMax = Math.max(0, ...seqs.map((q) => q.start + q.n));
     if (nkMax * Hkv * D > this.span || Hq * nkMax > this.span || Hq * D > this.span)
       this.fail(`${what}: ${nkMax} keys x ${Hkv} heads x ${D} exceeds one ${this.span}-element kernel slice`);
@@ -910,7 +899,7 @@ export class GpujsBackend extends OpBackend implements Backend, Kernels {
     for (let h = 0; h < Hq; h++) khOf[h] = Math.floor(h / rep);
     const per = Math.max(1, Math.floor(this.span / (Hq * Math.max(nkMax, D))));
     const chunks: { i0: number; nI: number; n: number; nk: number; lim0: number; qo: number; ko: number; lo: number }[] = [];
-    for (const { b, start, r0, n } of seqs)
+    for (const [b, { start, r0, n }] of seqs.entries())
       for (let i0 = 0; i0 < n; i0 += per) {
         const i1 = Math.min(n, i0 + per);
         chunks.push({ i0, nI: i1 - i0, n, nk: start + i1, lim0: start + i0, qo: (r0 + i0) * Hq * D, ko: b * kvCap * Hkv * D, lo: Hq * r0 });

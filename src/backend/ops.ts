@@ -565,6 +565,38 @@ export const OP_NAMES = Object.keys(OPS) as OpName[];
 
 // ---------------------------------------------------------------- host-side precomputation
 
+/** One sequence of an attention call: query rows r0 .. r0 + n - 1 of q/out, at positions start .. start + n - 1. */
+export interface QuerySequence {
+  start: number;
+  r0: number;
+  n: number;
+}
+
+/**
+ * The sequences of an attention call, checked: from host views of its per-sequence starts and rows (qStarts, qRows)
+ * where given, else the uniform layout (Tq rows each from b * Tq, at qStart). Starts lie in [0, qStart], qRows runs
+ * from 0 to Tq, and every sequence's rows fit the cache from its start; `bad` throws the backend's error. The op
+ * table cannot check these (they are tensor contents), so the backends that can read them call this.
+ */
+export function querySequences(
+  { B, Tq, qStart, kvCap }: AttentionShape,
+  starts: ArrayLike<number> | undefined,
+  first: ArrayLike<number> | undefined,
+  bad: (msg: string) => never,
+): QuerySequence[] {
+  if (first && (first[0] !== 0 || first[B] !== Tq)) bad(`qRows must run from 0 to Tq = ${Tq} (got ${first[0]} .. ${first[B]})`);
+  const seqs: QuerySequence[] = [];
+  for (let b = 0; b < B; b++) {
+    const start = starts ? starts[b] : qStart,
+      r0 = first ? first[b] : b * Tq,
+      n = first ? first[b + 1] - r0 : Tq;
+    if (!(start >= 0 && start <= qStart)) bad(`qStarts[${b}] = ${start} outside [0, ${qStart}]`);
+    if (!(n >= 0 && start + n <= kvCap)) bad(`sequence ${b}: ${n} query rows from position ${start} do not fit kvCap ${kvCap}`);
+    seqs.push({ start, r0, n });
+  }
+  return seqs;
+}
+
 const invFreqCache = new Map<string, Float32Array>();
 /** f_i = theta^(-2i/D) for i < D/2, rounded to f32 once (HF computes them in f32); cached per (theta, D). */
 export function ropeInvFreq(theta: number, D: number): Float32Array {

@@ -23,6 +23,7 @@ import {
   kernelName,
   OPS,
   OpBackend,
+  querySequences,
   ropeCosSin,
   type ArgSpec,
   type KernelArgs,
@@ -342,24 +343,18 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     for (let r = 0; r < rows; r++)
       if (I[p + r] >= nRows) this.fail(`${what}: id ${I[p + r]} at row ${r} of '${ids.label}' >= table rows ${nRows} ('${table.label}')`);
   }
-  /** Every one of the first n i32 values of t in [lo, hi]: out-of-range values would read other tensors' memory. */
-  checkRange(t: Tensor, n: number, lo: number, hi: number, what: string): void {
-    const p = this.P(t, what, 0, n) >>> 2,
-      I = this.views().i32;
-    for (let r = 0; r < n; r++)
-      if (I[p + r] < lo || I[p + r] > hi) this.fail(`${what}: value ${I[p + r]} at ${r} of '${t.label}' outside [${lo}, ${hi}]`);
-  }
-  /** qRows [B + 1] from 0 to Tq, non-decreasing, and each sequence's rows within kvCap from its qStarts value. */
-  checkQueryRows(qStarts: Tensor, qRows: Tensor, B: number, Tq: number, kvCap: number): void {
-    const I = this.views().i32,
-      r = this.P(qRows, 'attention qRows', 0, B + 1) >>> 2,
-      s = this.P(qStarts, 'attention qStarts', 0, B) >>> 2;
-    if (I[r] !== 0 || I[r + B] !== Tq) this.fail(`attention: qRows must run from 0 to Tq = ${Tq} (got ${I[r]} .. ${I[r + B]})`);
-    for (let b = 0; b < B; b++) {
-      const n = I[r + b + 1] - I[r + b];
-      if (n < 0 || I[s + b] + n > kvCap)
-        this.fail(`attention: sequence ${b}: ${n} query rows from position ${I[s + b]} do not fit kvCap ${kvCap}`);
-    }
+  /** Per-sequence query starts and rows (host views of the tensors in linear memory), checked by querySequences:
+   * out-of-range values would read other tensors' memory. */
+  checkQuerySequences(a: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }): void {
+    const I = this.views().i32;
+    const view = (t: Tensor | undefined, n: number, what: string) => {
+      if (!t) return undefined;
+      const p = this.P(t, what, 0, n) >>> 2;
+      return I.subarray(p, p + n);
+    };
+    querySequences(a, view(a.qStarts, a.B, 'attention qStarts'), view(a.qRows, a.B + 1, 'attention qRows'), (msg) =>
+      this.fail(`attention: ${msg}`),
+    );
   }
   /** Labels >= V would read past the row (negative ones are ignored rows). */
   checkLabels({ labels, rows, V, labelOff }: KernelArgs['crossEntropy']): void {
@@ -435,8 +430,7 @@ const attentionTail = <K extends 'attention' | 'attentionBackward'>(): WasmArg<K
  * rows inside the cache from its start (the op table checks only what does not depend on tensor contents).
  */
 const checkQueryStarts = (be: WasmBackend, a: AttentionShape & { qStarts?: Tensor; qRows?: Tensor }) => {
-  if (a.qStarts) be.checkRange(a.qStarts, a.B, 0, a.qStart, 'attention qStarts');
-  if (a.qRows) be.checkQueryRows(a.qStarts!, a.qRows, a.B, a.Tq, a.kvCap);
+  if (a.qStarts || a.qRows) be.checkQuerySequences(a);
 };
 const elements = (a: { n: number }) => a.n;
 /** AdamW's scalars as the export takes them: 1 - beta too, so no thread recomputes it. */
