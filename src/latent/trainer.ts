@@ -12,9 +12,8 @@ import { buildSequence, extraRows, type Condition, type LatentSequence, type Spl
 import { batchGroups, forwardEach, packSequences, BATCH_ACTIVATION_BUDGET } from './batch.js';
 import { latentUsage, LatentDecoder, collectLatents, type UsageReport, type DecodedLatent } from './diagnostics.js';
 import { generateMany, type Decoder } from '../generation/generate.js';
-import { DecodeInterrupted } from '../generation/decode.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type Phase1CheckpointState } from './checkpoint.js';
-import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
+import { EvalInterrupted, interruptibleDecode, yieldToEventLoop } from '../train/signals.js';
 import {
   buildCurriculumSequence,
   finalStage,
@@ -482,28 +481,23 @@ export class Phase1Trainer {
           await yieldToEventLoop();
           if (this.o.shouldStop?.()) throw new EvalInterrupted();
           const batch = gr.slice(i, i + GEN_BATCH);
-          const gens = await generateMany(
-            this.model,
-            this.tok,
-            batch.map((row) => row.question + '\n'),
-            {
-              maxNewTokens: this.o.maxNewTokens ?? 96,
-              condition: useLatents ? this.o.condition : 'none',
-              startHead: useLatents ? this.startHead : null,
-              endHead: this.o.condition === 'latent' ? this.endHead : null,
-              latentsPerSpan: this.o.k,
-              maxLatents: this.o.maxLatents ?? 8,
-              eosId: this.o.eosId,
-              interrupt: this.o.shouldStop
-                ? async () => {
-                    await yieldToEventLoop();
-                    return !!this.o.shouldStop?.();
-                  }
-                : undefined,
-            },
-          ).catch((e) => {
-            throw e instanceof DecodeInterrupted ? new EvalInterrupted() : e;
-          });
+          const gens = await interruptibleDecode(this.o.shouldStop, (interrupt) =>
+            generateMany(
+              this.model,
+              this.tok,
+              batch.map((row) => row.question + '\n'),
+              {
+                maxNewTokens: this.o.maxNewTokens ?? 96,
+                condition: useLatents ? this.o.condition : 'none',
+                startHead: useLatents ? this.startHead : null,
+                endHead: this.o.condition === 'latent' ? this.endHead : null,
+                latentsPerSpan: this.o.k,
+                maxLatents: this.o.maxLatents ?? 8,
+                eosId: this.o.eosId,
+                interrupt,
+              },
+            ),
+          );
           for (const [j, g] of gens.entries()) {
             const row = batch[j];
             const r = this.o.reward!(g.plain, row.final).reward;

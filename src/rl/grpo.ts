@@ -35,9 +35,9 @@ import { extraRows, type Condition } from '../latent/sequence.js';
 import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint, type RlCheckpointState } from '../latent/checkpoint.js';
 import type { HeadWeights, RlRunState } from '../train/checkpoint-schema.js';
 import { canBatch, replay } from './policy.js';
-import { DecodeInterrupted, markedText, sampleGroups, type Completion, type DecodeOptions } from '../generation/decode.js';
+import { markedText, sampleGroups, type Completion, type DecodeOptions } from '../generation/decode.js';
 import { shapeReward, type Checker, type RewardShaping, type ShapedReward } from './rewards.js';
-import { EvalInterrupted, yieldToEventLoop } from '../train/signals.js';
+import { EvalInterrupted, interruptibleDecode } from '../train/signals.js';
 import { LATENT_EMBEDDINGS, LATENT_PREFIX } from '../model/latent-params.js';
 import type { TextCodec } from '../text/tokenizer-shape.js';
 import {
@@ -407,27 +407,20 @@ export class GrpoTrainer {
       latents = 0,
       reward = 0;
     const samples: { question: string; gold: string; text: string; correct: number; latents: number }[] = [];
-    // EVAL_BATCH questions decoded together; Ctrl-C stops at a batch boundary
+    // EVAL_BATCH questions decoded together; Ctrl-C is checked between and inside batches
     const answers: Completion[] = [];
     for (let i = 0; i < tasks.length; i += EVAL_BATCH) {
       if (this.o.shouldStop?.()) throw new EvalInterrupted();
       const batch = tasks.slice(i, i + EVAL_BATCH);
-      const stop = this.o.shouldStop;
-      const interrupt = stop
-        ? async () => {
-            await yieldToEventLoop();
-            return !!stop();
-          }
-        : undefined;
-      const groups = await sampleGroups(
-        this.model,
-        batch.map((task) => Array.from(this.tok.encode(prompt(task.question)), Number)),
-        1,
-        { ...policy, interrupt },
-        rng,
-      ).catch((e) => {
-        throw e instanceof DecodeInterrupted ? new EvalInterrupted() : e;
-      });
+      const groups = await interruptibleDecode(this.o.shouldStop, (interrupt) =>
+        sampleGroups(
+          this.model,
+          batch.map((task) => Array.from(this.tok.encode(prompt(task.question)), Number)),
+          1,
+          { ...policy, interrupt },
+          rng,
+        ),
+      );
       answers.push(...groups.map(([c]) => c));
     }
     for (const [i, task] of tasks.entries()) {

@@ -13,6 +13,8 @@
 //    a later one while a checkpoint is being written says so and waits for it; a later one otherwise exits 130 at
 //    once (the last checkpoint on disk is whole: checkpoints are written beside it and renamed into place).
 
+import { DecodeInterrupted } from '../generation/decode.js';
+
 type Proc = { on?: (e: string, f: () => void) => unknown; off?: (e: string, f: () => void) => unknown; exit?: (code: number) => never };
 const proc = (): Proc | undefined => (globalThis as { process?: Proc }).process;
 
@@ -96,5 +98,26 @@ export function installStopSignal(o: StopSignalOptions = {}): StopSignal {
 export class EvalInterrupted extends Error {
   constructor() {
     super('evaluation interrupted by Ctrl-C');
+  }
+}
+
+/**
+ * An evaluation's batched decode, stoppable inside it: `decode` gets a DecodeOptions.interrupt that lets the event
+ * loop turn (where the SIGINT handler runs) and then asks `shouldStop`; the stop surfaces as EvalInterrupted.
+ */
+export async function interruptibleDecode<T>(
+  shouldStop: (() => boolean) | undefined,
+  decode: (interrupt: (() => Promise<boolean>) | undefined) => Promise<T>,
+): Promise<T> {
+  const interrupt = shouldStop
+    ? async () => {
+        await yieldToEventLoop();
+        return shouldStop();
+      }
+    : undefined;
+  try {
+    return await decode(interrupt);
+  } catch (e) {
+    throw e instanceof DecodeInterrupted ? new EvalInterrupted() : e;
   }
 }
