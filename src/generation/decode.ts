@@ -147,7 +147,8 @@ async function cachedStep(
 
 /**
  * Each prompt runs once (B = 1) and its K/V rows are copied into its G rows of the cache (rows i*G .. i*G + G - 1
- * for prompt i): G times less prefill compute than running G identical prompts.
+ * for prompt i): G times less prefill compute than running G identical prompts. Returns every row's logits and
+ * final hidden state at its prompt's last position.
  */
 async function prefill(
   model: Qwen2,
@@ -155,58 +156,42 @@ async function prefill(
   prompts: ArrayLike<number>[],
   G: number,
 ): Promise<{ logits: Float32Array; hidden: Float32Array }> {
-  const { V, H } = model;
+  const { be, KV, H, V } = model;
   const logits = new Float32Array(cache.B * V),
     hidden = new Float32Array(cache.B * H);
-  for (const [i, p] of prompts.entries()) {
-    const r = await prefillOne(model, cache, p, i * G, G);
-    logits.set(r.logits, i * G * V);
-    hidden.set(r.hidden, i * G * H);
+  for (const [i, promptIds] of prompts.entries()) {
+    const P = promptIds.length;
+    const one = model.createCache(1, P);
+    try {
+      const r = await model.forward(
+        { B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined },
+        { cache: one, wantLastLogits: true },
+      );
+      for (let b = i * G; b < (i + 1) * G; b++) {
+        for (let l = 0; l < model.L; l++)
+          for (const kv of ['k', 'v'] as const)
+            be.copy2d({
+              src: one[kv][l],
+              dst: cache[kv][l],
+              rows: 1,
+              cols: P * KV,
+              srcOff: 0,
+              srcStride: 0,
+              dstOff: b * cache.cap * KV,
+              dstStride: 0,
+            });
+        be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
+        logits.set(r.lastLogits!, b * V);
+        hidden.set(r.lastHidden!, b * H);
+      }
+    } finally {
+      model.freeCache(one);
+    }
   }
   const lens = prompts.flatMap((p) => new Array<number>(G).fill(p.length));
   cache.len = Math.max(...lens);
   if (prompts.length > 1) cache.lens = Int32Array.from(lens);
   return { logits, hidden };
-}
-
-/** One prompt's prefill into cache rows row0 .. row0 + G - 1. */
-async function prefillOne(
-  model: Qwen2,
-  cache: KVCache,
-  promptIds: ArrayLike<number>,
-  row0: number,
-  G: number,
-): Promise<{ logits: Float32Array; hidden: Float32Array }> {
-  const { be, KV, H, V } = model;
-  const P = promptIds.length;
-  const one = model.createCache(1, P);
-  try {
-    const r = await model.forward(
-      { B: 1, T: P, ids: Int32Array.from(promptIds, Number), trunk: model.twoTrunk ? new Uint8Array(P) : undefined },
-      { cache: one, wantLastLogits: true },
-    );
-    for (let l = 0; l < model.L; l++)
-      for (let b = row0; b < row0 + G; b++)
-        for (const kv of ['k', 'v'] as const)
-          be.copy2d({
-            src: one[kv][l],
-            dst: cache[kv][l],
-            rows: 1,
-            cols: P * KV,
-            srcOff: 0,
-            srcStride: 0,
-            dstOff: b * cache.cap * KV,
-            dstStride: 0,
-          });
-    for (let b = row0; b < row0 + G; b++)
-      be.copy2d({ src: one.lastHidden, dst: cache.lastHidden, rows: 1, cols: H, srcOff: 0, srcStride: 0, dstOff: b * H, dstStride: 0 });
-    const logits = new Float32Array(G * V),
-      hidden = new Float32Array(G * H);
-    for (let b = 0; b < G; b++) logits.set(r.lastLogits!, b * V), hidden.set(r.lastHidden!, b * H);
-    return { logits, hidden };
-  } finally {
-    model.freeCache(one);
-  }
 }
 
 type Last = 'text' | 'bol' | 'latent' | 'eol';

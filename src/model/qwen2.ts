@@ -633,11 +633,12 @@ export class Qwen2 {
     const lens = cache?.lens;
     const offsets = lens?.some((x) => x !== lens[0]) ? lens.slice() : null;
     if (offsets && !this.be.queryStarts) throw new Error('forward: a cache with per-sequence lengths needs a backend with queryStarts');
-    const start = offsets ? 0 : cache ? (lens ? lens[0] : cache.len) : 0;
+    // (cache.len is the longest sequence: with equal lens, every one's length)
+    const start = offsets ? 0 : cache ? cache.len : 0;
     const aligned = this.aligned(inp, opts, cache);
     const plans = aligned ? this.planAlignedSegments(inp) : this.planSegments(inp, start, offsets);
     const cap = cache ? cache.cap : T;
-    if (cache && (cache.B !== B || (lens ? Math.max(...lens) : start) + T > cap || (lens && lens.length !== B)))
+    if (cache && (cache.B !== B || cache.len + T > cap || (lens && lens.length !== B)))
       throw new Error(`forward: cache holds B=${cache.B}, ${cache.len}/${cap} positions; cannot add B=${B} x ${T}`);
     return {
       inp,
