@@ -3,6 +3,7 @@
 // WASM runs twice: two threads with every op through the pool, and one thread.
 import { CpuBackend } from '../src/backend/cpu.js';
 import type { Backend } from '../src/backend/types.js';
+import { demand } from './_require.js';
 
 export interface TestBackend {
   name: string;
@@ -22,4 +23,20 @@ export function testBackends(): TestBackend[] {
   const only = process.env.LATENTLM_TEST_BACKENDS?.split(',').map((s) => s.trim());
   // 'wasm' selects both WASM entries (a name's first word)
   return all.filter((b) => !only || only.includes(b.name.split(' ')[0]));
+}
+
+/**
+ * Why no WebGPU adapter can be created here ('' when one can), printed as `${skipped}: no WebGPU adapter: why` so a
+ * skipped file says so; with LATENTLM_REQUIRE=webgpu (CI) its absence fails the file instead (./_require.ts).
+ */
+export async function webgpuUnavailable(skipped: string): Promise<string> {
+  let why = '';
+  try {
+    (await (await import('../src/backend/webgpu.js')).createWebGPUBackend()).destroy();
+  } catch (e) {
+    why = (e as Error).message;
+    console.log(`${skipped}: no WebGPU adapter: ${why}`);
+  }
+  demand('webgpu', !why, `no WebGPU adapter: ${why}`);
+  return why;
 }

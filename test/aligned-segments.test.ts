@@ -15,16 +15,9 @@ import { inputOf } from '../src/latent/diagnostics.js';
 import { buildSequence } from '../src/latent/sequence.js';
 import { charTok, EOS, tinyModel } from './_char-model.js';
 import { randn } from './_conformance.js';
-import { demand } from './_require.js';
+import { webgpuUnavailable } from './_backends.js';
 
-let noWebGPU = '';
-try {
-  (await createWebGPUBackend()).destroy();
-} catch (e) {
-  noWebGPU = (e as Error).message;
-  console.log(`aligned-segments: WebGPU cases skipped, no WebGPU adapter: ${noWebGPU}`);
-}
-demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
+const noWebGPU = await webgpuUnavailable('aligned-segments: WebGPU cases skipped');
 
 const Hq = 4,
   Hkv = 2,

@@ -8,17 +8,9 @@ import { BackendError, type Backend, type Tensor } from '../src/backend/types.js
 import { createWebGPUBackend } from '../src/backend/webgpu.js';
 import { backendConformance, both, maxRelErr, randn } from './_conformance.js';
 import { MATMUL_TILES, TILED_NEEDS, chooseKernels, chooseReductions, subgroupLevels } from '../src/backend/webgpu-kernels.js';
-import { demand } from './_require.js';
+import { webgpuUnavailable } from './_backends.js';
 
-let unavailable = '';
-try {
-  (await createWebGPUBackend()).destroy();
-} catch (e) {
-  unavailable = (e as Error).message;
-  console.log(`backend-webgpu: skipped, no WebGPU adapter: ${unavailable}`);
-}
-
-demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
+const unavailable = await webgpuUnavailable('backend-webgpu: skipped');
 describe.skipIf(!!unavailable)('webgpu', () => {
   backendConformance('webgpu', () => createWebGPUBackend());
   backendConformance('webgpu (tensors split at 4 KiB)', () => createWebGPUBackend({ maxBindingBytes: 4096 }));

@@ -4,19 +4,10 @@
 // gradient norm AdamW needs for clipping. The figures themselves are only meaningful on a hardware GPU.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createWebGPUBackend } from '../src/backend/webgpu.js';
 import { ROOT, run } from './_dist.js';
-import { demand } from './_require.js';
+import { webgpuUnavailable } from './_backends.js';
 
-let unavailable = '';
-try {
-  (await createWebGPUBackend()).destroy();
-} catch (e) {
-  unavailable = (e as Error).message;
-  console.log(`bench-gpu: skipped, no WebGPU adapter: ${unavailable}`);
-}
-
-demand('webgpu', !unavailable, `no WebGPU adapter: ${unavailable}`);
+const unavailable = await webgpuUnavailable('bench-gpu: skipped');
 describe.skipIf(!!unavailable)('bench/gpu.ts --quick', () => {
   it('prints adapter, matmul, attention, training and latent-step figures as JSON lines, with 0 creations per step', async () => {
     const { stdout } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['bench/gpu.ts', '--quick', '--seconds', '0.01'], {

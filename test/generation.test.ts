@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { Kind, Qwen2 } from '../src/model/qwen2.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
+import type { Backend } from '../src/backend/types.js';
 import { createWebGPUBackend } from '../src/backend/webgpu.js';
-import { demand } from './_require.js';
+import { webgpuUnavailable } from './_backends.js';
 import { EXTRA_BOL, EXTRA_EOL, EXTRA_PAUSE0, type Condition } from '../src/model/latent-params.js';
 import { LogisticHead } from '../src/latent/heads.js';
 import { Phase1Trainer, type Phase1Options } from '../src/latent/trainer.js';
@@ -174,40 +175,20 @@ describe('generate() through the one decoder', () => {
     });
 });
 
-let noWebGPU = '';
-try {
-  (await createWebGPUBackend()).destroy();
-} catch (e) {
-  noWebGPU = (e as Error).message;
-  console.log(`generation: the WebGPU case of generateMany is skipped, no WebGPU adapter: ${noWebGPU}`);
-}
-demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
+const noWebGPU = await webgpuUnavailable('generation: the WebGPU case of generateMany is skipped');
 
 describe('generateMany(): several prompts decoded together', () => {
   // prompts of different lengths, so the sequences sit at different positions of one cache (KVCache.lens)
   const prompts = ['what is 2*3?\n', 'what is 12*34+5?\n', 'hi?\n'];
+  /** The CPU-built model's weights on another backend. */
+  const onto = (make: () => Promise<Backend>) => async (m: Qwen2) => {
+    const t = await m.exportTensors();
+    return Qwen2.fromTensors(await make(), m.config, new Map([...t].map(([k, v]) => [k, v.data])));
+  };
   const backends: [string, (m: Qwen2) => Promise<Qwen2>][] = [
     ['cpu', async (m) => m],
-    [
-      'wasm, 2 threads',
-      async (m) => {
-        const be = await createWasmBackend({ threads: 2, parallelThreshold: 0 });
-        const t = await m.exportTensors();
-        return Qwen2.fromTensors(be, m.config, new Map([...t].map(([k, v]) => [k, v.data])));
-      },
-    ],
-    ...(noWebGPU
-      ? []
-      : ([
-          [
-            'webgpu',
-            async (m: Qwen2) => {
-              const be = await createWebGPUBackend();
-              const t = await m.exportTensors();
-              return Qwen2.fromTensors(be, m.config, new Map([...t].map(([k, v]) => [k, v.data])));
-            },
-          ],
-        ] as [string, (m: Qwen2) => Promise<Qwen2>][])),
+    ['wasm, 2 threads', onto(() => createWasmBackend({ threads: 2, parallelThreshold: 0 }))],
+    ...(noWebGPU ? [] : ([['webgpu', onto(() => createWebGPUBackend())]] as [string, (m: Qwen2) => Promise<Qwen2>][])),
   ];
   for (const [name, onBackend] of backends)
     for (const condition of ['latent', 'pause', 'none'] as Condition[])

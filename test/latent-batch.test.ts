@@ -8,7 +8,7 @@ import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
 import { createGpujsBackend } from '../src/backend/gpujs.js';
 import { createWebGPUBackend } from '../src/backend/webgpu.js';
-import { demand } from './_require.js';
+import { webgpuUnavailable } from './_backends.js';
 import { Kind, Qwen2, qwen2ParamShapes } from '../src/model/qwen2.js';
 import { charTok, config, EOS } from './_char-model.js';
 import { batchGroups, packSequences } from '../src/latent/batch.js';
@@ -19,14 +19,7 @@ import { Rng } from '../src/data/rng.js';
 import type { SubstepRow } from '../src/latent/curriculum.js';
 import { expandAnnotation } from '../src/data/expand.js';
 
-let noWebGPU = '';
-try {
-  (await createWebGPUBackend()).destroy();
-} catch (e) {
-  noWebGPU = (e as Error).message;
-  console.log(`latent-batch: WebGPU cases skipped, no WebGPU adapter: ${noWebGPU}`);
-}
-demand('webgpu', !noWebGPU, `no WebGPU adapter: ${noWebGPU}`);
+const noWebGPU = await webgpuUnavailable('latent-batch: WebGPU cases skipped');
 
 /** The shared tiny model's weights on any backend (test/_char-model.ts builds it on the CPU backend only). */
 function tinyModel(be: Backend, seed = 1): Qwen2 {
