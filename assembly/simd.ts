@@ -6,7 +6,7 @@ export { matmul, MATMUL_SCRATCH } from './_simd_matmul';
 export { attention, attentionBackward, attentionScratchBytes } from './_simd_attention';
 export {
   add, axpy, scale, copy2d, embedding, embeddingBackward, sumRows, rmsNorm, rmsNormBackward, rope, swiglu, swigluBackward,
-  crossEntropy, adamw, sumSquares,
+  crossEntropy, adamw, sumSquares, zeroFill,
 } from './_simd_elementwise';
 
 /** First byte the JS allocator may use (above the module's static data). */

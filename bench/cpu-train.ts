@@ -2,12 +2,15 @@
 // PyTorch (bench/torch_train.py, run with /usr/bin/python3 when `import torch` works there) on the same training
 // configs (small, mid: bench/train.ts) and on sgemm at Qwen2-0.5B's Linear shapes, all in one run, with the ratios
 // the issue asks for (2 threads vs 1 on mid; WASM vs PyTorch at the same thread count).
-// Run alone: npx tsx bench/cpu-train.ts [--seconds S] [--rounds R]  (S: training seconds per figure, over all rounds)
+// Run alone: npx tsx bench/cpu-train.ts [--seconds S] [--rounds R] [--pairs P]  (S: training seconds per figure, over
+// all rounds; P: alternating 1T/2T mid step pairs of the paired ratio, default 12)
 import type { Backend } from '../src/backend/types.js';
 import { availableCores, createWasmBackend } from '../src/backend/wasm.js';
 import { matmulCallTimes, matmulGflops, timeMatmul, type MatmulCase } from './cpu.js';
 import { runTorch } from './torch.js';
-import { TRAIN_CONFIGS, measureTraining } from './train.js';
+import { Qwen2 } from '../src/model/qwen2.js';
+import { meanInterval } from '../src/sweep/stats.js';
+import { TRAIN_CONFIGS, measureTraining, randomTensors, trainingStep } from './train.js';
 
 /** Qwen2-0.5B's Linear forwards over 128 rows: C[128, out] = X[128, in] W^T. */
 export const SGEMM_SHAPES: MatmulCase[] = [
@@ -25,6 +28,52 @@ function matmulSpread(be: Backend, c: MatmulCase, n: number): { best: number; me
   return { best: matmulGflops(c, ms[0]), median: matmulGflops(c, ms[Math.floor(ms.length / 2)]) };
 }
 
+/**
+ * Threads `t` against 1 thread on one training config, paired: both backends and models live side by side and their
+ * steps alternate (1T then tT, then tT then 1T, ...), so a slow spell of the host lands on both sides of a pair
+ * instead of on whichever figure happened to be measured in it. The ratio is the geometric mean of the per-pair
+ * ratios (a mean of log ratios, with its 95 % t interval), and the median pair.
+ */
+export async function pairedThreadRatio(
+  name: keyof typeof TRAIN_CONFIGS,
+  t: number,
+  pairs: number,
+): Promise<{ ratio: number; lo: number; hi: number; median: number; pairs: number; ms1: number; msT: number }> {
+  const { config, B, T } = TRAIN_CONFIGS[name];
+  const bes = [await createWasmBackend({ threads: 1 }), await createWasmBackend({ threads: t })];
+  const steps = bes.map((be) => trainingStep(Qwen2.fromTensors(be, config, randomTensors(config)), B, T));
+  for (let i = 0; i < 2; i++) for (const s of steps) await s.step(); // warm-up: JIT, AdamW state
+  const timed = async (j: number) => {
+    const t0 = performance.now();
+    await steps[j].step();
+    return performance.now() - t0;
+  };
+  const logs: number[] = [],
+    ms: number[][] = [[], []];
+  for (let p = 0; p < pairs; p++) {
+    const order = p % 2 ? [1, 0] : [0, 1];
+    const d: number[] = [];
+    for (const j of order) d[j] = await timed(j);
+    ms[0].push(d[0]);
+    ms[1].push(d[1]);
+    logs.push(Math.log(d[0] / d[1]));
+  }
+  for (const s of steps) s.destroy();
+  for (const be of bes) be.destroy();
+  const m = meanInterval(logs);
+  const sorted = [...logs].sort((a, b) => a - b);
+  const mid = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
+  return {
+    ratio: Math.exp(m.mean),
+    lo: Math.exp(m.ci?.lo ?? Number.NaN),
+    hi: Math.exp(m.ci?.hi ?? Number.NaN),
+    median: Math.exp(sorted[sorted.length >> 1]),
+    pairs,
+    ms1: mid(ms[0]),
+    msT: mid(ms[1]),
+  };
+}
+
 const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
 /**
@@ -33,7 +82,7 @@ const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFini
  * them. Each figure is the best over the rounds (as each sgemm figure is the best of its repeats), and the last line
  * also gives the mid 2T/1T ratio of every single round, so the spread is in view.
  */
-export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {}): Promise<void> {
+export async function benchCpuTrain(o: { seconds?: number; rounds?: number; pairs?: number } = {}): Promise<void> {
   const rounds = Math.max(1, Math.round(o.rounds ?? 3));
   const seconds = (o.seconds ?? 6) / rounds;
   const cores = await availableCores();
@@ -90,6 +139,8 @@ export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {
   }
   for (const n of notes) console.log(`pytorch: ${n}`);
   const top = counts[counts.length - 1];
+  const pairs = Math.max(2, Math.round(o.pairs ?? 12));
+  const paired = top >= 2 ? await pairedThreadRatio('mid', 2, pairs) : undefined;
   const table = (data: Record<string, Record<string, number>>, key: string, d: number) =>
     Object.entries(data).map(([k, v]) => {
       const row: Record<string, string> = { [key]: k };
@@ -115,7 +166,9 @@ export async function benchCpuTrain(o: { seconds?: number; rounds?: number } = {
       t2 = 2;
     console.log(
       `targets: mid wasm 2T/1T = ${fmt(mid[`wasm ${t2}T`] / mid['wasm 1T'], 2)}x window, ` +
-        `${fmt(trBest.mid[`wasm ${t2}T`] / trBest.mid['wasm 1T'], 2)}x fastest step (>= 1.7; window per round ${perRound.map((m) => fmt(m[2] / m[1], 2)).join(', ')}); ` +
+        `${fmt(trBest.mid[`wasm ${t2}T`] / trBest.mid['wasm 1T'], 2)}x fastest step, ` +
+        `${fmt(paired?.ratio, 2)}x paired (95% CI ${fmt(paired?.lo, 2)}-${fmt(paired?.hi, 2)}, median pair ${fmt(paired?.median, 2)}, ${paired?.pairs} alternating step pairs; median step ${fmt(paired?.ms1)} / ${fmt(paired?.msT)} ms) ` +
+        `(>= 1.7; window per round ${perRound.map((m) => fmt(m[2] / m[1], 2)).join(', ')}); ` +
         names
           .map(
             (n) =>
@@ -139,5 +192,5 @@ if (isMain) {
     if (!(v > 0)) throw new Error(`${name} expects a positive number, got '${process.argv[i + 1]}'`);
     return v;
   };
-  await benchCpuTrain({ seconds: arg('--seconds'), rounds: arg('--rounds') });
+  await benchCpuTrain({ seconds: arg('--seconds'), rounds: arg('--rounds'), pairs: arg('--pairs') });
 }

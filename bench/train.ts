@@ -98,6 +98,25 @@ export async function trainTokensPerSec(be: Backend, c = smallConfig, B = 4, T =
   return (await measureTraining(be, c, B, T, seconds)).tokensPerSec;
 }
 
+/** One training step of `model` (forward + backward + AdamW) on a fixed batch of B x T ids; destroy() frees model and optimizer. */
+export function trainingStep(model: Qwen2, B: number, T: number): { step: () => Promise<void>; destroy: () => void } {
+  const c = model.config;
+  const opt = new AdamW(model);
+  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
+  return {
+    step: async () => {
+      model.zeroGrads();
+      await model.forward({ B, T, ids, labels: ids }, { grad: true, lossScale: 1 / (B * (T - 1)) });
+      model.backward();
+      await opt.update(1e-4);
+    },
+    destroy: () => {
+      opt.destroy();
+      model.destroy();
+    },
+  };
+}
+
 /**
  * Tokens/s of training steps after `warmup` steps, and the economy of the first step after them. `model`
  * (destroyed at the end) defaults to random weights of config `c`.
@@ -111,14 +130,7 @@ export async function measureTraining(
   warmup = 2,
   model = Qwen2.fromTensors(be, c, randomTensors(c)),
 ): Promise<{ tokensPerSec: number; bestStepTokensPerSec: number; economy?: StepEconomy; steps: number }> {
-  const opt = new AdamW(model);
-  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % c.vocab_size);
-  const step = async () => {
-    model.zeroGrads();
-    await model.forward({ B, T, ids, labels: ids }, { grad: true, lossScale: 1 / (B * (T - 1)) });
-    model.backward();
-    await opt.update(1e-4);
-  };
+  const { step, destroy } = trainingStep(model, B, T);
   for (let i = 0; i < warmup; i++) await step(); // warm-up: pipelines, buffers, bind groups, AdamW state, JIT
   const economy = await stepEconomy(be, step);
   const t0 = performance.now();
@@ -131,8 +143,7 @@ export async function measureTraining(
     n++;
   }
   const tps = (n * B * T) / ((performance.now() - t0) / 1000);
-  opt.destroy();
-  model.destroy();
+  destroy();
   // the fastest step too: on a shared host a slow spell lowers the window's mean, rarely every step
   return { tokensPerSec: tps, bestStepTokensPerSec: (B * T) / (best / 1000), economy, steps: n };
 }

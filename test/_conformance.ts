@@ -338,7 +338,7 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
       const res = await both(
         ref,
         dut,
-        { a, b: randn(50, 2), c: 50 },
+        { a, b: randn(50, 2), c: randn(50, 3) },
         (b, t) => {
           b.copy2d({ src: t.a, dst: t.b, rows: 3, cols: 5, srcOff: 2, srcStride: 7, dstOff: 1, dstStride: 9 });
           b.copy2d({ src: t.a, dst: t.b, rows: 2, cols: 4, srcStride: 5, dstOff: 30, dstStride: 6, accumulate: true });
@@ -352,6 +352,34 @@ export function backendConformance(name: string, factory: () => Promise<Backend>
       dut.upload(t, a);
       expect(Array.from(await dut.read(t, 5, 7))).toEqual(Array.from(a.slice(5, 12)));
       dut.free(t);
+    });
+
+    // A backend may keep what it derived from an argument for the next call (WASM keeps the rope table): a tensor
+    // rewritten under the same handle, fewer rows and the other direction must each be seen.
+    it('rope: the same positions tensor rewritten, fewer rows, and forward / inverse interleaved', async () => {
+      const pos1 = new Int32Array([0, 1, 2, 7, 100, 4095]),
+        pos2 = new Int32Array([5, 1, 2, 7, 100, 9]);
+      const x = randn(6 * 3 * 10, 4);
+      const res = await both(
+        ref,
+        dut,
+        { pos: pos1, x1: x, x2: x, x3: x, x4: x, x5: x },
+        (b, t) => {
+          const r = (x: Tensor, rows: number, inverse: boolean) => b.rope({ x, pos: t.pos, rows, heads: 3, D: 10, theta: 10000, inverse });
+          r(t.x1, 6, false);
+          r(t.x2, 6, true);
+          b.upload(t.pos, pos2);
+          r(t.x3, 6, false);
+          r(t.x4, 4, false);
+          r(t.x5, 6, true);
+        },
+        ['x1', 'x2', 'x3', 'x4', 'x5'],
+      );
+      check(res);
+      expect(
+        Array.from(res.x3[0]).some((v, i) => v !== res.x1[0][i]),
+        'the new positions rotate differently',
+      ).toBe(true);
     });
 
     // The fusions (matmul's swigluGate and residual) against their definition on the backend under test itself:

@@ -140,3 +140,14 @@ describe('wasm threads: options and fallback', () => {
     be.destroy();
   });
 });
+
+describe('bench/cpu-train.ts paired thread ratio', () => {
+  it('alternates 1-thread and 2-thread steps and reports the geometric mean ratio inside its 95% interval (no timing asserted)', async () => {
+    const { pairedThreadRatio } = await import('../bench/cpu-train.js');
+    const r = await pairedThreadRatio('small', 2, 3);
+    expect(r.pairs).toBe(3);
+    for (const x of [r.ratio, r.lo, r.hi, r.median, r.ms1, r.msT]) expect(Number.isFinite(x) && x > 0).toBe(true);
+    expect(r.lo).toBeLessThanOrEqual(r.ratio);
+    expect(r.ratio).toBeLessThanOrEqual(r.hi);
+  });
+});

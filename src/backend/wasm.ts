@@ -115,6 +115,8 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   private matmulScratch: number;
   private scratchPtr = 0;
   private scratchBytes = 0;
+  /** The last rope tables (forward, inverse) and what they were computed for (ropeTable). */
+  private ropeTables: ({ ptr: number; bytes: number; invFreq: Float32Array; pos: Int32Array } | undefined)[] = [];
   private destroyed = false;
 
   /** Threads the heavy kernels run on (1: the calling thread only). */
@@ -144,7 +146,7 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   }
 
   /** Runs a kernel on every thread of the pool when there is enough work for it, else on this thread alone. */
-  private run(name: ThreadedName, work: number, args: number[]): void {
+  private run(name: PooledKernel, work: number, args: number[]): void {
     if (this.pool && work >= this.parallelThreshold) this.pool.run(name, args);
     else (this.k[name] as (...a: number[]) => void)(...args, 0, 1);
   }
@@ -302,8 +304,11 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     const w = this.T(t, 'zero');
     const n = length === undefined ? w.size - offset : length;
     this.P(t, 'zero', offset, n);
-    const s = (w.ptr >>> 2) + offset;
-    this.views().f32.fill(0, s, s + n);
+    if (this.pool && n >= this.parallelThreshold) this.run('zeroFill', n, [w.ptr + offset * 4, n]);
+    else {
+      const s = (w.ptr >>> 2) + offset;
+      this.views().f32.fill(0, s, s + n);
+    }
   }
   async sync(): Promise<void> {}
   destroy(): void {
@@ -374,18 +379,36 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
     return this.scratch(this.parts * this.k.attentionScratchBytes(kvCap));
   }
   /**
-   * The rope cos/sin table in scratch memory, computed on the host exactly as cpu.ts does (ops.ts ropeCosSin); the
-   * kernel applies the rotation to every head.
+   * The rope cos/sin table, computed on the host exactly as cpu.ts does (ops.ts ropeCosSin); the kernel applies the
+   * rotation to every head. Kept for the next call: a forward pass rotates q and k of every layer at the same
+   * positions (and the backward pass undoes them all with the inverse table), so one table per direction serves a
+   * whole pass; the sin/cos are ~1% of a mid-sized training step, on the calling thread alone. The table is reused
+   * only when the positions (compared by value: a tensor's contents can change under the same handle), the row
+   * count and the frequencies are the same.
    */
   ropeTable({ pos, rows, D, inverse, invFreq }: KernelArgs['rope']): number {
     const half = D / 2;
     const pp = this.P(pos, 'rope pos', 0, rows) >>> 2;
-    const tab = this.scratch(rows * half * 8);
+    const bytes = rows * half * 8;
+    let slot = this.ropeTables[+inverse];
+    const same = (p: Int32Array) => {
+      const I = this.views().i32;
+      for (let r = 0; r < rows; r++) if (p[r] !== I[pp + r]) return false;
+      return true;
+    };
+    if (slot && slot.invFreq === invFreq && slot.pos.length === rows && same(slot.pos)) return slot.ptr;
+    if (!slot || slot.bytes < bytes) {
+      if (slot) this.rawFree(slot.ptr, slot.bytes);
+      const size = roundUp(bytes, ALIGN);
+      slot = this.ropeTables[+inverse] = { ptr: this.rawAlloc(size), bytes: size, invFreq, pos: new Int32Array(0) };
+    }
     const { f32, i32 } = this.views();
-    const cos0 = tab >>> 2,
+    const cos0 = slot.ptr >>> 2,
       sin0 = cos0 + rows * half;
-    ropeCosSin(invFreq, i32.subarray(pp, pp + rows), rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
-    return tab;
+    slot.pos = i32.slice(pp, pp + rows);
+    slot.invFreq = invFreq;
+    ropeCosSin(invFreq, slot.pos, rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
+    return slot.ptr;
   }
 
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {
@@ -501,6 +524,9 @@ const WASM_CALLS: { [K in Exclude<OpName, 'sumSquares'>]: WasmCall<K> } = {
 };
 type ThreadedName = keyof typeof WASM_CALLS;
 const THREADED_KERNELS = Object.keys(WASM_CALLS) as ThreadedName[];
+/** Every export the pool runs: the ops' kernels and Backend.zero's (not an op of the table). */
+type PooledKernel = ThreadedName | 'zeroFill';
+const POOLED_KERNELS: PooledKernel[] = [...THREADED_KERNELS, 'zeroFill'];
 
 // The kernel methods of the threaded ops (`kernelAdd` for add, ...): one table-driven call each.
 for (const op of THREADED_KERNELS)
@@ -567,7 +593,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   let pool: WasmThreadPool | undefined;
   if (threads > 1) {
     try {
-      pool = await WasmThreadPool.create(module, memory, k, THREADED_KERNELS, threads, threads * partsPerThread);
+      pool = await WasmThreadPool.create(module, memory, k, POOLED_KERNELS, threads, threads * partsPerThread);
     } catch (e) {
       why = `one thread: ${(e as Error).message}`;
     }
