@@ -628,6 +628,7 @@ export class Qwen2 {
   /** The state of one forward call: its arena and K/V caches, where it starts, and what it keeps. */
   private beginPass(inp: ForwardInput, opts: ForwardOptions, arena: Arena, cache: KVCache | null): PassState {
     const { B, T } = inp;
+    for (const a of [this.arena, this.scratch, this.tmp]) a.tick();
     arena.reset();
     // a cache whose sequences differ in length: each continues at its own position (attention's qStarts)
     const lens = cache?.lens;
@@ -786,7 +787,7 @@ export class Qwen2 {
       const lossAt = new Float32Array(B * T);
       for (const seg of segments) {
         if (!seg.hasTargets) continue;
-        const l = (await this.be.read(seg.losses)) as Float32Array;
+        const l = (await this.be.read(seg.losses, 0, seg.rows)) as Float32Array;
         for (let b = 0; b < B; b++)
           for (let i = 0; i < seg.lens[b]; i++) {
             const t = seg.starts[b] + i;
@@ -821,16 +822,16 @@ export class Qwen2 {
     if (wantLogits) {
       const lg = st.arena.take(B * V);
       be.matmul({ a: lh, b: this.param(this.lmHeadName()), c: lg, M: B, N: V, K: H, transB: true });
-      out.lastLogits = (await be.read(lg)) as Float32Array;
+      out.lastLogits = (await be.read(lg, 0, B * V)) as Float32Array;
     }
-    out.lastHidden = (await be.read(lh)) as Float32Array;
+    out.lastHidden = (await be.read(lh, 0, B * H)) as Float32Array;
     return out;
   }
 
   private async collectRows(segments: Segment[], B: number, T: number, width: number, pick: (s: Segment) => Tensor): Promise<Float32Array> {
     const out = new Float32Array(B * T * width);
     for (const seg of segments) {
-      const d = (await this.be.read(pick(seg))) as Float32Array;
+      const d = (await this.be.read(pick(seg), 0, seg.rows * width)) as Float32Array;
       for (let b = 0; b < B; b++) out.set(d.subarray(seg.first[b] * width, seg.first[b + 1] * width), (b * T + seg.starts[b]) * width);
     }
     return out;
