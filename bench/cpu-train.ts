@@ -61,13 +61,12 @@ export async function pairedThreadRatio(
   for (const s of steps) s.destroy();
   for (const be of bes) be.destroy();
   const m = meanInterval(logs);
-  const sorted = [...logs].sort((a, b) => a - b);
   const mid = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
   return {
     ratio: Math.exp(m.mean),
     lo: Math.exp(m.ci?.lo ?? Number.NaN),
     hi: Math.exp(m.ci?.hi ?? Number.NaN),
-    median: Math.exp(sorted[sorted.length >> 1]),
+    median: Math.exp(mid(logs)),
     pairs,
     ms1: mid(ms[0]),
     msT: mid(ms[1]),

@@ -303,12 +303,7 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
   zero(t: Tensor, offset = 0, length?: number): void {
     const w = this.T(t, 'zero');
     const n = length === undefined ? w.size - offset : length;
-    this.P(t, 'zero', offset, n);
-    if (this.pool && n >= this.parallelThreshold) this.run('zeroFill', n, [w.ptr + offset * 4, n]);
-    else {
-      const s = (w.ptr >>> 2) + offset;
-      this.views().f32.fill(0, s, s + n);
-    }
+    this.run('zeroFill', n, [this.P(t, 'zero', offset, n), n]); // below the pool's threshold: on this thread
   }
   async sync(): Promise<void> {}
   destroy(): void {
@@ -397,18 +392,19 @@ export class WasmBackend extends OpBackend implements Backend, Kernels {
       return true;
     };
     if (slot && slot.invFreq === invFreq && slot.pos.length === rows && same(slot.pos)) return slot.ptr;
-    if (!slot || slot.bytes < bytes) {
-      if (slot) this.rawFree(slot.ptr, slot.bytes);
-      const size = roundUp(bytes, ALIGN);
-      slot = this.ropeTables[+inverse] = { ptr: this.rawAlloc(size), bytes: size, invFreq, pos: new Int32Array(0) };
+    let ptr = slot?.ptr ?? 0,
+      size = slot?.bytes ?? 0;
+    if (size < bytes) {
+      if (slot) this.rawFree(ptr, size);
+      size = roundUp(bytes, ALIGN);
+      ptr = this.rawAlloc(size);
     }
-    const { f32, i32 } = this.views();
-    const cos0 = slot.ptr >>> 2,
+    const { f32, i32 } = this.views(); // after rawAlloc, which may grow the memory
+    slot = this.ropeTables[+inverse] = { ptr, bytes: size, invFreq, pos: i32.slice(pp, pp + rows) };
+    const cos0 = ptr >>> 2,
       sin0 = cos0 + rows * half;
-    slot.pos = i32.slice(pp, pp + rows);
-    slot.invFreq = invFreq;
     ropeCosSin(invFreq, slot.pos, rows, inverse, f32.subarray(cos0, sin0), f32.subarray(sin0, sin0 + rows * half));
-    return slot.ptr;
+    return ptr;
   }
 
   kernelSumSquares({ x, n, out, outIndex }: KernelArgs['sumSquares']): void {

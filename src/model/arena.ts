@@ -31,10 +31,7 @@ export class Arena {
   private lastTaken = new Map<string, number>();
   private passes = 0;
   private used: Tensor[] = [];
-  constructor(
-    private readonly be: Backend,
-    private readonly idlePasses = IDLE_PASSES,
-  ) {}
+  constructor(private readonly be: Backend) {}
 
   /**
    * A tensor of at least `size` elements (its size class, at most 1/8 more: sizeClass), so that a pass whose rows
@@ -67,11 +64,11 @@ export class Arena {
     this.used = [];
   }
 
-  /** Starts the next pass: frees the sizes not taken in the last `idlePasses` passes (tensors in use are kept). */
+  /** Starts the next pass: frees the sizes not taken in the last IDLE_PASSES passes (tensors in use are kept). */
   tick(): void {
     this.passes++;
     for (const [key, list] of this.free)
-      if (this.passes - (this.lastTaken.get(key) ?? 0) > this.idlePasses) {
+      if (this.passes - (this.lastTaken.get(key) ?? 0) > IDLE_PASSES) {
         for (const t of list) this.be.free(t);
         this.free.delete(key);
         this.lastTaken.delete(key);
